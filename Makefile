@@ -1,0 +1,47 @@
+# waypost: one Rust core, bindings for Python, WebAssembly/npm and C/C++/Go.
+#   make demo   builds what it needs and runs the fleet simulation
+#   make test   installs every missing tool, then runs every test in every language
+#   make bench  runs every benchmark (figures go to BENCHMARKS.md by hand)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export CARGO_TERM_COLOR := never
+export WAYPOST_SCENARIOS ?= $(CURDIR)/tests/scenarios
+export WAYPOST_TRANSCRIPTS ?= $(CURDIR)/target/transcripts
+
+# Each binding's .mk file appends its targets to these lists.
+TEST_TARGETS :=
+BENCH_TARGETS :=
+
+include mk/tools.mk
+include mk/rust.mk
+-include mk/python.mk
+-include mk/wasm.mk
+-include mk/c.mk
+
+.PHONY: help demo test bench transcripts-clean compare-transcripts
+
+help:
+	@echo "make demo   - run the fleet simulation (examples/rust/src/fleet.rs)"
+	@echo "make test   - install missing tools and run every test in every language"
+	@echo "make bench  - run every benchmark"
+
+demo:
+	cargo run --quiet --release -p waypost-examples --bin fleet
+
+transcripts-clean:
+	rm -rf "$(WAYPOST_TRANSCRIPTS)"
+
+# Sub-makes keep the order: tools first, then each language, then the
+# cross-language transcript comparison.
+test: tools transcripts-clean
+	$(MAKE) --no-print-directory $(TEST_TARGETS)
+	$(MAKE) --no-print-directory compare-transcripts
+	@echo "make test: every suite passed"
+
+compare-transcripts:
+	python3 scripts/compare-transcripts.py "$(WAYPOST_TRANSCRIPTS)"
+
+bench: tools
+	$(MAKE) --no-print-directory $(BENCH_TARGETS)

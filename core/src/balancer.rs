@@ -1,0 +1,236 @@
+//! Load-balancing strategies (SPEC §5) over a service's candidate table.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::rng::{mix64, Rng};
+
+/// How `pick` chooses among the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Strategy {
+    /// Per-service counter `c`: `candidates[c mod len]`, then `c += 1`.
+    RoundRobin = 0,
+    /// Uniform over candidates, from the registry RNG.
+    Random = 1,
+    /// Probability weight / Σweight, from the registry RNG.
+    WeightedRandom = 2,
+    /// Smooth weighted round robin (nginx).
+    WeightedRoundRobin = 3,
+    /// Power of two choices over in-flight counts per unit weight.
+    LeastRequest = 4,
+    /// Weighted rendezvous hashing of a caller key.
+    ConsistentHash = 5,
+    /// `candidates[0]`.
+    FirstAvailable = 6,
+}
+
+impl Strategy {
+    /// Every strategy, in numeric order.
+    pub const ALL: [Strategy; 7] = [
+        Strategy::RoundRobin,
+        Strategy::Random,
+        Strategy::WeightedRandom,
+        Strategy::WeightedRoundRobin,
+        Strategy::LeastRequest,
+        Strategy::ConsistentHash,
+        Strategy::FirstAvailable,
+    ];
+
+    /// The stable name, e.g. `"round_robin"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Random => "random",
+            Strategy::WeightedRandom => "weighted_random",
+            Strategy::WeightedRoundRobin => "weighted_round_robin",
+            Strategy::LeastRequest => "least_request",
+            Strategy::ConsistentHash => "consistent_hash",
+            Strategy::FirstAvailable => "first_available",
+        }
+    }
+
+    /// The strategy with this numeric code (its `repr(u8)` value).
+    pub fn from_u8(code: u8) -> Option<Strategy> {
+        Strategy::ALL.get(usize::from(code)).copied()
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::invalid("strategy", format!("unknown strategy `{s}`")))
+    }
+}
+
+/// Slow start and every weighted strategy work in thousandths of a weight
+/// unit, so effective weights stay integers and identical on every platform.
+pub(crate) const WEIGHT_SCALE: u64 = 1000;
+
+/// Effective weight in thousandths: `weight × max(0.1, elapsed / window)`.
+pub(crate) fn effective_weight(weight: u32, healthy_since: u64, now: u64, window: u64) -> u64 {
+    let full = u64::from(weight) * WEIGHT_SCALE;
+    if window == 0 {
+        return full;
+    }
+    let elapsed = now.saturating_sub(healthy_since);
+    if elapsed >= window {
+        return full;
+    }
+    let fraction = (elapsed * WEIGHT_SCALE / window).max(WEIGHT_SCALE / 10);
+    (u64::from(weight) * fraction).max(1)
+}
+
+/// FNV-1a, 64-bit: the documented hash of consistent-hash keys and instance ids.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Bits of a key hash that pick its bucket (65 536 buckets).
+pub(crate) const BUCKET_BITS: u32 = 16;
+
+/// The bucket of a consistent-hash key.
+pub(crate) fn key_bucket(key: &str) -> u32 {
+    (mix64(fnv1a64(key.as_bytes())) >> (64 - BUCKET_BITS)) as u32
+}
+
+/// Weighted rendezvous score of one candidate for one bucket: `w / −ln(u)`
+/// with `u` uniform in (0, 1) from the candidate's id hash and the bucket.
+/// `libm` keeps the logarithm bit-identical on every platform.
+#[inline]
+pub(crate) fn rendezvous_score(id_hash: u64, bucket: u32, weight: u64) -> f64 {
+    let h = mix64(id_hash ^ mix64(u64::from(bucket) ^ 0x5741_5950_4f53_5400));
+    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    weight as f64 / -libm::log(u)
+}
+
+/// Index of the highest-scoring candidate (ties: the lower position, i.e. lower id).
+pub(crate) fn rendezvous<I: Iterator<Item = (u64, u64)>>(bucket: u32, candidates: I) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (pos, (id_hash, weight)) in candidates.enumerate() {
+        let score = rendezvous_score(id_hash, bucket, weight);
+        if best.is_none_or(|(_, b)| score > b) {
+            best = Some((pos, score));
+        }
+    }
+    best.map(|(pos, _)| pos)
+}
+
+/// Smooth weighted round robin over parallel slices; returns the winner's position.
+#[inline]
+pub(crate) fn smooth_wrr(weights: &[u64], current: &mut [i64]) -> Option<usize> {
+    let mut total: i64 = 0;
+    let mut best = 0usize;
+    let mut best_value = i64::MIN;
+    for (i, (c, &w)) in current.iter_mut().zip(weights).enumerate() {
+        let w = w as i64;
+        *c += w;
+        total += w;
+        if *c > best_value {
+            best_value = *c;
+            best = i;
+        }
+    }
+    if total == 0 {
+        return None;
+    }
+    current[best] -= total;
+    Some(best)
+}
+
+/// Position drawn with probability weight / Σweight, from prefix sums.
+#[inline]
+pub(crate) fn weighted_draw(rng: &mut Rng, prefix: &[u64]) -> Option<usize> {
+    let total = *prefix.last()?;
+    if total == 0 {
+        return None;
+    }
+    let r = rng.below(total);
+    Some(prefix.partition_point(|&p| p <= r))
+}
+
+/// Power of two choices: two distinct positions, the one with fewer in-flight
+/// requests per unit weight wins (ties: the first drawn).
+#[inline]
+pub(crate) fn two_choices(
+    rng: &mut Rng,
+    len: usize,
+    load: impl Fn(usize) -> (u64, u64),
+) -> Option<usize> {
+    match len {
+        0 => None,
+        1 => Some(0),
+        _ => {
+            let n = len as u64;
+            let a = rng.below(n) as usize;
+            let mut b = rng.below(n - 1) as usize;
+            if b >= a {
+                b += 1;
+            }
+            let (la, wa) = load(a);
+            let (lb, wb) = load(b);
+            // la / wa <= lb / wb, cross-multiplied to stay exact.
+            if u128::from(la) * u128::from(wb) <= u128::from(lb) * u128::from(wa) {
+                Some(a)
+            } else {
+                Some(b)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smooth_wrr_gives_the_nginx_sequence() {
+        let weights = [5, 1, 1];
+        let mut current = [0i64; 3];
+        let seq: String = (0..7)
+            .map(|_| ["a", "b", "c"][smooth_wrr(&weights, &mut current).unwrap()])
+            .collect();
+        assert_eq!(seq, "aabacaa");
+    }
+
+    #[test]
+    fn slow_start_weights() {
+        assert_eq!(effective_weight(10, 0, 0, 1000), 1000); // floor of 10%
+        assert_eq!(effective_weight(10, 0, 500, 1000), 5000);
+        assert_eq!(effective_weight(10, 0, 1000, 1000), 10_000);
+        assert_eq!(effective_weight(10, 0, 5, 0), 10_000);
+    }
+
+    #[test]
+    fn fnv_reference_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for s in Strategy::ALL {
+            assert_eq!(s.as_str().parse::<Strategy>().unwrap(), s);
+            assert_eq!(Strategy::from_u8(s as u8), Some(s));
+        }
+        assert!("nope".parse::<Strategy>().is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! The one error type of the core, with the stable codes of the specification.
+
+use std::fmt;
+
+/// Everything that can go wrong in a registry call.
+///
+/// Every variant maps to one stable code string ([`Error::code`]) that every
+/// binding exposes unchanged; the message names the field or id at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument or configuration value is out of range or malformed.
+    #[error("invalid argument `{field}`: {reason}")]
+    InvalidArgument {
+        /// The field, key or parameter at fault.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No instance with this id is registered.
+    #[error("instance `{id}` not found")]
+    NotFound {
+        /// The id that was looked up.
+        id: String,
+    },
+    /// No service with this name has any registered instance.
+    #[error("unknown service `{service}`")]
+    UnknownService {
+        /// The service that was looked up.
+        service: String,
+    },
+    /// The service exists but no instance is eligible for this pick.
+    #[error("no eligible instance in service `{service}`{detail}")]
+    NoEligibleInstance {
+        /// The service picked from.
+        service: String,
+        /// Extra context (empty or starting with a separator).
+        detail: String,
+    },
+    /// The request contradicts the registry's state (e.g. an id owned by another service).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A snapshot document could not be restored.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+    /// Some of the requested events were already dropped from the retained log.
+    #[error("events after index {requested} were compacted; oldest retained is {oldest}")]
+    Compacted {
+        /// The index the caller asked to continue from.
+        requested: u64,
+        /// The oldest index still retained.
+        oldest: u64,
+    },
+}
+
+impl Error {
+    /// The stable code of this error (the same string in every language).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::UnknownService { .. } => ErrorCode::UnknownService,
+            Error::NoEligibleInstance { .. } => ErrorCode::NoEligibleInstance,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::InvalidSnapshot(_) => ErrorCode::InvalidSnapshot,
+            Error::Compacted { .. } => ErrorCode::Compacted,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(id: &str) -> Self {
+        Error::NotFound { id: id.to_owned() }
+    }
+
+    pub(crate) fn unknown_service(service: &str) -> Self {
+        Error::UnknownService {
+            service: service.to_owned(),
+        }
+    }
+}
+
+/// The stable error codes (SPEC §8), as a closed set bindings can map one to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// `invalid_argument`
+    InvalidArgument = 1,
+    /// `not_found`
+    NotFound = 2,
+    /// `unknown_service`
+    UnknownService = 3,
+    /// `no_eligible_instance`
+    NoEligibleInstance = 4,
+    /// `conflict`
+    Conflict = 5,
+    /// `invalid_snapshot`
+    InvalidSnapshot = 6,
+    /// `compacted`
+    Compacted = 7,
+}
+
+impl ErrorCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::UnknownService,
+        ErrorCode::NoEligibleInstance,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidSnapshot,
+        ErrorCode::Compacted,
+    ];
+
+    /// The code as its stable string, e.g. `"not_found"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UnknownService => "unknown_service",
+            ErrorCode::NoEligibleInstance => "no_eligible_instance",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::InvalidSnapshot => "invalid_snapshot",
+            ErrorCode::Compacted => "compacted",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

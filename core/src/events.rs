@@ -1,0 +1,187 @@
+//! Registry events (SPEC §6) and the retained log behind `events_since`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::health::Health;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum EventKind {
+    /// A new instance was registered.
+    Registered = 0,
+    /// An existing instance was registered again with new fields.
+    Updated = 1,
+    /// An instance was deregistered by the host.
+    Deregistered = 2,
+    /// An instance's public health changed (`from` → `to`).
+    HealthChanged = 3,
+    /// An instance whose lease stayed expired was removed.
+    Evicted = 4,
+    /// A service fell below its panic threshold.
+    PanicEntered = 5,
+    /// A service rose back to its panic threshold.
+    PanicExited = 6,
+    /// The registry began holding back lease expiries.
+    SelfPreservationEntered = 7,
+    /// The registry stopped holding back lease expiries.
+    SelfPreservationExited = 8,
+}
+
+impl EventKind {
+    /// The stable name, e.g. `"health_changed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Registered => "registered",
+            EventKind::Updated => "updated",
+            EventKind::Deregistered => "deregistered",
+            EventKind::HealthChanged => "health_changed",
+            EventKind::Evicted => "evicted",
+            EventKind::PanicEntered => "panic_entered",
+            EventKind::PanicExited => "panic_exited",
+            EventKind::SelfPreservationEntered => "self_preservation_entered",
+            EventKind::SelfPreservationExited => "self_preservation_exited",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        use EventKind::*;
+        [
+            Registered,
+            Updated,
+            Deregistered,
+            HealthChanged,
+            Evicted,
+            PanicEntered,
+            PanicExited,
+            SelfPreservationEntered,
+            SelfPreservationExited,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| Error::invalid("type", format!("unknown event type `{s}`")))
+    }
+}
+
+/// One state change, with its registry-wide index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Strictly increasing across the registry, starting at 1.
+    pub index: u64,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// Registry time of the change, in ms.
+    pub at: u64,
+    /// The instance concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Arc<str>>,
+    /// The service concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Arc<str>>,
+    /// Health before a `health_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Health>,
+    /// Health after a `health_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Health>,
+}
+
+impl Event {
+    /// The event as a JSON object (the wire form every binding shares).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The retained tail of the event stream.
+#[derive(Debug, Clone)]
+pub(crate) struct EventLog {
+    events: VecDeque<Event>,
+    last_index: u64,
+    retention: usize,
+}
+
+impl EventLog {
+    pub fn new(retention: u32) -> EventLog {
+        EventLog {
+            events: VecDeque::new(),
+            last_index: 0,
+            retention: retention.max(1) as usize,
+        }
+    }
+
+    pub fn restore(events: Vec<Event>, last_index: u64, retention: u32) -> EventLog {
+        EventLog {
+            events: events.into(),
+            last_index,
+            retention: retention.max(1) as usize,
+        }
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    pub fn push(
+        &mut self,
+        kind: EventKind,
+        at: u64,
+        id: Option<Arc<str>>,
+        service: Option<Arc<str>>,
+        change: Option<(Health, Health)>,
+    ) -> u64 {
+        self.last_index += 1;
+        if self.events.len() == self.retention {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event {
+            index: self.last_index,
+            kind,
+            at,
+            id,
+            service,
+            from: change.map(|c| c.0),
+            to: change.map(|c| c.1),
+        });
+        self.last_index
+    }
+
+    /// Retained events with index > `after`.
+    pub fn since(&self, after: u64) -> Result<Vec<Event>> {
+        Ok(self.slice_since(after)?.cloned().collect())
+    }
+
+    pub fn slice_since(&self, after: u64) -> Result<impl Iterator<Item = &Event>> {
+        let oldest = self.events.front().map_or(self.last_index + 1, |e| e.index);
+        if after + 1 < oldest {
+            return Err(Error::Compacted {
+                requested: after,
+                oldest,
+            });
+        }
+        let skip = (after + 1).saturating_sub(oldest);
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        Ok(self.events.iter().skip(skip))
+    }
+
+    pub fn retained(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter()
+    }
+}

@@ -1,0 +1,401 @@
+//! Instances: what a host registers (SPEC §2), validated and normalised.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::DAY_MS;
+use crate::error::{Error, Result};
+
+/// Most tags an instance may carry.
+pub const MAX_TAGS: usize = 64;
+/// Most metadata entries an instance may carry.
+pub const MAX_META: usize = 64;
+
+/// What a host registers: the fields of SPEC §2.
+///
+/// Optional fields take their defaults; [`InstanceSpec::validate`] (run by
+/// `register`) checks every rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Unique id, 1–256 bytes, no control characters.
+    pub id: String,
+    /// Service name, same rule as `id`.
+    pub service: String,
+    /// Host name or IP, 1–256 bytes, no control characters.
+    pub address: String,
+    /// Port, 1–65535.
+    pub port: u16,
+    /// Weight, 1–10000.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Up to 64 entries; key 1–128 bytes, value up to 512 bytes.
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    /// Locality for zone preference, up to 128 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Failover tier, 0 preferred.
+    #[serde(default)]
+    pub priority: u8,
+    /// Lease length overriding the registry's, 1 ms – 1 day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// How often the host should run this instance's active check, 1 ms – 1 day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_interval_ms: Option<u64>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl InstanceSpec {
+    /// A spec with the required fields and every default.
+    pub fn new(
+        id: impl Into<String>,
+        service: impl Into<String>,
+        address: impl Into<String>,
+        port: u16,
+    ) -> Self {
+        InstanceSpec {
+            id: id.into(),
+            service: service.into(),
+            address: address.into(),
+            port,
+            weight: 1,
+            tags: Vec::new(),
+            meta: BTreeMap::new(),
+            zone: None,
+            priority: 0,
+            ttl_ms: None,
+            check_interval_ms: None,
+        }
+    }
+
+    /// Parses a JSON object with the SPEC §2 field names.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the field at fault (missing, unknown, wrong
+    /// type or out of range).
+    pub fn from_json(text: &str) -> Result<InstanceSpec> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::invalid("instance", format!("not valid JSON: {e}")))?;
+        match value {
+            Value::Object(map) => InstanceSpec::from_map(&map),
+            _ => Err(Error::invalid("instance", "must be a JSON object")),
+        }
+    }
+
+    /// Like [`InstanceSpec::from_json`], from a parsed JSON object.
+    ///
+    /// # Errors
+    /// As [`InstanceSpec::from_json`].
+    pub fn from_map(map: &Map<String, Value>) -> Result<InstanceSpec> {
+        fn string(map: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(Error::invalid(key, format!("must be a string, got {v}"))),
+            }
+        }
+        fn required(map: &Map<String, Value>, key: &str) -> Result<String> {
+            string(map, key)?.ok_or_else(|| Error::invalid(key, "is required"))
+        }
+        fn uint(map: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => match v.as_u64() {
+                    Some(n) if n <= max => Ok(Some(n)),
+                    _ => Err(Error::invalid(
+                        key,
+                        format!("must be an integer in 0..={max}, got {v}"),
+                    )),
+                },
+            }
+        }
+        for key in map.keys() {
+            if !INSTANCE_KEYS.contains(&key.as_str()) {
+                return Err(Error::invalid(key.as_str(), "unknown instance field"));
+            }
+        }
+        let port = uint(map, "port", u64::from(u16::MAX))?
+            .ok_or_else(|| Error::invalid("port", "is required"))?;
+        let mut spec = InstanceSpec::new(
+            required(map, "id")?,
+            required(map, "service")?,
+            required(map, "address")?,
+            port as u16,
+        );
+        if let Some(w) = uint(map, "weight", u64::from(u32::MAX))? {
+            spec.weight = w as u32;
+        }
+        if let Some(p) = uint(map, "priority", 255)? {
+            spec.priority = p as u8;
+        }
+        spec.ttl_ms = uint(map, "ttl_ms", u64::MAX)?;
+        spec.check_interval_ms = uint(map, "check_interval_ms", u64::MAX)?;
+        spec.zone = string(map, "zone")?;
+        match map.get("tags") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => spec.tags.push(s.clone()),
+                        _ => return Err(Error::invalid(format!("tags[{i}]"), "must be a string")),
+                    }
+                }
+            }
+            Some(_) => return Err(Error::invalid("tags", "must be an array of strings")),
+        }
+        match map.get("meta") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(entries)) => {
+                for (k, v) in entries {
+                    match v {
+                        Value::String(s) => {
+                            spec.meta.insert(k.clone(), s.clone());
+                        }
+                        _ => return Err(Error::invalid(format!("meta.{k}"), "must be a string")),
+                    }
+                }
+            }
+            Some(_) => return Err(Error::invalid("meta", "must be an object of strings")),
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks every SPEC §2 rule.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the first field at fault.
+    pub fn validate(&self) -> Result<()> {
+        check_name("id", &self.id, 256)?;
+        check_name("service", &self.service, 256)?;
+        check_name("address", &self.address, 256)?;
+        if self.port == 0 {
+            return Err(Error::invalid("port", "must be in 1..=65535"));
+        }
+        if !(1..=10_000).contains(&self.weight) {
+            return Err(Error::invalid(
+                "weight",
+                format!("{} is outside 1..=10000", self.weight),
+            ));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(Error::invalid("tags", format!("more than {MAX_TAGS} tags")));
+        }
+        for (i, tag) in self.tags.iter().enumerate() {
+            check_name(&format!("tags[{i}]"), tag, 256)?;
+        }
+        if self.meta.len() > MAX_META {
+            return Err(Error::invalid("meta", format!("more than {MAX_META} entries")));
+        }
+        for (k, v) in &self.meta {
+            check_name("meta key", k, 128)?;
+            check_text(&format!("meta.{k}"), v, 0, 512)?;
+        }
+        if let Some(zone) = &self.zone {
+            check_text("zone", zone, 0, 128)?;
+        }
+        for (field, value) in [("ttl_ms", self.ttl_ms), ("check_interval_ms", self.check_interval_ms)] {
+            if let Some(ms) = value {
+                if !(1..=DAY_MS).contains(&ms) {
+                    return Err(Error::invalid(field, format!("{ms} is outside 1..={DAY_MS}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const INSTANCE_KEYS: [&str; 11] = [
+    "id",
+    "service",
+    "address",
+    "port",
+    "weight",
+    "tags",
+    "meta",
+    "zone",
+    "priority",
+    "ttl_ms",
+    "check_interval_ms",
+];
+
+/// Checks a name-like string: 1..=max bytes, no control characters.
+pub(crate) fn check_name(field: &str, value: &str, max: usize) -> Result<()> {
+    check_text(field, value, 1, max)
+}
+
+fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()> {
+    if value.len() < min || value.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("length {} is outside {min}..={max} bytes", value.len()),
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(
+            field,
+            format!("contains control character U+{:04X}", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
+/// A registered instance: the validated, normalised fields of its spec.
+///
+/// Read it through [`Registry::get`](crate::Registry::get) or a pick; its
+/// dynamic state (health, lease, in-flight calls) is in [`InstanceStatus`](crate::InstanceStatus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub(crate) id: Arc<str>,
+    pub(crate) service: Arc<str>,
+    pub(crate) address: Box<str>,
+    pub(crate) port: u16,
+    pub(crate) weight: u32,
+    pub(crate) tags: Box<[Box<str>]>,
+    pub(crate) meta: Box<[(Box<str>, Box<str>)]>,
+    pub(crate) zone: Option<Box<str>>,
+    pub(crate) priority: u8,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) check_interval_ms: Option<u64>,
+}
+
+impl Instance {
+    /// Builds the stored form from a validated spec; `service` is the
+    /// registry's shared copy of the service name.
+    pub(crate) fn from_spec(spec: InstanceSpec, id: Arc<str>, service: Arc<str>) -> Instance {
+        let mut tags: Vec<Box<str>> = Vec::with_capacity(spec.tags.len());
+        for tag in spec.tags {
+            if !tags.iter().any(|t| **t == *tag) {
+                tags.push(tag.into_boxed_str());
+            }
+        }
+        Instance {
+            id,
+            service,
+            address: spec.address.into_boxed_str(),
+            port: spec.port,
+            weight: spec.weight,
+            tags: tags.into_boxed_slice(),
+            meta: spec
+                .meta
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+            zone: spec.zone.map(String::into_boxed_str),
+            priority: spec.priority,
+            ttl_ms: spec.ttl_ms,
+            check_interval_ms: spec.check_interval_ms,
+        }
+    }
+
+    /// The instance id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The service it belongs to.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+    /// Host name or IP.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+    /// Port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// Configured weight (before slow start).
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+    /// Tags, duplicates removed, registration order kept.
+    pub fn tags(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.tags.iter().map(|t| &**t)
+    }
+    /// Metadata entries in key order.
+    pub fn meta(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.meta.iter().map(|(k, v)| (&**k, &**v))
+    }
+    /// Metadata value for `key`.
+    pub fn meta_get(&self, key: &str) -> Option<&str> {
+        self.meta
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.meta[i].1)
+    }
+    /// Locality, if set.
+    pub fn zone(&self) -> Option<&str> {
+        self.zone.as_deref()
+    }
+    /// Failover tier.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+    /// Per-instance lease length, if it overrides the registry's.
+    pub fn ttl_ms(&self) -> Option<u64> {
+        self.ttl_ms
+    }
+    /// Active-check interval, if the host runs checks for it.
+    pub fn check_interval_ms(&self) -> Option<u64> {
+        self.check_interval_ms
+    }
+    /// Whether the instance carries every tag and every metadata pair of `filter`.
+    pub fn matches(&self, filter: &Filter) -> bool {
+        filter
+            .tags
+            .iter()
+            .all(|want| self.tags.iter().any(|t| **t == **want))
+            && filter
+                .meta
+                .iter()
+                .all(|(k, v)| self.meta_get(k) == Some(v.as_str()))
+    }
+
+    /// The spec this instance was registered with (normalised).
+    pub fn to_spec(&self) -> InstanceSpec {
+        InstanceSpec {
+            id: self.id.to_string(),
+            service: self.service.to_string(),
+            address: self.address.to_string(),
+            port: self.port,
+            weight: self.weight,
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            meta: self
+                .meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            zone: self.zone.as_ref().map(|z| z.to_string()),
+            priority: self.priority,
+            ttl_ms: self.ttl_ms,
+            check_interval_ms: self.check_interval_ms,
+        }
+    }
+}
+
+/// A tag and metadata filter for discover and pick: an instance matches when
+/// it carries every listed tag and every listed metadata pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Required tags.
+    pub tags: Vec<String>,
+    /// Required metadata pairs.
+    pub meta: Vec<(String, String)>,
+}
+
+impl Filter {
+    /// True when the filter requires nothing.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.meta.is_empty()
+    }
+}

@@ -1,0 +1,51 @@
+//! # waypost
+//!
+//! A sans-IO service-discovery core: a registry of service instances with
+//! leases (TTL) and check-based health, outlier ejection, panic and
+//! self-preservation, seven load-balancing strategies, an event stream and
+//! snapshots. It never reads a clock, never draws entropy, never spawns a
+//! thread and never does I/O: time comes in as `now` (ms) on every call and
+//! randomness from a seeded generator, so the same calls give the same
+//! answers on every platform and in every language binding.
+//!
+//! ```
+//! use waypost::{Config, InstanceSpec, PickOptions, Registry, Strategy};
+//!
+//! let mut reg = Registry::new(Config { ttl_ms: 10_000, seed: 7, ..Config::default() })?;
+//! reg.register(InstanceSpec::new("api-1", "api", "10.0.0.1", 8080), 0)?;
+//! reg.register(InstanceSpec::new("api-2", "api", "10.0.0.2", 8080), 0)?;
+//! reg.heartbeat("api-1", 9_000)?;
+//! // api-2's lease ran out at 10 000: at 10 001 only api-1 is picked.
+//! let pick = reg.pick("api", Strategy::RoundRobin, &PickOptions::default(), 10_001)?;
+//! assert_eq!(reg.instance(pick.handle).unwrap().id(), "api-1");
+//! # Ok::<(), waypost::Error>(())
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod balancer;
+mod config;
+mod error;
+mod events;
+mod health;
+mod instance;
+mod metrics;
+mod registry;
+mod rng;
+mod snapshot;
+
+pub use balancer::{fnv1a64, Strategy};
+pub use config::{Config, CONFIG_KEYS, DAY_MS};
+pub use error::{Error, ErrorCode, Result};
+pub use events::{Event, EventKind};
+pub use health::{CheckStatus, Health};
+pub use instance::{Filter, Instance, InstanceSpec, MAX_META, MAX_TAGS};
+pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
+pub use registry::entry_status::InstanceStatus;
+pub use registry::{
+    DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
+};
+pub use snapshot::SNAPSHOT_FORMAT;
+
+/// The crate version, as every binding reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

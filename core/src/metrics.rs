@@ -1,0 +1,164 @@
+//! Counters and gauges, rendered in the Prometheus text exposition format.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::balancer::Strategy;
+use crate::health::Health;
+use crate::Registry;
+
+/// Per-service counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceMetrics {
+    /// Successful picks, indexed by `Strategy as usize`.
+    pub picks: [u64; 7],
+    /// Picks that found no eligible instance.
+    pub pick_failures: u64,
+    /// Registrations, updates included.
+    pub registrations: u64,
+    /// Deregistrations by the host.
+    pub deregistrations: u64,
+    /// Heartbeats accepted.
+    pub heartbeats: u64,
+    /// Leases that expired.
+    pub expiries: u64,
+    /// Instances evicted after expiry.
+    pub evictions: u64,
+    /// Outlier ejections.
+    pub ejections: u64,
+}
+
+/// Registry-wide counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryMetrics {
+    /// Picks for services that do not exist.
+    pub unknown_service_picks: u64,
+}
+
+/// A point-in-time copy of one service's metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMetricsView {
+    /// Service name.
+    pub service: String,
+    /// Instances by health, indexed by `Health as usize`.
+    pub instances: [u32; 5],
+    /// Whether the service is in panic.
+    pub panic: bool,
+    /// Its counters.
+    pub counters: ServiceMetrics,
+}
+
+fn escape(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+impl Registry {
+    /// Metrics of every service that has instances, in name order.
+    pub fn service_metrics(&self) -> Vec<ServiceMetricsView> {
+        let mut views: Vec<ServiceMetricsView> = self
+            .services
+            .iter()
+            .filter(|s| !s.members.is_empty() || s.metrics != ServiceMetrics::default())
+            .map(|s| ServiceMetricsView {
+                service: s.name.to_string(),
+                instances: s.counts,
+                panic: s.panic,
+                counters: s.metrics.clone(),
+            })
+            .collect();
+        views.sort_unstable_by(|a, b| a.service.cmp(&b.service));
+        views
+    }
+
+    /// Every metric in the Prometheus text exposition format (version 0.0.4),
+    /// ready to serve at `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let views = self.service_metrics();
+        let mut out = String::with_capacity(256 + views.len() * 1600);
+        let mut label = String::new();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(&mut out, "waypost_instances", "gauge", "Registered instances by service and health.");
+        for v in &views {
+            label.clear();
+            escape(&v.service, &mut label);
+            for h in Health::ALL {
+                let _ = writeln!(
+                    out,
+                    "waypost_instances{{service=\"{label}\",health=\"{}\"}} {}",
+                    h.as_str(),
+                    v.instances[h as usize]
+                );
+            }
+        }
+        family(&mut out, "waypost_service_panic", "gauge", "1 while the service is below its panic threshold.");
+        for v in &views {
+            label.clear();
+            escape(&v.service, &mut label);
+            let _ = writeln!(out, "waypost_service_panic{{service=\"{label}\"}} {}", u8::from(v.panic));
+        }
+        family(&mut out, "waypost_picks_total", "counter", "Successful picks by service and strategy.");
+        for v in &views {
+            label.clear();
+            escape(&v.service, &mut label);
+            for s in Strategy::ALL {
+                let _ = writeln!(
+                    out,
+                    "waypost_picks_total{{service=\"{label}\",strategy=\"{}\"}} {}",
+                    s.as_str(),
+                    v.counters.picks[s as usize]
+                );
+            }
+        }
+        family(&mut out, "waypost_pick_failures_total", "counter", "Failed picks by service and error code.");
+        for v in &views {
+            label.clear();
+            escape(&v.service, &mut label);
+            let _ = writeln!(
+                out,
+                "waypost_pick_failures_total{{service=\"{label}\",code=\"no_eligible_instance\"}} {}",
+                v.counters.pick_failures
+            );
+        }
+        let _ = writeln!(
+            out,
+            "waypost_pick_failures_total{{service=\"\",code=\"unknown_service\"}} {}",
+            self.metrics.unknown_service_picks
+        );
+        let counters: [(&str, &str, fn(&ServiceMetrics) -> u64); 6] = [
+            ("waypost_registrations_total", "Registrations (updates included).", |m| m.registrations),
+            ("waypost_deregistrations_total", "Deregistrations by the host.", |m| m.deregistrations),
+            ("waypost_heartbeats_total", "Heartbeats accepted.", |m| m.heartbeats),
+            ("waypost_expiries_total", "Leases that expired.", |m| m.expiries),
+            ("waypost_evictions_total", "Instances evicted after their lease expired.", |m| m.evictions),
+            ("waypost_ejections_total", "Outlier ejections.", |m| m.ejections),
+        ];
+        for (name, help, get) in counters {
+            family(&mut out, name, "counter", help);
+            for v in &views {
+                label.clear();
+                escape(&v.service, &mut label);
+                let _ = writeln!(out, "{name}{{service=\"{label}\"}} {}", get(&v.counters));
+            }
+        }
+        family(&mut out, "waypost_registry_instances", "gauge", "Instances in the registry.");
+        let _ = writeln!(out, "waypost_registry_instances {}", self.total);
+        family(&mut out, "waypost_registry_services", "gauge", "Services with at least one instance.");
+        let services = self.services.iter().filter(|s| !s.members.is_empty()).count();
+        let _ = writeln!(out, "waypost_registry_services {services}");
+        family(&mut out, "waypost_self_preservation", "gauge", "1 while lease expiries are held back.");
+        let _ = writeln!(out, "waypost_self_preservation {}", u8::from(self.self_preservation));
+        family(&mut out, "waypost_events_index", "counter", "Index of the latest event.");
+        let _ = writeln!(out, "waypost_events_index {}", self.events.last_index());
+        out
+    }
+}

@@ -1,0 +1,146 @@
+//! The stored state of one registered instance.
+
+use serde::{Deserialize, Serialize};
+
+use crate::balancer::{effective_weight, WEIGHT_SCALE};
+use crate::config::Config;
+use crate::health::{CheckStatus, Health, HealthInputs};
+use crate::instance::Instance;
+
+/// No timer of this kind is scheduled.
+pub(crate) const NO_TIMER: u64 = u64::MAX;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub instance: Instance,
+    pub service_idx: u32,
+    pub id_hash: u64,
+    pub health: Health,
+    pub inputs: HealthInputs,
+    pub ttl: u64,
+    pub last_renewal: u64,
+    pub registered_at: u64,
+    /// When it last became healthy (slow start counts from here).
+    pub healthy_since: u64,
+    pub modify_index: u64,
+    /// Index of its registration or latest update.
+    pub revision: u64,
+    /// Due time of this instance's live entry in the lease heap.
+    pub lease_timer: u64,
+    pub check_pass_streak: u32,
+    pub check_fail_streak: u32,
+    pub last_check: Option<CheckStatus>,
+    pub next_check_at: Option<u64>,
+    pub failures: u32,
+    pub ejections_in_row: u32,
+    pub ejected_until: u64,
+    pub probation: bool,
+    pub inflight: u64,
+    /// Smooth-WRR state for picks with a tag or metadata filter.
+    pub filtered_wrr: i64,
+}
+
+impl Entry {
+    pub fn new(
+        instance: Instance,
+        service_idx: u32,
+        id_hash: u64,
+        ttl: u64,
+        at: u64,
+        index: u64,
+    ) -> Entry {
+        Entry {
+            instance,
+            service_idx,
+            id_hash,
+            health: Health::Healthy,
+            inputs: HealthInputs::default(),
+            ttl,
+            last_renewal: at,
+            registered_at: at,
+            healthy_since: at,
+            modify_index: index,
+            revision: index,
+            lease_timer: NO_TIMER,
+            check_pass_streak: 0,
+            check_fail_streak: 0,
+            last_check: None,
+            next_check_at: None,
+            failures: 0,
+            ejections_in_row: 0,
+            ejected_until: 0,
+            probation: false,
+            inflight: 0,
+            filtered_wrr: 0,
+        }
+    }
+
+    pub fn deadline(&self) -> u64 {
+        self.last_renewal.saturating_add(self.ttl)
+    }
+
+    /// When the lease heap must next look at this instance: the first
+    /// instant of expiry, or of eviction once expired.
+    pub fn lease_due(&self, evict_after: u64) -> Option<u64> {
+        if !self.inputs.lease_expired {
+            Some(self.deadline().saturating_add(1))
+        } else if evict_after > 0 {
+            Some(self.deadline().saturating_add(evict_after).saturating_add(1))
+        } else {
+            None
+        }
+    }
+
+    /// Effective weight in thousandths (slow start applied).
+    pub fn effective_weight(&self, config: &Config, now: u64) -> u64 {
+        effective_weight(self.instance.weight, self.healthy_since, now, config.slow_start_ms)
+    }
+
+    pub fn status(&self, config: &Config, now: u64) -> InstanceStatus {
+        InstanceStatus {
+            health: self.health,
+            modify_index: self.modify_index,
+            revision: self.revision,
+            registered_at: self.registered_at,
+            last_renewal: self.last_renewal,
+            lease_deadline: self.deadline(),
+            effective_weight: self.effective_weight(config, now) as f64 / WEIGHT_SCALE as f64,
+            inflight: self.inflight,
+            consecutive_failures: self.failures,
+            ejected_until: if self.inputs.ejected {
+                Some(self.ejected_until)
+            } else {
+                None
+            },
+            last_check: self.last_check,
+        }
+    }
+}
+
+/// The dynamic state of an instance at the registry clock.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// Public health.
+    pub health: Health,
+    /// Index of the last event concerning this instance.
+    pub modify_index: u64,
+    /// Index of its registration or latest update (changes only when its
+    /// fields change).
+    pub revision: u64,
+    /// When it was first registered, in ms.
+    pub registered_at: u64,
+    /// When its lease was last renewed, in ms.
+    pub last_renewal: u64,
+    /// `last_renewal + ttl`: the lease is expired at any later instant.
+    pub lease_deadline: u64,
+    /// Weight after slow start.
+    pub effective_weight: f64,
+    /// Calls begun and not yet ended.
+    pub inflight: u64,
+    /// Call failures in a row (outlier detection).
+    pub consecutive_failures: u32,
+    /// When an ejection ends, while ejected.
+    pub ejected_until: Option<u64>,
+    /// The last active-check result reported.
+    pub last_check: Option<CheckStatus>,
+}

@@ -1,0 +1,616 @@
+//! The registry: instances, services, leases and everything hosts call.
+
+mod entry;
+pub(crate) mod entry_status {
+    pub use super::entry::InstanceStatus;
+}
+mod pick;
+mod reports;
+mod service;
+mod time;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::balancer::fnv1a64;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind, EventLog};
+use crate::health::{Health, HealthInputs};
+use crate::instance::{check_name, Instance, InstanceSpec};
+use crate::metrics::RegistryMetrics;
+use crate::rng::Rng;
+
+pub(crate) use entry::Entry;
+pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
+pub(crate) use service::Service;
+
+/// A stable handle to a registered instance: its slot and the slot's
+/// generation, so a reused slot is never mistaken for its previous occupant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle {
+    index: u32,
+    generation: u32,
+}
+
+impl Handle {
+    /// The slot number (small, dense: good as an index into a host-side cache).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// The slot's generation.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+    /// Both parts in one integer: `generation << 32 | index`.
+    pub fn to_bits(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+    /// The inverse of [`Handle::to_bits`].
+    pub fn from_bits(bits: u64) -> Handle {
+        Handle {
+            index: bits as u32,
+            generation: (bits >> 32) as u32,
+        }
+    }
+}
+
+/// A stable reference to a service by position, for hosts that pick often
+/// and would rather not pass the name each time. Valid for the registry's
+/// lifetime (a service that loses all instances keeps its reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceRef(pub(crate) u32);
+
+impl ServiceRef {
+    /// The reference as a plain integer.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+    /// The reference with this integer (checked on use).
+    pub fn from_index(index: u32) -> ServiceRef {
+        ServiceRef(index)
+    }
+}
+
+/// A timer entry: due time, slot, generation.
+pub(crate) type Timer = Reverse<(u64, u32, u32)>;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slot {
+    pub generation: u32,
+    pub entry: Option<Box<Entry>>,
+}
+
+/// The service registry: the whole state of one discovery domain.
+///
+/// Every time-dependent call takes `now` in milliseconds; the registry clock
+/// only moves forward (`max(clock, now)`), and advancing it first applies
+/// every expiry, eviction and ejection end that has fallen due.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub(crate) config: Config,
+    pub(crate) clock: u64,
+    pub(crate) rng: Rng,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) by_id: FxHashMap<Arc<str>, u32>,
+    pub(crate) services: Vec<Service>,
+    pub(crate) service_by_name: FxHashMap<Arc<str>, u32>,
+    pub(crate) leases: BinaryHeap<Timer>,
+    pub(crate) ejections: BinaryHeap<Timer>,
+    pub(crate) checks: BinaryHeap<Timer>,
+    pub(crate) events: EventLog,
+    /// Registered instances.
+    pub(crate) total: u64,
+    /// Instances not draining.
+    pub(crate) non_draining: u64,
+    /// Instances not draining whose lease is live.
+    pub(crate) live_non_draining: u64,
+    pub(crate) self_preservation: bool,
+    /// Lease processing is paused at a held-back expiry until something
+    /// that could lift the live fraction happens.
+    pub(crate) lease_blocked: bool,
+    pub(crate) membership_epoch: u64,
+    pub(crate) metrics: RegistryMetrics,
+}
+
+impl Registry {
+    /// A new, empty registry.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the configuration key out of range.
+    pub fn new(config: Config) -> Result<Registry> {
+        config.validate()?;
+        Ok(Registry {
+            rng: Rng::from_seed(config.seed),
+            events: EventLog::new(config.event_retention),
+            config,
+            clock: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: FxHashMap::default(),
+            services: Vec::new(),
+            service_by_name: FxHashMap::default(),
+            leases: BinaryHeap::new(),
+            ejections: BinaryHeap::new(),
+            checks: BinaryHeap::new(),
+            total: 0,
+            non_draining: 0,
+            live_non_draining: 0,
+            self_preservation: false,
+            lease_blocked: false,
+            membership_epoch: 0,
+            metrics: RegistryMetrics::default(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The registry clock: the latest `now` seen, in ms.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Index of the latest event (0 before any).
+    pub fn last_index(&self) -> u64 {
+        self.events.last_index()
+    }
+
+    /// Number of registered instances.
+    pub fn len(&self) -> usize {
+        self.total as usize
+    }
+
+    /// True when no instance is registered.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Whether lease expiries are being held back (self-preservation).
+    pub fn in_self_preservation(&self) -> bool {
+        self.self_preservation
+    }
+
+    /// A counter that changes whenever an instance is added, removed or has
+    /// its fields replaced: host-side caches keyed by handle stay valid
+    /// while it does not change.
+    pub fn membership_epoch(&self) -> u64 {
+        self.membership_epoch
+    }
+
+    /// Registers an instance, or replaces the fields of an existing one with
+    /// the same id and service (renewing its lease and emitting `updated`).
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the field at fault; `conflict` when the id is
+    /// registered under another service.
+    pub fn register(&mut self, spec: InstanceSpec, now: u64) -> Result<Handle> {
+        spec.validate()?;
+        self.advance(now);
+        let at = self.clock;
+        if let Some(&slot) = self.by_id.get(spec.id.as_str()) {
+            return self.update(slot, spec, at);
+        }
+        let id: Arc<str> = Arc::from(spec.id.as_str());
+        let service_idx = self.service_index_or_insert(&spec.service);
+        let service_name = self.services[service_idx as usize].name.clone();
+        let instance = Instance::from_spec(spec, id.clone(), service_name.clone());
+        let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
+        let check_at = instance.check_interval_ms.map(|_| at);
+        let index = self.events.push(
+            EventKind::Registered,
+            at,
+            Some(id.clone()),
+            Some(service_name),
+            None,
+        );
+        let entry = Entry::new(instance, service_idx, fnv1a64(id.as_bytes()), ttl, at, index);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.slots[slot as usize].generation;
+        self.slots[slot as usize].entry = Some(Box::new(entry));
+        self.by_id.insert(id, slot);
+        self.total += 1;
+        self.non_draining += 1;
+        self.live_non_draining += 1;
+        self.lease_blocked = false;
+        self.membership_epoch += 1;
+        self.schedule_lease(slot);
+        if let Some(due) = check_at {
+            self.checks.push(Reverse((due, slot, generation)));
+        }
+        self.service_add_member(service_idx, slot, index);
+        self.services[service_idx as usize].metrics.registrations += 1;
+        self.update_panic(service_idx, at);
+        Ok(Handle {
+            index: slot,
+            generation,
+        })
+    }
+
+    fn update(&mut self, slot: u32, spec: InstanceSpec, at: u64) -> Result<Handle> {
+        let (service_idx, id, generation) = {
+            let entry = self.entry(slot);
+            if *entry.instance.service != *spec.service {
+                return Err(Error::Conflict(format!(
+                    "instance `{}` is registered in service `{}`, not `{}`",
+                    spec.id, entry.instance.service, spec.service
+                )));
+            }
+            (
+                entry.service_idx,
+                entry.instance.id.clone(),
+                self.slots[slot as usize].generation,
+            )
+        };
+        let service_name = self.services[service_idx as usize].name.clone();
+        let index = self.events.push(
+            EventKind::Updated,
+            at,
+            Some(id.clone()),
+            Some(service_name.clone()),
+            None,
+        );
+        let instance = Instance::from_spec(spec, id, service_name);
+        let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
+        let new_interval = instance.check_interval_ms;
+        let entry = self.entry_mut(slot);
+        let old_interval = entry.instance.check_interval_ms;
+        entry.instance = instance;
+        entry.ttl = ttl;
+        entry.revision = index;
+        entry.modify_index = index;
+        if new_interval != old_interval {
+            entry.next_check_at = new_interval.map(|_| at);
+            if new_interval.is_some() {
+                self.checks.push(Reverse((at, slot, generation)));
+            }
+        }
+        self.services[service_idx as usize].metrics.registrations += 1;
+        self.membership_epoch += 1;
+        self.service_touch(service_idx, index);
+        self.renew(slot, at);
+        Ok(Handle {
+            index: slot,
+            generation,
+        })
+    }
+
+    /// Removes an instance.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn deregister(&mut self, id: &str, now: u64) -> Result<()> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        let service_idx = self.entry(slot).service_idx;
+        self.services[service_idx as usize].metrics.deregistrations += 1;
+        self.remove(slot, EventKind::Deregistered, self.clock);
+        Ok(())
+    }
+
+    /// Renews an instance's lease; an expired lease recovers.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not
+    /// registered (the host should register again).
+    pub fn heartbeat(&mut self, id: &str, now: u64) -> Result<()> {
+        self.advance(now);
+        let slot = match self.by_id.get(id) {
+            Some(&slot) => slot,
+            None => {
+                check_name("id", id, 256)?;
+                return Err(Error::not_found(id));
+            }
+        };
+        self.heartbeat_slot(slot);
+        Ok(())
+    }
+
+    /// [`Registry::heartbeat`] by handle: no string crosses a binding boundary.
+    ///
+    /// # Errors
+    /// `not_found` when the handle no longer names a registered instance.
+    pub fn heartbeat_handle(&mut self, handle: Handle, now: u64) -> Result<()> {
+        self.advance(now);
+        let slot = self.slot_of_handle(handle)?;
+        self.heartbeat_slot(slot);
+        Ok(())
+    }
+
+    fn heartbeat_slot(&mut self, slot: u32) {
+        let service_idx = self.entry(slot).service_idx;
+        self.services[service_idx as usize].metrics.heartbeats += 1;
+        self.renew(slot, self.clock);
+    }
+
+    /// Puts an instance into maintenance (`on`) or takes it out.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn drain(&mut self, id: &str, on: bool, now: u64) -> Result<()> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        let at = self.clock;
+        let entry = self.entry_mut(slot);
+        if entry.inputs.draining == on {
+            return Ok(());
+        }
+        entry.inputs.draining = on;
+        let live = !entry.inputs.lease_expired;
+        if on {
+            self.non_draining -= 1;
+            if live {
+                self.live_non_draining -= 1;
+            }
+        } else {
+            self.non_draining += 1;
+            if live {
+                self.live_non_draining += 1;
+            }
+        }
+        self.lease_blocked = false;
+        self.refresh(slot, at);
+        Ok(())
+    }
+
+    /// The instance with this id, with its current status.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn get(&mut self, id: &str, now: u64) -> Result<InstanceView<'_>> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        Ok(self.view(slot))
+    }
+
+    /// The instance behind a handle, if it is still registered.
+    pub fn instance(&self, handle: Handle) -> Option<&Instance> {
+        let slot = self.slots.get(handle.index as usize)?;
+        if slot.generation != handle.generation {
+            return None;
+        }
+        slot.entry.as_ref().map(|e| &e.instance)
+    }
+
+    /// The instance and status behind a handle, if it is still registered
+    /// (as of the registry clock; this call does not advance it).
+    pub fn view_handle(&self, handle: Handle) -> Option<InstanceView<'_>> {
+        self.slot_of_handle(handle).ok().map(|slot| self.view(slot))
+    }
+
+    /// The handle of a registered id.
+    pub fn handle_of(&self, id: &str) -> Option<Handle> {
+        let slot = *self.by_id.get(id)?;
+        Some(Handle {
+            index: slot,
+            generation: self.slots[slot as usize].generation,
+        })
+    }
+
+    /// Names of the services that have at least one instance, in byte order.
+    pub fn services(&mut self, now: u64) -> Vec<Arc<str>> {
+        self.advance(now);
+        let mut names: Vec<Arc<str>> = self
+            .services
+            .iter()
+            .filter(|s| !s.members.is_empty())
+            .map(|s| s.name.clone())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// A reference to a service by name, valid for the registry's lifetime.
+    /// The service need not have instances (yet).
+    pub fn service_ref(&mut self, name: &str) -> Result<ServiceRef> {
+        check_name("service", name, 256)?;
+        Ok(ServiceRef(self.service_index_or_insert(name)))
+    }
+
+    /// Index of the last change to a service or any of its instances.
+    ///
+    /// # Errors
+    /// `unknown_service` when it has no instances.
+    pub fn service_modify_index(&self, service: &str) -> Result<u64> {
+        self.service_by_name
+            .get(service)
+            .map(|&i| &self.services[i as usize])
+            .filter(|s| !s.members.is_empty())
+            .map(|s| s.modify_index)
+            .ok_or_else(|| Error::unknown_service(service))
+    }
+
+    /// Retained events with index greater than `after`.
+    ///
+    /// # Errors
+    /// `compacted` when some of those events were already dropped: resync
+    /// from a snapshot.
+    pub fn events_since(&self, after: u64) -> Result<Vec<Event>> {
+        self.events.since(after)
+    }
+
+    // ----- internals -------------------------------------------------------
+
+    pub(crate) fn entry(&self, slot: u32) -> &Entry {
+        match self.slots[slot as usize].entry.as_deref() {
+            Some(e) => e,
+            None => unreachable_slot(),
+        }
+    }
+
+    pub(crate) fn entry_mut(&mut self, slot: u32) -> &mut Entry {
+        match self.slots[slot as usize].entry.as_deref_mut() {
+            Some(e) => e,
+            None => unreachable_slot(),
+        }
+    }
+
+    pub(crate) fn slot_of(&self, id: &str) -> Result<u32> {
+        self.by_id.get(id).copied().ok_or_else(|| Error::not_found(id))
+    }
+
+    pub(crate) fn slot_of_handle(&self, handle: Handle) -> Result<u32> {
+        match self.slots.get(handle.index as usize) {
+            Some(s) if s.generation == handle.generation && s.entry.is_some() => Ok(handle.index),
+            _ => Err(Error::NotFound {
+                id: format!("#{}", handle.to_bits()),
+            }),
+        }
+    }
+
+    pub(crate) fn view(&self, slot: u32) -> InstanceView<'_> {
+        let entry = self.entry(slot);
+        InstanceView {
+            handle: Handle {
+                index: slot,
+                generation: self.slots[slot as usize].generation,
+            },
+            instance: &entry.instance,
+            status: entry.status(&self.config, self.clock),
+        }
+    }
+
+    fn service_index_or_insert(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.service_by_name.get(name) {
+            return i;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let i = self.services.len() as u32;
+        self.services.push(Service::new(name.clone()));
+        self.service_by_name.insert(name, i);
+        i
+    }
+
+    /// Renews the lease of `slot` at `at`, recovering an expired one.
+    fn renew(&mut self, slot: u32, at: u64) {
+        let entry = self.entry_mut(slot);
+        entry.last_renewal = at;
+        if entry.inputs.lease_expired {
+            entry.inputs.lease_expired = false;
+            if !entry.inputs.draining {
+                self.live_non_draining += 1;
+            }
+            self.lease_blocked = false;
+            self.refresh(slot, at);
+        }
+        self.schedule_lease(slot);
+    }
+
+    /// Removes `slot` entirely, emitting `kind` (deregistered or evicted).
+    pub(crate) fn remove(&mut self, slot: u32, kind: EventKind, at: u64) {
+        let Some(entry) = self.slots[slot as usize].entry.take() else {
+            return;
+        };
+        let slot_ref = &mut self.slots[slot as usize];
+        slot_ref.generation = slot_ref.generation.wrapping_add(1);
+        self.free.push(slot);
+        self.by_id.remove(&*entry.instance.id);
+        self.total -= 1;
+        if !entry.inputs.draining {
+            self.non_draining -= 1;
+            if !entry.inputs.lease_expired {
+                self.live_non_draining -= 1;
+            }
+        }
+        self.lease_blocked = false;
+        self.membership_epoch += 1;
+        let service_idx = entry.service_idx;
+        let index = self.events.push(
+            kind,
+            at,
+            Some(entry.instance.id.clone()),
+            Some(entry.instance.service.clone()),
+            None,
+        );
+        self.service_remove_member(service_idx, slot, &entry, index);
+        self.update_panic(service_idx, at);
+    }
+
+    /// Recomputes the public health of `slot`; on a change, emits
+    /// `health_changed`, updates the service's counts and panic state.
+    pub(crate) fn refresh(&mut self, slot: u32, at: u64) {
+        let slow_start = self.config.slow_start_ms > 0;
+        let entry = self.entry_mut(slot);
+        let old = entry.health;
+        let new = entry.inputs.health();
+        if old == new {
+            return;
+        }
+        entry.health = new;
+        if old == Health::Unhealthy && matches!(new, Health::Healthy | Health::Degraded) && slow_start {
+            entry.healthy_since = at;
+        }
+        entry.filtered_wrr = 0;
+        let service_idx = entry.service_idx;
+        let id = entry.instance.id.clone();
+        let service_name = entry.instance.service.clone();
+        let index = self.events.push(
+            EventKind::HealthChanged,
+            at,
+            Some(id),
+            Some(service_name),
+            Some((old, new)),
+        );
+        self.entry_mut(slot).modify_index = index;
+        let service = &mut self.services[service_idx as usize];
+        service.counts[old as usize] -= 1;
+        service.counts[new as usize] += 1;
+        service.modify_index = index;
+        service.dirty = true;
+        self.update_panic(service_idx, at);
+    }
+}
+
+#[cold]
+fn unreachable_slot() -> ! {
+    // Slots named by `by_id`, services and valid timers always hold an
+    // entry; reaching here means an internal index is corrupt.
+    std::process::abort()
+}
+
+/// An instance together with its dynamic status.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceView<'a> {
+    /// Its handle.
+    pub handle: Handle,
+    /// Its registered fields.
+    pub instance: &'a Instance,
+    /// Its health and state at the registry clock.
+    pub status: entry::InstanceStatus,
+}
+
+impl InstanceView<'_> {
+    /// The wire form shared by every binding: the SPEC §2 fields plus
+    /// `health`, `modify_index` and the rest of the status.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self.instance.to_spec()).unwrap_or_default();
+        if let (serde_json::Value::Object(map), Ok(serde_json::Value::Object(status))) =
+            (&mut value, serde_json::to_value(self.status))
+        {
+            map.extend(status);
+        }
+        value
+    }
+}
+
+#[doc(hidden)]
+pub fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Registry>();
+    let _ = HealthInputs::default();
+}

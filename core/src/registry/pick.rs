@@ -1,0 +1,517 @@
+//! Discovery and picking (SPEC §5) over cached candidate tables.
+
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+
+use super::service::Candidates;
+use super::{Handle, InstanceView, Registry, ServiceRef};
+use crate::balancer::{
+    key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, Strategy, BUCKET_BITS,
+};
+use crate::error::{Error, Result};
+use crate::health::Health;
+use crate::instance::{check_name, Filter};
+
+/// Options of `discover`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoverOptions {
+    /// List every instance with its health, not only the healthy ones.
+    pub all: bool,
+    /// Tags and metadata every listed instance must carry.
+    pub filter: Filter,
+}
+
+/// Options of `pick`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PickOptions {
+    /// Key for `consistent_hash` (required there, ignored elsewhere).
+    pub key: Option<String>,
+    /// The caller's zone: candidates in it are preferred when there are any.
+    pub zone: Option<String>,
+    /// Tags and metadata every candidate must carry.
+    pub filter: Filter,
+}
+
+/// The result of a pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    /// The chosen instance.
+    pub handle: Handle,
+    /// The service was in panic: the pick ignored health.
+    pub panic: bool,
+}
+
+/// The answer of `discover`: instances in id order, borrowed from the
+/// registry's cache when unfiltered.
+#[derive(Debug, Clone)]
+pub struct Discovery<'a> {
+    registry: &'a Registry,
+    slots: Cow<'a, [u32]>,
+    /// The service is in panic (health is reported as is).
+    pub panic: bool,
+}
+
+impl<'a> Discovery<'a> {
+    /// Number of instances listed.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+    /// True when no instance is listed.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+    /// The listed instances with their status.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = InstanceView<'a>> + '_ {
+        let registry = self.registry;
+        self.slots.iter().map(move |&s| registry.view(s))
+    }
+    /// Handles of the listed instances.
+    pub fn handles(&self) -> impl ExactSizeIterator<Item = Handle> + '_ {
+        let registry = self.registry;
+        self.slots.iter().map(move |&s| Handle {
+            index: s,
+            generation: registry.slots[s as usize].generation,
+        })
+    }
+}
+
+/// A subset of the service chosen for one filtered or zoned pick.
+enum Subset {
+    /// Positions in the cached candidate table (zone preference only).
+    Positions(Vec<usize>),
+    /// Slots computed from the members (a tag or metadata filter).
+    Slots(Vec<u32>),
+}
+
+fn validate_filter(filter: &Filter) -> Result<()> {
+    for tag in &filter.tags {
+        check_name("tags", tag, 256)?;
+    }
+    for (k, _) in &filter.meta {
+        check_name("meta key", k, 128)?;
+    }
+    Ok(())
+}
+
+impl Registry {
+    fn service_index(&self, name: &str) -> Result<u32> {
+        match self.service_by_name.get(name) {
+            Some(&i) if !self.services[i as usize].members.is_empty() => Ok(i),
+            _ => Err(Error::unknown_service(name)),
+        }
+    }
+
+    /// Lists a service's instances in id order: the healthy ones, or with
+    /// `all` every one with its health; both filtered by tags and metadata.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed name or filter; `unknown_service`
+    /// when the service has no instances.
+    pub fn discover(&mut self, service: &str, options: &DiscoverOptions, now: u64) -> Result<Discovery<'_>> {
+        check_name("service", service, 256)?;
+        validate_filter(&options.filter)?;
+        self.advance(now);
+        let idx = self.service_index(service)?;
+        self.ensure_candidates(idx);
+        let this: &Registry = self;
+        let svc = &this.services[idx as usize];
+        let source: &[u32] = if options.all { &svc.members } else { &svc.healthy };
+        let slots = if options.filter.is_empty() {
+            Cow::Borrowed(source)
+        } else {
+            Cow::Owned(
+                source
+                    .iter()
+                    .copied()
+                    .filter(|&s| this.entry(s).instance.matches(&options.filter))
+                    .collect(),
+            )
+        };
+        Ok(Discovery {
+            registry: this,
+            slots,
+            panic: svc.panic,
+        })
+    }
+
+    /// Picks one instance of `service` with `strategy`.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed name or option, or
+    /// `consistent_hash` without a key; `unknown_service` when the service has
+    /// no instances; `no_eligible_instance` when none is a candidate.
+    pub fn pick(&mut self, service: &str, strategy: Strategy, options: &PickOptions, now: u64) -> Result<Pick> {
+        check_name("service", service, 256)?;
+        Self::validate_pick(strategy, options)?;
+        self.advance(now);
+        let idx = match self.service_index(service) {
+            Ok(idx) => idx,
+            Err(e) => {
+                self.metrics.unknown_service_picks += 1;
+                return Err(e);
+            }
+        };
+        self.pick_at(idx, strategy, options)
+    }
+
+    /// [`Registry::pick`] by service reference: the fast path for bindings.
+    ///
+    /// # Errors
+    /// As [`Registry::pick`].
+    pub fn pick_ref(&mut self, service: ServiceRef, strategy: Strategy, options: &PickOptions, now: u64) -> Result<Pick> {
+        Self::validate_pick(strategy, options)?;
+        self.advance(now);
+        match self.services.get(service.0 as usize) {
+            Some(s) if !s.members.is_empty() => {}
+            Some(s) => return Err(Error::unknown_service(&s.name)),
+            None => {
+                return Err(Error::invalid(
+                    "service",
+                    format!("no service reference {}", service.0),
+                ))
+            }
+        }
+        self.pick_at(service.0, strategy, options)
+    }
+
+    fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
+        if strategy == Strategy::ConsistentHash && options.key.is_none() {
+            return Err(Error::invalid("key", "consistent_hash needs a key"));
+        }
+        if let Some(key) = &options.key {
+            if key.len() > 65_536 {
+                return Err(Error::invalid("key", "longer than 65536 bytes"));
+            }
+        }
+        if let Some(zone) = &options.zone {
+            if zone.len() > 128 {
+                return Err(Error::invalid("zone", "longer than 128 bytes"));
+            }
+        }
+        validate_filter(&options.filter)
+    }
+
+    fn pick_at(&mut self, idx: u32, strategy: Strategy, options: &PickOptions) -> Result<Pick> {
+        self.ensure_candidates(idx);
+        let result = if options.filter.is_empty() && options.zone.is_none() {
+            self.pick_table(idx, strategy, options.key.as_deref())
+        } else {
+            let subset = self.subset(idx, options);
+            self.pick_subset(idx, strategy, options.key.as_deref(), subset)
+        };
+        let service = &mut self.services[idx as usize];
+        match result {
+            Some(slot) => {
+                service.metrics.picks[strategy as usize] += 1;
+                Ok(Pick {
+                    handle: Handle {
+                        index: slot,
+                        generation: self.slots[slot as usize].generation,
+                    },
+                    panic: service.panic,
+                })
+            }
+            None => {
+                service.metrics.pick_failures += 1;
+                Err(Error::NoEligibleInstance {
+                    service: service.name.to_string(),
+                    detail: String::new(),
+                })
+            }
+        }
+    }
+
+    /// Rebuilds a service's caches after a change, and its weights while
+    /// slow start ramps them.
+    fn ensure_candidates(&mut self, idx: u32) {
+        let clock = self.clock;
+        let svc = &self.services[idx as usize];
+        if !svc.dirty {
+            let c = &svc.candidates;
+            if c.ramp_until != 0 && c.weights_at != clock {
+                self.reweigh(idx);
+            }
+            return;
+        }
+        let healthy: Vec<u32> = svc
+            .members
+            .iter()
+            .copied()
+            .filter(|&s| self.entry(s).health == Health::Healthy)
+            .collect();
+        let panic = svc.panic;
+        let chosen = self.eligible(&svc.members, panic, None);
+        let old = std::mem::take(&mut self.services[idx as usize].candidates);
+        // Keyed by slot and generation: a slot freed and reused since the
+        // last build belongs to a newcomer, which starts from zero.
+        let carried: FxHashMap<(u32, u32), i64> = old
+            .slots
+            .iter()
+            .zip(&old.generations)
+            .zip(&old.current)
+            .map(|((&s, &g), &c)| ((s, g), c))
+            .collect();
+        let current = chosen
+            .iter()
+            .map(|&s| {
+                let key = (s, self.slots[s as usize].generation);
+                carried.get(&key).copied().unwrap_or(0)
+            })
+            .collect();
+        let mut candidates = Candidates {
+            generations: chosen
+                .iter()
+                .map(|&s| self.slots[s as usize].generation)
+                .collect(),
+            slots: chosen,
+            current,
+            buckets: old.buckets,
+            ..Candidates::default()
+        };
+        candidates.buckets.fill(u32::MAX);
+        let svc = &mut self.services[idx as usize];
+        svc.healthy = healthy;
+        svc.candidates = candidates;
+        svc.dirty = false;
+        self.reweigh(idx);
+    }
+
+    fn reweigh(&mut self, idx: u32) {
+        let clock = self.clock;
+        let window = self.config.slow_start_ms;
+        let mut c = std::mem::take(&mut self.services[idx as usize].candidates);
+        c.weights.clear();
+        c.prefix.clear();
+        c.ramp_until = 0;
+        let mut sum = 0u64;
+        for &s in &c.slots {
+            let entry = self.entry(s);
+            let w = entry.effective_weight(&self.config, clock);
+            if window > 0 {
+                let end = entry.healthy_since.saturating_add(window);
+                if end > clock {
+                    c.ramp_until = c.ramp_until.max(end);
+                }
+            }
+            sum += w;
+            c.weights.push(w);
+            c.prefix.push(sum);
+        }
+        if c.weights_at != clock || c.ramp_until > 0 {
+            c.buckets.fill(u32::MAX);
+        }
+        c.weights_at = clock;
+        self.services[idx as usize].candidates = c;
+    }
+
+    /// The candidates among `slots` (id order): lowest priority tier with a
+    /// healthy (else degraded) instance, or every non-draining one in panic
+    /// (lowest tier first), then the zone if it has any.
+    fn eligible(&self, slots: &[u32], panic: bool, zone: Option<&str>) -> Vec<u32> {
+        let usable = |h: Health| {
+            if panic {
+                h != Health::Draining
+            } else {
+                matches!(h, Health::Healthy | Health::Degraded)
+            }
+        };
+        let mut tier: Option<u8> = None;
+        let mut tier_has_healthy = false;
+        for &s in slots {
+            let e = self.entry(s);
+            if !usable(e.health) {
+                continue;
+            }
+            let healthy = panic || e.health == Health::Healthy;
+            match tier {
+                Some(p) if e.instance.priority > p => {}
+                Some(p) if e.instance.priority == p => tier_has_healthy |= healthy,
+                _ => {
+                    tier = Some(e.instance.priority);
+                    tier_has_healthy = healthy;
+                }
+            }
+        }
+        let Some(tier) = tier else {
+            return Vec::new();
+        };
+        let chosen: Vec<u32> = slots
+            .iter()
+            .copied()
+            .filter(|&s| {
+                let e = self.entry(s);
+                e.instance.priority == tier
+                    && usable(e.health)
+                    && (!tier_has_healthy || panic || e.health == Health::Healthy)
+            })
+            .collect();
+        match zone {
+            Some(z) => {
+                let local: Vec<u32> = chosen
+                    .iter()
+                    .copied()
+                    .filter(|&s| self.entry(s).instance.zone() == Some(z))
+                    .collect();
+                if local.is_empty() {
+                    chosen
+                } else {
+                    local
+                }
+            }
+            None => chosen,
+        }
+    }
+
+    fn subset(&self, idx: u32, options: &PickOptions) -> Subset {
+        let svc = &self.services[idx as usize];
+        if options.filter.is_empty() {
+            let c = &svc.candidates;
+            let zone = options.zone.as_deref();
+            let local: Vec<usize> = (0..c.slots.len())
+                .filter(|&i| self.entry(c.slots[i]).instance.zone() == zone)
+                .collect();
+            if local.is_empty() {
+                Subset::Positions((0..c.slots.len()).collect())
+            } else {
+                Subset::Positions(local)
+            }
+        } else {
+            let matching: Vec<u32> = svc
+                .members
+                .iter()
+                .copied()
+                .filter(|&s| self.entry(s).instance.matches(&options.filter))
+                .collect();
+            Subset::Slots(self.eligible(&matching, svc.panic, options.zone.as_deref()))
+        }
+    }
+
+    fn pick_table(&mut self, idx: u32, strategy: Strategy, key: Option<&str>) -> Option<u32> {
+        let svc = &mut self.services[idx as usize];
+        let c = &mut svc.candidates;
+        let len = c.slots.len();
+        if len == 0 {
+            return None;
+        }
+        let pos = match strategy {
+            Strategy::RoundRobin => {
+                let i = (svc.rr % len as u64) as usize;
+                svc.rr = svc.rr.wrapping_add(1);
+                i
+            }
+            Strategy::Random => self.rng.below(len as u64) as usize,
+            Strategy::WeightedRandom => weighted_draw(&mut self.rng, &c.prefix)?,
+            Strategy::WeightedRoundRobin => smooth_wrr(&c.weights, &mut c.current)?,
+            Strategy::FirstAvailable => 0,
+            Strategy::LeastRequest => {
+                let slots = &self.slots;
+                let (cs, ws) = (&c.slots, &c.weights);
+                two_choices(&mut self.rng, len, |i| {
+                    let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.inflight);
+                    (inflight, ws[i])
+                })?
+            }
+            Strategy::ConsistentHash => {
+                let bucket = key_bucket(key.unwrap_or(""));
+                if c.ramp_until > self.clock {
+                    let slots = &self.slots;
+                    rendezvous(
+                        bucket,
+                        c.slots.iter().zip(&c.weights).map(|(&s, &w)| {
+                            (slots[s as usize].entry.as_ref().map_or(0, |e| e.id_hash), w)
+                        }),
+                    )?
+                } else {
+                    if c.buckets.is_empty() {
+                        c.buckets = vec![u32::MAX; 1 << BUCKET_BITS];
+                    }
+                    let cached = c.buckets[bucket as usize];
+                    if cached != u32::MAX {
+                        cached as usize
+                    } else {
+                        let slots = &self.slots;
+                        let pos = rendezvous(
+                            bucket,
+                            c.slots.iter().zip(&c.weights).map(|(&s, &w)| {
+                                (slots[s as usize].entry.as_ref().map_or(0, |e| e.id_hash), w)
+                            }),
+                        )?;
+                        c.buckets[bucket as usize] = pos as u32;
+                        pos
+                    }
+                }
+            }
+        };
+        c.slots.get(pos).copied()
+    }
+
+    fn pick_subset(&mut self, idx: u32, strategy: Strategy, key: Option<&str>, subset: Subset) -> Option<u32> {
+        let clock = self.clock;
+        let (slots, weights): (Vec<u32>, Vec<u64>) = match &subset {
+            Subset::Positions(p) => {
+                let c = &self.services[idx as usize].candidates;
+                p.iter().map(|&i| (c.slots[i], c.weights[i])).unzip()
+            }
+            Subset::Slots(s) => s
+                .iter()
+                .map(|&slot| (slot, self.entry(slot).effective_weight(&self.config, clock)))
+                .unzip(),
+        };
+        let len = slots.len();
+        if len == 0 {
+            return None;
+        }
+        let pos = match strategy {
+            Strategy::RoundRobin => {
+                let svc = &mut self.services[idx as usize];
+                let i = (svc.rr % len as u64) as usize;
+                svc.rr = svc.rr.wrapping_add(1);
+                i
+            }
+            Strategy::Random => self.rng.below(len as u64) as usize,
+            Strategy::WeightedRandom => {
+                let prefix: Vec<u64> = weights
+                    .iter()
+                    .scan(0u64, |sum, &w| {
+                        *sum += w;
+                        Some(*sum)
+                    })
+                    .collect();
+                weighted_draw(&mut self.rng, &prefix)?
+            }
+            Strategy::WeightedRoundRobin => match &subset {
+                Subset::Positions(p) => {
+                    let c = &mut self.services[idx as usize].candidates;
+                    let mut current: Vec<i64> = p.iter().map(|&i| c.current[i]).collect();
+                    let pos = smooth_wrr(&weights, &mut current)?;
+                    for (&i, v) in p.iter().zip(current) {
+                        c.current[i] = v;
+                    }
+                    pos
+                }
+                Subset::Slots(s) => {
+                    let mut current: Vec<i64> = s.iter().map(|&x| self.entry(x).filtered_wrr).collect();
+                    let pos = smooth_wrr(&weights, &mut current)?;
+                    for (&x, v) in s.iter().zip(current) {
+                        self.entry_mut(x).filtered_wrr = v;
+                    }
+                    pos
+                }
+            },
+            Strategy::FirstAvailable => 0,
+            Strategy::LeastRequest => {
+                let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).inflight).collect();
+                two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
+            }
+            Strategy::ConsistentHash => {
+                let bucket = key_bucket(key.unwrap_or(""));
+                rendezvous(
+                    bucket,
+                    slots.iter().zip(&weights).map(|(&s, &w)| (self.entry(s).id_hash, w)),
+                )?
+            }
+        };
+        slots.get(pos).copied()
+    }
+}

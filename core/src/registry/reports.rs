@@ -1,0 +1,187 @@
+//! What hosts report: active-check results, call outcomes, in-flight calls.
+
+use std::cmp::Reverse;
+
+use super::Registry;
+use crate::error::Result;
+use crate::health::CheckStatus;
+use crate::instance::check_name;
+
+impl Registry {
+    /// Records the result of an active check the host ran. `check_fall`
+    /// failures in a row make the instance unhealthy, `check_rise` passes in
+    /// a row make it healthy again; `warn` counts as a pass that leaves the
+    /// instance degraded until a plain pass.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn report_check(&mut self, id: &str, status: CheckStatus, now: u64) -> Result<()> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        let at = self.clock;
+        let (rise, fall) = (self.config.check_rise, self.config.check_fall);
+        let generation = self.slots[slot as usize].generation;
+        let entry = self.entry_mut(slot);
+        entry.last_check = Some(status);
+        match status {
+            CheckStatus::Pass | CheckStatus::Warn => {
+                entry.check_fail_streak = 0;
+                entry.check_pass_streak = entry.check_pass_streak.saturating_add(1);
+                if entry.inputs.check_failing && entry.check_pass_streak >= rise {
+                    entry.inputs.check_failing = false;
+                }
+                entry.inputs.check_warning = status == CheckStatus::Warn;
+            }
+            CheckStatus::Fail => {
+                entry.check_pass_streak = 0;
+                entry.check_fail_streak = entry.check_fail_streak.saturating_add(1);
+                if !entry.inputs.check_failing && entry.check_fail_streak >= fall {
+                    entry.inputs.check_failing = true;
+                }
+            }
+        }
+        if let Some(interval) = entry.instance.check_interval_ms {
+            let next = at.saturating_add(interval);
+            if entry.next_check_at != Some(next) {
+                entry.next_check_at = Some(next);
+                self.checks.push(Reverse((next, slot, generation)));
+            }
+        }
+        let service_idx = self.entry(slot).service_idx;
+        // Warning flags change the candidate set even when health is masked.
+        self.services[service_idx as usize].dirty = true;
+        self.refresh(slot, at);
+        Ok(())
+    }
+
+    /// Records the outcome of one call to an instance (outlier detection).
+    /// `consecutive_failures` failures in a row eject it for
+    /// `base_ejection_ms × n` (n = ejections in a row), capped at
+    /// `max_ejection_ms` and by `max_ejection_percent` of the service; after
+    /// an ejection one success closes the circuit and one failure ejects again.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn report_outcome(&mut self, id: &str, success: bool, now: u64) -> Result<()> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        self.outcome_slot(slot, success);
+        Ok(())
+    }
+
+    /// [`Registry::report_outcome`] by handle.
+    ///
+    /// # Errors
+    /// `not_found` when the handle no longer names a registered instance.
+    pub fn report_outcome_handle(&mut self, handle: super::Handle, success: bool, now: u64) -> Result<()> {
+        self.advance(now);
+        let slot = self.slot_of_handle(handle)?;
+        self.outcome_slot(slot, success);
+        Ok(())
+    }
+
+    fn outcome_slot(&mut self, slot: u32, success: bool) {
+        let threshold = self.config.consecutive_failures;
+        let entry = self.entry_mut(slot);
+        if entry.inputs.ejected {
+            // Late results of calls made before the ejection change nothing.
+            return;
+        }
+        if success {
+            entry.failures = 0;
+            if entry.probation {
+                entry.probation = false;
+                entry.ejections_in_row = 0;
+            }
+            return;
+        }
+        entry.failures = entry.failures.saturating_add(1);
+        if threshold == 0 {
+            return;
+        }
+        if entry.probation || entry.failures >= threshold {
+            self.try_eject(slot);
+        }
+    }
+
+    fn try_eject(&mut self, slot: u32) {
+        let at = self.clock;
+        let (base, max, percent) = (
+            self.config.base_ejection_ms,
+            self.config.max_ejection_ms,
+            self.config.max_ejection_percent,
+        );
+        let service_idx = self.entry(slot).service_idx;
+        let svc = &self.services[service_idx as usize];
+        let cap = (svc.members.len() as u64 * u64::from(percent) / 100).max(1);
+        if u64::from(svc.ejected) >= cap {
+            return;
+        }
+        let generation = self.slots[slot as usize].generation;
+        let entry = self.entry_mut(slot);
+        entry.ejections_in_row = entry.ejections_in_row.saturating_add(1);
+        let length = base.saturating_mul(u64::from(entry.ejections_in_row)).min(max);
+        let until = at.saturating_add(length);
+        entry.inputs.ejected = true;
+        entry.ejected_until = until;
+        entry.failures = 0;
+        entry.probation = false;
+        self.ejections.push(Reverse((until, slot, generation)));
+        let svc = &mut self.services[service_idx as usize];
+        svc.ejected += 1;
+        svc.metrics.ejections += 1;
+        svc.dirty = true;
+        self.refresh(slot, at);
+    }
+
+    /// Marks a call to an instance as started (for `least_request`).
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn begin(&mut self, id: &str, now: u64) -> Result<()> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        let entry = self.entry_mut(slot);
+        entry.inflight = entry.inflight.saturating_add(1);
+        Ok(())
+    }
+
+    /// Marks a call to an instance as finished; ending more calls than were
+    /// begun leaves the count at zero.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
+    pub fn end(&mut self, id: &str, now: u64) -> Result<()> {
+        check_name("id", id, 256)?;
+        self.advance(now);
+        let slot = self.slot_of(id)?;
+        let entry = self.entry_mut(slot);
+        entry.inflight = entry.inflight.saturating_sub(1);
+        Ok(())
+    }
+
+    /// [`Registry::begin`] by handle.
+    ///
+    /// # Errors
+    /// `not_found` when the handle no longer names a registered instance.
+    pub fn begin_handle(&mut self, handle: super::Handle) -> Result<()> {
+        let slot = self.slot_of_handle(handle)?;
+        let entry = self.entry_mut(slot);
+        entry.inflight = entry.inflight.saturating_add(1);
+        Ok(())
+    }
+
+    /// [`Registry::end`] by handle.
+    ///
+    /// # Errors
+    /// `not_found` when the handle no longer names a registered instance.
+    pub fn end_handle(&mut self, handle: super::Handle) -> Result<()> {
+        let slot = self.slot_of_handle(handle)?;
+        let entry = self.entry_mut(slot);
+        entry.inflight = entry.inflight.saturating_sub(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Per-service state: members in id order, health counts, panic, caches.
+
+use std::sync::Arc;
+
+use super::{Entry, Registry};
+use crate::events::EventKind;
+use crate::health::Health;
+use crate::metrics::ServiceMetrics;
+
+/// The cached candidate table of unfiltered picks.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    /// Slots in id order.
+    pub slots: Vec<u32>,
+    /// Slot generations when the table was built, parallel to `slots`.
+    pub generations: Vec<u32>,
+    /// Effective weights (thousandths), parallel to `slots`.
+    pub weights: Vec<u64>,
+    /// Prefix sums of `weights`.
+    pub prefix: Vec<u64>,
+    /// Smooth-WRR `current`, parallel to `slots`.
+    pub current: Vec<i64>,
+    /// Until when some weight is still ramping (slow start); weights are
+    /// recomputed per pick before then.
+    pub ramp_until: u64,
+    /// When `weights` were last computed.
+    pub weights_at: u64,
+    /// Consistent-hash winners per key bucket (`u32::MAX` = not computed yet).
+    pub buckets: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    pub name: Arc<str>,
+    /// Member slots in id order.
+    pub members: Vec<u32>,
+    /// Members by public health, indexed by `Health as usize`.
+    pub counts: [u32; 5],
+    /// Instances with an ejection in force (outlier detection).
+    pub ejected: u32,
+    pub panic: bool,
+    pub modify_index: u64,
+    /// Round-robin counter.
+    pub rr: u64,
+    /// Caches need rebuilding before the next pick or discover.
+    pub dirty: bool,
+    /// Healthy members in id order (discover's default answer).
+    pub healthy: Vec<u32>,
+    pub candidates: Candidates,
+    pub metrics: ServiceMetrics,
+}
+
+impl Service {
+    pub fn new(name: Arc<str>) -> Service {
+        Service {
+            name,
+            members: Vec::new(),
+            counts: [0; 5],
+            ejected: 0,
+            panic: false,
+            modify_index: 0,
+            rr: 0,
+            dirty: true,
+            healthy: Vec::new(),
+            candidates: Candidates::default(),
+            metrics: ServiceMetrics::default(),
+        }
+    }
+
+    /// Whether healthy / non-draining is below `threshold`.
+    pub fn below_threshold(&self, threshold: f64) -> bool {
+        if threshold <= 0.0 {
+            return false;
+        }
+        let non_draining = self.members.len() as u32 - self.counts[Health::Draining as usize];
+        if non_draining == 0 {
+            return false;
+        }
+        f64::from(self.counts[Health::Healthy as usize]) / f64::from(non_draining) < threshold
+    }
+}
+
+impl Registry {
+    fn member_position(&self, service_idx: u32, id: &str) -> Result<usize, usize> {
+        let members = &self.services[service_idx as usize].members;
+        members.binary_search_by(|&s| (*self.entry(s).instance.id).cmp(id))
+    }
+
+    pub(crate) fn service_add_member(&mut self, service_idx: u32, slot: u32, index: u64) {
+        let pos = {
+            let id = &self.entry(slot).instance.id;
+            match self.member_position(service_idx, id) {
+                Ok(p) | Err(p) => p,
+            }
+        };
+        let health = self.entry(slot).health;
+        let service = &mut self.services[service_idx as usize];
+        service.members.insert(pos, slot);
+        service.counts[health as usize] += 1;
+        service.modify_index = index;
+        service.dirty = true;
+    }
+
+    pub(crate) fn service_remove_member(&mut self, service_idx: u32, slot: u32, entry: &Entry, index: u64) {
+        let service = &mut self.services[service_idx as usize];
+        // The entry is already out of its slot, so find it by slot number.
+        if let Some(pos) = service.members.iter().position(|&s| s == slot) {
+            service.members.remove(pos);
+        }
+        service.counts[entry.health as usize] -= 1;
+        if entry.inputs.ejected {
+            service.ejected -= 1;
+        }
+        service.modify_index = index;
+        service.dirty = true;
+    }
+
+    pub(crate) fn service_touch(&mut self, service_idx: u32, index: u64) {
+        let service = &mut self.services[service_idx as usize];
+        service.modify_index = index;
+        service.dirty = true;
+    }
+
+    /// Enters or leaves panic when the service's health counts cross the threshold.
+    pub(crate) fn update_panic(&mut self, service_idx: u32, at: u64) {
+        let threshold = self.config.panic_threshold;
+        let service = &self.services[service_idx as usize];
+        let panic = service.below_threshold(threshold);
+        if panic == service.panic {
+            return;
+        }
+        let name = service.name.clone();
+        let kind = if panic {
+            EventKind::PanicEntered
+        } else {
+            EventKind::PanicExited
+        };
+        let index = self.events.push(kind, at, None, Some(name), None);
+        let service = &mut self.services[service_idx as usize];
+        service.panic = panic;
+        service.modify_index = index;
+        service.dirty = true;
+    }
+}

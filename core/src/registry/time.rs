@@ -1,0 +1,297 @@
+//! Time: advancing the clock applies due expiries, evictions and ejection
+//! ends in (deadline, id) order; self-preservation holds expiries back.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use super::entry::NO_TIMER;
+use super::{Registry, Timer};
+use crate::events::{Event, EventKind};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Lease,
+    Ejection,
+}
+
+impl Registry {
+    /// Advances the clock to `now` (never backwards) and returns the events
+    /// that advancing produced.
+    pub fn tick(&mut self, now: u64) -> Vec<Event> {
+        let before = self.events.last_index();
+        self.advance(now);
+        if self.events.last_index() == before {
+            return Vec::new();
+        }
+        self.events
+            .slice_since(before)
+            .map(|events| events.cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The earliest time at which advancing the clock would change state
+    /// (an expiry, eviction or ejection end), so a host can sleep until then;
+    /// `None` when nothing is scheduled. Held-back expiries do not count.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        self.repair_lease_top();
+        let lease = if self.lease_blocked {
+            None
+        } else {
+            self.leases.peek().map(|t| t.0 .0)
+        };
+        let ejection = self.ejections.peek().map(|t| t.0 .0);
+        match (lease, ejection) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Instances whose active check should run now, in (due, id) order. Each
+    /// one returned is rescheduled `check_interval_ms` later, so a host that
+    /// runs what it is given never runs a check twice.
+    pub fn due_checks(&mut self, now: u64) -> Vec<Arc<str>> {
+        self.advance(now);
+        let now = self.clock;
+        let mut due: Vec<(u64, Arc<str>, u32)> = Vec::new();
+        while let Some(&Reverse((at, slot, generation))) = self.checks.peek() {
+            if at > now {
+                break;
+            }
+            self.checks.pop();
+            let Some(entry) = self.live_entry(slot, generation) else {
+                continue;
+            };
+            if entry.next_check_at != Some(at) {
+                continue;
+            }
+            due.push((at, entry.instance.id.clone(), slot));
+        }
+        due.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, _, slot) in &due {
+            let generation = self.slots[*slot as usize].generation;
+            let entry = self.entry_mut(*slot);
+            if let Some(interval) = entry.instance.check_interval_ms {
+                let next = now.saturating_add(interval);
+                entry.next_check_at = Some(next);
+                self.checks.push(Reverse((next, *slot, generation)));
+            }
+        }
+        due.into_iter().map(|(_, id, _)| id).collect()
+    }
+
+    pub(crate) fn live_entry(&self, slot: u32, generation: u32) -> Option<&super::Entry> {
+        let s = self.slots.get(slot as usize)?;
+        if s.generation != generation {
+            return None;
+        }
+        s.entry.as_deref()
+    }
+
+    /// Makes sure the lease heap holds an entry no later than the true due
+    /// time of `slot` (entries later than needed are fixed lazily on pop).
+    pub(crate) fn schedule_lease(&mut self, slot: u32) {
+        let generation = self.slots[slot as usize].generation;
+        let evict_after = self.config.evict_after_ms;
+        let entry = self.entry_mut(slot);
+        match entry.lease_due(evict_after) {
+            Some(due) if due < entry.lease_timer => {
+                entry.lease_timer = due;
+                self.leases.push(Reverse((due, slot, generation)));
+            }
+            Some(_) => {}
+            None => entry.lease_timer = NO_TIMER,
+        }
+    }
+
+    /// Drops stale lease-heap tops and moves early ones to their true due time.
+    fn repair_lease_top(&mut self) {
+        while let Some(&Reverse((due, slot, generation))) = self.leases.peek() {
+            let evict_after = self.config.evict_after_ms;
+            let Some(entry) = self.live_entry(slot, generation) else {
+                self.leases.pop();
+                continue;
+            };
+            if entry.lease_timer != due {
+                self.leases.pop();
+                continue;
+            }
+            match entry.lease_due(evict_after) {
+                Some(true_due) if true_due == due => return,
+                Some(true_due) => {
+                    self.leases.pop();
+                    self.entry_mut(slot).lease_timer = true_due;
+                    self.leases.push(Reverse((true_due, slot, generation)));
+                }
+                None => {
+                    self.leases.pop();
+                    self.entry_mut(slot).lease_timer = NO_TIMER;
+                }
+            }
+        }
+    }
+
+    fn next_due(&mut self) -> Option<u64> {
+        let lease = if self.lease_blocked {
+            None
+        } else {
+            self.repair_lease_top();
+            self.leases.peek().map(|t| t.0 .0)
+        };
+        let ejection = self.ejections.peek().map(|t| t.0 .0);
+        match (lease, ejection) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Moves the clock to `max(clock, now)` and applies everything due.
+    pub(crate) fn advance(&mut self, now: u64) {
+        let from = self.clock;
+        if now > self.clock {
+            self.clock = now;
+        }
+        let clock = self.clock;
+        // Fast path: nothing due (two heap peeks).
+        let lease_top = if self.lease_blocked {
+            u64::MAX
+        } else {
+            self.leases.peek().map_or(u64::MAX, |t| t.0 .0)
+        };
+        let ejection_top = self.ejections.peek().map_or(u64::MAX, |t| t.0 .0);
+        if lease_top > clock && ejection_top > clock {
+            self.check_self_preservation_exit(clock);
+            return;
+        }
+        let mut batch: Vec<(Arc<str>, TimerKind, Timer)> = Vec::new();
+        while let Some(due) = self.next_due() {
+            if due > clock {
+                break;
+            }
+            batch.clear();
+            self.collect_batch(due, &mut batch);
+            batch.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let mut held = false;
+            for (_, kind, timer) in batch.drain(..) {
+                let Reverse((due, slot, generation)) = timer;
+                match kind {
+                    TimerKind::Ejection => self.end_ejection(slot, generation, due.max(from)),
+                    TimerKind::Lease if held => self.leases.push(timer),
+                    TimerKind::Lease => {
+                        if !self.lease_fire(slot, generation, due, due.max(from)) {
+                            held = true;
+                            self.lease_blocked = true;
+                            self.leases.push(timer);
+                        }
+                    }
+                }
+            }
+        }
+        self.check_self_preservation_exit(clock);
+    }
+
+    /// Pops every valid entry due exactly at `due` from both heaps.
+    fn collect_batch(&mut self, due: u64, batch: &mut Vec<(Arc<str>, TimerKind, Timer)>) {
+        if !self.lease_blocked {
+            loop {
+                self.repair_lease_top();
+                match self.leases.peek() {
+                    Some(&t) if t.0 .0 == due => {
+                        self.leases.pop();
+                        let id = self.entry(t.0 .1).instance.id.clone();
+                        batch.push((id, TimerKind::Lease, t));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        while let Some(&t) = self.ejections.peek() {
+            if t.0 .0 != due {
+                break;
+            }
+            self.ejections.pop();
+            let Reverse((_, slot, generation)) = t;
+            if let Some(entry) = self.live_entry(slot, generation) {
+                if entry.inputs.ejected && entry.ejected_until == due {
+                    let id = entry.instance.id.clone();
+                    batch.push((id, TimerKind::Ejection, t));
+                }
+            }
+        }
+    }
+
+    /// Applies a due lease timer: expiry or eviction. Returns false when
+    /// self-preservation holds the expiry back.
+    /// `at` is when it takes effect: its due time, or the start of this
+    /// advance for an expiry self-preservation held back earlier.
+    fn lease_fire(&mut self, slot: u32, generation: u32, due: u64, at: u64) -> bool {
+        if self.live_entry(slot, generation).is_none() {
+            return true;
+        }
+        let entry = self.entry_mut(slot);
+        entry.lease_timer = NO_TIMER;
+        if entry.inputs.lease_expired {
+            let service_idx = entry.service_idx;
+            self.services[service_idx as usize].metrics.evictions += 1;
+            self.remove(slot, EventKind::Evicted, at);
+            return true;
+        }
+        let draining = entry.inputs.draining;
+        if !draining && self.would_breach_self_preservation() {
+            if !self.self_preservation {
+                self.self_preservation = true;
+                self.events
+                    .push(EventKind::SelfPreservationEntered, at, None, None, None);
+            }
+            let entry = self.entry_mut(slot);
+            entry.lease_timer = due;
+            return false;
+        }
+        let entry = self.entry_mut(slot);
+        entry.inputs.lease_expired = true;
+        let service_idx = entry.service_idx;
+        if !draining {
+            self.live_non_draining -= 1;
+        }
+        self.services[service_idx as usize].metrics.expiries += 1;
+        self.refresh(slot, at);
+        self.schedule_lease(slot);
+        true
+    }
+
+    fn would_breach_self_preservation(&self) -> bool {
+        let threshold = self.config.self_preservation_threshold;
+        if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
+            return false;
+        }
+        if self.non_draining == 0 {
+            return false;
+        }
+        let after = self.live_non_draining.saturating_sub(1) as f64 / self.non_draining as f64;
+        after < threshold
+    }
+
+    fn check_self_preservation_exit(&mut self, at: u64) {
+        if !self.self_preservation || self.lease_blocked {
+            return;
+        }
+        // Not blocked: every due expiry was applied, none is held back.
+        self.self_preservation = false;
+        self.events
+            .push(EventKind::SelfPreservationExited, at, None, None, None);
+    }
+
+    fn end_ejection(&mut self, slot: u32, generation: u32, at: u64) {
+        if self.live_entry(slot, generation).is_none() {
+            return;
+        }
+        let entry = self.entry_mut(slot);
+        entry.inputs.ejected = false;
+        entry.probation = true;
+        let service_idx = entry.service_idx;
+        self.services[service_idx as usize].ejected -= 1;
+        self.refresh(slot, at);
+        // Returning from ejection changes the candidate set even when the
+        // public health was masked by a stronger state.
+        self.services[service_idx as usize].dirty = true;
+    }
+}
