@@ -1,1 +1,164 @@
-fn main() {}
+//! `make bench`: the core's speed at 10, 1 000 and 100 000 instances.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use waypost::{
+    CheckStatus, Config, DiscoverOptions, InstanceSpec, PickOptions, Registry, Strategy,
+};
+
+const SIZES: [usize; 3] = [10, 1_000, 100_000];
+
+fn spec(service: &str, i: usize) -> InstanceSpec {
+    let mut s = InstanceSpec::new(format!("{service}-{i:07}"), service, format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255), 8080);
+    s.weight = 1 + (i % 7) as u32;
+    s
+}
+
+/// A registry with `n` instances in service "api" and 1 000 other services
+/// of 3 instances each (picks must not depend on how many services exist).
+fn fleet(n: usize) -> Registry {
+    let mut reg = Registry::new(Config { seed: 42, ttl_ms: 3_600_000, ..Config::default() }).unwrap();
+    for i in 0..n {
+        reg.register(spec("api", i), 0).unwrap();
+    }
+    for s in 0..1_000 {
+        for i in 0..3 {
+            reg.register(spec(&format!("svc{s}"), i), 0).unwrap();
+        }
+    }
+    reg
+}
+
+fn picks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pick");
+    for n in SIZES {
+        let mut reg = fleet(n);
+        let opts = PickOptions::default();
+        for strategy in Strategy::ALL {
+            if strategy == Strategy::WeightedRoundRobin && n > 1_000 {
+                continue; // O(n) by definition; measured at 10 and 1 000.
+            }
+            let opts = if strategy == Strategy::ConsistentHash {
+                PickOptions { key: Some("user-1234".into()), ..PickOptions::default() }
+            } else {
+                opts.clone()
+            };
+            group.bench_with_input(BenchmarkId::new(strategy.as_str(), n), &n, |b, _| {
+                b.iter(|| black_box(reg.pick("api", strategy, &opts, 1).unwrap()))
+            });
+        }
+        let sref = reg.service_ref("api").unwrap();
+        group.bench_with_input(BenchmarkId::new("round_robin_by_ref", n), &n, |b, _| {
+            b.iter(|| black_box(reg.pick_ref(sref, Strategy::RoundRobin, &opts, 1).unwrap()))
+        });
+    }
+    // consistent_hash over many distinct keys (bucket table warm after the first pass).
+    let mut reg = fleet(1_000);
+    let keys: Vec<String> = (0..4096).map(|i| format!("user-{i}")).collect();
+    let mut i = 0;
+    group.bench_function(BenchmarkId::new("consistent_hash_4096_keys", 1_000), |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            let o = PickOptions { key: Some(keys[i].clone()), ..PickOptions::default() };
+            black_box(reg.pick("api", Strategy::ConsistentHash, &o, 1).unwrap())
+        })
+    });
+    group.finish();
+}
+
+fn membership(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lease");
+    for n in SIZES {
+        let mut reg = fleet(n);
+        let id = format!("api-{:07}", n / 2);
+        let mut now = 1;
+        group.bench_with_input(BenchmarkId::new("heartbeat", n), &n, |b, _| {
+            b.iter(|| {
+                now += 1;
+                reg.heartbeat(black_box(&id), now).unwrap()
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("tick_nothing_due", n), &n, |b, _| {
+            b.iter(|| {
+                now += 1;
+                black_box(reg.tick(now))
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut reg = fleet(n);
+                let specs: Vec<InstanceSpec> = (0..iters as usize).map(|i| spec("new", i)).collect();
+                let start = Instant::now();
+                for s in specs {
+                    reg.register(s, 1).unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    }
+    // Expiring k of 100 000: the cost grows with k, not with n.
+    for k in [10usize, 1_000] {
+        group.bench_with_input(BenchmarkId::new("tick_expiring_k_of_100000", k), &k, |b, &k| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut reg = Registry::new(Config { ttl_ms: 1_000, evict_after_ms: 0, ..Config::default() }).unwrap();
+                    for i in 0..100_000 {
+                        reg.register(spec("api", i), 0).unwrap();
+                    }
+                    for i in k..100_000 {
+                        reg.heartbeat(&format!("api-{i:07}"), 500).unwrap();
+                    }
+                    let start = Instant::now();
+                    black_box(reg.tick(1_001));
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn discovery(c: &mut Criterion) {
+    let mut group = c.benchmark_group("discover");
+    for n in SIZES {
+        let mut reg = fleet(n);
+        let opts = DiscoverOptions::default();
+        group.bench_with_input(BenchmarkId::new("healthy", n), &n, |b, _| {
+            b.iter(|| black_box(reg.discover("api", &opts, 1).unwrap().len()))
+        });
+    }
+    group.finish();
+}
+
+fn resilience(c: &mut Criterion) {
+    let mut group = c.benchmark_group("resilience");
+    let mut reg = fleet(1_000);
+    let id = "api-0000500";
+    group.bench_function("outcome_success_1000", |b| {
+        b.iter(|| reg.report_outcome(black_box(id), true, 1).unwrap())
+    });
+    group.bench_function("check_pass_1000", |b| {
+        b.iter(|| reg.report_check(black_box(id), CheckStatus::Pass, 1).unwrap())
+    });
+    group.bench_function("due_checks_nothing_due_1000", |b| b.iter(|| black_box(reg.due_checks(1))));
+    let mut big = Registry::new(Config::default()).unwrap();
+    for s in 0..1_000 {
+        for i in 0..3 {
+            big.register(spec(&format!("svc{s:04}"), i), 0).unwrap();
+        }
+    }
+    group.bench_function("render_metrics_1000_services", |b| b.iter(|| black_box(big.render_metrics().len())));
+    group.bench_function("snapshot_1000", |b| b.iter(|| black_box(reg.snapshot().len())));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(20);
+    targets = picks, membership, discovery, resilience
+}
+criterion_main!(benches);

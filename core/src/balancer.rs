@@ -167,6 +167,59 @@ pub(crate) fn weighted_draw(rng: &mut Rng, prefix: &[u64]) -> Option<usize> {
     Some(prefix.partition_point(|&p| p <= r))
 }
 
+/// Walker/Vose alias table over integer weights: a weighted draw in O(1)
+/// with exact probabilities `w / Σw` (integer arithmetic, so every platform
+/// draws the same sequence).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AliasTable {
+    /// Column `i` keeps itself when `r < keep[i]` (r uniform in `0..total`).
+    keep: Vec<u64>,
+    alias: Vec<u32>,
+    total: u64,
+}
+
+impl AliasTable {
+    pub fn new(weights: &[u64]) -> AliasTable {
+        let n = weights.len() as u64;
+        let total: u64 = weights.iter().sum();
+        if n == 0 || total == 0 {
+            return AliasTable::default();
+        }
+        // Column capacity is `total`; scaled weights sum to exactly n·total.
+        let mut scaled: Vec<u64> = weights.iter().map(|&w| w * n).collect();
+        let mut keep = vec![total; weights.len()];
+        let mut alias: Vec<u32> = (0..weights.len() as u32).collect();
+        let (mut small, mut large): (Vec<u32>, Vec<u32>) =
+            (0..weights.len() as u32).partition(|&i| scaled[i as usize] < total);
+        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
+            small.pop();
+            keep[s as usize] = scaled[s as usize];
+            alias[s as usize] = l;
+            let rest = scaled[l as usize] - (total - scaled[s as usize]);
+            scaled[l as usize] = rest;
+            if rest < total {
+                large.pop();
+                small.push(l);
+            }
+        }
+        AliasTable { keep, alias, total }
+    }
+
+    #[inline]
+    pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
+        if self.keep.is_empty() {
+            return None;
+        }
+        let column = rng.below(self.keep.len() as u64) as usize;
+        let r = rng.below(self.total);
+        Some(if r < self.keep[column] {
+            column
+        } else {
+            self.alias[column] as usize
+        })
+    }
+}
+
 /// Power of two choices: two distinct positions, the one with fewer in-flight
 /// requests per unit weight wins (ties: the first drawn).
 #[inline]
@@ -209,6 +262,29 @@ mod tests {
             .map(|_| ["a", "b", "c"][smooth_wrr(&weights, &mut current).unwrap()])
             .collect();
         assert_eq!(seq, "aabacaa");
+    }
+
+    #[test]
+    fn alias_table_has_exact_probabilities() {
+        let weights = [5u64, 1, 1, 3];
+        let table = AliasTable::new(&weights);
+        // Probability of j = Σ over columns of P(column) · P(j | column), in units of 1/(n·total).
+        let (n, total) = (weights.len() as u64, 10u64);
+        let mut mass = [0u64; 4];
+        for i in 0..4 {
+            mass[i] += table.keep[i];
+            mass[table.alias[i] as usize] += total - table.keep[i];
+        }
+        for (j, &w) in weights.iter().enumerate() {
+            assert_eq!(mass[j], w * n, "column mass of {j}");
+        }
+        let mut rng = Rng::from_seed(3);
+        let mut counts = [0u32; 4];
+        for _ in 0..100_000 {
+            counts[table.draw(&mut rng).unwrap()] += 1;
+        }
+        assert!((48_000..52_000).contains(&counts[0]), "{counts:?}");
+        assert!((28_500..31_500).contains(&counts[3]), "{counts:?}");
     }
 
     #[test]

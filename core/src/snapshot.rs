@@ -104,7 +104,7 @@ impl Registry {
                 .map(|s| ServiceDoc {
                     name: s.name.to_string(),
                     modify_index: s.modify_index,
-                    rr: s.rr,
+                    rr: s.rr.count,
                     panic: s.panic,
                     candidates: s
                         .candidates
@@ -161,8 +161,12 @@ impl Registry {
     /// # Errors
     /// `invalid_snapshot` saying what is wrong and where.
     pub fn restore(json: &str) -> Result<Registry> {
-        let doc: SnapshotDoc =
-            serde_json::from_str(json).map_err(|e| bad(format!("not a snapshot document: {e}")))?;
+        let mut de = serde_json::Deserializer::from_str(json);
+        let doc: SnapshotDoc = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            bad(format!("at `{path}`: {}", e.into_inner()))
+        })?;
+        de.end().map_err(|e| bad(format!("trailing data: {e}")))?;
         if doc.format != SNAPSHOT_FORMAT {
             return Err(bad(format!(
                 "format: expected `{SNAPSHOT_FORMAT}`, got `{}`",
@@ -209,7 +213,7 @@ impl Registry {
             let name: Arc<str> = Arc::from(s.name.as_str());
             let mut service = Service::new(name.clone());
             service.modify_index = s.modify_index;
-            service.rr = s.rr;
+            service.rr = crate::registry::RoundRobin::at(s.rr);
             service.panic = s.panic;
             service.metrics = s.metrics.clone();
             reg.service_by_name.insert(name, i as u32);

@@ -1,6 +1,7 @@
 //! The registry: instances, services, leases and everything hosts call.
 
 mod entry;
+mod invariants;
 pub(crate) mod entry_status {
     pub use super::entry::InstanceStatus;
 }
@@ -26,7 +27,7 @@ use crate::rng::Rng;
 
 pub(crate) use entry::Entry;
 pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
-pub(crate) use service::Service;
+pub(crate) use service::{RoundRobin, Service};
 
 /// A stable handle to a registered instance: its slot and the slot's
 /// generation, so a reused slot is never mistaken for its previous occupant.

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use rustc_hash::FxHashMap;
 
 use super::service::Candidates;
+use crate::balancer::AliasTable;
 use super::{Handle, InstanceView, Registry, ServiceRef};
 use crate::balancer::{
     key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, Strategy, BUCKET_BITS,
@@ -142,17 +143,23 @@ impl Registry {
     /// `consistent_hash` without a key; `unknown_service` when the service has
     /// no instances; `no_eligible_instance` when none is a candidate.
     pub fn pick(&mut self, service: &str, strategy: Strategy, options: &PickOptions, now: u64) -> Result<Pick> {
-        check_name("service", service, 256)?;
+        // A name found in the map was validated when it was registered, so
+        // only a miss pays for validation (the hot path stays short).
+        let known = self.service_by_name.get(service).copied();
+        if known.is_none() {
+            check_name("service", service, 256)?;
+        }
         Self::validate_pick(strategy, options)?;
         self.advance(now);
-        let idx = match self.service_index(service) {
-            Ok(idx) => idx,
-            Err(e) => {
-                self.metrics.unknown_service_picks += 1;
-                return Err(e);
+        match known {
+            Some(idx) if !self.services[idx as usize].members.is_empty() => {
+                self.pick_at(idx, strategy, options)
             }
-        };
-        self.pick_at(idx, strategy, options)
+            _ => {
+                self.metrics.unknown_service_picks += 1;
+                Err(Error::unknown_service(service))
+            }
+        }
     }
 
     /// [`Registry::pick`] by service reference: the fast path for bindings.
@@ -302,6 +309,7 @@ impl Registry {
             c.buckets.fill(u32::MAX);
         }
         c.weights_at = clock;
+        c.alias = AliasTable::new(&c.weights);
         self.services[idx as usize].candidates = c;
     }
 
@@ -395,13 +403,9 @@ impl Registry {
             return None;
         }
         let pos = match strategy {
-            Strategy::RoundRobin => {
-                let i = (svc.rr % len as u64) as usize;
-                svc.rr = svc.rr.wrapping_add(1);
-                i
-            }
+            Strategy::RoundRobin => svc.rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
-            Strategy::WeightedRandom => weighted_draw(&mut self.rng, &c.prefix)?,
+            Strategy::WeightedRandom => c.alias.draw(&mut self.rng)?,
             Strategy::WeightedRoundRobin => smooth_wrr(&c.weights, &mut c.current)?,
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
@@ -463,12 +467,7 @@ impl Registry {
             return None;
         }
         let pos = match strategy {
-            Strategy::RoundRobin => {
-                let svc = &mut self.services[idx as usize];
-                let i = (svc.rr % len as u64) as usize;
-                svc.rr = svc.rr.wrapping_add(1);
-                i
-            }
+            Strategy::RoundRobin => self.services[idx as usize].rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
             Strategy::WeightedRandom => {
                 let prefix: Vec<u64> = weights

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{Entry, Registry};
+use crate::balancer::AliasTable;
 use crate::events::EventKind;
 use crate::health::Health;
 use crate::metrics::ServiceMetrics;
@@ -18,6 +19,8 @@ pub(crate) struct Candidates {
     pub weights: Vec<u64>,
     /// Prefix sums of `weights`.
     pub prefix: Vec<u64>,
+    /// Alias table of `weights` (weighted random in O(1)).
+    pub alias: AliasTable,
     /// Smooth-WRR `current`, parallel to `slots`.
     pub current: Vec<i64>,
     /// Until when some weight is still ramping (slow start); weights are
@@ -27,6 +30,43 @@ pub(crate) struct Candidates {
     pub weights_at: u64,
     /// Consistent-hash winners per key bucket (`u32::MAX` = not computed yet).
     pub buckets: Vec<u32>,
+}
+
+/// The round-robin counter `c` of SPEC §5, with `c mod len` kept so the
+/// hot path needs no division while the candidate count is unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RoundRobin {
+    pub count: u64,
+    pos: usize,
+    /// The `len` that `pos` belongs to (0: not known).
+    len: usize,
+}
+
+impl RoundRobin {
+    pub fn at(count: u64) -> RoundRobin {
+        RoundRobin { count, pos: 0, len: 0 }
+    }
+
+    /// Round robin over `len` candidates: `c mod len`, then `c += 1`.
+    #[inline]
+    pub fn next(&mut self, len: usize) -> usize {
+        let pos = if self.len == len {
+            self.pos
+        } else {
+            (self.count % len as u64) as usize
+        };
+        self.count = self.count.wrapping_add(1);
+        let next = pos + 1;
+        // After a wrap of the u64 counter the position restarts from the division.
+        if self.count == 0 {
+            self.len = 0;
+        } else {
+            self.pos = if next == len { 0 } else { next };
+            self.len = len;
+        }
+        pos
+    }
+
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +80,8 @@ pub(crate) struct Service {
     pub ejected: u32,
     pub panic: bool,
     pub modify_index: u64,
-    /// Round-robin counter.
-    pub rr: u64,
+    /// Round-robin counter `c` of SPEC §5.
+    pub rr: RoundRobin,
     /// Caches need rebuilding before the next pick or discover.
     pub dirty: bool,
     /// Healthy members in id order (discover's default answer).
@@ -59,7 +99,7 @@ impl Service {
             ejected: 0,
             panic: false,
             modify_index: 0,
-            rr: 0,
+            rr: RoundRobin::default(),
             dirty: true,
             healthy: Vec::new(),
             candidates: Candidates::default(),
