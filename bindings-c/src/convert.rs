@@ -1,0 +1,121 @@
+//! Argument conversion at the boundary: borrowed C strings in, owned C
+//! strings out, checked pointers. Every failure is a [`Failure`], never a crash.
+
+use std::ffi::{c_char, CStr, CString};
+
+use serde_json::Value;
+use waypost_core::Filter;
+
+use crate::error::Failure;
+
+/// A required borrowed UTF-8 string argument.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string valid for the call.
+pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: non-NULL, NUL-terminated by the function contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes
+        .to_str()
+        .map_err(|e| Failure::invalid(name, format!("not valid UTF-8 after byte {}", e.valid_up_to())))
+}
+
+/// An optional borrowed UTF-8 string argument (NULL = absent).
+///
+/// # Safety
+/// As [`text`].
+pub(crate) unsafe fn opt_text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: as the caller's contract.
+        unsafe { text(ptr, name) }.map(Some)
+    }
+}
+
+/// A required out-pointer, checked before any work is done.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `T`.
+pub(crate) unsafe fn out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: non-NULL pointers are valid for writes by the function contract.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(name))
+}
+
+/// An optional out-pointer (NULL = the caller does not want this value).
+///
+/// # Safety
+/// As [`out`].
+pub(crate) unsafe fn opt_out<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
+    // SAFETY: as the caller's contract.
+    unsafe { ptr.as_mut() }
+}
+
+/// A required borrowed input struct.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `T`.
+pub(crate) unsafe fn input<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
+    // SAFETY: as the caller's contract.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(name))
+}
+
+/// An owned C string for the caller, released by `waypost_string_free`.
+pub(crate) fn owned(text: String) -> Result<*mut c_char, Failure> {
+    CString::new(text)
+        .map(CString::into_raw)
+        .map_err(|_| Failure::invalid("result", "contains a NUL byte"))
+}
+
+/// An owned JSON string for the caller.
+pub(crate) fn owned_json(value: &Value) -> Result<*mut c_char, Failure> {
+    owned(value.to_string())
+}
+
+/// A tag and metadata filter from its JSON form:
+/// `{"tags": ["a", …], "meta": {"k": "v", …}}` (both keys optional).
+pub(crate) fn filter_from_json(text: &str) -> Result<Filter, Failure> {
+    const ARG: &str = "filter_json";
+    let value: Value = serde_json::from_str(text).map_err(|e| Failure::invalid(ARG, format!("not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(Failure::invalid(ARG, "must be a JSON object"));
+    };
+    let mut filter = Filter::default();
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("tags", Value::Array(items)) => {
+                for item in items {
+                    match item {
+                        Value::String(tag) => filter.tags.push(tag),
+                        other => return Err(Failure::invalid(ARG, format!("tags: {other} is not a string"))),
+                    }
+                }
+            }
+            ("meta", Value::Object(entries)) => {
+                for (k, v) in entries {
+                    match v {
+                        Value::String(v) => filter.meta.push((k, v)),
+                        other => return Err(Failure::invalid(ARG, format!("meta.{k}: {other} is not a string"))),
+                    }
+                }
+            }
+            ("tags", _) => return Err(Failure::invalid(ARG, "tags must be an array of strings")),
+            ("meta", _) => return Err(Failure::invalid(ARG, "meta must be an object of strings")),
+            (other, _) => return Err(Failure::invalid(ARG, format!("unknown key `{other}`"))),
+        }
+    }
+    Ok(filter)
+}
+
+/// Copies `text` into a fixed, NUL-terminated C buffer (it always fits:
+/// the core bounds every field it is used for).
+pub(crate) fn copy_into(buffer: &mut [c_char], text: &str) {
+    let n = text.len().min(buffer.len() - 1);
+    for (dst, &src) in buffer.iter_mut().zip(&text.as_bytes()[..n]) {
+        *dst = src as c_char;
+    }
+    buffer[n] = 0;
+}

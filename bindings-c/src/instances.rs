@@ -1,0 +1,437 @@
+//! Instance lifecycle and reports: register, heartbeat, drain, checks,
+//! call outcomes, in-flight marks, and reading one instance back.
+
+use std::ffi::c_char;
+
+use waypost_core::{CheckStatus, Handle, InstanceSpec};
+
+use crate::convert::{copy_into, opt_out, out, owned_json, text};
+use crate::error::{guard, waypost_error, waypost_status, Failure};
+use crate::registry::{registry, waypost_registry};
+
+/// A registered instance: `generation << 32 | slot index`. Stays valid until
+/// the instance is removed; a reused slot never matches an old handle.
+pub type waypost_handle = u64;
+
+/// Health of an instance (SPEC §3).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum waypost_health {
+    /// Lease alive, checks passing, not draining, not ejected.
+    Healthy = 0,
+    /// Lease expired, or active checks failing.
+    Unhealthy = 1,
+    /// In maintenance: registered, never picked.
+    Draining = 2,
+    /// Temporarily removed by outlier detection.
+    Ejected = 3,
+    /// Active check warns: picked only when its tier has no healthy one.
+    Degraded = 4,
+}
+
+/// Result of an active check the host ran (pass an integer of this type).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum waypost_check_status {
+    /// The check passed.
+    Pass = 0,
+    /// The check passed with a warning (degraded).
+    Warn = 1,
+    /// The check failed.
+    Fail = 2,
+}
+
+/// The fields of one instance, copied into fixed buffers (every field fits:
+/// ids, services and addresses are at most 256 bytes, zones 128).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct waypost_endpoint {
+    /// Instance id, NUL-terminated.
+    pub id: [c_char; 257],
+    /// Service name, NUL-terminated.
+    pub service: [c_char; 257],
+    /// Host name or IP, NUL-terminated.
+    pub address: [c_char; 257],
+    /// Zone, NUL-terminated ("" when none).
+    pub zone: [c_char; 129],
+    /// Port.
+    pub port: u16,
+    /// Failover tier (0 preferred).
+    pub priority: u8,
+    /// Configured weight.
+    pub weight: u32,
+}
+
+/// Runs `f` on the locked registry with a required id argument.
+///
+/// # Safety
+/// `reg` NULL or live; `id` NULL or NUL-terminated.
+unsafe fn with_id(
+    reg: *const waypost_registry,
+    id: *const c_char,
+    f: impl FnOnce(&mut waypost_core::Registry, &str) -> waypost_core::Result<()>,
+) -> Result<(), Failure> {
+    // SAFETY: pointer validity is the caller's contract.
+    let reg = unsafe { registry(reg) }?;
+    let id = unsafe { text(id, "id") }?;
+    f(&mut reg.lock()?.reg, id)?;
+    Ok(())
+}
+
+/// Runs `f` on the locked registry with a handle argument.
+///
+/// # Safety
+/// `reg` NULL or live.
+unsafe fn with_handle(
+    reg: *const waypost_registry,
+    handle: waypost_handle,
+    f: impl FnOnce(&mut waypost_core::Registry, Handle) -> waypost_core::Result<()>,
+) -> Result<(), Failure> {
+    // SAFETY: pointer validity is the caller's contract.
+    let reg = unsafe { registry(reg) }?;
+    f(&mut reg.lock()?.reg, Handle::from_bits(handle))?;
+    Ok(())
+}
+
+/// Registers an instance with the required fields and every default (weight
+/// 1, no tags, …), or replaces an existing one with the same id and service.
+/// `out_handle` may be NULL.
+///
+/// Errors: `INVALID_ARGUMENT` naming the field (port outside 1–65535 too);
+/// `CONFLICT` when the id belongs to another service; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; strings NUL-terminated; out pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_register(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    service: *const c_char,
+    address: *const c_char,
+    port: u32,
+    now_ms: u64,
+    out_handle: *mut waypost_handle,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let (id, service, address) = unsafe { (text(id, "id")?, text(service, "service")?, text(address, "address")?) };
+        let port = u16::try_from(port).map_err(|_| Failure::invalid("port", format!("{port} is outside 1..=65535")))?;
+        let handle = reg.lock()?.reg.register(InstanceSpec::new(id, service, address, port), now_ms)?;
+        if let Some(slot) = unsafe { opt_out(out_handle) } {
+            *slot = handle.to_bits();
+        }
+        Ok(())
+    })
+}
+
+/// Registers an instance from a JSON object with the SPEC §2 fields (id,
+/// service, address, port, weight, tags, meta, zone, priority, ttl_ms,
+/// check_interval_ms). `out_handle` may be NULL.
+///
+/// Errors: as `waypost_register`, and `INVALID_ARGUMENT` for bad JSON.
+///
+/// # Safety
+/// As `waypost_register`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_register_json(
+    registry_: *const waypost_registry,
+    instance_json: *const c_char,
+    now_ms: u64,
+    out_handle: *mut waypost_handle,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let spec = InstanceSpec::from_json(unsafe { text(instance_json, "instance_json") }?)?;
+        let handle = reg.lock()?.reg.register(spec, now_ms)?;
+        if let Some(slot) = unsafe { opt_out(out_handle) } {
+            *slot = handle.to_bits();
+        }
+        Ok(())
+    })
+}
+
+/// Removes an instance. Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `id` NUL-terminated; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_deregister(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.deregister(id, now_ms)) })
+}
+
+/// Renews an instance's lease (an expired lease recovers). Allocates nothing
+/// unless it fails. Errors: `NOT_FOUND` (register again), `INVALID_ARGUMENT`,
+/// `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_deregister`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_heartbeat(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.heartbeat(id, now_ms)) })
+}
+
+/// `waypost_heartbeat` by handle: no string crosses the boundary.
+/// Errors: `NOT_FOUND` when the handle is stale; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_heartbeat_handle(
+    registry_: *const waypost_registry,
+    handle: waypost_handle,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_handle(registry_, handle, |r, h| r.heartbeat_handle(h, now_ms)) })
+}
+
+/// Puts an instance in maintenance (`on`) or takes it out.
+/// Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_deregister`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_drain(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    on: bool,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.drain(id, on, now_ms)) })
+}
+
+/// Reports the result of an active check: `status` is a `waypost_check_status`.
+/// Errors: `INVALID_ARGUMENT` (also for a status out of range), `NOT_FOUND`,
+/// `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_deregister`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_report_check(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    status: u32,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        let status = match status {
+            0 => CheckStatus::Pass,
+            1 => CheckStatus::Warn,
+            2 => CheckStatus::Fail,
+            other => return Err(Failure::invalid("status", format!("{other} is not a waypost_check_status"))),
+        };
+        // SAFETY: forwarded contract.
+        unsafe { with_id(registry_, id, |r, id| r.report_check(id, status, now_ms)) }
+    })
+}
+
+/// Reports the outcome of one call to an instance (outlier detection).
+/// Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_deregister`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_report_outcome(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    success: bool,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.report_outcome(id, success, now_ms)) })
+}
+
+/// `waypost_report_outcome` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_heartbeat_handle`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_report_outcome_handle(
+    registry_: *const waypost_registry,
+    handle: waypost_handle,
+    success: bool,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe {
+        with_handle(registry_, handle, |r, h| r.report_outcome_handle(h, success, now_ms))
+    })
+}
+
+/// Marks a call to an instance as started (for `least_request`).
+/// Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_deregister`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_begin(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.begin(id, now_ms)) })
+}
+
+/// Marks a call to an instance as finished.
+/// Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_deregister`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_end(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.end(id, now_ms)) })
+}
+
+/// `waypost_begin` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_heartbeat_handle`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_begin_handle(
+    registry_: *const waypost_registry,
+    handle: waypost_handle,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_handle(registry_, handle, |r, h| r.begin_handle(h)) })
+}
+
+/// `waypost_end` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_heartbeat_handle`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_end_handle(
+    registry_: *const waypost_registry,
+    handle: waypost_handle,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    // SAFETY: forwarded contract.
+    guard(out_err, || unsafe { with_handle(registry_, handle, |r, h| r.end_handle(h)) })
+}
+
+/// One instance with its status, as a JSON object (the shared wire form:
+/// SPEC §2 fields plus `health`, `modify_index`, `inflight`, …), at `now_ms`.
+/// Free `*out_json` with `waypost_string_free`.
+///
+/// Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `id` NUL-terminated; out pointers writable (`out_err` may be NULL).
+#[no_mangle]
+pub unsafe extern "C" fn waypost_get(
+    registry_: *const waypost_registry,
+    id: *const c_char,
+    now_ms: u64,
+    out_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let id = unsafe { text(id, "id") }?;
+        let slot = unsafe { out(out_json, "out_json") }?;
+        *slot = std::ptr::null_mut();
+        let mut locked = reg.lock()?;
+        let json = locked.reg.get(id, now_ms)?.to_json_value();
+        *slot = owned_json(&json)?;
+        Ok(())
+    })
+}
+
+/// The instance behind a handle as JSON (as `waypost_get`, at the registry
+/// clock, without advancing it). `out_membership_epoch` (may be NULL)
+/// receives the registry's membership epoch at that moment: a host-side
+/// cache keyed by handle stays valid while the epoch is unchanged.
+///
+/// Errors: `NOT_FOUND` for a stale handle; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_get`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_instance(
+    registry_: *const waypost_registry,
+    handle: waypost_handle,
+    out_json: *mut *mut c_char,
+    out_membership_epoch: *mut u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let slot = unsafe { out(out_json, "out_json") }?;
+        *slot = std::ptr::null_mut();
+        let locked = reg.lock()?;
+        let view = locked
+            .reg
+            .view_handle(Handle::from_bits(handle))
+            .ok_or_else(|| Failure::new(waypost_status::NotFound, format!("handle {handle} is not registered")))?;
+        *slot = owned_json(&view.to_json_value())?;
+        if let Some(epoch) = unsafe { opt_out(out_membership_epoch) } {
+            *epoch = locked.reg.membership_epoch();
+        }
+        Ok(())
+    })
+}
+
+/// Copies the fields of the instance behind a handle into a caller-owned
+/// struct: no allocation. Errors: `NOT_FOUND` for a stale handle; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `out_endpoint` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_instance_endpoint(
+    registry_: *const waypost_registry,
+    handle: waypost_handle,
+    out_endpoint: *mut waypost_endpoint,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let ep = unsafe { out(out_endpoint, "out_endpoint") }?;
+        let locked = reg.lock()?;
+        let instance = locked
+            .reg
+            .instance(Handle::from_bits(handle))
+            .ok_or_else(|| Failure::new(waypost_status::NotFound, format!("handle {handle} is not registered")))?;
+        copy_into(&mut ep.id, instance.id());
+        copy_into(&mut ep.service, instance.service());
+        copy_into(&mut ep.address, instance.address());
+        copy_into(&mut ep.zone, instance.zone().unwrap_or(""));
+        ep.port = instance.port();
+        ep.priority = instance.priority();
+        ep.weight = instance.weight();
+        Ok(())
+    })
+}

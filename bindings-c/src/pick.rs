@@ -1,0 +1,394 @@
+//! Discovery and picking: the hot path fills caller-owned structs.
+
+use std::ffi::c_char;
+
+use serde_json::{json, Value};
+use waypost_core::{DiscoverOptions, Filter, Pick, PickOptions, Registry, ServiceRef, Strategy};
+
+use crate::convert::{filter_from_json, opt_text, out, owned_json, text};
+use crate::error::{guard, waypost_error, waypost_status, Failure};
+use crate::instances::waypost_handle;
+use crate::registry::{registry, waypost_registry, Locked};
+
+/// Load-balancing strategy (SPEC §5); pass its integer value.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum waypost_strategy {
+    /// Per-service counter: `candidates[c mod len]`.
+    RoundRobin = 0,
+    /// Uniform, from the registry RNG.
+    Random = 1,
+    /// Probability weight / Σweight.
+    WeightedRandom = 2,
+    /// Smooth weighted round robin (nginx).
+    WeightedRoundRobin = 3,
+    /// Power of two choices over in-flight counts per unit weight.
+    LeastRequest = 4,
+    /// Weighted rendezvous hashing of `key` (required).
+    ConsistentHash = 5,
+    /// `candidates[0]`.
+    FirstAvailable = 6,
+}
+
+/// Optional pick arguments; every pointer may be NULL. Passing NULL for the
+/// whole struct is the same as all NULL.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct waypost_pick_options {
+    /// Key for `consistent_hash` (required there, ignored elsewhere).
+    pub key: *const c_char,
+    /// The caller's zone: candidates there are preferred when there are any.
+    pub zone: *const c_char,
+    /// `{"tags": [...], "meta": {"k": "v"}}`: required tags and metadata
+    /// (parsed per call: keep it NULL on the hot path).
+    pub filter_json: *const c_char,
+}
+
+/// Optional discover arguments; NULL for the whole struct = defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct waypost_discover_options {
+    /// List every instance with its health, not only the healthy ones.
+    pub all: bool,
+    /// As in `waypost_pick_options`.
+    pub filter_json: *const c_char,
+}
+
+/// What a pick returns, in a caller-owned struct.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct waypost_pick_result {
+    /// The chosen instance.
+    pub handle: waypost_handle,
+    /// Its slot index (the low 32 bits of `handle`): small and dense, a
+    /// good index into a host-side cache of instance fields.
+    pub index: u32,
+    /// Its slot generation (the high 32 bits of `handle`).
+    pub generation: u32,
+    /// The service was in panic: the pick ignored health.
+    pub panic: bool,
+    /// Membership epoch after the pick: a cache keyed by `index` is valid
+    /// while this is unchanged.
+    pub membership_epoch: u64,
+}
+
+/// What `waypost_discover_handles` returns beside the handles.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct waypost_discovery {
+    /// Instances listed; when larger than the capacity passed, only the
+    /// first `capacity` were written: call again with a larger buffer.
+    pub count: usize,
+    /// The service is in panic.
+    pub panic: bool,
+    /// Membership epoch at the time of the call.
+    pub membership_epoch: u64,
+}
+
+fn strategy_of(code: u32) -> Result<Strategy, Failure> {
+    u8::try_from(code)
+        .ok()
+        .and_then(Strategy::from_u8)
+        .ok_or_else(|| Failure::invalid("strategy", format!("{code} is not a waypost_strategy")))
+}
+
+/// Pick options converted from C, before the lock is taken.
+struct Options<'a> {
+    key: Option<&'a str>,
+    zone: Option<&'a str>,
+    filter: Option<Filter>,
+}
+
+/// # Safety
+/// `ptr` NULL or a readable struct whose strings are NUL-terminated.
+unsafe fn pick_options<'a>(ptr: *const waypost_pick_options) -> Result<Options<'a>, Failure> {
+    // SAFETY: as the caller's contract.
+    let Some(o) = (unsafe { ptr.as_ref() }) else {
+        return Ok(Options { key: None, zone: None, filter: None });
+    };
+    // SAFETY: as the caller's contract.
+    unsafe {
+        Ok(Options {
+            key: opt_text(o.key, "key")?,
+            zone: opt_text(o.zone, "zone")?,
+            filter: opt_text(o.filter_json, "filter_json")?.map(filter_from_json).transpose()?,
+        })
+    }
+}
+
+/// Sets an optional string option, reusing its buffer across calls.
+fn reuse(slot: &mut Option<String>, spare: &mut String, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            let mut buffer = slot.take().unwrap_or_else(|| std::mem::take(spare));
+            buffer.clear();
+            buffer.push_str(v);
+            *slot = Some(buffer);
+        }
+        None => {
+            if let Some(buffer) = slot.take() {
+                *spare = buffer;
+            }
+        }
+    }
+}
+
+fn pick_locked(
+    locked: &mut Locked,
+    options: Options<'_>,
+    pick: impl FnOnce(&mut Registry, &PickOptions) -> waypost_core::Result<Pick>,
+    out: &mut waypost_pick_result,
+) -> Result<(), Failure> {
+    let Locked { reg, scratch, spare } = locked;
+    let [spare_key, spare_zone] = spare;
+    reuse(&mut scratch.key, spare_key, options.key);
+    reuse(&mut scratch.zone, spare_zone, options.zone);
+    if options.filter.is_some() || !scratch.filter.is_empty() {
+        scratch.filter = options.filter.unwrap_or_default();
+    }
+    let picked = pick(reg, scratch)?;
+    *out = waypost_pick_result {
+        handle: picked.handle.to_bits(),
+        index: picked.handle.index(),
+        generation: picked.handle.generation(),
+        panic: picked.panic,
+        membership_epoch: reg.membership_epoch(),
+    };
+    Ok(())
+}
+
+/// Picks one instance of `service`. `strategy` is a `waypost_strategy`;
+/// `options` may be NULL. Fills `*out_result`; allocates nothing unless it
+/// fails (or a filter is given). Read the instance's fields with
+/// `waypost_instance_endpoint` or `waypost_instance`.
+///
+/// Errors: `UNKNOWN_SERVICE`; `NO_ELIGIBLE_INSTANCE`; `INVALID_ARGUMENT`
+/// (bad strategy, `consistent_hash` without key, malformed filter);
+/// `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `service` NUL-terminated; `options` NULL or readable;
+/// `out_result` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_pick(
+    registry_: *const waypost_registry,
+    service: *const c_char,
+    strategy: u32,
+    options: *const waypost_pick_options,
+    now_ms: u64,
+    out_result: *mut waypost_pick_result,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let service = unsafe { text(service, "service") }?;
+        let out = unsafe { out(out_result, "out_result") }?;
+        let strategy = strategy_of(strategy)?;
+        let options = unsafe { pick_options(options) }?;
+        let mut locked = reg.lock()?;
+        pick_locked(&mut locked, options, |r, o| r.pick(service, strategy, o, now_ms), out)
+    })
+}
+
+/// A reference to a service by position, for `waypost_pick_ref` (no name
+/// per pick). Valid for the registry's lifetime; the service need not have
+/// instances yet. Errors: `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `service` NUL-terminated; `out_ref` writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_service_ref(
+    registry_: *const waypost_registry,
+    service: *const c_char,
+    out_ref: *mut u32,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let service = unsafe { text(service, "service") }?;
+        let slot = unsafe { out(out_ref, "out_ref") }?;
+        *slot = reg.lock()?.reg.service_ref(service)?.index();
+        Ok(())
+    })
+}
+
+/// `waypost_pick` by service reference: the fastest pick.
+/// Errors: as `waypost_pick`; `INVALID_ARGUMENT` for an unknown reference.
+///
+/// # Safety
+/// As `waypost_pick`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_pick_ref(
+    registry_: *const waypost_registry,
+    service_ref: u32,
+    strategy: u32,
+    options: *const waypost_pick_options,
+    now_ms: u64,
+    out_result: *mut waypost_pick_result,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let out = unsafe { out(out_result, "out_result") }?;
+        let strategy = strategy_of(strategy)?;
+        let options = unsafe { pick_options(options) }?;
+        let service = ServiceRef::from_index(service_ref);
+        let mut locked = reg.lock()?;
+        pick_locked(&mut locked, options, |r, o| r.pick_ref(service, strategy, o, now_ms), out)
+    })
+}
+
+/// The `waypost_strategy` value of a strategy name (`"round_robin"`, …).
+/// Errors: `INVALID_ARGUMENT` for an unknown name; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `name` NUL-terminated; `out_strategy` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_strategy_from_name(
+    name: *const c_char,
+    out_strategy: *mut u32,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let name = unsafe { text(name, "name") }?;
+        let slot = unsafe { out(out_strategy, "out_strategy") }?;
+        *slot = name.parse::<Strategy>()? as u32;
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `ptr` NULL or a readable struct whose string is NUL-terminated.
+unsafe fn discover_options(ptr: *const waypost_discover_options) -> Result<DiscoverOptions, Failure> {
+    // SAFETY: as the caller's contract.
+    let Some(o) = (unsafe { ptr.as_ref() }) else {
+        return Ok(DiscoverOptions::default());
+    };
+    // SAFETY: as the caller's contract.
+    let filter = unsafe { opt_text(o.filter_json, "filter_json") }?;
+    Ok(DiscoverOptions {
+        all: o.all,
+        filter: filter.map(filter_from_json).transpose()?.unwrap_or_default(),
+    })
+}
+
+/// Lists a service's instances in id order as JSON:
+/// `{"panic": bool, "instances": [<instance>, …]}` where each instance is the
+/// wire form of `waypost_get`. By default the healthy ones; with `all` every
+/// one. `options` may be NULL. Free `*out_json` with `waypost_string_free`.
+///
+/// Errors: `UNKNOWN_SERVICE`; `INVALID_ARGUMENT`; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `service` NUL-terminated; `options` NULL or readable;
+/// `out_json` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_discover(
+    registry_: *const waypost_registry,
+    service: *const c_char,
+    options: *const waypost_discover_options,
+    now_ms: u64,
+    out_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let service = unsafe { text(service, "service") }?;
+        let slot = unsafe { out(out_json, "out_json") }?;
+        *slot = std::ptr::null_mut();
+        let options = unsafe { discover_options(options) }?;
+        let mut locked = reg.lock()?;
+        let found = locked.reg.discover(service, &options, now_ms)?;
+        let instances: Vec<Value> = found.iter().map(|v| v.to_json_value()).collect();
+        *slot = owned_json(&json!({"panic": found.panic, "instances": instances}))?;
+        Ok(())
+    })
+}
+
+/// `waypost_discover` into caller buffers, without JSON: up to `capacity`
+/// handles into `out_handles` and, when `out_health` is not NULL, each one's
+/// `waypost_health` into `out_health`. `*out_info` gets the total count, the
+/// panic flag and the membership epoch. Both buffers may be NULL when
+/// `capacity` is 0 (to learn the count).
+///
+/// Errors: as `waypost_discover`.
+///
+/// # Safety
+/// `registry` live; `service` NUL-terminated; `options` NULL or readable;
+/// `out_handles` (and `out_health` when not NULL) writable for `capacity`
+/// elements; `out_info` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_discover_handles(
+    registry_: *const waypost_registry,
+    service: *const c_char,
+    options: *const waypost_discover_options,
+    now_ms: u64,
+    out_handles: *mut waypost_handle,
+    out_health: *mut u8,
+    capacity: usize,
+    out_info: *mut waypost_discovery,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let service = unsafe { text(service, "service") }?;
+        let info = unsafe { out(out_info, "out_info") }?;
+        if capacity > 0 && out_handles.is_null() {
+            return Err(Failure::null("out_handles"));
+        }
+        let options = unsafe { discover_options(options) }?;
+        let mut locked = reg.lock()?;
+        let found = locked.reg.discover(service, &options, now_ms)?;
+        let n = found.len().min(capacity);
+        if n > 0 {
+            // SAFETY: non-NULL and writable for `capacity >= n` elements.
+            let handles = unsafe { std::slice::from_raw_parts_mut(out_handles, n) };
+            for (dst, h) in handles.iter_mut().zip(found.handles()) {
+                *dst = h.to_bits();
+            }
+            if !out_health.is_null() {
+                // SAFETY: as above.
+                let health = unsafe { std::slice::from_raw_parts_mut(out_health, n) };
+                for (dst, v) in health.iter_mut().zip(found.iter()) {
+                    *dst = v.status.health as u8;
+                }
+            }
+        }
+        let (count, panic) = (found.len(), found.panic);
+        *info = waypost_discovery {
+            count,
+            panic,
+            membership_epoch: locked.reg.membership_epoch(),
+        };
+        Ok(())
+    })
+}
+
+/// Names of the services with at least one instance, in byte order, as a
+/// JSON array of strings. Errors: `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `out_json` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_services(
+    registry_: *const waypost_registry,
+    now_ms: u64,
+    out_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { registry(registry_) }?;
+        let slot = unsafe { out(out_json, "out_json") }?;
+        *slot = std::ptr::null_mut();
+        let names: Vec<Value> = reg.lock()?.reg.services(now_ms).iter().map(|s| Value::from(&**s)).collect();
+        *slot = owned_json(&Value::Array(names))?;
+        Ok(())
+    })
+}
