@@ -211,7 +211,9 @@ impl Registry {
             Some(service_name),
             None,
         );
-        let entry = Entry::new(instance, service_idx, fnv1a64(id.as_bytes()), ttl, at, index);
+        let mut entry = Entry::new(instance, service_idx, fnv1a64(id.as_bytes()), ttl, at, index);
+        // A new instance's first check is due at once.
+        entry.next_check_at = check_at;
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
