@@ -371,7 +371,7 @@ typedef struct {
    * Lease expiries are being held back.
    */
   bool self_preservation;
-} waypost_registry_info;
+} waypost_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -446,7 +446,7 @@ const char *waypost_status_code(int32_t status);
  * # Safety
  * `registry` live; strings NUL-terminated; out pointers NULL or writable.
  */
-waypost_status waypost_register(const waypost_registry *registry_,
+waypost_status waypost_register(const waypost_registry *registry,
                                 const char *id,
                                 const char *service,
                                 const char *address,
@@ -465,7 +465,7 @@ waypost_status waypost_register(const waypost_registry *registry_,
  * # Safety
  * As `waypost_register`.
  */
-waypost_status waypost_register_json(const waypost_registry *registry_,
+waypost_status waypost_register_json(const waypost_registry *registry,
                                      const char *instance_json,
                                      uint64_t now_ms,
                                      waypost_handle *out_handle,
@@ -477,7 +477,7 @@ waypost_status waypost_register_json(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `id` NUL-terminated; `out_err` NULL or writable.
  */
-waypost_status waypost_deregister(const waypost_registry *registry_,
+waypost_status waypost_deregister(const waypost_registry *registry,
                                   const char *id,
                                   uint64_t now_ms,
                                   waypost_error **out_err);
@@ -490,7 +490,7 @@ waypost_status waypost_deregister(const waypost_registry *registry_,
  * # Safety
  * As `waypost_deregister`.
  */
-waypost_status waypost_heartbeat(const waypost_registry *registry_,
+waypost_status waypost_heartbeat(const waypost_registry *registry,
                                  const char *id,
                                  uint64_t now_ms,
                                  waypost_error **out_err);
@@ -502,7 +502,7 @@ waypost_status waypost_heartbeat(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_err` NULL or writable.
  */
-waypost_status waypost_heartbeat_handle(const waypost_registry *registry_,
+waypost_status waypost_heartbeat_handle(const waypost_registry *registry,
                                         waypost_handle handle,
                                         uint64_t now_ms,
                                         waypost_error **out_err);
@@ -514,7 +514,7 @@ waypost_status waypost_heartbeat_handle(const waypost_registry *registry_,
  * # Safety
  * As `waypost_deregister`.
  */
-waypost_status waypost_drain(const waypost_registry *registry_,
+waypost_status waypost_drain(const waypost_registry *registry,
                              const char *id,
                              bool on,
                              uint64_t now_ms,
@@ -528,7 +528,7 @@ waypost_status waypost_drain(const waypost_registry *registry_,
  * # Safety
  * As `waypost_deregister`.
  */
-waypost_status waypost_report_check(const waypost_registry *registry_,
+waypost_status waypost_report_check(const waypost_registry *registry,
                                     const char *id,
                                     uint32_t status,
                                     uint64_t now_ms,
@@ -541,7 +541,7 @@ waypost_status waypost_report_check(const waypost_registry *registry_,
  * # Safety
  * As `waypost_deregister`.
  */
-waypost_status waypost_report_outcome(const waypost_registry *registry_,
+waypost_status waypost_report_outcome(const waypost_registry *registry,
                                       const char *id,
                                       bool success,
                                       uint64_t now_ms,
@@ -553,7 +553,7 @@ waypost_status waypost_report_outcome(const waypost_registry *registry_,
  * # Safety
  * As `waypost_heartbeat_handle`.
  */
-waypost_status waypost_report_outcome_handle(const waypost_registry *registry_,
+waypost_status waypost_report_outcome_handle(const waypost_registry *registry,
                                              waypost_handle handle,
                                              bool success,
                                              uint64_t now_ms,
@@ -566,7 +566,7 @@ waypost_status waypost_report_outcome_handle(const waypost_registry *registry_,
  * # Safety
  * As `waypost_deregister`.
  */
-waypost_status waypost_begin(const waypost_registry *registry_,
+waypost_status waypost_begin(const waypost_registry *registry,
                              const char *id,
                              uint64_t now_ms,
                              waypost_error **out_err);
@@ -578,7 +578,7 @@ waypost_status waypost_begin(const waypost_registry *registry_,
  * # Safety
  * As `waypost_deregister`.
  */
-waypost_status waypost_end(const waypost_registry *registry_,
+waypost_status waypost_end(const waypost_registry *registry,
                            const char *id,
                            uint64_t now_ms,
                            waypost_error **out_err);
@@ -589,7 +589,7 @@ waypost_status waypost_end(const waypost_registry *registry_,
  * # Safety
  * As `waypost_heartbeat_handle`.
  */
-waypost_status waypost_begin_handle(const waypost_registry *registry_,
+waypost_status waypost_begin_handle(const waypost_registry *registry,
                                     waypost_handle handle,
                                     waypost_error **out_err);
 
@@ -599,7 +599,7 @@ waypost_status waypost_begin_handle(const waypost_registry *registry_,
  * # Safety
  * As `waypost_heartbeat_handle`.
  */
-waypost_status waypost_end_handle(const waypost_registry *registry_,
+waypost_status waypost_end_handle(const waypost_registry *registry,
                                   waypost_handle handle,
                                   waypost_error **out_err);
 
@@ -613,7 +613,7 @@ waypost_status waypost_end_handle(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `id` NUL-terminated; out pointers writable (`out_err` may be NULL).
  */
-waypost_status waypost_get(const waypost_registry *registry_,
+waypost_status waypost_get(const waypost_registry *registry,
                            const char *id,
                            uint64_t now_ms,
                            char **out_json,
@@ -630,7 +630,7 @@ waypost_status waypost_get(const waypost_registry *registry_,
  * # Safety
  * As `waypost_get`.
  */
-waypost_status waypost_instance(const waypost_registry *registry_,
+waypost_status waypost_instance(const waypost_registry *registry,
                                 waypost_handle handle,
                                 char **out_json,
                                 uint64_t *out_membership_epoch,
@@ -643,7 +643,7 @@ waypost_status waypost_instance(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_endpoint` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_instance_endpoint(const waypost_registry *registry_,
+waypost_status waypost_instance_endpoint(const waypost_registry *registry,
                                          waypost_handle handle,
                                          waypost_endpoint *out_endpoint,
                                          waypost_error **out_err);
@@ -662,7 +662,7 @@ waypost_status waypost_instance_endpoint(const waypost_registry *registry_,
  * `registry` live; `service` NUL-terminated; `options` NULL or readable;
  * `out_result` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_pick(const waypost_registry *registry_,
+waypost_status waypost_pick(const waypost_registry *registry,
                             const char *service,
                             uint32_t strategy,
                             const waypost_pick_options *options,
@@ -678,7 +678,7 @@ waypost_status waypost_pick(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `service` NUL-terminated; `out_ref` writable.
  */
-waypost_status waypost_service_ref(const waypost_registry *registry_,
+waypost_status waypost_service_ref(const waypost_registry *registry,
                                    const char *service,
                                    uint32_t *out_ref,
                                    waypost_error **out_err);
@@ -690,7 +690,7 @@ waypost_status waypost_service_ref(const waypost_registry *registry_,
  * # Safety
  * As `waypost_pick`.
  */
-waypost_status waypost_pick_ref(const waypost_registry *registry_,
+waypost_status waypost_pick_ref(const waypost_registry *registry,
                                 uint32_t service_ref,
                                 uint32_t strategy,
                                 const waypost_pick_options *options,
@@ -721,7 +721,7 @@ waypost_status waypost_strategy_from_name(const char *name,
  * `registry` live; `service` NUL-terminated; `options` NULL or readable;
  * `out_json` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_discover(const waypost_registry *registry_,
+waypost_status waypost_discover(const waypost_registry *registry,
                                 const char *service,
                                 const waypost_discover_options *options,
                                 uint64_t now_ms,
@@ -742,7 +742,7 @@ waypost_status waypost_discover(const waypost_registry *registry_,
  * `out_handles` (and `out_health` when not NULL) writable for `capacity`
  * elements; `out_info` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_discover_handles(const waypost_registry *registry_,
+waypost_status waypost_discover_handles(const waypost_registry *registry,
                                         const char *service,
                                         const waypost_discover_options *options,
                                         uint64_t now_ms,
@@ -759,10 +759,16 @@ waypost_status waypost_discover_handles(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_json` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_services(const waypost_registry *registry_,
+waypost_status waypost_services(const waypost_registry *registry,
                                 uint64_t now_ms,
                                 char **out_json,
                                 waypost_error **out_err);
+
+/**
+ * The name of a `waypost_strategy` value (`"round_robin"`, …), a static
+ * string; NULL for a value out of range.
+ */
+const char *waypost_strategy_name(uint32_t strategy);
 
 /**
  * The default configuration (SPEC §4), with a random seed.
@@ -838,7 +844,7 @@ waypost_status waypost_test_panic(const waypost_registry *registry, waypost_erro
  * # Safety
  * `registry` live; out pointers NULL or writable.
  */
-waypost_status waypost_tick(const waypost_registry *registry_,
+waypost_status waypost_tick(const waypost_registry *registry,
                             uint64_t now_ms,
                             char **out_events_json,
                             size_t *out_count,
@@ -852,7 +858,7 @@ waypost_status waypost_tick(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_deadline` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_next_deadline(const waypost_registry *registry_,
+waypost_status waypost_next_deadline(const waypost_registry *registry,
                                      uint64_t *out_deadline,
                                      waypost_error **out_err);
 
@@ -864,7 +870,7 @@ waypost_status waypost_next_deadline(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_json` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_due_checks(const waypost_registry *registry_,
+waypost_status waypost_due_checks(const waypost_registry *registry,
                                   uint64_t now_ms,
                                   char **out_json,
                                   waypost_error **out_err);
@@ -878,7 +884,7 @@ waypost_status waypost_due_checks(const waypost_registry *registry_,
  * # Safety
  * As `waypost_due_checks`.
  */
-waypost_status waypost_events_since(const waypost_registry *registry_,
+waypost_status waypost_events_since(const waypost_registry *registry,
                                     uint64_t after,
                                     char **out_json,
                                     waypost_error **out_err);
@@ -890,7 +896,7 @@ waypost_status waypost_events_since(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `service` NUL-terminated; `out_index` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_service_modify_index(const waypost_registry *registry_,
+waypost_status waypost_service_modify_index(const waypost_registry *registry,
                                             const char *service,
                                             uint64_t *out_index,
                                             waypost_error **out_err);
@@ -903,7 +909,7 @@ waypost_status waypost_service_modify_index(const waypost_registry *registry_,
  * # Safety
  * As `waypost_due_checks`.
  */
-waypost_status waypost_snapshot(const waypost_registry *registry_,
+waypost_status waypost_snapshot(const waypost_registry *registry,
                                 char **out_json,
                                 waypost_error **out_err);
 
@@ -914,7 +920,7 @@ waypost_status waypost_snapshot(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_text` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_render_metrics(const waypost_registry *registry_,
+waypost_status waypost_render_metrics(const waypost_registry *registry,
                                       char **out_text,
                                       waypost_error **out_err);
 
@@ -925,8 +931,8 @@ waypost_status waypost_render_metrics(const waypost_registry *registry_,
  * # Safety
  * `registry` live; `out_info` writable; `out_err` NULL or writable.
  */
-waypost_status waypost_registry_info(const waypost_registry *registry_,
-                                     waypost_registry_info *out_info,
+waypost_status waypost_registry_info(const waypost_registry *registry,
+                                     waypost_info *out_info,
                                      waypost_error **out_err);
 
 #ifdef __cplusplus

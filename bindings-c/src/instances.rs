@@ -7,7 +7,7 @@ use waypost_core::{CheckStatus, Handle, InstanceSpec};
 
 use crate::convert::{copy_into, opt_out, out, owned_json, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
-use crate::registry::{registry, waypost_registry};
+use crate::registry::{deref, waypost_registry};
 
 /// A registered instance: `generation << 32 | slot index`. Stays valid until
 /// the instance is removed; a reused slot never matches an old handle.
@@ -72,7 +72,7 @@ unsafe fn with_id(
     f: impl FnOnce(&mut waypost_core::Registry, &str) -> waypost_core::Result<()>,
 ) -> Result<(), Failure> {
     // SAFETY: pointer validity is the caller's contract.
-    let reg = unsafe { registry(reg) }?;
+    let reg = unsafe { deref(reg) }?;
     let id = unsafe { text(id, "id") }?;
     f(&mut reg.lock()?.reg, id)?;
     Ok(())
@@ -88,7 +88,7 @@ unsafe fn with_handle(
     f: impl FnOnce(&mut waypost_core::Registry, Handle) -> waypost_core::Result<()>,
 ) -> Result<(), Failure> {
     // SAFETY: pointer validity is the caller's contract.
-    let reg = unsafe { registry(reg) }?;
+    let reg = unsafe { deref(reg) }?;
     f(&mut reg.lock()?.reg, Handle::from_bits(handle))?;
     Ok(())
 }
@@ -104,7 +104,7 @@ unsafe fn with_handle(
 /// `registry` live; strings NUL-terminated; out pointers NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_register(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     service: *const c_char,
     address: *const c_char,
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn waypost_register(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let (id, service, address) = unsafe { (text(id, "id")?, text(service, "service")?, text(address, "address")?) };
         let port = u16::try_from(port).map_err(|_| Failure::invalid("port", format!("{port} is outside 1..=65535")))?;
         let handle = reg.lock()?.reg.register(InstanceSpec::new(id, service, address, port), now_ms)?;
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn waypost_register(
 /// As `waypost_register`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_register_json(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     instance_json: *const c_char,
     now_ms: u64,
     out_handle: *mut waypost_handle,
@@ -144,7 +144,7 @@ pub unsafe extern "C" fn waypost_register_json(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let spec = InstanceSpec::from_json(unsafe { text(instance_json, "instance_json") }?)?;
         let handle = reg.lock()?.reg.register(spec, now_ms)?;
         if let Some(slot) = unsafe { opt_out(out_handle) } {
@@ -160,13 +160,13 @@ pub unsafe extern "C" fn waypost_register_json(
 /// `registry` live; `id` NUL-terminated; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_deregister(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.deregister(id, now_ms)) })
+    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.deregister(id, now_ms)) })
 }
 
 /// Renews an instance's lease (an expired lease recovers). Allocates nothing
@@ -177,13 +177,13 @@ pub unsafe extern "C" fn waypost_deregister(
 /// As `waypost_deregister`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_heartbeat(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.heartbeat(id, now_ms)) })
+    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.heartbeat(id, now_ms)) })
 }
 
 /// `waypost_heartbeat` by handle: no string crosses the boundary.
@@ -193,13 +193,13 @@ pub unsafe extern "C" fn waypost_heartbeat(
 /// `registry` live; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_heartbeat_handle(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     handle: waypost_handle,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_handle(registry_, handle, |r, h| r.heartbeat_handle(h, now_ms)) })
+    guard(out_err, || unsafe { with_handle(registry, handle, |r, h| r.heartbeat_handle(h, now_ms)) })
 }
 
 /// Puts an instance in maintenance (`on`) or takes it out.
@@ -209,14 +209,14 @@ pub unsafe extern "C" fn waypost_heartbeat_handle(
 /// As `waypost_deregister`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_drain(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     on: bool,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.drain(id, on, now_ms)) })
+    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.drain(id, on, now_ms)) })
 }
 
 /// Reports the result of an active check: `status` is a `waypost_check_status`.
@@ -227,7 +227,7 @@ pub unsafe extern "C" fn waypost_drain(
 /// As `waypost_deregister`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_report_check(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     status: u32,
     now_ms: u64,
@@ -241,7 +241,7 @@ pub unsafe extern "C" fn waypost_report_check(
             other => return Err(Failure::invalid("status", format!("{other} is not a waypost_check_status"))),
         };
         // SAFETY: forwarded contract.
-        unsafe { with_id(registry_, id, |r, id| r.report_check(id, status, now_ms)) }
+        unsafe { with_id(registry, id, |r, id| r.report_check(id, status, now_ms)) }
     })
 }
 
@@ -252,14 +252,14 @@ pub unsafe extern "C" fn waypost_report_check(
 /// As `waypost_deregister`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_report_outcome(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     success: bool,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.report_outcome(id, success, now_ms)) })
+    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.report_outcome(id, success, now_ms)) })
 }
 
 /// `waypost_report_outcome` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
@@ -268,7 +268,7 @@ pub unsafe extern "C" fn waypost_report_outcome(
 /// As `waypost_heartbeat_handle`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_report_outcome_handle(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     handle: waypost_handle,
     success: bool,
     now_ms: u64,
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn waypost_report_outcome_handle(
 ) -> waypost_status {
     // SAFETY: forwarded contract.
     guard(out_err, || unsafe {
-        with_handle(registry_, handle, |r, h| r.report_outcome_handle(h, success, now_ms))
+        with_handle(registry, handle, |r, h| r.report_outcome_handle(h, success, now_ms))
     })
 }
 
@@ -287,13 +287,13 @@ pub unsafe extern "C" fn waypost_report_outcome_handle(
 /// As `waypost_deregister`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_begin(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.begin(id, now_ms)) })
+    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.begin(id, now_ms)) })
 }
 
 /// Marks a call to an instance as finished.
@@ -303,13 +303,13 @@ pub unsafe extern "C" fn waypost_begin(
 /// As `waypost_deregister`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_end(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry_, id, |r, id| r.end(id, now_ms)) })
+    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.end(id, now_ms)) })
 }
 
 /// `waypost_begin` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
@@ -318,12 +318,12 @@ pub unsafe extern "C" fn waypost_end(
 /// As `waypost_heartbeat_handle`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_begin_handle(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     handle: waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_handle(registry_, handle, |r, h| r.begin_handle(h)) })
+    guard(out_err, || unsafe { with_handle(registry, handle, |r, h| r.begin_handle(h)) })
 }
 
 /// `waypost_end` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
@@ -332,12 +332,12 @@ pub unsafe extern "C" fn waypost_begin_handle(
 /// As `waypost_heartbeat_handle`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_end_handle(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     handle: waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_handle(registry_, handle, |r, h| r.end_handle(h)) })
+    guard(out_err, || unsafe { with_handle(registry, handle, |r, h| r.end_handle(h)) })
 }
 
 /// One instance with its status, as a JSON object (the shared wire form:
@@ -350,7 +350,7 @@ pub unsafe extern "C" fn waypost_end_handle(
 /// `registry` live; `id` NUL-terminated; out pointers writable (`out_err` may be NULL).
 #[no_mangle]
 pub unsafe extern "C" fn waypost_get(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     id: *const c_char,
     now_ms: u64,
     out_json: *mut *mut c_char,
@@ -358,7 +358,7 @@ pub unsafe extern "C" fn waypost_get(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let id = unsafe { text(id, "id") }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
@@ -380,7 +380,7 @@ pub unsafe extern "C" fn waypost_get(
 /// As `waypost_get`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_instance(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     handle: waypost_handle,
     out_json: *mut *mut c_char,
     out_membership_epoch: *mut u64,
@@ -388,7 +388,7 @@ pub unsafe extern "C" fn waypost_instance(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let locked = reg.lock()?;
@@ -411,14 +411,14 @@ pub unsafe extern "C" fn waypost_instance(
 /// `registry` live; `out_endpoint` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_instance_endpoint(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     handle: waypost_handle,
     out_endpoint: *mut waypost_endpoint,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let ep = unsafe { out(out_endpoint, "out_endpoint") }?;
         let locked = reg.lock()?;
         let instance = locked

@@ -8,7 +8,7 @@ use waypost_core::{DiscoverOptions, Filter, Pick, PickOptions, Registry, Service
 use crate::convert::{filter_from_json, opt_text, out, owned_json, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
-use crate::registry::{registry, waypost_registry, Locked};
+use crate::registry::{deref, waypost_registry, Locked};
 
 /// Load-balancing strategy (SPEC §5); pass its integer value.
 #[repr(C)]
@@ -171,7 +171,7 @@ fn pick_locked(
 /// `out_result` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_pick(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     service: *const c_char,
     strategy: u32,
     options: *const waypost_pick_options,
@@ -181,7 +181,7 @@ pub unsafe extern "C" fn waypost_pick(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let service = unsafe { text(service, "service") }?;
         let out = unsafe { out(out_result, "out_result") }?;
         let strategy = strategy_of(strategy)?;
@@ -199,14 +199,14 @@ pub unsafe extern "C" fn waypost_pick(
 /// `registry` live; `service` NUL-terminated; `out_ref` writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_service_ref(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     service: *const c_char,
     out_ref: *mut u32,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let service = unsafe { text(service, "service") }?;
         let slot = unsafe { out(out_ref, "out_ref") }?;
         *slot = reg.lock()?.reg.service_ref(service)?.index();
@@ -221,7 +221,7 @@ pub unsafe extern "C" fn waypost_service_ref(
 /// As `waypost_pick`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_pick_ref(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     service_ref: u32,
     strategy: u32,
     options: *const waypost_pick_options,
@@ -231,7 +231,7 @@ pub unsafe extern "C" fn waypost_pick_ref(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let out = unsafe { out(out_result, "out_result") }?;
         let strategy = strategy_of(strategy)?;
         let options = unsafe { pick_options(options) }?;
@@ -288,7 +288,7 @@ unsafe fn discover_options(ptr: *const waypost_discover_options) -> Result<Disco
 /// `out_json` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_discover(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     service: *const c_char,
     options: *const waypost_discover_options,
     now_ms: u64,
@@ -297,7 +297,7 @@ pub unsafe extern "C" fn waypost_discover(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let service = unsafe { text(service, "service") }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
@@ -324,7 +324,7 @@ pub unsafe extern "C" fn waypost_discover(
 /// elements; `out_info` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_discover_handles(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     service: *const c_char,
     options: *const waypost_discover_options,
     now_ms: u64,
@@ -336,7 +336,7 @@ pub unsafe extern "C" fn waypost_discover_handles(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let service = unsafe { text(service, "service") }?;
         let info = unsafe { out(out_info, "out_info") }?;
         if capacity > 0 && out_handles.is_null() {
@@ -377,18 +377,50 @@ pub unsafe extern "C" fn waypost_discover_handles(
 /// `registry` live; `out_json` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_services(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     now_ms: u64,
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let names: Vec<Value> = reg.lock()?.reg.services(now_ms).iter().map(|s| Value::from(&**s)).collect();
         *slot = owned_json(&Value::Array(names))?;
         Ok(())
     })
+}
+
+/// The name of a `waypost_strategy` value (`"round_robin"`, …), a static
+/// string; NULL for a value out of range.
+#[no_mangle]
+pub extern "C" fn waypost_strategy_name(strategy: u32) -> *const c_char {
+    crate::error::guard_value(std::ptr::null(), || match strategy_of(strategy) {
+        Ok(s) => STRATEGY_NAMES[s as usize].as_ptr(),
+        Err(_) => std::ptr::null(),
+    })
+}
+
+static STRATEGY_NAMES: [&std::ffi::CStr; 7] = [
+    c"round_robin",
+    c"random",
+    c"weighted_random",
+    c"weighted_round_robin",
+    c"least_request",
+    c"consistent_hash",
+    c"first_available",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_names_match_the_core() {
+        for s in Strategy::ALL {
+            assert_eq!(STRATEGY_NAMES[s as usize].to_str().unwrap(), s.as_str());
+        }
+    }
 }

@@ -52,7 +52,7 @@ impl waypost_registry {
 ///
 /// # Safety
 /// `ptr` is NULL or a live registry from `waypost_registry_new*`.
-pub(crate) unsafe fn registry<'a>(ptr: *const waypost_registry) -> Result<&'a waypost_registry, Failure> {
+pub(crate) unsafe fn deref<'a>(ptr: *const waypost_registry) -> Result<&'a waypost_registry, Failure> {
     // SAFETY: as the caller's contract.
     unsafe { input(ptr, "registry") }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::convert::{opt_out, out, owned, owned_json, text};
 use crate::error::{guard, waypost_error, waypost_status};
-use crate::registry::{registry, waypost_registry};
+use crate::registry::{deref, waypost_registry};
 
 /// `waypost_next_deadline` value when nothing is scheduled.
 pub const WAYPOST_NO_DEADLINE: u64 = u64::MAX;
@@ -15,7 +15,7 @@ pub const WAYPOST_NO_DEADLINE: u64 = u64::MAX;
 /// A point-in-time summary of a registry.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct waypost_registry_info {
+pub struct waypost_info {
     /// Registry clock: the latest `now` seen, in ms.
     pub clock: u64,
     /// Index of the latest event (0 before any).
@@ -42,7 +42,7 @@ fn events_json(events: &[waypost_core::Event]) -> Value {
 /// `registry` live; out pointers NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_tick(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     now_ms: u64,
     out_events_json: *mut *mut c_char,
     out_count: *mut usize,
@@ -50,7 +50,7 @@ pub unsafe extern "C" fn waypost_tick(
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let json = unsafe { opt_out(out_events_json) };
         let count = unsafe { opt_out(out_count) };
         let events = reg.lock()?.reg.tick(now_ms);
@@ -76,13 +76,13 @@ pub unsafe extern "C" fn waypost_tick(
 /// `registry` live; `out_deadline` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_next_deadline(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     out_deadline: *mut u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_deadline, "out_deadline") }?;
         *slot = reg.lock()?.reg.next_deadline().unwrap_or(WAYPOST_NO_DEADLINE);
         Ok(())
@@ -97,14 +97,14 @@ pub unsafe extern "C" fn waypost_next_deadline(
 /// `registry` live; `out_json` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_due_checks(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     now_ms: u64,
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let ids: Vec<Value> = reg.lock()?.reg.due_checks(now_ms).iter().map(|s| Value::from(&**s)).collect();
@@ -122,14 +122,14 @@ pub unsafe extern "C" fn waypost_due_checks(
 /// As `waypost_due_checks`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_events_since(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     after: u64,
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let events = reg.lock()?.reg.events_since(after)?;
@@ -145,14 +145,14 @@ pub unsafe extern "C" fn waypost_events_since(
 /// `registry` live; `service` NUL-terminated; `out_index` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_service_modify_index(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     service: *const c_char,
     out_index: *mut u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let service = unsafe { text(service, "service") }?;
         let slot = unsafe { out(out_index, "out_index") }?;
         *slot = reg.lock()?.reg.service_modify_index(service)?;
@@ -168,13 +168,13 @@ pub unsafe extern "C" fn waypost_service_modify_index(
 /// As `waypost_due_checks`.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_snapshot(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let text = reg.lock()?.reg.snapshot();
@@ -190,13 +190,13 @@ pub unsafe extern "C" fn waypost_snapshot(
 /// `registry` live; `out_text` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_render_metrics(
-    registry_: *const waypost_registry,
+    registry: *const waypost_registry,
     out_text: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_text, "out_text") }?;
         *slot = std::ptr::null_mut();
         let text = reg.lock()?.reg.render_metrics();
@@ -212,17 +212,17 @@ pub unsafe extern "C" fn waypost_render_metrics(
 /// `registry` live; `out_info` writable; `out_err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waypost_registry_info(
-    registry_: *const waypost_registry,
-    out_info: *mut waypost_registry_info,
+    registry: *const waypost_registry,
+    out_info: *mut waypost_info,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { registry(registry_) }?;
+        let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_info, "out_info") }?;
         let locked = reg.lock()?;
         let r = &locked.reg;
-        *slot = waypost_registry_info {
+        *slot = waypost_info {
             clock: r.clock(),
             last_index: r.last_index(),
             instances: r.len() as u64,

@@ -1,0 +1,89 @@
+/* C side of the Go binding: helpers that run within one cgo call. They
+ * copy Go strings into NUL-terminated stack buffers and return results by
+ * value, so the hot path makes one cgo call and allocates nothing. */
+#ifndef WAYPOST_GO_BRIDGE_H
+#define WAYPOST_GO_BRIDGE_H
+#include <stdlib.h>
+#include <string.h>
+#include "waypost.h"
+
+typedef struct { waypost_status status; waypost_error *err; } wp_ret;
+typedef struct { waypost_status status; waypost_error *err; waypost_pick_result r; } wp_pick_ret;
+
+enum { WP_BUF = 320 };
+
+static char *wp_cstr(_GoString_ s, char *buf) {
+	size_t n = _GoStringLen(s);
+	char *p = n < WP_BUF ? buf : (char *)malloc(n + 1);
+	if (p == NULL) return NULL;
+	memcpy(p, _GoStringPtr(s), n);
+	p[n] = 0;
+	return p;
+}
+
+static void wp_cstr_free(char *p, char *buf) {
+	if (p != buf) free(p);
+}
+
+enum { WP_HEARTBEAT, WP_DEREGISTER, WP_DRAIN, WP_CHECK, WP_OUTCOME, WP_BEGIN, WP_END };
+
+static wp_ret wp_id_call(int op, waypost_registry *reg, _GoString_ id, uint32_t arg, uint64_t now) {
+	char buf[WP_BUF];
+	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
+	char *c = wp_cstr(id, buf);
+	switch (op) {
+	case WP_HEARTBEAT: ret.status = waypost_heartbeat(reg, c, now, &ret.err); break;
+	case WP_DEREGISTER: ret.status = waypost_deregister(reg, c, now, &ret.err); break;
+	case WP_DRAIN: ret.status = waypost_drain(reg, c, arg != 0, now, &ret.err); break;
+	case WP_CHECK: ret.status = waypost_report_check(reg, c, arg, now, &ret.err); break;
+	case WP_OUTCOME: ret.status = waypost_report_outcome(reg, c, arg != 0, now, &ret.err); break;
+	case WP_BEGIN: ret.status = waypost_begin(reg, c, now, &ret.err); break;
+	case WP_END: ret.status = waypost_end(reg, c, now, &ret.err); break;
+	}
+	wp_cstr_free(c, buf);
+	return ret;
+}
+
+static wp_ret wp_heartbeat_handle(waypost_registry *reg, waypost_handle h, uint64_t now) {
+	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
+	ret.status = waypost_heartbeat_handle(reg, h, now, &ret.err);
+	return ret;
+}
+
+static wp_ret wp_outcome_handle(waypost_registry *reg, waypost_handle h, bool ok, uint64_t now) {
+	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
+	ret.status = waypost_report_outcome_handle(reg, h, ok, now, &ret.err);
+	return ret;
+}
+
+// has bit 0: key, bit 1: zone, bit 2: filter; by_ref: pick by service
+// reference instead of by name.
+static wp_pick_ret wp_pick(waypost_registry *reg, int by_ref, uint32_t ref, _GoString_ service,
+		uint32_t strategy, int has, _GoString_ key, _GoString_ zone, _GoString_ filter, uint64_t now) {
+	char kb[WP_BUF], zb[WP_BUF], fb[WP_BUF], sb[WP_BUF];
+	wp_pick_ret ret;
+	memset(&ret, 0, sizeof ret);
+	waypost_pick_options o = {NULL, NULL, NULL};
+	if (has & 1) o.key = wp_cstr(key, kb);
+	if (has & 2) o.zone = wp_cstr(zone, zb);
+	if (has & 4) o.filter_json = wp_cstr(filter, fb);
+	const waypost_pick_options *op = has ? &o : NULL;
+	if (by_ref) {
+		ret.status = waypost_pick_ref(reg, ref, strategy, op, now, &ret.r, &ret.err);
+	} else {
+		char *s = wp_cstr(service, sb);
+		ret.status = waypost_pick(reg, s, strategy, op, now, &ret.r, &ret.err);
+		wp_cstr_free(s, sb);
+	}
+	if (has & 1) wp_cstr_free((char *)o.key, kb);
+	if (has & 2) wp_cstr_free((char *)o.zone, zb);
+	if (has & 4) wp_cstr_free((char *)o.filter_json, fb);
+	return ret;
+}
+
+static wp_ret wp_tick(waypost_registry *reg, uint64_t now, char **json) {
+	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
+	ret.status = waypost_tick(reg, now, json, NULL, &ret.err);
+	return ret;
+}
+#endif

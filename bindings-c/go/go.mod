@@ -1,0 +1,3 @@
+module example.invalid/waypost
+
+go 1.19

@@ -1,0 +1,191 @@
+package waypost
+
+// #include "bridge.h"
+import "C"
+
+import (
+	"time"
+)
+
+// Health is the public health of an instance (SPEC §3).
+type Health uint8
+
+// Health values.
+const (
+	Healthy   Health = C.WAYPOST_HEALTH_HEALTHY
+	Unhealthy Health = C.WAYPOST_HEALTH_UNHEALTHY
+	Draining  Health = C.WAYPOST_HEALTH_DRAINING
+	Ejected   Health = C.WAYPOST_HEALTH_EJECTED
+	Degraded  Health = C.WAYPOST_HEALTH_DEGRADED
+)
+
+var healthNames = func() map[string]Health {
+	m := map[string]Health{}
+	for h := Healthy; h <= Degraded; h++ {
+		m[h.String()] = h
+	}
+	return m
+}()
+
+// String is the stable name, e.g. "healthy".
+func (h Health) String() string {
+	p := C.waypost_health_name(C.uint32_t(h))
+	if p == nil {
+		return "unknown"
+	}
+	return C.GoString(p)
+}
+
+// MarshalText writes the stable name.
+func (h Health) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText reads the stable name.
+func (h *Health) UnmarshalText(b []byte) error {
+	v, ok := healthNames[string(b)]
+	if !ok {
+		return newError(CodeInvalidArgument, "unknown health `"+string(b)+"`")
+	}
+	*h = v
+	return nil
+}
+
+// Instance is the registered fields of an instance. Values returned by
+// Pick and Discover are shared and cached: treat them as read-only.
+type Instance struct {
+	Handle        Handle
+	ID            string
+	Service       string
+	Address       string
+	Port          uint16
+	Weight        uint32
+	Tags          []string
+	Meta          map[string]string
+	Zone          string
+	Priority      uint8
+	TTL           time.Duration // 0: the registry's
+	CheckInterval time.Duration // 0: no active check
+}
+
+// InstanceStatus is an instance with its dynamic state at the time asked.
+type InstanceStatus struct {
+	Instance
+	Health              Health
+	ModifyIndex         uint64
+	Revision            uint64
+	RegisteredAt        time.Time
+	LastRenewal         time.Time
+	LeaseDeadline       time.Time
+	EffectiveWeight     float64
+	Inflight            uint64
+	ConsecutiveFailures uint32
+	EjectedUntil        time.Time // zero unless ejected
+	LastCheck           string    // "", "pass", "warn" or "fail"
+}
+
+// wireInstance is the JSON wire form shared by every binding.
+type wireInstance struct {
+	ID                  string            `json:"id"`
+	Service             string            `json:"service"`
+	Address             string            `json:"address"`
+	Port                uint16            `json:"port"`
+	Weight              uint32            `json:"weight"`
+	Tags                []string          `json:"tags"`
+	Meta                map[string]string `json:"meta"`
+	Zone                *string           `json:"zone"`
+	Priority            uint8             `json:"priority"`
+	TTLMs               uint64            `json:"ttl_ms"`
+	CheckIntervalMs     uint64            `json:"check_interval_ms"`
+	Health              Health            `json:"health"`
+	ModifyIndex         uint64            `json:"modify_index"`
+	Revision            uint64            `json:"revision"`
+	RegisteredAt        uint64            `json:"registered_at"`
+	LastRenewal         uint64            `json:"last_renewal"`
+	LeaseDeadline       uint64            `json:"lease_deadline"`
+	EffectiveWeight     float64           `json:"effective_weight"`
+	Inflight            uint64            `json:"inflight"`
+	ConsecutiveFailures uint32            `json:"consecutive_failures"`
+	EjectedUntil        *uint64           `json:"ejected_until"`
+	LastCheck           *string           `json:"last_check"`
+}
+
+func msTime(v uint64) time.Time { return time.UnixMilli(int64(v)) }
+
+func (w *wireInstance) status() InstanceStatus {
+	s := InstanceStatus{
+		Instance: Instance{
+			ID: w.ID, Service: w.Service, Address: w.Address, Port: w.Port,
+			Weight: w.Weight, Tags: w.Tags, Meta: w.Meta, Priority: w.Priority,
+			TTL:           time.Duration(w.TTLMs) * time.Millisecond,
+			CheckInterval: time.Duration(w.CheckIntervalMs) * time.Millisecond,
+		},
+		Health:              w.Health,
+		ModifyIndex:         w.ModifyIndex,
+		Revision:            w.Revision,
+		RegisteredAt:        msTime(w.RegisteredAt),
+		LastRenewal:         msTime(w.LastRenewal),
+		LeaseDeadline:       msTime(w.LeaseDeadline),
+		EffectiveWeight:     w.EffectiveWeight,
+		Inflight:            w.Inflight,
+		ConsecutiveFailures: w.ConsecutiveFailures,
+	}
+	if w.Zone != nil {
+		s.Zone = *w.Zone
+	}
+	if w.EjectedUntil != nil {
+		s.EjectedUntil = msTime(*w.EjectedUntil)
+	}
+	if w.LastCheck != nil {
+		s.LastCheck = *w.LastCheck
+	}
+	return s
+}
+
+// Get returns an instance with its status at now.
+func (r *Registry) Get(id string, now time.Time) (InstanceStatus, error) {
+	t, err := ms(now)
+	if err != nil {
+		return InstanceStatus{}, err
+	}
+	var text string
+	err = withName("id", id, func(s *C.char) error {
+		var e error
+		text, e = r.jsonCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
+			return C.waypost_get(r.ptr, s, t, out, ce)
+		})
+		return e
+	})
+	if err != nil {
+		return InstanceStatus{}, err
+	}
+	var w wireInstance
+	if err := decode(text, &w); err != nil {
+		return InstanceStatus{}, err
+	}
+	st := w.status()
+	st.Handle = 0
+	return st, nil
+}
+
+// Instance returns the instance behind a handle with its status (as of the
+// registry clock); ErrNotFound once it is removed.
+func (r *Registry) Instance(h Handle) (InstanceStatus, error) {
+	st, _, err := r.fetch(h)
+	return st, err
+}
+
+func (r *Registry) fetch(h Handle) (InstanceStatus, uint64, error) {
+	var epoch C.uint64_t
+	text, err := r.jsonCall(func(out **C.char, e **C.waypost_error) C.waypost_status {
+		return C.waypost_instance(r.ptr, C.waypost_handle(h), out, &epoch, e)
+	})
+	if err != nil {
+		return InstanceStatus{}, 0, err
+	}
+	var w wireInstance
+	if err := decode(text, &w); err != nil {
+		return InstanceStatus{}, 0, err
+	}
+	st := w.status()
+	st.Handle = h
+	return st, uint64(epoch), nil
+}

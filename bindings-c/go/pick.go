@@ -1,0 +1,227 @@
+package waypost
+
+// #include "bridge.h"
+import "C"
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// Strategy is a load-balancing strategy (SPEC §5).
+type Strategy uint32
+
+// Strategies.
+const (
+	RoundRobin         Strategy = C.WAYPOST_STRATEGY_ROUND_ROBIN
+	Random             Strategy = C.WAYPOST_STRATEGY_RANDOM
+	WeightedRandom     Strategy = C.WAYPOST_STRATEGY_WEIGHTED_RANDOM
+	WeightedRoundRobin Strategy = C.WAYPOST_STRATEGY_WEIGHTED_ROUND_ROBIN
+	LeastRequest       Strategy = C.WAYPOST_STRATEGY_LEAST_REQUEST
+	ConsistentHash     Strategy = C.WAYPOST_STRATEGY_CONSISTENT_HASH
+	FirstAvailable     Strategy = C.WAYPOST_STRATEGY_FIRST_AVAILABLE
+)
+
+// String is the stable name, e.g. "round_robin".
+func (s Strategy) String() string {
+	p := C.waypost_strategy_name(C.uint32_t(s))
+	if p == nil {
+		return "unknown"
+	}
+	return C.GoString(p)
+}
+
+// ParseStrategy maps a stable name to its Strategy.
+func ParseStrategy(name string) (Strategy, error) {
+	var out C.uint32_t
+	err := withName("strategy", name, func(s *C.char) error {
+		var e *C.waypost_error
+		return status(C.waypost_strategy_from_name(s, &out, &e), e)
+	})
+	return Strategy(out), err
+}
+
+// Filter selects instances carrying every tag and every metadata pair.
+type Filter struct {
+	Tags []string          `json:"tags,omitempty"`
+	Meta map[string]string `json:"meta,omitempty"`
+}
+
+func (f Filter) empty() bool { return len(f.Tags) == 0 && len(f.Meta) == 0 }
+
+func (f Filter) json() (string, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", newError(CodeInvalidArgument, "invalid argument `filter`: "+err.Error())
+	}
+	if err := checkString("filter", string(b)); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// PickOptions are the optional arguments of Pick.
+type PickOptions struct {
+	Key    string // consistent_hash key (required there); "" = none
+	Zone   string // the caller's zone, preferred when it has candidates; "" = none
+	Filter Filter
+}
+
+// Pick is the result of a pick.
+type Pick struct {
+	Instance *Instance // shared and cached: read-only
+	Panic    bool      // the service was in panic: health was ignored
+}
+
+var noOptions PickOptions
+
+// Pick chooses one instance of service with strategy; opts may be nil.
+// The returned *Instance is cached per slot, so a pick copies no strings.
+func (r *Registry) Pick(service string, strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
+	t, err := ms(now)
+	if err != nil {
+		return Pick{}, err
+	}
+	if opts == nil {
+		opts = &noOptions
+	}
+	has := C.int(0)
+	filter := ""
+	if opts.Key != "" {
+		has |= 1
+	}
+	if opts.Zone != "" {
+		has |= 2
+	}
+	if !opts.Filter.empty() {
+		has |= 4
+		if filter, err = opts.Filter.json(); err != nil {
+			return Pick{}, err
+		}
+	}
+	for _, s := range [...]string{service, opts.Key, opts.Zone} {
+		if err := checkString("service", s); err != nil {
+			return Pick{}, err
+		}
+	}
+	var ret C.wp_pick_ret
+	if ref, ok := r.refs.Load(service); ok {
+		ret = C.wp_pick(r.ptr, 1, ref.(C.uint32_t), "", C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
+		if ret.status == C.WAYPOST_STATUS_UNKNOWN_SERVICE {
+			// By name, so the failure is counted exactly as any other
+			// pick of a service without instances.
+			C.waypost_error_free(ret.err)
+			ret = C.wp_pick(r.ptr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
+		}
+	} else {
+		ret = C.wp_pick(r.ptr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
+		if ret.status == C.WAYPOST_STATUS_OK {
+			r.remember(service)
+		}
+	}
+	keepAlive(r)
+	if err := status(ret.status, ret.err); err != nil {
+		return Pick{}, err
+	}
+	inst, err := r.lookup(Handle(ret.r.handle), uint64(ret.r.membership_epoch))
+	if err != nil {
+		return Pick{}, err
+	}
+	return Pick{Instance: inst, Panic: bool(ret.r.panic)}, nil
+}
+
+// remember caches the reference of a service known to exist.
+func (r *Registry) remember(service string) {
+	var ref C.uint32_t
+	err := withName("service", service, func(s *C.char) error {
+		var e *C.waypost_error
+		return status(C.waypost_service_ref(r.ptr, s, &ref, &e), e)
+	})
+	if err == nil {
+		r.refs.Store(service, ref)
+	}
+}
+
+// DiscoverOptions are the optional arguments of Discover.
+type DiscoverOptions struct {
+	All    bool // every instance with its health, not only the healthy ones
+	Filter Filter
+}
+
+// Discovery is the answer of Discover: instances in id order.
+type Discovery struct {
+	Instances []*Instance // shared and cached: read-only
+	Health    []Health    // parallel to Instances
+	Panic     bool        // the service is in panic
+}
+
+var handleBuffers = sync.Pool{New: func() interface{} { return new(discoverBuffer) }}
+
+type discoverBuffer struct {
+	handles []C.waypost_handle
+	health  []C.uint8_t
+}
+
+// Discover lists a service's instances in id order: the healthy ones, or
+// with All every one; opts may be nil.
+func (r *Registry) Discover(service string, opts *DiscoverOptions, now time.Time) (Discovery, error) {
+	t, err := ms(now)
+	if err != nil {
+		return Discovery{}, err
+	}
+	var o C.waypost_discover_options
+	var optsPtr *C.waypost_discover_options
+	if opts != nil {
+		o.all = C.bool(opts.All)
+		if !opts.Filter.empty() {
+			text, err := opts.Filter.json()
+			if err != nil {
+				return Discovery{}, err
+			}
+			f := C.CString(text)
+			defer freeC(f)
+			o.filter_json = f
+		}
+		optsPtr = &o
+	}
+	s, err := cstring("service", service)
+	if err != nil {
+		return Discovery{}, err
+	}
+	defer freeC(s)
+	buf := handleBuffers.Get().(*discoverBuffer)
+	defer handleBuffers.Put(buf)
+	var info C.waypost_discovery
+	for {
+		if cap(buf.handles) == 0 {
+			buf.handles = make([]C.waypost_handle, 64)
+			buf.health = make([]C.uint8_t, 64)
+		}
+		var e *C.waypost_error
+		st := C.waypost_discover_handles(r.ptr, s, optsPtr, t, &buf.handles[0], &buf.health[0],
+			C.size_t(len(buf.handles)), &info, &e)
+		keepAlive(r)
+		if err := status(st, e); err != nil {
+			return Discovery{}, err
+		}
+		if int(info.count) <= len(buf.handles) {
+			break
+		}
+		n := int(info.count) * 2
+		buf.handles = make([]C.waypost_handle, n)
+		buf.health = make([]C.uint8_t, n)
+	}
+	n := int(info.count)
+	d := Discovery{Instances: make([]*Instance, 0, n), Health: make([]Health, 0, n), Panic: bool(info.panic)}
+	epoch := uint64(info.membership_epoch)
+	for i := 0; i < n; i++ {
+		inst, err := r.lookup(Handle(buf.handles[i]), epoch)
+		if err != nil {
+			continue // removed by another goroutine since the call
+		}
+		d.Instances = append(d.Instances, inst)
+		d.Health = append(d.Health, Health(buf.health[i]))
+	}
+	return d, nil
+}
