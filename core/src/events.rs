@@ -116,6 +116,9 @@ pub(crate) struct EventLog {
     events: VecDeque<Event>,
     last_index: u64,
     retention: usize,
+    /// While set, every pushed event is also copied here (so `tick` returns
+    /// all it produced even when that is more than the retention).
+    capture: Option<Vec<Event>>,
 }
 
 impl EventLog {
@@ -124,6 +127,7 @@ impl EventLog {
             events: VecDeque::new(),
             last_index: 0,
             retention: retention.max(1) as usize,
+            capture: None,
         }
     }
 
@@ -132,6 +136,7 @@ impl EventLog {
             events: events.into(),
             last_index,
             retention: retention.max(1) as usize,
+            capture: None,
         }
     }
 
@@ -151,7 +156,7 @@ impl EventLog {
         if self.events.len() == self.retention {
             self.events.pop_front();
         }
-        self.events.push_back(Event {
+        let event = Event {
             index: self.last_index,
             kind,
             at,
@@ -159,8 +164,22 @@ impl EventLog {
             service,
             from: change.map(|c| c.0),
             to: change.map(|c| c.1),
-        });
+        };
+        if let Some(captured) = &mut self.capture {
+            captured.push(event.clone());
+        }
+        self.events.push_back(event);
         self.last_index
+    }
+
+    /// Starts copying pushed events aside.
+    pub fn start_capture(&mut self) {
+        self.capture = Some(Vec::new());
+    }
+
+    /// Stops copying and returns what was pushed since `start_capture`.
+    pub fn take_capture(&mut self) -> Vec<Event> {
+        self.capture.take().unwrap_or_default()
     }
 
     /// Retained events with index > `after`.

@@ -331,7 +331,9 @@ impl Registry {
                 counts[e.health as usize] += 1;
                 ejected += u32::from(e.inputs.ejected);
             }
+            let member_ids = slots.iter().map(|&s| self.entry(s).instance.id.clone()).collect();
             let service = &mut self.services[idx as usize];
+            service.member_ids = member_ids;
             service.members = slots;
             service.counts = counts;
             service.ejected = ejected;

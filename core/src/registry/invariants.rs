@@ -60,6 +60,9 @@ impl Registry {
         }
         for service in &self.services {
             let ids: Vec<&str> = service.members.iter().map(|&m| &*self.entry(m).instance.id).collect();
+            if service.member_ids.iter().map(|m| &**m).ne(ids.iter().copied()) {
+                return Err(format!("member ids of `{}` disagree with members", service.name));
+            }
             if ids.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!("members of `{}` are not in id order", service.name));
             }

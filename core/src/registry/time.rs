@@ -18,15 +18,9 @@ impl Registry {
     /// Advances the clock to `now` (never backwards) and returns the events
     /// that advancing produced.
     pub fn tick(&mut self, now: u64) -> Vec<Event> {
-        let before = self.events.last_index();
+        self.events.start_capture();
         self.advance(now);
-        if self.events.last_index() == before {
-            return Vec::new();
-        }
-        self.events
-            .slice_since(before)
-            .map(|events| events.cloned().collect())
-            .unwrap_or_default()
+        self.events.take_capture()
     }
 
     /// The earliest time at which advancing the clock would change state
@@ -118,9 +112,11 @@ impl Registry {
             match entry.lease_due(evict_after) {
                 Some(true_due) if true_due == due => return,
                 Some(true_due) => {
-                    self.leases.pop();
+                    // One sift-down in place instead of a pop and a push.
                     self.entry_mut(slot).lease_timer = true_due;
-                    self.leases.push(Reverse((true_due, slot, generation)));
+                    if let Some(mut top) = self.leases.peek_mut() {
+                        *top = Reverse((true_due, slot, generation));
+                    }
                 }
                 None => {
                     self.leases.pop();
@@ -293,5 +289,24 @@ impl Registry {
         // Returning from ejection changes the candidate set even when the
         // public health was masked by a stronger state.
         self.services[service_idx as usize].dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, EventKind, InstanceSpec, Registry};
+
+    #[test]
+    fn tick_returns_every_event_even_beyond_the_retention() {
+        let config = Config { ttl_ms: 100, evict_after_ms: 0, event_retention: 4, ..Config::default() };
+        let mut reg = Registry::new(config).unwrap();
+        for i in 0..10 {
+            reg.register(InstanceSpec::new(format!("i{i}"), "api", "h", 1), 0).unwrap();
+        }
+        let events = reg.tick(101);
+        assert_eq!(events.len(), 10);
+        assert!(events.iter().all(|e| e.kind == EventKind::HealthChanged && e.at == 101));
+        assert_eq!(reg.events_since(reg.last_index() - 4).unwrap().len(), 4);
+        assert!(reg.tick(102).is_empty());
     }
 }
