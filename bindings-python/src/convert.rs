@@ -1,0 +1,270 @@
+//! Argument conversions: Python values in, core values out. A value of the
+//! wrong Python type is a `TypeError`; a value of the right type but outside
+//! what the core's type can hold is `InvalidArgumentError` naming the field.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+use waypost::{CheckStatus, Filter, Strategy};
+
+use crate::errors;
+use crate::names;
+
+/// The host's wall clock in ms: what `now` means when the caller omits it.
+/// (Only the binding reads a clock; the core never does.)
+pub(crate) fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+pub(crate) fn type_error(field: &str, want: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!("{field} must be {want}, not {}", type_name(obj)))
+}
+
+/// `now`, defaulting to the wall clock.
+#[inline]
+pub(crate) fn now(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match obj {
+        None => Ok(wall_clock_ms()),
+        Some(o) if o.is_none() => Ok(wall_clock_ms()),
+        Some(o) => uint(py, o, "now"),
+    }
+}
+
+/// A non-negative integer that fits in u64.
+#[inline]
+pub(crate) fn uint(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(type_error(field, "int", obj));
+    }
+    // i64 first: on 64-bit CPython that is `PyLong_AsLong`, much cheaper
+    // than the byte-array path behind `PyLong_AsUnsignedLongLong`.
+    match obj.extract::<i64>() {
+        Ok(n) if n >= 0 => return Ok(n as u64),
+        Ok(_) => {}
+        Err(_) => {
+            if let Ok(n) = obj.extract::<u64>() {
+                return Ok(n);
+            }
+        }
+    }
+    Err(errors::invalid(
+        py,
+        field,
+        format!("{obj} is outside 0..=18446744073709551615"),
+    ))
+}
+
+/// An integer the binding itself stored (a cached handle or reference).
+#[inline]
+pub(crate) fn stored_u64(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    match obj.extract::<i64>() {
+        Ok(n) => Ok(n as u64),
+        Err(_) => obj.extract::<u64>(),
+    }
+}
+
+/// A non-negative integer that fits in `T`.
+pub(crate) fn uint_as<T: TryFrom<u64>>(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    field: &str,
+) -> PyResult<T> {
+    let n = uint(py, obj, field)?;
+    T::try_from(n).map_err(|_| errors::invalid(py, field, format!("{n} is too large")))
+}
+
+pub(crate) fn opt_uint(
+    py: Python<'_>,
+    obj: Option<&Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<u64>> {
+    match obj {
+        Some(o) if !o.is_none() => uint(py, o, field).map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn string(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    match obj.cast::<PyString>() {
+        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Err(_) => Err(type_error(field, "str", obj)),
+    }
+}
+
+pub(crate) fn opt_string(obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<String>> {
+    match obj {
+        Some(o) if !o.is_none() => string(o, field).map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn boolean(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<bool> {
+    match obj.cast::<PyBool>() {
+        Ok(b) => Ok(b.is_true()),
+        Err(_) => Err(type_error(field, "bool", obj)),
+    }
+}
+
+/// A strategy: a `Strategy` member or its name; omitted means round robin.
+#[inline]
+pub(crate) fn strategy(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Strategy> {
+    let Some(obj) = obj else {
+        return Ok(Strategy::RoundRobin);
+    };
+    let names = names::get(py);
+    let ptr = obj.as_ptr();
+    for (i, (member, text)) in names.strategy.iter().zip(&names.strategy_str).enumerate() {
+        if member.as_ptr() == ptr || text.as_ptr() == ptr {
+            return Ok(Strategy::ALL[i]);
+        }
+    }
+    let text = string(obj, "strategy")?;
+    errors::check(py, text.parse())
+}
+
+/// A check result: a `CheckStatus` member or its name.
+pub(crate) fn check_status(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<CheckStatus> {
+    let text = string(obj, "status")?;
+    errors::check(py, text.parse())
+}
+
+/// A sequence of strings (a lone `str` is refused: it would be read as
+/// its characters).
+pub(crate) fn string_list(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
+    if obj.is_instance_of::<PyString>() {
+        return Err(type_error(field, "a sequence of str", obj));
+    }
+    let iter = obj
+        .try_iter()
+        .map_err(|_| type_error(field, "a sequence of str", obj))?;
+    iter.map(|item| string(&item?, field)).collect()
+}
+
+/// A mapping of strings to strings, in the mapping's order.
+pub(crate) fn string_map(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<(String, String)>> {
+    let mapping = obj
+        .cast::<PyMapping>()
+        .map_err(|_| type_error(field, "a mapping of str to str", obj))?;
+    let mut out = Vec::new();
+    for item in mapping.items()?.iter() {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        out.push((string(&k, field)?, string(&v, field)?));
+    }
+    Ok(out)
+}
+
+pub(crate) fn filter(
+    tags: Option<&Bound<'_, PyAny>>,
+    meta: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Filter> {
+    let mut f = Filter::default();
+    if let Some(t) = tags.filter(|t| !t.is_none()) {
+        f.tags = string_list(t, "tags")?;
+    }
+    if let Some(m) = meta.filter(|m| !m.is_none()) {
+        f.meta = string_map(m, "meta")?;
+    }
+    Ok(f)
+}
+
+/// A JSON value as the matching Python object.
+pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => u.into_pyobject(py)?.into_any(),
+            (None, Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, None, Some(f)) => PyFloat::new(py, f).into_any(),
+            _ => py.None().into_bound(py),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, json_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// A Python value made of dicts, lists, tuples, str, int, float, bool and
+/// None, as JSON (for specs given as mappings).
+pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Value> {
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        return Err(errors::invalid(
+            py,
+            field,
+            format!("{obj} does not fit in 64 bits"),
+        ));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| errors::invalid(py, field, "must be a finite number"));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_cow()?.into_owned()));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for item in obj.try_iter()? {
+            items.push(py_to_json(py, &item?, field)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    if let Ok(mapping) = obj.cast::<PyMapping>() {
+        return Ok(Value::Object(json_object(py, mapping, field)?));
+    }
+    Err(type_error(
+        field,
+        "JSON-like data (dict, list, str, int, float, bool, None)",
+        obj,
+    ))
+}
+
+pub(crate) fn json_object(
+    py: Python<'_>,
+    mapping: &Bound<'_, PyMapping>,
+    field: &str,
+) -> PyResult<Map<String, Value>> {
+    let mut map = Map::new();
+    for item in mapping.items()?.iter() {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let key = string(&k, &format!("{field} key"))?;
+        let value = py_to_json(py, &v, &key)?;
+        map.insert(key, value);
+    }
+    Ok(map)
+}

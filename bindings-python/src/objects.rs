@@ -1,0 +1,438 @@
+//! The Python objects the registry hands out: instances, their status,
+//! discovery and pick results, events. All are immutable snapshots.
+
+use std::hash::{Hash, Hasher};
+
+use pyo3::basic::CompareOp;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use waypost::{Event, Handle, InstanceSpec, InstanceStatus};
+
+use crate::convert::json_to_py;
+use crate::names;
+
+/// A registered instance: the fields it was registered with (SPEC §2).
+///
+/// The registry returns the same object for the same registration as long
+/// as its fields are unchanged, so picks allocate nothing.
+#[pyclass(frozen, eq, hash, module = "waypost", name = "Instance")]
+pub struct PyInstance {
+    pub(crate) spec: InstanceSpec,
+    handle: u64,
+    #[pyo3(get)]
+    id: Py<PyString>,
+    #[pyo3(get)]
+    service: Py<PyString>,
+    #[pyo3(get)]
+    address: Py<PyString>,
+    #[pyo3(get)]
+    port: u16,
+    #[pyo3(get)]
+    weight: u32,
+    #[pyo3(get)]
+    priority: u8,
+    #[pyo3(get)]
+    tags: Py<PyTuple>,
+}
+
+impl PartialEq for PyInstance {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Hash for PyInstance {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.spec.id.hash(state);
+        self.spec.service.hash(state);
+        self.spec.address.hash(state);
+        self.spec.port.hash(state);
+    }
+}
+
+impl PyInstance {
+    pub(crate) fn new(py: Python<'_>, spec: InstanceSpec, handle: Handle) -> PyResult<PyInstance> {
+        Ok(PyInstance {
+            handle: handle.to_bits(),
+            id: PyString::new(py, &spec.id).unbind(),
+            service: PyString::new(py, &spec.service).unbind(),
+            address: PyString::new(py, &spec.address).unbind(),
+            port: spec.port,
+            weight: spec.weight,
+            priority: spec.priority,
+            tags: PyTuple::new(py, &spec.tags)?.unbind(),
+            spec,
+        })
+    }
+}
+
+#[pymethods]
+impl PyInstance {
+    /// Metadata (a new dict on each access).
+    #[getter]
+    fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (k, v) in &self.spec.meta {
+            dict.set_item(k, v)?;
+        }
+        Ok(dict)
+    }
+
+    /// Locality, or None.
+    #[getter]
+    fn zone(&self) -> Option<&str> {
+        self.spec.zone.as_deref()
+    }
+
+    /// Per-instance lease length in ms, or None (the registry's applies).
+    #[getter]
+    fn ttl_ms(&self) -> Option<u64> {
+        self.spec.ttl_ms
+    }
+
+    /// Active-check interval in ms, or None.
+    #[getter]
+    fn check_interval_ms(&self) -> Option<u64> {
+        self.spec.check_interval_ms
+    }
+
+    /// The registry's handle of this registration (generation << 32 | slot).
+    #[getter]
+    fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    /// The SPEC §2 fields as a dict (the wire form: unset optional fields are absent).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &serde_json::to_value(&self.spec).unwrap_or_default())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Instance(id={:?}, service={:?}, address={:?}, port={}, weight={})",
+            self.spec.id, self.spec.service, self.spec.address, self.spec.port, self.spec.weight
+        )
+    }
+}
+
+/// An instance with its dynamic status at the registry clock.
+#[pyclass(frozen, eq, module = "waypost", name = "InstanceView")]
+pub struct PyInstanceView {
+    #[pyo3(get)]
+    instance: Py<PyInstance>,
+    status: InstanceStatus,
+}
+
+impl PartialEq for PyInstanceView {
+    fn eq(&self, other: &Self) -> bool {
+        self.instance.get() == other.instance.get() && self.status == other.status
+    }
+}
+
+impl PyInstanceView {
+    pub(crate) fn new(instance: Py<PyInstance>, status: InstanceStatus) -> PyInstanceView {
+        PyInstanceView { instance, status }
+    }
+}
+
+#[pymethods]
+impl PyInstanceView {
+    /// The instance id.
+    #[getter]
+    fn id(&self, py: Python<'_>) -> Py<PyString> {
+        self.instance.get().id.clone_ref(py)
+    }
+    /// The service.
+    #[getter]
+    fn service(&self, py: Python<'_>) -> Py<PyString> {
+        self.instance.get().service.clone_ref(py)
+    }
+    /// Public health.
+    #[getter]
+    fn health<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        names::get(py).health(py, self.status.health)
+    }
+    /// Index of the last event concerning this instance.
+    #[getter]
+    fn modify_index(&self) -> u64 {
+        self.status.modify_index
+    }
+    /// Index of its registration or latest update.
+    #[getter]
+    fn revision(&self) -> u64 {
+        self.status.revision
+    }
+    /// When it was first registered (ms).
+    #[getter]
+    fn registered_at(&self) -> u64 {
+        self.status.registered_at
+    }
+    /// When its lease was last renewed (ms).
+    #[getter]
+    fn last_renewal(&self) -> u64 {
+        self.status.last_renewal
+    }
+    /// The lease is expired at any instant after this one (ms).
+    #[getter]
+    fn lease_deadline(&self) -> u64 {
+        self.status.lease_deadline
+    }
+    /// Weight after slow start.
+    #[getter]
+    fn effective_weight(&self) -> f64 {
+        self.status.effective_weight
+    }
+    /// Calls begun and not yet ended.
+    #[getter]
+    fn inflight(&self) -> u64 {
+        self.status.inflight
+    }
+    /// Call failures in a row (outlier detection).
+    #[getter]
+    fn consecutive_failures(&self) -> u32 {
+        self.status.consecutive_failures
+    }
+    /// When the current ejection ends (ms), or None.
+    #[getter]
+    fn ejected_until(&self) -> Option<u64> {
+        self.status.ejected_until
+    }
+    /// The last active-check result reported, or None.
+    #[getter]
+    fn last_check<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.status.last_check.map(|c| names::get(py).check(py, c))
+    }
+
+    /// The wire form shared by every binding: SPEC §2 fields plus status.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut value = serde_json::to_value(&self.instance.get().spec).unwrap_or_default();
+        if let (serde_json::Value::Object(map), Ok(serde_json::Value::Object(status))) =
+            (&mut value, serde_json::to_value(self.status))
+        {
+            map.extend(status);
+        }
+        json_to_py(py, &value)
+    }
+
+    fn __repr__(&self) -> String {
+        let spec = &self.instance.get().spec;
+        format!(
+            "InstanceView(id={:?}, service={:?}, health={:?}, inflight={})",
+            spec.id,
+            spec.service,
+            self.status.health.as_str(),
+            self.status.inflight
+        )
+    }
+}
+
+/// The answer of `discover`: a sequence of instances in id order, with
+/// their health (parallel) and the service's panic flag.
+#[pyclass(frozen, sequence, module = "waypost", name = "Discovery")]
+pub struct PyDiscovery {
+    #[pyo3(get)]
+    instances: Py<PyTuple>,
+    #[pyo3(get)]
+    health: Py<PyTuple>,
+    #[pyo3(get)]
+    panic: bool,
+}
+
+impl PyDiscovery {
+    pub(crate) fn new(instances: Py<PyTuple>, health: Py<PyTuple>, panic: bool) -> PyDiscovery {
+        PyDiscovery {
+            instances,
+            health,
+            panic,
+        }
+    }
+}
+
+#[pymethods]
+impl PyDiscovery {
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.instances.bind(py).len()
+    }
+
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.instances.bind(py).as_any().get_item(index)
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.instances.bind(py).as_any().try_iter()?.into_any())
+    }
+
+    /// The listed ids, in order.
+    #[getter]
+    fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let ids: Vec<Py<PyString>> = self
+            .instances
+            .bind(py)
+            .iter()
+            .map(|i| {
+                i.cast_into::<PyInstance>()
+                    .map(|i| i.get().id.clone_ref(py))
+            })
+            .collect::<Result<_, _>>()?;
+        PyTuple::new(py, ids)
+    }
+
+    /// `{"instances": [...], "health": [...], "panic": bool}` in wire form.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        let instances: Vec<Bound<'py, PyAny>> = self
+            .instances
+            .bind(py)
+            .iter()
+            .map(|i| i.call_method0("to_dict"))
+            .collect::<PyResult<_>>()?;
+        let health: Vec<Bound<'py, PyAny>> = self
+            .health
+            .bind(py)
+            .iter()
+            .map(|h| h.getattr("value"))
+            .collect::<PyResult<_>>()?;
+        dict.set_item("instances", instances)?;
+        dict.set_item("health", health)?;
+        dict.set_item("panic", self.panic)?;
+        Ok(dict)
+    }
+
+    fn __richcmp__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let Ok(other) = other.cast::<PyDiscovery>() else {
+            return Ok(py.NotImplemented());
+        };
+        let other = other.get();
+        let equal = self.panic == other.panic
+            && self.instances.bind(py).eq(other.instances.bind(py))?
+            && self.health.bind(py).eq(other.health.bind(py))?;
+        match op {
+            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Discovery(ids={}, panic={})",
+            self.ids(py)?.repr()?,
+            if self.panic { "True" } else { "False" }
+        ))
+    }
+}
+
+/// A pick with its panic flag (the service was in panic: health was ignored).
+#[pyclass(frozen, eq, module = "waypost", name = "PickResult")]
+pub struct PyPickResult {
+    #[pyo3(get)]
+    instance: Py<PyInstance>,
+    #[pyo3(get)]
+    panic: bool,
+}
+
+impl PartialEq for PyPickResult {
+    fn eq(&self, other: &Self) -> bool {
+        self.panic == other.panic && self.instance.get() == other.instance.get()
+    }
+}
+
+impl PyPickResult {
+    pub(crate) fn new(instance: Py<PyInstance>, panic: bool) -> PyPickResult {
+        PyPickResult { instance, panic }
+    }
+}
+
+#[pymethods]
+impl PyPickResult {
+    /// `{"id": ..., "panic": ...}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        dict.set_item("id", self.instance.get().id.clone_ref(py))?;
+        dict.set_item("panic", self.panic)?;
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PickResult(id={:?}, panic={})",
+            self.instance.get().spec.id,
+            if self.panic { "True" } else { "False" }
+        )
+    }
+}
+
+/// One registry event (SPEC §6).
+#[pyclass(frozen, eq, module = "waypost", name = "Event")]
+pub struct PyEvent {
+    event: Event,
+}
+
+impl PartialEq for PyEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+    }
+}
+
+impl PyEvent {
+    pub(crate) fn new(event: Event) -> PyEvent {
+        PyEvent { event }
+    }
+}
+
+#[pymethods]
+impl PyEvent {
+    /// Registry-wide index, strictly increasing from 1.
+    #[getter]
+    fn index(&self) -> u64 {
+        self.event.index
+    }
+    /// What happened.
+    #[getter(r#type)]
+    fn kind<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        names::get(py).event(py, self.event.kind)
+    }
+    /// Registry time of the change (ms).
+    #[getter]
+    fn at(&self) -> u64 {
+        self.event.at
+    }
+    /// The instance concerned, or None.
+    #[getter]
+    fn id(&self) -> Option<&str> {
+        self.event.id.as_deref()
+    }
+    /// The service concerned, or None.
+    #[getter]
+    fn service(&self) -> Option<&str> {
+        self.event.service.as_deref()
+    }
+    /// Health before a `health_changed`, else None.
+    #[getter(from_)]
+    fn health_before<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.event.from.map(|h| names::get(py).health(py, h))
+    }
+    /// Health after a `health_changed`, else None.
+    #[getter(to)]
+    fn health_after<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.event.to.map(|h| names::get(py).health(py, h))
+    }
+
+    /// The wire form shared by every binding (`from`/`to` only when set).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &serde_json::to_value(&self.event).unwrap_or_default())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Event({})", self.event.to_json())
+    }
+}
