@@ -1,1 +1,443 @@
-//! WebAssembly bindings (wasm-bindgen).
+//! WebAssembly bindings of the waypost core (wasm-bindgen).
+//!
+//! This crate is the thin floor under the npm package's JavaScript facade
+//! (`npm/src/facade.js`): each method converts its arguments, makes one core
+//! call and maps a failure through [`error::js_error`]. The hot paths (`pick`,
+//! `heartbeat`, `reportOutcome`, `discover`, `tick`) move no strings: they
+//! trade in slot indexes the facade maps to cached instance objects, valid
+//! while the registry's membership epoch is unchanged.
+//!
+//! ```js
+//! import { Registry } from "waypost";
+//! const reg = new Registry({ ttlMs: 10_000, seed: 7 });
+//! reg.register({ id: "api-1", service: "api", address: "10.0.0.1", port: 8080 }, 0);
+//! reg.pick("api", "round_robin", {}, 1).instance.id; // "api-1"
+//! ```
+
+mod error;
+mod shapes;
+
+use wasm_bindgen::prelude::*;
+use waypost::{
+    CheckStatus, Config, DiscoverOptions, Event, Handle, Health, InstanceSpec, PickOptions,
+    Registry, ServiceRef, Strategy, CONFIG_KEYS,
+};
+
+use error::{check, invalid, js_error};
+use shapes::{filter_from_json, ms, to_js, JsInstance, JsInstanceState, JsServiceMetrics};
+
+/// Slots below this and generations below 2^29 pack into one exact JS number.
+const SLOT_SPAN: f64 = 16_777_216.0;
+
+/// The registry as the JavaScript facade drives it. Not meant to be used
+/// directly: `Registry` in the npm package wraps it.
+#[wasm_bindgen(js_name = RegistryCore)]
+pub struct RegistryCore {
+    inner: Registry,
+    /// The error of the last failed integer-returning call (`takeError`).
+    error: Option<waypost::Error>,
+    /// Membership epoch the facade's instance cache was built at.
+    seen_epoch: u64,
+    /// Events produced by the last `tick` (`takeTickEvents`).
+    tick_events: Vec<Event>,
+    /// Generation of each slot as last handed out, so `instanceAt(slot)`
+    /// can name the full handle without the facade passing it back.
+    generations: Vec<u32>,
+}
+
+impl RegistryCore {
+    fn wrap(inner: Registry) -> RegistryCore {
+        let seen_epoch = inner.membership_epoch();
+        RegistryCore {
+            inner,
+            error: None,
+            seen_epoch,
+            tick_events: Vec::new(),
+            generations: Vec::new(),
+        }
+    }
+
+    /// Remembers the generation of a handle the facade is about to see.
+    fn note(&mut self, handle: Handle) -> u32 {
+        let slot = handle.index();
+        let i = slot as usize;
+        if i >= self.generations.len() {
+            self.generations.resize(i + 1, 0);
+        }
+        self.generations[i] = handle.generation();
+        slot
+    }
+
+    /// 1 when the facade's instance cache is stale, else 0.
+    fn stale(&self) -> i32 {
+        i32::from(self.inner.membership_epoch() != self.seen_epoch)
+    }
+
+    /// 0 on success; -1 with the error kept for `takeError`.
+    fn status(&mut self, result: waypost::Result<()>) -> i32 {
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                self.error = Some(e);
+                -1
+            }
+        }
+    }
+
+    /// `slot << 2 | panic << 1 | stale`, or -1 with the error kept.
+    fn pick_code(&mut self, result: waypost::Result<waypost::Pick>) -> i32 {
+        match result {
+            Ok(pick) => {
+                ((self.note(pick.handle) as i32) << 2) | (i32::from(pick.panic) << 1) | self.stale()
+            }
+            Err(e) => {
+                self.error = Some(e);
+                -1
+            }
+        }
+    }
+
+    fn handle(slot: u32, generation: u32) -> Handle {
+        Handle::from_bits((u64::from(generation) << 32) | u64::from(slot))
+    }
+}
+
+#[wasm_bindgen(js_class = RegistryCore)]
+impl RegistryCore {
+    /// A new registry from a JSON object of SPEC §4 keys (snake_case).
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &str) -> Result<RegistryCore, JsValue> {
+        let config = check(Config::from_json(config_json))?;
+        Ok(RegistryCore::wrap(check(Registry::new(config))?))
+    }
+
+    /// A registry restored from a snapshot document.
+    pub fn restore(json: &str) -> Result<RegistryCore, JsValue> {
+        Ok(RegistryCore::wrap(check(Registry::restore(json))?))
+    }
+
+    /// The whole registry as a JSON document.
+    pub fn snapshot(&self) -> String {
+        self.inner.snapshot()
+    }
+
+    /// The configuration in force, snake_case keys.
+    pub fn config(&self) -> Result<JsValue, JsValue> {
+        to_js(self.inner.config())
+    }
+
+    /// Registers (or updates) an instance from a JSON object of SPEC §2
+    /// fields; returns its slot.
+    pub fn register(&mut self, spec_json: &str, now: f64) -> Result<u32, JsValue> {
+        let spec = check(InstanceSpec::from_json(spec_json))?;
+        let handle = check(self.inner.register(spec, ms(now)))?;
+        Ok(self.note(handle))
+    }
+
+    pub fn deregister(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
+        check(self.inner.deregister(id, ms(now)))
+    }
+
+    pub fn heartbeat(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
+        check(self.inner.heartbeat(id, ms(now)))
+    }
+
+    /// Heartbeat by handle: 0, or -1 with the error for `takeError`.
+    #[wasm_bindgen(js_name = heartbeatAt)]
+    pub fn heartbeat_at(&mut self, slot: u32, generation: u32, now: f64) -> i32 {
+        let result = self
+            .inner
+            .heartbeat_handle(Self::handle(slot, generation), ms(now));
+        self.status(result)
+    }
+
+    pub fn drain(&mut self, id: &str, on: bool, now: f64) -> Result<(), JsValue> {
+        check(self.inner.drain(id, on, ms(now)))
+    }
+
+    #[wasm_bindgen(js_name = reportCheck)]
+    pub fn report_check(&mut self, id: &str, status: &str, now: f64) -> Result<(), JsValue> {
+        let status: CheckStatus = check(status.parse())?;
+        check(self.inner.report_check(id, status, ms(now)))
+    }
+
+    #[wasm_bindgen(js_name = reportOutcome)]
+    pub fn report_outcome(&mut self, id: &str, success: bool, now: f64) -> Result<(), JsValue> {
+        check(self.inner.report_outcome(id, success, ms(now)))
+    }
+
+    /// Outcome by handle: 0, or -1 with the error for `takeError`.
+    #[wasm_bindgen(js_name = reportOutcomeAt)]
+    pub fn report_outcome_at(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        success: bool,
+        now: f64,
+    ) -> i32 {
+        let result =
+            self.inner
+                .report_outcome_handle(Self::handle(slot, generation), success, ms(now));
+        self.status(result)
+    }
+
+    pub fn begin(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
+        check(self.inner.begin(id, ms(now)))
+    }
+
+    pub fn end(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
+        check(self.inner.end(id, ms(now)))
+    }
+
+    /// The instance and its status.
+    pub fn get(&mut self, id: &str, now: f64) -> Result<JsValue, JsValue> {
+        let view = check(self.inner.get(id, ms(now)))?;
+        to_js(&JsInstanceState::from(view))
+    }
+
+    /// `generation * 2^24 + slot` of a registered id, or -1 (also when the
+    /// pair does not fit a JS number exactly: the facade then uses the id).
+    #[wasm_bindgen(js_name = handleOf)]
+    pub fn handle_of(&self, id: &str) -> f64 {
+        match self.inner.handle_of(id) {
+            Some(h) if f64::from(h.index()) < SLOT_SPAN && h.generation() < (1 << 29) => {
+                f64::from(h.generation()) * SLOT_SPAN + f64::from(h.index())
+            }
+            _ => -1.0,
+        }
+    }
+
+    /// The instance in a slot, as a plain object (undefined for an empty slot).
+    #[wasm_bindgen(js_name = instanceAt)]
+    pub fn instance_at(&self, slot: u32) -> Result<JsValue, JsValue> {
+        let Some(&generation) = self.generations.get(slot as usize) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        match self.inner.instance(Self::handle(slot, generation)) {
+            Some(instance) => to_js(&JsInstance::from(instance)),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// Marks the facade's instance cache as rebuilt at the current epoch.
+    #[wasm_bindgen(js_name = ackEpoch)]
+    pub fn ack_epoch(&mut self) {
+        self.seen_epoch = self.inner.membership_epoch();
+    }
+
+    #[wasm_bindgen(js_name = membershipEpoch)]
+    pub fn membership_epoch(&self) -> f64 {
+        self.inner.membership_epoch() as f64
+    }
+
+    /// A service reference for `pickIndex` (valid for the registry's life).
+    #[wasm_bindgen(js_name = serviceRef)]
+    pub fn service_ref(&mut self, name: &str) -> Result<u32, JsValue> {
+        Ok(check(self.inner.service_ref(name))?.index())
+    }
+
+    /// The hot path: `slot << 2 | panic << 1 | stale`, or -1 (`takeError`).
+    #[wasm_bindgen(js_name = pickIndex)]
+    pub fn pick_index(&mut self, service: u32, strategy: u8, now: f64) -> i32 {
+        let result = match Strategy::from_u8(strategy) {
+            Some(s) => self.inner.pick_ref(
+                ServiceRef::from_index(service),
+                s,
+                &PickOptions::default(),
+                ms(now),
+            ),
+            None => Err(unknown_strategy(strategy)),
+        };
+        self.pick_code(result)
+    }
+
+    /// `pickIndex` with a key, zone and tag/meta filter (JSON).
+    #[wasm_bindgen(js_name = pickWith)]
+    pub fn pick_with(
+        &mut self,
+        service: u32,
+        strategy: u8,
+        key: Option<String>,
+        zone: Option<String>,
+        filter_json: Option<String>,
+        now: f64,
+    ) -> Result<i32, JsValue> {
+        let options = PickOptions {
+            key,
+            zone,
+            filter: filter_from_json(filter_json)?,
+        };
+        let result = match Strategy::from_u8(strategy) {
+            Some(s) => self
+                .inner
+                .pick_ref(ServiceRef::from_index(service), s, &options, ms(now)),
+            None => Err(unknown_strategy(strategy)),
+        };
+        Ok(self.pick_code(result))
+    }
+
+    /// `pickWith` by service name (the first pick of a service: the facade
+    /// takes a reference only once the service is known to exist).
+    #[wasm_bindgen(js_name = pickNamed)]
+    pub fn pick_named(
+        &mut self,
+        service: &str,
+        strategy: u8,
+        key: Option<String>,
+        zone: Option<String>,
+        filter_json: Option<String>,
+        now: f64,
+    ) -> Result<i32, JsValue> {
+        let options = PickOptions {
+            key,
+            zone,
+            filter: filter_from_json(filter_json)?,
+        };
+        let result = match Strategy::from_u8(strategy) {
+            Some(s) => self.inner.pick(service, s, &options, ms(now)),
+            None => Err(unknown_strategy(strategy)),
+        };
+        Ok(self.pick_code(result))
+    }
+
+    /// The error of the last call that returned -1.
+    #[wasm_bindgen(js_name = takeError)]
+    pub fn take_error(&mut self) -> JsValue {
+        match self.error.take() {
+            Some(e) => js_error(&e),
+            None => invalid("no error recorded"),
+        }
+    }
+
+    /// `[flags, slot << 3 | health, ...]` with flags `panic | stale << 1`.
+    pub fn discover(
+        &mut self,
+        service: &str,
+        all: bool,
+        filter_json: Option<String>,
+        now: f64,
+    ) -> Result<Vec<u32>, JsValue> {
+        let options = DiscoverOptions {
+            all,
+            filter: filter_from_json(filter_json)?,
+        };
+        let found = check(self.inner.discover(service, &options, ms(now)))?;
+        let mut out = Vec::with_capacity(found.len() + 1);
+        out.push(u32::from(found.panic));
+        let mut handles = Vec::with_capacity(found.len());
+        for view in found.iter() {
+            handles.push(view.handle);
+            out.push((view.handle.index() << 3) | view.status.health as u32);
+        }
+        drop(found);
+        for handle in handles {
+            self.note(handle);
+        }
+        if self.stale() == 1 {
+            out[0] |= 2;
+        }
+        Ok(out)
+    }
+
+    /// Advances the clock; returns how many events that produced (fetch
+    /// them with `takeTickEvents`).
+    pub fn tick(&mut self, now: f64) -> u32 {
+        self.tick_events = self.inner.tick(ms(now));
+        self.tick_events.len() as u32
+    }
+
+    #[wasm_bindgen(js_name = takeTickEvents)]
+    pub fn take_tick_events(&mut self) -> Result<JsValue, JsValue> {
+        let events = std::mem::take(&mut self.tick_events);
+        to_js(&events)
+    }
+
+    #[wasm_bindgen(js_name = eventsSince)]
+    pub fn events_since(&self, after: f64) -> Result<JsValue, JsValue> {
+        to_js(&check(self.inner.events_since(ms(after)))?)
+    }
+
+    #[wasm_bindgen(js_name = nextDeadline)]
+    pub fn next_deadline(&mut self) -> Option<f64> {
+        self.inner.next_deadline().map(|t| t as f64)
+    }
+
+    #[wasm_bindgen(js_name = dueChecks)]
+    pub fn due_checks(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        let due = self.inner.due_checks(ms(now));
+        to_js(&due.iter().map(|s| &**s).collect::<Vec<&str>>())
+    }
+
+    pub fn services(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        let names = self.inner.services(ms(now));
+        to_js(&names.iter().map(|s| &**s).collect::<Vec<&str>>())
+    }
+
+    #[wasm_bindgen(js_name = serviceModifyIndex)]
+    pub fn service_modify_index(&self, service: &str) -> Result<f64, JsValue> {
+        Ok(check(self.inner.service_modify_index(service))? as f64)
+    }
+
+    pub fn clock(&self) -> f64 {
+        self.inner.clock() as f64
+    }
+
+    #[wasm_bindgen(js_name = lastIndex)]
+    pub fn last_index(&self) -> f64 {
+        self.inner.last_index() as f64
+    }
+
+    pub fn size(&self) -> u32 {
+        self.inner.len() as u32
+    }
+
+    #[wasm_bindgen(js_name = inSelfPreservation)]
+    pub fn in_self_preservation(&self) -> bool {
+        self.inner.in_self_preservation()
+    }
+
+    #[wasm_bindgen(js_name = renderMetrics)]
+    pub fn render_metrics(&self) -> String {
+        self.inner.render_metrics()
+    }
+
+    #[wasm_bindgen(js_name = serviceMetrics)]
+    pub fn service_metrics(&self) -> Result<JsValue, JsValue> {
+        let views = self.inner.service_metrics();
+        to_js(&views.iter().map(JsServiceMetrics::from).collect::<Vec<_>>())
+    }
+}
+
+fn unknown_strategy(code: u8) -> waypost::Error {
+    waypost::Error::InvalidArgument {
+        field: "strategy".to_owned(),
+        reason: format!("unknown strategy code {code}"),
+    }
+}
+
+/// Strategy names in code order (`pickIndex` takes the position).
+#[wasm_bindgen(js_name = strategyNames)]
+pub fn strategy_names() -> Vec<String> {
+    Strategy::ALL
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect()
+}
+
+/// Health names in code order (the low bits of `discover` entries).
+#[wasm_bindgen(js_name = healthNames)]
+pub fn health_names() -> Vec<String> {
+    Health::ALL.iter().map(|h| h.as_str().to_owned()).collect()
+}
+
+/// The configuration keys (snake_case, SPEC §4).
+#[wasm_bindgen(js_name = configKeys)]
+pub fn config_keys() -> Vec<String> {
+    CONFIG_KEYS.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// The core version.
+#[wasm_bindgen]
+pub fn version() -> String {
+    waypost::VERSION.to_owned()
+}

@@ -1,0 +1,484 @@
+// The JavaScript API of waypost over the WebAssembly core.
+//
+// Every method converts its arguments, makes one call on the core and lets
+// the core's error through (a real Error named "WaypostError" with `.code`).
+// The hot paths move no strings: `pick` gets a small integer slot back and
+// maps it to an instance object cached here, rebuilt only when the core says
+// its membership changed; `heartbeat` and `reportOutcome` go by handle once
+// an id has been seen.
+import {
+  RegistryCore,
+  strategyNames,
+  healthNames,
+  configKeys,
+  version as coreVersion,
+} from "./waypost_wasm.js";
+
+// The entry module instantiates the WebAssembly module after this one has
+// been evaluated, so nothing here may call into it at load time: the
+// tables below are checked against the core when the first registry is made.
+
+/** Every strategy name, in the core's code order. */
+export const STRATEGIES = Object.freeze([
+  "round_robin",
+  "random",
+  "weighted_random",
+  "weighted_round_robin",
+  "least_request",
+  "consistent_hash",
+  "first_available",
+]);
+/** Every health value, in the core's code order. */
+export const HEALTH_VALUES = Object.freeze(["healthy", "unhealthy", "draining", "ejected", "degraded"]);
+/** Every error code (SPEC §8). */
+export const ERROR_CODES = Object.freeze([
+  "invalid_argument",
+  "not_found",
+  "unknown_service",
+  "no_eligible_instance",
+  "conflict",
+  "invalid_snapshot",
+  "compacted",
+]);
+
+/** The version of the core this package was built from. */
+export function version() {
+  return coreVersion();
+}
+
+const STRATEGY_CODE = new Map(STRATEGIES.map((name, code) => [name, code]));
+let CONFIG_KEYS = null;
+
+function loadTables() {
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (!same(strategyNames(), STRATEGIES) || !same(healthNames(), HEALTH_VALUES)) {
+    throw new Error("waypost: the JavaScript tables do not match the WebAssembly core");
+  }
+  CONFIG_KEYS = new Set(configKeys());
+}
+const INSTANCE_KEYS = new Map([
+  ["id", "id"],
+  ["service", "service"],
+  ["address", "address"],
+  ["port", "port"],
+  ["weight", "weight"],
+  ["tags", "tags"],
+  ["meta", "meta"],
+  ["zone", "zone"],
+  ["priority", "priority"],
+  ["ttlMs", "ttl_ms"],
+  ["checkIntervalMs", "check_interval_ms"],
+]);
+// Slot and generation packed into one exact number (see RegistryCore.handleOf).
+const SLOT_SPAN = 16777216;
+
+/**
+ * The error every failing registry call throws: `name` is "WaypostError",
+ * `code` one of ERROR_CODES. `instanceof WaypostError` holds for errors made
+ * by the core as well as for ones made here.
+ */
+export class WaypostError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "WaypostError";
+    this.code = code;
+  }
+
+  static [Symbol.hasInstance](value) {
+    return value instanceof Error && value.name === "WaypostError" && typeof value.code === "string";
+  }
+}
+
+function invalid(field, reason) {
+  return new WaypostError("invalid_argument", `invalid argument \`${field}\`: ${reason}`);
+}
+
+function describe(value) {
+  return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+}
+
+/** `now` in ms: Date.now() when omitted; a number otherwise. */
+function time(now) {
+  if (now === undefined) return Date.now();
+  if (typeof now !== "number") {
+    throw new TypeError(`now must be a number of milliseconds, got ${describe(now)}`);
+  }
+  if (!(now >= 0 && now <= Number.MAX_SAFE_INTEGER)) {
+    throw invalid("now", `${now} is not a non-negative, finite number of milliseconds`);
+  }
+  return Math.floor(now);
+}
+
+function text(name, value) {
+  if (typeof value !== "string") {
+    throw new TypeError(`${name} must be a string, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function flag(name, value) {
+  if (typeof value !== "boolean") {
+    throw new TypeError(`${name} must be a boolean, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function record(name, value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new TypeError(`${name} must be an object, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function snakeKey(key) {
+  return key.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+}
+
+function camelKey(key) {
+  return key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+}
+
+/** JSON text of a plain value, with JSON's own failures (cycles, BigInt) as TypeError. */
+function json(name, value) {
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    throw new TypeError(`${name} cannot be sent to the registry: ${e.message}`);
+  }
+}
+
+function strategyCode(strategy) {
+  const code = STRATEGY_CODE.get(strategy);
+  if (code !== undefined) return code;
+  text("strategy", strategy);
+  throw invalid("strategy", `unknown strategy \`${strategy}\` (one of ${STRATEGIES.join(", ")})`);
+}
+
+/** The filter document the core reads, or undefined when there is none. */
+function filterJson(options) {
+  const { tags, meta } = options;
+  if (tags === undefined && meta === undefined) return undefined;
+  if (tags !== undefined && !Array.isArray(tags)) {
+    throw new TypeError(`tags must be an array of strings, got ${describe(tags)}`);
+  }
+  if (meta !== undefined) record("meta", meta);
+  return json("filter", { tags, meta });
+}
+
+/** 53 bits of host entropy, for a registry created without a seed. */
+function randomSeed() {
+  const words = new Uint32Array(2);
+  globalThis.crypto.getRandomValues(words);
+  return (words[0] & 0x1fffff) * 4294967296 + words[1];
+}
+
+function freezeInstance(instance) {
+  Object.freeze(instance.tags);
+  Object.freeze(instance.meta);
+  return Object.freeze(instance);
+}
+
+let restoring = null;
+
+/**
+ * A service registry: instances, leases, health, balancers, events and
+ * snapshots. Every time-dependent method takes `now` in milliseconds as its
+ * last argument; when omitted it is Date.now().
+ */
+export class Registry {
+  #core;
+  // Caches keyed by slot, valid while the core's membership epoch is the one
+  // last acknowledged (the core flags a change on every pick and discover).
+  #instances = [];
+  #picks = [];
+  #panicPicks = [];
+  #handles = new Map();
+  #refs = new Map();
+
+  constructor(config = {}) {
+    if (restoring !== null) {
+      this.#core = restoring;
+      restoring = null;
+      return;
+    }
+    record("config", config);
+    if (CONFIG_KEYS === null) loadTables();
+    const snake = {};
+    for (const key of Object.keys(config)) {
+      const value = config[key];
+      if (value === undefined) continue;
+      const name = snakeKey(key);
+      if (!CONFIG_KEYS.has(name)) throw invalid(key, "unknown configuration key");
+      snake[name] = value;
+    }
+    if (snake.seed === undefined) snake.seed = randomSeed();
+    this.#core = new RegistryCore(json("config", snake));
+  }
+
+  /** A registry restored from `snapshot()` text; it behaves exactly as the original. */
+  static restore(snapshot) {
+    text("snapshot", snapshot);
+    restoring = RegistryCore.restore(snapshot);
+    return new Registry();
+  }
+
+  /** The whole registry as a JSON document (`"format": "waypost.snapshot/1"`). */
+  snapshot() {
+    return this.#core.snapshot();
+  }
+
+  /** The configuration in force (camelCase keys). */
+  get config() {
+    const snake = this.#core.config();
+    const out = {};
+    for (const key of Object.keys(snake)) out[camelKey(key)] = snake[key];
+    return out;
+  }
+
+  /** Registers an instance, or replaces the fields of the one with its id; returns it. */
+  register(instance, now) {
+    record("instance", instance);
+    const t = time(now);
+    const snake = {};
+    for (const key of Object.keys(instance)) {
+      const value = instance[key];
+      if (value === undefined) continue;
+      snake[INSTANCE_KEYS.get(key) ?? snakeKey(key)] = value;
+    }
+    const slot = this.#core.register(json("instance", snake), t);
+    this.#reset();
+    return this.#instance(slot);
+  }
+
+  deregister(id, now) {
+    this.#core.deregister(text("id", id), time(now));
+  }
+
+  /** Renews an instance's lease; an expired lease recovers. */
+  heartbeat(id, now) {
+    text("id", id);
+    const t = time(now);
+    const h = this.#handle(id);
+    if (h >= 0) {
+      const slot = h % SLOT_SPAN;
+      if (this.#core.heartbeatAt(slot, (h - slot) / SLOT_SPAN, t) === 0) return;
+      this.#handles.delete(id);
+    }
+    this.#core.heartbeat(id, t);
+  }
+
+  /** Puts an instance into maintenance (`on`, the default) or takes it out. */
+  drain(id, on = true, now) {
+    this.#core.drain(text("id", id), flag("on", on), time(now));
+  }
+
+  /** Reports an active check result: "pass", "warn" or "fail". */
+  reportCheck(id, status, now) {
+    this.#core.reportCheck(text("id", id), text("status", status), time(now));
+  }
+
+  /** Reports the outcome of a call to an instance (outlier detection). */
+  reportOutcome(id, success, now) {
+    text("id", id);
+    flag("success", success);
+    const t = time(now);
+    const h = this.#handle(id);
+    if (h >= 0) {
+      const slot = h % SLOT_SPAN;
+      if (this.#core.reportOutcomeAt(slot, (h - slot) / SLOT_SPAN, success, t) === 0) return;
+      this.#handles.delete(id);
+    }
+    this.#core.reportOutcome(id, success, t);
+  }
+
+  /** Marks a call to an instance as started (least_request). */
+  begin(id, now) {
+    this.#core.begin(text("id", id), time(now));
+  }
+
+  /** Marks a call to an instance as finished. */
+  end(id, now) {
+    this.#core.end(text("id", id), time(now));
+  }
+
+  /** The instance with its status. */
+  get(id, now) {
+    const state = this.#core.get(text("id", id), time(now));
+    freezeInstance(state.instance);
+    return state;
+  }
+
+  /**
+   * Picks one instance of `service`. `options` (key, zone, tags, meta) may be
+   * left out, and a number in its place is taken as `now`.
+   */
+  pick(service, strategy = "round_robin", options, now) {
+    if (typeof options === "number") {
+      now = options;
+      options = undefined;
+    }
+    const code = strategyCode(strategy);
+    const t = time(now);
+    const core = this.#core;
+    let ref = this.#refs.get(service);
+    let r;
+    if (ref !== undefined && options === undefined) {
+      r = core.pickIndex(ref, code, t);
+    } else {
+      text("service", service);
+      let key, zone, filter;
+      if (options !== undefined) {
+        record("options", options);
+        key = options.key;
+        zone = options.zone;
+        if (key !== undefined) text("key", key);
+        if (zone !== undefined) text("zone", zone);
+        filter = filterJson(options);
+      }
+      if (ref === undefined) {
+        r = core.pickNamed(service, code, key, zone, filter, t);
+        if (r >= 0) this.#refs.set(service, core.serviceRef(service));
+      } else {
+        r = core.pickWith(ref, code, key, zone, filter, t);
+      }
+    }
+    if (r < 0) throw core.takeError();
+    if (r & 1) this.#reset();
+    const slot = r >> 2;
+    if (r & 2) return this.#panicPicks[slot] ?? this.#pickResult(slot, true);
+    return this.#picks[slot] ?? this.#pickResult(slot, false);
+  }
+
+  /**
+   * Lists a service's instances in id order: the healthy ones, or with
+   * `all: true` every one; `health` is the parallel list of their health.
+   */
+  discover(service, options, now) {
+    if (typeof options === "number") {
+      now = options;
+      options = undefined;
+    }
+    text("service", service);
+    let all = false;
+    let filter;
+    if (options !== undefined) {
+      record("options", options);
+      if (options.all !== undefined) all = flag("all", options.all);
+      filter = filterJson(options);
+    }
+    const out = this.#core.discover(service, all, filter, time(now));
+    if (out[0] & 2) this.#reset();
+    const n = out.length - 1;
+    const instances = new Array(n);
+    const health = new Array(n);
+    const cache = this.#instances;
+    for (let i = 0; i < n; i++) {
+      const v = out[i + 1];
+      const slot = v >>> 3;
+      instances[i] = cache[slot] ?? this.#instance(slot);
+      health[i] = HEALTH_VALUES[v & 7];
+    }
+    return { instances, health, panic: (out[0] & 1) === 1 };
+  }
+
+  /** Advances the clock; returns the events that produced (expiries, evictions…). */
+  tick(now) {
+    return this.#core.tick(time(now)) === 0 ? [] : this.#core.takeTickEvents();
+  }
+
+  /** The earliest time at which `tick` would change anything, or null. */
+  nextDeadline() {
+    return this.#core.nextDeadline() ?? null;
+  }
+
+  /** Ids of the instances whose active check is due now (each then rescheduled). */
+  dueChecks(now) {
+    return this.#core.dueChecks(time(now));
+  }
+
+  /** Retained events with an index above `after`; `compacted` when some were dropped. */
+  eventsSince(after = 0) {
+    if (typeof after !== "number") throw new TypeError(`after must be a number, got ${describe(after)}`);
+    if (!(after >= 0 && after <= Number.MAX_SAFE_INTEGER)) throw invalid("after", `${after} is not a valid event index`);
+    return this.#core.eventsSince(after);
+  }
+
+  /** Names of the services that have instances, in byte order. */
+  services(now) {
+    return this.#core.services(time(now));
+  }
+
+  /** Index of the last change to a service or any of its instances. */
+  serviceModifyIndex(service) {
+    return this.#core.serviceModifyIndex(text("service", service));
+  }
+
+  /** Prometheus text exposition of every metric. */
+  renderMetrics() {
+    return this.#core.renderMetrics();
+  }
+
+  /** Per-service counters and gauges. */
+  serviceMetrics() {
+    return this.#core.serviceMetrics();
+  }
+
+  /** The registry clock: the latest `now` seen. */
+  get clock() {
+    return this.#core.clock();
+  }
+
+  /** Index of the latest event (0 before any). */
+  get lastIndex() {
+    return this.#core.lastIndex();
+  }
+
+  /** Number of registered instances. */
+  get size() {
+    return this.#core.size();
+  }
+
+  /** Whether lease expiries are being held back. */
+  get inSelfPreservation() {
+    return this.#core.inSelfPreservation();
+  }
+
+  /** Changes whenever an instance is added, removed or replaced. */
+  get membershipEpoch() {
+    return this.#core.membershipEpoch();
+  }
+
+  /** Releases the WebAssembly memory now (otherwise the garbage collector does). */
+  free() {
+    this.#core.free();
+  }
+
+  #reset() {
+    this.#instances = [];
+    this.#picks = [];
+    this.#panicPicks = [];
+    this.#handles.clear();
+    this.#core.ackEpoch();
+  }
+
+  #instance(slot) {
+    const instance = freezeInstance(this.#core.instanceAt(slot));
+    this.#instances[slot] = instance;
+    return instance;
+  }
+
+  #pickResult(slot, panic) {
+    const result = Object.freeze({ instance: this.#instances[slot] ?? this.#instance(slot), panic });
+    (panic ? this.#panicPicks : this.#picks)[slot] = result;
+    return result;
+  }
+
+  #handle(id) {
+    let h = this.#handles.get(id);
+    if (h === undefined) {
+      h = this.#core.handleOf(id);
+      if (h >= 0) this.#handles.set(id, h);
+    }
+    return h;
+  }
+}

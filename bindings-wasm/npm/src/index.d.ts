@@ -1,0 +1,230 @@
+// Type declarations of the `waypost` package (written by hand, checked by
+// test/types.test.mjs with `tsc --strict`).
+
+/** Load-balancing strategies (SPEC §5). */
+export type Strategy =
+  | "round_robin"
+  | "random"
+  | "weighted_random"
+  | "weighted_round_robin"
+  | "least_request"
+  | "consistent_hash"
+  | "first_available";
+
+/** Public health of an instance (SPEC §3). */
+export type Health = "healthy" | "unhealthy" | "draining" | "ejected" | "degraded";
+
+/** An active check result the host reports. */
+export type CheckStatus = "pass" | "warn" | "fail";
+
+/** Stable error codes (SPEC §8). */
+export type ErrorCode =
+  | "invalid_argument"
+  | "not_found"
+  | "unknown_service"
+  | "no_eligible_instance"
+  | "conflict"
+  | "invalid_snapshot"
+  | "compacted";
+
+/** Event types (SPEC §6). */
+export type EventType =
+  | "registered"
+  | "updated"
+  | "deregistered"
+  | "health_changed"
+  | "evicted"
+  | "panic_entered"
+  | "panic_exited"
+  | "self_preservation_entered"
+  | "self_preservation_exited";
+
+/** Registry configuration (SPEC §4); every key is optional. */
+export interface RegistryConfig {
+  /** Lease length in ms (default 30000). */
+  ttlMs?: number;
+  /** Time a lease may stay expired before removal; 0 = never (default 60000). */
+  evictAfterMs?: number;
+  /** RNG seed, an integer below 2^53; drawn from crypto.getRandomValues when omitted. */
+  seed?: number;
+  checkRise?: number;
+  checkFall?: number;
+  /** Call failures in a row that eject an instance; 0 = off (default 5). */
+  consecutiveFailures?: number;
+  baseEjectionMs?: number;
+  maxEjectionMs?: number;
+  maxEjectionPercent?: number;
+  /** 0.0–1.0; 0 = off. */
+  panicThreshold?: number;
+  /** Slow-start window in ms; 0 = off. */
+  slowStartMs?: number;
+  /** 0.0–1.0; 0 = off. */
+  selfPreservationThreshold?: number;
+  selfPreservationMinInstances?: number;
+  /** Events kept for eventsSince (default 4096). */
+  eventRetention?: number;
+}
+
+/** The configuration in force, every key present. */
+export type ResolvedConfig = Required<RegistryConfig>;
+
+/** What a host registers (SPEC §2). */
+export interface InstanceSpec {
+  id: string;
+  service: string;
+  address: string;
+  port: number;
+  /** 1–10000 (default 1). */
+  weight?: number;
+  tags?: readonly string[];
+  meta?: Readonly<Record<string, string>>;
+  zone?: string | null;
+  /** 0–255, 0 preferred (default 0). */
+  priority?: number;
+  /** Overrides the registry's ttlMs for this instance. */
+  ttlMs?: number | null;
+  /** How often the host should run this instance's active check. */
+  checkIntervalMs?: number | null;
+}
+
+/** A registered instance (frozen; the same object while it is unchanged). */
+export interface Instance {
+  readonly id: string;
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly tags: readonly string[];
+  readonly meta: Readonly<Record<string, string>>;
+  readonly zone: string | null;
+  readonly priority: number;
+  readonly ttlMs: number | null;
+  readonly checkIntervalMs: number | null;
+}
+
+/** An instance with its status at the registry clock (`get`). */
+export interface InstanceState {
+  instance: Instance;
+  health: Health;
+  modifyIndex: number;
+  revision: number;
+  registeredAt: number;
+  lastRenewal: number;
+  leaseDeadline: number;
+  effectiveWeight: number;
+  inflight: number;
+  consecutiveFailures: number;
+  ejectedUntil: number | null;
+  lastCheck: CheckStatus | null;
+}
+
+/** The result of a pick (frozen and cached: compare by identity freely). */
+export interface PickResult {
+  readonly instance: Instance;
+  /** The service was in panic: the pick ignored health. */
+  readonly panic: boolean;
+}
+
+/** Tag and metadata filter: every listed tag and pair must be present. */
+export interface Filter {
+  tags?: readonly string[];
+  meta?: Readonly<Record<string, string>>;
+}
+
+export interface PickOptions extends Filter {
+  /** Required by consistent_hash. */
+  key?: string;
+  /** The caller's zone: candidates in it are preferred. */
+  zone?: string;
+}
+
+export interface DiscoverOptions extends Filter {
+  /** List every instance with its health, not only the healthy ones. */
+  all?: boolean;
+}
+
+/** The answer of `discover`: parallel lists in id order. */
+export interface Discovery {
+  instances: Instance[];
+  health: Health[];
+  panic: boolean;
+}
+
+/** One state change (SPEC §6). */
+export interface RegistryEvent {
+  index: number;
+  type: EventType;
+  at: number;
+  id?: string;
+  service?: string;
+  from?: Health;
+  to?: Health;
+}
+
+/** One service's counters and gauges. */
+export interface ServiceMetrics {
+  service: string;
+  instances: Record<Health, number>;
+  panic: boolean;
+  picks: Record<Strategy, number>;
+  pickFailures: number;
+  registrations: number;
+  deregistrations: number;
+  heartbeats: number;
+  expiries: number;
+  evictions: number;
+  ejections: number;
+}
+
+/** Every failing registry call throws one (a bad argument type throws TypeError). */
+export class WaypostError extends Error {
+  constructor(code: ErrorCode, message: string);
+  readonly name: "WaypostError";
+  readonly code: ErrorCode;
+}
+
+export const STRATEGIES: readonly Strategy[];
+export const HEALTH_VALUES: readonly Health[];
+export const ERROR_CODES: readonly ErrorCode[];
+/** The version of the core this package was built from. */
+export function version(): string;
+
+/**
+ * A service registry. Every time-dependent method takes `now` (ms) last;
+ * it defaults to Date.now().
+ */
+export class Registry {
+  constructor(config?: RegistryConfig);
+  /** A registry restored from `snapshot()` text. */
+  static restore(snapshot: string): Registry;
+  snapshot(): string;
+  readonly config: ResolvedConfig;
+  register(instance: InstanceSpec, now?: number): Instance;
+  deregister(id: string, now?: number): void;
+  heartbeat(id: string, now?: number): void;
+  drain(id: string, on?: boolean, now?: number): void;
+  reportCheck(id: string, status: CheckStatus, now?: number): void;
+  reportOutcome(id: string, success: boolean, now?: number): void;
+  begin(id: string, now?: number): void;
+  end(id: string, now?: number): void;
+  get(id: string, now?: number): InstanceState;
+  pick(service: string, strategy?: Strategy, now?: number): PickResult;
+  pick(service: string, strategy: Strategy, options?: PickOptions, now?: number): PickResult;
+  discover(service: string, now?: number): Discovery;
+  discover(service: string, options?: DiscoverOptions, now?: number): Discovery;
+  tick(now?: number): RegistryEvent[];
+  nextDeadline(): number | null;
+  dueChecks(now?: number): string[];
+  eventsSince(after?: number): RegistryEvent[];
+  services(now?: number): string[];
+  serviceModifyIndex(service: string): number;
+  renderMetrics(): string;
+  serviceMetrics(): ServiceMetrics[];
+  readonly clock: number;
+  readonly lastIndex: number;
+  readonly size: number;
+  readonly inSelfPreservation: boolean;
+  readonly membershipEpoch: number;
+  /** Releases the WebAssembly memory now. */
+  free(): void;
+}

@@ -1,0 +1,41 @@
+# The WebAssembly core and the npm package `waypost` (bindings-wasm/npm).
+#   make wasm        build the package into bindings-wasm/npm/dist
+#   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium
+#   make wasm-bench  the JS benchmarks beside a plain-JS registry
+TEST_TARGETS += wasm-test
+BENCH_TARGETS += wasm-bench
+
+WASM_NPM := bindings-wasm/npm
+# A size-tuned profile for the wasm build only, defined here so the
+# workspace's native profiles (which must keep unwinding) stay untouched.
+# wasm32-unknown-unknown cannot unwind, so abort costs nothing there.
+WASM_PROFILE := wasm-release
+WASM_PROFILE_FLAGS := \
+  --config 'profile.$(WASM_PROFILE).inherits="release"' \
+  --config 'profile.$(WASM_PROFILE).opt-level="z"' \
+  --config 'profile.$(WASM_PROFILE).lto=true' \
+  --config 'profile.$(WASM_PROFILE).codegen-units=1' \
+  --config 'profile.$(WASM_PROFILE).panic="abort"'
+WASM_RAW := target/wasm32-unknown-unknown/$(WASM_PROFILE)/waypost_wasm.wasm
+
+.PHONY: wasm wasm-deps wasm-test wasm-bench
+
+# npm dev dependencies (wasm-opt from `binaryen`, esbuild, typescript,
+# playwright-core), installed from the committed lockfile only when it changed.
+wasm-deps:
+	@cd $(WASM_NPM) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
+
+wasm: wasm-deps
+	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_PROFILE) $(WASM_PROFILE_FLAGS)
+	rm -rf $(WASM_NPM)/build && mkdir -p $(WASM_NPM)/build
+	wasm-bindgen --target web --out-dir $(WASM_NPM)/build --out-name waypost_wasm $(WASM_RAW)
+	$(WASM_NPM)/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers --strip-target-features \
+	  $(WASM_NPM)/build/waypost_wasm_bg.wasm -o $(WASM_NPM)/build/waypost_wasm_bg.wasm
+	node $(WASM_NPM)/scripts/build.mjs
+
+wasm-test: wasm
+	cd $(WASM_NPM) && node --test --test-concurrency=1 test/
+
+wasm-bench: wasm
+	node $(WASM_NPM)/scripts/bench.mjs
