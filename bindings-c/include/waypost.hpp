@@ -1,0 +1,315 @@
+// waypost: service discovery and load balancing, header-only C++17 wrapper
+// over the C ABI in waypost.h.
+//
+// - waypost::registry owns a waypost_registry (RAII, movable, not copyable)
+//   and is safe to share between threads (the C library locks inside).
+// - Arguments are std::string_view; results that the C API hands back as
+//   owned JSON are returned as std::string.
+// - Every failure throws waypost::error, carrying the status and its stable
+//   code string (error::code(): "not_found", "invalid_argument", ...).
+#ifndef WAYPOST_HPP
+#define WAYPOST_HPP
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "waypost.h"
+
+namespace waypost {
+
+/// A failed call: the status and the library's message.
+class error : public std::runtime_error {
+ public:
+  error(waypost_status status, const std::string &message)
+      : std::runtime_error(message), status_(status) {}
+  /// The status, e.g. WAYPOST_STATUS_NOT_FOUND.
+  waypost_status status() const noexcept { return status_; }
+  /// The stable code string, e.g. "not_found".
+  std::string_view code() const noexcept { return waypost_status_code(status_); }
+
+ private:
+  waypost_status status_;
+};
+
+/// Load-balancing strategies (SPEC §5).
+enum class strategy : uint32_t {
+  round_robin = WAYPOST_STRATEGY_ROUND_ROBIN,
+  random = WAYPOST_STRATEGY_RANDOM,
+  weighted_random = WAYPOST_STRATEGY_WEIGHTED_RANDOM,
+  weighted_round_robin = WAYPOST_STRATEGY_WEIGHTED_ROUND_ROBIN,
+  least_request = WAYPOST_STRATEGY_LEAST_REQUEST,
+  consistent_hash = WAYPOST_STRATEGY_CONSISTENT_HASH,
+  first_available = WAYPOST_STRATEGY_FIRST_AVAILABLE,
+};
+
+/// Results of an active check.
+enum class check_status : uint32_t {
+  pass = WAYPOST_CHECK_STATUS_PASS,
+  warn = WAYPOST_CHECK_STATUS_WARN,
+  fail = WAYPOST_CHECK_STATUS_FAIL,
+};
+
+/// The library version.
+inline std::string_view version() { return waypost_version(); }
+
+/// Wall-clock milliseconds since the Unix epoch, for `now` arguments.
+inline uint64_t now_ms() { return waypost_now_ms(); }
+
+/// The SPEC §4 defaults with a random seed; change fields, then construct.
+inline waypost_config default_config() { return waypost_config_default(); }
+
+namespace detail {
+
+inline void check(waypost_status status, waypost_error *err) {
+  if (status == WAYPOST_STATUS_OK) return;
+  std::string message = err ? waypost_error_message(err) : waypost_status_code(status);
+  waypost_error_free(err);
+  throw error(status, message);
+}
+
+/// A NUL-terminated copy of a string_view; rejects embedded NULs, which C
+/// would silently cut the string at.
+class c_str {
+ public:
+  c_str(std::string_view name, std::string_view value) : text_(value) {
+    if (value.find('\0') != std::string_view::npos) {
+      throw error(WAYPOST_STATUS_INVALID_ARGUMENT,
+                  "invalid argument `" + std::string(name) + "`: contains a NUL byte");
+    }
+  }
+  const char *get() const noexcept { return text_.c_str(); }
+
+ private:
+  std::string text_;
+};
+
+/// Takes ownership of a string returned by the library.
+inline std::string take(char *text) {
+  if (text == nullptr) return std::string();
+  std::string out(text);
+  waypost_string_free(text);
+  return out;
+}
+
+struct registry_deleter {
+  void operator()(waypost_registry *reg) const noexcept { waypost_registry_free(reg); }
+};
+
+}  // namespace detail
+
+/// Optional arguments of registry::pick.
+struct pick_options {
+  std::string key;          ///< consistent_hash key ("" = none)
+  std::string zone;         ///< preferred zone ("" = none)
+  std::string filter_json;  ///< {"tags":[...],"meta":{...}} ("" = none)
+};
+
+/// What a pick returns.
+struct pick_result {
+  waypost_handle handle;      ///< the chosen instance
+  bool panic;                 ///< the service was in panic
+  uint64_t membership_epoch;  ///< cache key: fields by handle stay valid while unchanged
+};
+
+/// A service registry (RAII). Every `now` is milliseconds (see now_ms()).
+class registry {
+ public:
+  explicit registry(const waypost_config &config = default_config()) {
+    waypost_registry *reg = nullptr;
+    waypost_error *err = nullptr;
+    detail::check(waypost_registry_new(&config, &reg, &err), err);
+    ptr_.reset(reg);
+  }
+
+  /// A registry from a JSON object of SPEC §4 keys.
+  static registry from_json(std::string_view config_json) {
+    detail::c_str text("config_json", config_json);
+    return adopt(waypost_registry_new_json, text.get());
+  }
+
+  /// A registry restored from a snapshot taken in any language.
+  static registry restore(std::string_view snapshot_json) {
+    detail::c_str text("snapshot_json", snapshot_json);
+    return adopt(waypost_registry_restore, text.get());
+  }
+
+  /// The C handle, for calls this wrapper does not cover.
+  waypost_registry *handle() const noexcept { return ptr_.get(); }
+
+  waypost_handle register_instance(std::string_view id, std::string_view service,
+                                   std::string_view address, uint32_t port, uint64_t now) {
+    detail::c_str i("id", id), s("service", service), a("address", address);
+    waypost_handle h = 0;
+    waypost_error *err = nullptr;
+    detail::check(waypost_register(ptr_.get(), i.get(), s.get(), a.get(), port, now, &h, &err), err);
+    return h;
+  }
+
+  /// Registers an instance given as a JSON object of SPEC §2 fields.
+  waypost_handle register_json(std::string_view instance_json, uint64_t now) {
+    detail::c_str text("instance_json", instance_json);
+    waypost_handle h = 0;
+    waypost_error *err = nullptr;
+    detail::check(waypost_register_json(ptr_.get(), text.get(), now, &h, &err), err);
+    return h;
+  }
+
+  void deregister(std::string_view id, uint64_t now) { by_id(waypost_deregister, id, now); }
+  void heartbeat(std::string_view id, uint64_t now) { by_id(waypost_heartbeat, id, now); }
+  void begin(std::string_view id, uint64_t now) { by_id(waypost_begin, id, now); }
+  void end(std::string_view id, uint64_t now) { by_id(waypost_end, id, now); }
+
+  void heartbeat(waypost_handle h, uint64_t now) {
+    waypost_error *err = nullptr;
+    detail::check(waypost_heartbeat_handle(ptr_.get(), h, now, &err), err);
+  }
+
+  void drain(std::string_view id, bool on, uint64_t now) {
+    detail::c_str i("id", id);
+    waypost_error *err = nullptr;
+    detail::check(waypost_drain(ptr_.get(), i.get(), on, now, &err), err);
+  }
+
+  void report_check(std::string_view id, check_status result, uint64_t now) {
+    detail::c_str i("id", id);
+    waypost_error *err = nullptr;
+    detail::check(waypost_report_check(ptr_.get(), i.get(), static_cast<uint32_t>(result), now, &err), err);
+  }
+
+  void report_outcome(std::string_view id, bool success, uint64_t now) {
+    detail::c_str i("id", id);
+    waypost_error *err = nullptr;
+    detail::check(waypost_report_outcome(ptr_.get(), i.get(), success, now, &err), err);
+  }
+
+  /// One instance with its status, as the shared JSON wire form.
+  std::string get(std::string_view id, uint64_t now) {
+    detail::c_str i("id", id);
+    return json([&](char **out, waypost_error **err) { return waypost_get(ptr_.get(), i.get(), now, out, err); });
+  }
+
+  /// The fields of the instance behind a handle (no allocation).
+  waypost_endpoint endpoint(waypost_handle h) const {
+    waypost_endpoint ep;
+    waypost_error *err = nullptr;
+    detail::check(waypost_instance_endpoint(ptr_.get(), h, &ep, &err), err);
+    return ep;
+  }
+
+  pick_result pick(std::string_view service, strategy how, uint64_t now,
+                   const pick_options &options = pick_options()) {
+    detail::c_str s("service", service), k("key", options.key), z("zone", options.zone),
+        f("filter_json", options.filter_json);
+    waypost_pick_options o = {options.key.empty() ? nullptr : k.get(),
+                              options.zone.empty() ? nullptr : z.get(),
+                              options.filter_json.empty() ? nullptr : f.get()};
+    waypost_pick_result r;
+    waypost_error *err = nullptr;
+    detail::check(waypost_pick(ptr_.get(), s.get(), static_cast<uint32_t>(how), &o, now, &r, &err), err);
+    return pick_result{r.handle, r.panic, r.membership_epoch};
+  }
+
+  /// {"panic": bool, "instances": [...]} in id order: the healthy ones, or every one with `all`.
+  std::string discover(std::string_view service, uint64_t now, bool all = false,
+                       std::string_view filter_json = {}) {
+    detail::c_str s("service", service), f("filter_json", filter_json);
+    waypost_discover_options o = {all, filter_json.empty() ? nullptr : f.get()};
+    return json([&](char **out, waypost_error **err) {
+      return waypost_discover(ptr_.get(), s.get(), &o, now, out, err);
+    });
+  }
+
+  /// JSON array of the service names that have instances.
+  std::string services(uint64_t now) {
+    return json([&](char **out, waypost_error **err) { return waypost_services(ptr_.get(), now, out, err); });
+  }
+
+  /// Advances the clock; JSON array of the events that produced ("[]" when none).
+  std::string tick(uint64_t now) {
+    std::string events = json([&](char **out, waypost_error **err) {
+      return waypost_tick(ptr_.get(), now, out, nullptr, err);
+    });
+    return events.empty() ? "[]" : events;
+  }
+
+  /// When the state next changes by itself; WAYPOST_NO_DEADLINE when never.
+  uint64_t next_deadline() const {
+    uint64_t deadline = 0;
+    waypost_error *err = nullptr;
+    detail::check(waypost_next_deadline(ptr_.get(), &deadline, &err), err);
+    return deadline;
+  }
+
+  /// JSON array of the ids whose active check is due.
+  std::string due_checks(uint64_t now) {
+    return json([&](char **out, waypost_error **err) { return waypost_due_checks(ptr_.get(), now, out, err); });
+  }
+
+  /// JSON array of the retained events after `after`; throws "compacted" when some were dropped.
+  std::string events_since(uint64_t after) const {
+    return json([&](char **out, waypost_error **err) {
+      return waypost_events_since(ptr_.get(), after, out, err);
+    });
+  }
+
+  uint64_t service_modify_index(std::string_view service) const {
+    detail::c_str s("service", service);
+    uint64_t index = 0;
+    waypost_error *err = nullptr;
+    detail::check(waypost_service_modify_index(ptr_.get(), s.get(), &index, &err), err);
+    return index;
+  }
+
+  /// The whole registry as a JSON snapshot (restore with registry::restore).
+  std::string snapshot() const {
+    return json([&](char **out, waypost_error **err) { return waypost_snapshot(ptr_.get(), out, err); });
+  }
+
+  /// Prometheus text exposition of every metric.
+  std::string metrics() const {
+    return json([&](char **out, waypost_error **err) { return waypost_render_metrics(ptr_.get(), out, err); });
+  }
+
+  waypost_info info() const {
+    waypost_info out;
+    waypost_error *err = nullptr;
+    detail::check(waypost_registry_info(ptr_.get(), &out, &err), err);
+    return out;
+  }
+
+ private:
+  explicit registry(waypost_registry *reg) : ptr_(reg) {}
+
+  template <typename F>
+  static registry adopt(F create, const char *text) {
+    waypost_registry *reg = nullptr;
+    waypost_error *err = nullptr;
+    detail::check(create(text, &reg, &err), err);
+    return registry(reg);
+  }
+
+  template <typename F>
+  void by_id(F call, std::string_view id, uint64_t now) {
+    detail::c_str i("id", id);
+    waypost_error *err = nullptr;
+    detail::check(call(ptr_.get(), i.get(), now, &err), err);
+  }
+
+  template <typename F>
+  static std::string json(F call) {
+    char *out = nullptr;
+    waypost_error *err = nullptr;
+    detail::check(call(&out, &err), err);
+    return detail::take(out);
+  }
+
+  std::unique_ptr<waypost_registry, detail::registry_deleter> ptr_;
+};
+
+}  // namespace waypost
+
+#endif  // WAYPOST_HPP

@@ -1,0 +1,495 @@
+/* Tests of the C ABI: every function, its error paths, NULLs, invalid UTF-8,
+ * malformed JSON and snapshots, and a forced panic. Run under valgrind and
+ * under -fsanitize=address,undefined by `make c-test`. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "waypost.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    checks++;                                                                  \
+    if (!(cond)) {                                                             \
+      failures++;                                                              \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                          \
+  } while (0)
+
+/* Expects `call` to fail with `status`, handing back an error with the same
+ * status and a message; frees it. */
+#define EXPECT_ERR(status, call)                                              \
+  do {                                                                        \
+    waypost_error *err_ = NULL;                                               \
+    waypost_error **e = &err_;                                                \
+    waypost_status got_ = (call);                                             \
+    CHECK(got_ == (status));                                                  \
+    if (got_ != (status))                                                     \
+      fprintf(stderr, "  got %s: %s\n", waypost_status_code(got_),           \
+              waypost_error_message(err_));                                   \
+    CHECK(err_ != NULL);                                                      \
+    CHECK(waypost_error_code(err_) == (status));                              \
+    CHECK(strlen(waypost_error_message(err_)) > 0);                           \
+    waypost_error_free(err_);                                                 \
+  } while (0)
+
+#define EXPECT_OK(call)                                                        \
+  do {                                                                         \
+    waypost_error *err_ = (waypost_error *)1;                                  \
+    waypost_error **e = &err_;                                                 \
+    waypost_status got_ = (call);                                              \
+    CHECK(got_ == WAYPOST_STATUS_OK);                                          \
+    if (got_ != WAYPOST_STATUS_OK)                                             \
+      fprintf(stderr, "  got %s: %s\n", waypost_status_code(got_),            \
+              waypost_error_message(err_));                                    \
+    CHECK(got_ != WAYPOST_STATUS_OK || err_ == NULL);                          \
+    if (got_ != WAYPOST_STATUS_OK) waypost_error_free(err_);                   \
+  } while (0)
+
+static const char BAD_UTF8[] = {'a', (char)0xff, 'b', 0};
+
+static waypost_registry *fresh(void) {
+  waypost_registry *reg = NULL;
+  waypost_config cfg = waypost_config_default();
+  cfg.ttl_ms = 10000;
+  cfg.evict_after_ms = 5000;
+  cfg.random_seed = false;
+  cfg.seed = 7;
+  cfg.event_retention = 64;
+  EXPECT_OK(waypost_registry_new(&cfg, &reg, e));
+  EXPECT_OK(waypost_register(reg, "a", "api", "10.0.0.1", 80, 0, NULL, e));
+  EXPECT_OK(waypost_register(reg, "b", "api", "10.0.0.2", 81, 0, NULL, e));
+  return reg;
+}
+
+/* The registry still answers correctly after a bad call. */
+static void check_usable(waypost_registry *reg) {
+  waypost_pick_result r;
+  EXPECT_OK(waypost_heartbeat(reg, "a", 0, e));
+  EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_FIRST_AVAILABLE, NULL, 0, &r, e));
+  waypost_endpoint ep;
+  EXPECT_OK(waypost_instance_endpoint(reg, r.handle, &ep, e));
+  CHECK(strcmp(ep.id, "a") == 0);
+}
+
+static void test_static_functions(void) {
+  CHECK(strcmp(waypost_version(), "0.1.0") == 0);
+  CHECK(waypost_now_ms() > 1600000000000ULL);
+  CHECK(strcmp(waypost_status_code(WAYPOST_STATUS_OK), "ok") == 0);
+  CHECK(strcmp(waypost_status_code(WAYPOST_STATUS_NOT_FOUND), "not_found") == 0);
+  CHECK(strcmp(waypost_status_code(WAYPOST_STATUS_COMPACTED), "compacted") == 0);
+  CHECK(strcmp(waypost_status_code(WAYPOST_STATUS_NULL_ARGUMENT), "null_argument") == 0);
+  CHECK(strcmp(waypost_status_code(WAYPOST_STATUS_PANIC), "panic") == 0);
+  CHECK(strcmp(waypost_status_code(-1), "unknown") == 0);
+  CHECK(strcmp(waypost_status_code(1000), "unknown") == 0);
+  CHECK(strcmp(waypost_health_name(WAYPOST_HEALTH_DEGRADED), "degraded") == 0);
+  CHECK(waypost_health_name(5) == NULL);
+  CHECK(strcmp(waypost_strategy_name(WAYPOST_STRATEGY_WEIGHTED_ROUND_ROBIN), "weighted_round_robin") == 0);
+  CHECK(waypost_strategy_name(7) == NULL);
+  uint32_t s = 99;
+  EXPECT_OK(waypost_strategy_from_name("least_request", &s, e));
+  CHECK(s == WAYPOST_STRATEGY_LEAST_REQUEST);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_strategy_from_name("bogus", &s, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_strategy_from_name(BAD_UTF8, &s, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_strategy_from_name(NULL, &s, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_strategy_from_name("random", NULL, e));
+  /* Errors and strings: NULL is accepted everywhere it is released or read. */
+  CHECK(waypost_error_code(NULL) == WAYPOST_STATUS_NULL_ARGUMENT);
+  CHECK(strcmp(waypost_error_message(NULL), "") == 0);
+  waypost_error_free(NULL);
+  waypost_string_free(NULL);
+  waypost_registry_free(NULL);
+  /* out_err may be NULL: the status alone still says what happened. */
+  CHECK(waypost_strategy_from_name("bogus", &s, NULL) == WAYPOST_STATUS_INVALID_ARGUMENT);
+}
+
+static void test_construction(void) {
+  waypost_registry *reg = (waypost_registry *)1;
+  waypost_config cfg = waypost_config_default();
+  CHECK(cfg.ttl_ms == 30000 && cfg.evict_after_ms == 60000 && cfg.random_seed);
+  CHECK(cfg.check_rise == 1 && cfg.consecutive_failures == 5 && cfg.event_retention == 4096);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_new(NULL, &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_new(&cfg, NULL, e));
+  cfg.ttl_ms = 0;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new(&cfg, &reg, e));
+  CHECK(reg == NULL);
+  cfg = waypost_config_default();
+  cfg.panic_threshold = NAN;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new(&cfg, &reg, e));
+  cfg = waypost_config_default();
+  cfg.max_ejection_percent = 101;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new(&cfg, &reg, e));
+
+  EXPECT_OK(waypost_registry_new_json("{\"ttl_ms\": 5000, \"seed\": 3}", &reg, e));
+  waypost_registry_free(reg);
+  EXPECT_OK(waypost_registry_new_json("{}", &reg, e));
+  waypost_registry_free(reg);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new_json("{\"ttl_ms\": ", &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new_json("[1, 2]", &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new_json("{\"ttl\": 5}", &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new_json("{\"ttl_ms\": -5}", &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new_json("{\"seed\": 1e400}", &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_new_json(BAD_UTF8, &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_new_json(NULL, &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_new_json("{}", NULL, e));
+}
+
+static void test_lifecycle(void) {
+  waypost_registry *reg = fresh();
+  waypost_handle h = 0;
+  EXPECT_OK(waypost_register(reg, "c", "web", "10.0.0.3", 65535, 0, &h, e));
+  /* Re-registering the same id and service updates it and keeps the handle. */
+  waypost_handle again = 1;
+  EXPECT_OK(waypost_register_json(reg, "{\"id\":\"c\",\"service\":\"web\",\"address\":\"h\",\"port\":1,\"weight\":3,\"tags\":[\"t\"]}", 0, &again, e));
+  CHECK(again == h);
+  EXPECT_ERR(WAYPOST_STATUS_CONFLICT, waypost_register(reg, "c", "api", "10.0.0.3", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "d", "api", "10.0.0.4", 0, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "d", "api", "10.0.0.4", 65536, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "d", "api", "10.0.0.4", 0xFFFFFFFFu, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "", "api", "10.0.0.4", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "d\n", "api", "10.0.0.4", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, BAD_UTF8, "api", "10.0.0.4", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "d", BAD_UTF8, "10.0.0.4", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register(reg, "d", "api", BAD_UTF8, 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_register(NULL, "d", "api", "x", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_register(reg, NULL, "api", "x", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_register(reg, "d", NULL, "x", 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_register(reg, "d", "api", NULL, 80, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register_json(reg, "{\"id\":", 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register_json(reg, "\"a\"", 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register_json(reg, "{\"id\":\"d\",\"service\":\"api\",\"address\":\"x\",\"port\":80,\"colour\":1}", 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register_json(reg, "{\"id\":\"d\",\"service\":\"api\",\"address\":\"x\",\"port\":80,\"weight\":0}", 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_register_json(reg, BAD_UTF8, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_register_json(reg, NULL, 0, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_register_json(NULL, "{}", 0, NULL, e));
+  check_usable(reg);
+
+  /* Calls by id: success, unknown id, bad UTF-8, NULLs. */
+  EXPECT_OK(waypost_heartbeat(reg, "a", 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_heartbeat(reg, "zz", 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_heartbeat(reg, BAD_UTF8, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_heartbeat(reg, NULL, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_heartbeat(NULL, "a", 1, e));
+  EXPECT_OK(waypost_heartbeat_handle(reg, h, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_heartbeat_handle(reg, h + (1ULL << 32), 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_heartbeat_handle(reg, 12345, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_heartbeat_handle(NULL, h, 1, e));
+  EXPECT_OK(waypost_drain(reg, "c", true, 1, e));
+  EXPECT_OK(waypost_drain(reg, "c", false, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_drain(reg, "zz", true, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_drain(reg, NULL, true, 1, e));
+  EXPECT_OK(waypost_report_check(reg, "c", WAYPOST_CHECK_STATUS_WARN, 1, e));
+  EXPECT_OK(waypost_report_check(reg, "c", WAYPOST_CHECK_STATUS_PASS, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_report_check(reg, "c", 3, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_report_check(reg, "zz", WAYPOST_CHECK_STATUS_FAIL, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_report_check(reg, BAD_UTF8, WAYPOST_CHECK_STATUS_FAIL, 1, e));
+  EXPECT_OK(waypost_report_outcome(reg, "c", true, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_report_outcome(reg, "zz", true, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_report_outcome(NULL, "c", true, 1, e));
+  EXPECT_OK(waypost_report_outcome_handle(reg, h, false, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_report_outcome_handle(reg, 99, false, 1, e));
+  EXPECT_OK(waypost_begin(reg, "c", 1, e));
+  EXPECT_OK(waypost_begin_handle(reg, h, e));
+  EXPECT_OK(waypost_end(reg, "c", 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_begin(reg, "zz", 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_end(reg, "zz", 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_begin_handle(reg, 99, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_end_handle(reg, 99, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_begin(reg, NULL, 1, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_end(reg, NULL, 1, e));
+
+  /* Reading an instance back: JSON by id and by handle, fields by handle. */
+  char *json = NULL;
+  EXPECT_OK(waypost_get(reg, "c", 2, &json, e));
+  CHECK(json && strstr(json, "\"id\":\"c\"") && strstr(json, "\"inflight\":1") && strstr(json, "\"weight\":3"));
+  waypost_string_free(json);
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_get(reg, "zz", 2, &json, e));
+  CHECK(json == NULL);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_get(reg, BAD_UTF8, 2, &json, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_get(reg, "c", 2, NULL, e));
+  uint64_t epoch = 0;
+  EXPECT_OK(waypost_instance(reg, h, &json, &epoch, e));
+  CHECK(json && strstr(json, "\"address\":\"h\"") && epoch > 0);
+  waypost_string_free(json);
+  EXPECT_OK(waypost_instance(reg, h, &json, NULL, e));
+  waypost_string_free(json);
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_instance(reg, 99, &json, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_instance(reg, h, NULL, NULL, e));
+  waypost_endpoint ep;
+  EXPECT_OK(waypost_instance_endpoint(reg, h, &ep, e));
+  CHECK(strcmp(ep.id, "c") == 0 && strcmp(ep.service, "web") == 0 && strcmp(ep.address, "h") == 0);
+  CHECK(ep.port == 1 && ep.weight == 3 && ep.priority == 0 && ep.zone[0] == 0);
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_instance_endpoint(reg, 99, &ep, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_instance_endpoint(reg, h, NULL, e));
+
+  EXPECT_OK(waypost_deregister(reg, "c", 3, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_deregister(reg, "c", 3, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_instance_endpoint(reg, h, &ep, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_deregister(reg, BAD_UTF8, 3, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_deregister(reg, NULL, 3, e));
+  check_usable(reg);
+  waypost_registry_free(reg);
+}
+
+static void test_pick_and_discover(void) {
+  waypost_registry *reg = fresh();
+  EXPECT_OK(waypost_register_json(reg, "{\"id\":\"c\",\"service\":\"api\",\"address\":\"10.0.0.3\",\"port\":80,\"zone\":\"z1\",\"tags\":[\"gpu\"],\"meta\":{\"v\":\"2\"}}", 0, NULL, e));
+  waypost_pick_result r;
+  waypost_endpoint ep;
+  const char *want[] = {"a", "b", "c", "a"};
+  for (int i = 0; i < 4; i++) {
+    EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_ROUND_ROBIN, NULL, 1, &r, e));
+    EXPECT_OK(waypost_instance_endpoint(reg, r.handle, &ep, e));
+    CHECK(strcmp(ep.id, want[i]) == 0);
+    CHECK(r.index == (uint32_t)r.handle && r.generation == (uint32_t)(r.handle >> 32) && !r.panic);
+  }
+  waypost_pick_options o = {NULL, "z1", NULL};
+  EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, &o, 1, &r, e));
+  EXPECT_OK(waypost_instance_endpoint(reg, r.handle, &ep, e));
+  CHECK(strcmp(ep.id, "c") == 0);
+  waypost_pick_options f = {NULL, NULL, "{\"tags\":[\"gpu\"],\"meta\":{\"v\":\"2\"}}"};
+  EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_FIRST_AVAILABLE, &f, 1, &r, e));
+  EXPECT_OK(waypost_instance_endpoint(reg, r.handle, &ep, e));
+  CHECK(strcmp(ep.id, "c") == 0);
+  waypost_pick_options k = {"user-42", NULL, NULL};
+  waypost_pick_result r2;
+  EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_CONSISTENT_HASH, &k, 1, &r, e));
+  EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_CONSISTENT_HASH, &k, 1, &r2, e));
+  CHECK(r.handle == r2.handle);
+  /* Options that are wrong in every way. */
+  waypost_pick_options bad_filter = {NULL, NULL, "{\"tags\": \"gpu\"}"};
+  waypost_pick_options bad_json = {NULL, NULL, "{\"tags\": ["};
+  waypost_pick_options bad_key = {NULL, NULL, "{\"colour\": 1}"};
+  waypost_pick_options bad_utf8 = {BAD_UTF8, NULL, NULL};
+  waypost_pick_options no_match = {NULL, NULL, "{\"tags\":[\"tpu\"]}"};
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, &bad_filter, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, &bad_json, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, &bad_key, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", WAYPOST_STRATEGY_CONSISTENT_HASH, &bad_utf8, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_NO_ELIGIBLE_INSTANCE, waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, &no_match, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", WAYPOST_STRATEGY_CONSISTENT_HASH, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", 7, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, "api", 0xFFFFFFFFu, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_UNKNOWN_SERVICE, waypost_pick(reg, "nope", WAYPOST_STRATEGY_RANDOM, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick(reg, BAD_UTF8, WAYPOST_STRATEGY_RANDOM, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_pick(reg, NULL, WAYPOST_STRATEGY_RANDOM, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, NULL, 1, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_pick(NULL, "api", WAYPOST_STRATEGY_RANDOM, NULL, 1, &r, e));
+  check_usable(reg);
+
+  /* Pick by service reference. */
+  uint32_t ref = 99, ghost = 99;
+  EXPECT_OK(waypost_service_ref(reg, "api", &ref, e));
+  EXPECT_OK(waypost_service_ref(reg, "ghost", &ghost, e));
+  CHECK(ref != ghost);
+  EXPECT_OK(waypost_pick_ref(reg, ref, WAYPOST_STRATEGY_FIRST_AVAILABLE, NULL, 1, &r, e));
+  EXPECT_OK(waypost_instance_endpoint(reg, r.handle, &ep, e));
+  CHECK(strcmp(ep.id, "a") == 0);
+  EXPECT_OK(waypost_pick_ref(reg, ref, WAYPOST_STRATEGY_RANDOM, &o, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_UNKNOWN_SERVICE, waypost_pick_ref(reg, ghost, WAYPOST_STRATEGY_RANDOM, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick_ref(reg, 100000, WAYPOST_STRATEGY_RANDOM, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_pick_ref(reg, ref, 9, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_pick_ref(reg, ref, 0, NULL, 1, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_service_ref(reg, "", &ref, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_service_ref(reg, BAD_UTF8, &ref, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_service_ref(reg, "api", NULL, e));
+
+  /* Discover as JSON and into buffers. */
+  char *json = NULL;
+  EXPECT_OK(waypost_discover(reg, "api", NULL, 1, &json, e));
+  CHECK(json && strstr(json, "\"panic\":false") && strstr(json, "\"id\":\"c\""));
+  waypost_string_free(json);
+  EXPECT_OK(waypost_drain(reg, "b", true, 1, e));
+  waypost_discover_options all = {true, NULL};
+  waypost_discover_options gpu = {false, "{\"tags\":[\"gpu\"]}"};
+  waypost_discover_options broken = {false, "not json"};
+  EXPECT_OK(waypost_discover(reg, "api", &all, 1, &json, e));
+  CHECK(json && strstr(json, "\"health\":\"draining\""));
+  waypost_string_free(json);
+  EXPECT_OK(waypost_discover(reg, "api", &gpu, 1, &json, e));
+  CHECK(json && !strstr(json, "\"id\":\"a\"") && strstr(json, "\"id\":\"c\""));
+  waypost_string_free(json);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_discover(reg, "api", &broken, 1, &json, e));
+  EXPECT_ERR(WAYPOST_STATUS_UNKNOWN_SERVICE, waypost_discover(reg, "nope", NULL, 1, &json, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_discover(reg, BAD_UTF8, NULL, 1, &json, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_discover(reg, "api", NULL, 1, NULL, e));
+  waypost_discovery info;
+  EXPECT_OK(waypost_discover_handles(reg, "api", &all, 1, NULL, NULL, 0, &info, e));
+  CHECK(info.count == 3 && !info.panic && info.membership_epoch > 0);
+  waypost_handle handles[3];
+  uint8_t health[3];
+  EXPECT_OK(waypost_discover_handles(reg, "api", &all, 1, handles, health, 3, &info, e));
+  CHECK(health[0] == WAYPOST_HEALTH_HEALTHY && health[1] == WAYPOST_HEALTH_DRAINING && health[2] == WAYPOST_HEALTH_HEALTHY);
+  EXPECT_OK(waypost_instance_endpoint(reg, handles[2], &ep, e));
+  CHECK(strcmp(ep.id, "c") == 0);
+  EXPECT_OK(waypost_discover_handles(reg, "api", NULL, 1, handles, NULL, 1, &info, e));
+  CHECK(info.count == 2);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_discover_handles(reg, "api", NULL, 1, NULL, NULL, 3, &info, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_discover_handles(reg, "api", NULL, 1, handles, NULL, 3, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_UNKNOWN_SERVICE, waypost_discover_handles(reg, "nope", NULL, 1, handles, NULL, 3, &info, e));
+  EXPECT_OK(waypost_services(reg, 1, &json, e));
+  CHECK(json && strcmp(json, "[\"api\"]") == 0);
+  waypost_string_free(json);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_services(reg, 1, NULL, e));
+  check_usable(reg);
+  waypost_registry_free(reg);
+}
+
+static void test_time_events_snapshots(void) {
+  waypost_registry *reg = fresh();
+  EXPECT_OK(waypost_register_json(reg, "{\"id\":\"k\",\"service\":\"db\",\"address\":\"h\",\"port\":5,\"check_interval_ms\":1000}", 0, NULL, e));
+  uint64_t deadline = 0;
+  EXPECT_OK(waypost_next_deadline(reg, &deadline, e));
+  CHECK(deadline == 10001); /* expired at any instant after ttl */
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_next_deadline(reg, NULL, e));
+  char *json = (char *)1;
+  size_t count = 99;
+  EXPECT_OK(waypost_tick(reg, 5000, &json, &count, e));
+  CHECK(json == NULL && count == 0);
+  EXPECT_OK(waypost_heartbeat(reg, "a", 5000, e));
+  EXPECT_OK(waypost_tick(reg, 10001, &json, &count, e));
+  CHECK(count == 2 && json && strstr(json, "\"health_changed\"") && strstr(json, "\"id\":\"b\""));
+  waypost_string_free(json);
+  EXPECT_OK(waypost_tick(reg, 10002, NULL, NULL, e));
+  EXPECT_OK(waypost_due_checks(reg, 10002, &json, e));
+  CHECK(json && strcmp(json, "[\"k\"]") == 0);
+  waypost_string_free(json);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_due_checks(reg, 1, NULL, e));
+  EXPECT_OK(waypost_events_since(reg, 0, &json, e));
+  CHECK(json && strstr(json, "{\"at\":0,\"id\":\"a\",\"index\":1,\"service\":\"api\",\"type\":\"registered\"}"));
+  waypost_string_free(json);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_events_since(reg, 0, NULL, e));
+  uint64_t index = 0;
+  EXPECT_OK(waypost_service_modify_index(reg, "api", &index, e));
+  CHECK(index >= 4);
+  EXPECT_ERR(WAYPOST_STATUS_UNKNOWN_SERVICE, waypost_service_modify_index(reg, "nope", &index, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_service_modify_index(reg, NULL, &index, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_service_modify_index(reg, "api", NULL, e));
+  waypost_info info;
+  EXPECT_OK(waypost_registry_info(reg, &info, e));
+  CHECK(info.clock == 10002 && info.instances == 3 && info.last_index >= 5 && !info.self_preservation);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_info(reg, NULL, e));
+  char *metrics = NULL;
+  EXPECT_OK(waypost_render_metrics(reg, &metrics, e));
+  CHECK(metrics && strstr(metrics, "# TYPE waypost_instances gauge"));
+  waypost_string_free(metrics);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_render_metrics(reg, NULL, e));
+
+  /* A snapshot restores into a registry that answers the same. */
+  char *snap = NULL, *snap2 = NULL;
+  EXPECT_OK(waypost_snapshot(reg, &snap, e));
+  CHECK(snap && strstr(snap, "waypost.snapshot/1"));
+  waypost_registry *copy = NULL;
+  EXPECT_OK(waypost_registry_restore(snap, &copy, e));
+  EXPECT_OK(waypost_snapshot(copy, &snap2, e));
+  CHECK(snap2 && strcmp(snap, snap2) == 0);
+  waypost_pick_result r1, r2;
+  for (int i = 0; i < 5; i++) {
+    EXPECT_OK(waypost_pick(reg, "api", WAYPOST_STRATEGY_RANDOM, NULL, 10003, &r1, e));
+    EXPECT_OK(waypost_pick(copy, "api", WAYPOST_STRATEGY_RANDOM, NULL, 10003, &r2, e));
+    CHECK(r1.handle == r2.handle);
+  }
+  waypost_string_free(snap2);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_snapshot(reg, NULL, e));
+  /* Malformed snapshots: truncated, wrong format, not JSON, bad UTF-8. */
+  waypost_registry *bad = (waypost_registry *)1;
+  snap[strlen(snap) / 2] = 0;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore(snap, &bad, e));
+  CHECK(bad == NULL);
+  waypost_string_free(snap);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore("{\"format\":\"waypost.snapshot/99\"}", &bad, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore("[]", &bad, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore("", &bad, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_restore(BAD_UTF8, &bad, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore(NULL, &bad, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore("{}", NULL, e));
+  waypost_registry_free(copy);
+
+  /* More events than are retained: the oldest are compacted. */
+  for (int i = 0; i < 80; i++) EXPECT_OK(waypost_drain(reg, "a", i % 2 == 0, 10003, e));
+  EXPECT_ERR(WAYPOST_STATUS_COMPACTED, waypost_events_since(reg, 0, &json, e));
+  CHECK(json == NULL);
+  check_usable(reg);
+  waypost_registry_free(reg);
+}
+
+static void test_forced_panic(void) {
+#ifdef WAYPOST_PANIC_TEST
+  EXPECT_ERR(WAYPOST_STATUS_PANIC, waypost_test_panic(NULL, e));
+  CHECK(waypost_test_panic(NULL, NULL) == WAYPOST_STATUS_PANIC);
+  waypost_registry *reg = fresh();
+  waypost_error *err = NULL;
+  CHECK(waypost_test_panic(reg, &err) == WAYPOST_STATUS_PANIC);
+  CHECK(strstr(waypost_error_message(err), "forced by waypost_test_panic") != NULL);
+  waypost_error_free(err);
+  /* A registry that panicked mid-call refuses further work rather than
+   * risk a half-updated state; it can still be freed. */
+  EXPECT_ERR(WAYPOST_STATUS_PANIC, waypost_heartbeat(reg, "a", 1, e));
+  waypost_pick_result r;
+  EXPECT_ERR(WAYPOST_STATUS_PANIC, waypost_pick(reg, "api", 0, NULL, 1, &r, e));
+  waypost_registry_free(reg);
+  /* Other registries are unaffected. */
+  reg = fresh();
+  check_usable(reg);
+  waypost_registry_free(reg);
+#else
+  fprintf(stderr, "built without WAYPOST_PANIC_TEST: forced panic not tested\n");
+  failures++;
+#endif
+}
+
+struct worker {
+  waypost_registry *reg;
+  int id;
+  int errors;
+};
+
+static void *work(void *arg) {
+  struct worker *w = arg;
+  char id[32];
+  snprintf(id, sizeof id, "w%d", w->id);
+  if (waypost_register(w->reg, id, "pool", "10.1.0.1", 80, 0, NULL, NULL) != WAYPOST_STATUS_OK) w->errors++;
+  for (int i = 0; i < 500; i++) {
+    waypost_pick_result r;
+    waypost_endpoint ep;
+    if (waypost_heartbeat(w->reg, id, (uint64_t)i, NULL) != WAYPOST_STATUS_OK) w->errors++;
+    if (waypost_pick(w->reg, "pool", WAYPOST_STRATEGY_ROUND_ROBIN, NULL, (uint64_t)i, &r, NULL) != WAYPOST_STATUS_OK) w->errors++;
+    if (waypost_instance_endpoint(w->reg, r.handle, &ep, NULL) != WAYPOST_STATUS_OK) w->errors++;
+  }
+  return NULL;
+}
+
+static void test_threads_share_a_registry(void) {
+  waypost_registry *reg = fresh();
+  pthread_t threads[4];
+  struct worker workers[4];
+  for (int i = 0; i < 4; i++) {
+    workers[i] = (struct worker){reg, i, 0};
+    pthread_create(&threads[i], NULL, work, &workers[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(threads[i], NULL);
+    CHECK(workers[i].errors == 0);
+  }
+  waypost_info info;
+  EXPECT_OK(waypost_registry_info(reg, &info, e));
+  CHECK(info.instances == 6);
+  waypost_registry_free(reg);
+}
+
+int main(void) {
+  test_static_functions();
+  test_construction();
+  test_lifecycle();
+  test_pick_and_discover();
+  test_time_events_snapshots();
+  test_forced_panic();
+  test_threads_share_a_registry();
+  printf("%d checks, %d failures\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}

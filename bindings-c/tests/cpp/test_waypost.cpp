@@ -1,0 +1,166 @@
+// GoogleTest suite of the C++ wrapper: RAII, string_view arguments,
+// exceptions carrying the status and code, threads sharing one registry.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "waypost.hpp"
+
+namespace {
+
+waypost::registry fleet() {
+  waypost_config cfg = waypost::default_config();
+  cfg.ttl_ms = 10000;
+  cfg.random_seed = false;
+  cfg.seed = 7;
+  waypost::registry reg(cfg);
+  reg.register_instance("a", "api", "10.0.0.1", 80, 0);
+  reg.register_instance("b", "api", "10.0.0.2", 80, 0);
+  return reg;
+}
+
+template <typename F>
+std::string code_of(F &&f) {
+  try {
+    f();
+  } catch (const waypost::error &e) {
+    EXPECT_GT(std::string(e.what()).size(), 0u);
+    EXPECT_EQ(e.code(), waypost_status_code(e.status()));
+    return std::string(e.code());
+  }
+  return "ok";
+}
+
+}  // namespace
+
+TEST(Registry, RoundRobinPicksInIdOrder) {
+  auto reg = fleet();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; i++) {
+    auto p = reg.pick("api", waypost::strategy::round_robin, 1);
+    EXPECT_FALSE(p.panic);
+    ids.push_back(reg.endpoint(p.handle).id);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "a"}));
+}
+
+TEST(Registry, StringViewArgumentsNeedNoTerminator) {
+  auto reg = fleet();
+  std::string_view id = std::string_view("a-and-more").substr(0, 1);
+  reg.heartbeat(id, 5);
+  EXPECT_NE(reg.get(id, 5).find("\"last_renewal\":5"), std::string::npos);
+}
+
+TEST(Registry, ErrorsCarryTheirCode) {
+  auto reg = fleet();
+  EXPECT_EQ(code_of([&] { reg.heartbeat("zz", 1); }), "not_found");
+  EXPECT_EQ(code_of([&] { reg.pick("nope", waypost::strategy::random, 1); }), "unknown_service");
+  EXPECT_EQ(code_of([&] { reg.pick("api", waypost::strategy::consistent_hash, 1); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { reg.register_instance("a", "web", "h", 80, 1); }), "conflict");
+  EXPECT_EQ(code_of([&] { reg.register_instance("c", "api", "h", 70000, 1); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { reg.register_json("{\"id\":", 1); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { reg.heartbeat(std::string_view("a\0b", 3), 1); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { reg.heartbeat("a\xff", 1); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { reg.discover("api", 1, false, "[]"); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { waypost::registry::restore("{\"format\":1}"); }), "invalid_snapshot");
+  EXPECT_EQ(code_of([&] { waypost::registry::from_json("{\"ttl_ms\":0}"); }), "invalid_argument");
+  waypost_config bad = waypost::default_config();
+  bad.check_rise = 0;
+  EXPECT_EQ(code_of([&] { waypost::registry r(bad); }), "invalid_argument");
+  // Still usable after every bad call.
+  reg.heartbeat("a", 2);
+  EXPECT_EQ(reg.endpoint(reg.pick("api", waypost::strategy::first_available, 2).handle).id, std::string("a"));
+}
+
+TEST(Registry, DrainChecksOutcomesAndDiscover) {
+  auto reg = fleet();
+  reg.drain("b", true, 1);
+  reg.report_check("a", waypost::check_status::warn, 1);
+  reg.report_outcome("a", true, 1);
+  reg.begin("a", 1);
+  reg.end("a", 1);
+  std::string all = reg.discover("api", 1, true);
+  EXPECT_NE(all.find("\"health\":\"draining\""), std::string::npos);
+  EXPECT_NE(all.find("\"health\":\"degraded\""), std::string::npos);
+  EXPECT_EQ(reg.services(1), "[\"api\"]");
+  reg.deregister("b", 2);
+  EXPECT_EQ(code_of([&] { reg.get("b", 2); }), "not_found");
+}
+
+TEST(Registry, TimeEventsSnapshotAndMetrics) {
+  auto reg = fleet();
+  EXPECT_EQ(reg.next_deadline(), 10001u);
+  EXPECT_EQ(reg.tick(5000), "[]");
+  reg.heartbeat("a", 5000);
+  std::string events = reg.tick(10001);
+  EXPECT_NE(events.find("\"health_changed\""), std::string::npos);
+  EXPECT_NE(reg.events_since(0).find("\"registered\""), std::string::npos);
+  EXPECT_GT(reg.service_modify_index("api"), 0u);
+  EXPECT_EQ(reg.due_checks(10001), "[]");
+  EXPECT_NE(reg.metrics().find("waypost_instances"), std::string::npos);
+  EXPECT_EQ(reg.info().instances, 2u);
+  auto copy = waypost::registry::restore(reg.snapshot());
+  EXPECT_EQ(copy.snapshot(), reg.snapshot());
+  for (int i = 0; i < 5; i++) {
+    EXPECT_EQ(copy.pick("api", waypost::strategy::random, 10002).handle,
+              reg.pick("api", waypost::strategy::random, 10002).handle);
+  }
+}
+
+TEST(Registry, PickOptions) {
+  auto reg = fleet();
+  reg.register_json("{\"id\":\"c\",\"service\":\"api\",\"address\":\"h\",\"port\":1,\"zone\":\"z\",\"tags\":[\"gpu\"]}", 0);
+  waypost::pick_options zone;
+  zone.zone = "z";
+  EXPECT_EQ(std::string(reg.endpoint(reg.pick("api", waypost::strategy::random, 1, zone).handle).id), "c");
+  waypost::pick_options filter;
+  filter.filter_json = "{\"tags\":[\"gpu\"]}";
+  EXPECT_EQ(std::string(reg.endpoint(reg.pick("api", waypost::strategy::first_available, 1, filter).handle).id), "c");
+  waypost::pick_options key;
+  key.key = "user-1";
+  auto first = reg.pick("api", waypost::strategy::consistent_hash, 1, key).handle;
+  EXPECT_EQ(reg.pick("api", waypost::strategy::consistent_hash, 1, key).handle, first);
+}
+
+TEST(Registry, MovedFromRegistryThrowsInsteadOfCrashing) {
+  auto reg = fleet();
+  waypost::registry other = std::move(reg);
+  other.heartbeat("a", 1);
+  EXPECT_EQ(code_of([&] { reg.heartbeat("a", 1); }), "null_argument");  // NOLINT(bugprone-use-after-move)
+}
+
+TEST(Registry, ThreadsShareOneRegistry) {
+  auto reg = fleet();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&reg, t] {
+      std::string id = "t" + std::to_string(t);
+      reg.register_instance(id, "pool", "h", 80, 0);
+      for (uint64_t i = 0; i < 1000; i++) {
+        reg.heartbeat(id, i);
+        reg.pick("pool", waypost::strategy::least_request, i);
+      }
+    });
+  }
+  for (auto &th : threads) th.join();
+  EXPECT_EQ(reg.info().instances, 6u);
+}
+
+TEST(Library, VersionAndClock) {
+  EXPECT_EQ(waypost::version(), "0.1.0");
+  EXPECT_GT(waypost::now_ms(), 1600000000000ull);
+}
+
+#ifdef WAYPOST_PANIC_TEST
+TEST(Library, PanicBecomesAnException) {
+  auto reg = fleet();
+  EXPECT_EQ(code_of([&] {
+              waypost_error *err = nullptr;
+              waypost::detail::check(waypost_test_panic(reg.handle(), &err), err);
+            }),
+            "panic");
+  EXPECT_EQ(code_of([&] { reg.heartbeat("a", 1); }), "panic");
+}
+#endif
