@@ -137,15 +137,20 @@ pub(crate) fn rendezvous<I: Iterator<Item = (u64, u64)>>(bucket: u32, candidates
 /// Smooth weighted round robin over parallel slices; returns the winner's position.
 #[inline]
 pub(crate) fn smooth_wrr(weights: &[u64], current: &mut [i64]) -> Option<usize> {
+    let n = weights.len().min(current.len());
+    let (weights, current) = (&weights[..n], &mut current[..n]);
     let mut total: i64 = 0;
     let mut best = 0usize;
     let mut best_value = i64::MIN;
-    for (i, (c, &w)) in current.iter_mut().zip(weights).enumerate() {
-        let w = w as i64;
-        *c += w;
+    // One tight pass over two contiguous arrays; the strict `>` keeps the
+    // lowest position (lowest id) on ties.
+    for i in 0..n {
+        let w = weights[i] as i64;
+        let v = current[i] + w;
+        current[i] = v;
         total += w;
-        if *c > best_value {
-            best_value = *c;
+        if v > best_value {
+            best_value = v;
             best = i;
         }
     }
