@@ -16,3 +16,4 @@ rust-test: rust-lint
 
 rust-bench:
 	cargo bench -p waypost --bench core
+	cargo bench -p waypost --bench scale

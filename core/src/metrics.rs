@@ -49,6 +49,9 @@ pub struct ServiceMetricsView {
     pub counters: ServiceMetrics,
 }
 
+/// A counter family: name, help text, and how to read it.
+type Counter = (&'static str, &'static str, fn(&ServiceMetrics) -> u64);
+
 fn escape(value: &str, out: &mut String) {
     for c in value.chars() {
         match c {
@@ -134,7 +137,7 @@ impl Registry {
             "waypost_pick_failures_total{{service=\"\",code=\"unknown_service\"}} {}",
             self.metrics.unknown_service_picks
         );
-        let counters: [(&str, &str, fn(&ServiceMetrics) -> u64); 6] = [
+        let counters: [Counter; 6] = [
             ("waypost_registrations_total", "Registrations (updates included).", |m| m.registrations),
             ("waypost_deregistrations_total", "Deregistrations by the host.", |m| m.deregistrations),
             ("waypost_heartbeats_total", "Heartbeats accepted.", |m| m.heartbeats),

@@ -2,7 +2,6 @@
 //! snapshot that restores is a consistent registry.
 
 use proptest::prelude::*;
-use proptest::strategy::Strategy as _;
 use waypost::{Config, InstanceSpec, PickOptions, Registry, Strategy};
 
 fn sample_snapshot() -> String {
