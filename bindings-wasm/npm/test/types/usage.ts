@@ -1,0 +1,68 @@
+// Type-checked with `tsc --strict` against dist/index.d.ts: the public API
+// must be usable without casts, and misuse must not type-check.
+import {
+  Registry,
+  WaypostError,
+  STRATEGIES,
+  type Discovery,
+  type ErrorCode,
+  type Health,
+  type Instance,
+  type InstanceState,
+  type PickResult,
+  type RegistryEvent,
+  type ResolvedConfig,
+  type ServiceMetrics,
+  type Strategy,
+} from "waypost";
+
+const reg: Registry = new Registry({ ttlMs: 10_000, seed: 7, panicThreshold: 0.5 });
+const inst: Instance = reg.register({ id: "api-1", service: "api", address: "10.0.0.1", port: 8080, tags: ["v1"], meta: { rack: "a" } }, 0);
+const port: number = inst.port;
+const zone: string | null = inst.zone;
+reg.heartbeat("api-1", 9_000);
+reg.heartbeat("api-1");
+const pick: PickResult = reg.pick("api", "round_robin", 10_001);
+const picked: Instance = reg.pick("api", "consistent_hash", { key: "user-42", zone: "a" }, 10_001).instance;
+const panic: boolean = pick.panic;
+const found: Discovery = reg.discover("api", { all: true, tags: ["v1"] }, 10_001);
+const health: Health[] = found.health;
+const events: RegistryEvent[] = reg.tick(20_000);
+const first: RegistryEvent | undefined = reg.eventsSince(0)[0];
+if (first !== undefined && first.type === "health_changed") {
+  const to: Health | undefined = first.to;
+  void to;
+}
+const state: InstanceState = reg.get("api-1", 20_000);
+const ejected: number | null = state.ejectedUntil;
+const config: ResolvedConfig = reg.config;
+const ttl: number = config.ttlMs;
+const metrics: ServiceMetrics[] = reg.serviceMetrics();
+const rr: number | undefined = metrics[0]?.picks.round_robin;
+const strategies: readonly Strategy[] = STRATEGIES;
+const next: number | null = reg.nextDeadline();
+const copy: Registry = Registry.restore(reg.snapshot());
+
+try {
+  reg.pick("nope", "random", 1);
+} catch (e) {
+  if (e instanceof WaypostError) {
+    const code: ErrorCode = e.code;
+    void code;
+  }
+}
+
+// @ts-expect-error: an unknown strategy is not a Strategy
+reg.pick("api", "fastest", 1);
+// @ts-expect-error: port is required
+reg.register({ id: "x", service: "s", address: "h" }, 1);
+// @ts-expect-error: now is a number
+reg.heartbeat("api-1", "1000");
+// @ts-expect-error: instances are read-only
+inst.port = 1;
+// @ts-expect-error: unknown configuration key
+new Registry({ ttl: 5 });
+// @ts-expect-error: health is a closed set
+const bad: Health = "sick";
+
+void [port, zone, picked, panic, health, events, ejected, ttl, rr, strategies, next, copy, bad];
