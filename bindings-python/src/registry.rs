@@ -463,19 +463,15 @@ impl PyRegistry {
     }
 
     /// Puts an instance into maintenance (`on=True`) or takes it out.
-    #[pyo3(signature = (id, on=None, *, now=None))]
+    #[pyo3(signature = (id, on=true, *, now=None))]
     fn drain(
         &self,
         py: Python<'_>,
         id: &Bound<'_, PyAny>,
-        on: Option<&Bound<'_, PyAny>>,
+        on: bool,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let id = string(id, "id")?;
-        let on = match on {
-            Some(o) => convert::boolean(o, "on")?,
-            None => true,
-        };
         let now = now_arg(py, now)?;
         let r = self.with(py, |st| st.reg.drain(&id, on, now))?;
         errors::check(py, r)

@@ -81,7 +81,8 @@ def test_round_robin_and_strategies_as_enum_or_string() -> None:
         key = "user-1" if s is Strategy.CONSISTENT_HASH else None
         assert reg.pick("api", s, key=key, now=1).service == "api"
         assert reg.pick("api", s.value, key=key, now=1).service == "api"
-    assert Strategy("round_robin") is Strategy.ROUND_ROBIN and Strategy.ROUND_ROBIN == "round_robin"
+    name: str = "round_robin"
+    assert Strategy(name) is Strategy.ROUND_ROBIN and Strategy.ROUND_ROBIN == name
     assert str(Strategy.RANDOM) == "random"
 
 

@@ -86,6 +86,7 @@ BAD_CALLS: list[tuple[str, Call, type[BaseException], str]] = [
     ("type port", lambda r: r.register("c", "api", "h", "80", now=0), TypeError, ""),  # type: ignore[arg-type]
     ("type bool port", lambda r: r.register("c", "api", "h", True, now=0), TypeError, ""),
     ("type success", lambda r: r.report_outcome("a", 1, now=0), TypeError, ""),  # type: ignore[arg-type]
+    ("type drain", lambda r: r.drain("a", "yes", now=0), TypeError, ""),  # type: ignore[arg-type]
     ("type spec", lambda r: r.register_spec([1, 2], now=0), TypeError, ""),  # type: ignore[arg-type]
     ("type snapshot", lambda r: waypost.Registry.restore(b"{}"), TypeError, ""),  # type: ignore[arg-type]
     ("type config", lambda r: waypost.Registry(ttl_ms="1"), TypeError, ""),  # type: ignore[arg-type]
