@@ -1,0 +1,30 @@
+# The Python binding. python-test proves a fresh install: a new virtualenv,
+# `pip install ./bindings-python` (pip builds the extension through maturin),
+# then pytest (API, errors, threads, every scenario file with transcripts),
+# stubtest and mypy --strict against the shipped stubs, and every example.
+TEST_TARGETS += python-test
+BENCH_TARGETS += python-bench
+
+PY_VENV := target/py-venv
+PY_BIN := $(CURDIR)/$(PY_VENV)/bin
+
+.PHONY: python-test python-venv python-bench
+
+python-venv:
+	rm -rf $(PY_VENV)
+	python3 -m venv $(PY_VENV)
+	$(PY_BIN)/python -m pip install -q ./bindings-python
+	$(PY_BIN)/python -m pip install -q pytest mypy
+
+python-test: python-venv
+	cd bindings-python && $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
+	cd bindings-python && $(PY_BIN)/python -m mypy.stubtest waypost._waypost
+	$(PY_BIN)/python -m mypy --strict --no-incremental -p waypost
+	$(PY_BIN)/python -m mypy --strict --no-incremental bindings-python/tests bindings-python/bench examples/python
+	@for example in examples/python/*.py; do \
+	  echo "running $$example"; \
+	  timeout 120 $(PY_BIN)/python "$$example" > /dev/null || exit 1; \
+	done
+
+python-bench: python-venv
+	$(PY_BIN)/python bindings-python/bench/bench.py
