@@ -44,6 +44,13 @@ pub(crate) fn now(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u6
 /// A non-negative integer that fits in u64.
 #[inline]
 pub(crate) fn uint(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u64> {
+    if obj.is_exact_instance_of::<PyInt>() {
+        if let Ok(n) = obj.extract::<i64>() {
+            if n >= 0 {
+                return Ok(n as u64);
+            }
+        }
+    }
     if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
         return Err(type_error(field, "int", obj));
     }

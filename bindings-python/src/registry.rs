@@ -10,7 +10,7 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use serde_json::Value;
 use waypost::{
-    Config, DiscoverOptions, Error, Handle, Health, InstanceSpec, PickOptions, Registry,
+    Config, DiscoverOptions, Error, Filter, Handle, Health, InstanceSpec, PickOptions, Registry,
     ServiceRef, Strategy,
 };
 
@@ -24,6 +24,16 @@ use crate::state::{DiscoveryKey, Lookup, Pending, State};
 
 /// A pick's instance (to resolve) and panic flag.
 type Picked = (Option<Lookup>, bool);
+
+/// The options of a plain pick, built once.
+static NO_PICK_OPTIONS: PickOptions = PickOptions {
+    key: None,
+    zone: None,
+    filter: Filter {
+        tags: Vec::new(),
+        meta: Vec::new(),
+    },
+};
 
 /// Keys whose values are ratios (floats); every other key is an integer.
 const RATIO_KEYS: [&str; 2] = ["panic_threshold", "self_preservation_threshold"];
@@ -160,14 +170,16 @@ impl PyRegistry {
     ) -> PyResult<(Py<PyInstance>, bool)> {
         let strategy = convert::strategy(py, strategy)?;
         let now = now_arg(py, now)?;
+        let given;
         let options = if key.is_none() && zone.is_none() && tags.is_none() && meta.is_none() {
-            PickOptions::default()
+            &NO_PICK_OPTIONS
         } else {
-            PickOptions {
+            given = PickOptions {
                 key: opt_string(key, "key")?,
                 zone: opt_string(zone, "zone")?,
                 filter: convert::filter(tags, meta)?,
-            }
+            };
+            &given
         };
         let services = self.services.bind(py);
         if let Ok(service) = service.cast_exact::<PyString>() {
@@ -183,7 +195,7 @@ impl PyRegistry {
                         None => return Ok(Ok(None)),
                     },
                 };
-                Ok(match st.reg.pick_ref(sref, strategy, &options, now) {
+                Ok(match st.reg.pick_ref(sref, strategy, options, now) {
                     Ok(p) => Ok(Some((st.lookup(py, p.handle), p.panic))),
                     // The service lost its last instance: the name path
                     // below gives the exact error (and counts it).
@@ -201,7 +213,7 @@ impl PyRegistry {
         }
         let name = string(service, "service")?;
         let found = self.with(py, |st| {
-            let p = st.reg.pick(&name, strategy, &options, now)?;
+            let p = st.reg.pick(&name, strategy, options, now)?;
             let sref = st.reg.service_ref(&name)?;
             Ok((st.lookup(py, p.handle), p.panic, sref))
         })?;
@@ -645,18 +657,18 @@ impl PyRegistry {
 
     /// Picks one instance of `service` (round robin unless `strategy` says
     /// otherwise) and returns it.
-    #[pyo3(signature = (service, strategy=None, *, key=None, zone=None, tags=None, meta=None, now=None))]
+    #[pyo3(signature = (service, strategy=None, *, now=None, key=None, zone=None, tags=None, meta=None))]
     #[allow(clippy::too_many_arguments)]
     fn pick(
         &self,
         py: Python<'_>,
         service: &Bound<'_, PyAny>,
         strategy: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
         key: Option<&Bound<'_, PyAny>>,
         zone: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
         meta: Option<&Bound<'_, PyAny>>,
-        now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyInstance>> {
         Ok(self
             .pick_impl(py, service, strategy, key, zone, tags, meta, now)?
@@ -664,18 +676,18 @@ impl PyRegistry {
     }
 
     /// Like `pick`, with the service's panic flag beside the instance.
-    #[pyo3(signature = (service, strategy=None, *, key=None, zone=None, tags=None, meta=None, now=None))]
+    #[pyo3(signature = (service, strategy=None, *, now=None, key=None, zone=None, tags=None, meta=None))]
     #[allow(clippy::too_many_arguments)]
     fn pick_result(
         &self,
         py: Python<'_>,
         service: &Bound<'_, PyAny>,
         strategy: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
         key: Option<&Bound<'_, PyAny>>,
         zone: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
         meta: Option<&Bound<'_, PyAny>>,
-        now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyPickResult> {
         let (instance, panic) =
             self.pick_impl(py, service, strategy, key, zone, tags, meta, now)?;

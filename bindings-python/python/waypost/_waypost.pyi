@@ -206,22 +206,22 @@ class Registry:
         service: str,
         strategy: Optional[_StrategyArg] = None,
         *,
+        now: Optional[int] = None,
         key: Optional[str] = None,
         zone: Optional[str] = None,
         tags: Optional[Sequence[str]] = None,
         meta: Optional[Mapping[str, str]] = None,
-        now: Optional[int] = None,
     ) -> Instance: ...
     def pick_result(
         self,
         service: str,
         strategy: Optional[_StrategyArg] = None,
         *,
+        now: Optional[int] = None,
         key: Optional[str] = None,
         zone: Optional[str] = None,
         tags: Optional[Sequence[str]] = None,
         meta: Optional[Mapping[str, str]] = None,
-        now: Optional[int] = None,
     ) -> PickResult: ...
     def tick(self, *, now: Optional[int] = None) -> list[Event]: ...
     def next_deadline(self) -> Optional[int]: ...
