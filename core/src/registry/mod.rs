@@ -510,6 +510,9 @@ impl Registry {
             }
             self.lease_blocked = false;
             self.refresh(slot, at);
+        } else if self.lease_blocked {
+            // This may be an expiry self-preservation held back: look again.
+            self.lease_blocked = false;
         }
         self.schedule_lease(slot);
     }

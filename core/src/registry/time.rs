@@ -309,4 +309,31 @@ mod tests {
         assert_eq!(reg.events_since(reg.last_index() - 4).unwrap().len(), 4);
         assert!(reg.tick(102).is_empty());
     }
+
+    #[test]
+    fn heartbeats_from_the_held_back_instances_end_self_preservation() {
+        let config = Config {
+            ttl_ms: 1000,
+            evict_after_ms: 0,
+            self_preservation_threshold: 0.5,
+            ..Config::default()
+        };
+        let mut reg = Registry::new(config).unwrap();
+        for id in ["a", "b", "c", "d"] {
+            reg.register(InstanceSpec::new(id, "api", "h", 1), 0).unwrap();
+        }
+        reg.tick(1001);
+        assert!(reg.in_self_preservation());
+        // c and d were held back; once both renew, nothing is held any more.
+        reg.heartbeat("c", 2000).unwrap();
+        assert!(reg.tick(2000).is_empty());
+        assert!(reg.in_self_preservation());
+        reg.heartbeat("d", 2000).unwrap();
+        let events = reg.tick(2000);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::SelfPreservationExited);
+        assert!(!reg.in_self_preservation());
+        // Their renewed leases are scheduled again.
+        assert_eq!(reg.next_deadline(), Some(3001));
+    }
 }
