@@ -11,6 +11,13 @@ use waypost::{Event, Handle, InstanceSpec, InstanceStatus};
 use crate::convert::json_to_py;
 use crate::names;
 
+/// Python's own `repr` of a string (quotes and escapes as Python writes them).
+fn repr(py: Python<'_>, text: &str) -> String {
+    PyString::new(py, text)
+        .repr()
+        .map_or_else(|_| format!("{text:?}"), |r| r.to_string())
+}
+
 /// A registered instance: the fields it was registered with (SPEC §2).
 ///
 /// The registry returns the same object for the same registration as long
@@ -107,10 +114,14 @@ impl PyInstance {
         json_to_py(py, &serde_json::to_value(&self.spec).unwrap_or_default())
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Instance(id={:?}, service={:?}, address={:?}, port={}, weight={})",
-            self.spec.id, self.spec.service, self.spec.address, self.spec.port, self.spec.weight
+            "Instance(id={}, service={}, address={}, port={}, weight={})",
+            repr(py, &self.spec.id),
+            repr(py, &self.spec.service),
+            repr(py, &self.spec.address),
+            self.spec.port,
+            self.spec.weight
         )
     }
 }
@@ -214,13 +225,13 @@ impl PyInstanceView {
         json_to_py(py, &value)
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         let spec = &self.instance.get().spec;
         format!(
-            "InstanceView(id={:?}, service={:?}, health={:?}, inflight={})",
-            spec.id,
-            spec.service,
-            self.status.health.as_str(),
+            "InstanceView(id={}, service={}, health={}, inflight={})",
+            repr(py, &spec.id),
+            repr(py, &spec.service),
+            repr(py, self.status.health.as_str()),
             self.status.inflight
         )
     }
@@ -362,10 +373,10 @@ impl PyPickResult {
         Ok(dict)
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "PickResult(id={:?}, panic={})",
-            self.instance.get().spec.id,
+            "PickResult(id={}, panic={})",
+            repr(py, &self.instance.get().spec.id),
             if self.panic { "True" } else { "False" }
         )
     }
@@ -432,7 +443,27 @@ impl PyEvent {
         json_to_py(py, &serde_json::to_value(&self.event).unwrap_or_default())
     }
 
-    fn __repr__(&self) -> String {
-        format!("Event({})", self.event.to_json())
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let e = &self.event;
+        let mut out = format!(
+            "Event(index={}, type={}, at={}",
+            e.index,
+            repr(py, e.kind.as_str()),
+            e.at
+        );
+        if let Some(id) = &e.id {
+            out += &format!(", id={}", repr(py, id));
+        }
+        if let Some(service) = &e.service {
+            out += &format!(", service={}", repr(py, service));
+        }
+        if let (Some(from), Some(to)) = (e.from, e.to) {
+            out += &format!(
+                ", from_={}, to={}",
+                repr(py, from.as_str()),
+                repr(py, to.as_str())
+            );
+        }
+        out + ")"
     }
 }

@@ -836,6 +836,12 @@ impl PyRegistry {
         })
     }
 
+    /// Pickling goes through a snapshot (`pickle`, `copy.deepcopy`).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let restore = slf.get_type().getattr("restore")?;
+        Ok((restore, (slf.get().snapshot(slf.py())?,)))
+    }
+
     /// An empty call into the extension: the floor every other call pays
     /// (benchmarks report it beside their figures).
     fn _noop(&self) {}

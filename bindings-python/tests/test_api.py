@@ -41,7 +41,7 @@ def test_instance_fields_repr_equality_and_dict() -> None:
     assert inst.meta == {"k": "v"}
     inst.meta["k"] = "changed"  # a copy: the instance is immutable
     assert inst.meta == {"k": "v"}
-    assert repr(inst) == "Instance(id=\"a\", service=\"api\", address=\"10.0.0.1\", port=80, weight=3)"
+    assert repr(inst) == "Instance(id='a', service='api', address='10.0.0.1', port=80, weight=3)"
     d = inst.to_dict()
     assert d == {
         "id": "a", "service": "api", "address": "10.0.0.1", "port": 80, "weight": 3,
@@ -186,7 +186,12 @@ def test_events_and_tick() -> None:
         "service": "api", "from": "healthy", "to": "unhealthy",
     }
     assert reg.events_since(1) == [e] and reg.last_index == 2
-    assert json.loads(repr(e)[len("Event("):-1])["index"] == 2
+    assert repr(e) == (
+        "Event(index=2, type='health_changed', at=10001, id='api-0', service='api', "
+        "from_='healthy', to='unhealthy')"
+    )
+    assert repr(reg.get("api-0", now=10_001)) == "InstanceView(id='api-0', service='api', health='unhealthy', inflight=0)"
+    assert repr(reg.discover("api", all=True, now=10_001)) == "Discovery(ids=('api-0',), panic=False)"
 
 
 def test_outcomes_eject() -> None:
@@ -222,6 +227,19 @@ def test_snapshot_restore_continues_identically() -> None:
             b.pick("api", strategy, now=2).id for _ in range(20)
         ]
     assert len(b) == 4 and b.clock == 2
+
+
+def test_pickle_and_deepcopy_go_through_snapshots() -> None:
+    import copy
+    import pickle
+
+    a = fleet(3)
+    clones = [pickle.loads(pickle.dumps(a)), copy.deepcopy(a)]
+    for clone in clones:
+        assert clone is not a and clone.snapshot() == a.snapshot()
+    expected = [a.pick("api", "random", now=5).id for _ in range(10)]
+    for clone in clones:
+        assert [clone.pick("api", "random", now=5).id for _ in range(10)] == expected
 
 
 def test_config_keywords_and_properties() -> None:
