@@ -8,9 +8,14 @@ BENCH_TARGETS += python-bench
 PY_VENV := target/py-venv
 PY_BIN := $(CURDIR)/$(PY_VENV)/bin
 
-.PHONY: python-test python-venv python-bench
+.PHONY: python-test python-tools python-venv python-bench
 
-python-venv:
+# Debian splits venv/ensurepip into python3-venv.
+python-tools:
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+
+python-venv: python-tools
 	rm -rf $(PY_VENV)
 	python3 -m venv $(PY_VENV)
 	$(PY_BIN)/python -m pip install -q ./bindings-python
@@ -19,8 +24,8 @@ python-venv:
 python-test: python-venv
 	cd bindings-python && $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd bindings-python && $(PY_BIN)/python -m mypy.stubtest waypost._waypost
-	$(PY_BIN)/python -m mypy --strict --no-incremental -p waypost
-	$(PY_BIN)/python -m mypy --strict --no-incremental bindings-python/tests bindings-python/bench examples/python
+	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null -p waypost
+	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null bindings-python/tests bindings-python/bench examples/python
 	@for example in examples/python/*.py; do \
 	  echo "running $$example"; \
 	  timeout 120 $(PY_BIN)/python "$$example" > /dev/null || exit 1; \
