@@ -24,7 +24,8 @@ except waypost.NotFoundError as e:  # also a KeyError
     print(f"{e.code}: {e}")
 
 for event in reg.events_since(0):
-    print(f"#{event.index} at {event.at} ms: {event.type} {event.id} {event.from_ or ''} {event.to or ''}")
+    change = f" ({event.from_} -> {event.to})" if event.to else ""
+    print(f"#{event.index} at {event.at} ms: {event.type} {event.id}{change}")
 
 # A snapshot restores into an identical registry (in any language).
 copy = waypost.Registry.restore(reg.snapshot())
