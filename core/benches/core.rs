@@ -11,7 +11,12 @@ use waypost::{
 const SIZES: [usize; 3] = [10, 1_000, 100_000];
 
 fn spec(service: &str, i: usize) -> InstanceSpec {
-    let mut s = InstanceSpec::new(format!("{service}-{i:07}"), service, format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255), 8080);
+    let mut s = InstanceSpec::new(
+        format!("{service}-{i:07}"),
+        service,
+        format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+        8080,
+    );
     s.weight = 1 + (i % 7) as u32;
     s
 }
@@ -19,7 +24,12 @@ fn spec(service: &str, i: usize) -> InstanceSpec {
 /// A registry with `n` instances in service "api" and 1 000 other services
 /// of 3 instances each (picks must not depend on how many services exist).
 fn fleet(n: usize) -> Registry {
-    let mut reg = Registry::new(Config { seed: 42, ttl_ms: 3_600_000, ..Config::default() }).unwrap();
+    let mut reg = Registry::new(Config {
+        seed: 42,
+        ttl_ms: 3_600_000,
+        ..Config::default()
+    })
+    .unwrap();
     for i in 0..n {
         reg.register(spec("api", i), 0).unwrap();
     }
@@ -41,7 +51,10 @@ fn picks(c: &mut Criterion) {
                 continue; // O(n) by definition; measured at 10 and 1 000.
             }
             let opts = if strategy == Strategy::ConsistentHash {
-                PickOptions { key: Some("user-1234".into()), ..PickOptions::default() }
+                PickOptions {
+                    key: Some("user-1234".into()),
+                    ..PickOptions::default()
+                }
             } else {
                 opts.clone()
             };
@@ -61,7 +74,10 @@ fn picks(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("consistent_hash_4096_keys", 1_000), |b| {
         b.iter(|| {
             i = (i + 1) & 4095;
-            let o = PickOptions { key: Some(keys[i].clone()), ..PickOptions::default() };
+            let o = PickOptions {
+                key: Some(keys[i].clone()),
+                ..PickOptions::default()
+            };
             black_box(reg.pick("api", Strategy::ConsistentHash, &o, 1).unwrap())
         })
     });
@@ -89,7 +105,8 @@ fn membership(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
             b.iter_custom(|iters| {
                 let mut reg = fleet(n);
-                let specs: Vec<InstanceSpec> = (0..iters as usize).map(|i| spec("new", i)).collect();
+                let specs: Vec<InstanceSpec> =
+                    (0..iters as usize).map(|i| spec("new", i)).collect();
                 let start = Instant::now();
                 for s in specs {
                     reg.register(s, 1).unwrap();
@@ -100,24 +117,33 @@ fn membership(c: &mut Criterion) {
     }
     // Expiring k of 100 000: the cost grows with k, not with n.
     for k in [10usize, 1_000] {
-        group.bench_with_input(BenchmarkId::new("tick_expiring_k_of_100000", k), &k, |b, &k| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut reg = Registry::new(Config { ttl_ms: 1_000, evict_after_ms: 0, ..Config::default() }).unwrap();
-                    for i in 0..100_000 {
-                        reg.register(spec("api", i), 0).unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("tick_expiring_k_of_100000", k),
+            &k,
+            |b, &k| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut reg = Registry::new(Config {
+                            ttl_ms: 1_000,
+                            evict_after_ms: 0,
+                            ..Config::default()
+                        })
+                        .unwrap();
+                        for i in 0..100_000 {
+                            reg.register(spec("api", i), 0).unwrap();
+                        }
+                        for i in k..100_000 {
+                            reg.heartbeat(&format!("api-{i:07}"), 500).unwrap();
+                        }
+                        let start = Instant::now();
+                        black_box(reg.tick(1_001));
+                        total += start.elapsed();
                     }
-                    for i in k..100_000 {
-                        reg.heartbeat(&format!("api-{i:07}"), 500).unwrap();
-                    }
-                    let start = Instant::now();
-                    black_box(reg.tick(1_001));
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
+                    total
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -142,17 +168,26 @@ fn resilience(c: &mut Criterion) {
         b.iter(|| reg.report_outcome(black_box(id), true, 1).unwrap())
     });
     group.bench_function("check_pass_1000", |b| {
-        b.iter(|| reg.report_check(black_box(id), CheckStatus::Pass, 1).unwrap())
+        b.iter(|| {
+            reg.report_check(black_box(id), CheckStatus::Pass, 1)
+                .unwrap()
+        })
     });
-    group.bench_function("due_checks_nothing_due_1000", |b| b.iter(|| black_box(reg.due_checks(1))));
+    group.bench_function("due_checks_nothing_due_1000", |b| {
+        b.iter(|| black_box(reg.due_checks(1)))
+    });
     let mut big = Registry::new(Config::default()).unwrap();
     for s in 0..1_000 {
         for i in 0..3 {
             big.register(spec(&format!("svc{s:04}"), i), 0).unwrap();
         }
     }
-    group.bench_function("render_metrics_1000_services", |b| b.iter(|| black_box(big.render_metrics().len())));
-    group.bench_function("snapshot_1000", |b| b.iter(|| black_box(reg.snapshot().len())));
+    group.bench_function("render_metrics_1000_services", |b| {
+        b.iter(|| black_box(big.render_metrics().len()))
+    });
+    group.bench_function("snapshot_1000", |b| {
+        b.iter(|| black_box(reg.snapshot().len()))
+    });
     group.finish();
 }
 

@@ -41,7 +41,11 @@ fn main() {
     let specs: Vec<InstanceSpec> = (0..per_service)
         .flat_map(|i| (0..services).map(move |s| spec(s, i)))
         .collect();
-    let mut reg = Registry::new(Config { seed: 1, ..Config::default() }).unwrap();
+    let mut reg = Registry::new(Config {
+        seed: 1,
+        ..Config::default()
+    })
+    .unwrap();
     let start = Instant::now();
     for s in specs {
         reg.register(s, 0).unwrap();
@@ -64,7 +68,12 @@ fn main() {
     // tick expiring k of 100 000. The other instances hold day-long leases,
     // so only the k expiries are due: the cost follows k (O(k log n)).
     for k in [10usize, 100, 1_000, 10_000] {
-        let mut reg = Registry::new(Config { ttl_ms: 1_000, evict_after_ms: 0, ..Config::default() }).unwrap();
+        let mut reg = Registry::new(Config {
+            ttl_ms: 1_000,
+            evict_after_ms: 0,
+            ..Config::default()
+        })
+        .unwrap();
         for i in 0..100_000 {
             let mut s = spec(i % 100, i);
             if i >= k {
@@ -83,8 +92,15 @@ fn main() {
     // A heartbeat only stamps the lease; its heap entry is re-filed when the
     // old deadline comes. Measure that deferred cost: 100 000 leases renewed
     // once, then the tick at their old deadline re-files them all.
-    let mut reg = Registry::new(Config { ttl_ms: 1_000, evict_after_ms: 0, ..Config::default() }).unwrap();
-    let ids: Vec<String> = (0..100_000).map(|i| format!("svc-{:04}-{i:04}", i % 100)).collect();
+    let mut reg = Registry::new(Config {
+        ttl_ms: 1_000,
+        evict_after_ms: 0,
+        ..Config::default()
+    })
+    .unwrap();
+    let ids: Vec<String> = (0..100_000)
+        .map(|i| format!("svc-{:04}-{i:04}", i % 100))
+        .collect();
     for i in 0..100_000 {
         reg.register(spec(i % 100, i), 0).unwrap();
     }

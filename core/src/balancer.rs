@@ -123,7 +123,10 @@ pub(crate) fn rendezvous_score(id_hash: u64, bucket: u32, weight: u64) -> f64 {
 }
 
 /// Index of the highest-scoring candidate (ties: the lower position, i.e. lower id).
-pub(crate) fn rendezvous<I: Iterator<Item = (u64, u64)>>(bucket: u32, candidates: I) -> Option<usize> {
+pub(crate) fn rendezvous<I: Iterator<Item = (u64, u64)>>(
+    bucket: u32,
+    candidates: I,
+) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for (pos, (id_hash, weight)) in candidates.enumerate() {
         let score = rendezvous_score(id_hash, bucket, weight);

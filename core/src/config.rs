@@ -123,8 +123,9 @@ impl Config {
     /// the wrong type.
     pub fn set(&mut self, key: &str, value: &Value) -> Result<()> {
         let uint = |v: &Value| {
-            v.as_u64()
-                .ok_or_else(|| Error::invalid(key, format!("must be a non-negative integer, got {v}")))
+            v.as_u64().ok_or_else(|| {
+                Error::invalid(key, format!("must be a non-negative integer, got {v}"))
+            })
         };
         let u32_of = |v: &Value| {
             uint(v).and_then(|n| {
@@ -178,7 +179,12 @@ impl Config {
         range("evict_after_ms", self.evict_after_ms, 0, 7 * DAY_MS)?;
         range("check_rise", self.check_rise.into(), 1, 1000)?;
         range("check_fall", self.check_fall.into(), 1, 1000)?;
-        range("consecutive_failures", self.consecutive_failures.into(), 0, 1000)?;
+        range(
+            "consecutive_failures",
+            self.consecutive_failures.into(),
+            0,
+            1000,
+        )?;
         range("base_ejection_ms", self.base_ejection_ms, 1, DAY_MS)?;
         range("max_ejection_ms", self.max_ejection_ms, 1, 7 * DAY_MS)?;
         if self.max_ejection_ms < self.base_ejection_ms {
@@ -190,10 +196,18 @@ impl Config {
                 ),
             ));
         }
-        range("max_ejection_percent", self.max_ejection_percent.into(), 0, 100)?;
+        range(
+            "max_ejection_percent",
+            self.max_ejection_percent.into(),
+            0,
+            100,
+        )?;
         ratio("panic_threshold", self.panic_threshold)?;
         range("slow_start_ms", self.slow_start_ms, 0, DAY_MS)?;
-        ratio("self_preservation_threshold", self.self_preservation_threshold)?;
+        ratio(
+            "self_preservation_threshold",
+            self.self_preservation_threshold,
+        )?;
         range(
             "self_preservation_min_instances",
             self.self_preservation_min_instances.into(),

@@ -195,7 +195,10 @@ impl InstanceSpec {
             check_name(&format!("tags[{i}]"), tag, 256)?;
         }
         if self.meta.len() > MAX_META {
-            return Err(Error::invalid("meta", format!("more than {MAX_META} entries")));
+            return Err(Error::invalid(
+                "meta",
+                format!("more than {MAX_META} entries"),
+            ));
         }
         for (k, v) in &self.meta {
             check_name("meta key", k, 128)?;
@@ -204,10 +207,16 @@ impl InstanceSpec {
         if let Some(zone) = &self.zone {
             check_text("zone", zone, 0, 128)?;
         }
-        for (field, value) in [("ttl_ms", self.ttl_ms), ("check_interval_ms", self.check_interval_ms)] {
+        for (field, value) in [
+            ("ttl_ms", self.ttl_ms),
+            ("check_interval_ms", self.check_interval_ms),
+        ] {
             if let Some(ms) = value {
                 if !(1..=DAY_MS).contains(&ms) {
-                    return Err(Error::invalid(field, format!("{ms} is outside 1..={DAY_MS}")));
+                    return Err(Error::invalid(
+                        field,
+                        format!("{ms} is outside 1..={DAY_MS}"),
+                    ));
                 }
             }
         }

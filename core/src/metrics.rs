@@ -90,7 +90,12 @@ impl Registry {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        family(&mut out, "waypost_instances", "gauge", "Registered instances by service and health.");
+        family(
+            &mut out,
+            "waypost_instances",
+            "gauge",
+            "Registered instances by service and health.",
+        );
         for v in &views {
             label.clear();
             escape(&v.service, &mut label);
@@ -103,13 +108,27 @@ impl Registry {
                 );
             }
         }
-        family(&mut out, "waypost_service_panic", "gauge", "1 while the service is below its panic threshold.");
+        family(
+            &mut out,
+            "waypost_service_panic",
+            "gauge",
+            "1 while the service is below its panic threshold.",
+        );
         for v in &views {
             label.clear();
             escape(&v.service, &mut label);
-            let _ = writeln!(out, "waypost_service_panic{{service=\"{label}\"}} {}", u8::from(v.panic));
+            let _ = writeln!(
+                out,
+                "waypost_service_panic{{service=\"{label}\"}} {}",
+                u8::from(v.panic)
+            );
         }
-        family(&mut out, "waypost_picks_total", "counter", "Successful picks by service and strategy.");
+        family(
+            &mut out,
+            "waypost_picks_total",
+            "counter",
+            "Successful picks by service and strategy.",
+        );
         for v in &views {
             label.clear();
             escape(&v.service, &mut label);
@@ -122,7 +141,12 @@ impl Registry {
                 );
             }
         }
-        family(&mut out, "waypost_pick_failures_total", "counter", "Failed picks by service and error code.");
+        family(
+            &mut out,
+            "waypost_pick_failures_total",
+            "counter",
+            "Failed picks by service and error code.",
+        );
         for v in &views {
             label.clear();
             escape(&v.service, &mut label);
@@ -138,12 +162,30 @@ impl Registry {
             self.metrics.unknown_service_picks
         );
         let counters: [Counter; 6] = [
-            ("waypost_registrations_total", "Registrations (updates included).", |m| m.registrations),
-            ("waypost_deregistrations_total", "Deregistrations by the host.", |m| m.deregistrations),
-            ("waypost_heartbeats_total", "Heartbeats accepted.", |m| m.heartbeats),
-            ("waypost_expiries_total", "Leases that expired.", |m| m.expiries),
-            ("waypost_evictions_total", "Instances evicted after their lease expired.", |m| m.evictions),
-            ("waypost_ejections_total", "Outlier ejections.", |m| m.ejections),
+            (
+                "waypost_registrations_total",
+                "Registrations (updates included).",
+                |m| m.registrations,
+            ),
+            (
+                "waypost_deregistrations_total",
+                "Deregistrations by the host.",
+                |m| m.deregistrations,
+            ),
+            ("waypost_heartbeats_total", "Heartbeats accepted.", |m| {
+                m.heartbeats
+            }),
+            ("waypost_expiries_total", "Leases that expired.", |m| {
+                m.expiries
+            }),
+            (
+                "waypost_evictions_total",
+                "Instances evicted after their lease expired.",
+                |m| m.evictions,
+            ),
+            ("waypost_ejections_total", "Outlier ejections.", |m| {
+                m.ejections
+            }),
         ];
         for (name, help, get) in counters {
             family(&mut out, name, "counter", help);
@@ -153,14 +195,42 @@ impl Registry {
                 let _ = writeln!(out, "{name}{{service=\"{label}\"}} {}", get(&v.counters));
             }
         }
-        family(&mut out, "waypost_registry_instances", "gauge", "Instances in the registry.");
+        family(
+            &mut out,
+            "waypost_registry_instances",
+            "gauge",
+            "Instances in the registry.",
+        );
         let _ = writeln!(out, "waypost_registry_instances {}", self.total);
-        family(&mut out, "waypost_registry_services", "gauge", "Services with at least one instance.");
-        let services = self.services.iter().filter(|s| !s.members.is_empty()).count();
+        family(
+            &mut out,
+            "waypost_registry_services",
+            "gauge",
+            "Services with at least one instance.",
+        );
+        let services = self
+            .services
+            .iter()
+            .filter(|s| !s.members.is_empty())
+            .count();
         let _ = writeln!(out, "waypost_registry_services {services}");
-        family(&mut out, "waypost_self_preservation", "gauge", "1 while lease expiries are held back.");
-        let _ = writeln!(out, "waypost_self_preservation {}", u8::from(self.self_preservation));
-        family(&mut out, "waypost_events_index", "counter", "Index of the latest event.");
+        family(
+            &mut out,
+            "waypost_self_preservation",
+            "gauge",
+            "1 while lease expiries are held back.",
+        );
+        let _ = writeln!(
+            out,
+            "waypost_self_preservation {}",
+            u8::from(self.self_preservation)
+        );
+        family(
+            &mut out,
+            "waypost_events_index",
+            "counter",
+            "Index of the latest event.",
+        );
         let _ = writeln!(out, "waypost_events_index {}", self.events.last_index());
         out
     }

@@ -205,10 +205,15 @@ impl Registry {
             crate::instance::check_name("service", &s.name, 256)
                 .map_err(|e| bad(format!("services[{i}].name: {e}")))?;
             if !names.insert(s.name.clone()) {
-                return Err(bad(format!("services[{i}].name: `{}` appears twice", s.name)));
+                return Err(bad(format!(
+                    "services[{i}].name: `{}` appears twice",
+                    s.name
+                )));
             }
             if s.modify_index > doc.last_index {
-                return Err(bad(format!("services[{i}].modify_index: beyond last_index")));
+                return Err(bad(format!(
+                    "services[{i}].modify_index: beyond last_index"
+                )));
             }
             let name: Arc<str> = Arc::from(s.name.as_str());
             let mut service = Service::new(name.clone());
@@ -220,7 +225,9 @@ impl Registry {
             reg.services.push(service);
         }
         for (i, d) in doc.instances.into_iter().enumerate() {
-            let at = |field: &str, e: &dyn std::fmt::Display| bad(format!("instances[{i}].{field}: {e}"));
+            let at = |field: &str, e: &dyn std::fmt::Display| {
+                bad(format!("instances[{i}].{field}: {e}"))
+            };
             d.instance.validate().map_err(|e| at("instance", &e))?;
             let st = d.state;
             if st.health != st.inputs.health() {
@@ -233,13 +240,23 @@ impl Registry {
                 return Err(at("instance.service", &"not listed in services"));
             };
             if reg.by_id.contains_key(d.instance.id.as_str()) {
-                return Err(at("instance.id", &format!("`{}` appears twice", d.instance.id)));
+                return Err(at(
+                    "instance.id",
+                    &format!("`{}` appears twice", d.instance.id),
+                ));
             }
             let id: Arc<str> = Arc::from(d.instance.id.as_str());
             let service_name = reg.services[service_idx as usize].name.clone();
             let instance = Instance::from_spec(d.instance, id.clone(), service_name);
             let ttl = instance.ttl_ms.unwrap_or(doc.config.ttl_ms);
-            let mut entry = Entry::new(instance, service_idx, fnv1a64(id.as_bytes()), ttl, st.registered_at, st.revision);
+            let mut entry = Entry::new(
+                instance,
+                service_idx,
+                fnv1a64(id.as_bytes()),
+                ttl,
+                st.registered_at,
+                st.revision,
+            );
             entry.health = st.health;
             entry.inputs = st.inputs;
             entry.last_renewal = st.last_renewal;
@@ -295,7 +312,9 @@ impl Registry {
         let mut ejections = Vec::new();
         let mut checks = Vec::new();
         for (slot, s) in self.slots.iter_mut().enumerate() {
-            let Some(e) = s.entry.as_deref_mut() else { continue };
+            let Some(e) = s.entry.as_deref_mut() else {
+                continue;
+            };
             let slot = slot as u32;
             members.entry(e.service_idx).or_default().push(slot);
             total += 1;
@@ -323,7 +342,9 @@ impl Registry {
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);
         for (idx, mut slots) in members {
-            slots.sort_unstable_by(|&a, &b| self.entry(a).instance.id.cmp(&self.entry(b).instance.id));
+            slots.sort_unstable_by(|&a, &b| {
+                self.entry(a).instance.id.cmp(&self.entry(b).instance.id)
+            });
             let mut counts = [0u32; 5];
             let mut ejected = 0;
             for &s in &slots {
@@ -331,7 +352,10 @@ impl Registry {
                 counts[e.health as usize] += 1;
                 ejected += u32::from(e.inputs.ejected);
             }
-            let member_ids = slots.iter().map(|&s| self.entry(s).instance.id.clone()).collect();
+            let member_ids = slots
+                .iter()
+                .map(|&s| self.entry(s).instance.id.clone())
+                .collect();
             let service = &mut self.services[idx as usize];
             service.member_ids = member_ids;
             service.members = slots;

@@ -5,18 +5,36 @@ use proptest::prelude::*;
 use waypost::{Config, InstanceSpec, PickOptions, Registry, Strategy};
 
 fn sample_snapshot() -> String {
-    let mut reg = Registry::new(Config { seed: 9, panic_threshold: 0.5, slow_start_ms: 1_000, ..Config::default() }).unwrap();
+    let mut reg = Registry::new(Config {
+        seed: 9,
+        panic_threshold: 0.5,
+        slow_start_ms: 1_000,
+        ..Config::default()
+    })
+    .unwrap();
     for i in 0..6 {
-        let mut spec = InstanceSpec::new(format!("i{i}"), if i % 2 == 0 { "a" } else { "b" }, "10.0.0.1", 80);
+        let mut spec = InstanceSpec::new(
+            format!("i{i}"),
+            if i % 2 == 0 { "a" } else { "b" },
+            "10.0.0.1",
+            80,
+        );
         spec.weight = i + 1;
         spec.tags = vec!["x".into()];
         spec.check_interval_ms = Some(500);
         reg.register(spec, 0).unwrap();
     }
     reg.report_outcome("i1", false, 10).unwrap();
-    reg.report_check("i2", waypost::CheckStatus::Warn, 20).unwrap();
+    reg.report_check("i2", waypost::CheckStatus::Warn, 20)
+        .unwrap();
     reg.drain("i3", true, 30).unwrap();
-    reg.pick("a", Strategy::WeightedRoundRobin, &PickOptions::default(), 40).unwrap();
+    reg.pick(
+        "a",
+        Strategy::WeightedRoundRobin,
+        &PickOptions::default(),
+        40,
+    )
+    .unwrap();
     reg.tick(31_000);
     reg.snapshot()
 }

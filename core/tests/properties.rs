@@ -11,8 +11,22 @@ use waypost::{
 
 #[derive(Debug, Clone)]
 enum Op {
-    Register { id: u8, service: u8, weight: u16, priority: u8, zone: u8, tag: u8, ttl: Option<u32> },
-    RegisterRaw { id: String, service: String, address: String, port: u16, weight: u32 },
+    Register {
+        id: u8,
+        service: u8,
+        weight: u16,
+        priority: u8,
+        zone: u8,
+        tag: u8,
+        ttl: Option<u32>,
+    },
+    RegisterRaw {
+        id: String,
+        service: String,
+        address: String,
+        port: u16,
+        weight: u32,
+    },
     Deregister(u8),
     Heartbeat(u8),
     HeartbeatRaw(String),
@@ -23,7 +37,13 @@ enum Op {
     End(u8),
     Tick,
     Discover(u8, bool, Option<u8>),
-    Pick { service: u8, strategy: u8, key: u8, zone: Option<u8>, tag: Option<u8> },
+    Pick {
+        service: u8,
+        strategy: u8,
+        key: u8,
+        zone: Option<u8>,
+        tag: Option<u8>,
+    },
     PickRaw(String),
     DueChecks,
     Events(u64),
@@ -62,27 +82,41 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
 
 fn config() -> impl proptest::strategy::Strategy<Value = Config> {
     (
-        (1_000u64..60_000, prop_oneof![Just(0u64), 1u64..120_000], any::<u64>()),
+        (
+            1_000u64..60_000,
+            prop_oneof![Just(0u64), 1u64..120_000],
+            any::<u64>(),
+        ),
         (1u32..4, 1u32..4, 0u32..5, 100u64..5_000, 0u32..=100),
-        (prop_oneof![Just(0.0), Just(0.5), Just(0.8)], prop_oneof![Just(0u64), Just(5_000u64)]),
+        (
+            prop_oneof![Just(0.0), Just(0.5), Just(0.8)],
+            prop_oneof![Just(0u64), Just(5_000u64)],
+        ),
         (prop_oneof![Just(0.0), Just(0.6)], 0u32..6, 1u32..64),
     )
-        .prop_map(|((ttl, evict, seed), (rise, fall, cf, base, pct), (panic, slow), (sp, sp_min, retention))| Config {
-            ttl_ms: ttl,
-            evict_after_ms: evict,
-            seed,
-            check_rise: rise,
-            check_fall: fall,
-            consecutive_failures: cf,
-            base_ejection_ms: base,
-            max_ejection_ms: base * 4,
-            max_ejection_percent: pct,
-            panic_threshold: panic,
-            slow_start_ms: slow,
-            self_preservation_threshold: sp,
-            self_preservation_min_instances: sp_min,
-            event_retention: retention,
-        })
+        .prop_map(
+            |(
+                (ttl, evict, seed),
+                (rise, fall, cf, base, pct),
+                (panic, slow),
+                (sp, sp_min, retention),
+            )| Config {
+                ttl_ms: ttl,
+                evict_after_ms: evict,
+                seed,
+                check_rise: rise,
+                check_fall: fall,
+                consecutive_failures: cf,
+                base_ejection_ms: base,
+                max_ejection_ms: base * 4,
+                max_ejection_percent: pct,
+                panic_threshold: panic,
+                slow_start_ms: slow,
+                self_preservation_threshold: sp,
+                self_preservation_min_instances: sp_min,
+                event_retention: retention,
+            },
+        )
 }
 
 /// Applies one op; returns a printable result (used to compare runs).
@@ -94,7 +128,15 @@ fn apply(reg: &mut Registry, op: &Op, now: u64) -> String {
         }
     }
     match op {
-        Op::Register { id: i, service: s, weight, priority, zone, tag, ttl } => {
+        Op::Register {
+            id: i,
+            service: s,
+            weight,
+            priority,
+            zone,
+            tag,
+            ttl,
+        } => {
             let mut spec = InstanceSpec::new(id(*i), service(*s), "10.0.0.1", 80);
             spec.weight = u32::from(*weight);
             spec.priority = *priority;
@@ -104,7 +146,13 @@ fn apply(reg: &mut Registry, op: &Op, now: u64) -> String {
             spec.check_interval_ms = Some(1_000 + u64::from(*i) * 10);
             code(reg.register(spec, now))
         }
-        Op::RegisterRaw { id, service, address, port, weight } => {
+        Op::RegisterRaw {
+            id,
+            service,
+            address,
+            port,
+            weight,
+        } => {
             let mut spec = InstanceSpec::new(id.clone(), service.clone(), address.clone(), *port);
             spec.weight = *weight;
             code(reg.register(spec, now))
@@ -124,19 +172,37 @@ fn apply(reg: &mut Registry, op: &Op, now: u64) -> String {
         Op::Discover(s, all, tag) => {
             let options = DiscoverOptions {
                 all: *all,
-                filter: Filter { tags: tag.map(|t| vec![format!("t{t}")]).unwrap_or_default(), meta: vec![] },
+                filter: Filter {
+                    tags: tag.map(|t| vec![format!("t{t}")]).unwrap_or_default(),
+                    meta: vec![],
+                },
             };
             match reg.discover(&service(*s), &options, now) {
-                Ok(d) => format!("{:?} {:?}", d.iter().map(|v| (v.instance.id().to_owned(), v.status.health)).collect::<Vec<_>>(), d.panic),
+                Ok(d) => format!(
+                    "{:?} {:?}",
+                    d.iter()
+                        .map(|v| (v.instance.id().to_owned(), v.status.health))
+                        .collect::<Vec<_>>(),
+                    d.panic
+                ),
                 Err(e) => e.code().as_str().into(),
             }
         }
-        Op::Pick { service: s, strategy, key, zone, tag } => {
+        Op::Pick {
+            service: s,
+            strategy,
+            key,
+            zone,
+            tag,
+        } => {
             let strategy = Strategy::from_u8(*strategy).unwrap();
             let options = PickOptions {
                 key: Some(format!("k{key}")),
                 zone: zone.map(|z| format!("z{z}")),
-                filter: Filter { tags: tag.map(|t| vec![format!("t{t}")]).unwrap_or_default(), meta: vec![] },
+                filter: Filter {
+                    tags: tag.map(|t| vec![format!("t{t}")]).unwrap_or_default(),
+                    meta: vec![],
+                },
             };
             match reg.pick(&service(*s), strategy, &options, now) {
                 Ok(p) => {

@@ -22,7 +22,9 @@ fn event_json(e: &Event) -> Value {
 }
 
 fn str_arg<'a>(step: &'a Map<String, Value>, key: &str) -> &'a str {
-    step.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("step needs string `{key}`: {step:?}"))
+    step.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("step needs string `{key}`: {step:?}"))
 }
 
 fn filter_of(step: &Map<String, Value>) -> Filter {
@@ -34,7 +36,11 @@ fn filter_of(step: &Map<String, Value>) -> Filter {
     let meta = step
         .get("meta")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     Filter { tags, meta }
 }
@@ -46,12 +52,19 @@ struct Runner {
 
 impl Runner {
     /// Runs one step; returns the transcript fields after `step`/`op`.
-    fn run(&mut self, step: &Map<String, Value>, at: u64) -> Result<Map<String, Value>, waypost::Error> {
+    fn run(
+        &mut self,
+        step: &Map<String, Value>,
+        at: u64,
+    ) -> Result<Map<String, Value>, waypost::Error> {
         let op = str_arg(step, "op");
         let mut out = Map::new();
         match op {
             "register" => {
-                let instance = step.get("instance").expect("register needs instance").to_string();
+                let instance = step
+                    .get("instance")
+                    .expect("register needs instance")
+                    .to_string();
                 let spec = InstanceSpec::from_json(&instance)?;
                 self.reg.register(spec, at)?;
             }
@@ -64,7 +77,10 @@ impl Runner {
                 self.reg.report_check(str_arg(step, "id"), status, at)?
             }
             "outcome" => {
-                let success = step.get("success").and_then(Value::as_bool).expect("outcome needs success");
+                let success = step
+                    .get("success")
+                    .and_then(Value::as_bool)
+                    .expect("outcome needs success");
                 self.reg.report_outcome(str_arg(step, "id"), success, at)?
             }
             "drain" => {
@@ -82,7 +98,10 @@ impl Runner {
                 };
                 let found = self.reg.discover(str_arg(step, "service"), &options, at)?;
                 let ids: Vec<Value> = found.iter().map(|v| v.instance.id().into()).collect();
-                let health: Vec<Value> = found.iter().map(|v| v.status.health.as_str().into()).collect();
+                let health: Vec<Value> = found
+                    .iter()
+                    .map(|v| v.status.health.as_str().into())
+                    .collect();
                 out.insert("ids".into(), ids.into());
                 out.insert("health".into(), health.into());
                 out.insert("panic".into(), found.panic.into());
@@ -119,7 +138,10 @@ impl Runner {
                 if let Some(last) = events.last() {
                     self.last_event = last.index;
                 }
-                out.insert("events".into(), events.iter().map(event_json).collect::<Vec<_>>().into());
+                out.insert(
+                    "events".into(),
+                    events.iter().map(event_json).collect::<Vec<_>>().into(),
+                );
             }
             "get" => {
                 let view = self.reg.get(str_arg(step, "id"), at)?;
@@ -130,11 +152,21 @@ impl Runner {
                 out.insert("inflight".into(), view.status.inflight.into());
             }
             "services" => {
-                let names: Vec<Value> = self.reg.services(at).iter().map(|s| Value::from(&**s)).collect();
+                let names: Vec<Value> = self
+                    .reg
+                    .services(at)
+                    .iter()
+                    .map(|s| Value::from(&**s))
+                    .collect();
                 out.insert("services".into(), names.into());
             }
             "due_checks" => {
-                let ids: Vec<Value> = self.reg.due_checks(at).iter().map(|s| Value::from(&**s)).collect();
+                let ids: Vec<Value> = self
+                    .reg
+                    .due_checks(at)
+                    .iter()
+                    .map(|s| Value::from(&**s))
+                    .collect();
                 out.insert("ids".into(), ids.into());
             }
             "snapshot_restore" => {
@@ -169,7 +201,11 @@ fn check_expect(name: &str, i: usize, expect: &Map<String, Value>, line: &Map<St
                 assert_eq!(got.len(), want.len(), "{ctx}: number of events");
                 for (g, w) in got.iter().zip(want) {
                     for (field, value) in w.as_object().unwrap() {
-                        assert_eq!(g.get(field), Some(value), "{ctx}: event field `{field}` of {w}");
+                        assert_eq!(
+                            g.get(field),
+                            Some(value),
+                            "{ctx}: event field `{field}` of {w}"
+                        );
                     }
                 }
             }
@@ -189,12 +225,18 @@ fn check_expect(name: &str, i: usize, expect: &Map<String, Value>, line: &Map<St
             }
             "shares" => {
                 let ids = line["ids"].as_array().unwrap();
-                let tolerance = expect.get("tolerance").and_then(Value::as_f64).unwrap_or(0.05);
+                let tolerance = expect
+                    .get("tolerance")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.05);
                 for (id, share) in want.as_object().unwrap() {
                     let n = ids.iter().filter(|x| x.as_str() == Some(id)).count();
                     let got = n as f64 / ids.len() as f64;
                     let share = share.as_f64().unwrap();
-                    assert!((got - share).abs() <= tolerance, "{ctx}: share of {id} is {got}, want {share}±{tolerance}");
+                    assert!(
+                        (got - share).abs() <= tolerance,
+                        "{ctx}: share of {id} is {got}, want {share}±{tolerance}"
+                    );
                 }
             }
             other => panic!("{ctx}: unknown expectation `{other}`"),
@@ -206,7 +248,11 @@ fn run_file(path: &Path) -> Vec<Value> {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let mut config_map = doc.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut config_map = doc
+        .get("config")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     config_map.entry("seed").or_insert(json!(0));
     let config = Config::from_map(&config_map).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut runner = Runner {
@@ -237,7 +283,11 @@ fn run_file(path: &Path) -> Vec<Value> {
         if let Some(expect) = step.get("expect") {
             check_expect(&name, i, expect.as_object().unwrap(), &line);
         } else {
-            assert!(line["ok"].as_bool().unwrap(), "{name} step {i}: {}", Value::Object(line.clone()));
+            assert!(
+                line["ok"].as_bool().unwrap(),
+                "{name} step {i}: {}",
+                Value::Object(line.clone())
+            );
         }
         transcript.push(Value::Object(line));
     }

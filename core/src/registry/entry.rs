@@ -85,7 +85,11 @@ impl Entry {
         if !self.inputs.lease_expired {
             Some(self.deadline().saturating_add(1))
         } else if evict_after > 0 {
-            Some(self.deadline().saturating_add(evict_after).saturating_add(1))
+            Some(
+                self.deadline()
+                    .saturating_add(evict_after)
+                    .saturating_add(1),
+            )
         } else {
             None
         }
@@ -93,7 +97,12 @@ impl Entry {
 
     /// Effective weight in thousandths (slow start applied).
     pub fn effective_weight(&self, config: &Config, now: u64) -> u64 {
-        effective_weight(self.instance.weight, self.healthy_since, now, config.slow_start_ms)
+        effective_weight(
+            self.instance.weight,
+            self.healthy_since,
+            now,
+            config.slow_start_ms,
+        )
     }
 
     pub fn status(&self, config: &Config, now: u64) -> InstanceStatus {

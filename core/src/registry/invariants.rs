@@ -23,20 +23,32 @@ impl Registry {
             };
             total += 1;
             if self.by_id.get(&*e.instance.id) != Some(&(slot as u32)) {
-                return Err(format!("by_id does not map `{}` to slot {slot}", e.instance.id));
+                return Err(format!(
+                    "by_id does not map `{}` to slot {slot}",
+                    e.instance.id
+                ));
             }
             if e.health != e.inputs.health() {
-                return Err(format!("`{}` health {} disagrees with its inputs", e.instance.id, e.health));
+                return Err(format!(
+                    "`{}` health {} disagrees with its inputs",
+                    e.instance.id, e.health
+                ));
             }
             let service = self
                 .services
                 .get(e.service_idx as usize)
                 .ok_or_else(|| format!("`{}` names a missing service", e.instance.id))?;
             if *service.name != *e.instance.service {
-                return Err(format!("`{}` is filed under the wrong service", e.instance.id));
+                return Err(format!(
+                    "`{}` is filed under the wrong service",
+                    e.instance.id
+                ));
             }
             if !service.members.contains(&(slot as u32)) {
-                return Err(format!("`{}` is missing from its service's members", e.instance.id));
+                return Err(format!(
+                    "`{}` is missing from its service's members",
+                    e.instance.id
+                ));
             }
             if !e.inputs.draining {
                 non_draining += 1;
@@ -48,20 +60,39 @@ impl Registry {
                     .iter()
                     .any(|t| t.0 .1 == slot as u32 && t.0 .2 == s.generation && t.0 .0 <= due);
                 if !filed {
-                    return Err(format!("`{}` has no lease timer at or before {due}", e.instance.id));
+                    return Err(format!(
+                        "`{}` has no lease timer at or before {due}",
+                        e.instance.id
+                    ));
                 }
             }
         }
         if self.by_id.len() as u64 != total || self.total != total {
-            return Err(format!("{} ids, {} counted, {total} instances", self.by_id.len(), self.total));
+            return Err(format!(
+                "{} ids, {} counted, {total} instances",
+                self.by_id.len(),
+                self.total
+            ));
         }
         if self.non_draining != non_draining || self.live_non_draining != live {
             return Err("draining or live counters disagree".into());
         }
         for service in &self.services {
-            let ids: Vec<&str> = service.members.iter().map(|&m| &*self.entry(m).instance.id).collect();
-            if service.member_ids.iter().map(|m| &**m).ne(ids.iter().copied()) {
-                return Err(format!("member ids of `{}` disagree with members", service.name));
+            let ids: Vec<&str> = service
+                .members
+                .iter()
+                .map(|&m| &*self.entry(m).instance.id)
+                .collect();
+            if service
+                .member_ids
+                .iter()
+                .map(|m| &**m)
+                .ne(ids.iter().copied())
+            {
+                return Err(format!(
+                    "member ids of `{}` disagree with members",
+                    service.name
+                ));
             }
             if ids.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!("members of `{}` are not in id order", service.name));

@@ -211,7 +211,14 @@ impl Registry {
             Some(service_name),
             None,
         );
-        let mut entry = Entry::new(instance, service_idx, fnv1a64(id.as_bytes()), ttl, at, index);
+        let mut entry = Entry::new(
+            instance,
+            service_idx,
+            fnv1a64(id.as_bytes()),
+            ttl,
+            at,
+            index,
+        );
         // A new instance's first check is due at once.
         entry.next_check_at = check_at;
         let slot = match self.free.pop() {
@@ -236,6 +243,7 @@ impl Registry {
         self.service_add_member(service_idx, slot, index);
         self.services[service_idx as usize].metrics.registrations += 1;
         self.update_panic(service_idx, at);
+        self.settle();
         Ok(Handle {
             index: slot,
             generation,
@@ -301,6 +309,7 @@ impl Registry {
         let service_idx = self.entry(slot).service_idx;
         self.services[service_idx as usize].metrics.deregistrations += 1;
         self.remove(slot, EventKind::Deregistered, self.clock);
+        self.settle();
         Ok(())
     }
 
@@ -367,6 +376,7 @@ impl Registry {
         }
         self.lease_blocked = false;
         self.refresh(slot, at);
+        self.settle();
         Ok(())
     }
 
@@ -464,7 +474,10 @@ impl Registry {
     }
 
     pub(crate) fn slot_of(&self, id: &str) -> Result<u32> {
-        self.by_id.get(id).copied().ok_or_else(|| Error::not_found(id))
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::not_found(id))
     }
 
     pub(crate) fn slot_of_handle(&self, handle: Handle) -> Result<u32> {
@@ -515,6 +528,7 @@ impl Registry {
             self.lease_blocked = false;
         }
         self.schedule_lease(slot);
+        self.settle();
     }
 
     /// Removes `slot` entirely, emitting `kind` (deregistered or evicted).
@@ -558,7 +572,10 @@ impl Registry {
             return;
         }
         entry.health = new;
-        if old == Health::Unhealthy && matches!(new, Health::Healthy | Health::Degraded) && slow_start {
+        if old == Health::Unhealthy
+            && matches!(new, Health::Healthy | Health::Degraded)
+            && slow_start
+        {
             entry.healthy_since = at;
         }
         entry.filtered_wrr = 0;

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use rustc_hash::FxHashMap;
 
 use super::service::Candidates;
-use crate::balancer::AliasTable;
 use super::{Handle, InstanceView, Registry, ServiceRef};
+use crate::balancer::AliasTable;
 use crate::balancer::{
     key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, Strategy, BUCKET_BITS,
 };
@@ -109,7 +109,12 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed name or filter; `unknown_service`
     /// when the service has no instances.
-    pub fn discover(&mut self, service: &str, options: &DiscoverOptions, now: u64) -> Result<Discovery<'_>> {
+    pub fn discover(
+        &mut self,
+        service: &str,
+        options: &DiscoverOptions,
+        now: u64,
+    ) -> Result<Discovery<'_>> {
         check_name("service", service, 256)?;
         validate_filter(&options.filter)?;
         self.advance(now);
@@ -117,7 +122,11 @@ impl Registry {
         self.ensure_candidates(idx);
         let this: &Registry = self;
         let svc = &this.services[idx as usize];
-        let source: &[u32] = if options.all { &svc.members } else { &svc.healthy };
+        let source: &[u32] = if options.all {
+            &svc.members
+        } else {
+            &svc.healthy
+        };
         let slots = if options.filter.is_empty() {
             Cow::Borrowed(source)
         } else {
@@ -142,7 +151,13 @@ impl Registry {
     /// `invalid_argument` for a malformed name or option, or
     /// `consistent_hash` without a key; `unknown_service` when the service has
     /// no instances; `no_eligible_instance` when none is a candidate.
-    pub fn pick(&mut self, service: &str, strategy: Strategy, options: &PickOptions, now: u64) -> Result<Pick> {
+    pub fn pick(
+        &mut self,
+        service: &str,
+        strategy: Strategy,
+        options: &PickOptions,
+        now: u64,
+    ) -> Result<Pick> {
         // A name found in the map was validated when it was registered, so
         // only a miss pays for validation (the hot path stays short).
         let known = self.service_by_name.get(service).copied();
@@ -166,7 +181,13 @@ impl Registry {
     ///
     /// # Errors
     /// As [`Registry::pick`].
-    pub fn pick_ref(&mut self, service: ServiceRef, strategy: Strategy, options: &PickOptions, now: u64) -> Result<Pick> {
+    pub fn pick_ref(
+        &mut self,
+        service: ServiceRef,
+        strategy: Strategy,
+        options: &PickOptions,
+        now: u64,
+    ) -> Result<Pick> {
         Self::validate_pick(strategy, options)?;
         self.advance(now);
         match self.services.get(service.0 as usize) {
@@ -412,7 +433,10 @@ impl Registry {
                 let slots = &self.slots;
                 let (cs, ws) = (&c.slots, &c.weights);
                 two_choices(&mut self.rng, len, |i| {
-                    let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.inflight);
+                    let inflight = slots[cs[i] as usize]
+                        .entry
+                        .as_ref()
+                        .map_or(0, |e| e.inflight);
                     (inflight, ws[i])
                 })?
             }
@@ -450,7 +474,13 @@ impl Registry {
         c.slots.get(pos).copied()
     }
 
-    fn pick_subset(&mut self, idx: u32, strategy: Strategy, key: Option<&str>, subset: Subset) -> Option<u32> {
+    fn pick_subset(
+        &mut self,
+        idx: u32,
+        strategy: Strategy,
+        key: Option<&str>,
+        subset: Subset,
+    ) -> Option<u32> {
         let clock = self.clock;
         let (slots, weights): (Vec<u32>, Vec<u64>) = match &subset {
             Subset::Positions(p) => {
@@ -490,7 +520,8 @@ impl Registry {
                     pos
                 }
                 Subset::Slots(s) => {
-                    let mut current: Vec<i64> = s.iter().map(|&x| self.entry(x).filtered_wrr).collect();
+                    let mut current: Vec<i64> =
+                        s.iter().map(|&x| self.entry(x).filtered_wrr).collect();
                     let pos = smooth_wrr(&weights, &mut current)?;
                     for (&x, v) in s.iter().zip(current) {
                         self.entry_mut(x).filtered_wrr = v;
@@ -507,7 +538,10 @@ impl Registry {
                 let bucket = key_bucket(key.unwrap_or(""));
                 rendezvous(
                     bucket,
-                    slots.iter().zip(&weights).map(|(&s, &w)| (self.entry(s).id_hash, w)),
+                    slots
+                        .iter()
+                        .zip(&weights)
+                        .map(|(&s, &w)| (self.entry(s).id_hash, w)),
                 )?
             }
         };

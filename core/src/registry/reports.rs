@@ -75,7 +75,12 @@ impl Registry {
     ///
     /// # Errors
     /// `not_found` when the handle no longer names a registered instance.
-    pub fn report_outcome_handle(&mut self, handle: super::Handle, success: bool, now: u64) -> Result<()> {
+    pub fn report_outcome_handle(
+        &mut self,
+        handle: super::Handle,
+        success: bool,
+        now: u64,
+    ) -> Result<()> {
         self.advance(now);
         let slot = self.slot_of_handle(handle)?;
         self.outcome_slot(slot, success);
@@ -122,7 +127,9 @@ impl Registry {
         let generation = self.slots[slot as usize].generation;
         let entry = self.entry_mut(slot);
         entry.ejections_in_row = entry.ejections_in_row.saturating_add(1);
-        let length = base.saturating_mul(u64::from(entry.ejections_in_row)).min(max);
+        let length = base
+            .saturating_mul(u64::from(entry.ejections_in_row))
+            .min(max);
         let until = at.saturating_add(length);
         entry.inputs.ejected = true;
         entry.ejected_until = until;
@@ -196,8 +203,12 @@ mod tests {
         let mut spec = InstanceSpec::new("a", "api", "h", 1);
         spec.check_interval_ms = Some(10_000);
         reg.register(spec, 0).unwrap();
-        reg.register(InstanceSpec::new("b", "api", "h", 1), 0).unwrap();
-        assert_eq!(reg.due_checks(0).iter().map(|s| &**s).collect::<Vec<_>>(), ["a"]);
+        reg.register(InstanceSpec::new("b", "api", "h", 1), 0)
+            .unwrap();
+        assert_eq!(
+            reg.due_checks(0).iter().map(|s| &**s).collect::<Vec<_>>(),
+            ["a"]
+        );
         assert!(reg.due_checks(9_999).is_empty());
         reg.report_check("a", CheckStatus::Fail, 10_000).unwrap();
         assert!(reg.due_checks(19_999).is_empty());

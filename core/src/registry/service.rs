@@ -44,7 +44,11 @@ pub(crate) struct RoundRobin {
 
 impl RoundRobin {
     pub fn at(count: u64) -> RoundRobin {
-        RoundRobin { count, pos: 0, len: 0 }
+        RoundRobin {
+            count,
+            pos: 0,
+            len: 0,
+        }
     }
 
     /// Round robin over `len` candidates: `c mod len`, then `c += 1`.
@@ -66,7 +70,6 @@ impl RoundRobin {
         }
         pos
     }
-
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +153,13 @@ impl Registry {
         service.dirty = true;
     }
 
-    pub(crate) fn service_remove_member(&mut self, service_idx: u32, slot: u32, entry: &Entry, index: u64) {
+    pub(crate) fn service_remove_member(
+        &mut self,
+        service_idx: u32,
+        slot: u32,
+        entry: &Entry,
+        index: u64,
+    ) {
         if let Ok(pos) = self.member_position(service_idx, &entry.instance.id) {
             let service = &mut self.services[service_idx as usize];
             if service.members[pos] == slot {

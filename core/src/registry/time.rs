@@ -254,6 +254,15 @@ impl Registry {
         true
     }
 
+    /// After a change that may release expiries self-preservation held back
+    /// (a renewal, registration, removal or drain), applies them at once and
+    /// leaves self-preservation when nothing stays held.
+    pub(crate) fn settle(&mut self) {
+        if self.self_preservation && !self.lease_blocked {
+            self.advance(self.clock);
+        }
+    }
+
     fn would_breach_self_preservation(&self) -> bool {
         let threshold = self.config.self_preservation_threshold;
         if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
@@ -298,14 +307,22 @@ mod tests {
 
     #[test]
     fn tick_returns_every_event_even_beyond_the_retention() {
-        let config = Config { ttl_ms: 100, evict_after_ms: 0, event_retention: 4, ..Config::default() };
+        let config = Config {
+            ttl_ms: 100,
+            evict_after_ms: 0,
+            event_retention: 4,
+            ..Config::default()
+        };
         let mut reg = Registry::new(config).unwrap();
         for i in 0..10 {
-            reg.register(InstanceSpec::new(format!("i{i}"), "api", "h", 1), 0).unwrap();
+            reg.register(InstanceSpec::new(format!("i{i}"), "api", "h", 1), 0)
+                .unwrap();
         }
         let events = reg.tick(101);
         assert_eq!(events.len(), 10);
-        assert!(events.iter().all(|e| e.kind == EventKind::HealthChanged && e.at == 101));
+        assert!(events
+            .iter()
+            .all(|e| e.kind == EventKind::HealthChanged && e.at == 101));
         assert_eq!(reg.events_since(reg.last_index() - 4).unwrap().len(), 4);
         assert!(reg.tick(102).is_empty());
     }
@@ -320,7 +337,8 @@ mod tests {
         };
         let mut reg = Registry::new(config).unwrap();
         for id in ["a", "b", "c", "d"] {
-            reg.register(InstanceSpec::new(id, "api", "h", 1), 0).unwrap();
+            reg.register(InstanceSpec::new(id, "api", "h", 1), 0)
+                .unwrap();
         }
         reg.tick(1001);
         assert!(reg.in_self_preservation());
@@ -328,12 +346,40 @@ mod tests {
         reg.heartbeat("c", 2000).unwrap();
         assert!(reg.tick(2000).is_empty());
         assert!(reg.in_self_preservation());
+        let before = reg.last_index();
         reg.heartbeat("d", 2000).unwrap();
-        let events = reg.tick(2000);
+        // Nothing is held any more: self-preservation ends with that heartbeat,
+        // not at whatever call comes next.
+        assert!(!reg.in_self_preservation());
+        let events = reg.events_since(before).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, EventKind::SelfPreservationExited);
-        assert!(!reg.in_self_preservation());
+        assert_eq!(events[0].at, 2000);
+        assert!(reg.tick(2000).is_empty());
         // Their renewed leases are scheduled again.
         assert_eq!(reg.next_deadline(), Some(3001));
+    }
+
+    #[test]
+    fn a_recovery_releases_held_expiries_at_once() {
+        let config = Config {
+            ttl_ms: 1000,
+            evict_after_ms: 0,
+            self_preservation_threshold: 0.5,
+            ..Config::default()
+        };
+        let mut reg = Registry::new(config).unwrap();
+        for id in ["a", "b", "c", "d"] {
+            reg.register(InstanceSpec::new(id, "api", "h", 1), 0).unwrap();
+        }
+        reg.tick(1001);
+        // a and b recover: the live fraction allows c and d to expire now.
+        reg.heartbeat("a", 2000).unwrap();
+        reg.heartbeat("b", 2000).unwrap();
+        assert!(!reg.in_self_preservation());
+        assert_eq!(reg.get("d", 2000).unwrap().status.health, crate::Health::Unhealthy);
+        let last = reg.events_since(reg.last_index() - 1).unwrap();
+        assert_eq!(last[0].kind, EventKind::SelfPreservationExited);
+        assert_eq!(last[0].at, 2000);
     }
 }

@@ -21,7 +21,10 @@ fn spec(id: &str, service: &str, n: u8, weight: u32, zone: &str) -> InstanceSpec
 }
 
 fn describe(e: &Event) -> String {
-    let who = e.id.as_deref().or(e.service.as_deref()).unwrap_or("registry");
+    let who =
+        e.id.as_deref()
+            .or(e.service.as_deref())
+            .unwrap_or("registry");
     match e.kind {
         EventKind::HealthChanged => format!("{who}: {} -> {}", e.from.unwrap(), e.to.unwrap()),
         kind => format!("{who}: {kind}"),
@@ -30,7 +33,12 @@ fn describe(e: &Event) -> String {
 
 fn print_events(reg: &Registry, seen: &mut u64) {
     for e in reg.events_since(*seen).unwrap_or_default() {
-        println!("  t={:>6.1}s  #{:<3} {}", e.at as f64 / 1000.0, e.index, describe(&e));
+        println!(
+            "  t={:>6.1}s  #{:<3} {}",
+            e.at as f64 / 1000.0,
+            e.index,
+            describe(&e)
+        );
         *seen = e.index;
     }
 }
@@ -43,11 +51,18 @@ fn histogram(reg: &mut Registry, service: &str, strategy: Strategy, now: u64) ->
             ..PickOptions::default()
         };
         if let Ok(p) = reg.pick(service, strategy, &options, now) {
-            let id = reg.instance(p.handle).map(|x| x.id().to_owned()).unwrap_or_default();
+            let id = reg
+                .instance(p.handle)
+                .map(|x| x.id().to_owned())
+                .unwrap_or_default();
             *counts.entry(id).or_default() += 1;
         }
     }
-    counts.iter().map(|(id, n)| format!("{id}:{n:>4}")).collect::<Vec<_>>().join("  ")
+    counts
+        .iter()
+        .map(|(id, n)| format!("{id}:{n:>4}"))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 fn main() -> Result<(), waypost::Error> {
@@ -129,21 +144,38 @@ fn main() -> Result<(), waypost::Error> {
 
     println!("\nt=90s: the registry as a dashboard would show it");
     for service in reg.services(now) {
-        let all = DiscoverOptions { all: true, ..DiscoverOptions::default() };
+        let all = DiscoverOptions {
+            all: true,
+            ..DiscoverOptions::default()
+        };
         let found = reg.discover(&service, &all, now)?;
         let line: Vec<String> = found
             .iter()
             .map(|v| format!("{}={}", v.instance.id(), v.status.health))
             .collect();
-        println!("  {service:<6} {}{}", line.join("  "), if found.panic { "  [panic]" } else { "" });
+        println!(
+            "  {service:<6} {}{}",
+            line.join("  "),
+            if found.panic { "  [panic]" } else { "" }
+        );
     }
 
     println!("\n1000 picks of `api` per strategy (api-1 has weight 3):");
     for strategy in Strategy::ALL {
-        println!("  {:<21} {}", strategy.as_str(), histogram(&mut reg, "api", strategy, now));
+        println!(
+            "  {:<21} {}",
+            strategy.as_str(),
+            histogram(&mut reg, "api", strategy, now)
+        );
     }
-    let next = reg.next_deadline().map_or("none".into(), |t| format!("{:.1}s", t as f64 / 1000.0));
+    let next = reg
+        .next_deadline()
+        .map_or("none".into(), |t| format!("{:.1}s", t as f64 / 1000.0));
     println!("\nnext deadline the host should tick at: {next}");
-    println!("events so far: {}; snapshot size: {} bytes", reg.last_index(), reg.snapshot().len());
+    println!(
+        "events so far: {}; snapshot size: {} bytes",
+        reg.last_index(),
+        reg.snapshot().len()
+    );
     Ok(())
 }
