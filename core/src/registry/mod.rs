@@ -211,7 +211,14 @@ impl Registry {
             Some(service_name),
             None,
         );
-        let mut entry = Entry::new(instance, service_idx, fnv1a64(id.as_bytes()), ttl, at, index);
+        let mut entry = Entry::new(
+            instance,
+            service_idx,
+            fnv1a64(id.as_bytes()),
+            ttl,
+            at,
+            index,
+        );
         // A new instance's first check is due at once.
         entry.next_check_at = check_at;
         let slot = match self.free.pop() {
@@ -467,7 +474,10 @@ impl Registry {
     }
 
     pub(crate) fn slot_of(&self, id: &str) -> Result<u32> {
-        self.by_id.get(id).copied().ok_or_else(|| Error::not_found(id))
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::not_found(id))
     }
 
     pub(crate) fn slot_of_handle(&self, handle: Handle) -> Result<u32> {
@@ -562,7 +572,10 @@ impl Registry {
             return;
         }
         entry.health = new;
-        if old == Health::Unhealthy && matches!(new, Health::Healthy | Health::Degraded) && slow_start {
+        if old == Health::Unhealthy
+            && matches!(new, Health::Healthy | Health::Degraded)
+            && slow_start
+        {
             entry.healthy_since = at;
         }
         entry.filtered_wrr = 0;

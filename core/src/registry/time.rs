@@ -307,14 +307,22 @@ mod tests {
 
     #[test]
     fn tick_returns_every_event_even_beyond_the_retention() {
-        let config = Config { ttl_ms: 100, evict_after_ms: 0, event_retention: 4, ..Config::default() };
+        let config = Config {
+            ttl_ms: 100,
+            evict_after_ms: 0,
+            event_retention: 4,
+            ..Config::default()
+        };
         let mut reg = Registry::new(config).unwrap();
         for i in 0..10 {
-            reg.register(InstanceSpec::new(format!("i{i}"), "api", "h", 1), 0).unwrap();
+            reg.register(InstanceSpec::new(format!("i{i}"), "api", "h", 1), 0)
+                .unwrap();
         }
         let events = reg.tick(101);
         assert_eq!(events.len(), 10);
-        assert!(events.iter().all(|e| e.kind == EventKind::HealthChanged && e.at == 101));
+        assert!(events
+            .iter()
+            .all(|e| e.kind == EventKind::HealthChanged && e.at == 101));
         assert_eq!(reg.events_since(reg.last_index() - 4).unwrap().len(), 4);
         assert!(reg.tick(102).is_empty());
     }
@@ -329,7 +337,8 @@ mod tests {
         };
         let mut reg = Registry::new(config).unwrap();
         for id in ["a", "b", "c", "d"] {
-            reg.register(InstanceSpec::new(id, "api", "h", 1), 0).unwrap();
+            reg.register(InstanceSpec::new(id, "api", "h", 1), 0)
+                .unwrap();
         }
         reg.tick(1001);
         assert!(reg.in_self_preservation());
