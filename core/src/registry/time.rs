@@ -370,14 +370,18 @@ mod tests {
         };
         let mut reg = Registry::new(config).unwrap();
         for id in ["a", "b", "c", "d"] {
-            reg.register(InstanceSpec::new(id, "api", "h", 1), 0).unwrap();
+            reg.register(InstanceSpec::new(id, "api", "h", 1), 0)
+                .unwrap();
         }
         reg.tick(1001);
         // a and b recover: the live fraction allows c and d to expire now.
         reg.heartbeat("a", 2000).unwrap();
         reg.heartbeat("b", 2000).unwrap();
         assert!(!reg.in_self_preservation());
-        assert_eq!(reg.get("d", 2000).unwrap().status.health, crate::Health::Unhealthy);
+        assert_eq!(
+            reg.get("d", 2000).unwrap().status.health,
+            crate::Health::Unhealthy
+        );
         let last = reg.events_since(reg.last_index() - 1).unwrap();
         assert_eq!(last[0].kind, EventKind::SelfPreservationExited);
         assert_eq!(last[0].at, 2000);
