@@ -12,6 +12,10 @@ typedef struct { waypost_status status; waypost_error *err; waypost_pick_result 
 
 enum { WP_BUF = 320 };
 
+/* The registry travels as an integer: a Go pointer argument would make cgo
+ * check it and allocate on every call. */
+#define WP_REG ((waypost_registry *)addr)
+
 static char *wp_cstr(_GoString_ s, char *buf) {
 	size_t n = _GoStringLen(s);
 	char *p = n < WP_BUF ? buf : (char *)malloc(n + 1);
@@ -27,38 +31,38 @@ static void wp_cstr_free(char *p, char *buf) {
 
 enum { WP_HEARTBEAT, WP_DEREGISTER, WP_DRAIN, WP_CHECK, WP_OUTCOME, WP_BEGIN, WP_END };
 
-static wp_ret wp_id_call(int op, waypost_registry *reg, _GoString_ id, uint32_t arg, uint64_t now) {
+static wp_ret wp_id_call(int op, uintptr_t addr, _GoString_ id, uint32_t arg, uint64_t now) {
 	char buf[WP_BUF];
 	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
 	char *c = wp_cstr(id, buf);
 	switch (op) {
-	case WP_HEARTBEAT: ret.status = waypost_heartbeat(reg, c, now, &ret.err); break;
-	case WP_DEREGISTER: ret.status = waypost_deregister(reg, c, now, &ret.err); break;
-	case WP_DRAIN: ret.status = waypost_drain(reg, c, arg != 0, now, &ret.err); break;
-	case WP_CHECK: ret.status = waypost_report_check(reg, c, arg, now, &ret.err); break;
-	case WP_OUTCOME: ret.status = waypost_report_outcome(reg, c, arg != 0, now, &ret.err); break;
-	case WP_BEGIN: ret.status = waypost_begin(reg, c, now, &ret.err); break;
-	case WP_END: ret.status = waypost_end(reg, c, now, &ret.err); break;
+	case WP_HEARTBEAT: ret.status = waypost_heartbeat(WP_REG, c, now, &ret.err); break;
+	case WP_DEREGISTER: ret.status = waypost_deregister(WP_REG, c, now, &ret.err); break;
+	case WP_DRAIN: ret.status = waypost_drain(WP_REG, c, arg != 0, now, &ret.err); break;
+	case WP_CHECK: ret.status = waypost_report_check(WP_REG, c, arg, now, &ret.err); break;
+	case WP_OUTCOME: ret.status = waypost_report_outcome(WP_REG, c, arg != 0, now, &ret.err); break;
+	case WP_BEGIN: ret.status = waypost_begin(WP_REG, c, now, &ret.err); break;
+	case WP_END: ret.status = waypost_end(WP_REG, c, now, &ret.err); break;
 	}
 	wp_cstr_free(c, buf);
 	return ret;
 }
 
-static wp_ret wp_heartbeat_handle(waypost_registry *reg, waypost_handle h, uint64_t now) {
+static wp_ret wp_heartbeat_handle(uintptr_t addr, waypost_handle h, uint64_t now) {
 	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
-	ret.status = waypost_heartbeat_handle(reg, h, now, &ret.err);
+	ret.status = waypost_heartbeat_handle(WP_REG, h, now, &ret.err);
 	return ret;
 }
 
-static wp_ret wp_outcome_handle(waypost_registry *reg, waypost_handle h, bool ok, uint64_t now) {
+static wp_ret wp_outcome_handle(uintptr_t addr, waypost_handle h, bool ok, uint64_t now) {
 	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
-	ret.status = waypost_report_outcome_handle(reg, h, ok, now, &ret.err);
+	ret.status = waypost_report_outcome_handle(WP_REG, h, ok, now, &ret.err);
 	return ret;
 }
 
 // has bit 0: key, bit 1: zone, bit 2: filter; by_ref: pick by service
 // reference instead of by name.
-static wp_pick_ret wp_pick(waypost_registry *reg, int by_ref, uint32_t ref, _GoString_ service,
+static wp_pick_ret wp_pick(uintptr_t addr, int by_ref, uint32_t ref, _GoString_ service,
 		uint32_t strategy, int has, _GoString_ key, _GoString_ zone, _GoString_ filter, uint64_t now) {
 	char kb[WP_BUF], zb[WP_BUF], fb[WP_BUF], sb[WP_BUF];
 	wp_pick_ret ret;
@@ -69,10 +73,10 @@ static wp_pick_ret wp_pick(waypost_registry *reg, int by_ref, uint32_t ref, _GoS
 	if (has & 4) o.filter_json = wp_cstr(filter, fb);
 	const waypost_pick_options *op = has ? &o : NULL;
 	if (by_ref) {
-		ret.status = waypost_pick_ref(reg, ref, strategy, op, now, &ret.r, &ret.err);
+		ret.status = waypost_pick_ref(WP_REG, ref, strategy, op, now, &ret.r, &ret.err);
 	} else {
 		char *s = wp_cstr(service, sb);
-		ret.status = waypost_pick(reg, s, strategy, op, now, &ret.r, &ret.err);
+		ret.status = waypost_pick(WP_REG, s, strategy, op, now, &ret.r, &ret.err);
 		wp_cstr_free(s, sb);
 	}
 	if (has & 1) wp_cstr_free((char *)o.key, kb);
@@ -81,9 +85,30 @@ static wp_pick_ret wp_pick(waypost_registry *reg, int by_ref, uint32_t ref, _GoS
 	return ret;
 }
 
-static wp_ret wp_tick(waypost_registry *reg, uint64_t now, char **json) {
-	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
-	ret.status = waypost_tick(reg, now, json, NULL, &ret.err);
+typedef struct { waypost_status status; waypost_error *err; char *json; } wp_json_ret;
+
+static wp_json_ret wp_tick(uintptr_t addr, uint64_t now) {
+	wp_json_ret ret = {WAYPOST_STATUS_OK, NULL, NULL};
+	ret.status = waypost_tick(WP_REG, now, &ret.json, NULL, &ret.err);
 	return ret;
 }
+
+typedef struct { waypost_status status; waypost_error *err; waypost_discovery info; } wp_discover_ret;
+
+static wp_discover_ret wp_discover(uintptr_t addr, _GoString_ service, bool all, int has_filter,
+		_GoString_ filter, uint64_t now, waypost_handle *handles, uint8_t *health, size_t capacity) {
+	char sb[WP_BUF], fb[WP_BUF];
+	wp_discover_ret ret;
+	memset(&ret, 0, sizeof ret);
+	waypost_discover_options o = {all, NULL};
+	if (has_filter) o.filter_json = wp_cstr(filter, fb);
+	char *s = wp_cstr(service, sb);
+	ret.status = waypost_discover_handles(WP_REG, s, &o, now, handles, health, capacity, &ret.info, &ret.err);
+	wp_cstr_free(s, sb);
+	if (has_filter) wp_cstr_free((char *)o.filter_json, fb);
+	return ret;
+}
+/* Does nothing: measures the cost of a cgo call itself. */
+static inline int wp_noop(void) { return 0; }
+
 #endif

@@ -72,3 +72,6 @@ func takeString(p *C.char) string {
 func Version() string { return C.GoString(C.waypost_version()) }
 
 func keepAlive(r *Registry) { runtime.KeepAlive(r) }
+
+// cgoFloor makes the cheapest possible cgo call (benchmarks compare with it).
+func cgoFloor() { C.wp_noop() }

@@ -60,16 +60,15 @@ func (r *Registry) Tick(now time.Time) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out *C.char
-	ret := C.wp_tick(r.ptr, t, &out)
+	ret := C.wp_tick(r.addr, t)
 	keepAlive(r)
 	if err := status(ret.status, ret.err); err != nil {
 		return nil, err
 	}
-	if out == nil {
+	if ret.json == nil {
 		return nil, nil
 	}
-	return decodeEvents(takeString(out))
+	return decodeEvents(takeString(ret.json))
 }
 
 // NextDeadline is the earliest time at which the registry's state changes by

@@ -79,6 +79,56 @@ var noOptions PickOptions
 // Pick chooses one instance of service with strategy; opts may be nil.
 // The returned *Instance is cached per slot, so a pick copies no strings.
 func (r *Registry) Pick(service string, strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
+	ref, known := (*r.refs.Load())[service]
+	return r.pick(service, ref, known, strategy, opts, now)
+}
+
+// Service is a reference to one service, for the fastest picks: no name
+// crosses into C and no map lookup happens per pick.
+type Service struct {
+	r    *Registry
+	name string
+	ref  C.uint32_t
+}
+
+// Service returns a reference to a service (it need not have instances yet).
+func (r *Registry) Service(name string) (*Service, error) {
+	var ref C.uint32_t
+	err := withName("service", name, func(s *C.char) error {
+		var e *C.waypost_error
+		return status(C.waypost_service_ref(r.ptr, s, &ref, &e), e)
+	})
+	keepAlive(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{r: r, name: name, ref: ref}, nil
+}
+
+// Name is the service's name.
+func (s *Service) Name() string { return s.name }
+
+// Pick is Registry.Pick for this service.
+func (s *Service) Pick(strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
+	return s.r.pick(s.name, s.ref, true, strategy, opts, now)
+}
+
+func (r *Registry) pick(service string, ref C.uint32_t, known bool, strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
+	for attempt := 0; ; attempt++ {
+		p, err := r.pickOnce(service, ref, known, strategy, opts, now)
+		// A picked instance removed by another goroutine before its fields
+		// were fetched (a cache miss): pick again among those that remain.
+		if err == errVanished && attempt < 8 {
+			continue
+		}
+		return p, err
+	}
+}
+
+// errVanished marks a picked handle that was gone when its fields were fetched.
+var errVanished = newError(CodeNotFound, "the picked instance was removed concurrently")
+
+func (r *Registry) pickOnce(service string, ref C.uint32_t, known bool, strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
 	t, err := ms(now)
 	if err != nil {
 		return Pick{}, err
@@ -100,22 +150,30 @@ func (r *Registry) Pick(service string, strategy Strategy, opts *PickOptions, no
 			return Pick{}, err
 		}
 	}
-	for _, s := range [...]string{service, opts.Key, opts.Zone} {
-		if err := checkString("service", s); err != nil {
+	if has != 0 {
+		if err := checkString("key", opts.Key); err != nil {
+			return Pick{}, err
+		}
+		if err := checkString("zone", opts.Zone); err != nil {
+			return Pick{}, err
+		}
+	}
+	if !known {
+		if err := checkString("service", service); err != nil {
 			return Pick{}, err
 		}
 	}
 	var ret C.wp_pick_ret
-	if ref, ok := r.refs.Load(service); ok {
-		ret = C.wp_pick(r.ptr, 1, ref.(C.uint32_t), "", C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
+	if known {
+		ret = C.wp_pick(r.addr, 1, ref, "", C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
 		if ret.status == C.WAYPOST_STATUS_UNKNOWN_SERVICE {
 			// By name, so the failure is counted exactly as any other
 			// pick of a service without instances.
 			C.waypost_error_free(ret.err)
-			ret = C.wp_pick(r.ptr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
+			ret = C.wp_pick(r.addr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
 		}
 	} else {
-		ret = C.wp_pick(r.ptr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
+		ret = C.wp_pick(r.addr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
 		if ret.status == C.WAYPOST_STATUS_OK {
 			r.remember(service)
 		}
@@ -126,7 +184,7 @@ func (r *Registry) Pick(service string, strategy Strategy, opts *PickOptions, no
 	}
 	inst, err := r.lookup(Handle(ret.r.handle), uint64(ret.r.membership_epoch))
 	if err != nil {
-		return Pick{}, err
+		return Pick{}, errVanished
 	}
 	return Pick{Instance: inst, Panic: bool(ret.r.panic)}, nil
 }
@@ -138,9 +196,18 @@ func (r *Registry) remember(service string) {
 		var e *C.waypost_error
 		return status(C.waypost_service_ref(r.ptr, s, &ref, &e), e)
 	})
-	if err == nil {
-		r.refs.Store(service, ref)
+	if err != nil {
+		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.refs.Load()
+	refs := make(map[string]C.uint32_t, len(old)+1)
+	for k, v := range old {
+		refs[k] = v
+	}
+	refs[service] = ref
+	r.refs.Store(&refs)
 }
 
 // DiscoverOptions are the optional arguments of Discover.
@@ -170,26 +237,19 @@ func (r *Registry) Discover(service string, opts *DiscoverOptions, now time.Time
 	if err != nil {
 		return Discovery{}, err
 	}
-	var o C.waypost_discover_options
-	var optsPtr *C.waypost_discover_options
+	all, hasFilter, filter := false, C.int(0), ""
 	if opts != nil {
-		o.all = C.bool(opts.All)
+		all = opts.All
 		if !opts.Filter.empty() {
-			text, err := opts.Filter.json()
-			if err != nil {
+			if filter, err = opts.Filter.json(); err != nil {
 				return Discovery{}, err
 			}
-			f := C.CString(text)
-			defer freeC(f)
-			o.filter_json = f
+			hasFilter = 1
 		}
-		optsPtr = &o
 	}
-	s, err := cstring("service", service)
-	if err != nil {
+	if err := checkString("service", service); err != nil {
 		return Discovery{}, err
 	}
-	defer freeC(s)
 	buf := handleBuffers.Get().(*discoverBuffer)
 	defer handleBuffers.Put(buf)
 	var info C.waypost_discovery
@@ -198,13 +258,13 @@ func (r *Registry) Discover(service string, opts *DiscoverOptions, now time.Time
 			buf.handles = make([]C.waypost_handle, 64)
 			buf.health = make([]C.uint8_t, 64)
 		}
-		var e *C.waypost_error
-		st := C.waypost_discover_handles(r.ptr, s, optsPtr, t, &buf.handles[0], &buf.health[0],
-			C.size_t(len(buf.handles)), &info, &e)
+		ret := C.wp_discover(r.addr, service, C.bool(all), hasFilter, filter, t,
+			&buf.handles[0], &buf.health[0], C.size_t(len(buf.handles)))
 		keepAlive(r)
-		if err := status(st, e); err != nil {
+		if err := status(ret.status, ret.err); err != nil {
 			return Discovery{}, err
 		}
+		info = ret.info
 		if int(info.count) <= len(buf.handles) {
 			break
 		}

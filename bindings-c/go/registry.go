@@ -19,15 +19,17 @@ type Handle uint64
 // Registry is a service registry. It is safe for concurrent use by many
 // goroutines (the C library locks inside); Close must not race other calls.
 type Registry struct {
-	ptr *C.waypost_registry
+	ptr  *C.waypost_registry
+	addr C.uintptr_t // ptr as an integer, for the hot-path helpers
 
-	refs  sync.Map // service name -> C.uint32_t reference, for picks
+	refs  atomic.Pointer[map[string]C.uint32_t] // service name -> reference, copy on write
 	cache atomic.Pointer[instanceCache]
-	mu    sync.Mutex // serialises cache rebuilds
+	mu    sync.Mutex // serialises cache and refs rebuilds
 }
 
 func wrap(ptr *C.waypost_registry) *Registry {
-	r := &Registry{ptr: ptr}
+	r := &Registry{ptr: ptr, addr: C.uintptr_t(uintptr(unsafe.Pointer(ptr)))}
+	r.refs.Store(&map[string]C.uint32_t{})
 	runtime.SetFinalizer(r, (*Registry).Close)
 	return r
 }
@@ -80,7 +82,7 @@ func construct(name, text string, f func(*C.char, **C.waypost_registry, **C.wayp
 func (r *Registry) Close() {
 	if r.ptr != nil {
 		C.waypost_registry_free(r.ptr)
-		r.ptr = nil
+		r.ptr, r.addr = nil, 0
 		runtime.SetFinalizer(r, nil)
 	}
 }
@@ -151,7 +153,7 @@ func (r *Registry) idCall(op C.int, id string, arg uint32, now time.Time) error 
 	if err := checkString("id", id); err != nil {
 		return err
 	}
-	ret := C.wp_id_call(op, r.ptr, id, C.uint32_t(arg), t)
+	ret := C.wp_id_call(op, r.addr, id, C.uint32_t(arg), t)
 	keepAlive(r)
 	return status(ret.status, ret.err)
 }
@@ -175,7 +177,7 @@ func (r *Registry) HeartbeatHandle(h Handle, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	ret := C.wp_heartbeat_handle(r.ptr, C.waypost_handle(h), t)
+	ret := C.wp_heartbeat_handle(r.addr, C.waypost_handle(h), t)
 	keepAlive(r)
 	return status(ret.status, ret.err)
 }
@@ -229,7 +231,7 @@ func (r *Registry) ReportOutcomeHandle(h Handle, success bool, now time.Time) er
 	if err != nil {
 		return err
 	}
-	ret := C.wp_outcome_handle(r.ptr, C.waypost_handle(h), C.bool(success), t)
+	ret := C.wp_outcome_handle(r.addr, C.waypost_handle(h), C.bool(success), t)
 	keepAlive(r)
 	return status(ret.status, ret.err)
 }

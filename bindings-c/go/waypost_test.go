@@ -140,6 +140,21 @@ func TestPickOptionsAndCache(t *testing.T) {
 	if k1.Instance != k2.Instance {
 		t.Fatal("consistent hash moved a key")
 	}
+	svc, err := reg.Service("api")
+	if err != nil || svc.Name() != "api" {
+		t.Fatal(err)
+	}
+	if p, err := svc.Pick(FirstAvailable, nil, at(1)); err != nil || p.Instance.ID != "a" {
+		t.Fatalf("service pick: %v %v", p, err)
+	}
+	ghost, err := reg.Service("ghost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ghost.Pick(Random, nil, at(1))
+	wantCode(t, err, CodeUnknownService)
+	_, err = reg.Service("")
+	wantCode(t, err, CodeInvalidArgument)
 	// Cached instances follow updates and slot reuse.
 	if _, err := reg.Register(InstanceSpec{ID: "a", Service: "api", Address: "10.9.9.9", Port: 81}, at(2)); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ pub(crate) unsafe fn opt_text<'a>(ptr: *const c_char, name: &str) -> Result<Opti
 ///
 /// # Safety
 /// `ptr` is NULL or valid for writes of `T`.
+#[inline]
 pub(crate) unsafe fn out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
     // SAFETY: non-NULL pointers are valid for writes by the function contract.
     unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(name))
@@ -49,6 +50,7 @@ pub(crate) unsafe fn out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Fa
 ///
 /// # Safety
 /// As [`out`].
+#[inline]
 pub(crate) unsafe fn opt_out<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
     // SAFETY: as the caller's contract.
     unsafe { ptr.as_mut() }
@@ -58,6 +60,7 @@ pub(crate) unsafe fn opt_out<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
 ///
 /// # Safety
 /// `ptr` is NULL or valid for reads of `T`.
+#[inline]
 pub(crate) unsafe fn input<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
     // SAFETY: as the caller's contract.
     unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(name))

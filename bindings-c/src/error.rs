@@ -115,6 +115,7 @@ impl From<waypost_core::Error> for Failure {
 
 /// Runs one entry point: catches any panic, and turns the outcome into a
 /// status plus, when the caller asked for it, an owned error object.
+#[inline]
 pub(crate) fn guard(
     out_err: *mut *mut waypost_error,
     body: impl FnOnce() -> Result<(), Failure>,

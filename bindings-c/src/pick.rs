@@ -85,6 +85,7 @@ pub struct waypost_discovery {
     pub membership_epoch: u64,
 }
 
+#[inline]
 fn strategy_of(code: u32) -> Result<Strategy, Failure> {
     u8::try_from(code)
         .ok()
@@ -101,6 +102,7 @@ struct Options<'a> {
 
 /// # Safety
 /// `ptr` NULL or a readable struct whose strings are NUL-terminated.
+#[inline]
 unsafe fn pick_options<'a>(ptr: *const waypost_pick_options) -> Result<Options<'a>, Failure> {
     // SAFETY: as the caller's contract.
     let Some(o) = (unsafe { ptr.as_ref() }) else {
@@ -117,6 +119,7 @@ unsafe fn pick_options<'a>(ptr: *const waypost_pick_options) -> Result<Options<'
 }
 
 /// Sets an optional string option, reusing its buffer across calls.
+#[inline]
 fn reuse(slot: &mut Option<String>, spare: &mut String, value: Option<&str>) {
     match value {
         Some(v) => {
@@ -133,6 +136,7 @@ fn reuse(slot: &mut Option<String>, spare: &mut String, value: Option<&str>) {
     }
 }
 
+#[inline]
 fn pick_locked(
     locked: &mut Locked,
     options: Options<'_>,

@@ -38,6 +38,7 @@ impl waypost_registry {
 
     /// Locks the registry. A registry poisoned by an internal panic stays
     /// unusable: its state may be half-updated.
+#[inline]
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Locked>, Failure> {
         self.inner.lock().map_err(|_| {
             Failure::new(
@@ -52,6 +53,7 @@ impl waypost_registry {
 ///
 /// # Safety
 /// `ptr` is NULL or a live registry from `waypost_registry_new*`.
+#[inline]
 pub(crate) unsafe fn deref<'a>(ptr: *const waypost_registry) -> Result<&'a waypost_registry, Failure> {
     // SAFETY: as the caller's contract.
     unsafe { input(ptr, "registry") }
