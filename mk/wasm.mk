@@ -6,13 +6,15 @@ TEST_TARGETS += wasm-test
 BENCH_TARGETS += wasm-bench
 
 WASM_NPM := bindings-wasm/npm
-# A size-tuned profile for the wasm build only, defined here so the
-# workspace's native profiles (which must keep unwinding) stay untouched.
-# wasm32-unknown-unknown cannot unwind, so abort costs nothing there.
+# A profile for the wasm build only, defined here so the workspace's native
+# profiles (which must keep unwinding) stay untouched; wasm32-unknown-unknown
+# cannot unwind, so abort costs nothing there. opt-level 3 rather than "z":
+# the hot paths run about twice as fast for a module about 20% larger
+# (wasm-opt -Oz still shrinks the result).
 WASM_PROFILE := wasm-release
 WASM_PROFILE_FLAGS := \
   --config 'profile.$(WASM_PROFILE).inherits="release"' \
-  --config 'profile.$(WASM_PROFILE).opt-level="z"' \
+  --config 'profile.$(WASM_PROFILE).opt-level=3' \
   --config 'profile.$(WASM_PROFILE).lto=true' \
   --config 'profile.$(WASM_PROFILE).codegen-units=1' \
   --config 'profile.$(WASM_PROFILE).panic="abort"'

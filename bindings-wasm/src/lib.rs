@@ -43,6 +43,8 @@ pub struct RegistryCore {
     /// Generation of each slot as last handed out, so `instanceAt(slot)`
     /// can name the full handle without the facade passing it back.
     generations: Vec<u32>,
+    /// The options of a plain pick, kept so the hot path builds and drops nothing.
+    no_options: PickOptions,
 }
 
 impl RegistryCore {
@@ -54,6 +56,7 @@ impl RegistryCore {
             seen_epoch,
             tick_events: Vec::new(),
             generations: Vec::new(),
+            no_options: PickOptions::default(),
         }
     }
 
@@ -243,7 +246,7 @@ impl RegistryCore {
             Some(s) => self.inner.pick_ref(
                 ServiceRef::from_index(service),
                 s,
-                &PickOptions::default(),
+                &self.no_options,
                 ms(now),
             ),
             None => Err(unknown_strategy(strategy)),

@@ -13,10 +13,11 @@ const src = join(root, "src");
 
 // Ceilings for the optimized module, in bytes (raw and gzip -9). The goal
 // is 150 KB raw / 60 KB gzipped; the core as it stands (snapshot parsing
-// with error paths, serde_json, float formatting) needs ~360 / ~150, so
-// these ceilings sit just above today's size and fail the build on growth.
-const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 384 * 1024);
-const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 160 * 1024);
+// with path-tracking errors, serde_json, float formatting) needs ~440 /
+// ~175 at opt-level 3, so these ceilings sit just above today's size and
+// fail the build on growth.
+const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 460 * 1024);
+const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 184 * 1024);
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
