@@ -50,8 +50,13 @@ c-go: c-lib
 	cd bindings-c/go && $(GO_ENV) go vet ./...
 	cd bindings-c/go && $(GO_ENV) go test -race -count=1 ./...
 
-c-examples: c-lib
+c-examples: c-tools c-lib
 	@mkdir -p $(C_OUT)
+	@# The README's C example, compiled and run leak-free as printed.
+	{ echo '#include "waypost.h"'; echo 'int main(void) {'; \
+	  awk '/^## C, C\+\+ and Go/{f=1} f&&/^```c$$/{c=1;next} c&&/^```$$/{exit} c' README.md; echo 'return 0; }'; } > $(C_OUT)/readme.c
+	cc $(C_WARN) -I$(C_INC) $(C_OUT)/readme.c $(C_REL)/libwaypost.a $(C_LIBS) -o $(C_OUT)/readme && \
+	  valgrind -q --leak-check=full --error-exitcode=1 $(C_OUT)/readme
 	cc $(C_WARN) -I$(C_INC) examples/c/main.c $(C_REL)/libwaypost.a $(C_LIBS) -o $(C_OUT)/example-c && $(C_OUT)/example-c > /dev/null
 	c++ -std=c++17 -Wall -Wextra -Werror -I$(C_INC) examples/cpp/main.cpp $(C_REL)/libwaypost.a $(C_LIBS) -o $(C_OUT)/example-cpp && $(C_OUT)/example-cpp > /dev/null
 	cd examples/go && $(GO_ENV) go vet . && $(GO_ENV) go run . > /dev/null
