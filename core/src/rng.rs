@@ -101,8 +101,8 @@ mod tests {
     #[test]
     fn matches_the_xoshiro256plusplus_reference() {
         // First output of the reference C implementation for state {1, 2, 3, 4}.
-        let mut rng = Rng::from_state([1, 2, 3, 4]).unwrap();
-        assert_eq!(rng.next_u64(), 41_943_041);
+        let mut rng = Rng::from_state([1, 2, 3, 4]);
+        assert_eq!(rng.as_mut().map(Rng::next_u64), Some(41_943_041));
     }
 
     #[test]

@@ -192,26 +192,3 @@ impl Registry {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{CheckStatus, Config, InstanceSpec, Registry};
-
-    #[test]
-    fn a_new_instance_check_is_due_at_once_then_every_interval() {
-        let mut reg = Registry::new(Config::default()).unwrap();
-        let mut spec = InstanceSpec::new("a", "api", "h", 1);
-        spec.check_interval_ms = Some(10_000);
-        reg.register(spec, 0).unwrap();
-        reg.register(InstanceSpec::new("b", "api", "h", 1), 0)
-            .unwrap();
-        assert_eq!(
-            reg.due_checks(0).iter().map(|s| &**s).collect::<Vec<_>>(),
-            ["a"]
-        );
-        assert!(reg.due_checks(9_999).is_empty());
-        reg.report_check("a", CheckStatus::Fail, 10_000).unwrap();
-        assert!(reg.due_checks(19_999).is_empty());
-        assert_eq!(reg.due_checks(20_000).len(), 1);
-    }
-}
