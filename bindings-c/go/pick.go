@@ -273,15 +273,51 @@ func (r *Registry) Discover(service string, opts *DiscoverOptions, now time.Time
 		buf.health = make([]C.uint8_t, n)
 	}
 	n := int(info.count)
+	epoch, index := uint64(info.membership_epoch), uint64(info.modify_index)
+	key := discoverKey{service, all}
+	if hasFilter == 0 {
+		if c, ok := r.listings.Load(key); ok {
+			if c := c.(*listing); c.epoch == epoch && c.index == index {
+				return c.copy(), nil
+			}
+		}
+	}
 	d := Discovery{Instances: make([]*Instance, 0, n), Health: make([]Health, 0, n), Panic: bool(info.panic)}
-	epoch := uint64(info.membership_epoch)
+	complete := true
 	for i := 0; i < n; i++ {
 		inst, err := r.lookup(Handle(buf.handles[i]), epoch)
 		if err != nil {
+			complete = false
 			continue // removed by another goroutine since the call
 		}
 		d.Instances = append(d.Instances, inst)
 		d.Health = append(d.Health, Health(buf.health[i]))
 	}
+	if hasFilter == 0 && complete {
+		c := &listing{epoch: epoch, index: index, d: d}
+		r.listings.Store(key, c)
+		return c.copy(), nil
+	}
 	return d, nil
+}
+
+// An unfiltered listing is the same while the membership epoch and the
+// service's modify index are: it is kept and copied out instead of being
+// rebuilt instance by instance.
+type discoverKey struct {
+	service string
+	all     bool
+}
+
+type listing struct {
+	epoch, index uint64
+	d            Discovery
+}
+
+func (l *listing) copy() Discovery {
+	return Discovery{
+		Instances: append([]*Instance(nil), l.d.Instances...),
+		Health:    append([]Health(nil), l.d.Health...),
+		Panic:     l.d.Panic,
+	}
 }

@@ -24,7 +24,9 @@ type Registry struct {
 
 	refs  atomic.Pointer[map[string]C.uint32_t] // service name -> reference, copy on write
 	cache atomic.Pointer[instanceCache]
-	mu    sync.Mutex // serialises cache and refs rebuilds
+	// listings keeps the last unfiltered Discover answer per (service, all).
+	listings sync.Map
+	mu       sync.Mutex // serialises cache and refs rebuilds
 }
 
 func wrap(ptr *C.waypost_registry) *Registry {

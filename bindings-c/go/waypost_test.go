@@ -194,6 +194,28 @@ func TestDiscoverAndReports(t *testing.T) {
 	if err != nil || len(d.Instances) != 1 || d.Instances[0].ID != "a" {
 		t.Fatalf("discover healthy: %+v %v", d, err)
 	}
+	// A kept listing follows health changes and new members.
+	if err := reg.Drain("b", false, at(1)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = reg.Discover("api", nil, at(1))
+	if len(d.Instances) != 2 || d.Instances[1].ID != "b" {
+		t.Fatalf("listing after undrain: %+v", d.Instances)
+	}
+	d.Instances[0] = nil // callers own the slices they get
+	if _, err := reg.Register(InstanceSpec{ID: "0", Service: "api", Address: "h", Port: 1}, at(1)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = reg.Discover("api", nil, at(1))
+	if len(d.Instances) != 3 || d.Instances[0].ID != "0" || d.Instances[1].ID != "a" {
+		t.Fatalf("listing after register: %+v", d.Instances)
+	}
+	if err := reg.Drain("b", true, at(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Deregister("0", at(1)); err != nil {
+		t.Fatal(err)
+	}
 	_, err = reg.Discover("nope", nil, at(1))
 	wantCode(t, err, CodeUnknownService)
 	for _, f := range []func() error{

@@ -278,6 +278,11 @@ typedef struct {
    * Membership epoch at the time of the call.
    */
   uint64_t membership_epoch;
+  /**
+   * The service's modify index (its last change): with the membership
+   * epoch, a cache key for the listing.
+   */
+  uint64_t modify_index;
 } waypost_discovery;
 
 /**

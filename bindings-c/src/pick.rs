@@ -83,6 +83,9 @@ pub struct waypost_discovery {
     pub panic: bool,
     /// Membership epoch at the time of the call.
     pub membership_epoch: u64,
+    /// The service's modify index (its last change): with the membership
+    /// epoch, a cache key for the listing.
+    pub modify_index: u64,
 }
 
 #[inline]
@@ -369,6 +372,7 @@ pub unsafe extern "C" fn waypost_discover_handles(
             count,
             panic,
             membership_epoch: locked.reg.membership_epoch(),
+            modify_index: locked.reg.service_modify_index(service)?,
         };
         Ok(())
     })
