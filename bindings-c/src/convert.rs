@@ -18,16 +18,22 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str,
     }
     // SAFETY: non-NULL, NUL-terminated by the function contract.
     let bytes = unsafe { CStr::from_ptr(ptr) };
-    bytes
-        .to_str()
-        .map_err(|e| Failure::invalid(name, format!("not valid UTF-8 after byte {}", e.valid_up_to())))
+    bytes.to_str().map_err(|e| {
+        Failure::invalid(
+            name,
+            format!("not valid UTF-8 after byte {}", e.valid_up_to()),
+        )
+    })
 }
 
 /// An optional borrowed UTF-8 string argument (NULL = absent).
 ///
 /// # Safety
 /// As [`text`].
-pub(crate) unsafe fn opt_text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+pub(crate) unsafe fn opt_text<'a>(
+    ptr: *const c_char,
+    name: &str,
+) -> Result<Option<&'a str>, Failure> {
     if ptr.is_null() {
         Ok(None)
     } else {
@@ -82,7 +88,8 @@ pub(crate) fn owned_json(value: &Value) -> Result<*mut c_char, Failure> {
 /// `{"tags": ["a", …], "meta": {"k": "v", …}}` (both keys optional).
 pub(crate) fn filter_from_json(text: &str) -> Result<Filter, Failure> {
     const ARG: &str = "filter_json";
-    let value: Value = serde_json::from_str(text).map_err(|e| Failure::invalid(ARG, format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Failure::invalid(ARG, format!("not valid JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(Failure::invalid(ARG, "must be a JSON object"));
     };
@@ -93,7 +100,12 @@ pub(crate) fn filter_from_json(text: &str) -> Result<Filter, Failure> {
                 for item in items {
                     match item {
                         Value::String(tag) => filter.tags.push(tag),
-                        other => return Err(Failure::invalid(ARG, format!("tags: {other} is not a string"))),
+                        other => {
+                            return Err(Failure::invalid(
+                                ARG,
+                                format!("tags: {other} is not a string"),
+                            ))
+                        }
                     }
                 }
             }
@@ -101,7 +113,12 @@ pub(crate) fn filter_from_json(text: &str) -> Result<Filter, Failure> {
                 for (k, v) in entries {
                     match v {
                         Value::String(v) => filter.meta.push((k, v)),
-                        other => return Err(Failure::invalid(ARG, format!("meta.{k}: {other} is not a string"))),
+                        other => {
+                            return Err(Failure::invalid(
+                                ARG,
+                                format!("meta.{k}: {other} is not a string"),
+                            ))
+                        }
                     }
                 }
             }

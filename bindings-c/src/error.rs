@@ -78,7 +78,10 @@ impl Failure {
     }
 
     pub(crate) fn null(argument: &str) -> Failure {
-        Failure::new(waypost_status::NullArgument, format!("argument `{argument}` is NULL"))
+        Failure::new(
+            waypost_status::NullArgument,
+            format!("argument `{argument}` is NULL"),
+        )
     }
 
     pub(crate) fn invalid(argument: &str, reason: impl std::fmt::Display) -> Failure {
@@ -131,7 +134,8 @@ pub(crate) fn guard(
             let error = if out_err.is_null() {
                 ptr::null_mut()
             } else {
-                let message = CString::new(failure.message.replace('\0', "\\0")).unwrap_or_default();
+                let message =
+                    CString::new(failure.message.replace('\0', "\\0")).unwrap_or_default();
                 Box::into_raw(Box::new(waypost_error { status, message }))
             };
             (status, error)

@@ -116,9 +116,19 @@ pub unsafe extern "C" fn waypost_register(
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
         let reg = unsafe { deref(registry) }?;
-        let (id, service, address) = unsafe { (text(id, "id")?, text(service, "service")?, text(address, "address")?) };
-        let port = u16::try_from(port).map_err(|_| Failure::invalid("port", format!("{port} is outside 1..=65535")))?;
-        let handle = reg.lock()?.reg.register(InstanceSpec::new(id, service, address, port), now_ms)?;
+        let (id, service, address) = unsafe {
+            (
+                text(id, "id")?,
+                text(service, "service")?,
+                text(address, "address")?,
+            )
+        };
+        let port = u16::try_from(port)
+            .map_err(|_| Failure::invalid("port", format!("{port} is outside 1..=65535")))?;
+        let handle = reg
+            .lock()?
+            .reg
+            .register(InstanceSpec::new(id, service, address, port), now_ms)?;
         if let Some(slot) = unsafe { opt_out(out_handle) } {
             *slot = handle.to_bits();
         }
@@ -166,7 +176,9 @@ pub unsafe extern "C" fn waypost_deregister(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.deregister(id, now_ms)) })
+    guard(out_err, || unsafe {
+        with_id(registry, id, |r, id| r.deregister(id, now_ms))
+    })
 }
 
 /// Renews an instance's lease (an expired lease recovers). Allocates nothing
@@ -183,7 +195,9 @@ pub unsafe extern "C" fn waypost_heartbeat(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.heartbeat(id, now_ms)) })
+    guard(out_err, || unsafe {
+        with_id(registry, id, |r, id| r.heartbeat(id, now_ms))
+    })
 }
 
 /// `waypost_heartbeat` by handle: no string crosses the boundary.
@@ -199,7 +213,9 @@ pub unsafe extern "C" fn waypost_heartbeat_handle(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_handle(registry, handle, |r, h| r.heartbeat_handle(h, now_ms)) })
+    guard(out_err, || unsafe {
+        with_handle(registry, handle, |r, h| r.heartbeat_handle(h, now_ms))
+    })
 }
 
 /// Puts an instance in maintenance (`on`) or takes it out.
@@ -216,7 +232,9 @@ pub unsafe extern "C" fn waypost_drain(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.drain(id, on, now_ms)) })
+    guard(out_err, || unsafe {
+        with_id(registry, id, |r, id| r.drain(id, on, now_ms))
+    })
 }
 
 /// Reports the result of an active check: `status` is a `waypost_check_status`.
@@ -238,7 +256,12 @@ pub unsafe extern "C" fn waypost_report_check(
             0 => CheckStatus::Pass,
             1 => CheckStatus::Warn,
             2 => CheckStatus::Fail,
-            other => return Err(Failure::invalid("status", format!("{other} is not a waypost_check_status"))),
+            other => {
+                return Err(Failure::invalid(
+                    "status",
+                    format!("{other} is not a waypost_check_status"),
+                ))
+            }
         };
         // SAFETY: forwarded contract.
         unsafe { with_id(registry, id, |r, id| r.report_check(id, status, now_ms)) }
@@ -259,7 +282,9 @@ pub unsafe extern "C" fn waypost_report_outcome(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.report_outcome(id, success, now_ms)) })
+    guard(out_err, || unsafe {
+        with_id(registry, id, |r, id| r.report_outcome(id, success, now_ms))
+    })
 }
 
 /// `waypost_report_outcome` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
@@ -276,7 +301,9 @@ pub unsafe extern "C" fn waypost_report_outcome_handle(
 ) -> waypost_status {
     // SAFETY: forwarded contract.
     guard(out_err, || unsafe {
-        with_handle(registry, handle, |r, h| r.report_outcome_handle(h, success, now_ms))
+        with_handle(registry, handle, |r, h| {
+            r.report_outcome_handle(h, success, now_ms)
+        })
     })
 }
 
@@ -293,7 +320,9 @@ pub unsafe extern "C" fn waypost_begin(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.begin(id, now_ms)) })
+    guard(out_err, || unsafe {
+        with_id(registry, id, |r, id| r.begin(id, now_ms))
+    })
 }
 
 /// Marks a call to an instance as finished.
@@ -309,7 +338,9 @@ pub unsafe extern "C" fn waypost_end(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_id(registry, id, |r, id| r.end(id, now_ms)) })
+    guard(out_err, || unsafe {
+        with_id(registry, id, |r, id| r.end(id, now_ms))
+    })
 }
 
 /// `waypost_begin` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
@@ -323,7 +354,9 @@ pub unsafe extern "C" fn waypost_begin_handle(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_handle(registry, handle, |r, h| r.begin_handle(h)) })
+    guard(out_err, || unsafe {
+        with_handle(registry, handle, |r, h| r.begin_handle(h))
+    })
 }
 
 /// `waypost_end` by handle. Errors: `NOT_FOUND`, `NULL_ARGUMENT`.
@@ -337,7 +370,9 @@ pub unsafe extern "C" fn waypost_end_handle(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     // SAFETY: forwarded contract.
-    guard(out_err, || unsafe { with_handle(registry, handle, |r, h| r.end_handle(h)) })
+    guard(out_err, || unsafe {
+        with_handle(registry, handle, |r, h| r.end_handle(h))
+    })
 }
 
 /// One instance with its status, as a JSON object (the shared wire form:
@@ -395,7 +430,12 @@ pub unsafe extern "C" fn waypost_instance(
         let view = locked
             .reg
             .view_handle(Handle::from_bits(handle))
-            .ok_or_else(|| Failure::new(waypost_status::NotFound, format!("handle {handle} is not registered")))?;
+            .ok_or_else(|| {
+                Failure::new(
+                    waypost_status::NotFound,
+                    format!("handle {handle} is not registered"),
+                )
+            })?;
         *slot = owned_json(&view.to_json_value())?;
         if let Some(epoch) = unsafe { opt_out(out_membership_epoch) } {
             *epoch = locked.reg.membership_epoch();
@@ -424,7 +464,12 @@ pub unsafe extern "C" fn waypost_instance_endpoint(
         let instance = locked
             .reg
             .instance(Handle::from_bits(handle))
-            .ok_or_else(|| Failure::new(waypost_status::NotFound, format!("handle {handle} is not registered")))?;
+            .ok_or_else(|| {
+                Failure::new(
+                    waypost_status::NotFound,
+                    format!("handle {handle} is not registered"),
+                )
+            })?;
         copy_into(&mut ep.id, instance.id());
         copy_into(&mut ep.service, instance.service());
         copy_into(&mut ep.address, instance.address());

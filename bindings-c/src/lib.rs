@@ -32,7 +32,10 @@ use std::ffi::{c_char, CString};
 
 pub use error::{waypost_error, waypost_status};
 pub use instances::{waypost_check_status, waypost_endpoint, waypost_handle, waypost_health};
-pub use pick::{waypost_discover_options, waypost_discovery, waypost_pick_options, waypost_pick_result, waypost_strategy};
+pub use pick::{
+    waypost_discover_options, waypost_discovery, waypost_pick_options, waypost_pick_result,
+    waypost_strategy,
+};
 pub use registry::{waypost_config, waypost_registry};
 pub use watch::{waypost_info, WAYPOST_NO_DEADLINE};
 
@@ -76,14 +79,12 @@ pub unsafe extern "C" fn waypost_string_free(text: *mut c_char) {
 /// NULL for a value out of range.
 #[no_mangle]
 pub extern "C" fn waypost_health_name(health: u32) -> *const c_char {
-    guard_value(std::ptr::null(), || {
-        match health {
-            0 => c"healthy".as_ptr(),
-            1 => c"unhealthy".as_ptr(),
-            2 => c"draining".as_ptr(),
-            3 => c"ejected".as_ptr(),
-            4 => c"degraded".as_ptr(),
-            _ => std::ptr::null(),
-        }
+    guard_value(std::ptr::null(), || match health {
+        0 => c"healthy".as_ptr(),
+        1 => c"unhealthy".as_ptr(),
+        2 => c"draining".as_ptr(),
+        3 => c"ejected".as_ptr(),
+        4 => c"degraded".as_ptr(),
+        _ => std::ptr::null(),
     })
 }

@@ -109,14 +109,20 @@ struct Options<'a> {
 unsafe fn pick_options<'a>(ptr: *const waypost_pick_options) -> Result<Options<'a>, Failure> {
     // SAFETY: as the caller's contract.
     let Some(o) = (unsafe { ptr.as_ref() }) else {
-        return Ok(Options { key: None, zone: None, filter: None });
+        return Ok(Options {
+            key: None,
+            zone: None,
+            filter: None,
+        });
     };
     // SAFETY: as the caller's contract.
     unsafe {
         Ok(Options {
             key: opt_text(o.key, "key")?,
             zone: opt_text(o.zone, "zone")?,
-            filter: opt_text(o.filter_json, "filter_json")?.map(filter_from_json).transpose()?,
+            filter: opt_text(o.filter_json, "filter_json")?
+                .map(filter_from_json)
+                .transpose()?,
         })
     }
 }
@@ -146,7 +152,11 @@ fn pick_locked(
     pick: impl FnOnce(&mut Registry, &PickOptions) -> waypost_core::Result<Pick>,
     out: &mut waypost_pick_result,
 ) -> Result<(), Failure> {
-    let Locked { reg, scratch, spare } = locked;
+    let Locked {
+        reg,
+        scratch,
+        spare,
+    } = locked;
     let [spare_key, spare_zone] = spare;
     reuse(&mut scratch.key, spare_key, options.key);
     reuse(&mut scratch.zone, spare_zone, options.zone);
@@ -194,7 +204,12 @@ pub unsafe extern "C" fn waypost_pick(
         let strategy = strategy_of(strategy)?;
         let options = unsafe { pick_options(options) }?;
         let mut locked = reg.lock()?;
-        pick_locked(&mut locked, options, |r, o| r.pick(service, strategy, o, now_ms), out)
+        pick_locked(
+            &mut locked,
+            options,
+            |r, o| r.pick(service, strategy, o, now_ms),
+            out,
+        )
     })
 }
 
@@ -244,7 +259,12 @@ pub unsafe extern "C" fn waypost_pick_ref(
         let options = unsafe { pick_options(options) }?;
         let service = ServiceRef::from_index(service_ref);
         let mut locked = reg.lock()?;
-        pick_locked(&mut locked, options, |r, o| r.pick_ref(service, strategy, o, now_ms), out)
+        pick_locked(
+            &mut locked,
+            options,
+            |r, o| r.pick_ref(service, strategy, o, now_ms),
+            out,
+        )
     })
 }
 
@@ -270,7 +290,9 @@ pub unsafe extern "C" fn waypost_strategy_from_name(
 
 /// # Safety
 /// `ptr` NULL or a readable struct whose string is NUL-terminated.
-unsafe fn discover_options(ptr: *const waypost_discover_options) -> Result<DiscoverOptions, Failure> {
+unsafe fn discover_options(
+    ptr: *const waypost_discover_options,
+) -> Result<DiscoverOptions, Failure> {
     // SAFETY: as the caller's contract.
     let Some(o) = (unsafe { ptr.as_ref() }) else {
         return Ok(DiscoverOptions::default());
@@ -279,7 +301,10 @@ unsafe fn discover_options(ptr: *const waypost_discover_options) -> Result<Disco
     let filter = unsafe { opt_text(o.filter_json, "filter_json") }?;
     Ok(DiscoverOptions {
         all: o.all,
-        filter: filter.map(filter_from_json).transpose()?.unwrap_or_default(),
+        filter: filter
+            .map(filter_from_json)
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -395,7 +420,13 @@ pub unsafe extern "C" fn waypost_services(
         let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
-        let names: Vec<Value> = reg.lock()?.reg.services(now_ms).iter().map(|s| Value::from(&**s)).collect();
+        let names: Vec<Value> = reg
+            .lock()?
+            .reg
+            .services(now_ms)
+            .iter()
+            .map(|s| Value::from(&**s))
+            .collect();
         *slot = owned_json(&Value::Array(names))?;
         Ok(())
     })

@@ -38,7 +38,7 @@ impl waypost_registry {
 
     /// Locks the registry. A registry poisoned by an internal panic stays
     /// unusable: its state may be half-updated.
-#[inline]
+    #[inline]
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Locked>, Failure> {
         self.inner.lock().map_err(|_| {
             Failure::new(
@@ -54,7 +54,9 @@ impl waypost_registry {
 /// # Safety
 /// `ptr` is NULL or a live registry from `waypost_registry_new*`.
 #[inline]
-pub(crate) unsafe fn deref<'a>(ptr: *const waypost_registry) -> Result<&'a waypost_registry, Failure> {
+pub(crate) unsafe fn deref<'a>(
+    ptr: *const waypost_registry,
+) -> Result<&'a waypost_registry, Failure> {
     // SAFETY: as the caller's contract.
     unsafe { input(ptr, "registry") }
 }
@@ -101,7 +103,11 @@ impl waypost_config {
         Config {
             ttl_ms: self.ttl_ms,
             evict_after_ms: self.evict_after_ms,
-            seed: if self.random_seed { random_seed() } else { self.seed },
+            seed: if self.random_seed {
+                random_seed()
+            } else {
+                self.seed
+            },
             check_rise: self.check_rise,
             check_fall: self.check_fall,
             consecutive_failures: self.consecutive_failures,
@@ -196,7 +202,8 @@ pub unsafe extern "C" fn waypost_registry_new_json(
         let slot = unsafe { out(out_registry, "out_registry") }?;
         *slot = std::ptr::null_mut();
         let mut config = Config::from_json(json)?;
-        let has_seed = serde_json::from_str::<Map<String, Value>>(json).is_ok_and(|m| m.contains_key("seed"));
+        let has_seed =
+            serde_json::from_str::<Map<String, Value>>(json).is_ok_and(|m| m.contains_key("seed"));
         if !has_seed {
             config.seed = random_seed();
         }

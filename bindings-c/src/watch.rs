@@ -29,7 +29,12 @@ pub struct waypost_info {
 }
 
 fn events_json(events: &[waypost_core::Event]) -> Value {
-    Value::Array(events.iter().map(|e| serde_json::to_value(e).unwrap_or_default()).collect())
+    Value::Array(
+        events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect(),
+    )
 }
 
 /// Advances the clock to `now_ms`, applying every expiry, eviction and
@@ -84,7 +89,11 @@ pub unsafe extern "C" fn waypost_next_deadline(
         // SAFETY: pointer validity is the caller's contract.
         let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_deadline, "out_deadline") }?;
-        *slot = reg.lock()?.reg.next_deadline().unwrap_or(WAYPOST_NO_DEADLINE);
+        *slot = reg
+            .lock()?
+            .reg
+            .next_deadline()
+            .unwrap_or(WAYPOST_NO_DEADLINE);
         Ok(())
     })
 }
@@ -107,7 +116,13 @@ pub unsafe extern "C" fn waypost_due_checks(
         let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
-        let ids: Vec<Value> = reg.lock()?.reg.due_checks(now_ms).iter().map(|s| Value::from(&**s)).collect();
+        let ids: Vec<Value> = reg
+            .lock()?
+            .reg
+            .due_checks(now_ms)
+            .iter()
+            .map(|s| Value::from(&**s))
+            .collect();
         *slot = owned_json(&Value::Array(ids))?;
         Ok(())
     })
