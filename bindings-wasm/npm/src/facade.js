@@ -194,6 +194,10 @@ export class Registry {
   #panicPicks = [];
   #handles = new Map();
   #refs = new Map();
+  // The last unfiltered discover answer per service, with the service's
+  // modify index it was computed at (any change a discover shows moves it).
+  #listed = new Map();
+  #listedAll = new Map();
 
   constructor(config = {}) {
     if (restoring !== null) {
@@ -366,7 +370,16 @@ export class Registry {
       if (options.all !== undefined) all = flag("all", options.all);
       filter = filterJson(options);
     }
-    const out = this.#core.discover(service, all, filter, time(now));
+    const t = time(now);
+    const memo = filter === undefined ? (all ? this.#listedAll : this.#listed) : undefined;
+    if (memo !== undefined) {
+      const token = this.#core.discoverToken(service, t);
+      const last = memo.get(service);
+      if (last !== undefined && last.token === token && token >= 0) {
+        return { instances: last.instances.slice(), health: last.health.slice(), panic: last.panic };
+      }
+    }
+    const out = this.#core.discover(service, all, filter, t);
     if (out[0] & 2) this.#reset();
     const n = out.length - 1;
     const instances = new Array(n);
@@ -378,7 +391,12 @@ export class Registry {
       instances[i] = cache[slot] ?? this.#instance(slot);
       health[i] = HEALTH_VALUES[v & 7];
     }
-    return { instances, health, panic: (out[0] & 1) === 1 };
+    const panic = (out[0] & 1) === 1;
+    if (memo !== undefined) {
+      memo.set(service, { token: this.#core.serviceModifyIndex(service), instances, health, panic });
+      return { instances: instances.slice(), health: health.slice(), panic };
+    }
+    return { instances, health, panic };
   }
 
   /** Advances the clock; returns the events that produced (expiries, evictions…). */

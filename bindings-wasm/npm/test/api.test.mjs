@@ -211,3 +211,59 @@ test("exported tables and version", () => {
   assert.equal(ERROR_CODES.length, 7);
   assert.match(version(), /^\d+\.\d+\.\d+/);
 });
+
+test("repeated discovers follow every change the service goes through", () => {
+  const reg = fleet({ panicThreshold: 0.5, evictAfterMs: 5_000 });
+  const ids = (d) => d.instances.map((i) => `${i.id}:${i.port}`).join(",") + `|${d.health.join(",")}|${d.panic}`;
+  const seen = [];
+  const look = (t) => {
+    const healthy = reg.discover("api", t);
+    const all = reg.discover("api", { all: true }, t);
+    healthy.instances.length = 0; // callers own the arrays they get
+    all.health.reverse();
+    seen.push(ids(reg.discover("api", t)) + " / " + ids(reg.discover("api", { all: true }, t)));
+  };
+  look(1);
+  reg.heartbeat("api-1", 9_000);
+  reg.heartbeat("api-2", 9_000);
+  look(9_500); // nothing changed
+  look(10_001); // api-3 expired
+  reg.heartbeat("api-3", 10_002); // recovered
+  look(10_002);
+  reg.drain("api-2", true, 10_003);
+  look(10_003);
+  reg.register({ id: "api-2", service: "api", address: "10.0.0.2", port: 9999 }, 10_004); // new fields
+  look(10_004);
+  reg.register({ id: "api-0", service: "api", address: "10.0.0.9", port: 1 }, 10_005);
+  look(10_005);
+  reg.deregister("api-0", 10_006);
+  look(10_006);
+  look(19_100); // api-1 expired at 19 001
+  look(24_500); // api-1 evicted, api-3 expired: panic
+  const expected = [];
+  // The same sequence on a fresh registry, discovering only at the end of each stage.
+  const fresh = fleet({ panicThreshold: 0.5, evictAfterMs: 5_000 });
+  const stages = [
+    [1, () => {}],
+    [9_500, () => { fresh.heartbeat("api-1", 9_000); fresh.heartbeat("api-2", 9_000); }],
+    [10_001, () => {}],
+    [10_002, () => fresh.heartbeat("api-3", 10_002)],
+    [10_003, () => fresh.drain("api-2", true, 10_003)],
+    [10_004, () => fresh.register({ id: "api-2", service: "api", address: "10.0.0.2", port: 9999 }, 10_004)],
+    [10_005, () => fresh.register({ id: "api-0", service: "api", address: "10.0.0.9", port: 1 }, 10_005)],
+    [10_006, () => fresh.deregister("api-0", 10_006)],
+    [19_100, () => {}],
+    [24_500, () => {}],
+  ];
+  for (const [t, change] of stages) {
+    change();
+    fresh.tick(t); // advances the clock without discovering
+    // A filter (even an empty one) bypasses the facade's discover memo.
+    const healthy = fresh.discover("api", { tags: [] }, t);
+    const all = fresh.discover("api", { all: true, tags: [] }, t);
+    expected.push(ids(healthy) + " / " + ids(all));
+  }
+  assert.deepEqual(seen, expected);
+  assert.ok(seen[9].includes("|true"), "panic shows");
+  assert.notEqual(seen[0], seen[2]);
+});
