@@ -194,6 +194,8 @@ export class Registry {
   #panicPicks = [];
   #handles = new Map();
   #refs = new Map();
+  #lastService = undefined;
+  #lastRef = undefined;
   // The last unfiltered discover answer per service, with the service's
   // modify index it was computed at (any change a discover shows moves it).
   #listed = new Map();
@@ -324,9 +326,12 @@ export class Registry {
     const code = strategyCode(strategy);
     const t = time(now);
     const core = this.#core;
-    let ref = this.#refs.get(service);
+    // Most callers pick from one service again and again: skip the map then.
+    let ref = service === this.#lastService ? this.#lastRef : this.#refs.get(service);
     let r;
     if (ref !== undefined && options === undefined) {
+      this.#lastService = service;
+      this.#lastRef = ref;
       r = core.pickIndex(ref, code, t);
     } else {
       text("service", service);
