@@ -102,3 +102,20 @@ fn a_recovery_releases_held_expiries_at_once() {
     assert_eq!(last[0].kind, EventKind::SelfPreservationExited);
     assert_eq!(last[0].at, 2000);
 }
+
+#[test]
+fn picks_by_reference_count_unknown_services_like_picks_by_name() {
+    let mut reg = Registry::new(Config::default()).unwrap();
+    let empty = reg.service_ref("ghost").unwrap();
+    let err = reg
+        .pick_ref(empty, waypost::Strategy::Random, &Default::default(), 0)
+        .unwrap_err();
+    assert_eq!(err.code().as_str(), "unknown_service");
+    reg.pick("ghost", waypost::Strategy::Random, &Default::default(), 0)
+        .unwrap_err();
+    let text = reg.render_metrics();
+    assert!(
+        text.contains("waypost_pick_failures_total{service=\"\",code=\"unknown_service\"} 2"),
+        "{text}"
+    );
+}

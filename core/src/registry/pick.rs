@@ -192,7 +192,11 @@ impl Registry {
         self.advance(now);
         match self.services.get(service.0 as usize) {
             Some(s) if !s.members.is_empty() => {}
-            Some(s) => return Err(Error::unknown_service(&s.name)),
+            Some(s) => {
+                let err = Error::unknown_service(&s.name);
+                self.metrics.unknown_service_picks += 1;
+                return Err(err);
+            }
             None => {
                 return Err(Error::invalid(
                     "service",

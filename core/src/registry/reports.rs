@@ -170,7 +170,8 @@ impl Registry {
         Ok(())
     }
 
-    /// [`Registry::begin`] by handle.
+    /// [`Registry::begin`] by handle. It does not advance the clock:
+    /// in-flight counts do not depend on time, and the hot path stays short.
     ///
     /// # Errors
     /// `not_found` when the handle no longer names a registered instance.
@@ -181,7 +182,8 @@ impl Registry {
         Ok(())
     }
 
-    /// [`Registry::end`] by handle.
+    /// [`Registry::end`] by handle; like [`Registry::begin_handle`], it does
+    /// not advance the clock.
     ///
     /// # Errors
     /// `not_found` when the handle no longer names a registered instance.
