@@ -197,11 +197,11 @@ impl PyRegistry {
                 };
                 Ok(match st.reg.pick_ref(sref, strategy, options, now) {
                     Ok(p) => Ok(Some((st.lookup(py, p.handle), p.panic))),
-                    // The service lost its last instance: the name path
-                    // below gives the exact error (and counts it).
-                    Err(Error::UnknownService { .. }) => {
+                    // The service lost its last instance: the core counted
+                    // the failure; forget the cached reference.
+                    Err(e @ Error::UnknownService { .. }) => {
                         st.last_service = None;
-                        Ok(None)
+                        Err(e)
                     }
                     Err(e) => Err(e),
                 })
