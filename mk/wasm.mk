@@ -37,7 +37,7 @@ wasm: wasm-deps
 	node $(WASM_NPM)/scripts/build.mjs
 
 wasm-test: wasm
-	cd $(WASM_NPM) && node --test --test-concurrency=1 test/
+	cd $(WASM_NPM) && node --test --test-concurrency=1 test/*.test.mjs
 
 wasm-bench: wasm
 	node $(WASM_NPM)/scripts/bench.mjs
