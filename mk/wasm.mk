@@ -18,7 +18,7 @@ WASM_PROFILE_FLAGS := \
   --config 'profile.$(WASM_PROFILE).lto=true' \
   --config 'profile.$(WASM_PROFILE).codegen-units=1' \
   --config 'profile.$(WASM_PROFILE).panic="abort"'
-WASM_RAW := target/wasm32-unknown-unknown/$(WASM_PROFILE)/waypost_wasm.wasm
+WASM_RAW := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/$(WASM_PROFILE)/waypost_wasm.wasm
 
 .PHONY: wasm wasm-deps wasm-test wasm-bench
 
