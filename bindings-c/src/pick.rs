@@ -103,27 +103,28 @@ struct Options<'a> {
     filter: Option<Filter>,
 }
 
+/// Options converted from C before the lock is taken; `None` when the
+/// caller passed NULL (the hot path: nothing to convert).
+///
 /// # Safety
 /// `ptr` NULL or a readable struct whose strings are NUL-terminated.
 #[inline]
-unsafe fn pick_options<'a>(ptr: *const waypost_pick_options) -> Result<Options<'a>, Failure> {
+unsafe fn pick_options<'a>(
+    ptr: *const waypost_pick_options,
+) -> Result<Option<Options<'a>>, Failure> {
     // SAFETY: as the caller's contract.
     let Some(o) = (unsafe { ptr.as_ref() }) else {
-        return Ok(Options {
-            key: None,
-            zone: None,
-            filter: None,
-        });
+        return Ok(None);
     };
     // SAFETY: as the caller's contract.
     unsafe {
-        Ok(Options {
+        Ok(Some(Options {
             key: opt_text(o.key, "key")?,
             zone: opt_text(o.zone, "zone")?,
             filter: opt_text(o.filter_json, "filter_json")?
                 .map(filter_from_json)
                 .transpose()?,
-        })
+        }))
     }
 }
 
@@ -148,7 +149,7 @@ fn reuse(slot: &mut Option<String>, spare: &mut String, value: Option<&str>) {
 #[inline]
 fn pick_locked(
     locked: &mut Locked,
-    options: Options<'_>,
+    options: Option<Options<'_>>,
     pick: impl FnOnce(&mut Registry, &PickOptions) -> waypost_core::Result<Pick>,
     out: &mut waypost_pick_result,
 ) -> Result<(), Failure> {
@@ -158,10 +159,18 @@ fn pick_locked(
         spare,
     } = locked;
     let [spare_key, spare_zone] = spare;
-    reuse(&mut scratch.key, spare_key, options.key);
-    reuse(&mut scratch.zone, spare_zone, options.zone);
-    if options.filter.is_some() || !scratch.filter.is_empty() {
-        scratch.filter = options.filter.unwrap_or_default();
+    let (key, zone, filter) = match options {
+        Some(o) => (o.key, o.zone, o.filter),
+        None => (None, None, None),
+    };
+    if key.is_some() || scratch.key.is_some() {
+        reuse(&mut scratch.key, spare_key, key);
+    }
+    if zone.is_some() || scratch.zone.is_some() {
+        reuse(&mut scratch.zone, spare_zone, zone);
+    }
+    if filter.is_some() || !scratch.filter.is_empty() {
+        scratch.filter = filter.unwrap_or_default();
     }
     let picked = pick(reg, scratch)?;
     *out = waypost_pick_result {
