@@ -195,6 +195,8 @@ static void test_lifecycle(void) {
   EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_report_outcome_handle(reg, 99, false, 1, e));
   EXPECT_OK(waypost_begin(reg, "c", 1, e));
   EXPECT_OK(waypost_begin_handle(reg, h, e));
+  EXPECT_OK(waypost_begin_handle(reg, h, e));
+  EXPECT_OK(waypost_end_handle(reg, h, e));
   EXPECT_OK(waypost_end(reg, "c", 1, e));
   EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_begin(reg, "zz", 1, e));
   EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_end(reg, "zz", 1, e));
