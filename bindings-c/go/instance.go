@@ -52,7 +52,7 @@ func (h *Health) UnmarshalText(b []byte) error {
 // Instance is the registered fields of an instance. Values returned by
 // Pick and Discover are shared and cached: treat them as read-only.
 type Instance struct {
-	Handle        Handle
+	Handle        Handle // zero when read with Get (by id)
 	ID            string
 	Service       string
 	Address       string
@@ -161,9 +161,7 @@ func (r *Registry) Get(id string, now time.Time) (InstanceStatus, error) {
 	if err := decode(text, &w); err != nil {
 		return InstanceStatus{}, err
 	}
-	st := w.status()
-	st.Handle = 0
-	return st, nil
+	return w.status(), nil
 }
 
 // Instance returns the instance behind a handle with its status (as of the

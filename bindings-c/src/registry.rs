@@ -138,8 +138,7 @@ fn random_seed() -> u64 {
 /// The default configuration (SPEC §4), with a random seed.
 #[no_mangle]
 pub extern "C" fn waypost_config_default() -> waypost_config {
-    let fallback = Config::default();
-    let c = guard_value(fallback.clone(), Config::default);
+    let c = guard_value(Config::default(), Config::default);
     waypost_config {
         ttl_ms: c.ttl_ms,
         evict_after_ms: c.evict_after_ms,
