@@ -20,7 +20,7 @@ GO_ENV := GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOPATH=$(CURDIR)/target
 
 .PHONY: c-tools c-lib c-lib-test c-header c-unit c-cpp c-go c-examples c-install-test c-test c-bench install
 
-c-tools:
+c-tools: tools-apt
 	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 
 c-lib:
@@ -30,7 +30,7 @@ c-lib:
 c-lib-test:
 	cargo build -q -p waypost-c --features panic-test
 
-c-header:
+c-header: tools-cbindgen
 	cd bindings-c && cbindgen --quiet --verify --config cbindgen.toml --crate waypost-c --output include/waypost.h
 
 c-unit: c-tools c-lib-test
@@ -41,12 +41,12 @@ c-unit: c-tools c-lib-test
 	RUST_BACKTRACE=0 valgrind -q --leak-check=full --error-exitcode=1 $(C_OUT)/test_waypost 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
 	RUST_BACKTRACE=0 $(C_OUT)/test_waypost_asan 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
 
-c-cpp: c-lib-test
+c-cpp: c-tools c-lib-test
 	cmake -S bindings-c/tests/cpp -B $(C_OUT)/cpp -DWAYPOST_LIB=$(C_DBG)/libwaypost.a -DWAYPOST_PANIC_TEST=ON >/dev/null
 	cmake --build $(C_OUT)/cpp -j2 >/dev/null
 	RUST_BACKTRACE=0 $(C_OUT)/cpp/waypost_cpp_tests --gtest_brief=1 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
 
-c-go: c-lib
+c-go: c-tools c-lib
 	cd bindings-c/go && $(GO_ENV) go vet ./...
 	cd bindings-c/go && $(GO_ENV) go test -race -count=1 ./...
 
@@ -63,7 +63,7 @@ c-examples: c-tools c-lib
 
 # Installs into a scratch prefix, then builds the examples against that copy
 # through pkg-config and through CMake's find_package(waypost).
-c-install-test: c-lib
+c-install-test: c-tools c-lib
 	rm -rf $(C_OUT)/prefix $(C_OUT)/example-cmake-c $(C_OUT)/example-cmake-cpp
 	$(MAKE) --no-print-directory install PREFIX=$(C_OUT)/prefix >/dev/null
 	PKG_CONFIG_PATH=$(C_OUT)/prefix/lib/pkgconfig; export PKG_CONFIG_PATH; \
