@@ -137,10 +137,12 @@ impl RegistryCore {
         Ok(self.note(handle))
     }
 
+    /// Removes an instance.
     pub fn deregister(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
         check(self.inner.deregister(id, ms(now)))
     }
 
+    /// Renews an instance's lease by id.
     pub fn heartbeat(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
         check(self.inner.heartbeat(id, ms(now)))
     }
@@ -154,16 +156,19 @@ impl RegistryCore {
         self.status(result)
     }
 
+    /// Puts an instance into maintenance or takes it out.
     pub fn drain(&mut self, id: &str, on: bool, now: f64) -> Result<(), JsValue> {
         check(self.inner.drain(id, on, ms(now)))
     }
 
+    /// Reports an active check result (`pass`, `warn`, `fail`).
     #[wasm_bindgen(js_name = reportCheck)]
     pub fn report_check(&mut self, id: &str, status: &str, now: f64) -> Result<(), JsValue> {
         let status: CheckStatus = check(status.parse())?;
         check(self.inner.report_check(id, status, ms(now)))
     }
 
+    /// Reports a call outcome by id.
     #[wasm_bindgen(js_name = reportOutcome)]
     pub fn report_outcome(&mut self, id: &str, success: bool, now: f64) -> Result<(), JsValue> {
         check(self.inner.report_outcome(id, success, ms(now)))
@@ -184,10 +189,12 @@ impl RegistryCore {
         self.status(result)
     }
 
+    /// Marks a call as started (in-flight count).
     pub fn begin(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
         check(self.inner.begin(id, ms(now)))
     }
 
+    /// Marks a call as finished.
     pub fn end(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
         check(self.inner.end(id, ms(now)))
     }
@@ -228,6 +235,7 @@ impl RegistryCore {
         self.seen_epoch = self.inner.membership_epoch();
     }
 
+    /// Changes whenever an instance is added, removed or replaced.
     #[wasm_bindgen(js_name = membershipEpoch)]
     pub fn membership_epoch(&self) -> f64 {
         self.inner.membership_epoch() as f64
@@ -362,61 +370,73 @@ impl RegistryCore {
         self.tick_events.len() as u32
     }
 
+    /// The events of the last `tick`, as plain objects.
     #[wasm_bindgen(js_name = takeTickEvents)]
     pub fn take_tick_events(&mut self) -> Result<JsValue, JsValue> {
         let events = std::mem::take(&mut self.tick_events);
         to_js(&events)
     }
 
+    /// Retained events after an index, as plain objects.
     #[wasm_bindgen(js_name = eventsSince)]
     pub fn events_since(&self, after: f64) -> Result<JsValue, JsValue> {
         to_js(&check(self.inner.events_since(ms(after)))?)
     }
 
+    /// When advancing the clock would next change state.
     #[wasm_bindgen(js_name = nextDeadline)]
     pub fn next_deadline(&mut self) -> Option<f64> {
         self.inner.next_deadline().map(|t| t as f64)
     }
 
+    /// Ids of the instances whose active check is due.
     #[wasm_bindgen(js_name = dueChecks)]
     pub fn due_checks(&mut self, now: f64) -> Result<JsValue, JsValue> {
         let due = self.inner.due_checks(ms(now));
         to_js(&due.iter().map(|s| &**s).collect::<Vec<&str>>())
     }
 
+    /// Names of the services with instances.
     pub fn services(&mut self, now: f64) -> Result<JsValue, JsValue> {
         let names = self.inner.services(ms(now));
         to_js(&names.iter().map(|s| &**s).collect::<Vec<&str>>())
     }
 
+    /// Index of the last change to a service.
     #[wasm_bindgen(js_name = serviceModifyIndex)]
     pub fn service_modify_index(&self, service: &str) -> Result<f64, JsValue> {
         Ok(check(self.inner.service_modify_index(service))? as f64)
     }
 
+    /// The registry clock in ms.
     pub fn clock(&self) -> f64 {
         self.inner.clock() as f64
     }
 
+    /// Index of the latest event.
     #[wasm_bindgen(js_name = lastIndex)]
     pub fn last_index(&self) -> f64 {
         self.inner.last_index() as f64
     }
 
+    /// Number of registered instances.
     pub fn size(&self) -> u32 {
         self.inner.len() as u32
     }
 
+    /// Whether lease expiries are held back.
     #[wasm_bindgen(js_name = inSelfPreservation)]
     pub fn in_self_preservation(&self) -> bool {
         self.inner.in_self_preservation()
     }
 
+    /// Every metric in the Prometheus text format.
     #[wasm_bindgen(js_name = renderMetrics)]
     pub fn render_metrics(&self) -> String {
         self.inner.render_metrics()
     }
 
+    /// Per-service metrics as plain objects.
     #[wasm_bindgen(js_name = serviceMetrics)]
     pub fn service_metrics(&self) -> Result<JsValue, JsValue> {
         let views = self.inner.service_metrics();
