@@ -87,6 +87,14 @@ static wp_pick_ret wp_pick(uintptr_t addr, int by_ref, uint32_t ref, _GoString_ 
 
 typedef struct { waypost_status status; waypost_error *err; char *json; } wp_json_ret;
 
+/* The common pick: by service reference, no options. */
+static wp_pick_ret wp_pick_plain(uintptr_t addr, uint32_t ref, uint32_t strategy, uint64_t now) {
+	wp_pick_ret ret;
+	ret.err = NULL;
+	ret.status = waypost_pick_ref(WP_REG, ref, strategy, NULL, now, &ret.r, &ret.err);
+	return ret;
+}
+
 static wp_json_ret wp_tick(uintptr_t addr, uint64_t now) {
 	wp_json_ret ret = {WAYPOST_STATUS_OK, NULL, NULL};
 	ret.status = waypost_tick(WP_REG, now, &ret.json, NULL, &ret.err);
