@@ -62,13 +62,7 @@ impl RegistryCore {
 
     /// Remembers the generation of a handle the facade is about to see.
     fn note(&mut self, handle: Handle) -> u32 {
-        let slot = handle.index();
-        let i = slot as usize;
-        if i >= self.generations.len() {
-            self.generations.resize(i + 1, 0);
-        }
-        self.generations[i] = handle.generation();
-        slot
+        note(&mut self.generations, handle)
     }
 
     /// 1 when the facade's instance cache is stale, else 0.
@@ -332,18 +326,14 @@ impl RegistryCore {
             all,
             filter: filter_from_json(filter_json)?,
         };
+        let generations = &mut self.generations;
         let found = check(self.inner.discover(service, &options, ms(now)))?;
         let mut out = Vec::with_capacity(found.len() + 1);
         out.push(u32::from(found.panic));
-        let mut handles = Vec::with_capacity(found.len());
         for view in found.iter() {
-            handles.push(view.handle);
-            out.push((view.handle.index() << 3) | view.status.health as u32);
+            out.push((note(generations, view.handle) << 3) | view.status.health as u32);
         }
         drop(found);
-        for handle in handles {
-            self.note(handle);
-        }
         if self.stale() == 1 {
             out[0] |= 2;
         }
@@ -442,6 +432,17 @@ impl RegistryCore {
         let views = self.inner.service_metrics();
         to_js(&views.iter().map(JsServiceMetrics::from).collect::<Vec<_>>())
     }
+}
+
+/// Records the generation of a slot handed to the facade; returns the slot.
+fn note(generations: &mut Vec<u32>, handle: Handle) -> u32 {
+    let slot = handle.index();
+    let i = slot as usize;
+    if i >= generations.len() {
+        generations.resize(i + 1, 0);
+    }
+    generations[i] = handle.generation();
+    slot
 }
 
 fn unknown_strategy(code: u8) -> waypost::Error {
