@@ -175,12 +175,6 @@ func (r *Registry) pickOnce(service string, ref C.uint32_t, known bool, strategy
 			r.remember(service)
 		}
 	}
-	if known && ret.status == C.WAYPOST_STATUS_UNKNOWN_SERVICE {
-		// Again by name, so the failure is counted exactly as any other
-		// pick of a service without instances.
-		C.waypost_error_free(ret.err)
-		ret = C.wp_pick(r.addr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
-	}
 	keepAlive(r)
 	if err := status(ret.status, ret.err); err != nil {
 		return Pick{}, err

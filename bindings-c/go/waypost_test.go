@@ -153,6 +153,13 @@ func TestPickOptionsAndCache(t *testing.T) {
 	}
 	_, err = ghost.Pick(Random, nil, at(1))
 	wantCode(t, err, CodeUnknownService)
+	_, err = reg.Pick("ghost", Random, nil, at(1))
+	wantCode(t, err, CodeUnknownService)
+	// Both kinds of pick count the failure once, as a pick by name in any
+	// other binding does.
+	if m, _ := reg.Metrics(); !strings.Contains(m, `waypost_pick_failures_total{service="",code="unknown_service"} 2`) {
+		t.Fatalf("unknown-service picks miscounted:\n%s", m)
+	}
 	_, err = reg.Service("")
 	wantCode(t, err, CodeInvalidArgument)
 	// Cached instances follow updates and slot reuse.
