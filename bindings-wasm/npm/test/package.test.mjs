@@ -99,3 +99,14 @@ test("browser bundle: esbuild resolves the browser entry and it runs in Chromium
     await server.close();
   }
 });
+
+test("the module imports nothing from the host but wasm-bindgen glue", () => {
+  const bytes = readFileSync(join(pkgDir, "dist/waypost_wasm_bg.wasm"));
+  const imports = WebAssembly.Module.imports(new WebAssembly.Module(bytes));
+  assert.ok(imports.length > 0);
+  for (const imp of imports) {
+    assert.equal(imp.module, "./waypost_wasm_bg.js", `${imp.module}.${imp.name}`);
+    assert.match(imp.name, /^__(wbg|wbindgen)_/);
+    assert.doesNotMatch(imp.name, /now|random|crypto|date|performance/i, "no clock or entropy");
+  }
+});
