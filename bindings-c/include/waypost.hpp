@@ -213,6 +213,33 @@ class registry {
     return pick_result{r.handle, r.panic, r.membership_epoch};
   }
 
+  /// A reference to a service for pick_ref (no name per pick).
+  uint32_t service_ref(std::string_view service) {
+    detail::c_str s("service", service);
+    uint32_t ref = 0;
+    waypost_error *err = nullptr;
+    detail::check(waypost_service_ref(ptr_.get(), s.get(), &ref, &err), err);
+    return ref;
+  }
+
+  /// The fastest pick: by service reference, without options.
+  pick_result pick_ref(uint32_t service_ref, strategy how, uint64_t now) {
+    waypost_pick_result r;
+    waypost_error *err = nullptr;
+    detail::check(waypost_pick_ref(ptr_.get(), service_ref, static_cast<uint32_t>(how), nullptr, now, &r, &err), err);
+    return pick_result{r.handle, r.panic, r.membership_epoch};
+  }
+
+  /// The instance behind a handle with its status, as JSON.
+  std::string instance(waypost_handle h) const {
+    return json([&](char **out, waypost_error **err) { return waypost_instance(ptr_.get(), h, out, nullptr, err); });
+  }
+
+  void report_outcome(waypost_handle h, bool success, uint64_t now) {
+    waypost_error *err = nullptr;
+    detail::check(waypost_report_outcome_handle(ptr_.get(), h, success, now, &err), err);
+  }
+
   /// {"panic": bool, "instances": [...]} in id order: the healthy ones, or every one with `all`.
   std::string discover(std::string_view service, uint64_t now, bool all = false,
                        std::string_view filter_json = {}) {

@@ -124,6 +124,20 @@ TEST(Registry, PickOptions) {
   EXPECT_EQ(reg.pick("api", waypost::strategy::consistent_hash, 1, key).handle, first);
 }
 
+TEST(Registry, PickByServiceReference) {
+  auto reg = fleet();
+  uint32_t api = reg.service_ref("api");
+  uint32_t ghost = reg.service_ref("ghost");
+  auto p = reg.pick_ref(api, waypost::strategy::first_available, 1);
+  EXPECT_EQ(std::string(reg.endpoint(p.handle).id), "a");
+  EXPECT_NE(reg.instance(p.handle).find("\"id\":\"a\""), std::string::npos);
+  reg.report_outcome(p.handle, true, 1);
+  EXPECT_EQ(code_of([&] { reg.pick_ref(ghost, waypost::strategy::random, 1); }), "unknown_service");
+  EXPECT_EQ(code_of([&] { reg.pick_ref(9999, waypost::strategy::random, 1); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { reg.instance(p.handle + (1ull << 32)); }), "not_found");
+  EXPECT_EQ(code_of([&] { reg.service_ref(""); }), "invalid_argument");
+}
+
 TEST(Registry, MovedFromRegistryThrowsInsteadOfCrashing) {
   auto reg = fleet();
   waypost::registry other = std::move(reg);
