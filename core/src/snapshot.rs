@@ -5,7 +5,9 @@ use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
@@ -20,8 +22,7 @@ use crate::rng::Rng;
 /// The `format` string of every snapshot this version writes and reads.
 pub const SNAPSHOT_FORMAT: &str = "waypost.snapshot/1";
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct SnapshotDoc {
     format: String,
     config: Config,
@@ -38,8 +39,7 @@ struct SnapshotDoc {
     events: Vec<Event>,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct ServiceDoc {
     name: String,
     modify_index: u64,
@@ -50,8 +50,7 @@ struct ServiceDoc {
     metrics: ServiceMetrics,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct InstanceDoc {
     instance: InstanceSpec,
     state: StateDoc,
@@ -81,6 +80,146 @@ struct StateDoc {
 
 fn bad(what: impl Into<String>) -> Error {
     Error::InvalidSnapshot(what.into())
+}
+
+/// A JSON object being taken apart field by field, so every error names
+/// its path (`instances[3].state.health`) without a path-tracking
+/// deserializer (which would double the code in the WebAssembly module).
+struct Fields {
+    map: Map<String, Value>,
+    path: String,
+}
+
+impl Fields {
+    fn of(value: Value, path: &str) -> Result<Fields> {
+        match value {
+            Value::Object(map) => Ok(Fields {
+                map,
+                path: path.to_owned(),
+            }),
+            other => Err(bad(format!(
+                "{}: expected an object, got {other}",
+                Self::name(path)
+            ))),
+        }
+    }
+
+    fn name(path: &str) -> &str {
+        if path.is_empty() {
+            "document"
+        } else {
+            path
+        }
+    }
+
+    fn at(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn raw(&mut self, key: &str) -> Result<Value> {
+        self.map
+            .remove(key)
+            .ok_or_else(|| bad(format!("{}: missing field `{key}`", self.at(key))))
+    }
+
+    fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<T> {
+        let value = self.raw(key)?;
+        serde_json::from_value(value).map_err(|e| bad(format!("{}: {e}", self.at(key))))
+    }
+
+    fn list(&mut self, key: &str) -> Result<Vec<(String, Value)>> {
+        let path = self.at(key);
+        match self.raw(key)? {
+            Value::Array(items) => Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (format!("{path}[{i}]"), v))
+                .collect()),
+            other => Err(bad(format!("{path}: expected an array, got {other}"))),
+        }
+    }
+
+    fn done(self) -> Result<()> {
+        match self.map.keys().next() {
+            Some(key) => Err(bad(format!(
+                "{}: unknown field `{key}`",
+                Self::name(&self.path)
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl SnapshotDoc {
+    fn parse(json: &str) -> Result<SnapshotDoc> {
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| bad(format!("not a snapshot document: {e}")))?;
+        let mut top = Fields::of(value, "")?;
+        let format: String = top.take("format")?;
+        if format != SNAPSHOT_FORMAT {
+            return Err(bad(format!(
+                "format: expected `{SNAPSHOT_FORMAT}`, got `{format}`"
+            )));
+        }
+        let config = match top.raw("config")? {
+            Value::Object(map) => {
+                Config::from_map(&map).map_err(|e| bad(format!("config: {e}")))?
+            }
+            other => return Err(bad(format!("config: expected an object, got {other}"))),
+        };
+        let mut doc = SnapshotDoc {
+            format,
+            config,
+            clock: top.take("clock")?,
+            last_index: top.take("last_index")?,
+            rng: top.take("rng")?,
+            self_preservation: top.take("self_preservation")?,
+            lease_blocked: top.take("lease_blocked")?,
+            membership_epoch: top.take("membership_epoch")?,
+            metrics: top.take("metrics")?,
+            services: Vec::new(),
+            instances: Vec::new(),
+            events: Vec::new(),
+        };
+        for (path, value) in top.list("services")? {
+            let mut f = Fields::of(value, &path)?;
+            doc.services.push(ServiceDoc {
+                name: f.take("name")?,
+                modify_index: f.take("modify_index")?,
+                rr: f.take("rr")?,
+                panic: f.take("panic")?,
+                candidates: f.take("candidates")?,
+                metrics: f.take("metrics")?,
+            });
+            f.done()?;
+        }
+        for (path, value) in top.list("instances")? {
+            let mut f = Fields::of(value, &path)?;
+            let instance = match f.raw("instance")? {
+                Value::Object(map) => InstanceSpec::from_map(&map)
+                    .map_err(|e| bad(format!("{}: {e}", f.at("instance"))))?,
+                other => {
+                    return Err(bad(format!(
+                        "{}: expected an object, got {other}",
+                        f.at("instance")
+                    )))
+                }
+            };
+            let state = f.take("state")?;
+            f.done()?;
+            doc.instances.push(InstanceDoc { instance, state });
+        }
+        for (path, value) in top.list("events")? {
+            let event = serde_json::from_value(value).map_err(|e| bad(format!("{path}: {e}")))?;
+            doc.events.push(event);
+        }
+        top.done()?;
+        Ok(doc)
+    }
 }
 
 impl Registry {
@@ -161,12 +300,7 @@ impl Registry {
     /// # Errors
     /// `invalid_snapshot` saying what is wrong and where.
     pub fn restore(json: &str) -> Result<Registry> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        let doc: SnapshotDoc = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            bad(format!("at `{path}`: {}", e.into_inner()))
-        })?;
-        de.end().map_err(|e| bad(format!("trailing data: {e}")))?;
+        let doc = SnapshotDoc::parse(json)?;
         if doc.format != SNAPSHOT_FORMAT {
             return Err(bad(format!(
                 "format: expected `{SNAPSHOT_FORMAT}`, got `{}`",
