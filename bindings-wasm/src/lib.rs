@@ -24,7 +24,7 @@ use waypost::{
 };
 
 use error::{check, invalid, js_error};
-use shapes::{filter_from_json, ms, to_js, JsInstance, JsInstanceState, JsServiceMetrics};
+use shapes::{filter_from_json, instance_fields, ms, to_json};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
@@ -118,9 +118,9 @@ impl RegistryCore {
         self.inner.snapshot()
     }
 
-    /// The configuration in force, snake_case keys.
-    pub fn config(&self) -> Result<JsValue, JsValue> {
-        to_js(self.inner.config())
+    /// The configuration in force: JSON, snake_case keys.
+    pub fn config(&self) -> Result<String, JsValue> {
+        to_json(self.inner.config())
     }
 
     /// Registers (or updates) an instance from a JSON object of SPEC §2
@@ -193,10 +193,13 @@ impl RegistryCore {
         check(self.inner.end(id, ms(now)))
     }
 
-    /// The instance and its status.
-    pub fn get(&mut self, id: &str, now: f64) -> Result<JsValue, JsValue> {
+    /// The instance's status: JSON `[slot, stale, status]` (status in its
+    /// wire form, snake_case; the facade has the instance by slot).
+    pub fn get(&mut self, id: &str, now: f64) -> Result<String, JsValue> {
         let view = check(self.inner.get(id, ms(now)))?;
-        to_js(&JsInstanceState::from(view))
+        let (handle, status) = (view.handle, view.status);
+        let slot = self.note(handle);
+        to_json(&(slot, self.stale(), status))
     }
 
     /// `generation * 2^24 + slot` of a registered id, or -1 (also when the
@@ -211,15 +214,16 @@ impl RegistryCore {
         }
     }
 
-    /// The instance in a slot, as a plain object (undefined for an empty slot).
+    /// The instance in a slot as a field array (see `instance_fields`),
+    /// undefined for an empty slot.
     #[wasm_bindgen(js_name = instanceAt)]
-    pub fn instance_at(&self, slot: u32) -> Result<JsValue, JsValue> {
+    pub fn instance_at(&self, slot: u32) -> JsValue {
         let Some(&generation) = self.generations.get(slot as usize) else {
-            return Ok(JsValue::UNDEFINED);
+            return JsValue::UNDEFINED;
         };
         match self.inner.instance(Self::handle(slot, generation)) {
-            Some(instance) => to_js(&JsInstance::from(instance)),
-            None => Ok(JsValue::UNDEFINED),
+            Some(instance) => instance_fields(instance).into(),
+            None => JsValue::UNDEFINED,
         }
     }
 
@@ -251,7 +255,7 @@ impl RegistryCore {
                 &self.no_options,
                 ms(now),
             ),
-            None => Err(unknown_strategy(strategy)),
+            None => Err(unknown_strategy()),
         };
         self.pick_code(result)
     }
@@ -276,7 +280,7 @@ impl RegistryCore {
             Some(s) => self
                 .inner
                 .pick_ref(ServiceRef::from_index(service), s, &options, ms(now)),
-            None => Err(unknown_strategy(strategy)),
+            None => Err(unknown_strategy()),
         };
         Ok(self.pick_code(result))
     }
@@ -300,7 +304,7 @@ impl RegistryCore {
         };
         let result = match Strategy::from_u8(strategy) {
             Some(s) => self.inner.pick(service, s, &options, ms(now)),
-            None => Err(unknown_strategy(strategy)),
+            None => Err(unknown_strategy()),
         };
         Ok(self.pick_code(result))
     }
@@ -360,17 +364,17 @@ impl RegistryCore {
         self.tick_events.len() as u32
     }
 
-    /// The events of the last `tick`, as plain objects.
+    /// The events of the last `tick`: a JSON array of wire-form events.
     #[wasm_bindgen(js_name = takeTickEvents)]
-    pub fn take_tick_events(&mut self) -> Result<JsValue, JsValue> {
+    pub fn take_tick_events(&mut self) -> Result<String, JsValue> {
         let events = std::mem::take(&mut self.tick_events);
-        to_js(&events)
+        to_json(&events)
     }
 
-    /// Retained events after an index, as plain objects.
+    /// Retained events after an index: a JSON array of wire-form events.
     #[wasm_bindgen(js_name = eventsSince)]
-    pub fn events_since(&self, after: f64) -> Result<JsValue, JsValue> {
-        to_js(&check(self.inner.events_since(ms(after)))?)
+    pub fn events_since(&self, after: f64) -> Result<String, JsValue> {
+        to_json(&check(self.inner.events_since(ms(after)))?)
     }
 
     /// When advancing the clock would next change state.
@@ -379,17 +383,15 @@ impl RegistryCore {
         self.inner.next_deadline().map(|t| t as f64)
     }
 
-    /// Ids of the instances whose active check is due.
+    /// Ids of the instances whose active check is due: a JSON array.
     #[wasm_bindgen(js_name = dueChecks)]
-    pub fn due_checks(&mut self, now: f64) -> Result<JsValue, JsValue> {
-        let due = self.inner.due_checks(ms(now));
-        to_js(&due.iter().map(|s| &**s).collect::<Vec<&str>>())
+    pub fn due_checks(&mut self, now: f64) -> Result<String, JsValue> {
+        to_json(&self.inner.due_checks(ms(now)))
     }
 
-    /// Names of the services with instances.
-    pub fn services(&mut self, now: f64) -> Result<JsValue, JsValue> {
-        let names = self.inner.services(ms(now));
-        to_js(&names.iter().map(|s| &**s).collect::<Vec<&str>>())
+    /// Names of the services with instances: a JSON array.
+    pub fn services(&mut self, now: f64) -> Result<String, JsValue> {
+        to_json(&self.inner.services(ms(now)))
     }
 
     /// Index of the last change to a service.
@@ -426,11 +428,18 @@ impl RegistryCore {
         self.inner.render_metrics()
     }
 
-    /// Per-service metrics as plain objects.
+    /// Per-service metrics: a JSON array of `[service, instances by health
+    /// code, panic, counters]` (counters in their wire form, picks by
+    /// strategy code).
     #[wasm_bindgen(js_name = serviceMetrics)]
-    pub fn service_metrics(&self) -> Result<JsValue, JsValue> {
+    pub fn service_metrics(&self) -> Result<String, JsValue> {
         let views = self.inner.service_metrics();
-        to_js(&views.iter().map(JsServiceMetrics::from).collect::<Vec<_>>())
+        to_json(
+            &views
+                .iter()
+                .map(|v| (&v.service, v.instances, v.panic, &v.counters))
+                .collect::<Vec<_>>(),
+        )
     }
 }
 
@@ -445,32 +454,41 @@ fn note(generations: &mut Vec<u32>, handle: Handle) -> u32 {
     slot
 }
 
-fn unknown_strategy(code: u8) -> waypost::Error {
+fn unknown_strategy() -> waypost::Error {
     waypost::Error::InvalidArgument {
         field: "strategy".to_owned(),
-        reason: format!("unknown strategy code {code}"),
+        reason: "unknown strategy code".to_owned(),
     }
 }
 
-/// Strategy names in code order (`pickIndex` takes the position).
+/// Names joined by commas (every name here is a snake_case word).
+fn joined<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for name in names {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(name);
+    }
+    out
+}
+
+/// Strategy names in code order, comma-separated (`pickIndex` takes the position).
 #[wasm_bindgen(js_name = strategyNames)]
-pub fn strategy_names() -> Vec<String> {
-    Strategy::ALL
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect()
+pub fn strategy_names() -> String {
+    joined(Strategy::ALL.iter().map(|s| s.as_str()))
 }
 
-/// Health names in code order (the low bits of `discover` entries).
+/// Health names in code order, comma-separated (the low bits of `discover` entries).
 #[wasm_bindgen(js_name = healthNames)]
-pub fn health_names() -> Vec<String> {
-    Health::ALL.iter().map(|h| h.as_str().to_owned()).collect()
+pub fn health_names() -> String {
+    joined(Health::ALL.iter().map(|h| h.as_str()))
 }
 
-/// The configuration keys (snake_case, SPEC §4).
+/// The configuration keys (snake_case, SPEC §4), comma-separated.
 #[wasm_bindgen(js_name = configKeys)]
-pub fn config_keys() -> Vec<String> {
-    CONFIG_KEYS.iter().map(|k| (*k).to_owned()).collect()
+pub fn config_keys() -> String {
+    joined(CONFIG_KEYS.iter().copied())
 }
 
 /// The core version.

@@ -50,11 +50,10 @@ const STRATEGY_CODE = new Map(STRATEGIES.map((name, code) => [name, code]));
 let CONFIG_KEYS = null;
 
 function loadTables() {
-  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
-  if (!same(strategyNames(), STRATEGIES) || !same(healthNames(), HEALTH_VALUES)) {
+  if (strategyNames() !== STRATEGIES.join(",") || healthNames() !== HEALTH_VALUES.join(",")) {
     throw new Error("waypost: the JavaScript tables do not match the WebAssembly core");
   }
-  CONFIG_KEYS = new Set(configKeys());
+  CONFIG_KEYS = new Set(configKeys().split(","));
 }
 const INSTANCE_KEYS = new Map([
   ["id", "id"],
@@ -158,10 +157,18 @@ function strategyCode(strategy) {
 function filterJson(options) {
   const { tags, meta } = options;
   if (tags === undefined && meta === undefined) return undefined;
-  if (tags !== undefined && !Array.isArray(tags)) {
-    throw new TypeError(`tags must be an array of strings, got ${describe(tags)}`);
+  if (tags !== undefined) {
+    if (!Array.isArray(tags)) {
+      throw new TypeError(`tags must be an array of strings, got ${describe(tags)}`);
+    }
+    if (!tags.every((tag) => typeof tag === "string")) throw invalid("tags", "must be strings");
   }
-  if (meta !== undefined) record("meta", meta);
+  if (meta !== undefined) {
+    record("meta", meta);
+    for (const key of Object.keys(meta)) {
+      if (typeof meta[key] !== "string") throw invalid(`meta.${key}`, "must be a string");
+    }
+  }
   return json("filter", { tags, meta });
 }
 
@@ -172,10 +179,30 @@ function randomSeed() {
   return (words[0] & 0x1fffff) * 4294967296 + words[1];
 }
 
-function freezeInstance(instance) {
-  Object.freeze(instance.tags);
-  Object.freeze(instance.meta);
-  return Object.freeze(instance);
+/** A frozen instance object from the core's field array (`instanceAt`). */
+function instanceOf(f) {
+  const pairs = f[6];
+  const meta = [];
+  for (let i = 0; i < pairs.length; i += 2) meta.push([pairs[i], pairs[i + 1]]);
+  return Object.freeze({
+    id: f[0],
+    service: f[1],
+    address: f[2],
+    port: f[3],
+    weight: f[4],
+    tags: Object.freeze(f[5]),
+    meta: Object.freeze(Object.fromEntries(meta)),
+    zone: f[7],
+    priority: f[8],
+    ttlMs: f[9],
+    checkIntervalMs: f[10],
+  });
+}
+
+/** camelCase copy of a JSON object's keys (field names only, never user data). */
+function camelCopy(snake, out = {}) {
+  for (const key of Object.keys(snake)) out[camelKey(key)] = snake[key];
+  return out;
 }
 
 let restoring = null;
@@ -235,10 +262,7 @@ export class Registry {
 
   /** The configuration in force (camelCase keys). */
   get config() {
-    const snake = this.#core.config();
-    const out = {};
-    for (const key of Object.keys(snake)) out[camelKey(key)] = snake[key];
-    return out;
+    return camelCopy(JSON.parse(this.#core.config()));
   }
 
   /** Registers an instance, or replaces the fields of the one with its id; returns it. */
@@ -309,9 +333,9 @@ export class Registry {
 
   /** The instance with its status. */
   get(id, now) {
-    const state = this.#core.get(text("id", id), time(now));
-    freezeInstance(state.instance);
-    return state;
+    const [slot, stale, status] = JSON.parse(this.#core.get(text("id", id), time(now)));
+    if (stale) this.#reset();
+    return camelCopy(status, { instance: this.#instances[slot] ?? this.#instance(slot) });
   }
 
   /**
@@ -406,7 +430,7 @@ export class Registry {
 
   /** Advances the clock; returns the events that produced (expiries, evictions…). */
   tick(now) {
-    return this.#core.tick(time(now)) === 0 ? [] : this.#core.takeTickEvents();
+    return this.#core.tick(time(now)) === 0 ? [] : JSON.parse(this.#core.takeTickEvents());
   }
 
   /** The earliest time at which `tick` would change anything, or null. */
@@ -416,19 +440,19 @@ export class Registry {
 
   /** Ids of the instances whose active check is due now (each then rescheduled). */
   dueChecks(now) {
-    return this.#core.dueChecks(time(now));
+    return JSON.parse(this.#core.dueChecks(time(now)));
   }
 
   /** Retained events with an index above `after`; `compacted` when some were dropped. */
   eventsSince(after = 0) {
     if (typeof after !== "number") throw new TypeError(`after must be a number, got ${describe(after)}`);
     if (!(after >= 0 && after <= Number.MAX_SAFE_INTEGER)) throw invalid("after", `${after} is not a valid event index`);
-    return this.#core.eventsSince(after);
+    return JSON.parse(this.#core.eventsSince(after));
   }
 
   /** Names of the services that have instances, in byte order. */
   services(now) {
-    return this.#core.services(time(now));
+    return JSON.parse(this.#core.services(time(now)));
   }
 
   /** Index of the last change to a service or any of its instances. */
@@ -443,7 +467,15 @@ export class Registry {
 
   /** Per-service counters and gauges. */
   serviceMetrics() {
-    return this.#core.serviceMetrics();
+    return JSON.parse(this.#core.serviceMetrics()).map(([service, counts, panic, counters]) => {
+      const { picks, ...rest } = counters;
+      return camelCopy(rest, {
+        service,
+        instances: Object.fromEntries(HEALTH_VALUES.map((h, i) => [h, counts[i]])),
+        panic,
+        picks: Object.fromEntries(STRATEGIES.map((s, i) => [s, picks[i]])),
+      });
+    });
   }
 
   /** The registry clock: the latest `now` seen. */
@@ -485,7 +517,7 @@ export class Registry {
   }
 
   #instance(slot) {
-    const instance = freezeInstance(this.#core.instanceAt(slot));
+    const instance = instanceOf(this.#core.instanceAt(slot));
     this.#instances[slot] = instance;
     return instance;
   }
