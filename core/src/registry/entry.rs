@@ -38,6 +38,10 @@ pub(crate) struct Entry {
     pub inflight: u64,
     /// Smooth-WRR state for picks with a tag or metadata filter.
     pub filtered_wrr: i64,
+    /// Smooth-WRR state carried across a candidate-table rebuild, valid
+    /// while `carry_mark` equals the registry's current rebuild number.
+    pub carry_wrr: i64,
+    pub carry_mark: u64,
 }
 
 impl Entry {
@@ -72,6 +76,8 @@ impl Entry {
             probation: false,
             inflight: 0,
             filtered_wrr: 0,
+            carry_wrr: 0,
+            carry_mark: 0,
         }
     }
 

@@ -116,6 +116,8 @@ pub struct Registry {
     pub(crate) lease_blocked: bool,
     pub(crate) membership_epoch: u64,
     pub(crate) metrics: RegistryMetrics,
+    /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
+    pub(crate) rebuilds: u64,
 }
 
 impl Registry {
@@ -145,6 +147,7 @@ impl Registry {
             lease_blocked: false,
             membership_epoch: 0,
             metrics: RegistryMetrics::default(),
+            rebuilds: 0,
         })
     }
 

@@ -2,8 +2,6 @@
 
 use std::borrow::Cow;
 
-use rustc_hash::FxHashMap;
-
 use super::service::Candidates;
 use super::{Handle, InstanceView, Registry, ServiceRef};
 use crate::balancer::AliasTable;
@@ -275,20 +273,29 @@ impl Registry {
         let panic = svc.panic;
         let chosen = self.eligible(&svc.members, panic, None);
         let old = std::mem::take(&mut self.services[idx as usize].candidates);
-        // Keyed by slot and generation: a slot freed and reused since the
-        // last build belongs to a newcomer, which starts from zero.
-        let carried: FxHashMap<(u32, u32), i64> = old
-            .slots
-            .iter()
-            .zip(&old.generations)
-            .zip(&old.current)
-            .map(|((&s, &g), &c)| ((s, g), c))
-            .collect();
+        // Carry each surviving candidate's state through its entry; a slot
+        // freed and reused since the last build fails the generation check,
+        // so a newcomer starts from zero.
+        self.rebuilds += 1;
+        let mark = self.rebuilds;
+        for ((&s, &g), &c) in old.slots.iter().zip(&old.generations).zip(&old.current) {
+            let slot = &mut self.slots[s as usize];
+            if slot.generation == g {
+                if let Some(entry) = slot.entry.as_deref_mut() {
+                    entry.carry_wrr = c;
+                    entry.carry_mark = mark;
+                }
+            }
+        }
         let current = chosen
             .iter()
             .map(|&s| {
-                let key = (s, self.slots[s as usize].generation);
-                carried.get(&key).copied().unwrap_or(0)
+                let entry = self.entry(s);
+                if entry.carry_mark == mark {
+                    entry.carry_wrr
+                } else {
+                    0
+                }
             })
             .collect();
         let mut candidates = Candidates {
