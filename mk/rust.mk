@@ -15,5 +15,5 @@ rust-test: rust-lint
 	cargo run --quiet --release -p waypost-examples --bin fleet > /dev/null
 
 rust-bench:
-	cargo bench -p waypost --bench core
-	cargo bench -p waypost --bench scale
+	cargo bench -p waypost-bench --bench core
+	cargo bench -p waypost-bench --bench scale

@@ -1,0 +1,1 @@
+//! Benchmarks of the waypost core: see `benches/`.
