@@ -1,6 +1,6 @@
 """Runs the shared scenario files (SPEC.md §9) through the public Python API.
 
-Mirrors the reference runner (core/tests/scenarios.rs) step for step: the
+Mirrors the reference runner (tests/rust/tests/scenarios.rs) step for step: the
 same defaults (seed 0, ``at`` carried over, ``events`` = events since the
 previous ``events`` step), the same transcript lines, the same checks.
 """

@@ -13,7 +13,7 @@ use waypost::{
 fn scenario_dir() -> PathBuf {
     match std::env::var_os("WAYPOST_SCENARIOS") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"),
     }
 }
 

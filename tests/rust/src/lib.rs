@@ -1,0 +1,1 @@
+//! The Rust scenario runner lives in `tests/scenarios.rs`.
