@@ -24,7 +24,7 @@ use waypost::{
 };
 
 use error::{check, invalid, js_error};
-use shapes::{filter_from_json, instance_fields, ms, to_json};
+use shapes::{filter, instance_fields, ms, to_json};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
@@ -260,7 +260,8 @@ impl RegistryCore {
         self.pick_code(result)
     }
 
-    /// `pickIndex` with a key, zone and tag/meta filter (JSON).
+    /// `pickIndex` with a key, zone, required tags and required metadata
+    /// (`[key, value, key, value, ...]`).
     #[wasm_bindgen(js_name = pickWith)]
     pub fn pick_with(
         &mut self,
@@ -268,13 +269,14 @@ impl RegistryCore {
         strategy: u8,
         key: Option<String>,
         zone: Option<String>,
-        filter_json: Option<String>,
+        tags: Option<Vec<String>>,
+        meta: Option<Vec<String>>,
         now: f64,
     ) -> Result<i32, JsValue> {
         let options = PickOptions {
             key,
             zone,
-            filter: filter_from_json(filter_json)?,
+            filter: filter(tags, meta)?,
         };
         let result = match Strategy::from_u8(strategy) {
             Some(s) => self
@@ -294,13 +296,14 @@ impl RegistryCore {
         strategy: u8,
         key: Option<String>,
         zone: Option<String>,
-        filter_json: Option<String>,
+        tags: Option<Vec<String>>,
+        meta: Option<Vec<String>>,
         now: f64,
     ) -> Result<i32, JsValue> {
         let options = PickOptions {
             key,
             zone,
-            filter: filter_from_json(filter_json)?,
+            filter: filter(tags, meta)?,
         };
         let result = match Strategy::from_u8(strategy) {
             Some(s) => self.inner.pick(service, s, &options, ms(now)),
@@ -323,12 +326,13 @@ impl RegistryCore {
         &mut self,
         service: &str,
         all: bool,
-        filter_json: Option<String>,
+        tags: Option<Vec<String>>,
+        meta: Option<Vec<String>>,
         now: f64,
     ) -> Result<Vec<u32>, JsValue> {
         let options = DiscoverOptions {
             all,
-            filter: filter_from_json(filter_json)?,
+            filter: filter(tags, meta)?,
         };
         let generations = &mut self.generations;
         let found = check(self.inner.discover(service, &options, ms(now)))?;

@@ -2,11 +2,10 @@
 //! in the core's own wire forms (the facade parses it and reshapes keys);
 //! instances, fetched once per slot whenever the facade's cache is rebuilt,
 //! travel as a positional array, which is cheaper to make than to parse.
-//! The conversions of JSON arguments the facade sends live here too.
+//! The conversion of the facade's filter arguments lives here too.
 
 use js_sys::Array;
 use serde::Serialize;
-use serde_json::Value;
 use wasm_bindgen::JsValue;
 use waypost::{Filter, Instance};
 
@@ -45,33 +44,20 @@ pub fn instance_fields(i: &Instance) -> Array {
     .collect()
 }
 
-/// Parses the facade's filter document `{"tags": [...], "meta": {...}}`.
-/// The facade has already checked every element's type; these checks keep
-/// a direct caller from getting anything but an `invalid_argument` error.
-pub fn filter_from_json(text: Option<String>) -> Result<Filter, JsValue> {
-    let Some(text) = text else {
-        return Ok(Filter::default());
+/// A filter from the facade's required tags and metadata pairs, the latter
+/// flattened as `[key, value, key, value, ...]`.
+pub fn filter(tags: Option<Vec<String>>, meta: Option<Vec<String>>) -> Result<Filter, JsValue> {
+    let mut filter = Filter {
+        tags: tags.unwrap_or_default(),
+        meta: Vec::new(),
     };
-    let bad = || invalid("invalid argument `filter`: tags must be strings, meta an object of strings");
-    let value: Value = serde_json::from_str(&text).map_err(|_| bad())?;
-    let mut filter = Filter::default();
-    match value.get("tags") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tags)) => {
-            for tag in tags {
-                filter.tags.push(tag.as_str().ok_or_else(bad)?.to_owned());
-            }
-        }
-        Some(_) => return Err(bad()),
+    let meta = meta.unwrap_or_default();
+    if meta.len() % 2 != 0 {
+        return Err(invalid("invalid argument `meta`: must be key, value pairs"));
     }
-    match value.get("meta") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(meta)) => {
-            for (k, v) in meta {
-                filter.meta.push((k.clone(), v.as_str().ok_or_else(bad)?.to_owned()));
-            }
-        }
-        Some(_) => return Err(bad()),
+    let mut pairs = meta.into_iter();
+    while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
+        filter.meta.push((k, v));
     }
     Ok(filter)
 }

@@ -153,8 +153,11 @@ function strategyCode(strategy) {
   throw invalid("strategy", `unknown strategy \`${strategy}\` (one of ${STRATEGIES.join(", ")})`);
 }
 
-/** The filter document the core reads, or undefined when there is none. */
-function filterJson(options) {
+/**
+ * The filter the core reads, `[tags, metaPairs]` (metadata flattened as
+ * key, value, key, value...), or undefined when there is none.
+ */
+function filterOf(options) {
   const { tags, meta } = options;
   if (tags === undefined && meta === undefined) return undefined;
   if (tags !== undefined) {
@@ -163,13 +166,17 @@ function filterJson(options) {
     }
     if (!tags.every((tag) => typeof tag === "string")) throw invalid("tags", "must be strings");
   }
+  let pairs;
   if (meta !== undefined) {
     record("meta", meta);
+    pairs = [];
     for (const key of Object.keys(meta)) {
-      if (typeof meta[key] !== "string") throw invalid(`meta.${key}`, "must be a string");
+      const value = meta[key];
+      if (typeof value !== "string") throw invalid(`meta.${key}`, "must be a string");
+      pairs.push(key, value);
     }
   }
-  return json("filter", { tags, meta });
+  return [tags, pairs];
 }
 
 /** 53 bits of host entropy, for a registry created without a seed. */
@@ -359,20 +366,22 @@ export class Registry {
       r = core.pickIndex(ref, code, t);
     } else {
       text("service", service);
-      let key, zone, filter;
+      let key, zone;
+      let filter = [];
       if (options !== undefined) {
         record("options", options);
         key = options.key;
         zone = options.zone;
         if (key !== undefined) text("key", key);
         if (zone !== undefined) text("zone", zone);
-        filter = filterJson(options);
+        filter = filterOf(options) ?? filter;
       }
+      const [tags, meta] = filter;
       if (ref === undefined) {
-        r = core.pickNamed(service, code, key, zone, filter, t);
+        r = core.pickNamed(service, code, key, zone, tags, meta, t);
         if (r >= 0) this.#refs.set(service, core.serviceRef(service));
       } else {
-        r = core.pickWith(ref, code, key, zone, filter, t);
+        r = core.pickWith(ref, code, key, zone, tags, meta, t);
       }
     }
     if (r < 0) throw core.takeError();
@@ -397,7 +406,7 @@ export class Registry {
     if (options !== undefined) {
       record("options", options);
       if (options.all !== undefined) all = flag("all", options.all);
-      filter = filterJson(options);
+      filter = filterOf(options);
     }
     const t = time(now);
     const memo = filter === undefined ? (all ? this.#listedAll : this.#listed) : undefined;
@@ -408,7 +417,7 @@ export class Registry {
         return { instances: last.instances.slice(), health: last.health.slice(), panic: last.panic };
       }
     }
-    const out = this.#core.discover(service, all, filter, t);
+    const out = this.#core.discover(service, all, filter?.[0], filter?.[1], t);
     if (out[0] & 2) this.#reset();
     const n = out.length - 1;
     const instances = new Array(n);
