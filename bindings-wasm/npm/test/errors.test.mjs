@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Registry, WaypostError, ERROR_CODES } from "../dist/node.js";
+import { RegistryCore } from "../dist/waypost_wasm.js";
 
 function fresh() {
   const reg = new Registry({ ttlMs: 10_000, seed: 5, eventRetention: 4 });
@@ -148,4 +149,16 @@ test("a freed registry throws instead of trapping, and others live on", () => {
   a.free();
   assert.throws(() => a.pick("api", "random", 1), Error);
   assertUsable(b);
+});
+
+test("the core under the facade rejects unpaired filter metadata without trapping", () => {
+  const core = new RegistryCore('{"seed": 1}');
+  core.register('{"id": "a", "service": "api", "address": "h", "port": 1, "meta": {"k": "v"}}', 0);
+  assert.throws(
+    () => core.discover("api", false, undefined, ["k"], 1),
+    (e) => e instanceof WaypostError && e.code === "invalid_argument",
+  );
+  assert.equal(core.discover("api", false, undefined, ["k", "v"], 1).length, 2);
+  assert.equal(core.discover("api", false, undefined, ["k", "w"], 1).length, 1);
+  assert.equal(core.discover("api", false, undefined, undefined, 1).length, 2);
 });
