@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::instance::describe;
 
 /// One day in milliseconds: the upper bound of every duration setting.
 pub const DAY_MS: u64 = 86_400_000;
@@ -124,7 +125,10 @@ impl Config {
     pub fn set(&mut self, key: &str, value: &Value) -> Result<()> {
         let uint = |v: &Value| {
             v.as_u64().ok_or_else(|| {
-                Error::invalid(key, format!("must be a non-negative integer, got {v}"))
+                Error::invalid(
+                    key,
+                    format!("must be a non-negative integer, got {}", describe(v)),
+                )
             })
         };
         let u32_of = |v: &Value| {
@@ -133,8 +137,9 @@ impl Config {
             })
         };
         let ratio = |v: &Value| {
-            v.as_f64()
-                .ok_or_else(|| Error::invalid(key, format!("must be a number, got {v}")))
+            v.as_f64().ok_or_else(|| {
+                Error::invalid(key, format!("must be a number, got {}", describe(v)))
+            })
         };
         match key {
             "ttl_ms" => self.ttl_ms = uint(value)?,
@@ -171,7 +176,7 @@ impl Config {
         }
         fn ratio(key: &str, v: f64) -> Result<()> {
             if !(0.0..=1.0).contains(&v) {
-                return Err(Error::invalid(key, format!("{v} is outside 0.0..=1.0")));
+                return Err(Error::invalid(key, "must be within 0.0..=1.0"));
             }
             Ok(())
         }

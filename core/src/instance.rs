@@ -101,7 +101,10 @@ impl InstanceSpec {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(Error::invalid(key, format!("must be a string, got {v}"))),
+                Some(v) => Err(Error::invalid(
+                    key,
+                    format!("must be a string, got {}", describe(v)),
+                )),
             }
         }
         fn required(map: &Map<String, Value>, key: &str) -> Result<String> {
@@ -114,7 +117,7 @@ impl InstanceSpec {
                     Some(n) if n <= max => Ok(Some(n)),
                     _ => Err(Error::invalid(
                         key,
-                        format!("must be an integer in 0..={max}, got {v}"),
+                        format!("must be an integer in 0..={max}, got {}", describe(v)),
                     )),
                 },
             }
@@ -237,6 +240,24 @@ const INSTANCE_KEYS: [&str; 11] = [
     "ttl_ms",
     "check_interval_ms",
 ];
+
+/// A JSON value as an error message shows it: integers as they are, other
+/// values by kind (printing arbitrary JSON and floats would pull the whole
+/// formatting machinery into the WebAssembly module).
+pub(crate) fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(i)) => i.to_string(),
+            _ => "a number with a fraction".into(),
+        },
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
 
 /// Checks a name-like string: 1..=max bytes, no control characters.
 pub(crate) fn check_name(field: &str, value: &str, max: usize) -> Result<()> {

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventLog};
 use crate::health::{CheckStatus, Health, HealthInputs};
-use crate::instance::{Instance, InstanceSpec};
+use crate::instance::{describe, Instance, InstanceSpec};
 use crate::metrics::{RegistryMetrics, ServiceMetrics};
 use crate::registry::{Entry, Registry, Service, Slot};
 use crate::rng::Rng;
@@ -98,8 +98,9 @@ impl Fields {
                 path: path.to_owned(),
             }),
             other => Err(bad(format!(
-                "{}: expected an object, got {other}",
-                Self::name(path)
+                "{}: expected an object, got {}",
+                Self::name(path),
+                describe(&other)
             ))),
         }
     }
@@ -139,7 +140,10 @@ impl Fields {
                 .enumerate()
                 .map(|(i, v)| (format!("{path}[{i}]"), v))
                 .collect()),
-            other => Err(bad(format!("{path}: expected an array, got {other}"))),
+            other => Err(bad(format!(
+                "{path}: expected an array, got {}",
+                describe(&other)
+            ))),
         }
     }
 
@@ -169,7 +173,12 @@ impl SnapshotDoc {
             Value::Object(map) => {
                 Config::from_map(&map).map_err(|e| bad(format!("config: {e}")))?
             }
-            other => return Err(bad(format!("config: expected an object, got {other}"))),
+            other => {
+                return Err(bad(format!(
+                    "config: expected an object, got {}",
+                    describe(&other)
+                )))
+            }
         };
         let mut doc = SnapshotDoc {
             format,
@@ -204,8 +213,9 @@ impl SnapshotDoc {
                     .map_err(|e| bad(format!("{}: {e}", f.at("instance"))))?,
                 other => {
                     return Err(bad(format!(
-                        "{}: expected an object, got {other}",
-                        f.at("instance")
+                        "{}: expected an object, got {}",
+                        f.at("instance"),
+                        describe(&other)
                     )))
                 }
             };
