@@ -262,6 +262,8 @@ impl RegistryCore {
 
     /// `pickIndex` with a key, zone, required tags and required metadata
     /// (`[key, value, key, value, ...]`).
+    // Flat arguments keep the JS boundary free of object conversions.
+    #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = pickWith)]
     pub fn pick_with(
         &mut self,
@@ -289,6 +291,8 @@ impl RegistryCore {
 
     /// `pickWith` by service name (the first pick of a service: the facade
     /// takes a reference only once the service is known to exist).
+    // Flat arguments keep the JS boundary free of object conversions.
+    #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = pickNamed)]
     pub fn pick_named(
         &mut self,

@@ -52,7 +52,7 @@ pub fn filter(tags: Option<Vec<String>>, meta: Option<Vec<String>>) -> Result<Fi
         meta: Vec::new(),
     };
     let meta = meta.unwrap_or_default();
-    if meta.len() % 2 != 0 {
+    if !meta.len().is_multiple_of(2) {
         return Err(invalid("invalid argument `meta`: must be key, value pairs"));
     }
     let mut pairs = meta.into_iter();
