@@ -453,22 +453,15 @@ impl Registry {
             }
             Strategy::ConsistentHash => {
                 let bucket = key_bucket(key.unwrap_or(""));
-                if c.ramp_until > self.clock {
-                    let slots = &self.slots;
-                    rendezvous(
-                        bucket,
-                        c.slots.iter().zip(&c.weights).map(|(&s, &w)| {
-                            (slots[s as usize].entry.as_ref().map_or(0, |e| e.id_hash), w)
-                        }),
-                    )?
-                } else {
-                    if c.buckets.is_empty() {
-                        c.buckets = vec![u32::MAX; 1 << BUCKET_BITS];
-                    }
-                    let cached = c.buckets[bucket as usize];
-                    if cached != u32::MAX {
-                        cached as usize
-                    } else {
+                // Bucket winners are remembered unless slow start is still
+                // moving the weights.
+                let memo = c.ramp_until <= self.clock;
+                if memo && c.buckets.is_empty() {
+                    c.buckets = vec![u32::MAX; 1 << BUCKET_BITS];
+                }
+                match c.buckets.get(bucket as usize) {
+                    Some(&cached) if memo && cached != u32::MAX => cached as usize,
+                    _ => {
                         let slots = &self.slots;
                         let pos = rendezvous(
                             bucket,
@@ -476,7 +469,9 @@ impl Registry {
                                 (slots[s as usize].entry.as_ref().map_or(0, |e| e.id_hash), w)
                             }),
                         )?;
-                        c.buckets[bucket as usize] = pos as u32;
+                        if memo {
+                            c.buckets[bucket as usize] = pos as u32;
+                        }
                         pos
                     }
                 }
