@@ -125,6 +125,21 @@ impl PyRegistry {
         dict.set_item(key, value)
     }
 
+    /// One core call on an instance named by id: convert the id, then `now`,
+    /// make the call under the lock, map the error.
+    fn on_id(
+        &self,
+        py: Python<'_>,
+        id: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+        op: impl FnOnce(&mut Registry, &str, u64) -> waypost::Result<()>,
+    ) -> PyResult<()> {
+        let id = string(id, "id")?;
+        let now = now_arg(py, now)?;
+        let r = self.with(py, |st| op(&mut st.reg, &id, now))?;
+        errors::check(py, r)
+    }
+
     /// An id-taking call with a fast path by cached handle. `fast` must be
     /// the handle form of `slow`; a stale handle falls back to the id.
     fn by_id(
@@ -451,10 +466,7 @@ impl PyRegistry {
         id: &Bound<'_, PyAny>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let id = string(id, "id")?;
-        let now = now_arg(py, now)?;
-        let r = self.with(py, |st| st.reg.deregister(&id, now))?;
-        errors::check(py, r)
+        self.on_id(py, id, now, |r, id, now| r.deregister(id, now))
     }
 
     /// Renews an instance's lease (an expired one recovers).
@@ -483,10 +495,7 @@ impl PyRegistry {
         on: bool,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let id = string(id, "id")?;
-        let now = now_arg(py, now)?;
-        let r = self.with(py, |st| st.reg.drain(&id, on, now))?;
-        errors::check(py, r)
+        self.on_id(py, id, now, |r, id, now| r.drain(id, on, now))
     }
 
     /// Records the result of an active check the host ran.
@@ -532,10 +541,7 @@ impl PyRegistry {
         id: &Bound<'_, PyAny>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let id = string(id, "id")?;
-        let now = now_arg(py, now)?;
-        let r = self.with(py, |st| st.reg.begin(&id, now))?;
-        errors::check(py, r)
+        self.on_id(py, id, now, |r, id, now| r.begin(id, now))
     }
 
     /// Marks a call to an instance as finished.
@@ -546,10 +552,7 @@ impl PyRegistry {
         id: &Bound<'_, PyAny>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let id = string(id, "id")?;
-        let now = now_arg(py, now)?;
-        let r = self.with(py, |st| st.reg.end(&id, now))?;
-        errors::check(py, r)
+        self.on_id(py, id, now, |r, id, now| r.end(id, now))
     }
 
     /// The instance with this id and its status.
