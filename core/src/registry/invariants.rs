@@ -22,7 +22,7 @@ impl Registry {
                 continue;
             };
             total += 1;
-            if self.by_id.get(&*e.instance.id) != Some(&(slot as u32)) {
+            if self.by_id.get(&e.instance.id) != Some(&(slot as u32)) {
                 return Err(format!(
                     "by_id does not map `{}` to slot {slot}",
                     e.instance.id

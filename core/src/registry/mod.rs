@@ -2,6 +2,7 @@
 
 mod entry;
 mod invariants;
+mod names;
 pub(crate) mod entry_status {
     pub use super::entry::InstanceStatus;
 }
@@ -14,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use names::NameIndex;
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
@@ -97,9 +98,9 @@ pub struct Registry {
     pub(crate) rng: Rng,
     pub(crate) slots: Vec<Slot>,
     pub(crate) free: Vec<u32>,
-    pub(crate) by_id: FxHashMap<Arc<str>, u32>,
+    pub(crate) by_id: NameIndex,
     pub(crate) services: Vec<Service>,
-    pub(crate) service_by_name: FxHashMap<Arc<str>, u32>,
+    pub(crate) service_by_name: NameIndex,
     pub(crate) leases: BinaryHeap<Timer>,
     pub(crate) ejections: BinaryHeap<Timer>,
     pub(crate) checks: BinaryHeap<Timer>,
@@ -134,9 +135,9 @@ impl Registry {
             clock: 0,
             slots: Vec::new(),
             free: Vec::new(),
-            by_id: FxHashMap::default(),
+            by_id: NameIndex::default(),
             services: Vec::new(),
-            service_by_name: FxHashMap::default(),
+            service_by_name: NameIndex::default(),
             leases: BinaryHeap::new(),
             ejections: BinaryHeap::new(),
             checks: BinaryHeap::new(),
@@ -542,7 +543,7 @@ impl Registry {
         let slot_ref = &mut self.slots[slot as usize];
         slot_ref.generation = slot_ref.generation.wrapping_add(1);
         self.free.push(slot);
-        self.by_id.remove(&*entry.instance.id);
+        self.by_id.remove(&entry.instance.id);
         self.total -= 1;
         if !entry.inputs.draining {
             self.non_draining -= 1;
