@@ -205,7 +205,21 @@ impl Registry {
         self.pick_at(service.0, strategy, options)
     }
 
+    #[inline]
     fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
+        // The common pick has no options: nothing to check.
+        if options.key.is_none()
+            && options.zone.is_none()
+            && options.filter.is_empty()
+            && strategy != Strategy::ConsistentHash
+        {
+            return Ok(());
+        }
+        Self::validate_pick_options(strategy, options)
+    }
+
+    #[inline(never)]
+    fn validate_pick_options(strategy: Strategy, options: &PickOptions) -> Result<()> {
         if strategy == Strategy::ConsistentHash && options.key.is_none() {
             return Err(Error::invalid("key", "consistent_hash needs a key"));
         }
@@ -438,7 +452,10 @@ impl Registry {
             Strategy::RoundRobin => svc.rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
             Strategy::WeightedRandom => c.alias.draw(&mut self.rng)?,
-            Strategy::WeightedRoundRobin => smooth_wrr(&c.weights, &mut c.current)?,
+            Strategy::WeightedRoundRobin => {
+                let total = c.prefix.last().copied().unwrap_or(0);
+                smooth_wrr(&c.weights, &mut c.current, total)?
+            }
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
                 let slots = &self.slots;
@@ -515,26 +532,29 @@ impl Registry {
                     .collect();
                 weighted_draw(&mut self.rng, &prefix)?
             }
-            Strategy::WeightedRoundRobin => match &subset {
-                Subset::Positions(p) => {
-                    let c = &mut self.services[idx as usize].candidates;
-                    let mut current: Vec<i64> = p.iter().map(|&i| c.current[i]).collect();
-                    let pos = smooth_wrr(&weights, &mut current)?;
-                    for (&i, v) in p.iter().zip(current) {
-                        c.current[i] = v;
+            Strategy::WeightedRoundRobin => {
+                let total: u64 = weights.iter().sum();
+                match &subset {
+                    Subset::Positions(p) => {
+                        let c = &mut self.services[idx as usize].candidates;
+                        let mut current: Vec<i64> = p.iter().map(|&i| c.current[i]).collect();
+                        let pos = smooth_wrr(&weights, &mut current, total)?;
+                        for (&i, v) in p.iter().zip(current) {
+                            c.current[i] = v;
+                        }
+                        pos
                     }
-                    pos
-                }
-                Subset::Slots(s) => {
-                    let mut current: Vec<i64> =
-                        s.iter().map(|&x| self.entry(x).filtered_wrr).collect();
-                    let pos = smooth_wrr(&weights, &mut current)?;
-                    for (&x, v) in s.iter().zip(current) {
-                        self.entry_mut(x).filtered_wrr = v;
+                    Subset::Slots(s) => {
+                        let mut current: Vec<i64> =
+                            s.iter().map(|&x| self.entry(x).filtered_wrr).collect();
+                        let pos = smooth_wrr(&weights, &mut current, total)?;
+                        for (&x, v) in s.iter().zip(current) {
+                            self.entry_mut(x).filtered_wrr = v;
+                        }
+                        pos
                     }
-                    pos
                 }
-            },
+            }
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
                 let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).inflight).collect();

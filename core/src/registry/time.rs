@@ -141,13 +141,16 @@ impl Registry {
     }
 
     /// Moves the clock to `max(clock, now)` and applies everything due.
+    ///
+    /// Every operation starts here, so the common case (nothing due: two
+    /// heap peeks) is inlined into its caller and the rest stays out of line.
+    #[inline]
     pub(crate) fn advance(&mut self, now: u64) {
         let from = self.clock;
         if now > self.clock {
             self.clock = now;
         }
         let clock = self.clock;
-        // Fast path: nothing due (two heap peeks).
         let lease_top = if self.lease_blocked {
             u64::MAX
         } else {
@@ -155,9 +158,18 @@ impl Registry {
         };
         let ejection_top = self.ejections.peek().map_or(u64::MAX, |t| t.0 .0);
         if lease_top > clock && ejection_top > clock {
-            self.check_self_preservation_exit(clock);
+            if self.self_preservation && !self.lease_blocked {
+                self.check_self_preservation_exit(clock);
+            }
             return;
         }
+        self.apply_due(from, clock);
+    }
+
+    /// Applies every timer due at or before `clock`, in due order; `from`
+    /// is the clock before this advance.
+    #[inline(never)]
+    fn apply_due(&mut self, from: u64, clock: u64) {
         let mut batch: Vec<(Arc<str>, TimerKind, Timer)> = Vec::new();
         while let Some(due) = self.next_due() {
             if due > clock {
