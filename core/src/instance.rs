@@ -195,7 +195,10 @@ impl InstanceSpec {
             return Err(Error::invalid("tags", format!("more than {MAX_TAGS} tags")));
         }
         for (i, tag) in self.tags.iter().enumerate() {
-            check_name(&format!("tags[{i}]"), tag, 256)?;
+            // The field name is only spelled out for an error.
+            if check_name("", tag, 256).is_err() {
+                check_name(&format!("tags[{i}]"), tag, 256)?;
+            }
         }
         if self.meta.len() > MAX_META {
             return Err(Error::invalid(
@@ -205,7 +208,9 @@ impl InstanceSpec {
         }
         for (k, v) in &self.meta {
             check_name("meta key", k, 128)?;
-            check_text(&format!("meta.{k}"), v, 0, 512)?;
+            if check_text("", v, 0, 512).is_err() {
+                check_text(&format!("meta.{k}"), v, 0, 512)?;
+            }
         }
         if let Some(zone) = &self.zone {
             check_text("zone", zone, 0, 128)?;
@@ -270,6 +275,13 @@ fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()> {
             field,
             format!("length {} is outside {min}..={max} bytes", value.len()),
         ));
+    }
+    // Printable ASCII (the usual case) needs no character decoding.
+    if value
+        .bytes()
+        .fold(true, |ok, b| ok & (0x20..0x7f).contains(&b))
+    {
+        return Ok(());
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(Error::invalid(

@@ -628,3 +628,40 @@ fn the_registry_is_unchanged_by_every_kind_of_bad_call() {
     assert_eq!(reg.snapshot(), before, "a failed call changed the registry");
     assert_eq!(pick_id(&mut reg, "api", 0), "a");
 }
+
+// ----- text validation ---------------------------------------------------------
+
+fn code_and_message(result: waypost::Result<Handle>) -> (ErrorCode, String) {
+    let err = result.unwrap_err();
+    (err.code(), err.to_string())
+}
+
+#[test]
+fn control_characters_are_refused_in_every_text_field() {
+    let mut reg = registry(Config::default());
+    // C0, DEL and C1 (U+0085) are control characters; the rest is printable.
+    for bad in ["a\u{0}b", "tab\there", "del\u{7f}", "nel\u{85}x"] {
+        let (code, msg) = code_and_message(reg.register(InstanceSpec::new(bad, "svc", "h", 1), 0));
+        assert_eq!(code, ErrorCode::InvalidArgument, "{bad:?}");
+        assert!(
+            msg.contains("id") && msg.contains("control character"),
+            "{msg}"
+        );
+        let mut spec = InstanceSpec::new("ok", "svc", "h", 1);
+        spec.tags = vec!["fine".into(), bad.into()];
+        let (_, msg) = code_and_message(reg.register(spec, 0));
+        assert!(msg.contains("tags[1]"), "{msg}");
+        let mut spec = InstanceSpec::new("ok", "svc", "h", 1);
+        spec.meta.insert("k".into(), bad.into());
+        let (_, msg) = code_and_message(reg.register(spec, 0));
+        assert!(msg.contains("meta.k"), "{msg}");
+    }
+    assert_eq!(reg.len(), 0);
+    for good in ["café", "nbsp\u{a0}x", "emoji-🚀", "~!@#$%^&*()"] {
+        let mut spec = InstanceSpec::new(good, good, good, 1);
+        spec.tags = vec![good.into()];
+        spec.meta.insert("k".into(), good.into());
+        reg.register(spec, 0).unwrap();
+    }
+    assert_eq!(reg.len(), 4);
+}
