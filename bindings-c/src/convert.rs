@@ -8,6 +8,9 @@ use waypost_core::Filter;
 
 use crate::error::Failure;
 
+/// Strings up to this length are measured and checked inline by [`text`].
+const SHORT_TEXT: usize = 64;
+
 /// A required borrowed UTF-8 string argument.
 ///
 /// # Safety
@@ -15,6 +18,28 @@ use crate::error::Failure;
 pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
         return Err(Failure::null(name));
+    }
+    // Names on the hot paths (pick, heartbeat) are short ASCII: one pass
+    // finds the end and whether any byte is non-ASCII, so they skip the
+    // library strlen and UTF-8 validation calls. Anything else takes the
+    // general path below.
+    let mut len = 0usize;
+    let mut high = 0u8;
+    while len < SHORT_TEXT {
+        // SAFETY: NUL-terminated by the function contract, and this loop
+        // stops at the first NUL, so every byte read is inside the string.
+        let b = unsafe { *ptr.add(len) } as u8;
+        if b == 0 {
+            // SAFETY: `len` bytes before the NUL were just read.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+            if high < 0x80 {
+                // SAFETY: every byte is ASCII, which is valid UTF-8.
+                return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+            }
+            break;
+        }
+        high |= b;
+        len += 1;
     }
     // SAFETY: non-NULL, NUL-terminated by the function contract.
     let bytes = unsafe { CStr::from_ptr(ptr) };

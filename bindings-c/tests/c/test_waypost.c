@@ -175,6 +175,28 @@ static void test_lifecycle(void) {
   EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_heartbeat(reg, BAD_UTF8, 1, e));
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_heartbeat(reg, NULL, 1, e));
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_heartbeat(NULL, "a", 1, e));
+  {
+    /* Names are read inline up to 64 bytes, beyond that by the general
+     * path: non-ASCII and long names work on both sides, and invalid UTF-8
+     * is refused on both sides. */
+    char long_id[100], long_bad[100], short_bad[10];
+    memset(long_id, 'x', 80);
+    long_id[80] = 0;
+    memcpy(long_bad, long_id, sizeof long_id);
+    long_bad[70] = (char)0xc3; /* a lead byte followed by 'x': invalid */
+    memcpy(short_bad, "ab", 2);
+    short_bad[2] = (char)0xe2;
+    short_bad[3] = 0; /* truncated sequence right before the NUL */
+    EXPECT_OK(waypost_register(reg, long_id, "api", "10.0.0.9", 80, 0, NULL, e));
+    EXPECT_OK(waypost_heartbeat(reg, long_id, 1, e));
+    EXPECT_OK(waypost_register(reg, "caf\xc3\xa9", "api", "10.0.0.9", 80, 0, NULL, e));
+    EXPECT_OK(waypost_heartbeat(reg, "caf\xc3\xa9", 1, e));
+    EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_heartbeat(reg, "cafe", 1, e));
+    EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_heartbeat(reg, long_bad, 1, e));
+    EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_heartbeat(reg, short_bad, 1, e));
+    EXPECT_OK(waypost_deregister(reg, long_id, 1, e));
+    EXPECT_OK(waypost_deregister(reg, "caf\xc3\xa9", 1, e));
+  }
   EXPECT_OK(waypost_heartbeat_handle(reg, h, 1, e));
   EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_heartbeat_handle(reg, h + (1ULL << 32), 1, e));
   EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_heartbeat_handle(reg, 12345, 1, e));
