@@ -665,3 +665,30 @@ fn control_characters_are_refused_in_every_text_field() {
     }
     assert_eq!(reg.len(), 4);
 }
+
+#[test]
+fn picks_by_name_follow_the_name_when_services_alternate() {
+    let mut reg = registry(Config::default());
+    add(&mut reg, "a1", "api", 0);
+    add(&mut reg, "b1", "ap", 0);
+    add(&mut reg, "c1", "apj", 0);
+    let opts = PickOptions::default();
+    for (service, id) in [
+        ("api", "a1"),
+        ("api", "a1"),
+        ("ap", "b1"),
+        ("apj", "c1"),
+        ("api", "a1"),
+    ] {
+        assert_eq!(pick_id(&mut reg, service, 1), id, "{service}");
+    }
+    // A miss right after a hit, and a service that lost its last instance.
+    let err = reg.pick("apk", Strategy::RoundRobin, &opts, 1).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownService);
+    assert_eq!(pick_id(&mut reg, "ap", 1), "b1");
+    reg.deregister("b1", 2).unwrap();
+    let err = reg.pick("ap", Strategy::RoundRobin, &opts, 2).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownService);
+    add(&mut reg, "b2", "ap", 3);
+    assert_eq!(pick_id(&mut reg, "ap", 3), "b2");
+}

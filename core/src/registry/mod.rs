@@ -119,6 +119,11 @@ pub struct Registry {
     pub(crate) metrics: RegistryMetrics,
     /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
     pub(crate) rebuilds: u64,
+    /// The service the last by-name pick found (`u32::MAX`: none yet).
+    /// Callers usually pick from the same service over and over; checking
+    /// it first skips the hash lookup. Service indexes never change, so
+    /// it cannot go stale.
+    pub(crate) recent_service: u32,
 }
 
 impl Registry {
@@ -149,6 +154,7 @@ impl Registry {
             membership_epoch: 0,
             metrics: RegistryMetrics::default(),
             rebuilds: 0,
+            recent_service: u32::MAX,
         })
     }
 

@@ -112,7 +112,7 @@ impl Equivalent<Key> for Query<'_> {
 
 /// Byte equality without a library call: whole 8-byte words, then the tail.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::names::same_bytes;
 use super::service::Candidates;
 use super::{Handle, InstanceView, Registry, ServiceRef};
 use crate::balancer::AliasTable;
@@ -158,7 +159,7 @@ impl Registry {
     ) -> Result<Pick> {
         // A name found in the map was validated when it was registered, so
         // only a miss pays for validation (the hot path stays short).
-        let known = self.service_by_name.get(service).copied();
+        let known = self.find_service(service);
         if known.is_none() {
             check_name("service", service, 256)?;
         }
@@ -203,6 +204,23 @@ impl Registry {
             }
         }
         self.pick_at(service.0, strategy, options)
+    }
+
+    /// The index of the service named `name`, looking at the one found
+    /// last time before the name index.
+    #[inline]
+    fn find_service(&mut self, name: &str) -> Option<u32> {
+        let recent = self.recent_service;
+        if let Some(s) = self.services.get(recent as usize) {
+            if same_bytes(s.name.as_bytes(), name.as_bytes()) {
+                return Some(recent);
+            }
+        }
+        let found = self.service_by_name.get(name).copied();
+        if let Some(i) = found {
+            self.recent_service = i;
+        }
+        found
     }
 
     #[inline]
