@@ -119,7 +119,7 @@ pub struct Registry {
     pub(crate) metrics: RegistryMetrics,
     /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
     pub(crate) rebuilds: u64,
-    /// The service the last by-name pick found (`u32::MAX`: none yet).
+    /// The service the last by-name lookup found (`u32::MAX`: none yet).
     /// Callers usually pick from the same service over and over; checking
     /// it first skips the hash lookup. Service indexes never change, so
     /// it cannot go stale.
@@ -512,7 +512,7 @@ impl Registry {
     }
 
     fn service_index_or_insert(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.service_by_name.get(name) {
+        if let Some(i) = self.find_service(name) {
             return i;
         }
         let name: Arc<str> = Arc::from(name);

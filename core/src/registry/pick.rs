@@ -209,7 +209,7 @@ impl Registry {
     /// The index of the service named `name`, looking at the one found
     /// last time before the name index.
     #[inline]
-    fn find_service(&mut self, name: &str) -> Option<u32> {
+    pub(super) fn find_service(&mut self, name: &str) -> Option<u32> {
         let recent = self.recent_service;
         if let Some(s) = self.services.get(recent as usize) {
             if same_bytes(s.name.as_bytes(), name.as_bytes()) {
