@@ -336,6 +336,7 @@ proptest! {
                     owner.remove(&id(*i));
                 }
                 Op::Heartbeat(i) if ok => want.entry(owner[&id(*i)].clone()).or_default()[2] += 1,
+                Op::HeartbeatRaw(raw) if ok => want.entry(owner[raw].clone()).or_default()[2] += 1,
                 Op::Pick { service: s, .. } if !result.contains('_') => want.entry(service(*s)).or_default()[3] += 1,
                 _ => {}
             }
