@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use waypost_core::{CheckStatus, Handle, InstanceSpec};
 
-use crate::convert::{copy_into, opt_out, out, owned_json, text};
+use crate::convert::{copy_into, opt_out, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::registry::{deref, waypost_registry};
 
@@ -398,8 +398,7 @@ pub unsafe extern "C" fn waypost_get(
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let mut locked = reg.lock()?;
-        let json = locked.reg.get(id, now_ms)?.to_json_value();
-        *slot = owned_json(&json)?;
+        *slot = owned(locked.reg.get(id, now_ms)?.to_json())?;
         Ok(())
     })
 }
@@ -436,7 +435,7 @@ pub unsafe extern "C" fn waypost_instance(
                     format!("handle {handle} is not registered"),
                 )
             })?;
-        *slot = owned_json(&view.to_json_value())?;
+        *slot = owned(view.to_json())?;
         if let Some(epoch) = unsafe { opt_out(out_membership_epoch) } {
             *epoch = locked.reg.membership_epoch();
         }

@@ -2,10 +2,10 @@
 
 use std::ffi::c_char;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use waypost_core::{DiscoverOptions, Filter, Pick, PickOptions, Registry, ServiceRef, Strategy};
 
-use crate::convert::{filter_from_json, opt_text, out, owned_json, text};
+use crate::convert::{filter_from_json, opt_text, out, owned, owned_json, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
 use crate::registry::{deref, waypost_registry, Locked};
@@ -345,8 +345,7 @@ pub unsafe extern "C" fn waypost_discover(
         let options = unsafe { discover_options(options) }?;
         let mut locked = reg.lock()?;
         let found = locked.reg.discover(service, &options, now_ms)?;
-        let instances: Vec<Value> = found.iter().map(|v| v.to_json_value()).collect();
-        *slot = owned_json(&json!({"panic": found.panic, "instances": instances}))?;
+        *slot = owned(found.to_json())?;
         Ok(())
     })
 }

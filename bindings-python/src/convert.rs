@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
+use waypost::json::Json;
 use waypost::{CheckStatus, Filter, Strategy};
 
 use crate::errors;
@@ -216,19 +217,19 @@ pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<
 
 /// A Python value made of dicts, lists, tuples, str, int, float, bool and
 /// None, as JSON (for specs given as mappings).
-pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Value> {
+pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Json> {
     if obj.is_none() {
-        return Ok(Value::Null);
+        return Ok(Json::Null);
     }
     if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
+        return Ok(Json::Bool(b.is_true()));
     }
     if obj.is_instance_of::<PyInt>() {
         if let Ok(u) = obj.extract::<u64>() {
-            return Ok(Value::from(u));
+            return Ok(Json::from(u));
         }
         if let Ok(i) = obj.extract::<i64>() {
-            return Ok(Value::from(i));
+            return Ok(Json::from(i));
         }
         return Err(errors::invalid(
             py,
@@ -237,22 +238,24 @@ pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) ->
         ));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Number::from_f64(f.value())
-            .map(Value::Number)
-            .ok_or_else(|| errors::invalid(py, field, "must be a finite number"));
+        let f = f.value();
+        if !f.is_finite() {
+            return Err(errors::invalid(py, field, "must be a finite number"));
+        }
+        return Ok(Json::from(f));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+        return Ok(Json::String(s.to_cow()?.into_owned()));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
         for item in obj.try_iter()? {
             items.push(py_to_json(py, &item?, field)?);
         }
-        return Ok(Value::Array(items));
+        return Ok(Json::Array(items));
     }
     if let Ok(mapping) = obj.cast::<PyMapping>() {
-        return Ok(Value::Object(json_object(py, mapping, field)?));
+        return Ok(Json::Object(json_object(py, mapping, field)?));
     }
     Err(type_error(
         field,
@@ -265,13 +268,13 @@ pub(crate) fn json_object(
     py: Python<'_>,
     mapping: &Bound<'_, PyMapping>,
     field: &str,
-) -> PyResult<Map<String, Value>> {
-    let mut map = Map::new();
+) -> PyResult<Vec<(String, Json)>> {
+    let mut map = Vec::new();
     for item in mapping.items()?.iter() {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = string(&k, &format!("{field} key"))?;
         let value = py_to_json(py, &v, &key)?;
-        map.insert(key, value);
+        map.push((key, value));
     }
     Ok(map)
 }

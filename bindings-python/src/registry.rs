@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString};
-use serde_json::Value;
+use waypost::json::Json;
 use waypost::{
     Config, DiscoverOptions, Error, Filter, Handle, Health, InstanceSpec, PickOptions, Registry,
     ServiceRef, Strategy,
@@ -358,18 +358,16 @@ impl PyRegistry {
                 let f: f64 = value
                     .extract()
                     .map_err(|_| convert::type_error(key, "float", value))?;
-                match serde_json::Number::from_f64(f) {
-                    Some(n) => Value::Number(n),
-                    None => {
-                        return Err(errors::invalid(
-                            py,
-                            key,
-                            format!("{f} is not a finite number"),
-                        ))
-                    }
+                if !f.is_finite() {
+                    return Err(errors::invalid(
+                        py,
+                        key,
+                        format!("{f} is not a finite number"),
+                    ));
                 }
+                Json::from(f)
             } else {
-                Value::from(uint(py, value, key)?)
+                Json::from(uint(py, value, key)?)
             };
             errors::check(py, config.set(key, &json))?;
             seeded |= key == "seed";
@@ -453,7 +451,7 @@ impl PyRegistry {
             .cast::<PyMapping>()
             .map_err(|_| convert::type_error("spec", "a mapping", spec))?;
         let map = convert::json_object(py, mapping, "spec")?;
-        let spec = errors::check(py, InstanceSpec::from_map(&map))?;
+        let spec = errors::check(py, InstanceSpec::from_object(&map))?;
         let now = now_arg(py, now)?;
         self.register_core(py, spec, now)
     }

@@ -18,13 +18,14 @@ mod error;
 mod shapes;
 
 use wasm_bindgen::prelude::*;
+use waypost::json;
 use waypost::{
     CheckStatus, Config, DiscoverOptions, Event, Handle, Health, InstanceSpec, PickOptions,
     Registry, ServiceRef, Strategy, CONFIG_KEYS,
 };
 
 use error::{check, invalid, js_error};
-use shapes::{filter, instance_fields, ms, to_json};
+use shapes::{filter, instance_fields, ms, strings};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
@@ -120,7 +121,7 @@ impl RegistryCore {
 
     /// The configuration in force: JSON, snake_case keys.
     pub fn config(&self) -> Result<String, JsValue> {
-        to_json(self.inner.config())
+        Ok(self.inner.config().to_json())
     }
 
     /// Registers (or updates) an instance from a JSON object of SPEC §2
@@ -199,7 +200,12 @@ impl RegistryCore {
         let view = check(self.inner.get(id, ms(now)))?;
         let (handle, status) = (view.handle, view.status);
         let slot = self.note(handle);
-        to_json(&(slot, self.stale(), status))
+        let mut out = String::from("[");
+        json::write_u64(&mut out, slot.into());
+        out.push_str(if self.stale() != 0 { ",1," } else { ",0," });
+        out.push_str(&status.to_json());
+        out.push(']');
+        Ok(out)
     }
 
     /// `generation * 2^24 + slot` of a registered id, or -1 (also when the
@@ -376,13 +382,15 @@ impl RegistryCore {
     #[wasm_bindgen(js_name = takeTickEvents)]
     pub fn take_tick_events(&mut self) -> Result<String, JsValue> {
         let events = std::mem::take(&mut self.tick_events);
-        to_json(&events)
+        Ok(Event::list_to_json(&events))
     }
 
     /// Retained events after an index: a JSON array of wire-form events.
     #[wasm_bindgen(js_name = eventsSince)]
     pub fn events_since(&self, after: f64) -> Result<String, JsValue> {
-        to_json(&check(self.inner.events_since(ms(after)))?)
+        Ok(Event::list_to_json(&check(
+            self.inner.events_since(ms(after)),
+        )?))
     }
 
     /// When advancing the clock would next change state.
@@ -394,12 +402,12 @@ impl RegistryCore {
     /// Ids of the instances whose active check is due: a JSON array.
     #[wasm_bindgen(js_name = dueChecks)]
     pub fn due_checks(&mut self, now: f64) -> Result<String, JsValue> {
-        to_json(&self.inner.due_checks(ms(now)))
+        Ok(strings(&self.inner.due_checks(ms(now))))
     }
 
     /// Names of the services with instances: a JSON array.
     pub fn services(&mut self, now: f64) -> Result<String, JsValue> {
-        to_json(&self.inner.services(ms(now)))
+        Ok(strings(&self.inner.services(ms(now))))
     }
 
     /// Index of the last change to a service.
@@ -441,13 +449,17 @@ impl RegistryCore {
     /// strategy code).
     #[wasm_bindgen(js_name = serviceMetrics)]
     pub fn service_metrics(&self) -> Result<String, JsValue> {
-        let views = self.inner.service_metrics();
-        to_json(
-            &views
-                .iter()
-                .map(|v| (&v.service, v.instances, v.panic, &v.counters))
-                .collect::<Vec<_>>(),
-        )
+        let mut out = String::new();
+        json::write_array(&mut out, &self.inner.service_metrics(), |out, v| {
+            out.push('[');
+            json::write_str(out, &v.service);
+            out.push(',');
+            json::write_array(out, v.instances, |out, n| json::write_u64(out, n.into()));
+            out.push_str(if v.panic { ",true," } else { ",false," });
+            v.counters.write_json(out);
+            out.push(']');
+        });
+        Ok(out)
     }
 }
 

@@ -5,15 +5,16 @@
 //! The conversion of the facade's filter arguments lives here too.
 
 use js_sys::Array;
-use serde::Serialize;
 use wasm_bindgen::JsValue;
 use waypost::{Filter, Instance};
 
 use crate::error::invalid;
 
-/// A value as JSON text (the facade `JSON.parse`s it).
-pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, JsValue> {
-    serde_json::to_string(value).map_err(|_| invalid("value cannot be written as JSON"))
+/// A list of names as a JSON array (the facade `JSON.parse`s it).
+pub fn strings(names: &[std::sync::Arc<str>]) -> String {
+    let mut out = String::new();
+    waypost::json::write_array(&mut out, names, |out, s| waypost::json::write_str(out, s));
+    out
 }
 
 /// A registered instance as `[id, service, address, port, weight, tags,

@@ -1,10 +1,9 @@
 //! Registry configuration (SPEC §4) and its validation.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::instance::describe;
+use crate::json::{describe, Json, ObjectWriter};
 
 /// One day in milliseconds: the upper bound of every duration setting.
 pub const DAY_MS: u64 = 86_400_000;
@@ -95,21 +94,21 @@ impl Config {
     /// wrong type or one out of range; `invalid_argument` (`config`) when the
     /// text is not a JSON object.
     pub fn from_json(text: &str) -> Result<Config> {
-        let value: Value = serde_json::from_str(text)
+        let value = Json::parse(text)
             .map_err(|e| Error::invalid("config", format!("not valid JSON: {e}")))?;
         match value {
-            Value::Object(map) => Config::from_map(&map),
+            Json::Object(members) => Config::from_object(&members),
             _ => Err(Error::invalid("config", "must be a JSON object")),
         }
     }
 
-    /// Like [`Config::from_json`], from an already parsed JSON object.
+    /// Like [`Config::from_json`], from the members of a parsed JSON object.
     ///
     /// # Errors
     /// As [`Config::from_json`].
-    pub fn from_map(map: &Map<String, Value>) -> Result<Config> {
+    pub fn from_object(members: &[(String, Json)]) -> Result<Config> {
         let mut config = Config::default();
-        for (key, value) in map {
+        for (key, value) in members {
             config.set(key, value)?;
         }
         config.validate()?;
@@ -122,8 +121,8 @@ impl Config {
     /// # Errors
     /// `invalid_argument` naming the key when it is unknown or the value has
     /// the wrong type.
-    pub fn set(&mut self, key: &str, value: &Value) -> Result<()> {
-        let uint = |v: &Value| {
+    pub fn set(&mut self, key: &str, value: &Json) -> Result<()> {
+        let uint = |v: &Json| {
             v.as_u64().ok_or_else(|| {
                 Error::invalid(
                     key,
@@ -131,12 +130,12 @@ impl Config {
                 )
             })
         };
-        let u32_of = |v: &Value| {
+        let u32_of = |v: &Json| {
             uint(v).and_then(|n| {
                 u32::try_from(n).map_err(|_| Error::invalid(key, format!("{n} is too large")))
             })
         };
-        let ratio = |v: &Value| {
+        let ratio = |v: &Json| {
             v.as_f64().ok_or_else(|| {
                 Error::invalid(key, format!("must be a number, got {}", describe(v)))
             })
@@ -161,6 +160,39 @@ impl Config {
             _ => return Err(Error::invalid(key, "unknown configuration key")),
         }
         Ok(())
+    }
+
+    /// The configuration as a JSON object with every key (the wire form
+    /// every binding shares).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    pub(crate) fn write_json(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
+        w.u64("ttl_ms", self.ttl_ms);
+        w.u64("evict_after_ms", self.evict_after_ms);
+        w.u64("seed", self.seed);
+        w.u64("check_rise", self.check_rise.into());
+        w.u64("check_fall", self.check_fall.into());
+        w.u64("consecutive_failures", self.consecutive_failures.into());
+        w.u64("base_ejection_ms", self.base_ejection_ms);
+        w.u64("max_ejection_ms", self.max_ejection_ms);
+        w.u64("max_ejection_percent", self.max_ejection_percent.into());
+        w.f64("panic_threshold", self.panic_threshold);
+        w.u64("slow_start_ms", self.slow_start_ms);
+        w.f64(
+            "self_preservation_threshold",
+            self.self_preservation_threshold,
+        );
+        w.u64(
+            "self_preservation_min_instances",
+            self.self_preservation_min_instances.into(),
+        );
+        w.u64("event_retention", self.event_retention.into());
+        w.end();
     }
 
     /// Checks every value's range.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::health::Health;
+use crate::json::{write_array, ObjectWriter};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,6 +37,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in code order.
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Registered,
+        EventKind::Updated,
+        EventKind::Deregistered,
+        EventKind::HealthChanged,
+        EventKind::Evicted,
+        EventKind::PanicEntered,
+        EventKind::PanicExited,
+        EventKind::SelfPreservationEntered,
+        EventKind::SelfPreservationExited,
+    ];
+
     /// The stable name, e.g. `"health_changed"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -61,21 +75,10 @@ impl fmt::Display for EventKind {
 impl FromStr for EventKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        use EventKind::*;
-        [
-            Registered,
-            Updated,
-            Deregistered,
-            HealthChanged,
-            Evicted,
-            PanicEntered,
-            PanicExited,
-            SelfPreservationEntered,
-            SelfPreservationExited,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| Error::invalid("type", format!("unknown event type `{s}`")))
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::invalid("type", format!("unknown event type `{s}`")))
     }
 }
 
@@ -106,7 +109,37 @@ pub struct Event {
 impl Event {
     /// The event as a JSON object (the wire form every binding shares).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the wire form.
+    pub fn write_json(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
+        w.u64("index", self.index);
+        w.str("type", self.kind.as_str());
+        w.u64("at", self.at);
+        if let Some(id) = &self.id {
+            w.str("id", id);
+        }
+        if let Some(service) = &self.service {
+            w.str("service", service);
+        }
+        if let Some(from) = self.from {
+            w.str("from", from.as_str());
+        }
+        if let Some(to) = self.to {
+            w.str("to", to.as_str());
+        }
+        w.end();
+    }
+
+    /// A list of events as a JSON array of wire forms.
+    pub fn list_to_json(events: &[Event]) -> String {
+        let mut out = String::new();
+        write_array(&mut out, events, |out, e| e.write_json(out));
+        out
     }
 }
 

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::config::DAY_MS;
 use crate::error::{Error, Result};
+use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
 
 /// Most tags an instance may carry.
 pub const MAX_TAGS: usize = 64;
@@ -84,35 +84,35 @@ impl InstanceSpec {
     /// `invalid_argument` naming the field at fault (missing, unknown, wrong
     /// type or out of range).
     pub fn from_json(text: &str) -> Result<InstanceSpec> {
-        let value: Value = serde_json::from_str(text)
+        let value = Json::parse(text)
             .map_err(|e| Error::invalid("instance", format!("not valid JSON: {e}")))?;
         match value {
-            Value::Object(map) => InstanceSpec::from_map(&map),
+            Json::Object(members) => InstanceSpec::from_object(&members),
             _ => Err(Error::invalid("instance", "must be a JSON object")),
         }
     }
 
-    /// Like [`InstanceSpec::from_json`], from a parsed JSON object.
+    /// Like [`InstanceSpec::from_json`], from the members of a parsed JSON object.
     ///
     /// # Errors
     /// As [`InstanceSpec::from_json`].
-    pub fn from_map(map: &Map<String, Value>) -> Result<InstanceSpec> {
-        fn string(map: &Map<String, Value>, key: &str) -> Result<Option<String>> {
-            match map.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
+    pub fn from_object(map: &[(String, Json)]) -> Result<InstanceSpec> {
+        fn string(map: &[(String, Json)], key: &str) -> Result<Option<String>> {
+            match get(map, key) {
+                None | Some(Json::Null) => Ok(None),
+                Some(Json::String(s)) => Ok(Some(s.clone())),
                 Some(v) => Err(Error::invalid(
                     key,
                     format!("must be a string, got {}", describe(v)),
                 )),
             }
         }
-        fn required(map: &Map<String, Value>, key: &str) -> Result<String> {
+        fn required(map: &[(String, Json)], key: &str) -> Result<String> {
             string(map, key)?.ok_or_else(|| Error::invalid(key, "is required"))
         }
-        fn uint(map: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>> {
-            match map.get(key) {
-                None | Some(Value::Null) => Ok(None),
+        fn uint(map: &[(String, Json)], key: &str, max: u64) -> Result<Option<u64>> {
+            match get(map, key) {
+                None | Some(Json::Null) => Ok(None),
                 Some(v) => match v.as_u64() {
                     Some(n) if n <= max => Ok(Some(n)),
                     _ => Err(Error::invalid(
@@ -122,7 +122,7 @@ impl InstanceSpec {
                 },
             }
         }
-        for key in map.keys() {
+        for (key, _) in map {
             if !INSTANCE_KEYS.contains(&key.as_str()) {
                 return Err(Error::invalid(key.as_str(), "unknown instance field"));
             }
@@ -144,24 +144,24 @@ impl InstanceSpec {
         spec.ttl_ms = uint(map, "ttl_ms", u64::MAX)?;
         spec.check_interval_ms = uint(map, "check_interval_ms", u64::MAX)?;
         spec.zone = string(map, "zone")?;
-        match map.get("tags") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
+        match get(map, "tags") {
+            None | Some(Json::Null) => {}
+            Some(Json::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::String(s) => spec.tags.push(s.clone()),
+                        Json::String(s) => spec.tags.push(s.clone()),
                         _ => return Err(Error::invalid(format!("tags[{i}]"), "must be a string")),
                     }
                 }
             }
             Some(_) => return Err(Error::invalid("tags", "must be an array of strings")),
         }
-        match map.get("meta") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(entries)) => {
+        match get(map, "meta") {
+            None | Some(Json::Null) => {}
+            Some(Json::Object(entries)) => {
                 for (k, v) in entries {
                     match v {
-                        Value::String(s) => {
+                        Json::String(s) => {
                             spec.meta.insert(k.clone(), s.clone());
                         }
                         _ => return Err(Error::invalid(format!("meta.{k}"), "must be a string")),
@@ -172,6 +172,27 @@ impl InstanceSpec {
         }
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// The spec as a JSON object with the SPEC §2 field names (absent
+    /// optional fields left out): the wire form every binding shares.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let fields = Fields {
+            id: &self.id,
+            service: &self.service,
+            address: &self.address,
+            port: self.port,
+            weight: self.weight,
+            zone: self.zone.as_deref(),
+            priority: self.priority,
+            ttl_ms: self.ttl_ms,
+            check_interval_ms: self.check_interval_ms,
+        };
+        let mut tags = self.tags.iter().map(String::as_str);
+        let mut meta = self.meta.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        write_instance_open(&mut out, &fields, &mut tags, &mut meta).end();
+        out
     }
 
     /// Checks every SPEC §2 rule.
@@ -245,24 +266,6 @@ const INSTANCE_KEYS: [&str; 11] = [
     "ttl_ms",
     "check_interval_ms",
 ];
-
-/// A JSON value as an error message shows it: integers as they are, other
-/// values by kind (printing arbitrary JSON and floats would pull the whole
-/// formatting machinery into the WebAssembly module).
-pub(crate) fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(i)) => i.to_string(),
-            _ => "a number with a fraction".into(),
-        },
-        Value::String(_) => "a string".into(),
-        Value::Array(_) => "an array".into(),
-        Value::Object(_) => "an object".into(),
-    }
-}
 
 /// Checks a name-like string: 1..=max bytes, no control characters.
 pub(crate) fn check_name(field: &str, value: &str, max: usize) -> Result<()> {
@@ -403,6 +406,34 @@ impl Instance {
                 .all(|(k, v)| self.meta_get(k) == Some(v.as_str()))
     }
 
+    /// The instance in the wire form of [`InstanceSpec::to_json`].
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out, None);
+        out
+    }
+
+    /// Appends the wire form; `extra` writes further members (a status)
+    /// into the same object.
+    pub(crate) fn write_json(&self, out: &mut String, extra: Option<&dyn Fn(&mut ObjectWriter)>) {
+        let fields = Fields {
+            id: &self.id,
+            service: &self.service,
+            address: &self.address,
+            port: self.port,
+            weight: self.weight,
+            zone: self.zone.as_deref(),
+            priority: self.priority,
+            ttl_ms: self.ttl_ms,
+            check_interval_ms: self.check_interval_ms,
+        };
+        let mut w = write_instance_open(out, &fields, &mut self.tags(), &mut self.meta());
+        if let Some(extra) = extra {
+            extra(&mut w);
+        }
+        w.end();
+    }
+
     /// The spec this instance was registered with (normalised).
     pub fn to_spec(&self) -> InstanceSpec {
         InstanceSpec {
@@ -440,4 +471,50 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.meta.is_empty()
     }
+}
+
+/// The scalar fields of the instance wire form.
+struct Fields<'a> {
+    id: &'a str,
+    service: &'a str,
+    address: &'a str,
+    port: u16,
+    weight: u32,
+    zone: Option<&'a str>,
+    priority: u8,
+    ttl_ms: Option<u64>,
+    check_interval_ms: Option<u64>,
+}
+
+/// Writes the instance members in the order every binding sees them and
+/// leaves the object open.
+fn write_instance_open<'o>(
+    out: &'o mut String,
+    f: &Fields,
+    tags: &mut dyn Iterator<Item = &str>,
+    meta: &mut dyn Iterator<Item = (&str, &str)>,
+) -> ObjectWriter<'o> {
+    let mut w = ObjectWriter::new(out);
+    w.str("id", f.id);
+    w.str("service", f.service);
+    w.str("address", f.address);
+    w.u64("port", f.port.into());
+    w.u64("weight", f.weight.into());
+    write_array(w.key("tags"), tags, write_str);
+    let mut m = ObjectWriter::new(w.key("meta"));
+    for (k, v) in meta {
+        m.str(k, v);
+    }
+    m.end();
+    if let Some(zone) = f.zone {
+        w.str("zone", zone);
+    }
+    w.u64("priority", f.priority.into());
+    if let Some(ms) = f.ttl_ms {
+        w.u64("ttl_ms", ms);
+    }
+    if let Some(ms) = f.check_interval_ms {
+        w.u64("check_interval_ms", ms);
+    }
+    w
 }

@@ -29,10 +29,12 @@ mod error;
 mod events;
 mod health;
 mod instance;
+pub mod json;
 mod metrics;
 mod registry;
 mod rng;
 mod snapshot;
+mod sort;
 
 pub use balancer::{fnv1a64, Strategy};
 pub use config::{Config, CONFIG_KEYS, DAY_MS};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::balancer::Strategy;
 use crate::health::Health;
+use crate::json::{write_array, write_u64, ObjectWriter};
 use crate::Registry;
 
 /// Per-service counters.
@@ -27,6 +28,22 @@ pub struct ServiceMetrics {
     pub evictions: u64,
     /// Outlier ejections.
     pub ejections: u64,
+}
+
+impl ServiceMetrics {
+    /// Appends the wire form: `{"picks":[…by strategy code],"pick_failures":…}`.
+    pub fn write_json(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
+        write_array(w.key("picks"), self.picks, write_u64);
+        w.u64("pick_failures", self.pick_failures);
+        w.u64("registrations", self.registrations);
+        w.u64("deregistrations", self.deregistrations);
+        w.u64("heartbeats", self.heartbeats);
+        w.u64("expiries", self.expiries);
+        w.u64("evictions", self.evictions);
+        w.u64("ejections", self.ejections);
+        w.end();
+    }
 }
 
 /// Registry-wide counters.
@@ -77,7 +94,7 @@ impl Registry {
                 counters: s.metrics.clone(),
             })
             .collect();
-        views.sort_unstable_by(|a, b| a.service.cmp(&b.service));
+        crate::sort::sort_by(&mut views, |a, b| a.service < b.service);
         views
     }
 

@@ -1,20 +1,22 @@
 //! Snapshots (SPEC §7): the whole registry as one JSON document, and back.
+//!
+//! Both directions are written out field by field on the core's own JSON
+//! (no derived deserializers): every error names its path
+//! (`instances[3].state.health`), and the WebAssembly module stays small.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventLog};
+use crate::events::{Event, EventKind, EventLog};
 use crate::health::{CheckStatus, Health, HealthInputs};
-use crate::instance::{describe, Instance, InstanceSpec};
+use crate::instance::{Instance, InstanceSpec};
+use crate::json::{describe, write_array, write_i64, write_str, write_u64, Json, ObjectWriter};
 use crate::metrics::{RegistryMetrics, ServiceMetrics};
 use crate::registry::{Entry, Registry, Service, Slot};
 use crate::rng::Rng;
@@ -22,14 +24,11 @@ use crate::rng::Rng;
 /// The `format` string of every snapshot this version writes and reads.
 pub const SNAPSHOT_FORMAT: &str = "waypost.snapshot/1";
 
-#[derive(Serialize)]
 struct SnapshotDoc {
-    format: String,
     config: Config,
     clock: u64,
     last_index: u64,
-    /// xoshiro256++ state words as 16-digit hex (JSON numbers lose u64 precision in JavaScript).
-    rng: [String; 4],
+    rng: [u64; 4],
     self_preservation: bool,
     lease_blocked: bool,
     membership_epoch: u64,
@@ -39,7 +38,6 @@ struct SnapshotDoc {
     events: Vec<Event>,
 }
 
-#[derive(Serialize)]
 struct ServiceDoc {
     name: String,
     modify_index: u64,
@@ -50,14 +48,11 @@ struct ServiceDoc {
     metrics: ServiceMetrics,
 }
 
-#[derive(Serialize)]
 struct InstanceDoc {
     instance: InstanceSpec,
     state: StateDoc,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StateDoc {
     health: Health,
     inputs: HealthInputs,
@@ -78,41 +73,35 @@ struct StateDoc {
     filtered_wrr: i64,
 }
 
-fn bad(what: impl Into<String>) -> Error {
-    Error::InvalidSnapshot(what.into())
+#[cold]
+#[inline(never)]
+fn bad(what: String) -> Error {
+    Error::InvalidSnapshot(what)
 }
 
-/// A JSON object being taken apart field by field, so every error names
-/// its path (`instances[3].state.health`) without a path-tracking
-/// deserializer (which would double the code in the WebAssembly module).
+/// A JSON object being taken apart field by field.
 struct Fields {
-    map: Map<String, Value>,
+    members: Vec<(String, Json)>,
     path: String,
 }
 
 impl Fields {
-    fn of(value: Value, path: &str) -> Result<Fields> {
+    #[inline(never)]
+    fn of(value: Json, path: &str) -> Result<Fields> {
         match value {
-            Value::Object(map) => Ok(Fields {
-                map,
+            Json::Object(members) => Ok(Fields {
+                members,
                 path: path.to_owned(),
             }),
             other => Err(bad(format!(
                 "{}: expected an object, got {}",
-                Self::name(path),
+                if path.is_empty() { "document" } else { path },
                 describe(&other)
             ))),
         }
     }
 
-    fn name(path: &str) -> &str {
-        if path.is_empty() {
-            "document"
-        } else {
-            path
-        }
-    }
-
+    #[inline(never)]
     fn at(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()
@@ -121,21 +110,122 @@ impl Fields {
         }
     }
 
-    fn raw(&mut self, key: &str) -> Result<Value> {
-        self.map
-            .remove(key)
+    #[inline(never)]
+    fn expected(&self, key: &str, what: &str, got: &Json) -> Error {
+        bad(format!(
+            "{}: expected {what}, got {}",
+            self.at(key),
+            describe(got)
+        ))
+    }
+
+    /// Takes a member out (the last, if repeated); `None` when absent.
+    #[inline(never)]
+    fn optional(&mut self, key: &str) -> Option<Json> {
+        let mut found = None;
+        self.members.retain_mut(|(k, v)| {
+            if k == key {
+                found = Some(std::mem::replace(v, Json::Null));
+                false
+            } else {
+                true
+            }
+        });
+        found
+    }
+
+    #[inline(never)]
+    fn raw(&mut self, key: &str) -> Result<Json> {
+        self.optional(key)
             .ok_or_else(|| bad(format!("{}: missing field `{key}`", self.at(key))))
     }
 
-    fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<T> {
-        let value = self.raw(key)?;
-        serde_json::from_value(value).map_err(|e| bad(format!("{}: {e}", self.at(key))))
+    #[inline(never)]
+    fn object(&mut self, key: &str) -> Result<Fields> {
+        let path = self.at(key);
+        Fields::of(self.raw(key)?, &path)
     }
 
-    fn list(&mut self, key: &str) -> Result<Vec<(String, Value)>> {
+    #[inline(never)]
+    fn u64(&mut self, key: &str) -> Result<u64> {
+        let v = self.raw(key)?;
+        v.as_u64()
+            .ok_or_else(|| self.expected(key, "a non-negative integer", &v))
+    }
+
+    #[inline(never)]
+    fn u32(&mut self, key: &str) -> Result<u32> {
+        let n = self.u64(key)?;
+        u32::try_from(n).map_err(|_| bad(format!("{}: {n} is too large", self.at(key))))
+    }
+
+    #[inline(never)]
+    fn i64(&mut self, key: &str) -> Result<i64> {
+        let v = self.raw(key)?;
+        v.as_i64()
+            .ok_or_else(|| self.expected(key, "an integer", &v))
+    }
+
+    #[inline(never)]
+    fn bool(&mut self, key: &str) -> Result<bool> {
+        let v = self.raw(key)?;
+        v.as_bool()
+            .ok_or_else(|| self.expected(key, "a boolean", &v))
+    }
+
+    #[inline(never)]
+    fn string(&mut self, key: &str) -> Result<String> {
+        match self.raw(key)? {
+            Json::String(s) => Ok(s),
+            other => Err(self.expected(key, "a string", &other)),
+        }
+    }
+
+    #[inline(never)]
+    fn opt_u64(&mut self, key: &str) -> Result<Option<u64>> {
+        match self.optional(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.expected(key, "a non-negative integer or null", &v)),
+        }
+    }
+
+    #[inline(never)]
+    fn health(&mut self, key: &str) -> Result<Health> {
+        let name = self.string(key)?;
+        Health::ALL
+            .into_iter()
+            .find(|h| h.as_str() == name)
+            .ok_or_else(|| bad(format!("{}: unknown health `{name}`", self.at(key))))
+    }
+
+    #[inline(never)]
+    fn opt_health(&mut self, key: &str) -> Result<Option<Health>> {
+        match self.optional(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => {
+                self.members.push((key.to_owned(), v));
+                self.health(key).map(Some)
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn opt_str(&mut self, key: &str) -> Result<Option<String>> {
+        match self.optional(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.expected(key, "a string or null", &other)),
+        }
+    }
+
+    #[inline(never)]
+    fn list(&mut self, key: &str) -> Result<Vec<(String, Json)>> {
         let path = self.at(key);
         match self.raw(key)? {
-            Value::Array(items) => Ok(items
+            Json::Array(items) => Ok(items
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| (format!("{path}[{i}]"), v))
@@ -147,31 +237,134 @@ impl Fields {
         }
     }
 
+    #[inline(never)]
     fn done(self) -> Result<()> {
-        match self.map.keys().next() {
-            Some(key) => Err(bad(format!(
+        match self.members.first() {
+            Some((key, _)) => Err(bad(format!(
                 "{}: unknown field `{key}`",
-                Self::name(&self.path)
+                if self.path.is_empty() {
+                    "document"
+                } else {
+                    &self.path
+                }
             ))),
             None => Ok(()),
         }
     }
 }
 
+fn service_metrics(mut f: Fields) -> Result<ServiceMetrics> {
+    let path = f.at("picks");
+    let mut picks = [0u64; 7];
+    let items = f.list("picks")?;
+    if items.len() != picks.len() {
+        return Err(bad(format!(
+            "{path}: expected 7 counters, got {}",
+            items.len()
+        )));
+    }
+    for (slot, (item_path, v)) in picks.iter_mut().zip(items) {
+        *slot = v.as_u64().ok_or_else(|| {
+            bad(format!(
+                "{item_path}: expected a non-negative integer, got {}",
+                describe(&v)
+            ))
+        })?;
+    }
+    let m = ServiceMetrics {
+        picks,
+        pick_failures: f.u64("pick_failures")?,
+        registrations: f.u64("registrations")?,
+        deregistrations: f.u64("deregistrations")?,
+        heartbeats: f.u64("heartbeats")?,
+        expiries: f.u64("expiries")?,
+        evictions: f.u64("evictions")?,
+        ejections: f.u64("ejections")?,
+    };
+    f.done()?;
+    Ok(m)
+}
+
+fn event(mut f: Fields) -> Result<Event> {
+    let index = f.u64("index")?;
+    let kind_name = f.string("type")?;
+    let kind = EventKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == kind_name)
+        .ok_or_else(|| {
+            bad(format!(
+                "{}: unknown event type `{kind_name}`",
+                f.at("type")
+            ))
+        })?;
+    let e = Event {
+        index,
+        kind,
+        at: f.u64("at")?,
+        id: f.opt_str("id")?.map(Arc::from),
+        service: f.opt_str("service")?.map(Arc::from),
+        from: f.opt_health("from")?,
+        to: f.opt_health("to")?,
+    };
+    f.done()?;
+    Ok(e)
+}
+
+fn state(mut f: Fields) -> Result<StateDoc> {
+    let health = f.health("health")?;
+    let mut i = f.object("inputs")?;
+    let inputs = HealthInputs {
+        draining: i.bool("draining")?,
+        lease_expired: i.bool("lease_expired")?,
+        check_failing: i.bool("check_failing")?,
+        ejected: i.bool("ejected")?,
+        check_warning: i.bool("check_warning")?,
+    };
+    i.done()?;
+    let st = StateDoc {
+        health,
+        inputs,
+        last_renewal: f.u64("last_renewal")?,
+        registered_at: f.u64("registered_at")?,
+        healthy_since: f.u64("healthy_since")?,
+        modify_index: f.u64("modify_index")?,
+        revision: f.u64("revision")?,
+        check_pass_streak: f.u32("check_pass_streak")?,
+        check_fail_streak: f.u32("check_fail_streak")?,
+        last_check: match f.opt_str("last_check")? {
+            None => None,
+            Some(s) => Some(s.parse::<CheckStatus>().map_err(|_| {
+                bad(format!(
+                    "{}: unknown check status `{s}`",
+                    f.at("last_check")
+                ))
+            })?),
+        },
+        next_check_at: f.opt_u64("next_check_at")?,
+        failures: f.u32("failures")?,
+        ejections_in_row: f.u32("ejections_in_row")?,
+        ejected_until: f.u64("ejected_until")?,
+        probation: f.bool("probation")?,
+        inflight: f.u64("inflight")?,
+        filtered_wrr: f.i64("filtered_wrr")?,
+    };
+    f.done()?;
+    Ok(st)
+}
+
 impl SnapshotDoc {
     fn parse(json: &str) -> Result<SnapshotDoc> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| bad(format!("not a snapshot document: {e}")))?;
+        let value = Json::parse(json).map_err(|e| bad(format!("not a snapshot document: {e}")))?;
         let mut top = Fields::of(value, "")?;
-        let format: String = top.take("format")?;
+        let format = top.string("format")?;
         if format != SNAPSHOT_FORMAT {
             return Err(bad(format!(
                 "format: expected `{SNAPSHOT_FORMAT}`, got `{format}`"
             )));
         }
         let config = match top.raw("config")? {
-            Value::Object(map) => {
-                Config::from_map(&map).map_err(|e| bad(format!("config: {e}")))?
+            Json::Object(members) => {
+                Config::from_object(&members).map_err(|e| bad(format!("config: {e}")))?
             }
             other => {
                 return Err(bad(format!(
@@ -180,56 +373,97 @@ impl SnapshotDoc {
                 )))
             }
         };
+        let clock = top.u64("clock")?;
+        let last_index = top.u64("last_index")?;
+        let mut rng = [0u64; 4];
+        let words = top.list("rng")?;
+        if words.len() != 4 {
+            return Err(bad(format!("rng: expected 4 words, got {}", words.len())));
+        }
+        for (i, (_, w)) in words.into_iter().enumerate() {
+            rng[i] = w
+                .as_str()
+                .filter(|w| !w.is_empty() && w.len() <= 16)
+                .and_then(|w| u64::from_str_radix(w, 16).ok())
+                .ok_or_else(|| bad(format!("rng[{i}]: not a hex u64")))?;
+        }
         let mut doc = SnapshotDoc {
-            format,
             config,
-            clock: top.take("clock")?,
-            last_index: top.take("last_index")?,
-            rng: top.take("rng")?,
-            self_preservation: top.take("self_preservation")?,
-            lease_blocked: top.take("lease_blocked")?,
-            membership_epoch: top.take("membership_epoch")?,
-            metrics: top.take("metrics")?,
+            clock,
+            last_index,
+            rng,
+            self_preservation: top.bool("self_preservation")?,
+            lease_blocked: top.bool("lease_blocked")?,
+            membership_epoch: top.u64("membership_epoch")?,
+            metrics: {
+                let mut m = top.object("metrics")?;
+                let metrics = RegistryMetrics {
+                    unknown_service_picks: m.u64("unknown_service_picks")?,
+                };
+                m.done()?;
+                metrics
+            },
             services: Vec::new(),
             instances: Vec::new(),
             events: Vec::new(),
         };
         for (path, value) in top.list("services")? {
             let mut f = Fields::of(value, &path)?;
-            doc.services.push(ServiceDoc {
-                name: f.take("name")?,
-                modify_index: f.take("modify_index")?,
-                rr: f.take("rr")?,
-                panic: f.take("panic")?,
-                candidates: f.take("candidates")?,
-                metrics: f.take("metrics")?,
-            });
+            let name = f.string("name")?;
+            let modify_index = f.u64("modify_index")?;
+            let rr = f.u64("rr")?;
+            let panic = f.bool("panic")?;
+            let mut candidates = Vec::new();
+            for (item_path, item) in f.list("candidates")? {
+                match item.as_array() {
+                    Some([Json::String(id), current]) if current.as_i64().is_some() => {
+                        candidates.push((id.clone(), current.as_i64().unwrap_or_default()));
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "{item_path}: expected [id, integer], got {}",
+                            describe(&item)
+                        )))
+                    }
+                }
+            }
+            let metrics = service_metrics(f.object("metrics")?)?;
             f.done()?;
+            doc.services.push(ServiceDoc {
+                name,
+                modify_index,
+                rr,
+                panic,
+                candidates,
+                metrics,
+            });
         }
         for (path, value) in top.list("instances")? {
             let mut f = Fields::of(value, &path)?;
             let instance = match f.raw("instance")? {
-                Value::Object(map) => InstanceSpec::from_map(&map)
+                Json::Object(members) => InstanceSpec::from_object(&members)
                     .map_err(|e| bad(format!("{}: {e}", f.at("instance"))))?,
-                other => {
-                    return Err(bad(format!(
-                        "{}: expected an object, got {}",
-                        f.at("instance"),
-                        describe(&other)
-                    )))
-                }
+                other => return Err(f.expected("instance", "an object", &other)),
             };
-            let state = f.take("state")?;
+            let state = state(f.object("state")?)?;
             f.done()?;
             doc.instances.push(InstanceDoc { instance, state });
         }
         for (path, value) in top.list("events")? {
-            let event = serde_json::from_value(value).map_err(|e| bad(format!("{path}: {e}")))?;
-            doc.events.push(event);
+            doc.events.push(event(Fields::of(value, &path)?)?);
         }
         top.done()?;
         Ok(doc)
     }
+}
+
+fn write_hex(out: &mut String, w: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for i in (0..16).rev() {
+        out.push(char::from(HEX[((w >> (i * 4)) & 15) as usize]));
+    }
+    out.push('"');
 }
 
 impl Registry {
@@ -237,71 +471,87 @@ impl Registry {
     /// configuration, clock, event log, every instance with its lease, check
     /// and outlier state, and the balancer and RNG state.
     pub fn snapshot(&self) -> String {
-        let doc = SnapshotDoc {
-            format: SNAPSHOT_FORMAT.to_owned(),
-            config: self.config.clone(),
-            clock: self.clock,
-            last_index: self.events.last_index(),
-            rng: self.rng.state().map(|w| format!("{w:016x}")),
-            self_preservation: self.self_preservation,
-            lease_blocked: self.lease_blocked,
-            membership_epoch: self.membership_epoch,
-            metrics: self.metrics.clone(),
-            services: self
-                .services
+        let mut out = String::with_capacity(1024 + self.total as usize * 640);
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("format", SNAPSHOT_FORMAT);
+        self.config.write_json(w.key("config"));
+        w.u64("clock", self.clock);
+        w.u64("last_index", self.events.last_index());
+        write_array(w.key("rng"), self.rng.state(), write_hex);
+        w.bool("self_preservation", self.self_preservation);
+        w.bool("lease_blocked", self.lease_blocked);
+        w.u64("membership_epoch", self.membership_epoch);
+        let mut m = ObjectWriter::new(w.key("metrics"));
+        m.u64("unknown_service_picks", self.metrics.unknown_service_picks);
+        m.end();
+        write_array(w.key("services"), &self.services, |out, s| {
+            let mut w = ObjectWriter::new(out);
+            w.str("name", &s.name);
+            w.u64("modify_index", s.modify_index);
+            w.u64("rr", s.rr.count);
+            w.bool("panic", s.panic);
+            let table = &s.candidates;
+            let live = table
+                .slots
                 .iter()
-                .map(|s| ServiceDoc {
-                    name: s.name.to_string(),
-                    modify_index: s.modify_index,
-                    rr: s.rr.count,
-                    panic: s.panic,
-                    candidates: s
-                        .candidates
-                        .slots
-                        .iter()
-                        .zip(&s.candidates.generations)
-                        .zip(&s.candidates.current)
-                        .filter_map(|((&slot, &generation), &current)| {
-                            let e = self.live_entry(slot, generation)?;
-                            Some((e.instance.id.to_string(), current))
-                        })
-                        .collect(),
-                    metrics: s.metrics.clone(),
-                })
-                .collect(),
-            instances: self
-                .services
-                .iter()
-                .flat_map(|s| s.members.iter())
-                .map(|&slot| {
-                    let e = self.entry(slot);
-                    InstanceDoc {
-                        instance: e.instance.to_spec(),
-                        state: StateDoc {
-                            health: e.health,
-                            inputs: e.inputs,
-                            last_renewal: e.last_renewal,
-                            registered_at: e.registered_at,
-                            healthy_since: e.healthy_since,
-                            modify_index: e.modify_index,
-                            revision: e.revision,
-                            check_pass_streak: e.check_pass_streak,
-                            check_fail_streak: e.check_fail_streak,
-                            last_check: e.last_check,
-                            next_check_at: e.next_check_at,
-                            failures: e.failures,
-                            ejections_in_row: e.ejections_in_row,
-                            ejected_until: e.ejected_until,
-                            probation: e.probation,
-                            inflight: e.inflight,
-                            filtered_wrr: e.filtered_wrr,
-                        },
-                    }
-                })
-                .collect(),
-            events: self.events.retained().cloned().collect(),
-        };
-        serde_json::to_string(&doc).unwrap_or_default()
+                .zip(&table.generations)
+                .zip(&table.current)
+                .filter_map(|((&slot, &generation), &current)| {
+                    Some((self.live_entry(slot, generation)?, current))
+                });
+            write_array(w.key("candidates"), live, |out, (e, current)| {
+                out.push('[');
+                write_str(out, &e.instance.id);
+                out.push(',');
+                write_i64(out, current);
+                out.push(']');
+            });
+            s.metrics.write_json(w.key("metrics"));
+            w.end();
+        });
+        let members = self.services.iter().flat_map(|s| s.members.iter());
+        write_array(w.key("instances"), members, |out, &slot| {
+            let e = self.entry(slot);
+            let mut w = ObjectWriter::new(out);
+            e.instance.write_json(w.key("instance"), None);
+            let mut st = ObjectWriter::new(w.key("state"));
+            st.str("health", e.health.as_str());
+            let mut i = ObjectWriter::new(st.key("inputs"));
+            i.bool("draining", e.inputs.draining);
+            i.bool("lease_expired", e.inputs.lease_expired);
+            i.bool("check_failing", e.inputs.check_failing);
+            i.bool("ejected", e.inputs.ejected);
+            i.bool("check_warning", e.inputs.check_warning);
+            i.end();
+            st.u64("last_renewal", e.last_renewal);
+            st.u64("registered_at", e.registered_at);
+            st.u64("healthy_since", e.healthy_since);
+            st.u64("modify_index", e.modify_index);
+            st.u64("revision", e.revision);
+            st.u64("check_pass_streak", e.check_pass_streak.into());
+            st.u64("check_fail_streak", e.check_fail_streak.into());
+            match e.last_check {
+                Some(c) => st.str("last_check", c.as_str()),
+                None => st.key("last_check").push_str("null"),
+            }
+            match e.next_check_at {
+                Some(t) => write_u64(st.key("next_check_at"), t),
+                None => st.key("next_check_at").push_str("null"),
+            }
+            st.u64("failures", e.failures.into());
+            st.u64("ejections_in_row", e.ejections_in_row.into());
+            st.u64("ejected_until", e.ejected_until);
+            st.bool("probation", e.probation);
+            st.u64("inflight", e.inflight);
+            st.i64("filtered_wrr", e.filtered_wrr);
+            st.end();
+            w.end();
+        });
+        write_array(w.key("events"), self.events.retained(), |out, e| {
+            e.write_json(out)
+        });
+        w.end();
+        out
     }
 
     /// Builds a registry from a [`Registry::snapshot`] document; it behaves
@@ -311,23 +561,12 @@ impl Registry {
     /// `invalid_snapshot` saying what is wrong and where.
     pub fn restore(json: &str) -> Result<Registry> {
         let doc = SnapshotDoc::parse(json)?;
-        if doc.format != SNAPSHOT_FORMAT {
-            return Err(bad(format!(
-                "format: expected `{SNAPSHOT_FORMAT}`, got `{}`",
-                doc.format
-            )));
-        }
         doc.config
             .validate()
             .map_err(|e| bad(format!("config: {e}")))?;
-        let mut words = [0u64; 4];
-        for (i, w) in doc.rng.iter().enumerate() {
-            words[i] = u64::from_str_radix(w, 16)
-                .map_err(|_| bad(format!("rng[{i}]: `{w}` is not a hex u64")))?;
-        }
-        let rng = Rng::from_state(words).ok_or_else(|| bad("rng: all-zero state"))?;
+        let rng = Rng::from_state(doc.rng).ok_or_else(|| bad("rng: all-zero state".into()))?;
         if doc.events.len() > doc.config.event_retention as usize {
-            return Err(bad("events: more than event_retention"));
+            return Err(bad("events: more than event_retention".into()));
         }
         let mut previous = 0;
         for (i, e) in doc.events.iter().enumerate() {
@@ -486,8 +725,8 @@ impl Registry {
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);
         for (idx, mut slots) in members {
-            slots.sort_unstable_by(|&a, &b| {
-                self.entry(a).instance.id.cmp(&self.entry(b).instance.id)
+            crate::sort::sort_by(&mut slots, |&a, &b| {
+                self.entry(a).instance.id < self.entry(b).instance.id
             });
             let mut counts = [0u32; 5];
             let mut ejected = 0;

@@ -6,6 +6,7 @@ use crate::balancer::{effective_weight, WEIGHT_SCALE};
 use crate::config::Config;
 use crate::health::{CheckStatus, Health, HealthInputs};
 use crate::instance::Instance;
+use crate::json::ObjectWriter;
 
 /// No timer of this kind is scheduled.
 pub(crate) const NO_TIMER: u64 = u64::MAX;
@@ -158,4 +159,36 @@ pub struct InstanceStatus {
     pub ejected_until: Option<u64>,
     /// The last active-check result reported.
     pub last_check: Option<CheckStatus>,
+}
+
+impl InstanceStatus {
+    /// Appends the status members (wire form, snake_case keys) to an open object.
+    pub(crate) fn write_members(&self, w: &mut ObjectWriter) {
+        w.str("health", self.health.as_str());
+        w.u64("modify_index", self.modify_index);
+        w.u64("revision", self.revision);
+        w.u64("registered_at", self.registered_at);
+        w.u64("last_renewal", self.last_renewal);
+        w.u64("lease_deadline", self.lease_deadline);
+        w.f64("effective_weight", self.effective_weight);
+        w.u64("inflight", self.inflight);
+        w.u64("consecutive_failures", self.consecutive_failures.into());
+        match self.ejected_until {
+            Some(t) => w.u64("ejected_until", t),
+            None => w.key("ejected_until").push_str("null"),
+        }
+        match self.last_check {
+            Some(c) => w.str("last_check", c.as_str()),
+            None => w.key("last_check").push_str("null"),
+        }
+    }
+
+    /// The status alone as a JSON object.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        self.write_members(&mut w);
+        w.end();
+        out
+    }
 }

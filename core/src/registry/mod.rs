@@ -434,7 +434,7 @@ impl Registry {
             .filter(|s| !s.members.is_empty())
             .map(|s| s.name.clone())
             .collect();
-        names.sort_unstable();
+        crate::sort::sort_by(&mut names, |a, b| a < b);
         names
     }
 
@@ -630,14 +630,17 @@ pub struct InstanceView<'a> {
 impl InstanceView<'_> {
     /// The wire form shared by every binding: the SPEC §2 fields plus
     /// `health`, `modify_index` and the rest of the status.
-    pub fn to_json_value(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self.instance.to_spec()).unwrap_or_default();
-        if let (serde_json::Value::Object(map), Ok(serde_json::Value::Object(status))) =
-            (&mut value, serde_json::to_value(self.status))
-        {
-            map.extend(status);
-        }
-        value
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the wire form of [`InstanceView::to_json`].
+    pub fn write_json(&self, out: &mut String) {
+        let status = self.status;
+        self.instance
+            .write_json(out, Some(&|w| status.write_members(w)));
     }
 }
 

@@ -66,6 +66,16 @@ impl<'a> Discovery<'a> {
         let registry = self.registry;
         self.slots.iter().map(move |&s| registry.view(s))
     }
+    /// The wire form every binding shares:
+    /// `{"instances":[instance with status, …],"panic":bool}`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = crate::json::ObjectWriter::new(&mut out);
+        crate::json::write_array(w.key("instances"), self.iter(), |out, v| v.write_json(out));
+        w.bool("panic", self.panic);
+        w.end();
+        out
+    }
     /// Handles of the listed instances.
     pub fn handles(&self) -> impl ExactSizeIterator<Item = Handle> + '_ {
         let registry = self.registry;

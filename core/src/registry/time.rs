@@ -60,7 +60,7 @@ impl Registry {
             }
             due.push((at, entry.instance.id.clone(), slot));
         }
-        due.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        crate::sort::sort_by(&mut due, |a, b| (a.0, &a.1) < (b.0, &b.1));
         for (_, _, slot) in &due {
             let generation = self.slots[*slot as usize].generation;
             let entry = self.entry_mut(*slot);
@@ -177,7 +177,7 @@ impl Registry {
             }
             batch.clear();
             self.collect_batch(due, &mut batch);
-            batch.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            crate::sort::sort_by(&mut batch, |a, b| (&a.0, a.1) < (&b.0, b.1));
             let mut held = false;
             for (_, kind, timer) in batch.drain(..) {
                 let Reverse((due, slot, generation)) = timer;

@@ -254,7 +254,8 @@ fn run_file(path: &Path) -> Vec<Value> {
         .cloned()
         .unwrap_or_default();
     config_map.entry("seed").or_insert(json!(0));
-    let config = Config::from_map(&config_map).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let config = Config::from_json(&Value::Object(config_map).to_string())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut runner = Runner {
         reg: Registry::new(config).unwrap(),
         last_event: 0,

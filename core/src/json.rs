@@ -1,0 +1,782 @@
+//! The JSON the core reads and writes: a value type, a strict reader and a
+//! writer, all non-generic.
+//!
+//! Every wire form (configuration, instances, events, statuses, snapshots)
+//! goes through this module, so every binding reads and writes the same
+//! text. It is written by hand rather than derived because derived
+//! (de)serializers are instantiated per type and would multiply the size of
+//! the WebAssembly module; this one is a few kilobytes.
+//!
+//! Reading follows RFC 8259: no trailing commas, comments or trailing text;
+//! strings are checked (control characters must be escaped, `\u` escapes
+//! must pair surrogates); nesting is limited to [`MAX_DEPTH`] so hostile
+//! input cannot exhaust the stack. Integers without a fraction or exponent
+//! that fit `u64` (or, when negative, `i64`) stay exact; every other number
+//! is an `f64`, and one that overflows it is an error. When an object
+//! repeats a key, the last value counts.
+
+/// Deepest nesting of arrays and objects the reader accepts.
+pub const MAX_DEPTH: usize = 128;
+
+/// A JSON value. Objects keep their members in document order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number.
+    Number(Number),
+    /// A string.
+    String(String),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object, members in document order.
+    Object(Vec<(String, Json)>),
+}
+
+/// A JSON number: exact when it is an integer that fits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// A non-negative integer.
+    UInt(u64),
+    /// A negative integer.
+    Int(i64),
+    /// Anything else.
+    Float(f64),
+}
+
+impl Json {
+    /// Reads one JSON document.
+    ///
+    /// # Errors
+    /// A message saying what is wrong and where (`line L column C`).
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut reader = Reader {
+            bytes: text.as_bytes(),
+            text,
+            pos: 0,
+            depth: 0,
+        };
+        let value = reader.value()?;
+        reader.skip_ws();
+        if reader.pos < reader.bytes.len() {
+            return Err(reader.error("trailing characters"));
+        }
+        Ok(value)
+    }
+
+    /// The value as a `u64`, if it is a non-negative integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(Number::UInt(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The value as an `i64`, if it is an integer in range.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Json::Number(Number::UInt(n)) => i64::try_from(*n).ok(),
+            Json::Number(Number::Int(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The value as an `f64`, if it is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Number(Number::UInt(n)) => Some(*n as f64),
+            Json::Number(Number::Int(n)) => Some(*n as f64),
+            Json::Number(Number::Float(f)) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// The value as a `bool`, if it is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Json::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The members of an object, if it is one.
+    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+        match self {
+            Json::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    /// The items of an array, if it is one.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The member `key` of an object (the last one, if repeated).
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        get(self.as_object()?, key)
+    }
+
+    /// The value written as compact JSON text.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    /// Appends the value as compact JSON text.
+    pub fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(Number::UInt(n)) => write_u64(out, *n),
+            Json::Number(Number::Int(n)) => write_i64(out, *n),
+            Json::Number(Number::Float(f)) => write_f64(out, *f),
+            Json::String(s) => write_str(out, s),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                let mut w = ObjectWriter::new(out);
+                for (k, v) in members {
+                    w.key(k);
+                    v.write(w.out);
+                }
+                w.end();
+            }
+        }
+    }
+}
+
+impl From<u64> for Json {
+    fn from(n: u64) -> Json {
+        Json::Number(Number::UInt(n))
+    }
+}
+
+impl From<u32> for Json {
+    fn from(n: u32) -> Json {
+        Json::Number(Number::UInt(n.into()))
+    }
+}
+
+impl From<i64> for Json {
+    fn from(n: i64) -> Json {
+        if n >= 0 {
+            Json::Number(Number::UInt(n as u64))
+        } else {
+            Json::Number(Number::Int(n))
+        }
+    }
+}
+
+impl From<f64> for Json {
+    fn from(f: f64) -> Json {
+        Json::Number(Number::Float(f))
+    }
+}
+
+impl From<bool> for Json {
+    fn from(b: bool) -> Json {
+        Json::Bool(b)
+    }
+}
+
+impl From<&str> for Json {
+    fn from(s: &str) -> Json {
+        Json::String(s.to_owned())
+    }
+}
+
+impl From<String> for Json {
+    fn from(s: String) -> Json {
+        Json::String(s)
+    }
+}
+
+/// The member `key` of an object's members (the last one, if repeated).
+pub fn get<'a>(members: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
+    members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// How an error message names a value: integers as they are, other values
+/// by kind (so messages never need float or JSON formatting).
+pub fn describe(v: &Json) -> String {
+    match v {
+        Json::Null => "null".into(),
+        Json::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Json::Number(Number::UInt(n)) => n.to_string(),
+        Json::Number(Number::Int(n)) => n.to_string(),
+        Json::Number(Number::Float(_)) => "a number with a fraction".into(),
+        Json::String(_) => "a string".into(),
+        Json::Array(_) => "an array".into(),
+        Json::Object(_) => "an object".into(),
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn write_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    write_u64(out, n.unsigned_abs());
+}
+
+/// Appends `f` in its shortest round-trip form (`0.5`, `1.0`, `1e-7`);
+/// a non-finite value, which JSON cannot hold, as `null`.
+pub fn write_f64(out: &mut String, f: f64) {
+    if f.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(f));
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// Appends `s` as a JSON string: `"` and `\` escaped, control characters
+/// as `\n`, `\t`, … or `\u00XX`, everything else as it is.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Writes one JSON object member by member.
+pub struct ObjectWriter<'a> {
+    /// Where the text goes; write each member's value here after `key`.
+    pub out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    /// Opens an object.
+    pub fn new(out: &'a mut String) -> ObjectWriter<'a> {
+        out.push('{');
+        ObjectWriter { out, first: true }
+    }
+
+    /// Starts a member: writes its key; the value follows in `out`.
+    pub fn key(&mut self, key: &str) -> &mut String {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        write_str(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    /// A member whose value is an unsigned integer.
+    pub fn u64(&mut self, key: &str, v: u64) {
+        write_u64(self.key(key), v);
+    }
+
+    /// A member whose value is a signed integer.
+    pub fn i64(&mut self, key: &str, v: i64) {
+        write_i64(self.key(key), v);
+    }
+
+    /// A member whose value is a float.
+    pub fn f64(&mut self, key: &str, v: f64) {
+        write_f64(self.key(key), v);
+    }
+
+    /// A member whose value is a boolean.
+    pub fn bool(&mut self, key: &str, v: bool) {
+        self.key(key).push_str(if v { "true" } else { "false" });
+    }
+
+    /// A member whose value is a string.
+    pub fn str(&mut self, key: &str, v: &str) {
+        write_str(self.key(key), v);
+    }
+
+    /// Closes the object.
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
+/// Appends `[a,b,…]`, each item written by `item`.
+pub fn write_array<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    item: impl Fn(&mut String, T),
+) {
+    out.push('[');
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        item(out, x);
+    }
+    out.push(']');
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    pos: usize,
+    depth: usize,
+}
+
+impl Reader<'_> {
+    #[cold]
+    #[inline(never)]
+    fn error(&self, what: &str) -> String {
+        let upto = &self.bytes[..self.pos.min(self.bytes.len())];
+        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = upto.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        format!("{what} at line {line} column {column}")
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline(never)]
+    fn value(&mut self) -> Result<Json, String> {
+        self.skip_ws();
+        match self.peek() {
+            None => Err(self.error("EOF while parsing a value")),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b'[') => self.nested(Reader::array),
+            Some(b'{') => self.nested(Reader::object),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected value")),
+        }
+    }
+
+    fn nested(&mut self, f: fn(&mut Self) -> Result<Json, String>) -> Result<Json, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.depth += 1;
+        self.pos += 1;
+        let value = f(self);
+        self.depth -= 1;
+        value
+    }
+
+    #[inline(never)]
+    fn literal(&mut self, word: &str, value: Json) -> Result<Json, String> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected value"))
+        }
+    }
+
+    #[inline(never)]
+    fn array(&mut self) -> Result<Json, String> {
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Json::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Json::Array(items));
+                }
+                None => return Err(self.error("EOF while parsing a list")),
+                Some(_) => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn object(&mut self) -> Result<Json, String> {
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Json::Object(members));
+        }
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                Some(b'"') => {}
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("key must be a string")),
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b':') => self.pos += 1,
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `:`")),
+            }
+            let value = self.value()?;
+            members.push((key, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Json::Object(members));
+                }
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    #[inline(never)]
+    fn number(&mut self) -> Result<Json, String> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        match self.digits() {
+            0 => return Err(self.error("invalid number")),
+            n if n > 1 && self.bytes[int_start] == b'0' => {
+                self.pos = int_start + 1;
+                return Err(self.error("invalid number"));
+            }
+            _ => {}
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            integer = false;
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            integer = false;
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        let text = &self.text[start..self.pos];
+        if integer {
+            if negative {
+                if let Ok(n) = text.parse::<i64>() {
+                    return Ok(if n == 0 {
+                        Json::Number(Number::Float(-0.0))
+                    } else {
+                        Json::Number(Number::Int(n))
+                    });
+                }
+            } else if let Ok(n) = text.parse::<u64>() {
+                return Ok(Json::Number(Number::UInt(n)));
+            }
+        }
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Json::Number(Number::Float(f))),
+            _ => Err(self.error("number out of range")),
+        }
+    }
+
+    #[inline(never)]
+    fn hex4(&mut self) -> Result<u32, String> {
+        let mut n = 0;
+        for _ in 0..4 {
+            let d = match self.peek() {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                None => return Err(self.error("EOF while parsing a string")),
+                Some(_) => return Err(self.error("invalid escape")),
+            };
+            n = n * 16 + u32::from(d);
+            self.pos += 1;
+        }
+        Ok(n)
+    }
+
+    /// A string; `pos` is at its opening quote.
+    #[inline(never)]
+    fn string(&mut self) -> Result<String, String> {
+        self.pos += 1;
+        let mut out = String::new();
+        let mut start = self.pos;
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.error("EOF while parsing a string"));
+            };
+            match b {
+                b'"' => {
+                    out.push_str(&self.text[start..self.pos]);
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    out.push_str(&self.text[start..self.pos]);
+                    self.pos += 1;
+                    let Some(e) = self.peek() else {
+                        return Err(self.error("EOF while parsing a string"));
+                    };
+                    self.pos += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let mut code = self.hex4()?;
+                            if (0xDC00..0xE000).contains(&code) {
+                                return Err(self.error("lone trailing surrogate in hex escape"));
+                            }
+                            if (0xD800..0xDC00).contains(&code) {
+                                if !self.bytes[self.pos..].starts_with(b"\\u") {
+                                    return Err(self.error("lone leading surrogate in hex escape"));
+                                }
+                                self.pos += 2;
+                                let low = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return Err(self.error("lone leading surrogate in hex escape"));
+                                }
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                            }
+                            match char::from_u32(code) {
+                                Some(c) => out.push(c),
+                                None => return Err(self.error("invalid unicode code point")),
+                            }
+                        }
+                        _ => {
+                            self.pos -= 1;
+                            return Err(self.error("invalid escape"));
+                        }
+                    }
+                    start = self.pos;
+                }
+                0..=0x1f => {
+                    return Err(self
+                        .error("control character (\\u0000-\\u001F) found while parsing a string"))
+                }
+                _ => self.pos += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(text: &str) -> String {
+        Json::parse(text).unwrap().to_json()
+    }
+
+    #[test]
+    fn reads_and_writes_every_kind() {
+        assert_eq!(
+            round(r#" {"a": [1, -2, 0.5, 1e3, true, false, null], "b": "x\"\\\n\u0001é😀"} "#),
+            r#"{"a":[1,-2,0.5,1000.0,true,false,null],"b":"x\"\\\n\u0001é😀"}"#
+        );
+        assert_eq!(round(r#""\ud83d\ude00\/""#), "\"😀/\"");
+        assert_eq!(round("18446744073709551615"), "18446744073709551615");
+        assert_eq!(round("18446744073709551616"), "1.8446744073709552e+19");
+        assert_eq!(round("-9223372036854775808"), "-9223372036854775808");
+        assert_eq!(round("-0"), "-0.0");
+        assert_eq!(round("0.1"), "0.1");
+        assert_eq!(round("1E-7"), "1e-7");
+    }
+
+    #[test]
+    fn numbers_keep_their_kind() {
+        assert_eq!(Json::parse("5").unwrap().as_u64(), Some(5));
+        assert_eq!(Json::parse("5.0").unwrap().as_u64(), None);
+        assert_eq!(Json::parse("-5").unwrap().as_u64(), None);
+        assert_eq!(Json::parse("-5").unwrap().as_i64(), Some(-5));
+        assert_eq!(Json::parse("-5").unwrap().as_f64(), Some(-5.0));
+        assert_eq!(Json::parse("0.25").unwrap().as_f64(), Some(0.25));
+        // Correctly rounded even with 17 significant digits (a reader that
+        // is not is one ULP off here, and a restored threshold would drift).
+        let f = 0.195_372_385_116_301_62_f64;
+        assert_eq!(
+            Json::parse("0.19537238511630162").unwrap().as_f64(),
+            Some(f)
+        );
+        assert_eq!(Json::from(f).to_json(), "0.19537238511630162");
+    }
+
+    #[test]
+    fn rejects_what_rfc_8259_rejects() {
+        for bad in [
+            "",
+            " ",
+            "[",
+            "]",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{a:1}",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "nul",
+            "tru",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\u0041\"",
+            "\"a\u{1}\"",
+            "1 2",
+            "[1]x",
+            "1e400",
+            "-1e400",
+            "NaN",
+            "Infinity",
+            "'a'",
+            "[1;2]",
+        ] {
+            assert!(Json::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(Json::parse(&ok).is_ok());
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(Json::parse(&deep).unwrap_err().contains("recursion limit"));
+        let hostile = "{\"a\":".repeat(100_000);
+        assert!(Json::parse(&hostile).is_err());
+    }
+
+    #[test]
+    fn errors_say_where() {
+        assert_eq!(
+            Json::parse("{\n  \"a\": x}").unwrap_err(),
+            "expected value at line 2 column 8"
+        );
+    }
+
+    #[test]
+    fn repeated_keys_last_wins() {
+        let v = Json::parse(r#"{"a":1,"a":2}"#).unwrap();
+        assert_eq!(v.get("a").and_then(Json::as_u64), Some(2));
+        assert_eq!(v.get("b"), None);
+    }
+
+    #[test]
+    fn escapes_control_characters() {
+        let s: String = (0u8..0x20)
+            .map(char::from)
+            .chain("\"\\é\u{7f}".chars())
+            .collect();
+        let text = Json::String(s.clone()).to_json();
+        assert!(text.is_ascii() || text.contains('é'));
+        assert_eq!(Json::parse(&text).unwrap(), Json::String(s));
+        assert_eq!(Json::from("\u{1f}\u{8}").to_json(), r#""\u001f\b""#);
+    }
+
+    #[test]
+    fn integers_are_written_exactly() {
+        for n in [0u64, 7, 10, 99, 100, 12345, u64::MAX] {
+            let mut s = String::new();
+            write_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for n in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let mut s = String::new();
+            write_i64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+}
