@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 
-use serde_json::Value;
+use waypost_core::json::{describe, Json};
 use waypost_core::Filter;
 
 use crate::error::Failure;
@@ -104,44 +104,39 @@ pub(crate) fn owned(text: String) -> Result<*mut c_char, Failure> {
         .map_err(|_| Failure::invalid("result", "contains a NUL byte"))
 }
 
-/// An owned JSON string for the caller.
-pub(crate) fn owned_json(value: &Value) -> Result<*mut c_char, Failure> {
-    owned(value.to_string())
-}
-
 /// A tag and metadata filter from its JSON form:
 /// `{"tags": ["a", …], "meta": {"k": "v", …}}` (both keys optional).
 pub(crate) fn filter_from_json(text: &str) -> Result<Filter, Failure> {
     const ARG: &str = "filter_json";
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Failure::invalid(ARG, format!("not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
+    let value =
+        Json::parse(text).map_err(|e| Failure::invalid(ARG, format!("not valid JSON: {e}")))?;
+    let Json::Object(members) = value else {
         return Err(Failure::invalid(ARG, "must be a JSON object"));
     };
     let mut filter = Filter::default();
-    for (key, value) in map {
+    for (key, value) in members {
         match (key.as_str(), value) {
-            ("tags", Value::Array(items)) => {
+            ("tags", Json::Array(items)) => {
                 for item in items {
                     match item {
-                        Value::String(tag) => filter.tags.push(tag),
+                        Json::String(tag) => filter.tags.push(tag),
                         other => {
                             return Err(Failure::invalid(
                                 ARG,
-                                format!("tags: {other} is not a string"),
+                                format!("tags: {} is not a string", describe(&other)),
                             ))
                         }
                     }
                 }
             }
-            ("meta", Value::Object(entries)) => {
+            ("meta", Json::Object(entries)) => {
                 for (k, v) in entries {
                     match v {
-                        Value::String(v) => filter.meta.push((k, v)),
+                        Json::String(v) => filter.meta.push((k, v)),
                         other => {
                             return Err(Failure::invalid(
                                 ARG,
-                                format!("meta.{k}: {other} is not a string"),
+                                format!("meta.{k}: {} is not a string", describe(&other)),
                             ))
                         }
                     }

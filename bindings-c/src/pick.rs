@@ -2,10 +2,10 @@
 
 use std::ffi::c_char;
 
-use serde_json::Value;
+use waypost_core::json::strings_to_json;
 use waypost_core::{DiscoverOptions, Filter, Pick, PickOptions, Registry, ServiceRef, Strategy};
 
-use crate::convert::{filter_from_json, opt_text, out, owned, owned_json, text};
+use crate::convert::{filter_from_json, opt_text, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
 use crate::registry::{deref, waypost_registry, Locked};
@@ -428,14 +428,8 @@ pub unsafe extern "C" fn waypost_services(
         let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
-        let names: Vec<Value> = reg
-            .lock()?
-            .reg
-            .services(now_ms)
-            .iter()
-            .map(|s| Value::from(&**s))
-            .collect();
-        *slot = owned_json(&Value::Array(names))?;
+        let names = reg.lock()?.reg.services(now_ms);
+        *slot = owned(strings_to_json(&names))?;
         Ok(())
     })
 }

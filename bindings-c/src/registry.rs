@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
-use serde_json::{Map, Value};
+use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
 
 use crate::convert::{input, out, text};
@@ -201,8 +201,7 @@ pub unsafe extern "C" fn waypost_registry_new_json(
         let slot = unsafe { out(out_registry, "out_registry") }?;
         *slot = std::ptr::null_mut();
         let mut config = Config::from_json(json)?;
-        let has_seed =
-            serde_json::from_str::<Map<String, Value>>(json).is_ok_and(|m| m.contains_key("seed"));
+        let has_seed = Json::parse(json).is_ok_and(|v| v.get("seed").is_some());
         if !has_seed {
             config.seed = random_seed();
         }

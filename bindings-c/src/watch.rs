@@ -3,9 +3,9 @@
 
 use std::ffi::c_char;
 
-use serde_json::Value;
+use waypost_core::json::strings_to_json;
 
-use crate::convert::{opt_out, out, owned, owned_json, text};
+use crate::convert::{opt_out, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status};
 use crate::registry::{deref, waypost_registry};
 
@@ -26,15 +26,6 @@ pub struct waypost_info {
     pub membership_epoch: u64,
     /// Lease expiries are being held back.
     pub self_preservation: bool,
-}
-
-fn events_json(events: &[waypost_core::Event]) -> Value {
-    Value::Array(
-        events
-            .iter()
-            .map(|e| serde_json::to_value(e).unwrap_or_default())
-            .collect(),
-    )
 }
 
 /// Advances the clock to `now_ms`, applying every expiry, eviction and
@@ -66,7 +57,7 @@ pub unsafe extern "C" fn waypost_tick(
             *json = if events.is_empty() {
                 std::ptr::null_mut()
             } else {
-                owned_json(&events_json(&events))?
+                owned(waypost_core::Event::list_to_json(&events))?
             };
         }
         Ok(())
@@ -116,14 +107,8 @@ pub unsafe extern "C" fn waypost_due_checks(
         let reg = unsafe { deref(registry) }?;
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
-        let ids: Vec<Value> = reg
-            .lock()?
-            .reg
-            .due_checks(now_ms)
-            .iter()
-            .map(|s| Value::from(&**s))
-            .collect();
-        *slot = owned_json(&Value::Array(ids))?;
+        let ids = reg.lock()?.reg.due_checks(now_ms);
+        *slot = owned(strings_to_json(&ids))?;
         Ok(())
     })
 }
@@ -148,7 +133,7 @@ pub unsafe extern "C" fn waypost_events_since(
         let slot = unsafe { out(out_json, "out_json") }?;
         *slot = std::ptr::null_mut();
         let events = reg.lock()?.reg.events_since(after)?;
-        *slot = owned_json(&events_json(&events))?;
+        *slot = owned(waypost_core::Event::list_to_json(&events))?;
         Ok(())
     })
 }

@@ -25,7 +25,7 @@ use waypost::{
 };
 
 use error::{check, invalid, js_error};
-use shapes::{filter, instance_fields, ms, strings};
+use shapes::{filter, instance_fields, ms};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
@@ -402,12 +402,12 @@ impl RegistryCore {
     /// Ids of the instances whose active check is due: a JSON array.
     #[wasm_bindgen(js_name = dueChecks)]
     pub fn due_checks(&mut self, now: f64) -> Result<String, JsValue> {
-        Ok(strings(&self.inner.due_checks(ms(now))))
+        Ok(json::strings_to_json(&self.inner.due_checks(ms(now))))
     }
 
     /// Names of the services with instances: a JSON array.
     pub fn services(&mut self, now: f64) -> Result<String, JsValue> {
-        Ok(strings(&self.inner.services(ms(now))))
+        Ok(json::strings_to_json(&self.inner.services(ms(now))))
     }
 
     /// Index of the last change to a service.

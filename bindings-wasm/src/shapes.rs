@@ -10,13 +10,6 @@ use waypost::{Filter, Instance};
 
 use crate::error::invalid;
 
-/// A list of names as a JSON array (the facade `JSON.parse`s it).
-pub fn strings(names: &[std::sync::Arc<str>]) -> String {
-    let mut out = String::new();
-    waypost::json::write_array(&mut out, names, |out, s| waypost::json::write_str(out, s));
-    out
-}
-
 /// A registered instance as `[id, service, address, port, weight, tags,
 /// metaPairs, zone, priority, ttlMs, checkIntervalMs]`, where `metaPairs` is
 /// `[key, value, key, value, ...]` and absent optional fields are `null`.

@@ -15,6 +15,8 @@
 //! is an `f64`, and one that overflows it is an error. When an object
 //! repeats a key, the last value counts.
 
+mod float;
+
 /// Deepest nesting of arrays and objects the reader accepts.
 pub const MAX_DEPTH: usize = 128;
 
@@ -358,6 +360,13 @@ impl<'a> ObjectWriter<'a> {
     }
 }
 
+/// A list of strings (ids, service names) as a JSON array.
+pub fn strings_to_json<S: AsRef<str>>(items: &[S]) -> String {
+    let mut out = String::new();
+    write_array(&mut out, items, |out, s| write_str(out, s.as_ref()));
+    out
+}
+
 /// Appends `[a,b,…]`, each item written by `item`.
 pub fn write_array<T>(
     out: &mut String,
@@ -554,9 +563,9 @@ impl Reader<'_> {
                 return Ok(Json::Number(Number::UInt(n)));
             }
         }
-        match text.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(Json::Number(Number::Float(f))),
-            _ => Err(self.error("number out of range")),
+        match float::parse(text) {
+            Some(f) => Ok(Json::Number(Number::Float(f))),
+            None => Err(self.error("number out of range")),
         }
     }
 

@@ -5,10 +5,8 @@
 //! (`instances[3].state.health`), and the WebAssembly module stays small.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
-
-use rustc_hash::FxHashMap;
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
@@ -583,11 +581,10 @@ impl Registry {
         reg.lease_blocked = doc.lease_blocked;
         reg.membership_epoch = doc.membership_epoch;
         reg.metrics = doc.metrics;
-        let mut names = HashSet::new();
         for (i, s) in doc.services.iter().enumerate() {
             crate::instance::check_name("service", &s.name, 256)
                 .map_err(|e| bad(format!("services[{i}].name: {e}")))?;
-            if !names.insert(s.name.clone()) {
+            if reg.service_by_name.contains_key(&s.name) {
                 return Err(bad(format!(
                     "services[{i}].name: `{}` appears twice",
                     s.name
@@ -689,7 +686,7 @@ impl Registry {
     /// counts, registry counters and the timer heaps.
     fn rebuild_indexes(&mut self) {
         let evict_after = self.config.evict_after_ms;
-        let mut members: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); self.services.len()];
         let (mut total, mut non_draining, mut live) = (0, 0, 0);
         let mut leases = Vec::new();
         let mut ejections = Vec::new();
@@ -699,7 +696,7 @@ impl Registry {
                 continue;
             };
             let slot = slot as u32;
-            members.entry(e.service_idx).or_default().push(slot);
+            members[e.service_idx as usize].push(slot);
             total += 1;
             if !e.inputs.draining {
                 non_draining += 1;
@@ -724,7 +721,10 @@ impl Registry {
         self.leases = BinaryHeap::from(leases);
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);
-        for (idx, mut slots) in members {
+        for (idx, mut slots) in members.into_iter().enumerate() {
+            if slots.is_empty() {
+                continue;
+            }
             crate::sort::sort_by(&mut slots, |&a, &b| {
                 self.entry(a).instance.id < self.entry(b).instance.id
             });
@@ -739,7 +739,7 @@ impl Registry {
                 .iter()
                 .map(|&s| self.entry(s).instance.id.clone())
                 .collect();
-            let service = &mut self.services[idx as usize];
+            let service = &mut self.services[idx];
             service.member_ids = member_ids;
             service.members = slots;
             service.counts = counts;
