@@ -354,6 +354,22 @@ impl<'a> ObjectWriter<'a> {
         write_str(self.key(key), v);
     }
 
+    /// A member that is an unsigned integer or `null`.
+    pub fn opt_u64(&mut self, key: &str, v: Option<u64>) {
+        match v {
+            Some(v) => self.u64(key, v),
+            None => self.key(key).push_str("null"),
+        }
+    }
+
+    /// A member that is a string or `null`.
+    pub fn opt_str(&mut self, key: &str, v: Option<&str>) {
+        match v {
+            Some(v) => self.str(key, v),
+            None => self.key(key).push_str("null"),
+        }
+    }
+
     /// Closes the object.
     pub fn end(self) {
         self.out.push('}');

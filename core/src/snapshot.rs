@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventLog};
 use crate::health::{CheckStatus, Health, HealthInputs};
 use crate::instance::{Instance, InstanceSpec};
-use crate::json::{describe, write_array, write_i64, write_str, write_u64, Json, ObjectWriter};
+use crate::json::{describe, write_array, write_i64, write_str, Json, ObjectWriter};
 use crate::metrics::{RegistryMetrics, ServiceMetrics};
 use crate::registry::{Entry, Registry, Service, Slot};
 use crate::rng::Rng;
@@ -528,14 +528,8 @@ impl Registry {
             st.u64("revision", e.revision);
             st.u64("check_pass_streak", e.check_pass_streak.into());
             st.u64("check_fail_streak", e.check_fail_streak.into());
-            match e.last_check {
-                Some(c) => st.str("last_check", c.as_str()),
-                None => st.key("last_check").push_str("null"),
-            }
-            match e.next_check_at {
-                Some(t) => write_u64(st.key("next_check_at"), t),
-                None => st.key("next_check_at").push_str("null"),
-            }
+            st.opt_str("last_check", e.last_check.map(CheckStatus::as_str));
+            st.opt_u64("next_check_at", e.next_check_at);
             st.u64("failures", e.failures.into());
             st.u64("ejections_in_row", e.ejections_in_row.into());
             st.u64("ejected_until", e.ejected_until);

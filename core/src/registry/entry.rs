@@ -173,14 +173,8 @@ impl InstanceStatus {
         w.f64("effective_weight", self.effective_weight);
         w.u64("inflight", self.inflight);
         w.u64("consecutive_failures", self.consecutive_failures.into());
-        match self.ejected_until {
-            Some(t) => w.u64("ejected_until", t),
-            None => w.key("ejected_until").push_str("null"),
-        }
-        match self.last_check {
-            Some(c) => w.str("last_check", c.as_str()),
-            None => w.key("last_check").push_str("null"),
-        }
+        w.opt_u64("ejected_until", self.ejected_until);
+        w.opt_str("last_check", self.last_check.map(CheckStatus::as_str));
     }
 
     /// The status alone as a JSON object.
