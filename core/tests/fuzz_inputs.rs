@@ -91,3 +91,75 @@ fn numeric_fields_out_of_range_are_rejected_not_wrapped() {
     assert_eq!(err.code().as_str(), "invalid_snapshot");
     assert!(err.to_string().contains("port"), "{err}");
 }
+
+/// The core's JSON value next to serde_json's, floats within a few ULPs
+/// (serde_json's default float reader is not always correctly rounded).
+fn agrees(ours: &waypost::json::Json, theirs: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    use waypost::json::{Json, Number};
+    match (ours, theirs) {
+        (Json::Null, Value::Null) => true,
+        (Json::Bool(a), Value::Bool(b)) => a == b,
+        (Json::String(a), Value::String(b)) => a == b,
+        (Json::Number(Number::UInt(a)), Value::Number(b)) => b.as_u64() == Some(*a),
+        (Json::Number(Number::Int(a)), Value::Number(b)) => b.as_i64() == Some(*a),
+        (Json::Number(Number::Float(a)), Value::Number(b)) => b.as_f64().is_some_and(|b| {
+            b.is_finite() && (a == &b || (a.to_bits() as i64 - b.to_bits() as i64).abs() <= 2)
+        }),
+        (Json::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| agrees(x, y))
+        }
+        (Json::Object(a), Value::Object(b)) => {
+            // serde_json keeps the last of repeated keys, as `get` does.
+            b.iter()
+                .all(|(k, v)| waypost::json::get(a, k).is_some_and(|x| agrees(x, v)))
+                && a.iter().all(|(k, _)| b.contains_key(k))
+        }
+        _ => false,
+    }
+}
+
+/// Text that is often JSON and often almost JSON.
+fn jsonish() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy as _;
+    let atom = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("fals".to_owned()),
+        "-?(0|[1-9][0-9]{0,22})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+        "-?0[0-9]{1,3}",
+        "\"([ -~]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4}|é|\\t){0,12}\"",
+        "[ \\[\\]{}:,\"0-9a-z\\\\-]{0,6}",
+    ];
+    atom.prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5)
+                .prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec(("\"[a-c]{0,2}\"", inner.clone()), 0..5).prop_map(|v| {
+                let members: Vec<String> = v.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                format!("{{{}}}", members.join(","))
+            }),
+            (inner, "[ \\t\\n]{0,2}").prop_map(|(v, ws)| format!("{ws}{v}{ws}")),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5_000, .. ProptestConfig::default() })]
+
+    /// The core's reader accepts exactly what serde_json accepts and reads
+    /// the same values.
+    #[test]
+    fn the_json_reader_agrees_with_serde_json(text in jsonish()) {
+        let ours = waypost::json::Json::parse(&text);
+        let theirs = serde_json::from_str::<serde_json::Value>(&text);
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => prop_assert!(agrees(a, b), "{text:?}: {a:?} vs {b:?}"),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "{text:?}: ours {ours:?}, serde_json {theirs:?}"),
+        }
+        if let Ok(v) = ours {
+            prop_assert_eq!(waypost::json::Json::parse(&v.to_json()).unwrap(), v);
+        }
+    }
+}
