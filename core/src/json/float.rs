@@ -6,6 +6,8 @@
 //! speed for size: an exact fast path for short mantissas and small
 //! exponents, and otherwise exact big-integer arithmetic.
 
+use std::cmp::Ordering::{self, Equal, Greater, Less};
+
 /// Significant digits kept; any further non-zero digit only marks the value
 /// as lying strictly above what was kept.
 const MAX_DIGITS: usize = 800;
@@ -138,8 +140,6 @@ fn exact(digits: &[u8], q: i64, sticky: bool) -> Option<f64> {
     Some(f64::from_bits(((biased as u64) << 52) | (m - (1 << 52))))
 }
 
-use std::cmp::Ordering::{self, Equal, Greater, Less};
-
 /// A non-negative big integer, 32-bit limbs, least significant first, no
 /// leading zero limbs.
 #[derive(Clone)]
@@ -242,102 +242,5 @@ impl Big {
             }
         }
         (quotient, self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse;
-    use proptest::prelude::*;
-
-    fn check(text: &str) {
-        let want: f64 = text.parse().unwrap();
-        let got = parse(text);
-        if want.is_finite() {
-            assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "{text}");
-        } else {
-            assert_eq!(got, None, "{text}");
-        }
-    }
-
-    #[test]
-    fn hard_cases_round_like_the_standard_reader() {
-        for text in [
-            "0",
-            "-0",
-            "0.0",
-            "1",
-            "0.5",
-            "0.1",
-            "0.30000000000000004",
-            "0.19537238511630162",
-            "9007199254740993",
-            "9007199254740992",
-            "9007199254740995",
-            "1e22",
-            "1e23",
-            "123456789012345678901234567890",
-            "1.7976931348623157e308",
-            "1.7976931348623158e308",
-            "1.7976931348623159e308",
-            "1e309",
-            "2.2250738585072011e-308",
-            "2.2250738585072014e-308",
-            "4.9406564584124654e-324",
-            "5e-324",
-            "2.4703282292062327e-324",
-            "2.4703282292062328e-324",
-            "1e-400",
-            "1e-330",
-            "0.000000000000000000000000000001",
-            "7.2057594037927933e16",
-            "3.0517578125e-05",
-            "2.225073858507201136057409796709131975934819546351645648e-308",
-            "1.00000000000000011102230246251565404236316680908203125",
-            "1.00000000000000011102230246251565404236316680908203124",
-            "1.00000000000000011102230246251565404236316680908203126",
-            "-123.456e-7",
-            "1E+2",
-            "1e-0",
-        ] {
-            check(text);
-        }
-        let long = format!(
-            "1.00000000000000011102230246251565404236316680908203125{}1",
-            "0".repeat(900)
-        );
-        check(&long);
-        let long_tie = format!(
-            "1.00000000000000011102230246251565404236316680908203125{}",
-            "0".repeat(900)
-        );
-        check(&long_tie);
-    }
-
-    proptest! {
-        #[test]
-        fn every_shortest_form_reads_back(bits in any::<u64>()) {
-            let f = f64::from_bits(bits);
-            if f.is_finite() {
-                let text = zmij::Buffer::new().format_finite(f).to_owned();
-                prop_assert_eq!(parse(&text).map(f64::to_bits), Some(bits), "{}", text);
-            }
-        }
-
-        #[test]
-        fn decimal_strings_round_like_the_standard_reader(
-            int in "[1-9][0-9]{0,25}",
-            frac in proptest::option::of("[0-9]{1,25}"),
-            exp in proptest::option::of(-340i32..320),
-        ) {
-            let mut text = int;
-            if let Some(f) = frac {
-                text = format!("{text}.{f}");
-            }
-            if let Some(e) = exp {
-                text = format!("{text}e{e}");
-            }
-            check(&text);
-        }
     }
 }
