@@ -191,7 +191,9 @@ impl InstanceSpec {
         };
         let mut tags = self.tags.iter().map(String::as_str);
         let mut meta = self.meta.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        write_instance_open(&mut out, &fields, &mut tags, &mut meta).end();
+        let mut w = ObjectWriter::new(&mut out);
+        write_members(&mut w, &fields, &mut tags, &mut meta);
+        w.end();
         out
     }
 
@@ -409,13 +411,19 @@ impl Instance {
     /// The instance in the wire form of [`InstanceSpec::to_json`].
     pub fn to_json(&self) -> String {
         let mut out = String::new();
-        self.write_json(&mut out, None);
+        self.write_json(&mut out);
         out
     }
 
-    /// Appends the wire form; `extra` writes further members (a status)
-    /// into the same object.
-    pub(crate) fn write_json(&self, out: &mut String, extra: Option<&dyn Fn(&mut ObjectWriter)>) {
+    /// Appends the wire form.
+    pub(crate) fn write_json(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
+        self.write_members(&mut w);
+        w.end();
+    }
+
+    /// Appends the wire form's members to an open object (a status may follow).
+    pub(crate) fn write_members(&self, w: &mut ObjectWriter) {
         let fields = Fields {
             id: &self.id,
             service: &self.service,
@@ -427,11 +435,7 @@ impl Instance {
             ttl_ms: self.ttl_ms,
             check_interval_ms: self.check_interval_ms,
         };
-        let mut w = write_instance_open(out, &fields, &mut self.tags(), &mut self.meta());
-        if let Some(extra) = extra {
-            extra(&mut w);
-        }
-        w.end();
+        write_members(w, &fields, &mut self.tags(), &mut self.meta());
     }
 
     /// The spec this instance was registered with (normalised).
@@ -486,15 +490,15 @@ struct Fields<'a> {
     check_interval_ms: Option<u64>,
 }
 
-/// Writes the instance members in the order every binding sees them and
-/// leaves the object open.
-fn write_instance_open<'o>(
-    out: &'o mut String,
+/// Writes the instance members, in the order every binding sees them, into
+/// an open object. Both [`InstanceSpec`] and [`Instance`] are written
+/// through here, each describing its own fields in a [`Fields`].
+fn write_members(
+    w: &mut ObjectWriter,
     f: &Fields,
     tags: &mut dyn Iterator<Item = &str>,
     meta: &mut dyn Iterator<Item = (&str, &str)>,
-) -> ObjectWriter<'o> {
-    let mut w = ObjectWriter::new(out);
+) {
     w.str("id", f.id);
     w.str("service", f.service);
     w.str("address", f.address);
@@ -516,5 +520,4 @@ fn write_instance_open<'o>(
     if let Some(ms) = f.check_interval_ms {
         w.u64("check_interval_ms", ms);
     }
-    w
 }

@@ -6,6 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::balancer::fnv1a64;
@@ -83,6 +84,9 @@ struct Fields {
     path: String,
 }
 
+// Accessors stay out of line (`#[inline(never)]`): they are called from
+// dozens of places on a cold path, and inlining them multiplies the size
+// of the WebAssembly module.
 impl Fields {
     #[inline(never)]
     fn of(value: Json, path: &str) -> Result<Fields> {
@@ -144,11 +148,22 @@ impl Fields {
         Fields::of(self.raw(key)?, &path)
     }
 
+    /// A member read by `read`, which returns `None` for a value that is
+    /// not `what`.
+    fn scalar<T>(&mut self, key: &str, what: &str, read: fn(&Json) -> Option<T>) -> Result<T> {
+        let v = self.raw(key)?;
+        read(&v).ok_or_else(|| self.expected(key, what, &v))
+    }
+
+    /// A name (health, check status, event type) parsed by its type's `FromStr`.
+    fn named<T: FromStr>(&self, key: &str, what: &str, name: String) -> Result<T> {
+        name.parse()
+            .map_err(|_| bad(format!("{}: unknown {what} `{name}`", self.at(key))))
+    }
+
     #[inline(never)]
     fn u64(&mut self, key: &str) -> Result<u64> {
-        let v = self.raw(key)?;
-        v.as_u64()
-            .ok_or_else(|| self.expected(key, "a non-negative integer", &v))
+        self.scalar(key, "a non-negative integer", Json::as_u64)
     }
 
     #[inline(never)]
@@ -159,16 +174,12 @@ impl Fields {
 
     #[inline(never)]
     fn i64(&mut self, key: &str) -> Result<i64> {
-        let v = self.raw(key)?;
-        v.as_i64()
-            .ok_or_else(|| self.expected(key, "an integer", &v))
+        self.scalar(key, "an integer", Json::as_i64)
     }
 
     #[inline(never)]
     fn bool(&mut self, key: &str) -> Result<bool> {
-        let v = self.raw(key)?;
-        v.as_bool()
-            .ok_or_else(|| self.expected(key, "a boolean", &v))
+        self.scalar(key, "a boolean", Json::as_bool)
     }
 
     #[inline(never)]
@@ -193,20 +204,15 @@ impl Fields {
     #[inline(never)]
     fn health(&mut self, key: &str) -> Result<Health> {
         let name = self.string(key)?;
-        Health::ALL
-            .into_iter()
-            .find(|h| h.as_str() == name)
-            .ok_or_else(|| bad(format!("{}: unknown health `{name}`", self.at(key))))
+        self.named(key, "health", name)
     }
 
     #[inline(never)]
     fn opt_health(&mut self, key: &str) -> Result<Option<Health>> {
         match self.optional(key) {
             None | Some(Json::Null) => Ok(None),
-            Some(v) => {
-                self.members.push((key.to_owned(), v));
-                self.health(key).map(Some)
-            }
+            Some(Json::String(name)) => self.named(key, "health", name).map(Some),
+            Some(other) => Err(self.expected(key, "a string", &other)),
         }
     }
 
@@ -286,15 +292,7 @@ fn service_metrics(mut f: Fields) -> Result<ServiceMetrics> {
 fn event(mut f: Fields) -> Result<Event> {
     let index = f.u64("index")?;
     let kind_name = f.string("type")?;
-    let kind = EventKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == kind_name)
-        .ok_or_else(|| {
-            bad(format!(
-                "{}: unknown event type `{kind_name}`",
-                f.at("type")
-            ))
-        })?;
+    let kind: EventKind = f.named("type", "event type", kind_name)?;
     let e = Event {
         index,
         kind,
@@ -331,12 +329,7 @@ fn state(mut f: Fields) -> Result<StateDoc> {
         check_fail_streak: f.u32("check_fail_streak")?,
         last_check: match f.opt_str("last_check")? {
             None => None,
-            Some(s) => Some(s.parse::<CheckStatus>().map_err(|_| {
-                bad(format!(
-                    "{}: unknown check status `{s}`",
-                    f.at("last_check")
-                ))
-            })?),
+            Some(s) => Some(f.named::<CheckStatus>("last_check", "check status", s)?),
         },
         next_check_at: f.opt_u64("next_check_at")?,
         failures: f.u32("failures")?,
@@ -413,11 +406,13 @@ impl SnapshotDoc {
             let panic = f.bool("panic")?;
             let mut candidates = Vec::new();
             for (item_path, item) in f.list("candidates")? {
-                match item.as_array() {
-                    Some([Json::String(id), current]) if current.as_i64().is_some() => {
-                        candidates.push((id.clone(), current.as_i64().unwrap_or_default()));
-                    }
-                    _ => {
+                let pair = match item.as_array() {
+                    Some([Json::String(id), current]) => current.as_i64().map(|c| (id.clone(), c)),
+                    _ => None,
+                };
+                match pair {
+                    Some(pair) => candidates.push(pair),
+                    None => {
                         return Err(bad(format!(
                             "{item_path}: expected [id, integer], got {}",
                             describe(&item)
@@ -511,7 +506,7 @@ impl Registry {
         write_array(w.key("instances"), members, |out, &slot| {
             let e = self.entry(slot);
             let mut w = ObjectWriter::new(out);
-            e.instance.write_json(w.key("instance"), None);
+            e.instance.write_json(w.key("instance"));
             let mut st = ObjectWriter::new(w.key("state"));
             st.str("health", e.health.as_str());
             let mut i = ObjectWriter::new(st.key("inputs"));

@@ -638,9 +638,10 @@ impl InstanceView<'_> {
 
     /// Appends the wire form of [`InstanceView::to_json`].
     pub fn write_json(&self, out: &mut String) {
-        let status = self.status;
-        self.instance
-            .write_json(out, Some(&|w| status.write_members(w)));
+        let mut w = crate::json::ObjectWriter::new(out);
+        self.instance.write_members(&mut w);
+        self.status.write_members(&mut w);
+        w.end();
     }
 }
 
