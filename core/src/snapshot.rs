@@ -4,6 +4,7 @@
 //! (no derived deserializers): every error names its path
 //! (`instances[3].state.health`), and the WebAssembly module stays small.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::str::FromStr;
@@ -78,28 +79,69 @@ fn bad(what: String) -> Error {
     Error::InvalidSnapshot(what)
 }
 
+/// The first problem found while reading a document.
+///
+/// Reading does not stop at a problem: it is noted (the first one wins)
+/// and every later read yields a default, so the whole document is read in
+/// straight-line code and judged once at the end. The message is the same
+/// as if reading had stopped there, and the WebAssembly module carries no
+/// early-return path (with its drop glue) per field.
+#[derive(Default)]
+struct Problems {
+    first: Cell<Option<String>>,
+}
+
+impl Problems {
+    #[cold]
+    #[inline(never)]
+    fn note(&self, message: String) {
+        let first = self.first.take();
+        self.first.set(first.or(Some(message)));
+    }
+
+    fn first_is_none(&self) -> bool {
+        let first = self.first.take();
+        let none = first.is_none();
+        self.first.set(first);
+        none
+    }
+
+    fn verdict(&self) -> Result<()> {
+        match self.first.take() {
+            Some(message) => Err(bad(message)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A JSON object being taken apart field by field.
-struct Fields {
+struct Fields<'p> {
     members: Vec<(String, Json)>,
     path: String,
+    problems: &'p Problems,
 }
 
 // Accessors stay out of line (`#[inline(never)]`): they are called from
 // dozens of places on a cold path, and inlining them multiplies the size
 // of the WebAssembly module.
-impl Fields {
+impl<'p> Fields<'p> {
     #[inline(never)]
-    fn of(value: Json, path: &str) -> Result<Fields> {
-        match value {
-            Json::Object(members) => Ok(Fields {
-                members,
-                path: path.to_owned(),
-            }),
-            other => Err(bad(format!(
-                "{}: expected an object, got {}",
-                if path.is_empty() { "document" } else { path },
-                describe(&other)
-            ))),
+    fn of(problems: &'p Problems, value: Json, path: String) -> Fields<'p> {
+        let members = match value {
+            Json::Object(members) => members,
+            other => {
+                problems.note(format!(
+                    "{}: expected an object, got {}",
+                    if path.is_empty() { "document" } else { &path },
+                    describe(&other)
+                ));
+                Vec::new()
+            }
+        };
+        Fields {
+            members,
+            path,
+            problems,
         }
     }
 
@@ -113,12 +155,12 @@ impl Fields {
     }
 
     #[inline(never)]
-    fn expected(&self, key: &str, what: &str, got: &Json) -> Error {
-        bad(format!(
+    fn expected(&self, key: &str, what: &str, got: &Json) {
+        self.problems.note(format!(
             "{}: expected {what}, got {}",
             self.at(key),
             describe(got)
-        ))
+        ));
     }
 
     /// Takes a member out (the last, if repeated); `None` when absent.
@@ -136,317 +178,380 @@ impl Fields {
         found
     }
 
+    /// Takes a member out; `null` (and a problem) when absent.
     #[inline(never)]
-    fn raw(&mut self, key: &str) -> Result<Json> {
-        self.optional(key)
-            .ok_or_else(|| bad(format!("{}: missing field `{key}`", self.at(key))))
+    fn raw(&mut self, key: &str) -> Json {
+        match self.optional(key) {
+            Some(v) => v,
+            None => {
+                self.problems
+                    .note(format!("{}: missing field `{key}`", self.at(key)));
+                Json::Null
+            }
+        }
     }
 
     #[inline(never)]
-    fn object(&mut self, key: &str) -> Result<Fields> {
+    fn object(&mut self, key: &str) -> Fields<'p> {
         let path = self.at(key);
-        Fields::of(self.raw(key)?, &path)
+        let value = self.raw(key);
+        Fields::of(self.problems, value, path)
     }
 
-    /// A member read by `read`, which returns `None` for a value that is
-    /// not `what`.
-    fn scalar<T>(&mut self, key: &str, what: &str, read: fn(&Json) -> Option<T>) -> Result<T> {
-        let v = self.raw(key)?;
-        read(&v).ok_or_else(|| self.expected(key, what, &v))
+    /// The members of an object-valued member, for a parser of its own.
+    #[inline(never)]
+    fn members(&mut self, key: &str) -> Vec<(String, Json)> {
+        match self.raw(key) {
+            Json::Object(members) => members,
+            other => {
+                self.expected(key, "an object", &other);
+                Vec::new()
+            }
+        }
     }
 
-    /// A name (health, check status, event type) parsed by its type's `FromStr`.
-    fn named<T: FromStr>(&self, key: &str, what: &str, name: String) -> Result<T> {
-        name.parse()
-            .map_err(|_| bad(format!("{}: unknown {what} `{name}`", self.at(key))))
+    /// A name (health, check status, event type) parsed by its type's
+    /// `FromStr`; `fallback` when it is unknown.
+    fn named<T: FromStr>(&self, key: &str, what: &str, name: &str, fallback: T) -> T {
+        name.parse().unwrap_or_else(|_| {
+            self.problems
+                .note(format!("{}: unknown {what} `{name}`", self.at(key)));
+            fallback
+        })
     }
 
     #[inline(never)]
-    fn u64(&mut self, key: &str) -> Result<u64> {
-        self.scalar(key, "a non-negative integer", Json::as_u64)
+    fn u64(&mut self, key: &str) -> u64 {
+        let v = self.raw(key);
+        v.as_u64().unwrap_or_else(|| {
+            self.expected(key, "a non-negative integer", &v);
+            0
+        })
     }
 
     #[inline(never)]
-    fn u32(&mut self, key: &str) -> Result<u32> {
-        let n = self.u64(key)?;
-        u32::try_from(n).map_err(|_| bad(format!("{}: {n} is too large", self.at(key))))
+    fn u32(&mut self, key: &str) -> u32 {
+        let n = self.u64(key);
+        u32::try_from(n).unwrap_or_else(|_| {
+            self.problems
+                .note(format!("{}: {n} is too large", self.at(key)));
+            0
+        })
     }
 
     #[inline(never)]
-    fn i64(&mut self, key: &str) -> Result<i64> {
-        self.scalar(key, "an integer", Json::as_i64)
+    fn i64(&mut self, key: &str) -> i64 {
+        let v = self.raw(key);
+        v.as_i64().unwrap_or_else(|| {
+            self.expected(key, "an integer", &v);
+            0
+        })
     }
 
     #[inline(never)]
-    fn bool(&mut self, key: &str) -> Result<bool> {
-        self.scalar(key, "a boolean", Json::as_bool)
+    fn bool(&mut self, key: &str) -> bool {
+        let v = self.raw(key);
+        v.as_bool().unwrap_or_else(|| {
+            self.expected(key, "a boolean", &v);
+            false
+        })
     }
 
     #[inline(never)]
-    fn string(&mut self, key: &str) -> Result<String> {
-        match self.raw(key)? {
-            Json::String(s) => Ok(s),
-            other => Err(self.expected(key, "a string", &other)),
+    fn string(&mut self, key: &str) -> String {
+        match self.raw(key) {
+            Json::String(s) => s,
+            other => {
+                self.expected(key, "a string", &other);
+                String::new()
+            }
         }
     }
 
     #[inline(never)]
-    fn opt_u64(&mut self, key: &str) -> Result<Option<u64>> {
+    fn opt_u64(&mut self, key: &str) -> Option<u64> {
         match self.optional(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| self.expected(key, "a non-negative integer or null", &v)),
+            None | Some(Json::Null) => None,
+            Some(v) => {
+                let n = v.as_u64();
+                if n.is_none() {
+                    self.expected(key, "a non-negative integer or null", &v);
+                }
+                n
+            }
         }
     }
 
     #[inline(never)]
-    fn health(&mut self, key: &str) -> Result<Health> {
-        let name = self.string(key)?;
-        self.named(key, "health", name)
-    }
-
-    #[inline(never)]
-    fn opt_health(&mut self, key: &str) -> Result<Option<Health>> {
+    fn opt_str(&mut self, key: &str) -> Option<String> {
         match self.optional(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(name)) => self.named(key, "health", name).map(Some),
-            Some(other) => Err(self.expected(key, "a string", &other)),
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s),
+            Some(other) => {
+                self.expected(key, "a string or null", &other);
+                None
+            }
         }
     }
 
     #[inline(never)]
-    fn opt_str(&mut self, key: &str) -> Result<Option<String>> {
+    fn health(&mut self, key: &str) -> Health {
+        let name = self.string(key);
+        self.named(key, "health", &name, Health::Healthy)
+    }
+
+    #[inline(never)]
+    fn opt_health(&mut self, key: &str) -> Option<Health> {
         match self.optional(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.expected(key, "a string or null", &other)),
+            None | Some(Json::Null) => None,
+            Some(Json::String(name)) => Some(self.named(key, "health", &name, Health::Healthy)),
+            Some(other) => {
+                self.expected(key, "a string", &other);
+                None
+            }
         }
     }
 
+    /// An array's items, each with its path (`key[i]`).
     #[inline(never)]
-    fn list(&mut self, key: &str) -> Result<Vec<(String, Json)>> {
+    fn list(&mut self, key: &str) -> Vec<(String, Json)> {
         let path = self.at(key);
-        match self.raw(key)? {
-            Json::Array(items) => Ok(items
+        match self.raw(key) {
+            Json::Array(items) => items
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| (format!("{path}[{i}]"), v))
-                .collect()),
-            other => Err(bad(format!(
-                "{path}: expected an array, got {}",
-                describe(&other)
-            ))),
+                .collect(),
+            other => {
+                self.problems.note(format!(
+                    "{path}: expected an array, got {}",
+                    describe(&other)
+                ));
+                Vec::new()
+            }
         }
     }
 
+    /// An array of objects, each taken apart by `item`.
+    fn each<T>(&mut self, key: &str, mut item: impl FnMut(Fields<'p>) -> T) -> Vec<T> {
+        let problems = self.problems;
+        self.list(key)
+            .into_iter()
+            .map(|(path, value)| item(Fields::of(problems, value, path)))
+            .collect()
+    }
+
+    /// Notes a member nobody asked for.
     #[inline(never)]
-    fn done(self) -> Result<()> {
-        match self.members.first() {
-            Some((key, _)) => Err(bad(format!(
+    fn done(self) {
+        if let Some((key, _)) = self.members.first() {
+            self.problems.note(format!(
                 "{}: unknown field `{key}`",
                 if self.path.is_empty() {
                     "document"
                 } else {
                     &self.path
                 }
-            ))),
-            None => Ok(()),
+            ));
         }
     }
 }
 
-fn service_metrics(mut f: Fields) -> Result<ServiceMetrics> {
+fn service_metrics(mut f: Fields) -> ServiceMetrics {
     let path = f.at("picks");
     let mut picks = [0u64; 7];
-    let items = f.list("picks")?;
+    let items = f.list("picks");
     if items.len() != picks.len() {
-        return Err(bad(format!(
-            "{path}: expected 7 counters, got {}",
-            items.len()
-        )));
+        f.problems
+            .note(format!("{path}: expected 7 counters, got {}", items.len()));
     }
     for (slot, (item_path, v)) in picks.iter_mut().zip(items) {
-        *slot = v.as_u64().ok_or_else(|| {
-            bad(format!(
+        match v.as_u64() {
+            Some(n) => *slot = n,
+            None => f.problems.note(format!(
                 "{item_path}: expected a non-negative integer, got {}",
                 describe(&v)
-            ))
-        })?;
+            )),
+        }
     }
     let m = ServiceMetrics {
         picks,
-        pick_failures: f.u64("pick_failures")?,
-        registrations: f.u64("registrations")?,
-        deregistrations: f.u64("deregistrations")?,
-        heartbeats: f.u64("heartbeats")?,
-        expiries: f.u64("expiries")?,
-        evictions: f.u64("evictions")?,
-        ejections: f.u64("ejections")?,
+        pick_failures: f.u64("pick_failures"),
+        registrations: f.u64("registrations"),
+        deregistrations: f.u64("deregistrations"),
+        heartbeats: f.u64("heartbeats"),
+        expiries: f.u64("expiries"),
+        evictions: f.u64("evictions"),
+        ejections: f.u64("ejections"),
     };
-    f.done()?;
-    Ok(m)
+    f.done();
+    m
 }
 
-fn event(mut f: Fields) -> Result<Event> {
-    let index = f.u64("index")?;
-    let kind_name = f.string("type")?;
-    let kind: EventKind = f.named("type", "event type", kind_name)?;
+fn event(mut f: Fields) -> Event {
+    let index = f.u64("index");
+    let kind_name = f.string("type");
+    let kind = f.named("type", "event type", &kind_name, EventKind::Registered);
     let e = Event {
         index,
         kind,
-        at: f.u64("at")?,
-        id: f.opt_str("id")?.map(Arc::from),
-        service: f.opt_str("service")?.map(Arc::from),
-        from: f.opt_health("from")?,
-        to: f.opt_health("to")?,
+        at: f.u64("at"),
+        id: f.opt_str("id").map(Arc::from),
+        service: f.opt_str("service").map(Arc::from),
+        from: f.opt_health("from"),
+        to: f.opt_health("to"),
     };
-    f.done()?;
-    Ok(e)
+    f.done();
+    e
 }
 
-fn state(mut f: Fields) -> Result<StateDoc> {
-    let health = f.health("health")?;
-    let mut i = f.object("inputs")?;
+fn state(mut f: Fields) -> StateDoc {
+    let health = f.health("health");
+    let mut i = f.object("inputs");
     let inputs = HealthInputs {
-        draining: i.bool("draining")?,
-        lease_expired: i.bool("lease_expired")?,
-        check_failing: i.bool("check_failing")?,
-        ejected: i.bool("ejected")?,
-        check_warning: i.bool("check_warning")?,
+        draining: i.bool("draining"),
+        lease_expired: i.bool("lease_expired"),
+        check_failing: i.bool("check_failing"),
+        ejected: i.bool("ejected"),
+        check_warning: i.bool("check_warning"),
     };
-    i.done()?;
+    i.done();
     let st = StateDoc {
         health,
         inputs,
-        last_renewal: f.u64("last_renewal")?,
-        registered_at: f.u64("registered_at")?,
-        healthy_since: f.u64("healthy_since")?,
-        modify_index: f.u64("modify_index")?,
-        revision: f.u64("revision")?,
-        check_pass_streak: f.u32("check_pass_streak")?,
-        check_fail_streak: f.u32("check_fail_streak")?,
-        last_check: match f.opt_str("last_check")? {
-            None => None,
-            Some(s) => Some(f.named::<CheckStatus>("last_check", "check status", s)?),
-        },
-        next_check_at: f.opt_u64("next_check_at")?,
-        failures: f.u32("failures")?,
-        ejections_in_row: f.u32("ejections_in_row")?,
-        ejected_until: f.u64("ejected_until")?,
-        probation: f.bool("probation")?,
-        inflight: f.u64("inflight")?,
-        filtered_wrr: f.i64("filtered_wrr")?,
+        last_renewal: f.u64("last_renewal"),
+        registered_at: f.u64("registered_at"),
+        healthy_since: f.u64("healthy_since"),
+        modify_index: f.u64("modify_index"),
+        revision: f.u64("revision"),
+        check_pass_streak: f.u32("check_pass_streak"),
+        check_fail_streak: f.u32("check_fail_streak"),
+        last_check: f
+            .opt_str("last_check")
+            .map(|s| f.named("last_check", "check status", &s, CheckStatus::Pass)),
+        next_check_at: f.opt_u64("next_check_at"),
+        failures: f.u32("failures"),
+        ejections_in_row: f.u32("ejections_in_row"),
+        ejected_until: f.u64("ejected_until"),
+        probation: f.bool("probation"),
+        inflight: f.u64("inflight"),
+        filtered_wrr: f.i64("filtered_wrr"),
     };
-    f.done()?;
-    Ok(st)
+    f.done();
+    st
+}
+
+fn service(mut f: Fields) -> ServiceDoc {
+    let name = f.string("name");
+    let modify_index = f.u64("modify_index");
+    let rr = f.u64("rr");
+    let panic = f.bool("panic");
+    let mut candidates = Vec::new();
+    for (item_path, item) in f.list("candidates") {
+        let pair = match item.as_array() {
+            Some([Json::String(id), current]) => current.as_i64().map(|c| (id.clone(), c)),
+            _ => None,
+        };
+        match pair {
+            Some(pair) => candidates.push(pair),
+            None => f.problems.note(format!(
+                "{item_path}: expected [id, integer], got {}",
+                describe(&item)
+            )),
+        }
+    }
+    let metrics = service_metrics(f.object("metrics"));
+    f.done();
+    ServiceDoc {
+        name,
+        modify_index,
+        rr,
+        panic,
+        candidates,
+        metrics,
+    }
+}
+
+fn instance(mut f: Fields) -> Option<InstanceDoc> {
+    let members = f.members("instance");
+    // A missing or mistyped `instance` is already noted: skip its parser.
+    let spec = if f.problems.first_is_none() {
+        InstanceSpec::from_object(&members)
+            .map_err(|e| f.problems.note(format!("{}: {e}", f.at("instance"))))
+            .ok()
+    } else {
+        None
+    };
+    let state = state(f.object("state"));
+    f.done();
+    Some(InstanceDoc {
+        instance: spec?,
+        state,
+    })
 }
 
 impl SnapshotDoc {
     fn parse(json: &str) -> Result<SnapshotDoc> {
         let value = Json::parse(json).map_err(|e| bad(format!("not a snapshot document: {e}")))?;
-        let mut top = Fields::of(value, "")?;
-        let format = top.string("format")?;
-        if format != SNAPSHOT_FORMAT {
-            return Err(bad(format!(
+        let problems = Problems::default();
+        let mut top = Fields::of(&problems, value, String::new());
+        let format = top.string("format");
+        if problems.first_is_none() && format != SNAPSHOT_FORMAT {
+            problems.note(format!(
                 "format: expected `{SNAPSHOT_FORMAT}`, got `{format}`"
-            )));
+            ));
         }
-        let config = match top.raw("config")? {
-            Json::Object(members) => {
-                Config::from_object(&members).map_err(|e| bad(format!("config: {e}")))?
-            }
-            other => {
-                return Err(bad(format!(
-                    "config: expected an object, got {}",
-                    describe(&other)
-                )))
-            }
+        let members = top.members("config");
+        let config = if problems.first_is_none() {
+            Config::from_object(&members)
+                .map_err(|e| problems.note(format!("config: {e}")))
+                .unwrap_or_default()
+        } else {
+            Config::default()
         };
-        let clock = top.u64("clock")?;
-        let last_index = top.u64("last_index")?;
+        let clock = top.u64("clock");
+        let last_index = top.u64("last_index");
         let mut rng = [0u64; 4];
-        let words = top.list("rng")?;
+        let words = top.list("rng");
         if words.len() != 4 {
-            return Err(bad(format!("rng: expected 4 words, got {}", words.len())));
+            problems.note(format!("rng: expected 4 words, got {}", words.len()));
         }
-        for (i, (_, w)) in words.into_iter().enumerate() {
-            rng[i] = w
+        for (i, (word, (_, w))) in rng.iter_mut().zip(words).enumerate() {
+            match w
                 .as_str()
                 .filter(|w| !w.is_empty() && w.len() <= 16)
                 .and_then(|w| u64::from_str_radix(w, 16).ok())
-                .ok_or_else(|| bad(format!("rng[{i}]: not a hex u64")))?;
+            {
+                Some(n) => *word = n,
+                None => problems.note(format!("rng[{i}]: not a hex u64")),
+            }
         }
-        let mut doc = SnapshotDoc {
+        let self_preservation = top.bool("self_preservation");
+        let lease_blocked = top.bool("lease_blocked");
+        let membership_epoch = top.u64("membership_epoch");
+        let mut m = top.object("metrics");
+        let metrics = RegistryMetrics {
+            unknown_service_picks: m.u64("unknown_service_picks"),
+        };
+        m.done();
+        let services = top.each("services", service);
+        let instances = top.each("instances", instance);
+        let events = top.each("events", event);
+        top.done();
+        problems.verdict()?;
+        Ok(SnapshotDoc {
             config,
             clock,
             last_index,
             rng,
-            self_preservation: top.bool("self_preservation")?,
-            lease_blocked: top.bool("lease_blocked")?,
-            membership_epoch: top.u64("membership_epoch")?,
-            metrics: {
-                let mut m = top.object("metrics")?;
-                let metrics = RegistryMetrics {
-                    unknown_service_picks: m.u64("unknown_service_picks")?,
-                };
-                m.done()?;
-                metrics
-            },
-            services: Vec::new(),
-            instances: Vec::new(),
-            events: Vec::new(),
-        };
-        for (path, value) in top.list("services")? {
-            let mut f = Fields::of(value, &path)?;
-            let name = f.string("name")?;
-            let modify_index = f.u64("modify_index")?;
-            let rr = f.u64("rr")?;
-            let panic = f.bool("panic")?;
-            let mut candidates = Vec::new();
-            for (item_path, item) in f.list("candidates")? {
-                let pair = match item.as_array() {
-                    Some([Json::String(id), current]) => current.as_i64().map(|c| (id.clone(), c)),
-                    _ => None,
-                };
-                match pair {
-                    Some(pair) => candidates.push(pair),
-                    None => {
-                        return Err(bad(format!(
-                            "{item_path}: expected [id, integer], got {}",
-                            describe(&item)
-                        )))
-                    }
-                }
-            }
-            let metrics = service_metrics(f.object("metrics")?)?;
-            f.done()?;
-            doc.services.push(ServiceDoc {
-                name,
-                modify_index,
-                rr,
-                panic,
-                candidates,
-                metrics,
-            });
-        }
-        for (path, value) in top.list("instances")? {
-            let mut f = Fields::of(value, &path)?;
-            let instance = match f.raw("instance")? {
-                Json::Object(members) => InstanceSpec::from_object(&members)
-                    .map_err(|e| bad(format!("{}: {e}", f.at("instance"))))?,
-                other => return Err(f.expected("instance", "an object", &other)),
-            };
-            let state = state(f.object("state")?)?;
-            f.done()?;
-            doc.instances.push(InstanceDoc { instance, state });
-        }
-        for (path, value) in top.list("events")? {
-            doc.events.push(event(Fields::of(value, &path)?)?);
-        }
-        top.done()?;
-        Ok(doc)
+            self_preservation,
+            lease_blocked,
+            membership_epoch,
+            metrics,
+            services,
+            instances: instances.into_iter().flatten().collect(),
+            events,
+        })
     }
 }
 
@@ -570,105 +675,118 @@ impl Registry {
         reg.lease_blocked = doc.lease_blocked;
         reg.membership_epoch = doc.membership_epoch;
         reg.metrics = doc.metrics;
+        // As in parsing, a problem is noted and its item skipped: one exit.
+        let problems = Problems::default();
         for (i, s) in doc.services.iter().enumerate() {
-            crate::instance::check_name("service", &s.name, 256)
-                .map_err(|e| bad(format!("services[{i}].name: {e}")))?;
-            if reg.service_by_name.contains_key(&s.name) {
-                return Err(bad(format!(
-                    "services[{i}].name: `{}` appears twice",
-                    s.name
-                )));
-            }
-            if s.modify_index > doc.last_index {
-                return Err(bad(format!(
-                    "services[{i}].modify_index: beyond last_index"
-                )));
-            }
-            let name: Arc<str> = Arc::from(s.name.as_str());
-            let mut service = Service::new(name.clone());
-            service.modify_index = s.modify_index;
-            service.rr = crate::registry::RoundRobin::at(s.rr);
-            service.panic = s.panic;
-            service.metrics = s.metrics.clone();
-            reg.service_by_name.insert(name, i as u32);
-            reg.services.push(service);
+            reg.restore_service(i, s, doc.last_index, &problems);
         }
         for (i, d) in doc.instances.into_iter().enumerate() {
-            let at = |field: &str, e: &dyn std::fmt::Display| {
-                bad(format!("instances[{i}].{field}: {e}"))
-            };
-            d.instance.validate().map_err(|e| at("instance", &e))?;
-            let st = d.state;
-            if st.health != st.inputs.health() {
-                return Err(at("state.health", &"does not follow from state.inputs"));
-            }
-            if st.modify_index > doc.last_index || st.revision > doc.last_index {
-                return Err(at("state.modify_index", &"beyond last_index"));
-            }
-            let Some(&service_idx) = reg.service_by_name.get(d.instance.service.as_str()) else {
-                return Err(at("instance.service", &"not listed in services"));
-            };
-            if reg.by_id.contains_key(d.instance.id.as_str()) {
-                return Err(at(
-                    "instance.id",
-                    &format!("`{}` appears twice", d.instance.id),
-                ));
-            }
-            let id: Arc<str> = Arc::from(d.instance.id.as_str());
-            let service_name = reg.services[service_idx as usize].name.clone();
-            let instance = Instance::from_spec(d.instance, id.clone(), service_name);
-            let ttl = instance.ttl_ms.unwrap_or(doc.config.ttl_ms);
-            let mut entry = Entry::new(
-                instance,
-                service_idx,
-                fnv1a64(id.as_bytes()),
-                ttl,
-                st.registered_at,
-                st.revision,
-            );
-            entry.health = st.health;
-            entry.inputs = st.inputs;
-            entry.last_renewal = st.last_renewal;
-            entry.healthy_since = st.healthy_since;
-            entry.modify_index = st.modify_index;
-            entry.check_pass_streak = st.check_pass_streak;
-            entry.check_fail_streak = st.check_fail_streak;
-            entry.last_check = st.last_check;
-            entry.next_check_at = if entry.instance.check_interval_ms.is_some() {
-                st.next_check_at
-            } else {
-                None
-            };
-            entry.failures = st.failures;
-            entry.ejections_in_row = st.ejections_in_row;
-            entry.ejected_until = st.ejected_until;
-            entry.probation = st.probation;
-            entry.inflight = st.inflight;
-            entry.filtered_wrr = st.filtered_wrr;
-            let slot = reg.slots.len() as u32;
-            reg.slots.push(Slot {
-                generation: 0,
-                entry: Some(Box::new(entry)),
-            });
-            reg.by_id.insert(id, slot);
+            reg.restore_instance(i, d, doc.last_index, &problems);
         }
+        // Every service is in place (candidate tables below index them).
+        problems.verdict()?;
         reg.rebuild_indexes();
         for (i, s) in doc.services.iter().enumerate() {
             let mut slots = Vec::with_capacity(s.candidates.len());
             let mut current = Vec::with_capacity(s.candidates.len());
             for (id, c) in &s.candidates {
-                let Some(&slot) = reg.by_id.get(id.as_str()) else {
-                    return Err(bad(format!("services[{i}].candidates: unknown id `{id}`")));
-                };
-                slots.push(slot);
-                current.push(*c);
+                match reg.by_id.get(id.as_str()) {
+                    Some(&slot) => {
+                        slots.push(slot);
+                        current.push(*c);
+                    }
+                    None => problems.note(format!("services[{i}].candidates: unknown id `{id}`")),
+                }
             }
             let table = &mut reg.services[i].candidates;
             table.generations = vec![0; slots.len()];
             table.slots = slots;
             table.current = current;
         }
+        problems.verdict()?;
         Ok(reg)
+    }
+
+    #[inline(never)]
+    fn restore_service(&mut self, i: usize, s: &ServiceDoc, last_index: u64, problems: &Problems) {
+        if let Err(e) = crate::instance::check_name("service", &s.name, 256) {
+            return problems.note(format!("services[{i}].name: {e}"));
+        }
+        if self.service_by_name.contains_key(&s.name) {
+            return problems.note(format!("services[{i}].name: `{}` appears twice", s.name));
+        }
+        if s.modify_index > last_index {
+            return problems.note(format!("services[{i}].modify_index: beyond last_index"));
+        }
+        let name: Arc<str> = Arc::from(s.name.as_str());
+        let mut service = Service::new(name.clone());
+        service.modify_index = s.modify_index;
+        service.rr = crate::registry::RoundRobin::at(s.rr);
+        service.panic = s.panic;
+        service.metrics = s.metrics.clone();
+        self.service_by_name
+            .insert(name, self.services.len() as u32);
+        self.services.push(service);
+    }
+
+    #[inline(never)]
+    fn restore_instance(&mut self, i: usize, d: InstanceDoc, last_index: u64, problems: &Problems) {
+        let at = |field: &str, e: &dyn std::fmt::Display| {
+            problems.note(format!("instances[{i}].{field}: {e}"));
+        };
+        if let Err(e) = d.instance.validate() {
+            return at("instance", &e);
+        }
+        let st = d.state;
+        if st.health != st.inputs.health() {
+            return at("state.health", &"does not follow from state.inputs");
+        }
+        if st.modify_index > last_index || st.revision > last_index {
+            return at("state.modify_index", &"beyond last_index");
+        }
+        let Some(&service_idx) = self.service_by_name.get(d.instance.service.as_str()) else {
+            return at("instance.service", &"not listed in services");
+        };
+        if self.by_id.contains_key(d.instance.id.as_str()) {
+            return at("instance.id", &format!("`{}` appears twice", d.instance.id));
+        }
+        let id: Arc<str> = Arc::from(d.instance.id.as_str());
+        let service_name = self.services[service_idx as usize].name.clone();
+        let instance = Instance::from_spec(d.instance, id.clone(), service_name);
+        let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
+        let mut entry = Entry::new(
+            instance,
+            service_idx,
+            fnv1a64(id.as_bytes()),
+            ttl,
+            st.registered_at,
+            st.revision,
+        );
+        entry.health = st.health;
+        entry.inputs = st.inputs;
+        entry.last_renewal = st.last_renewal;
+        entry.healthy_since = st.healthy_since;
+        entry.modify_index = st.modify_index;
+        entry.check_pass_streak = st.check_pass_streak;
+        entry.check_fail_streak = st.check_fail_streak;
+        entry.last_check = st.last_check;
+        entry.next_check_at = if entry.instance.check_interval_ms.is_some() {
+            st.next_check_at
+        } else {
+            None
+        };
+        entry.failures = st.failures;
+        entry.ejections_in_row = st.ejections_in_row;
+        entry.ejected_until = st.ejected_until;
+        entry.probation = st.probation;
+        entry.inflight = st.inflight;
+        entry.filtered_wrr = st.filtered_wrr;
+        let slot = self.slots.len() as u32;
+        self.slots.push(Slot {
+            generation: 0,
+            entry: Some(Box::new(entry)),
+        });
+        self.by_id.insert(id, slot);
     }
 
     /// Recomputes every derived index from the instances: service members and

@@ -458,6 +458,26 @@ fn restore_rejects_malformed_documents_naming_the_field() {
 }
 
 #[test]
+fn restore_reports_the_first_problem_in_document_order() {
+    // Several problems at once: the message is the one reading meets first,
+    // wherever the later ones are.
+    let mut doc = sample_snapshot();
+    doc["events"][0]["type"] = json!("exploded");
+    doc["instances"][1]["state"]["failures"] = json!(-1);
+    doc["services"][0]["rr"] = json!("x");
+    doc.as_object_mut().unwrap().remove("lease_blocked");
+    assert!(restore_err(&doc).contains("missing field `lease_blocked`"));
+    doc["lease_blocked"] = json!(false);
+    assert!(restore_err(&doc).contains("services[0].rr: expected a non-negative integer"));
+    doc["services"][0]["rr"] = json!(0);
+    assert!(restore_err(&doc).contains("instances[1].state.failures"));
+    doc["instances"][1]["state"]["failures"] = json!(0);
+    assert!(restore_err(&doc).contains("events[0].type: unknown event type `exploded`"));
+    doc["events"][0]["type"] = json!("registered");
+    Registry::restore(&doc.to_string()).unwrap();
+}
+
+#[test]
 fn restore_rejects_what_is_not_a_snapshot() {
     for text in ["", "null", "[]", "{}", "{\"format\": 1}", "not json"] {
         let err = Registry::restore(text).unwrap_err();
