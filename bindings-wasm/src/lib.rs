@@ -15,6 +15,8 @@
 //! ```
 
 mod error;
+#[cfg(any(test, target_arch = "wasm32"))]
+mod heap;
 mod shapes;
 
 use wasm_bindgen::prelude::*;
