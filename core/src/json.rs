@@ -289,7 +289,7 @@ pub fn write_str(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        out.push_str(cut(s, start, i));
         if escape.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
@@ -300,8 +300,15 @@ pub fn write_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(cut(s, start, s.len()));
     out.push('"');
+}
+
+/// `text[from..to]`. Every cut here is next to an ASCII byte, so on a
+/// character boundary; `get` keeps the panicking slice path (and the
+/// formatting it carries) out of the WebAssembly module.
+fn cut(text: &str, from: usize, to: usize) -> &str {
+    text.get(from..to).unwrap_or_default()
 }
 
 /// Writes one JSON object member by member.
@@ -568,7 +575,7 @@ impl Reader<'_> {
                 return Err(self.error("invalid number"));
             }
         }
-        let text = &self.text[start..self.pos];
+        let text = cut(self.text, start, self.pos);
         if integer {
             if negative {
                 if let Ok(n) = text.parse::<i64>() {
@@ -617,12 +624,12 @@ impl Reader<'_> {
             };
             match b {
                 b'"' => {
-                    out.push_str(&self.text[start..self.pos]);
+                    out.push_str(cut(self.text, start, self.pos));
                     self.pos += 1;
                     return Ok(out);
                 }
                 b'\\' => {
-                    out.push_str(&self.text[start..self.pos]);
+                    out.push_str(cut(self.text, start, self.pos));
                     self.pos += 1;
                     let Some(e) = self.peek() else {
                         return Err(self.error("EOF while parsing a string"));
