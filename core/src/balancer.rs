@@ -55,6 +55,7 @@ impl Strategy {
     }
 
     /// The strategy with this numeric code (its `repr(u8)` value).
+    #[inline(always)]
     pub fn from_u8(code: u8) -> Option<Strategy> {
         Strategy::ALL.get(usize::from(code)).copied()
     }

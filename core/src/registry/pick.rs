@@ -190,6 +190,7 @@ impl Registry {
     ///
     /// # Errors
     /// As [`Registry::pick`].
+    #[inline(always)]
     pub fn pick_ref(
         &mut self,
         service: ServiceRef,
@@ -233,7 +234,7 @@ impl Registry {
         found
     }
 
-    #[inline]
+    #[inline(always)]
     fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
         // The common pick has no options: nothing to check.
         if options.key.is_none()
@@ -264,17 +265,27 @@ impl Registry {
         validate_filter(&options.filter)
     }
 
+    /// The hot path: inlined into its callers (the core is built for size
+    /// in the WebAssembly module, where a call per step would show), with
+    /// everything but a plain round robin out of line.
+    #[inline(always)]
     fn pick_at(&mut self, idx: u32, strategy: Strategy, options: &PickOptions) -> Result<Pick> {
         self.ensure_candidates(idx);
         let result = if options.filter.is_empty() && options.zone.is_none() {
-            self.pick_table(idx, strategy, options.key.as_deref())
+            let svc = &mut self.services[idx as usize];
+            let len = svc.candidates.slots.len();
+            if strategy == Strategy::RoundRobin && len > 0 {
+                let pos = svc.rr.next(len);
+                svc.candidates.slots.get(pos).copied()
+            } else {
+                self.pick_table(idx, strategy, options.key.as_deref())
+            }
         } else {
-            let subset = self.subset(idx, options);
-            self.pick_subset(idx, strategy, options.key.as_deref(), subset)
+            self.pick_filtered(idx, strategy, options)
         };
-        let service = &mut self.services[idx as usize];
         match result {
             Some(slot) => {
+                let service = &mut self.services[idx as usize];
                 service.metrics.picks[strategy as usize] += 1;
                 Ok(Pick {
                     handle: Handle {
@@ -284,28 +295,50 @@ impl Registry {
                     panic: service.panic,
                 })
             }
-            None => {
-                service.metrics.pick_failures += 1;
-                Err(Error::NoEligibleInstance {
-                    service: service.name.to_string(),
-                    detail: String::new(),
-                })
-            }
+            None => Err(self.pick_failed(idx)),
+        }
+    }
+
+    #[inline(never)]
+    fn pick_filtered(
+        &mut self,
+        idx: u32,
+        strategy: Strategy,
+        options: &PickOptions,
+    ) -> Option<u32> {
+        let subset = self.subset(idx, options);
+        self.pick_subset(idx, strategy, options.key.as_deref(), subset)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pick_failed(&mut self, idx: u32) -> Error {
+        let service = &mut self.services[idx as usize];
+        service.metrics.pick_failures += 1;
+        Error::NoEligibleInstance {
+            service: service.name.to_string(),
+            detail: String::new(),
         }
     }
 
     /// Rebuilds a service's caches after a change, and its weights while
     /// slow start ramps them.
+    #[inline(always)]
     fn ensure_candidates(&mut self, idx: u32) {
-        let clock = self.clock;
         let svc = &self.services[idx as usize];
         if !svc.dirty {
             let c = &svc.candidates;
-            if c.ramp_until != 0 && c.weights_at != clock {
+            if c.ramp_until != 0 && c.weights_at != self.clock {
                 self.reweigh(idx);
             }
             return;
         }
+        self.rebuild_candidates(idx);
+    }
+
+    #[inline(never)]
+    fn rebuild_candidates(&mut self, idx: u32) {
+        let svc = &self.services[idx as usize];
         let healthy: Vec<u32> = svc
             .members
             .iter()
@@ -469,6 +502,7 @@ impl Registry {
         }
     }
 
+    #[inline(never)]
     fn pick_table(&mut self, idx: u32, strategy: Strategy, key: Option<&str>) -> Option<u32> {
         let svc = &mut self.services[idx as usize];
         let c = &mut svc.candidates;

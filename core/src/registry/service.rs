@@ -52,7 +52,7 @@ impl RoundRobin {
     }
 
     /// Round robin over `len` candidates: `c mod len`, then `c += 1`.
-    #[inline]
+    #[inline(always)]
     pub fn next(&mut self, len: usize) -> usize {
         let pos = if self.len == len {
             self.pos
