@@ -12,12 +12,13 @@ const dist = join(root, "dist");
 const src = join(root, "src");
 
 // Ceilings for the optimized module, in bytes (raw and gzip -9). The goal
-// is 150 KB raw / 60 KB gzipped; the core as it stands needs ~208 / ~85 KiB
-// (before wasm-opt: registry logic ~50 KB, snapshot writing and restore ~42,
-// the JSON reader and writer ~17, instance validation ~12, the allocator 7),
-// so these ceilings sit just above today's size and fail the build on growth.
-const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 210 * 1024);
-const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 86 * 1024);
+// is 150 KB raw / 60 KB gzipped; the module as it stands is ~151 / ~67 KiB
+// (code ~136 KiB, of which the snapshot reader is ~15, the JSON reader and
+// writer ~12, instance and config validation ~10; data ~12 KiB of names and
+// messages), so these ceilings sit just above today's size and fail the
+// build on growth.
+const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 153 * 1024);
+const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 68.5 * 1024);
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
