@@ -1,6 +1,5 @@
 //! Instances: what a host registers (SPEC §2), validated and normalised.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::DAY_MS;
 use crate::error::{Error, Result};
 use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
+use crate::meta::Meta;
 
 /// Most tags an instance may carry.
 pub const MAX_TAGS: usize = 64;
@@ -36,7 +36,7 @@ pub struct InstanceSpec {
     pub tags: Vec<String>,
     /// Up to 64 entries; key 1–128 bytes, value up to 512 bytes.
     #[serde(default)]
-    pub meta: BTreeMap<String, String>,
+    pub meta: Meta,
     /// Locality for zone preference, up to 128 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
@@ -70,7 +70,7 @@ impl InstanceSpec {
             port,
             weight: 1,
             tags: Vec::new(),
-            meta: BTreeMap::new(),
+            meta: Meta::new(),
             zone: None,
             priority: 0,
             ttl_ms: None,
@@ -190,7 +190,7 @@ impl InstanceSpec {
             check_interval_ms: self.check_interval_ms,
         };
         let mut tags = self.tags.iter().map(String::as_str);
-        let mut meta = self.meta.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut meta = self.meta.iter();
         let mut w = ObjectWriter::new(&mut out);
         write_members(&mut w, &fields, &mut tags, &mut meta);
         w.end();

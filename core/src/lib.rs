@@ -30,6 +30,7 @@ mod events;
 mod health;
 mod instance;
 pub mod json;
+mod meta;
 mod metrics;
 mod registry;
 mod rng;
@@ -42,6 +43,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use health::{CheckStatus, Health};
 pub use instance::{Filter, Instance, InstanceSpec, MAX_META, MAX_TAGS};
+pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
 pub use registry::{
