@@ -3,8 +3,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 
-use waypost_core::json::{describe, Json};
-use waypost_core::Filter;
+use waypost_core::{Error, Filter};
 
 use crate::error::Failure;
 
@@ -104,50 +103,13 @@ pub(crate) fn owned(text: String) -> Result<*mut c_char, Failure> {
         .map_err(|_| Failure::invalid("result", "contains a NUL byte"))
 }
 
-/// A tag and metadata filter from its JSON form:
-/// `{"tags": ["a", …], "meta": {"k": "v", …}}` (both keys optional).
+/// A tag and metadata filter from its JSON form (the core's
+/// `Filter::from_json`), its errors naming the C argument.
 pub(crate) fn filter_from_json(text: &str) -> Result<Filter, Failure> {
-    const ARG: &str = "filter_json";
-    let value =
-        Json::parse(text).map_err(|e| Failure::invalid(ARG, format!("not valid JSON: {e}")))?;
-    let Json::Object(members) = value else {
-        return Err(Failure::invalid(ARG, "must be a JSON object"));
-    };
-    let mut filter = Filter::default();
-    for (key, value) in members {
-        match (key.as_str(), value) {
-            ("tags", Json::Array(items)) => {
-                for item in items {
-                    match item {
-                        Json::String(tag) => filter.tags.push(tag),
-                        other => {
-                            return Err(Failure::invalid(
-                                ARG,
-                                format!("tags: {} is not a string", describe(&other)),
-                            ))
-                        }
-                    }
-                }
-            }
-            ("meta", Json::Object(entries)) => {
-                for (k, v) in entries {
-                    match v {
-                        Json::String(v) => filter.meta.push((k, v)),
-                        other => {
-                            return Err(Failure::invalid(
-                                ARG,
-                                format!("meta.{k}: {} is not a string", describe(&other)),
-                            ))
-                        }
-                    }
-                }
-            }
-            ("tags", _) => return Err(Failure::invalid(ARG, "tags must be an array of strings")),
-            ("meta", _) => return Err(Failure::invalid(ARG, "meta must be an object of strings")),
-            (other, _) => return Err(Failure::invalid(ARG, format!("unknown key `{other}`"))),
-        }
-    }
-    Ok(filter)
+    Filter::from_json(text).map_err(|e| match e {
+        Error::InvalidArgument { reason, .. } => Failure::invalid("filter_json", reason),
+        other => Failure::from(other),
+    })
 }
 
 /// Copies `text` into a fixed, NUL-terminated C buffer (it always fits:

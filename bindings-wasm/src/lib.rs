@@ -27,7 +27,7 @@ use waypost::{
 };
 
 use error::{check, invalid, js_error};
-use shapes::{filter, instance_fields, ms};
+use shapes::{filter_of, instance_fields, ms};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
@@ -268,8 +268,7 @@ impl RegistryCore {
         self.pick_code(result)
     }
 
-    /// `pickIndex` with a key, zone, required tags and required metadata
-    /// (`[key, value, key, value, ...]`).
+    /// `pickIndex` with a key, zone and a filter in its JSON form.
     // Flat arguments keep the JS boundary free of object conversions.
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = pickWith)]
@@ -279,14 +278,13 @@ impl RegistryCore {
         strategy: u8,
         key: Option<String>,
         zone: Option<String>,
-        tags: Option<Vec<String>>,
-        meta: Option<Vec<String>>,
+        filter: Option<String>,
         now: f64,
     ) -> Result<i32, JsValue> {
         let options = PickOptions {
             key,
             zone,
-            filter: filter(tags, meta)?,
+            filter: filter_of(filter)?,
         };
         let result = match Strategy::from_u8(strategy) {
             Some(s) => self
@@ -308,14 +306,13 @@ impl RegistryCore {
         strategy: u8,
         key: Option<String>,
         zone: Option<String>,
-        tags: Option<Vec<String>>,
-        meta: Option<Vec<String>>,
+        filter: Option<String>,
         now: f64,
     ) -> Result<i32, JsValue> {
         let options = PickOptions {
             key,
             zone,
-            filter: filter(tags, meta)?,
+            filter: filter_of(filter)?,
         };
         let result = match Strategy::from_u8(strategy) {
             Some(s) => self.inner.pick(service, s, &options, ms(now)),
@@ -338,13 +335,12 @@ impl RegistryCore {
         &mut self,
         service: &str,
         all: bool,
-        tags: Option<Vec<String>>,
-        meta: Option<Vec<String>>,
+        filter: Option<String>,
         now: f64,
     ) -> Result<Vec<u32>, JsValue> {
         let options = DiscoverOptions {
             all,
-            filter: filter(tags, meta)?,
+            filter: filter_of(filter)?,
         };
         let generations = &mut self.generations;
         let found = check(self.inner.discover(service, &options, ms(now)))?;

@@ -2,13 +2,13 @@
 //! in the core's own wire forms (the facade parses it and reshapes keys);
 //! instances, fetched once per slot whenever the facade's cache is rebuilt,
 //! travel as a positional array, which is cheaper to make than to parse.
-//! The conversion of the facade's filter arguments lives here too.
+//! Filters arrive in their JSON form (the core's `Filter::from_json`).
 
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 use waypost::{Filter, Instance};
 
-use crate::error::invalid;
+use crate::error::check;
 
 /// A registered instance as `[id, service, address, port, weight, tags,
 /// metaPairs, zone, priority, ttlMs, checkIntervalMs]`, where `metaPairs` is
@@ -38,22 +38,12 @@ pub fn instance_fields(i: &Instance) -> Array {
     .collect()
 }
 
-/// A filter from the facade's required tags and metadata pairs, the latter
-/// flattened as `[key, value, key, value, ...]`.
-pub fn filter(tags: Option<Vec<String>>, meta: Option<Vec<String>>) -> Result<Filter, JsValue> {
-    let mut filter = Filter {
-        tags: tags.unwrap_or_default(),
-        meta: Vec::new(),
-    };
-    let meta = meta.unwrap_or_default();
-    if !meta.len().is_multiple_of(2) {
-        return Err(invalid("invalid argument `meta`: must be key, value pairs"));
+/// A filter from the JSON form the facade writes (none: the empty filter).
+pub fn filter_of(json: Option<String>) -> Result<Filter, JsValue> {
+    match json {
+        Some(text) => check(Filter::from_json(&text)),
+        None => Ok(Filter::default()),
     }
-    let mut pairs = meta.into_iter();
-    while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
-        filter.meta.push((k, v));
-    }
-    Ok(filter)
 }
 
 /// Milliseconds from a JS number: the facade has already rejected anything

@@ -475,6 +475,61 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.meta.is_empty()
     }
+
+    /// A filter from its JSON form, `{"tags": ["a", …], "meta": {"k": "v",
+    /// …}}` (both keys optional): what the bindings that pass filters as
+    /// text hand over. The contents are checked where the filter is used.
+    ///
+    /// # Errors
+    /// `invalid_argument` (field `filter`) for malformed JSON, an unknown
+    /// key, or a tag or value that is not a string.
+    pub fn from_json(text: &str) -> Result<Filter> {
+        const FIELD: &str = "filter";
+        let value =
+            Json::parse(text).map_err(|e| Error::invalid(FIELD, format!("not valid JSON: {e}")))?;
+        let Json::Object(members) = value else {
+            return Err(Error::invalid(FIELD, "must be a JSON object"));
+        };
+        let mut filter = Filter::default();
+        for (key, value) in members {
+            match (key.as_str(), value) {
+                ("tags", Json::Array(items)) => {
+                    for item in items {
+                        match item {
+                            Json::String(tag) => filter.tags.push(tag),
+                            other => {
+                                return Err(Error::invalid(
+                                    FIELD,
+                                    format!("tags: {} is not a string", describe(&other)),
+                                ))
+                            }
+                        }
+                    }
+                }
+                ("meta", Json::Object(entries)) => {
+                    for (k, v) in entries {
+                        match v {
+                            Json::String(v) => filter.meta.push((k, v)),
+                            other => {
+                                return Err(Error::invalid(
+                                    FIELD,
+                                    format!("meta.{k}: {} is not a string", describe(&other)),
+                                ))
+                            }
+                        }
+                    }
+                }
+                ("tags", _) => {
+                    return Err(Error::invalid(FIELD, "tags must be an array of strings"))
+                }
+                ("meta", _) => {
+                    return Err(Error::invalid(FIELD, "meta must be an object of strings"))
+                }
+                (other, _) => return Err(Error::invalid(FIELD, format!("unknown key `{other}`"))),
+            }
+        }
+        Ok(filter)
+    }
 }
 
 /// The scalar fields of the instance wire form.

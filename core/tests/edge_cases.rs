@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 use waypost::{
-    CheckStatus, Config, DiscoverOptions, Error, ErrorCode, Handle, InstanceSpec, PickOptions,
-    Registry, Strategy,
+    CheckStatus, Config, DiscoverOptions, Error, ErrorCode, Filter, Handle, InstanceSpec,
+    PickOptions, Registry, Strategy,
 };
 
 fn registry(config: Config) -> Registry {
@@ -497,6 +497,31 @@ fn field_of(err: Error) -> String {
     match err {
         Error::InvalidArgument { field, .. } => field,
         other => panic!("expected invalid_argument, got {other:?}"),
+    }
+}
+
+#[test]
+fn filters_read_from_json() {
+    let f =
+        Filter::from_json(r#"{"tags": ["gpu", "eu"], "meta": {"v": "2", "tier": "a"}}"#).unwrap();
+    assert_eq!(f.tags, ["gpu", "eu"]);
+    assert_eq!(
+        f.meta,
+        [("v".into(), "2".into()), ("tier".into(), "a".into())]
+    );
+    assert!(Filter::from_json("{}").unwrap().is_empty());
+    for (text, says) in [
+        ("", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        (r#"{"tags": "gpu"}"#, "tags must be an array of strings"),
+        (r#"{"tags": [1]}"#, "tags: 1 is not a string"),
+        (r#"{"meta": []}"#, "meta must be an object of strings"),
+        (r#"{"meta": {"k": null}}"#, "meta.k: null is not a string"),
+        (r#"{"zone": "eu"}"#, "unknown key `zone`"),
+    ] {
+        let err = Filter::from_json(text).unwrap_err();
+        assert!(err.to_string().contains(says), "{text}: {err}");
+        assert_eq!(field_of(err), "filter", "{text}");
     }
 }
 

@@ -160,23 +160,27 @@ function strategyCode(strategy) {
 function filterOf(options) {
   const { tags, meta } = options;
   if (tags === undefined && meta === undefined) return undefined;
+  // The filter's JSON form for the core, written out here rather than by
+  // JSON.stringify, which would honour a caller's toJSON.
+  const parts = [];
   if (tags !== undefined) {
     if (!Array.isArray(tags)) {
       throw new TypeError(`tags must be an array of strings, got ${describe(tags)}`);
     }
     if (!tags.every((tag) => typeof tag === "string")) throw invalid("tags", "must be strings");
+    parts.push(`"tags":[${tags.map((tag) => JSON.stringify(tag)).join(",")}]`);
   }
-  let pairs;
   if (meta !== undefined) {
     record("meta", meta);
-    pairs = [];
+    const pairs = [];
     for (const key of Object.keys(meta)) {
       const value = meta[key];
       if (typeof value !== "string") throw invalid(`meta.${key}`, "must be a string");
-      pairs.push(key, value);
+      pairs.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
     }
+    parts.push(`"meta":{${pairs.join(",")}}`);
   }
-  return [tags, pairs];
+  return `{${parts.join(",")}}`;
 }
 
 /** 53 bits of host entropy, for a registry created without a seed. */
@@ -366,22 +370,20 @@ export class Registry {
       r = core.pickIndex(ref, code, t);
     } else {
       text("service", service);
-      let key, zone;
-      let filter = [];
+      let key, zone, filter;
       if (options !== undefined) {
         record("options", options);
         key = options.key;
         zone = options.zone;
         if (key !== undefined) text("key", key);
         if (zone !== undefined) text("zone", zone);
-        filter = filterOf(options) ?? filter;
+        filter = filterOf(options);
       }
-      const [tags, meta] = filter;
       if (ref === undefined) {
-        r = core.pickNamed(service, code, key, zone, tags, meta, t);
+        r = core.pickNamed(service, code, key, zone, filter, t);
         if (r >= 0) this.#refs.set(service, core.serviceRef(service));
       } else {
-        r = core.pickWith(ref, code, key, zone, tags, meta, t);
+        r = core.pickWith(ref, code, key, zone, filter, t);
       }
     }
     if (r < 0) throw core.takeError();
@@ -417,7 +419,7 @@ export class Registry {
         return { instances: last.instances.slice(), health: last.health.slice(), panic: last.panic };
       }
     }
-    const out = this.#core.discover(service, all, filter?.[0], filter?.[1], t);
+    const out = this.#core.discover(service, all, filter, t);
     if (out[0] & 2) this.#reset();
     const n = out.length - 1;
     const instances = new Array(n);

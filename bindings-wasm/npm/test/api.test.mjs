@@ -123,6 +123,19 @@ test("pick options: zone preference, tag and meta filters, consistent hash keys"
   assert.throws(() => reg.pick("api", "consistent_hash", 1), { code: "invalid_argument" });
 });
 
+test("filters travel as written: odd keys and characters, no toJSON", () => {
+  const reg = new Registry({ seed: 1 });
+  const meta = JSON.parse('{"__proto__": "p", "q\\"uote": "\\u00e9"}');
+  reg.register({ id: "odd", service: "s", address: "h", port: 1, tags: ['t"1', "ü"], meta }, 0);
+  reg.register({ id: "plain", service: "s", address: "h", port: 1 }, 0);
+  const tags = ['t"1', "ü"];
+  tags.toJSON = () => [];
+  const found = reg.discover("s", { tags, meta }, 1).instances.map((i) => i.id);
+  assert.deepEqual(found, ["odd"]);
+  assert.equal(reg.pick("s", "random", { meta: JSON.parse('{"__proto__": "p"}') }, 1).instance.id, "odd");
+  assert.throws(() => reg.pick("s", "random", { meta: JSON.parse('{"__proto__": "x"}') }, 1), { code: "no_eligible_instance" });
+});
+
 test("discover lists healthy instances, or all with health, with filters", () => {
   const reg = fleet();
   reg.heartbeat("api-1", 9_000);

@@ -151,14 +151,17 @@ test("a freed registry throws instead of trapping, and others live on", () => {
   assertUsable(b);
 });
 
-test("the core under the facade rejects unpaired filter metadata without trapping", () => {
+test("the core under the facade rejects a malformed filter without trapping", () => {
   const core = new RegistryCore('{"seed": 1}');
   core.register('{"id": "a", "service": "api", "address": "h", "port": 1, "meta": {"k": "v"}}', 0);
-  assert.throws(
-    () => core.discover("api", false, undefined, ["k"], 1),
-    (e) => e instanceof WaypostError && e.code === "invalid_argument",
-  );
-  assert.equal(core.discover("api", false, undefined, ["k", "v"], 1).length, 2);
-  assert.equal(core.discover("api", false, undefined, ["k", "w"], 1).length, 1);
-  assert.equal(core.discover("api", false, undefined, undefined, 1).length, 2);
+  for (const filter of ['{"meta": ["k"]}', '{"tags": [1]}', "{", '{"zone": "eu"}']) {
+    assert.throws(
+      () => core.discover("api", false, filter, 1),
+      (e) => e instanceof WaypostError && e.code === "invalid_argument" && /filter/.test(e.message),
+      filter,
+    );
+  }
+  assert.equal(core.discover("api", false, '{"meta": {"k": "v"}}', 1).length, 2);
+  assert.equal(core.discover("api", false, '{"meta": {"k": "w"}}', 1).length, 1);
+  assert.equal(core.discover("api", false, undefined, 1).length, 2);
 });
