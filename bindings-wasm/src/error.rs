@@ -5,21 +5,12 @@ use wasm_bindgen::JsValue;
 /// A real JavaScript `Error` with `name = "WaypostError"` and `.code` set to
 /// the stable SPEC §8 code; the message is the core's human message.
 pub fn js_error(error: &waypost::Error) -> JsValue {
-    make(error.code().as_str(), &error.to_string())
-}
-
-/// Same shape for failures found in the binding itself (a value that could
-/// not be converted), always `invalid_argument`.
-pub fn invalid(message: &str) -> JsValue {
-    make("invalid_argument", message)
-}
-
-fn make(code: &str, message: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    error.set_name("WaypostError");
+    let code = JsValue::from_str(error.code().as_str());
+    let js = js_sys::Error::new(&error.to_string());
+    js.set_name("WaypostError");
     // Setting a property on a fresh plain Error object cannot fail.
-    let _ = js_sys::Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(code));
-    error.into()
+    let _ = js_sys::Reflect::set(&js, &JsValue::from_str("code"), &code);
+    js.into()
 }
 
 /// Maps a core result through [`js_error`].

@@ -26,8 +26,8 @@ use waypost::{
     Registry, ServiceRef, Strategy, CONFIG_KEYS,
 };
 
-use error::{check, invalid, js_error};
-use shapes::{filter_of, instance_fields, ms};
+use error::check;
+use shapes::{filter_of, ms};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
@@ -222,17 +222,15 @@ impl RegistryCore {
         }
     }
 
-    /// The instance in a slot as a field array (see `instance_fields`),
-    /// undefined for an empty slot.
+    /// The instance in a slot in its JSON wire form, undefined for an empty
+    /// slot. Text, not a JS value: V8 in Node 20 can crash deoptimizing a
+    /// caller of an export that returns a reference.
     #[wasm_bindgen(js_name = instanceAt)]
-    pub fn instance_at(&self, slot: u32) -> JsValue {
-        let Some(&generation) = self.generations.get(slot as usize) else {
-            return JsValue::UNDEFINED;
-        };
-        match self.inner.instance(Self::handle(slot, generation)) {
-            Some(instance) => instance_fields(instance).into(),
-            None => JsValue::UNDEFINED,
-        }
+    pub fn instance_at(&self, slot: u32) -> Option<String> {
+        let &generation = self.generations.get(slot as usize)?;
+        self.inner
+            .instance(Self::handle(slot, generation))
+            .map(|instance| instance.to_json())
     }
 
     /// Marks the facade's instance cache as rebuilt at the current epoch.
@@ -321,12 +319,13 @@ impl RegistryCore {
         Ok(self.pick_code(result))
     }
 
-    /// The error of the last call that returned -1.
+    /// The error of the last call that returned -1, as `code message`
+    /// (text for the reason given at `instanceAt`).
     #[wasm_bindgen(js_name = takeError)]
-    pub fn take_error(&mut self) -> JsValue {
+    pub fn take_error(&mut self) -> String {
         match self.error.take() {
-            Some(e) => js_error(&e),
-            None => invalid("no error recorded"),
+            Some(e) => format!("{} {e}", e.code().as_str()),
+            None => "invalid_argument no error recorded".to_owned(),
         }
     }
 

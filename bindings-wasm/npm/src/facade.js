@@ -190,24 +190,28 @@ function randomSeed() {
   return (words[0] & 0x1fffff) * 4294967296 + words[1];
 }
 
-/** A frozen instance object from the core's field array (`instanceAt`). */
-function instanceOf(f) {
-  const pairs = f[6];
-  const meta = [];
-  for (let i = 0; i < pairs.length; i += 2) meta.push([pairs[i], pairs[i + 1]]);
+/** A frozen instance object from the core's JSON wire form (`instanceAt`). */
+function instanceOf(text) {
+  const f = JSON.parse(text);
   return Object.freeze({
-    id: f[0],
-    service: f[1],
-    address: f[2],
-    port: f[3],
-    weight: f[4],
-    tags: Object.freeze(f[5]),
-    meta: Object.freeze(Object.fromEntries(meta)),
-    zone: f[7],
-    priority: f[8],
-    ttlMs: f[9],
-    checkIntervalMs: f[10],
+    id: f.id,
+    service: f.service,
+    address: f.address,
+    port: f.port,
+    weight: f.weight,
+    tags: Object.freeze(f.tags),
+    meta: Object.freeze(f.meta),
+    zone: f.zone ?? null,
+    priority: f.priority,
+    ttlMs: f.ttl_ms ?? null,
+    checkIntervalMs: f.check_interval_ms ?? null,
   });
+}
+
+/** The WaypostError of the core's `code message` text (`takeError`). */
+function coreError(text) {
+  const space = text.indexOf(" ");
+  return new WaypostError(text.slice(0, space), text.slice(space + 1));
 }
 
 /** camelCase copy of a JSON object's keys (field names only, never user data). */
@@ -386,7 +390,7 @@ export class Registry {
         r = core.pickWith(ref, code, key, zone, filter, t);
       }
     }
-    if (r < 0) throw core.takeError();
+    if (r < 0) throw coreError(core.takeError());
     if (r & 1) this.#reset();
     const slot = r >> 2;
     if (r & 2) return this.#panicPicks[slot] ?? this.#pickResult(slot, true);
