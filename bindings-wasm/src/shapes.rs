@@ -1,8 +1,7 @@
 //! How core values cross the boundary. Cold-path values travel as JSON text
-//! in the core's own wire forms (the facade parses it and reshapes keys);
-//! instances, fetched once per slot whenever the facade's cache is rebuilt,
-//! travel as a positional array, which is cheaper to make than to parse.
-//! Filters arrive in their JSON form (the core's `Filter::from_json`).
+//! in the core's own wire forms (the facade parses it and reshapes keys),
+//! instances and errors included; filters arrive in their JSON form (the
+//! core's `Filter::from_json`).
 
 use wasm_bindgen::JsValue;
 use waypost::Filter;
