@@ -1,4 +1,5 @@
-//! The one place where core errors become JavaScript values.
+//! The one place where core errors become JavaScript values, or the text
+//! the facade makes them from.
 
 use wasm_bindgen::JsValue;
 
@@ -11,6 +12,15 @@ pub fn js_error(error: &waypost::Error) -> JsValue {
     // Setting a property on a fresh plain Error object cannot fail.
     let _ = js_sys::Reflect::set(&js, &JsValue::from_str("code"), &code);
     js.into()
+}
+
+/// The same error as text, `code message`, for the facade to make into a
+/// `WaypostError` (see `takeError`); `None` reads as a binding misuse.
+pub fn error_text(error: Option<&waypost::Error>) -> String {
+    match error {
+        Some(e) => format!("{} {e}", e.code().as_str()),
+        None => "invalid_argument no error recorded".to_owned(),
+    }
 }
 
 /// Maps a core result through [`js_error`].

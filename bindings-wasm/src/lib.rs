@@ -26,7 +26,7 @@ use waypost::{
     Registry, ServiceRef, Strategy, CONFIG_KEYS,
 };
 
-use error::check;
+use error::{check, error_text};
 use shapes::{filter_of, ms};
 
 /// Slots below this and generations below 2^29 pack into one exact JS number.
@@ -323,10 +323,7 @@ impl RegistryCore {
     /// (text for the reason given at `instanceAt`).
     #[wasm_bindgen(js_name = takeError)]
     pub fn take_error(&mut self) -> String {
-        match self.error.take() {
-            Some(e) => format!("{} {e}", e.code().as_str()),
-            None => "invalid_argument no error recorded".to_owned(),
-        }
+        error_text(self.error.take().as_ref())
     }
 
     /// `[flags, slot << 3 | health, ...]` with flags `panic | stale << 1`.
