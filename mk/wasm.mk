@@ -35,7 +35,7 @@ wasm-deps:
 # wasm-opt --low-memory-unused (~1% smaller): Rust puts a 1 MiB stack below
 # its data, growing down, so the low 1 KiB is only reached by a stack that
 # has already overflowed.
-wasm: wasm-deps
+wasm: wasm-deps tools-rust tools-wasm-bindgen
 	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_PROFILE) $(WASM_PROFILE_FLAGS)
 	rm -rf $(WASM_NPM)/build && mkdir -p $(WASM_NPM)/build
 	wasm-bindgen --target web --out-dir $(WASM_NPM)/build --out-name waypost_wasm $(WASM_RAW)

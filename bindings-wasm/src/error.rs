@@ -1,6 +1,10 @@
 //! The one place where core errors become JavaScript values, or the text
 //! the facade makes them from.
 
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+
 use wasm_bindgen::JsValue;
 
 /// A real JavaScript `Error` with `name = "WaypostError"` and `.code` set to

@@ -3,6 +3,8 @@
 //! instances and errors included; filters arrive in their JSON form (the
 //! core's `Filter::from_json`).
 
+use alloc::string::String;
+
 use wasm_bindgen::JsValue;
 use waypost::Filter;
 

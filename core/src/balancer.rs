@@ -1,7 +1,8 @@
 //! Load-balancing strategies (SPEC §5) over a service's candidate table.
 
-use std::fmt;
-use std::str::FromStr;
+use crate::prelude::*;
+use core::fmt;
+use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
 //! Registry configuration (SPEC §4) and its validation.
 
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

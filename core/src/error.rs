@@ -1,6 +1,7 @@
 //! The one error type of the core, with the stable codes of the specification.
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 /// Everything that can go wrong in a registry call.
 ///
@@ -138,4 +139,4 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Result alias used throughout the core.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,9 +1,10 @@
 //! Registry events (SPEC §6) and the retained log behind `events_since`.
 
-use std::collections::VecDeque;
-use std::fmt;
-use std::str::FromStr;
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::fmt;
+use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,8 @@
 //! Public health (SPEC §3) and the reports hosts feed into it.
 
-use std::fmt;
-use std::str::FromStr;
+use crate::prelude::*;
+use core::fmt;
+use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 

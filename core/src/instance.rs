@@ -1,6 +1,7 @@
 //! Instances: what a host registers (SPEC §2), validated and normalised.
 
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 

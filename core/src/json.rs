@@ -15,6 +15,7 @@
 //! is an `f64`, and one that overflows it is an error. When an object
 //! repeats a key, the last value counts.
 
+use crate::prelude::*;
 mod float;
 
 /// Deepest nesting of arrays and objects the reader accepts.

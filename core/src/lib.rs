@@ -20,8 +20,25 @@
 //! assert_eq!(reg.instance(pick.handle).unwrap().id(), "api-1");
 //! # Ok::<(), waypost::Error>(())
 //! ```
+#![no_std]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+// The core needs only an allocator, never the operating system, so it
+// builds without `std`: the WebAssembly module then carries none of std's
+// panic and formatting runtime. Unit tests run with std.
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+/// What std's prelude would bring into every module.
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+    pub use alloc::{format, vec};
+}
 
 mod balancer;
 mod config;

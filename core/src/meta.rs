@@ -1,6 +1,7 @@
 //! [`Meta`]: an instance's metadata, a small map kept in key order.
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -28,7 +29,7 @@ impl Meta {
     /// Sets `key` to `value`; returns the value it replaces, if any.
     pub fn insert(&mut self, key: String, value: String) -> Option<String> {
         match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Ok(i) => Some(core::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
                 self.entries.insert(i, (key, value));
                 None
@@ -93,7 +94,7 @@ impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for Met
 
 impl IntoIterator for Meta {
     type Item = (String, String);
-    type IntoIter = std::vec::IntoIter<(String, String)>;
+    type IntoIter = alloc::vec::IntoIter<(String, String)>;
 
     /// The entries in key order.
     fn into_iter(self) -> Self::IntoIter {
@@ -103,8 +104,8 @@ impl IntoIterator for Meta {
 
 impl<'a> IntoIterator for &'a Meta {
     type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
+    type IntoIter = core::iter::Map<
+        core::slice::Iter<'a, (String, String)>,
         fn(&'a (String, String)) -> (&'a str, &'a str),
     >;
 

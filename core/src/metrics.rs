@@ -1,6 +1,7 @@
 //! Counters and gauges, rendered in the Prometheus text exposition format.
 
-use std::fmt::Write;
+use crate::prelude::*;
+use core::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 

@@ -83,6 +83,7 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     #[test]
     fn golden_sequence_is_pinned() {

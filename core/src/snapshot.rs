@@ -4,11 +4,12 @@
 //! (no derived deserializers): every error names its path
 //! (`instances[3].state.health`), and the WebAssembly module stays small.
 
-use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::str::FromStr;
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::collections::BinaryHeap;
+use alloc::sync::Arc;
+use core::cell::Cell;
+use core::cmp::Reverse;
+use core::str::FromStr;
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
@@ -169,7 +170,7 @@ impl<'p> Fields<'p> {
         let mut found = None;
         self.members.retain_mut(|(k, v)| {
             if k == key {
-                found = Some(std::mem::replace(v, Json::Null));
+                found = Some(core::mem::replace(v, Json::Null));
                 false
             } else {
                 true
@@ -731,7 +732,7 @@ impl Registry {
 
     #[inline(never)]
     fn restore_instance(&mut self, i: usize, d: InstanceDoc, last_index: u64, problems: &Problems) {
-        let at = |field: &str, e: &dyn std::fmt::Display| {
+        let at = |field: &str, e: &dyn core::fmt::Display| {
             problems.note(format!("instances[{i}].{field}: {e}"));
         };
         if let Err(e) = d.instance.validate() {

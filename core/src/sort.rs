@@ -38,6 +38,7 @@ fn sift_down<T>(v: &mut [T], mut root: usize, end: usize, less: &mut impl FnMut(
 #[cfg(test)]
 mod tests {
     use super::sort_by;
+    use crate::prelude::*;
     use proptest::prelude::*;
 
     #[test]

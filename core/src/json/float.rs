@@ -6,7 +6,8 @@
 //! speed for size: an exact fast path for short mantissas and small
 //! exponents, and otherwise exact big-integer arithmetic.
 
-use std::cmp::Ordering::{self, Equal, Greater, Less};
+use crate::prelude::*;
+use core::cmp::Ordering::{self, Equal, Greater, Less};
 
 /// Significant digits kept; any further non-zero digit only marks the value
 /// as lying strictly above what was kept.

@@ -1,5 +1,6 @@
 //! The stored state of one registered instance.
 
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::balancer::{effective_weight, WEIGHT_SCALE};

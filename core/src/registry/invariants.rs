@@ -3,6 +3,7 @@
 
 use super::Registry;
 use crate::health::Health;
+use crate::prelude::*;
 
 impl Registry {
     /// Checks every internal index against the instances; `Err` says which

@@ -1,5 +1,6 @@
 //! The registry: instances, services, leases and everything hosts call.
 
+use crate::prelude::*;
 mod entry;
 mod invariants;
 mod names;
@@ -11,9 +12,9 @@ mod reports;
 mod service;
 mod time;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::Arc;
+use alloc::collections::BinaryHeap;
+use alloc::sync::Arc;
+use core::cmp::Reverse;
 
 use names::NameIndex;
 
@@ -613,7 +614,7 @@ impl Registry {
 fn unreachable_slot() -> ! {
     // Slots named by `by_id`, services and valid timers always hold an
     // entry; reaching here means an internal index is corrupt.
-    std::process::abort()
+    unreachable!("corrupt registry index")
 }
 
 /// An instance together with its dynamic status.

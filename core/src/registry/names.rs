@@ -5,8 +5,8 @@
 //! candidates are compared inline, eight bytes at a time, instead of
 //! through library calls.
 
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::Arc;
+use alloc::sync::Arc;
+use core::hash::{BuildHasherDefault, Hash, Hasher};
 
 use hashbrown::{Equivalent, HashMap};
 
@@ -162,6 +162,7 @@ impl NameIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     #[test]
     fn compares_every_byte_of_every_length() {

@@ -1,6 +1,7 @@
 //! Discovery and picking (SPEC §5) over cached candidate tables.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use super::names::same_bytes;
 use super::service::Candidates;
@@ -347,7 +348,7 @@ impl Registry {
             .collect();
         let panic = svc.panic;
         let chosen = self.eligible(&svc.members, panic, None);
-        let old = std::mem::take(&mut self.services[idx as usize].candidates);
+        let old = core::mem::take(&mut self.services[idx as usize].candidates);
         // Carry each surviving candidate's state through its entry; a slot
         // freed and reused since the last build fails the generation check,
         // so a newcomer starts from zero.
@@ -394,7 +395,7 @@ impl Registry {
     fn reweigh(&mut self, idx: u32) {
         let clock = self.clock;
         let window = self.config.slow_start_ms;
-        let mut c = std::mem::take(&mut self.services[idx as usize].candidates);
+        let mut c = core::mem::take(&mut self.services[idx as usize].candidates);
         c.weights.clear();
         c.prefix.clear();
         c.ramp_until = 0;

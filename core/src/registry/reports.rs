@@ -1,6 +1,6 @@
 //! What hosts report: active-check results, call outcomes, in-flight calls.
 
-use std::cmp::Reverse;
+use core::cmp::Reverse;
 
 use super::Registry;
 use crate::error::Result;

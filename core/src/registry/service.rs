@@ -1,6 +1,7 @@
 //! Per-service state: members in id order, health counts, panic, caches.
 
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use super::{Entry, Registry};
 use crate::balancer::AliasTable;

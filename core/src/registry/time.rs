@@ -1,8 +1,9 @@
 //! Time: advancing the clock applies due expiries, evictions and ejection
 //! ends in (deadline, id) order; self-preservation holds expiries back.
 
-use std::cmp::Reverse;
-use std::sync::Arc;
+use crate::prelude::*;
+use alloc::sync::Arc;
+use core::cmp::Reverse;
 
 use super::entry::NO_TIMER;
 use super::{Registry, Timer};
