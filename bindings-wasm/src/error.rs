@@ -2,8 +2,7 @@
 //! the facade makes them from.
 
 use alloc::borrow::ToOwned;
-use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 
 use wasm_bindgen::JsValue;
 
@@ -11,7 +10,7 @@ use wasm_bindgen::JsValue;
 /// the stable SPEC §8 code; the message is the core's human message.
 pub fn js_error(error: &waypost::Error) -> JsValue {
     let code = JsValue::from_str(error.code().as_str());
-    let js = js_sys::Error::new(&error.to_string());
+    let js = js_sys::Error::new(&error.message());
     js.set_name("WaypostError");
     // Setting a property on a fresh plain Error object cannot fail.
     let _ = js_sys::Reflect::set(&js, &JsValue::from_str("code"), &code);
@@ -22,7 +21,12 @@ pub fn js_error(error: &waypost::Error) -> JsValue {
 /// `WaypostError` (see `takeError`); `None` reads as a binding misuse.
 pub fn error_text(error: Option<&waypost::Error>) -> String {
     match error {
-        Some(e) => format!("{} {e}", e.code().as_str()),
+        Some(e) => {
+            let mut text = String::from(e.code().as_str());
+            text.push(' ');
+            text.push_str(&e.message());
+            text
+        }
         None => "invalid_argument no error recorded".to_owned(),
     }
 }

@@ -74,7 +74,7 @@ impl FromStr for Strategy {
         Strategy::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::invalid("strategy", format!("unknown strategy `{s}`")))
+            .ok_or_else(|| Error::invalid("strategy", text!("unknown strategy `", s, "`")))
     }
 }
 

@@ -96,7 +96,7 @@ impl Config {
     /// text is not a JSON object.
     pub fn from_json(text: &str) -> Result<Config> {
         let value = Json::parse(text)
-            .map_err(|e| Error::invalid("config", format!("not valid JSON: {e}")))?;
+            .map_err(|e| Error::invalid("config", text!("not valid JSON: ", e)))?;
         match value {
             Json::Object(members) => Config::from_object(&members),
             _ => Err(Error::invalid("config", "must be a JSON object")),
@@ -127,19 +127,18 @@ impl Config {
             v.as_u64().ok_or_else(|| {
                 Error::invalid(
                     key,
-                    format!("must be a non-negative integer, got {}", describe(v)),
+                    text!("must be a non-negative integer, got ", describe(v)),
                 )
             })
         };
         let u32_of = |v: &Json| {
             uint(v).and_then(|n| {
-                u32::try_from(n).map_err(|_| Error::invalid(key, format!("{n} is too large")))
+                u32::try_from(n).map_err(|_| Error::invalid(key, text!(n, " is too large")))
             })
         };
         let ratio = |v: &Json| {
-            v.as_f64().ok_or_else(|| {
-                Error::invalid(key, format!("must be a number, got {}", describe(v)))
-            })
+            v.as_f64()
+                .ok_or_else(|| Error::invalid(key, text!("must be a number, got ", describe(v))))
         };
         match key {
             "ttl_ms" => self.ttl_ms = uint(value)?,
@@ -203,7 +202,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
             if v < lo || v > hi {
-                return Err(Error::invalid(key, format!("{v} is outside {lo}..={hi}")));
+                return Err(Error::invalid(key, text!(v, " is outside ", lo, "..=", hi)));
             }
             Ok(())
         }
@@ -228,9 +227,10 @@ impl Config {
         if self.max_ejection_ms < self.base_ejection_ms {
             return Err(Error::invalid(
                 "max_ejection_ms",
-                format!(
-                    "{} is below base_ejection_ms {}",
-                    self.max_ejection_ms, self.base_ejection_ms
+                text!(
+                    self.max_ejection_ms,
+                    " is below base_ejection_ms ",
+                    self.base_ejection_ms
                 ),
             ));
         }

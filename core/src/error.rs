@@ -7,11 +7,10 @@ use core::fmt;
 ///
 /// Every variant maps to one stable code string ([`Error::code`]) that every
 /// binding exposes unchanged; the message names the field or id at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// An argument or configuration value is out of range or malformed.
-    #[error("invalid argument `{field}`: {reason}")]
     InvalidArgument {
         /// The field, key or parameter at fault.
         field: String,
@@ -19,19 +18,16 @@ pub enum Error {
         reason: String,
     },
     /// No instance with this id is registered.
-    #[error("instance `{id}` not found")]
     NotFound {
         /// The id that was looked up.
         id: String,
     },
     /// No service with this name has any registered instance.
-    #[error("unknown service `{service}`")]
     UnknownService {
         /// The service that was looked up.
         service: String,
     },
     /// The service exists but no instance is eligible for this pick.
-    #[error("no eligible instance in service `{service}`{detail}")]
     NoEligibleInstance {
         /// The service picked from.
         service: String,
@@ -39,13 +35,10 @@ pub enum Error {
         detail: String,
     },
     /// The request contradicts the registry's state (e.g. an id owned by another service).
-    #[error("conflict: {0}")]
     Conflict(String),
     /// A snapshot document could not be restored.
-    #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
     /// Some of the requested events were already dropped from the retained log.
-    #[error("events after index {requested} were compacted; oldest retained is {oldest}")]
     Compacted {
         /// The index the caller asked to continue from.
         requested: u64,
@@ -68,6 +61,28 @@ impl Error {
         }
     }
 
+    /// The human message, as `Display` writes it: `instance `api-1` not found`.
+    pub fn message(&self) -> String {
+        match self {
+            Error::InvalidArgument { field, reason } => {
+                text!("invalid argument `", field, "`: ", reason)
+            }
+            Error::NotFound { id } => text!("instance `", id, "` not found"),
+            Error::UnknownService { service } => text!("unknown service `", service, "`"),
+            Error::NoEligibleInstance { service, detail } => {
+                text!("no eligible instance in service `", service, "`", detail)
+            }
+            Error::Conflict(what) => text!("conflict: ", what),
+            Error::InvalidSnapshot(what) => text!("invalid snapshot: ", what),
+            Error::Compacted { requested, oldest } => text!(
+                "events after index ",
+                requested,
+                " were compacted; oldest retained is ",
+                oldest
+            ),
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             field: field.into(),
@@ -83,6 +98,20 @@ impl Error {
         Error::UnknownService {
             service: service.to_owned(),
         }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl crate::text::Piece for Error {
+    fn put(&self, out: &mut String) {
+        out.push_str(&self.message());
     }
 }
 

@@ -79,7 +79,7 @@ impl FromStr for EventKind {
         EventKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::invalid("type", format!("unknown event type `{s}`")))
+            .ok_or_else(|| Error::invalid("type", text!("unknown event type `", s, "`")))
     }
 }
 

@@ -61,7 +61,7 @@ impl FromStr for Health {
         Health::ALL
             .into_iter()
             .find(|h| h.as_str() == s)
-            .ok_or_else(|| Error::invalid("health", format!("unknown health `{s}`")))
+            .ok_or_else(|| Error::invalid("health", text!("unknown health `", s, "`")))
     }
 }
 
@@ -98,7 +98,7 @@ impl FromStr for CheckStatus {
             "fail" => Ok(CheckStatus::Fail),
             _ => Err(Error::invalid(
                 "status",
-                format!("`{s}` is not one of pass, warn, fail"),
+                text!("`", s, "` is not one of pass, warn, fail"),
             )),
         }
     }

@@ -1,6 +1,7 @@
 //! Instances: what a host registers (SPEC §2), validated and normalised.
 
 use crate::prelude::*;
+use crate::text::CodePoint;
 use alloc::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -86,7 +87,7 @@ impl InstanceSpec {
     /// type or out of range).
     pub fn from_json(text: &str) -> Result<InstanceSpec> {
         let value = Json::parse(text)
-            .map_err(|e| Error::invalid("instance", format!("not valid JSON: {e}")))?;
+            .map_err(|e| Error::invalid("instance", text!("not valid JSON: ", e)))?;
         match value {
             Json::Object(members) => InstanceSpec::from_object(&members),
             _ => Err(Error::invalid("instance", "must be a JSON object")),
@@ -104,7 +105,7 @@ impl InstanceSpec {
                 Some(Json::String(s)) => Ok(Some(s.clone())),
                 Some(v) => Err(Error::invalid(
                     key,
-                    format!("must be a string, got {}", describe(v)),
+                    text!("must be a string, got ", describe(v)),
                 )),
             }
         }
@@ -118,7 +119,7 @@ impl InstanceSpec {
                     Some(n) if n <= max => Ok(Some(n)),
                     _ => Err(Error::invalid(
                         key,
-                        format!("must be an integer in 0..={max}, got {}", describe(v)),
+                        text!("must be an integer in 0..=", max, ", got ", describe(v)),
                     )),
                 },
             }
@@ -151,7 +152,9 @@ impl InstanceSpec {
                 for (i, item) in items.iter().enumerate() {
                     match item {
                         Json::String(s) => spec.tags.push(s.clone()),
-                        _ => return Err(Error::invalid(format!("tags[{i}]"), "must be a string")),
+                        _ => {
+                            return Err(Error::invalid(text!("tags[", i, "]"), "must be a string"))
+                        }
                     }
                 }
             }
@@ -165,7 +168,7 @@ impl InstanceSpec {
                         Json::String(s) => {
                             spec.meta.insert(k.clone(), s.clone());
                         }
-                        _ => return Err(Error::invalid(format!("meta.{k}"), "must be a string")),
+                        _ => return Err(Error::invalid(text!("meta.", k), "must be a string")),
                     }
                 }
             }
@@ -212,28 +215,31 @@ impl InstanceSpec {
         if !(1..=10_000).contains(&self.weight) {
             return Err(Error::invalid(
                 "weight",
-                format!("{} is outside 1..=10000", self.weight),
+                text!(self.weight, " is outside 1..=10000"),
             ));
         }
         if self.tags.len() > MAX_TAGS {
-            return Err(Error::invalid("tags", format!("more than {MAX_TAGS} tags")));
+            return Err(Error::invalid(
+                "tags",
+                text!("more than ", MAX_TAGS, " tags"),
+            ));
         }
         for (i, tag) in self.tags.iter().enumerate() {
             // The field name is only spelled out for an error.
             if check_name("", tag, 256).is_err() {
-                check_name(&format!("tags[{i}]"), tag, 256)?;
+                check_name(&text!("tags[", i, "]"), tag, 256)?;
             }
         }
         if self.meta.len() > MAX_META {
             return Err(Error::invalid(
                 "meta",
-                format!("more than {MAX_META} entries"),
+                text!("more than ", MAX_META, " entries"),
             ));
         }
         for (k, v) in &self.meta {
             check_name("meta key", k, 128)?;
             if check_text("", v, 0, 512).is_err() {
-                check_text(&format!("meta.{k}"), v, 0, 512)?;
+                check_text(&text!("meta.", k), v, 0, 512)?;
             }
         }
         if let Some(zone) = &self.zone {
@@ -245,10 +251,7 @@ impl InstanceSpec {
         ] {
             if let Some(ms) = value {
                 if !(1..=DAY_MS).contains(&ms) {
-                    return Err(Error::invalid(
-                        field,
-                        format!("{ms} is outside 1..={DAY_MS}"),
-                    ));
+                    return Err(Error::invalid(field, text!(ms, " is outside 1..=", DAY_MS)));
                 }
             }
         }
@@ -279,7 +282,15 @@ fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()> {
     if value.len() < min || value.len() > max {
         return Err(Error::invalid(
             field,
-            format!("length {} is outside {min}..={max} bytes", value.len()),
+            text!(
+                "length ",
+                value.len(),
+                " is outside ",
+                min,
+                "..=",
+                max,
+                " bytes"
+            ),
         ));
     }
     // Printable ASCII (the usual case) needs no character decoding.
@@ -292,7 +303,7 @@ fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()> {
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(Error::invalid(
             field,
-            format!("contains control character U+{:04X}", u32::from(c)),
+            text!("contains control character ", CodePoint(c)),
         ));
     }
     Ok(())
@@ -442,18 +453,18 @@ impl Instance {
     /// The spec this instance was registered with (normalised).
     pub fn to_spec(&self) -> InstanceSpec {
         InstanceSpec {
-            id: self.id.to_string(),
-            service: self.service.to_string(),
-            address: self.address.to_string(),
+            id: String::from(&*self.id),
+            service: String::from(&*self.service),
+            address: String::from(&*self.address),
             port: self.port,
             weight: self.weight,
-            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            tags: self.tags.iter().map(|t| String::from(&**t)).collect(),
             meta: self
                 .meta
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (String::from(&**k), String::from(&**v)))
                 .collect(),
-            zone: self.zone.as_ref().map(|z| z.to_string()),
+            zone: self.zone.as_deref().map(String::from),
             priority: self.priority,
             ttl_ms: self.ttl_ms,
             check_interval_ms: self.check_interval_ms,
@@ -487,7 +498,7 @@ impl Filter {
     pub fn from_json(text: &str) -> Result<Filter> {
         const FIELD: &str = "filter";
         let value =
-            Json::parse(text).map_err(|e| Error::invalid(FIELD, format!("not valid JSON: {e}")))?;
+            Json::parse(text).map_err(|e| Error::invalid(FIELD, text!("not valid JSON: ", e)))?;
         let Json::Object(members) = value else {
             return Err(Error::invalid(FIELD, "must be a JSON object"));
         };
@@ -501,7 +512,7 @@ impl Filter {
                             other => {
                                 return Err(Error::invalid(
                                     FIELD,
-                                    format!("tags: {} is not a string", describe(&other)),
+                                    text!("tags: ", describe(&other), " is not a string"),
                                 ))
                             }
                         }
@@ -514,7 +525,7 @@ impl Filter {
                             other => {
                                 return Err(Error::invalid(
                                     FIELD,
-                                    format!("meta.{k}: {} is not a string", describe(&other)),
+                                    text!("meta.", k, ": ", describe(&other), " is not a string"),
                                 ))
                             }
                         }
@@ -526,7 +537,9 @@ impl Filter {
                 ("meta", _) => {
                     return Err(Error::invalid(FIELD, "meta must be an object of strings"))
                 }
-                (other, _) => return Err(Error::invalid(FIELD, format!("unknown key `{other}`"))),
+                (other, _) => {
+                    return Err(Error::invalid(FIELD, text!("unknown key `", other, "`")))
+                }
             }
         }
         Ok(filter)

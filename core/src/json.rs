@@ -228,8 +228,8 @@ pub fn describe(v: &Json) -> String {
     match v {
         Json::Null => "null".into(),
         Json::Bool(b) => if *b { "true" } else { "false" }.into(),
-        Json::Number(Number::UInt(n)) => n.to_string(),
-        Json::Number(Number::Int(n)) => n.to_string(),
+        Json::Number(Number::UInt(n)) => text!(n),
+        Json::Number(Number::Int(n)) => text!(n),
         Json::Number(Number::Float(_)) => "a number with a fraction".into(),
         Json::String(_) => "a string".into(),
         Json::Array(_) => "an array".into(),
@@ -424,7 +424,7 @@ impl Reader<'_> {
         let upto = &self.bytes[..self.pos.min(self.bytes.len())];
         let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
         let column = upto.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-        format!("{what} at line {line} column {column}")
+        text!(what, " at line ", line, " column ", column)
     }
 
     fn skip_ws(&mut self) {

@@ -40,6 +40,9 @@ mod prelude {
     pub use alloc::{format, vec};
 }
 
+#[macro_use]
+mod text;
+
 mod balancer;
 mod config;
 mod error;

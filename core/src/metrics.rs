@@ -1,7 +1,6 @@
 //! Counters and gauges, rendered in the Prometheus text exposition format.
 
 use crate::prelude::*;
-use core::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +105,18 @@ impl Registry {
         let mut out = String::with_capacity(256 + views.len() * 1600);
         let mut label = String::new();
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            put!(
+                out,
+                "# HELP ",
+                name,
+                " ",
+                help,
+                "\n# TYPE ",
+                name,
+                " ",
+                kind,
+                "\n"
+            );
         };
         family(
             &mut out,
@@ -118,11 +128,15 @@ impl Registry {
             label.clear();
             escape(&v.service, &mut label);
             for h in Health::ALL {
-                let _ = writeln!(
-                    out,
-                    "waypost_instances{{service=\"{label}\",health=\"{}\"}} {}",
+                put!(
+                    &mut out,
+                    "waypost_instances{service=\"",
+                    label,
+                    "\",health=\"",
                     h.as_str(),
-                    v.instances[h as usize]
+                    "\"} ",
+                    v.instances[h as usize],
+                    "\n"
                 );
             }
         }
@@ -135,10 +149,13 @@ impl Registry {
         for v in &views {
             label.clear();
             escape(&v.service, &mut label);
-            let _ = writeln!(
-                out,
-                "waypost_service_panic{{service=\"{label}\"}} {}",
-                u8::from(v.panic)
+            put!(
+                &mut out,
+                "waypost_service_panic{service=\"",
+                label,
+                "\"} ",
+                u8::from(v.panic),
+                "\n"
             );
         }
         family(
@@ -151,11 +168,15 @@ impl Registry {
             label.clear();
             escape(&v.service, &mut label);
             for s in Strategy::ALL {
-                let _ = writeln!(
-                    out,
-                    "waypost_picks_total{{service=\"{label}\",strategy=\"{}\"}} {}",
+                put!(
+                    &mut out,
+                    "waypost_picks_total{service=\"",
+                    label,
+                    "\",strategy=\"",
                     s.as_str(),
-                    v.counters.picks[s as usize]
+                    "\"} ",
+                    v.counters.picks[s as usize],
+                    "\n"
                 );
             }
         }
@@ -168,16 +189,20 @@ impl Registry {
         for v in &views {
             label.clear();
             escape(&v.service, &mut label);
-            let _ = writeln!(
-                out,
-                "waypost_pick_failures_total{{service=\"{label}\",code=\"no_eligible_instance\"}} {}",
-                v.counters.pick_failures
+            put!(
+                &mut out,
+                "waypost_pick_failures_total{service=\"",
+                label,
+                "\",code=\"no_eligible_instance\"} ",
+                v.counters.pick_failures,
+                "\n"
             );
         }
-        let _ = writeln!(
-            out,
-            "waypost_pick_failures_total{{service=\"\",code=\"unknown_service\"}} {}",
-            self.metrics.unknown_service_picks
+        put!(
+            &mut out,
+            "waypost_pick_failures_total{service=\"\",code=\"unknown_service\"} ",
+            self.metrics.unknown_service_picks,
+            "\n"
         );
         let counters: [Counter; 6] = [
             (
@@ -210,7 +235,15 @@ impl Registry {
             for v in &views {
                 label.clear();
                 escape(&v.service, &mut label);
-                let _ = writeln!(out, "{name}{{service=\"{label}\"}} {}", get(&v.counters));
+                put!(
+                    &mut out,
+                    name,
+                    "{service=\"",
+                    label,
+                    "\"} ",
+                    get(&v.counters),
+                    "\n"
+                );
             }
         }
         family(
@@ -219,7 +252,7 @@ impl Registry {
             "gauge",
             "Instances in the registry.",
         );
-        let _ = writeln!(out, "waypost_registry_instances {}", self.total);
+        put!(&mut out, "waypost_registry_instances ", self.total, "\n");
         family(
             &mut out,
             "waypost_registry_services",
@@ -231,17 +264,18 @@ impl Registry {
             .iter()
             .filter(|s| !s.members.is_empty())
             .count();
-        let _ = writeln!(out, "waypost_registry_services {services}");
+        put!(&mut out, "waypost_registry_services ", services, "\n");
         family(
             &mut out,
             "waypost_self_preservation",
             "gauge",
             "1 while lease expiries are held back.",
         );
-        let _ = writeln!(
-            out,
-            "waypost_self_preservation {}",
-            u8::from(self.self_preservation)
+        put!(
+            &mut out,
+            "waypost_self_preservation ",
+            u8::from(self.self_preservation),
+            "\n"
         );
         family(
             &mut out,
@@ -249,7 +283,12 @@ impl Registry {
             "counter",
             "Index of the latest event.",
         );
-        let _ = writeln!(out, "waypost_events_index {}", self.events.last_index());
+        put!(
+            &mut out,
+            "waypost_events_index ",
+            self.events.last_index(),
+            "\n"
+        );
         out
     }
 }

@@ -131,9 +131,9 @@ impl<'p> Fields<'p> {
         let members = match value {
             Json::Object(members) => members,
             other => {
-                problems.note(format!(
-                    "{}: expected an object, got {}",
+                problems.note(text!(
                     if path.is_empty() { "document" } else { &path },
+                    ": expected an object, got ",
                     describe(&other)
                 ));
                 Vec::new()
@@ -151,15 +151,17 @@ impl<'p> Fields<'p> {
         if self.path.is_empty() {
             key.to_owned()
         } else {
-            format!("{}.{key}", self.path)
+            text!(self.path, ".", key)
         }
     }
 
     #[inline(never)]
     fn expected(&self, key: &str, what: &str, got: &Json) {
-        self.problems.note(format!(
-            "{}: expected {what}, got {}",
+        self.problems.note(text!(
             self.at(key),
+            ": expected ",
+            what,
+            ", got ",
             describe(got)
         ));
     }
@@ -186,7 +188,7 @@ impl<'p> Fields<'p> {
             Some(v) => v,
             None => {
                 self.problems
-                    .note(format!("{}: missing field `{key}`", self.at(key)));
+                    .note(text!(self.at(key), ": missing field `", key, "`"));
                 Json::Null
             }
         }
@@ -216,7 +218,7 @@ impl<'p> Fields<'p> {
     fn named<T: FromStr>(&self, key: &str, what: &str, name: &str, fallback: T) -> T {
         name.parse().unwrap_or_else(|_| {
             self.problems
-                .note(format!("{}: unknown {what} `{name}`", self.at(key)));
+                .note(text!(self.at(key), ": unknown ", what, " `", name, "`"));
             fallback
         })
     }
@@ -235,7 +237,7 @@ impl<'p> Fields<'p> {
         let n = self.u64(key);
         u32::try_from(n).unwrap_or_else(|_| {
             self.problems
-                .note(format!("{}: {n} is too large", self.at(key)));
+                .note(text!(self.at(key), ": ", n, " is too large"));
             0
         })
     }
@@ -321,13 +323,11 @@ impl<'p> Fields<'p> {
             Json::Array(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| (format!("{path}[{i}]"), v))
+                .map(|(i, v)| (text!(path, "[", i, "]"), v))
                 .collect(),
             other => {
-                self.problems.note(format!(
-                    "{path}: expected an array, got {}",
-                    describe(&other)
-                ));
+                self.problems
+                    .note(text!(path, ": expected an array, got ", describe(&other)));
                 Vec::new()
             }
         }
@@ -346,13 +346,15 @@ impl<'p> Fields<'p> {
     #[inline(never)]
     fn done(self) {
         if let Some((key, _)) = self.members.first() {
-            self.problems.note(format!(
-                "{}: unknown field `{key}`",
+            self.problems.note(text!(
                 if self.path.is_empty() {
                     "document"
                 } else {
                     &self.path
-                }
+                },
+                ": unknown field `",
+                key,
+                "`"
             ));
         }
     }
@@ -364,13 +366,14 @@ fn service_metrics(mut f: Fields) -> ServiceMetrics {
     let items = f.list("picks");
     if items.len() != picks.len() {
         f.problems
-            .note(format!("{path}: expected 7 counters, got {}", items.len()));
+            .note(text!(path, ": expected 7 counters, got ", items.len()));
     }
     for (slot, (item_path, v)) in picks.iter_mut().zip(items) {
         match v.as_u64() {
             Some(n) => *slot = n,
-            None => f.problems.note(format!(
-                "{item_path}: expected a non-negative integer, got {}",
+            None => f.problems.note(text!(
+                item_path,
+                ": expected a non-negative integer, got ",
                 describe(&v)
             )),
         }
@@ -455,8 +458,9 @@ fn service(mut f: Fields) -> ServiceDoc {
         };
         match pair {
             Some(pair) => candidates.push(pair),
-            None => f.problems.note(format!(
-                "{item_path}: expected [id, integer], got {}",
+            None => f.problems.note(text!(
+                item_path,
+                ": expected [id, integer], got ",
                 describe(&item)
             )),
         }
@@ -478,7 +482,7 @@ fn instance(mut f: Fields) -> Option<InstanceDoc> {
     // A missing or mistyped `instance` is already noted: skip its parser.
     let spec = if f.problems.first_is_none() {
         InstanceSpec::from_object(&members)
-            .map_err(|e| f.problems.note(format!("{}: {e}", f.at("instance"))))
+            .map_err(|e| f.problems.note(text!(f.at("instance"), ": ", e)))
             .ok()
     } else {
         None
@@ -493,19 +497,23 @@ fn instance(mut f: Fields) -> Option<InstanceDoc> {
 
 impl SnapshotDoc {
     fn parse(json: &str) -> Result<SnapshotDoc> {
-        let value = Json::parse(json).map_err(|e| bad(format!("not a snapshot document: {e}")))?;
+        let value = Json::parse(json).map_err(|e| bad(text!("not a snapshot document: ", e)))?;
         let problems = Problems::default();
         let mut top = Fields::of(&problems, value, String::new());
         let format = top.string("format");
         if problems.first_is_none() && format != SNAPSHOT_FORMAT {
-            problems.note(format!(
-                "format: expected `{SNAPSHOT_FORMAT}`, got `{format}`"
+            problems.note(text!(
+                "format: expected `",
+                SNAPSHOT_FORMAT,
+                "`, got `",
+                format,
+                "`"
             ));
         }
         let members = top.members("config");
         let config = if problems.first_is_none() {
             Config::from_object(&members)
-                .map_err(|e| problems.note(format!("config: {e}")))
+                .map_err(|e| problems.note(text!("config: ", e)))
                 .unwrap_or_default()
         } else {
             Config::default()
@@ -515,7 +523,7 @@ impl SnapshotDoc {
         let mut rng = [0u64; 4];
         let words = top.list("rng");
         if words.len() != 4 {
-            problems.note(format!("rng: expected 4 words, got {}", words.len()));
+            problems.note(text!("rng: expected 4 words, got ", words.len()));
         }
         for (i, (word, (_, w))) in rng.iter_mut().zip(words).enumerate() {
             match w
@@ -524,7 +532,7 @@ impl SnapshotDoc {
                 .and_then(|w| u64::from_str_radix(w, 16).ok())
             {
                 Some(n) => *word = n,
-                None => problems.note(format!("rng[{i}]: not a hex u64")),
+                None => problems.note(text!("rng[", i, "]: not a hex u64")),
             }
         }
         let self_preservation = top.bool("self_preservation");
@@ -656,7 +664,7 @@ impl Registry {
         let doc = SnapshotDoc::parse(json)?;
         doc.config
             .validate()
-            .map_err(|e| bad(format!("config: {e}")))?;
+            .map_err(|e| bad(text!("config: ", e)))?;
         let rng = Rng::from_state(doc.rng).ok_or_else(|| bad("rng: all-zero state".into()))?;
         if doc.events.len() > doc.config.event_retention as usize {
             return Err(bad("events: more than event_retention".into()));
@@ -664,11 +672,17 @@ impl Registry {
         let mut previous = 0;
         for (i, e) in doc.events.iter().enumerate() {
             if e.index <= previous || e.index > doc.last_index {
-                return Err(bad(format!("events[{i}].index: {} out of order", e.index)));
+                return Err(bad(text!(
+                    "events[",
+                    i,
+                    "].index: ",
+                    e.index,
+                    " out of order"
+                )));
             }
             previous = e.index;
         }
-        let mut reg = Registry::new(doc.config.clone()).map_err(|e| bad(e.to_string()))?;
+        let mut reg = Registry::new(doc.config.clone()).map_err(|e| bad(e.message()))?;
         reg.rng = rng;
         reg.clock = doc.clock;
         reg.events = EventLog::restore(doc.events, doc.last_index, doc.config.event_retention);
@@ -696,7 +710,9 @@ impl Registry {
                         slots.push(slot);
                         current.push(*c);
                     }
-                    None => problems.note(format!("services[{i}].candidates: unknown id `{id}`")),
+                    None => {
+                        problems.note(text!("services[", i, "].candidates: unknown id `", id, "`"))
+                    }
                 }
             }
             let table = &mut reg.services[i].candidates;
@@ -711,13 +727,19 @@ impl Registry {
     #[inline(never)]
     fn restore_service(&mut self, i: usize, s: &ServiceDoc, last_index: u64, problems: &Problems) {
         if let Err(e) = crate::instance::check_name("service", &s.name, 256) {
-            return problems.note(format!("services[{i}].name: {e}"));
+            return problems.note(text!("services[", i, "].name: ", e));
         }
         if self.service_by_name.contains_key(&s.name) {
-            return problems.note(format!("services[{i}].name: `{}` appears twice", s.name));
+            return problems.note(text!(
+                "services[",
+                i,
+                "].name: `",
+                s.name,
+                "` appears twice"
+            ));
         }
         if s.modify_index > last_index {
-            return problems.note(format!("services[{i}].modify_index: beyond last_index"));
+            return problems.note(text!("services[", i, "].modify_index: beyond last_index"));
         }
         let name: Arc<str> = Arc::from(s.name.as_str());
         let mut service = Service::new(name.clone());
@@ -732,8 +754,8 @@ impl Registry {
 
     #[inline(never)]
     fn restore_instance(&mut self, i: usize, d: InstanceDoc, last_index: u64, problems: &Problems) {
-        let at = |field: &str, e: &dyn core::fmt::Display| {
-            problems.note(format!("instances[{i}].{field}: {e}"));
+        let at = |field: &str, e: &dyn crate::text::Piece| {
+            problems.note(text!("instances[", i, "].", field, ": ", e));
         };
         if let Err(e) = d.instance.validate() {
             return at("instance", &e);
@@ -749,7 +771,7 @@ impl Registry {
             return at("instance.service", &"not listed in services");
         };
         if self.by_id.contains_key(d.instance.id.as_str()) {
-            return at("instance.id", &format!("`{}` appears twice", d.instance.id));
+            return at("instance.id", &text!("`", d.instance.id, "` appears twice"));
         }
         let id: Arc<str> = Arc::from(d.instance.id.as_str());
         let service_name = self.services[service_idx as usize].name.clone();

@@ -265,9 +265,14 @@ impl Registry {
         let (service_idx, id, generation) = {
             let entry = self.entry(slot);
             if *entry.instance.service != *spec.service {
-                return Err(Error::Conflict(format!(
-                    "instance `{}` is registered in service `{}`, not `{}`",
-                    spec.id, entry.instance.service, spec.service
+                return Err(Error::Conflict(text!(
+                    "instance `",
+                    spec.id,
+                    "` is registered in service `",
+                    entry.instance.service,
+                    "`, not `",
+                    spec.service,
+                    "`"
                 )));
             }
             (
@@ -495,7 +500,7 @@ impl Registry {
         match self.slots.get(handle.index as usize) {
             Some(s) if s.generation == handle.generation && s.entry.is_some() => Ok(handle.index),
             _ => Err(Error::NotFound {
-                id: format!("#{}", handle.to_bits()),
+                id: text!("#", handle.to_bits()),
             }),
         }
     }

@@ -211,7 +211,7 @@ impl Registry {
             None => {
                 return Err(Error::invalid(
                     "service",
-                    format!("no service reference {}", service.0),
+                    text!("no service reference ", service.0),
                 ))
             }
         }
@@ -317,7 +317,7 @@ impl Registry {
         let service = &mut self.services[idx as usize];
         service.metrics.pick_failures += 1;
         Error::NoEligibleInstance {
-            service: service.name.to_string(),
+            service: String::from(&*service.name),
             detail: String::new(),
         }
     }
