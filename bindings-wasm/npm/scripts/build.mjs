@@ -13,12 +13,12 @@ const src = join(root, "src");
 
 // Ceilings for the optimized module, in bytes (raw and gzip -9). The goal
 // is 150 KB raw / 60 KB gzipped. Raw is held to the goal itself; the module
-// is ~148 KB (code ~134 KB, of which the snapshot reader is ~14, the JSON
+// is ~145 KB (code ~132 KB, of which the snapshot reader is ~14, the JSON
 // reader and writer ~12, instance and config validation ~9; data ~12 KB of
-// names and messages). Gzipped it is still ~65.5 KB, so that ceiling sits
+// names and messages). Gzipped it is still ~64.4 KB, so that ceiling sits
 // just above today's size and fails the build on growth.
 const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 150_000);
-const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 66_500);
+const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 65_000);
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
