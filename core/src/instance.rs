@@ -329,6 +329,23 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// An instance with every field empty (see `Entry::detached`).
+    pub(crate) fn empty(id: Arc<str>, service: Arc<str>) -> Instance {
+        Instance {
+            id,
+            service,
+            address: Box::from(""),
+            port: 0,
+            weight: 0,
+            tags: Box::new([]),
+            meta: Box::new([]),
+            zone: None,
+            priority: 0,
+            ttl_ms: None,
+            check_interval_ms: None,
+        }
+    }
+
     /// Builds the stored form from a validated spec; `service` is the
     /// registry's shared copy of the service name.
     pub(crate) fn from_spec(spec: InstanceSpec, id: Arc<str>, service: Arc<str>) -> Instance {

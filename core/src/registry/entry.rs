@@ -1,6 +1,7 @@
 //! The stored state of one registered instance.
 
 use crate::prelude::*;
+use alloc::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::balancer::{effective_weight, WEIGHT_SCALE};
@@ -47,6 +48,13 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The placeholder [`Registry::entry`](super::Registry) falls back on:
+    /// an empty instance in no service.
+    pub fn detached() -> Entry {
+        let empty: Arc<str> = Arc::from("");
+        Entry::new(Instance::empty(empty.clone(), empty), u32::MAX, 0, 0, 0, 0)
+    }
+
     pub fn new(
         instance: Instance,
         service_idx: u32,

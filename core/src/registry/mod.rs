@@ -125,6 +125,9 @@ pub struct Registry {
     /// it first skips the hash lookup. Service indexes never change, so
     /// it cannot go stale.
     pub(crate) recent_service: u32,
+    /// What [`Registry::entry`] hands out for a slot without an entry: see
+    /// there. Never part of the registry's state.
+    pub(crate) detached: Box<Entry>,
 }
 
 impl Registry {
@@ -156,6 +159,7 @@ impl Registry {
             metrics: RegistryMetrics::default(),
             rebuilds: 0,
             recent_service: u32::MAX,
+            detached: Box::new(Entry::detached()),
         })
     }
 
@@ -475,17 +479,32 @@ impl Registry {
 
     // ----- internals -------------------------------------------------------
 
+    /// The entry in `slot`. Slots named by `by_id`, by a service's members
+    /// and by a live timer always hold one (`check_invariants`, run by the
+    /// property and fuzz tests, checks it). Were an internal index ever
+    /// corrupt, reads and writes land on a detached placeholder: that one
+    /// instance is answered wrongly, but nothing panics, so no process
+    /// aborts and no WebAssembly module traps.
     pub(crate) fn entry(&self, slot: u32) -> &Entry {
-        match self.slots[slot as usize].entry.as_deref() {
+        match self
+            .slots
+            .get(slot as usize)
+            .and_then(|s| s.entry.as_deref())
+        {
             Some(e) => e,
-            None => unreachable_slot(),
+            None => &self.detached,
         }
     }
 
+    /// [`Registry::entry`], mutably.
     pub(crate) fn entry_mut(&mut self, slot: u32) -> &mut Entry {
-        match self.slots[slot as usize].entry.as_deref_mut() {
+        match self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.entry.as_deref_mut())
+        {
             Some(e) => e,
-            None => unreachable_slot(),
+            None => &mut self.detached,
         }
     }
 
@@ -615,13 +634,6 @@ impl Registry {
     }
 }
 
-#[cold]
-fn unreachable_slot() -> ! {
-    // Slots named by `by_id`, services and valid timers always hold an
-    // entry; reaching here means an internal index is corrupt.
-    unreachable!("corrupt registry index")
-}
-
 /// An instance together with its dynamic status.
 #[derive(Debug, Clone, Copy)]
 pub struct InstanceView<'a> {
@@ -656,4 +668,34 @@ pub fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Registry>();
     let _ = HealthInputs::default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InstanceSpec, PickOptions, Strategy};
+
+    #[test]
+    fn a_slot_without_its_entry_reads_as_the_detached_placeholder() {
+        let mut reg = Registry::new(Config::default()).expect("default config");
+        let handle = reg
+            .register(InstanceSpec::new("api-1", "api", "10.0.0.1", 80), 0)
+            .expect("valid spec");
+        let slot = handle.index();
+        assert_eq!(reg.entry(slot).instance.id(), "api-1");
+
+        // An index that names a slot with no entry, or no slot at all.
+        reg.slots[slot as usize].entry = None;
+        assert_eq!(reg.entry(slot).instance.id(), "");
+        assert_eq!(reg.entry(u32::MAX).service_idx, u32::MAX);
+        reg.entry_mut(slot).inflight = 7;
+        assert_eq!(reg.entry(u32::MAX).inflight, 7);
+        assert!(reg.slots[slot as usize].entry.is_none());
+
+        // The public calls that reach the slot answer instead of panicking.
+        let picked = reg.pick("api", Strategy::RoundRobin, &PickOptions::default(), 1);
+        assert_eq!(picked.map(|p| p.handle), Ok(handle));
+        assert!(reg.get("api-1", 1).is_ok());
+        assert!(!reg.snapshot().is_empty());
+    }
 }
