@@ -63,24 +63,7 @@ impl Error {
 
     /// The human message, as `Display` writes it: `instance `api-1` not found`.
     pub fn message(&self) -> String {
-        match self {
-            Error::InvalidArgument { field, reason } => {
-                text!("invalid argument `", field, "`: ", reason)
-            }
-            Error::NotFound { id } => text!("instance `", id, "` not found"),
-            Error::UnknownService { service } => text!("unknown service `", service, "`"),
-            Error::NoEligibleInstance { service, detail } => {
-                text!("no eligible instance in service `", service, "`", detail)
-            }
-            Error::Conflict(what) => text!("conflict: ", what),
-            Error::InvalidSnapshot(what) => text!("invalid snapshot: ", what),
-            Error::Compacted { requested, oldest } => text!(
-                "events after index ",
-                requested,
-                " were compacted; oldest retained is ",
-                oldest
-            ),
-        }
+        text!(self)
     }
 
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -109,9 +92,35 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+/// The message is written straight into the text it is part of (a snapshot
+/// problem, `message()` itself).
 impl crate::text::Piece for Error {
     fn put(&self, out: &mut String) {
-        out.push_str(&self.message());
+        match self {
+            Error::InvalidArgument { field, reason } => {
+                put!(out, "invalid argument `", field, "`: ", reason)
+            }
+            Error::NotFound { id } => put!(out, "instance `", id, "` not found"),
+            Error::UnknownService { service } => put!(out, "unknown service `", service, "`"),
+            Error::NoEligibleInstance { service, detail } => {
+                put!(
+                    out,
+                    "no eligible instance in service `",
+                    service,
+                    "`",
+                    detail
+                )
+            }
+            Error::Conflict(what) => put!(out, "conflict: ", what),
+            Error::InvalidSnapshot(what) => put!(out, "invalid snapshot: ", what),
+            Error::Compacted { requested, oldest } => put!(
+                out,
+                "events after index ",
+                requested,
+                " were compacted; oldest retained is ",
+                oldest
+            ),
+        }
     }
 }
 
