@@ -15,7 +15,7 @@ const src = join(root, "src");
 // is 150 KB raw / 60 KB gzipped. Raw is held to the goal itself; the module
 // is ~145 KB (code ~132 KB, of which the snapshot reader is ~14, the JSON
 // reader and writer ~12, instance and config validation ~9; data ~12 KB of
-// names and messages). Gzipped it is still ~64.4 KB, so that ceiling sits
+// names and messages). Gzipped it is still ~64.5 KB, so that ceiling sits
 // just above today's size and fails the build on growth.
 const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 150_000);
 const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 65_000);
