@@ -88,7 +88,7 @@ impl Registry {
             .iter()
             .filter(|s| !s.members.is_empty() || s.metrics != ServiceMetrics::default())
             .map(|s| ServiceMetricsView {
-                service: s.name.to_string(),
+                service: String::from(&*s.name),
                 instances: s.counts,
                 panic: s.panic,
                 counters: s.metrics.clone(),
