@@ -34,12 +34,15 @@ wasm-deps:
 
 # wasm-opt --low-memory-unused (~1% smaller): Rust puts a 1 MiB stack below
 # its data, growing down, so the low 1 KiB is only reached by a stack that
-# has already overflowed.
+# has already overflowed. --flatten --rereloop first, then -Oz twice: the
+# control flow rebuilt from scratch shrinks further (measured 0.5 KB
+# gzipped; pick, heartbeat and WRR timings unchanged). Flattening twice
+# gains 0.2 KB more but made pick slower.
 wasm: wasm-deps tools-rust tools-wasm-bindgen
 	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_PROFILE) $(WASM_PROFILE_FLAGS)
 	rm -rf $(WASM_NPM)/build && mkdir -p $(WASM_NPM)/build
 	wasm-bindgen --target web --out-dir $(WASM_NPM)/build --out-name waypost_wasm $(WASM_RAW)
-	$(WASM_NPM)/node_modules/.bin/wasm-opt -Oz --low-memory-unused --strip-debug --strip-producers --strip-target-features \
+	$(WASM_NPM)/node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --low-memory-unused --strip-debug --strip-producers --strip-target-features \
 	  $(WASM_NPM)/build/waypost_wasm_bg.wasm -o $(WASM_NPM)/build/waypost_wasm_bg.wasm
 	node $(WASM_NPM)/scripts/build.mjs
 
