@@ -1,6 +1,6 @@
 // Assembles dist/ from the wasm-bindgen output in build/ and src/, bundles
 // the CommonJS entry, and checks the module: size budget and imports.
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -19,6 +19,41 @@ const src = join(root, "src");
 // just above today's size and fails the build on growth.
 const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 150_000);
 const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 65_000);
+
+// wasm-opt gave every import and export a short name and printed the map:
+// `{ imports: [[module, name, short]], exports: [[name, short]] }`. The
+// glue still uses the long ones, so rename them there: the exports it
+// reads as `wasm.name`, the imports it provides as `name: function`, and
+// the one import module.
+const names = JSON.parse(readFileSync(join(build, "names.json"), "utf8"));
+const GLUE_MODULE = "./waypost_wasm_bg.js";
+const shortExport = new Map(names.exports);
+const shortImport = new Map(names.imports.map(([, name, short]) => [name, short]));
+const gluePath = join(build, "waypost_wasm.js");
+let glue = readFileSync(gluePath, "utf8");
+const unmapped = new Set();
+glue = glue.replace(/\bwasm\.([A-Za-z_$][\w$]*)/g, (_, name) => {
+  if (!shortExport.has(name)) unmapped.add(name);
+  return `wasm.${shortExport.get(name) ?? name}`;
+});
+let renamedImports = 0;
+glue = glue.replace(/^(\s+)(__w[\w$]+)(: function\()/gm, (whole, indent, name, rest) => {
+  if (!shortImport.has(name)) return whole;
+  renamedImports += 1;
+  return `${indent}${shortImport.get(name)}${rest}`;
+});
+const moduleKey = `${JSON.stringify(GLUE_MODULE)}: import0`;
+const modules = new Set(names.imports.map(([module]) => module));
+if (unmapped.size > 0 || renamedImports !== shortImport.size || modules.size !== 1 || !glue.includes(moduleKey)) {
+  console.error(`error: the glue does not match the minified module (unknown exports: ${[...unmapped].join(", ") || "none"}; ` +
+    `${renamedImports} of ${shortImport.size} imports renamed; modules: ${[...modules].join(", ")})`);
+  process.exit(1);
+}
+
+// The module name the imports now come from: the one wasm-opt chose.
+const mod0 = WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(join(build, "waypost_wasm_bg.wasm"))));
+glue = glue.replace(moduleKey, `${JSON.stringify(mod0[0].module)}: import0`);
+writeFileSync(gluePath, glue);
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
@@ -52,13 +87,14 @@ const problems = [];
 if (raw > MAX_RAW) problems.push(`raw size ${raw} B exceeds the budget of ${MAX_RAW} B`);
 if (gz > MAX_GZIP) problems.push(`gzipped size ${gz} B exceeds the budget of ${MAX_GZIP} B`);
 
-// Only wasm-bindgen's glue may be imported: no clock, no entropy, no `env`.
-const mod = new WebAssembly.Module(bytes);
-for (const imp of WebAssembly.Module.imports(mod)) {
-  const glue = imp.module === "./waypost_wasm_bg.js" && /^__(wbg|wbindgen)_/.test(imp.name);
-  if (!glue) problems.push(`unexpected import ${imp.module}.${imp.name} (${imp.kind})`);
+// Only wasm-bindgen's glue may be imported: no clock, no entropy, no `env`
+// (judged by the names the imports had before minifying).
+for (const [module, name] of names.imports) {
+  const isGlue = module === GLUE_MODULE && /^__(wbg|wbindgen)_/.test(name);
+  if (!isGlue) problems.push(`unexpected import ${module}.${name}`);
 }
-const imports = WebAssembly.Module.imports(mod).length;
+const imports = WebAssembly.Module.imports(new WebAssembly.Module(bytes)).length;
+if (imports !== names.imports.length) problems.push(`${imports} imports, but ${names.imports.length} in names.json`);
 console.log(`waypost_wasm_bg.wasm: ${raw} B raw, ${gz} B gzipped (budget ${MAX_RAW} / ${MAX_GZIP}); ${imports} imports, all wasm-bindgen glue`);
 if (problems.length > 0) {
   for (const p of problems) console.error(`error: ${p}`);
