@@ -31,11 +31,12 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-/// What std's prelude would bring into every module.
+/// What std's prelude would bring into every module, but `ToString`: its
+/// `to_string()` formats through `core::fmt` (see `text`).
 mod prelude {
     pub use alloc::borrow::ToOwned;
     pub use alloc::boxed::Box;
-    pub use alloc::string::{String, ToString};
+    pub use alloc::string::String;
     pub use alloc::vec::Vec;
     pub use alloc::{format, vec};
 }
