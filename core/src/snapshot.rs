@@ -752,27 +752,42 @@ impl Registry {
         self.services.push(service);
     }
 
-    #[inline(never)]
-    fn restore_instance(&mut self, i: usize, d: InstanceDoc, last_index: u64, problems: &Problems) {
-        let at = |field: &str, e: &dyn crate::text::Piece| {
-            problems.note(text!("instances[", i, "].", field, ": ", e));
-        };
+    /// What is wrong with a document's instance, as `(field, problem)`, or
+    /// the index of its service. One verdict, so `restore_instance` has one
+    /// early exit (and one drop of the document) instead of one per check.
+    fn instance_problem(
+        &self,
+        d: &InstanceDoc,
+        last_index: u64,
+    ) -> Result<u32, (&'static str, String)> {
         if let Err(e) = d.instance.validate() {
-            return at("instance", &e);
+            return Err(("instance", e.message()));
         }
-        let st = d.state;
+        let st = &d.state;
         if st.health != st.inputs.health() {
-            return at("state.health", &"does not follow from state.inputs");
+            return Err(("state.health", "does not follow from state.inputs".into()));
         }
         if st.modify_index > last_index || st.revision > last_index {
-            return at("state.modify_index", &"beyond last_index");
+            return Err(("state.modify_index", "beyond last_index".into()));
         }
         let Some(&service_idx) = self.service_by_name.get(d.instance.service.as_str()) else {
-            return at("instance.service", &"not listed in services");
+            return Err(("instance.service", "not listed in services".into()));
         };
         if self.by_id.contains_key(d.instance.id.as_str()) {
-            return at("instance.id", &text!("`", d.instance.id, "` appears twice"));
+            return Err(("instance.id", text!("`", d.instance.id, "` appears twice")));
         }
+        Ok(service_idx)
+    }
+
+    #[inline(never)]
+    fn restore_instance(&mut self, i: usize, d: InstanceDoc, last_index: u64, problems: &Problems) {
+        let service_idx = match self.instance_problem(&d, last_index) {
+            Ok(service_idx) => service_idx,
+            Err((field, problem)) => {
+                return problems.note(text!("instances[", i, "].", field, ": ", problem));
+            }
+        };
+        let st = d.state;
         let id: Arc<str> = Arc::from(d.instance.id.as_str());
         let service_name = self.services[service_idx as usize].name.clone();
         let instance = Instance::from_spec(d.instance, id.clone(), service_name);
