@@ -43,7 +43,7 @@ impl Strategy {
     ];
 
     /// The stable name, e.g. `"round_robin"`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Strategy::RoundRobin => "round_robin",
             Strategy::Random => "random",

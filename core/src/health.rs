@@ -38,7 +38,7 @@ impl Health {
     ];
 
     /// The stable name, e.g. `"healthy"`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Health::Healthy => "healthy",
             Health::Unhealthy => "unhealthy",
