@@ -40,6 +40,12 @@ use waypost::{
 use error::{check, error_text};
 use shapes::{filter_of, ms};
 
+/// The service of a pick: by reference or, the first time, by name.
+enum Target<'a> {
+    Ref(u32),
+    Name(&'a str),
+}
+
 /// Slots below this and generations below 2^29 pack into one exact JS number.
 const SLOT_SPAN: f64 = 16_777_216.0;
 
@@ -106,6 +112,34 @@ impl RegistryCore {
                 -1
             }
         }
+    }
+
+    /// The one body of `pickWith` and `pickNamed` (a copy each would be
+    /// 2 KB of the module).
+    #[inline(never)]
+    fn pick_options(
+        &mut self,
+        service: Target,
+        strategy: u8,
+        key: Option<String>,
+        zone: Option<String>,
+        filter: Option<String>,
+        now: f64,
+    ) -> Result<i32, JsValue> {
+        let options = PickOptions {
+            key,
+            zone,
+            filter: filter_of(filter)?,
+        };
+        let result = match (Strategy::from_u8(strategy), service) {
+            (None, _) => Err(unknown_strategy()),
+            (Some(s), Target::Ref(index)) => {
+                self.inner
+                    .pick_ref(ServiceRef::from_index(index), s, &options, ms(now))
+            }
+            (Some(s), Target::Name(name)) => self.inner.pick(name, s, &options, ms(now)),
+        };
+        Ok(self.pick_code(result))
     }
 
     fn handle(slot: u32, generation: u32) -> Handle {
@@ -290,18 +324,7 @@ impl RegistryCore {
         filter: Option<String>,
         now: f64,
     ) -> Result<i32, JsValue> {
-        let options = PickOptions {
-            key,
-            zone,
-            filter: filter_of(filter)?,
-        };
-        let result = match Strategy::from_u8(strategy) {
-            Some(s) => self
-                .inner
-                .pick_ref(ServiceRef::from_index(service), s, &options, ms(now)),
-            None => Err(unknown_strategy()),
-        };
-        Ok(self.pick_code(result))
+        self.pick_options(Target::Ref(service), strategy, key, zone, filter, now)
     }
 
     /// `pickWith` by service name (the first pick of a service: the facade
@@ -318,16 +341,7 @@ impl RegistryCore {
         filter: Option<String>,
         now: f64,
     ) -> Result<i32, JsValue> {
-        let options = PickOptions {
-            key,
-            zone,
-            filter: filter_of(filter)?,
-        };
-        let result = match Strategy::from_u8(strategy) {
-            Some(s) => self.inner.pick(service, s, &options, ms(now)),
-            None => Err(unknown_strategy()),
-        };
-        Ok(self.pick_code(result))
+        self.pick_options(Target::Name(service), strategy, key, zone, filter, now)
     }
 
     /// The error of the last call that returned -1, as `code message`
