@@ -116,18 +116,18 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut wa).zip(&mut wb) {
-        let x = u64::from_ne_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
-        let y = u64::from_ne_bytes([y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7]]);
-        if x != y {
+    let (mut a, mut b) = (a, b);
+    // Whole words as arrays: no index, so no bounds check (and no panic
+    // path with its location) per byte.
+    while let (Some((x, rest_a)), Some((y, rest_b))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if u64::from_ne_bytes(*x) != u64::from_ne_bytes(*y) {
             return false;
         }
+        (a, b) = (rest_a, rest_b);
     }
-    wa.remainder()
-        .iter()
-        .zip(wb.remainder())
-        .fold(true, |same, (x, y)| same & (x == y))
+    a.iter().zip(b).fold(true, |same, (x, y)| same & (x == y))
 }
 
 /// Map from a name to a `u32` index.
