@@ -18,16 +18,27 @@ pub(crate) fn sort_by<T>(v: &mut [T], mut less: impl FnMut(&T, &T) -> bool) {
     }
 }
 
+// Elements are read with `get` (the indexes are always in range): an
+// indexed read would carry a panic call and its location per site, in
+// every instantiation.
 fn sift_down<T>(v: &mut [T], mut root: usize, end: usize, less: &mut impl FnMut(&T, &T) -> bool) {
+    let end = end.min(v.len());
     loop {
         let mut child = 2 * root + 1;
+        let (Some(r), Some(c)) = (v.get(root), v.get(child)) else {
+            return;
+        };
         if child >= end {
             return;
         }
-        if child + 1 < end && less(&v[child], &v[child + 1]) {
-            child += 1;
-        }
-        if !less(&v[root], &v[child]) {
+        let c = match v.get(child + 1) {
+            Some(next) if child + 1 < end && less(c, next) => {
+                child += 1;
+                next
+            }
+            _ => c,
+        };
+        if !less(r, c) {
             return;
         }
         v.swap(root, child);
