@@ -371,8 +371,8 @@ impl RegistryCore {
             out.push((note(generations, view.handle) << 3) | view.status.health as u32);
         }
         drop(found);
-        if self.stale() == 1 {
-            out[0] |= 2;
+        if let (Some(flags), 1) = (out.first_mut(), self.stale()) {
+            *flags |= 2;
         }
         Ok(out)
     }
@@ -489,7 +489,9 @@ fn note(generations: &mut Vec<u32>, handle: Handle) -> u32 {
     if i >= generations.len() {
         generations.resize(i + 1, 0);
     }
-    generations[i] = handle.generation();
+    if let Some(generation) = generations.get_mut(i) {
+        *generation = handle.generation();
+    }
     slot
 }
 
