@@ -13,7 +13,7 @@ pub(crate) fn sort_by<T>(v: &mut [T], mut less: impl FnMut(&T, &T) -> bool) {
         sift_down(v, start, n, &mut less);
     }
     for end in (1..n).rev() {
-        v.swap(0, end);
+        swap(v, 0, end);
         sift_down(v, 0, end, &mut less);
     }
 }
@@ -41,8 +41,18 @@ fn sift_down<T>(v: &mut [T], mut root: usize, end: usize, less: &mut impl FnMut(
         if !less(r, c) {
             return;
         }
-        v.swap(root, child);
+        swap(v, root, child);
         root = child;
+    }
+}
+
+/// Swaps `v[low]` and `v[high]` (`low < high`) without a panic path:
+/// does nothing if they are out of range.
+fn swap<T>(v: &mut [T], low: usize, high: usize) {
+    if let Some((first, rest)) = v.get_mut(low..=high).and_then(|s| s.split_first_mut()) {
+        if let Some(last) = rest.last_mut() {
+            core::mem::swap(first, last);
+        }
     }
 }
 
