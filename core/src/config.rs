@@ -140,24 +140,36 @@ impl Config {
             v.as_f64()
                 .ok_or_else(|| Error::invalid(key, text!("must be a number, got ", describe(v))))
         };
-        match key {
-            "ttl_ms" => self.ttl_ms = uint(value)?,
-            "evict_after_ms" => self.evict_after_ms = uint(value)?,
-            "seed" => self.seed = uint(value)?,
-            "check_rise" => self.check_rise = u32_of(value)?,
-            "check_fall" => self.check_fall = u32_of(value)?,
-            "consecutive_failures" => self.consecutive_failures = u32_of(value)?,
-            "base_ejection_ms" => self.base_ejection_ms = uint(value)?,
-            "max_ejection_ms" => self.max_ejection_ms = uint(value)?,
-            "max_ejection_percent" => self.max_ejection_percent = u32_of(value)?,
-            "panic_threshold" => self.panic_threshold = ratio(value)?,
-            "slow_start_ms" => self.slow_start_ms = uint(value)?,
-            "self_preservation_threshold" => self.self_preservation_threshold = ratio(value)?,
+        // The field first, then one read per kind of value: a `?` per key
+        // would copy the error out fourteen times.
+        enum Field<'c> {
+            U64(&'c mut u64),
+            U32(&'c mut u32),
+            Ratio(&'c mut f64),
+        }
+        let field = match key {
+            "ttl_ms" => Field::U64(&mut self.ttl_ms),
+            "evict_after_ms" => Field::U64(&mut self.evict_after_ms),
+            "seed" => Field::U64(&mut self.seed),
+            "check_rise" => Field::U32(&mut self.check_rise),
+            "check_fall" => Field::U32(&mut self.check_fall),
+            "consecutive_failures" => Field::U32(&mut self.consecutive_failures),
+            "base_ejection_ms" => Field::U64(&mut self.base_ejection_ms),
+            "max_ejection_ms" => Field::U64(&mut self.max_ejection_ms),
+            "max_ejection_percent" => Field::U32(&mut self.max_ejection_percent),
+            "panic_threshold" => Field::Ratio(&mut self.panic_threshold),
+            "slow_start_ms" => Field::U64(&mut self.slow_start_ms),
+            "self_preservation_threshold" => Field::Ratio(&mut self.self_preservation_threshold),
             "self_preservation_min_instances" => {
-                self.self_preservation_min_instances = u32_of(value)?
+                Field::U32(&mut self.self_preservation_min_instances)
             }
-            "event_retention" => self.event_retention = u32_of(value)?,
+            "event_retention" => Field::U32(&mut self.event_retention),
             _ => return Err(Error::invalid(key, "unknown configuration key")),
+        };
+        match field {
+            Field::U64(f) => *f = uint(value)?,
+            Field::U32(f) => *f = u32_of(value)?,
+            Field::Ratio(f) => *f = ratio(value)?,
         }
         Ok(())
     }
