@@ -578,16 +578,22 @@ impl Reader<'_> {
         }
         let text = cut(self.text, start, self.pos);
         if integer {
-            if negative {
-                if let Ok(n) = text.parse::<i64>() {
-                    return Ok(if n == 0 {
-                        Json::Number(Number::Float(-0.0))
-                    } else {
-                        Json::Number(Number::Int(n))
-                    });
+            // `text` is `-?[0-9]+` here: the digits read as a u64 (`None`
+            // past u64::MAX), then the sign.
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            let magnitude = digits.bytes().try_fold(0u64, |n, d| {
+                n.checked_mul(10)?
+                    .checked_add(u64::from(d.wrapping_sub(b'0')))
+            });
+            match (magnitude, negative) {
+                (Some(0), true) => return Ok(Json::Number(Number::Float(-0.0))),
+                (Some(n), true) => {
+                    if let Some(n) = 0i64.checked_sub_unsigned(n) {
+                        return Ok(Json::Number(Number::Int(n)));
+                    }
                 }
-            } else if let Ok(n) = text.parse::<u64>() {
-                return Ok(Json::Number(Number::UInt(n)));
+                (Some(n), false) => return Ok(Json::Number(Number::UInt(n))),
+                (None, _) => {}
             }
         }
         match float::parse(text) {

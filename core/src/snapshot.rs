@@ -529,7 +529,7 @@ impl SnapshotDoc {
             match w
                 .as_str()
                 .filter(|w| !w.is_empty() && w.len() <= 16)
-                .and_then(|w| u64::from_str_radix(w, 16).ok())
+                .and_then(hex_u64)
             {
                 Some(n) => *word = n,
                 None => problems.note(text!("rng[", i, "]: not a hex u64")),
@@ -562,6 +562,19 @@ impl SnapshotDoc {
             events,
         })
     }
+}
+
+/// A u64 from hex digits (either case, an optional leading `+`, as
+/// `u64::from_str_radix` reads them); `None` for anything else.
+fn hex_u64(w: &str) -> Option<u64> {
+    let digits = w.strip_prefix('+').unwrap_or(w);
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |n, c| {
+        let d = char::from(c).to_digit(16)?;
+        Some(n << 4 | u64::from(d))
+    })
 }
 
 fn write_hex(out: &mut String, w: u64) {

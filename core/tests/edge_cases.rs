@@ -399,6 +399,40 @@ fn the_sample_snapshot_restores() {
     assert_eq!(again, doc);
 }
 
+#[test]
+fn rng_words_read_as_hex_in_either_case() {
+    let doc = sample_snapshot();
+    let words: Vec<String> = (0..4)
+        .map(|i| doc["rng"][i].as_str().unwrap().to_owned())
+        .collect();
+    // Upper case, leading zeros dropped, and a leading `+` read the same.
+    let mut respelled = doc.clone();
+    let n = u64::from_str_radix(&words[0], 16).unwrap();
+    respelled["rng"][0] = json!(format!("{n:X}"));
+    respelled["rng"][1] = json!("+1f");
+    respelled["rng"][2] = json!(format!("{:x}", u64::from_str_radix(&words[2], 16).unwrap()));
+    let reg = Registry::restore(&respelled.to_string()).unwrap();
+    let again: Value = serde_json::from_str(&reg.snapshot()).unwrap();
+    assert_eq!(again["rng"][0], doc["rng"][0]);
+    assert_eq!(again["rng"][1], "000000000000001f");
+    assert_eq!(again["rng"][2], doc["rng"][2]);
+    assert_eq!(again["rng"][3], doc["rng"][3]);
+    for bad in [
+        "",
+        "+",
+        "-1",
+        "0x1",
+        "g",
+        " 1",
+        "12345678901234567",
+        "+123456789abcdef0",
+    ] {
+        let mut d = doc.clone();
+        d["rng"][0] = json!(bad);
+        assert!(restore_err(&d).contains("rng[0]: not a hex u64"), "{bad:?}");
+    }
+}
+
 /// An edit that breaks a snapshot document.
 type Mutation = Box<dyn Fn(&mut Value)>;
 
