@@ -1,8 +1,11 @@
 //! WebAssembly bindings of the waypost core (wasm-bindgen).
 //!
 //! This crate is the thin floor under the npm package's JavaScript facade
-//! (`npm/src/facade.js`): each method converts its arguments, makes one core
-//! call and maps a failure through [`error::js_error`]. The hot paths (`pick`,
+//! (`npm/src/facade.js`): each method converts its arguments and makes one
+//! core call. A failure is kept for `takeError` (see [`error`]) and the method
+//! returns a marker: -1, `undefined`, or a registry that `failed`. The
+//! facade throws the `WaypostError`, so the module makes no JavaScript
+//! values and imports nothing for errors. The hot paths (`pick`,
 //! `heartbeat`, `reportOutcome`, `discover`, `tick`) move no strings: they
 //! trade in slot indexes the facade maps to cached instance objects, valid
 //! while the registry's membership epoch is unchanged.
@@ -37,7 +40,7 @@ use waypost::{
     Registry, ServiceRef, Strategy, CONFIG_KEYS,
 };
 
-use error::{check, error_text};
+use error::error_text;
 use shapes::{filter_of, ms};
 
 /// The service of a pick: by reference or, the first time, by name.
@@ -90,6 +93,25 @@ impl RegistryCore {
         i32::from(self.inner.membership_epoch() != self.seen_epoch)
     }
 
+    /// The value, or `None` with the error kept for `takeError`.
+    fn keep<T>(&mut self, result: waypost::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+
+    /// A failed registry in place of one that could not be made: the
+    /// default registry, with the error kept for `takeError`.
+    fn failed_with(error: waypost::Error) -> RegistryCore {
+        let mut core = RegistryCore::wrap(Registry::default());
+        core.error = Some(error);
+        core
+    }
+
     /// 0 on success; -1 with the error kept for `takeError`.
     fn status(&mut self, result: waypost::Result<()>) -> i32 {
         match result {
@@ -125,12 +147,11 @@ impl RegistryCore {
         zone: Option<String>,
         filter: Option<String>,
         now: f64,
-    ) -> Result<i32, JsValue> {
-        let options = PickOptions {
-            key,
-            zone,
-            filter: filter_of(filter)?,
+    ) -> i32 {
+        let Some(filter) = self.keep(filter_of(filter)) else {
+            return -1;
         };
+        let options = PickOptions { key, zone, filter };
         let result = match (Strategy::from_u8(strategy), service) {
             (None, _) => Err(unknown_strategy()),
             (Some(s), Target::Ref(index)) => {
@@ -139,7 +160,7 @@ impl RegistryCore {
             }
             (Some(s), Target::Name(name)) => self.inner.pick(name, s, &options, ms(now)),
         };
-        Ok(self.pick_code(result))
+        self.pick_code(result)
     }
 
     fn handle(slot: u32, generation: u32) -> Handle {
@@ -150,15 +171,28 @@ impl RegistryCore {
 #[wasm_bindgen(js_class = RegistryCore)]
 impl RegistryCore {
     /// A new registry from a JSON object of SPEC §4 keys (snake_case).
+    /// Never fails here: a bad configuration gives a registry that says so
+    /// (`failed`, then `takeError`).
     #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str) -> Result<RegistryCore, JsValue> {
-        let config = check(Config::from_json(config_json))?;
-        Ok(RegistryCore::wrap(check(Registry::new(config))?))
+    pub fn new(config_json: &str) -> RegistryCore {
+        match Config::from_json(config_json).and_then(Registry::new) {
+            Ok(registry) => RegistryCore::wrap(registry),
+            Err(e) => RegistryCore::failed_with(e),
+        }
     }
 
-    /// A registry restored from a snapshot document.
-    pub fn restore(json: &str) -> Result<RegistryCore, JsValue> {
-        Ok(RegistryCore::wrap(check(Registry::restore(json))?))
+    /// A registry restored from a snapshot document (see `new` for errors).
+    pub fn restore(json: &str) -> RegistryCore {
+        match Registry::restore(json) {
+            Ok(registry) => RegistryCore::wrap(registry),
+            Err(e) => RegistryCore::failed_with(e),
+        }
+    }
+
+    /// Whether an error waits for `takeError` (after `new` or `restore`:
+    /// the registry could not be made).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
     }
 
     /// The whole registry as a JSON document.
@@ -167,26 +201,31 @@ impl RegistryCore {
     }
 
     /// The configuration in force: JSON, snake_case keys.
-    pub fn config(&self) -> Result<String, JsValue> {
-        Ok(self.inner.config().to_json())
+    pub fn config(&self) -> String {
+        self.inner.config().to_json()
     }
 
     /// Registers (or updates) an instance from a JSON object of SPEC §2
-    /// fields; returns its slot.
-    pub fn register(&mut self, spec_json: &str, now: f64) -> Result<u32, JsValue> {
-        let spec = check(InstanceSpec::from_json(spec_json))?;
-        let handle = check(self.inner.register(spec, ms(now)))?;
-        Ok(self.note(handle))
+    /// fields; returns its slot, or -1 (`takeError`).
+    pub fn register(&mut self, spec_json: &str, now: f64) -> f64 {
+        let result =
+            InstanceSpec::from_json(spec_json).and_then(|spec| self.inner.register(spec, ms(now)));
+        match self.keep(result) {
+            Some(handle) => self.note(handle).into(),
+            None => -1.0,
+        }
     }
 
     /// Removes an instance.
-    pub fn deregister(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
-        check(self.inner.deregister(id, ms(now)))
+    pub fn deregister(&mut self, id: &str, now: f64) -> i32 {
+        let result = self.inner.deregister(id, ms(now));
+        self.status(result)
     }
 
     /// Renews an instance's lease by id.
-    pub fn heartbeat(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
-        check(self.inner.heartbeat(id, ms(now)))
+    pub fn heartbeat(&mut self, id: &str, now: f64) -> i32 {
+        let result = self.inner.heartbeat(id, ms(now));
+        self.status(result)
     }
 
     /// Heartbeat by handle: 0, or -1 with the error for `takeError`.
@@ -199,21 +238,25 @@ impl RegistryCore {
     }
 
     /// Puts an instance into maintenance or takes it out.
-    pub fn drain(&mut self, id: &str, on: bool, now: f64) -> Result<(), JsValue> {
-        check(self.inner.drain(id, on, ms(now)))
+    pub fn drain(&mut self, id: &str, on: bool, now: f64) -> i32 {
+        let result = self.inner.drain(id, on, ms(now));
+        self.status(result)
     }
 
     /// Reports an active check result (`pass`, `warn`, `fail`).
     #[wasm_bindgen(js_name = reportCheck)]
-    pub fn report_check(&mut self, id: &str, status: &str, now: f64) -> Result<(), JsValue> {
-        let status: CheckStatus = check(status.parse())?;
-        check(self.inner.report_check(id, status, ms(now)))
+    pub fn report_check(&mut self, id: &str, status: &str, now: f64) -> i32 {
+        let result = status
+            .parse::<CheckStatus>()
+            .and_then(|status| self.inner.report_check(id, status, ms(now)));
+        self.status(result)
     }
 
     /// Reports a call outcome by id.
     #[wasm_bindgen(js_name = reportOutcome)]
-    pub fn report_outcome(&mut self, id: &str, success: bool, now: f64) -> Result<(), JsValue> {
-        check(self.inner.report_outcome(id, success, ms(now)))
+    pub fn report_outcome(&mut self, id: &str, success: bool, now: f64) -> i32 {
+        let result = self.inner.report_outcome(id, success, ms(now));
+        self.status(result)
     }
 
     /// Outcome by handle: 0, or -1 with the error for `takeError`.
@@ -232,19 +275,28 @@ impl RegistryCore {
     }
 
     /// Marks a call as started (in-flight count).
-    pub fn begin(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
-        check(self.inner.begin(id, ms(now)))
+    pub fn begin(&mut self, id: &str, now: f64) -> i32 {
+        let result = self.inner.begin(id, ms(now));
+        self.status(result)
     }
 
     /// Marks a call as finished.
-    pub fn end(&mut self, id: &str, now: f64) -> Result<(), JsValue> {
-        check(self.inner.end(id, ms(now)))
+    pub fn end(&mut self, id: &str, now: f64) -> i32 {
+        let result = self.inner.end(id, ms(now));
+        self.status(result)
     }
 
     /// The instance's status: JSON `[slot, stale, status]` (status in its
     /// wire form, snake_case; the facade has the instance by slot).
-    pub fn get(&mut self, id: &str, now: f64) -> Result<String, JsValue> {
-        let view = check(self.inner.get(id, ms(now)))?;
+    pub fn get(&mut self, id: &str, now: f64) -> Option<String> {
+        // The view borrows the registry: keep the error field by field.
+        let view = match self.inner.get(id, ms(now)) {
+            Ok(view) => view,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
+            }
+        };
         let (handle, status) = (view.handle, view.status);
         let slot = self.note(handle);
         let mut out = String::from("[");
@@ -252,7 +304,7 @@ impl RegistryCore {
         out.push_str(if self.stale() != 0 { ",1," } else { ",0," });
         out.push_str(&status.to_json());
         out.push(']');
-        Ok(out)
+        Some(out)
     }
 
     /// `generation * 2^24 + slot` of a registered id, or -1 (also when the
@@ -292,8 +344,9 @@ impl RegistryCore {
 
     /// A service reference for `pickIndex` (valid for the registry's life).
     #[wasm_bindgen(js_name = serviceRef)]
-    pub fn service_ref(&mut self, name: &str) -> Result<u32, JsValue> {
-        Ok(check(self.inner.service_ref(name))?.index())
+    pub fn service_ref(&mut self, name: &str) -> f64 {
+        let result = self.inner.service_ref(name);
+        self.keep(result).map_or(-1.0, |r| r.index().into())
     }
 
     /// The hot path: `slot << 2 | panic << 1 | stale`, or -1 (`takeError`).
@@ -323,7 +376,7 @@ impl RegistryCore {
         zone: Option<String>,
         filter: Option<String>,
         now: f64,
-    ) -> Result<i32, JsValue> {
+    ) -> i32 {
         self.pick_options(Target::Ref(service), strategy, key, zone, filter, now)
     }
 
@@ -340,7 +393,7 @@ impl RegistryCore {
         zone: Option<String>,
         filter: Option<String>,
         now: f64,
-    ) -> Result<i32, JsValue> {
+    ) -> i32 {
         self.pick_options(Target::Name(service), strategy, key, zone, filter, now)
     }
 
@@ -358,13 +411,17 @@ impl RegistryCore {
         all: bool,
         filter: Option<String>,
         now: f64,
-    ) -> Result<Vec<u32>, JsValue> {
-        let options = DiscoverOptions {
-            all,
-            filter: filter_of(filter)?,
+    ) -> Option<Vec<u32>> {
+        let filter = self.keep(filter_of(filter))?;
+        let options = DiscoverOptions { all, filter };
+        let found = match self.inner.discover(service, &options, ms(now)) {
+            Ok(found) => found,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
+            }
         };
         let generations = &mut self.generations;
-        let found = check(self.inner.discover(service, &options, ms(now)))?;
         let mut out = Vec::with_capacity(found.len() + 1);
         out.push(u32::from(found.panic));
         for view in found.iter() {
@@ -374,7 +431,7 @@ impl RegistryCore {
         if let (Some(flags), 1) = (out.first_mut(), self.stale()) {
             *flags |= 2;
         }
-        Ok(out)
+        Some(out)
     }
 
     /// Advances the clock to `now` and returns the service's modify index
@@ -399,17 +456,16 @@ impl RegistryCore {
 
     /// The events of the last `tick`: a JSON array of wire-form events.
     #[wasm_bindgen(js_name = takeTickEvents)]
-    pub fn take_tick_events(&mut self) -> Result<String, JsValue> {
+    pub fn take_tick_events(&mut self) -> String {
         let events = core::mem::take(&mut self.tick_events);
-        Ok(Event::list_to_json(&events))
+        Event::list_to_json(&events)
     }
 
     /// Retained events after an index: a JSON array of wire-form events.
     #[wasm_bindgen(js_name = eventsSince)]
-    pub fn events_since(&self, after: f64) -> Result<String, JsValue> {
-        Ok(Event::list_to_json(&check(
-            self.inner.events_since(ms(after)),
-        )?))
+    pub fn events_since(&mut self, after: f64) -> Option<String> {
+        let result = self.inner.events_since(ms(after));
+        Some(Event::list_to_json(&self.keep(result)?))
     }
 
     /// When advancing the clock would next change state.
@@ -420,19 +476,20 @@ impl RegistryCore {
 
     /// Ids of the instances whose active check is due: a JSON array.
     #[wasm_bindgen(js_name = dueChecks)]
-    pub fn due_checks(&mut self, now: f64) -> Result<String, JsValue> {
-        Ok(json::strings_to_json(&self.inner.due_checks(ms(now))))
+    pub fn due_checks(&mut self, now: f64) -> String {
+        json::strings_to_json(&self.inner.due_checks(ms(now)))
     }
 
     /// Names of the services with instances: a JSON array.
-    pub fn services(&mut self, now: f64) -> Result<String, JsValue> {
-        Ok(json::strings_to_json(&self.inner.services(ms(now))))
+    pub fn services(&mut self, now: f64) -> String {
+        json::strings_to_json(&self.inner.services(ms(now)))
     }
 
     /// Index of the last change to a service.
     #[wasm_bindgen(js_name = serviceModifyIndex)]
-    pub fn service_modify_index(&self, service: &str) -> Result<f64, JsValue> {
-        Ok(check(self.inner.service_modify_index(service))? as f64)
+    pub fn service_modify_index(&mut self, service: &str) -> f64 {
+        let result = self.inner.service_modify_index(service);
+        self.keep(result).map_or(-1.0, |index| index as f64)
     }
 
     /// The registry clock in ms.
@@ -467,7 +524,7 @@ impl RegistryCore {
     /// code, panic, counters]` (counters in their wire form, picks by
     /// strategy code).
     #[wasm_bindgen(js_name = serviceMetrics)]
-    pub fn service_metrics(&self) -> Result<String, JsValue> {
+    pub fn service_metrics(&self) -> String {
         let mut out = String::new();
         json::write_array(&mut out, &self.inner.service_metrics(), |out, v| {
             out.push('[');
@@ -478,7 +535,7 @@ impl RegistryCore {
             v.counters.write_json(out);
             out.push(']');
         });
-        Ok(out)
+        out
     }
 }
 

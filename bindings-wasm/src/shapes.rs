@@ -5,15 +5,12 @@
 
 use alloc::string::String;
 
-use wasm_bindgen::JsValue;
 use waypost::Filter;
 
-use crate::error::check;
-
 /// A filter from the JSON form the facade writes (none: the empty filter).
-pub fn filter_of(json: Option<String>) -> Result<Filter, JsValue> {
+pub fn filter_of(json: Option<String>) -> waypost::Result<Filter> {
     match json {
-        Some(text) => check(Filter::from_json(&text)),
+        Some(text) => Filter::from_json(&text),
         None => Ok(Filter::default()),
     }
 }

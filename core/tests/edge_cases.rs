@@ -400,6 +400,15 @@ fn the_sample_snapshot_restores() {
 }
 
 #[test]
+fn the_default_registry_is_the_one_of_the_default_configuration() {
+    let default = Registry::default();
+    let made = Registry::new(Config::default()).unwrap();
+    assert_eq!(default.snapshot(), made.snapshot());
+    assert_eq!(default.config(), &Config::default());
+    assert!(default.is_empty());
+}
+
+#[test]
 fn rng_words_read_as_hex_in_either_case() {
     let doc = sample_snapshot();
     let words: Vec<String> = (0..4)

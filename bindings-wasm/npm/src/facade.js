@@ -1,7 +1,9 @@
 // The JavaScript API of waypost over the WebAssembly core.
 //
-// Every method converts its arguments, makes one call on the core and lets
-// the core's error through (a real Error named "WaypostError" with `.code`).
+// Every method converts its arguments and makes one call on the core. A
+// core call that fails returns a marker (-1, undefined, or a registry that
+// `failed`) and keeps its error; `takeError` gives it as `code message`
+// text, thrown here as a WaypostError.
 // The hot paths move no strings: `pick` gets a small integer slot back and
 // maps it to an instance object cached here, rebuilt only when the core says
 // its membership changed; `heartbeat` and `reportOutcome` go by handle once
@@ -214,6 +216,26 @@ function coreError(text) {
   return new WaypostError(text.slice(0, space), text.slice(space + 1));
 }
 
+/** A number from the core, or its error thrown when it is -1 (or below). */
+function must(core, r) {
+  if (r < 0) throw coreError(core.takeError());
+  return r;
+}
+
+/** A value from the core, or its error thrown when it is undefined. */
+function some(core, v) {
+  if (v === undefined) throw coreError(core.takeError());
+  return v;
+}
+
+/** A new core, or its error thrown (the failed core freed). */
+function made(core) {
+  if (!core.failed()) return core;
+  const error = coreError(core.takeError());
+  core.free();
+  throw error;
+}
+
 /** camelCase copy of a JSON object's keys (field names only, never user data). */
 function camelCopy(snake, out = {}) {
   for (const key of Object.keys(snake)) out[camelKey(key)] = snake[key];
@@ -260,13 +282,13 @@ export class Registry {
       snake[name] = value;
     }
     if (snake.seed === undefined) snake.seed = randomSeed();
-    this.#core = new RegistryCore(json("config", snake));
+    this.#core = made(new RegistryCore(json("config", snake)));
   }
 
   /** A registry restored from `snapshot()` text; it behaves exactly as the original. */
   static restore(snapshot) {
     text("snapshot", snapshot);
-    restoring = RegistryCore.restore(snapshot);
+    restoring = made(RegistryCore.restore(snapshot));
     return new Registry();
   }
 
@@ -290,13 +312,13 @@ export class Registry {
       if (value === undefined) continue;
       snake[INSTANCE_KEYS.get(key) ?? snakeKey(key)] = value;
     }
-    const slot = this.#core.register(json("instance", snake), t);
+    const slot = must(this.#core, this.#core.register(json("instance", snake), t));
     this.#reset();
     return this.#instance(slot);
   }
 
   deregister(id, now) {
-    this.#core.deregister(text("id", id), time(now));
+    must(this.#core, this.#core.deregister(text("id", id), time(now)));
   }
 
   /** Renews an instance's lease; an expired lease recovers. */
@@ -309,17 +331,17 @@ export class Registry {
       if (this.#core.heartbeatAt(slot, (h - slot) / SLOT_SPAN, t) === 0) return;
       this.#handles.delete(id);
     }
-    this.#core.heartbeat(id, t);
+    must(this.#core, this.#core.heartbeat(id, t));
   }
 
   /** Puts an instance into maintenance (`on`, the default) or takes it out. */
   drain(id, on = true, now) {
-    this.#core.drain(text("id", id), flag("on", on), time(now));
+    must(this.#core, this.#core.drain(text("id", id), flag("on", on), time(now)));
   }
 
   /** Reports an active check result: "pass", "warn" or "fail". */
   reportCheck(id, status, now) {
-    this.#core.reportCheck(text("id", id), text("status", status), time(now));
+    must(this.#core, this.#core.reportCheck(text("id", id), text("status", status), time(now)));
   }
 
   /** Reports the outcome of a call to an instance (outlier detection). */
@@ -333,22 +355,22 @@ export class Registry {
       if (this.#core.reportOutcomeAt(slot, (h - slot) / SLOT_SPAN, success, t) === 0) return;
       this.#handles.delete(id);
     }
-    this.#core.reportOutcome(id, success, t);
+    must(this.#core, this.#core.reportOutcome(id, success, t));
   }
 
   /** Marks a call to an instance as started (least_request). */
   begin(id, now) {
-    this.#core.begin(text("id", id), time(now));
+    must(this.#core, this.#core.begin(text("id", id), time(now)));
   }
 
   /** Marks a call to an instance as finished. */
   end(id, now) {
-    this.#core.end(text("id", id), time(now));
+    must(this.#core, this.#core.end(text("id", id), time(now)));
   }
 
   /** The instance with its status. */
   get(id, now) {
-    const [slot, stale, status] = JSON.parse(this.#core.get(text("id", id), time(now)));
+    const [slot, stale, status] = JSON.parse(some(this.#core, this.#core.get(text("id", id), time(now))));
     if (stale) this.#reset();
     return camelCopy(status, { instance: this.#instances[slot] ?? this.#instance(slot) });
   }
@@ -385,7 +407,7 @@ export class Registry {
       }
       if (ref === undefined) {
         r = core.pickNamed(service, code, key, zone, filter, t);
-        if (r >= 0) this.#refs.set(service, core.serviceRef(service));
+        if (r >= 0) this.#refs.set(service, must(core, core.serviceRef(service)));
       } else {
         r = core.pickWith(ref, code, key, zone, filter, t);
       }
@@ -423,7 +445,7 @@ export class Registry {
         return { instances: last.instances.slice(), health: last.health.slice(), panic: last.panic };
       }
     }
-    const out = this.#core.discover(service, all, filter, t);
+    const out = some(this.#core, this.#core.discover(service, all, filter, t));
     if (out[0] & 2) this.#reset();
     const n = out.length - 1;
     const instances = new Array(n);
@@ -437,7 +459,7 @@ export class Registry {
     }
     const panic = (out[0] & 1) === 1;
     if (memo !== undefined) {
-      memo.set(service, { token: this.#core.serviceModifyIndex(service), instances, health, panic });
+      memo.set(service, { token: must(this.#core, this.#core.serviceModifyIndex(service)), instances, health, panic });
       return { instances: instances.slice(), health: health.slice(), panic };
     }
     return { instances, health, panic };
@@ -462,7 +484,7 @@ export class Registry {
   eventsSince(after = 0) {
     if (typeof after !== "number") throw new TypeError(`after must be a number, got ${describe(after)}`);
     if (!(after >= 0 && after <= Number.MAX_SAFE_INTEGER)) throw invalid("after", `${after} is not a valid event index`);
-    return JSON.parse(this.#core.eventsSince(after));
+    return JSON.parse(some(this.#core, this.#core.eventsSince(after)));
   }
 
   /** Names of the services that have instances, in byte order. */
@@ -472,7 +494,7 @@ export class Registry {
 
   /** Index of the last change to a service or any of its instances. */
   serviceModifyIndex(service) {
-    return this.#core.serviceModifyIndex(text("service", service));
+    return must(this.#core, this.#core.serviceModifyIndex(text("service", service)));
   }
 
   /** Prometheus text exposition of every metric. */

@@ -151,15 +151,26 @@ test("a freed registry throws instead of trapping, and others live on", () => {
   assertUsable(b);
 });
 
+test("a core that cannot be made says so instead of throwing or trapping", () => {
+  for (const make of [() => new RegistryCore('{"ttl_ms": 0}'), () => new RegistryCore("{"), () => RegistryCore.restore("[]")]) {
+    const core = make();
+    assert.equal(core.failed(), true);
+    assert.match(core.takeError(), /^(invalid_argument|invalid_snapshot) /);
+    assert.equal(core.failed(), false);
+    core.free();
+  }
+  const ok = new RegistryCore('{"seed": 1}');
+  assert.equal(ok.failed(), false);
+  ok.free();
+});
+
 test("the core under the facade rejects a malformed filter without trapping", () => {
   const core = new RegistryCore('{"seed": 1}');
   core.register('{"id": "a", "service": "api", "address": "h", "port": 1, "meta": {"k": "v"}}', 0);
   for (const filter of ['{"meta": ["k"]}', '{"tags": [1]}', "{", '{"zone": "eu"}']) {
-    assert.throws(
-      () => core.discover("api", false, filter, 1),
-      (e) => e instanceof WaypostError && e.code === "invalid_argument" && /filter/.test(e.message),
-      filter,
-    );
+    // A failed core call returns undefined and keeps its error as text.
+    assert.equal(core.discover("api", false, filter, 1), undefined, filter);
+    assert.match(core.takeError(), /^invalid_argument .*filter/, filter);
   }
   assert.equal(core.discover("api", false, '{"meta": {"k": "v"}}', 1).length, 2);
   assert.equal(core.discover("api", false, '{"meta": {"k": "w"}}', 1).length, 1);

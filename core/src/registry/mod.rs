@@ -130,6 +130,14 @@ pub struct Registry {
     pub(crate) detached: Box<Entry>,
 }
 
+/// An empty registry with the default configuration (which is valid, so
+/// this cannot fail).
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::empty(Config::default())
+    }
+}
+
 impl Registry {
     /// A new, empty registry.
     ///
@@ -137,7 +145,12 @@ impl Registry {
     /// `invalid_argument` naming the configuration key out of range.
     pub fn new(config: Config) -> Result<Registry> {
         config.validate()?;
-        Ok(Registry {
+        Ok(Registry::empty(config))
+    }
+
+    /// An empty registry with a configuration already validated.
+    fn empty(config: Config) -> Registry {
+        Registry {
             rng: Rng::from_seed(config.seed),
             events: EventLog::new(config.event_retention),
             config,
@@ -160,7 +173,7 @@ impl Registry {
             rebuilds: 0,
             recent_service: u32::MAX,
             detached: Box::new(Entry::detached()),
-        })
+        }
     }
 
     /// The configuration in force.
