@@ -11,14 +11,13 @@ const build = join(root, "build");
 const dist = join(root, "dist");
 const src = join(root, "src");
 
-// Ceilings for the optimized module, in bytes (raw and gzip -9). The goal
-// is 150 KB raw / 60 KB gzipped. Raw is held to the goal itself; the module
-// is ~145 KB (code ~132 KB, of which the snapshot reader is ~14, the JSON
-// reader and writer ~12, instance and config validation ~9; data ~12 KB of
-// names and messages). Gzipped it is still ~64.5 KB, so that ceiling sits
-// just above today's size and fails the build on growth.
+// Ceilings for the optimized module, in bytes (raw and gzip -9 as Node's
+// zlib does it): the goals themselves, 150 KB raw / 60 KB gzipped (taken as
+// 150 000 / 60 000 B), so the build fails on growth past either. The module
+// is ~129 KB raw / ~58.1 KB gzipped: code ~117 KB (restoring a snapshot
+// alone is ~21.6 KB of it, 10 KB gzipped), data ~11 KB of names and messages.
 const MAX_RAW = Number(process.env.WAYPOST_WASM_MAX_RAW ?? 150_000);
-const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 65_000);
+const MAX_GZIP = Number(process.env.WAYPOST_WASM_MAX_GZIP ?? 60_000);
 
 // wasm-opt gave every import and export a short name and printed the map:
 // `{ imports: [[module, name, short]], exports: [[name, short]] }`. The
