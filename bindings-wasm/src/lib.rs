@@ -93,17 +93,6 @@ impl RegistryCore {
         i32::from(self.inner.membership_epoch() != self.seen_epoch)
     }
 
-    /// The value, or `None` with the error kept for `takeError`.
-    fn keep<T>(&mut self, result: waypost::Result<T>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(e) => {
-                self.error = Some(e);
-                None
-            }
-        }
-    }
-
     /// A failed registry in place of one that could not be made: the
     /// default registry, with the error kept for `takeError`.
     fn failed_with(error: waypost::Error) -> RegistryCore {
@@ -112,27 +101,13 @@ impl RegistryCore {
         core
     }
 
-    /// 0 on success; -1 with the error kept for `takeError`.
-    fn status(&mut self, result: waypost::Result<()>) -> i32 {
-        match result {
-            Ok(()) => 0,
-            Err(e) => {
-                self.error = Some(e);
-                -1
-            }
-        }
-    }
-
     /// `slot << 2 | panic << 1 | stale`, or -1 with the error kept.
     fn pick_code(&mut self, result: waypost::Result<waypost::Pick>) -> i32 {
-        match result {
-            Ok(pick) => {
+        match kept(&mut self.error, result) {
+            Some(pick) => {
                 ((self.note(pick.handle) as i32) << 2) | (i32::from(pick.panic) << 1) | self.stale()
             }
-            Err(e) => {
-                self.error = Some(e);
-                -1
-            }
+            None => -1,
         }
     }
 
@@ -148,7 +123,7 @@ impl RegistryCore {
         filter: Option<String>,
         now: f64,
     ) -> i32 {
-        let Some(filter) = self.keep(filter_of(filter)) else {
+        let Some(filter) = kept(&mut self.error, filter_of(filter)) else {
             return -1;
         };
         let options = PickOptions { key, zone, filter };
@@ -210,7 +185,7 @@ impl RegistryCore {
     pub fn register(&mut self, spec_json: &str, now: f64) -> f64 {
         let result =
             InstanceSpec::from_json(spec_json).and_then(|spec| self.inner.register(spec, ms(now)));
-        match self.keep(result) {
+        match kept(&mut self.error, result) {
             Some(handle) => self.note(handle).into(),
             None => -1.0,
         }
@@ -218,45 +193,47 @@ impl RegistryCore {
 
     /// Removes an instance.
     pub fn deregister(&mut self, id: &str, now: f64) -> i32 {
-        let result = self.inner.deregister(id, ms(now));
-        self.status(result)
+        status_code(&mut self.error, self.inner.deregister(id, ms(now)))
     }
 
     /// Renews an instance's lease by id.
     pub fn heartbeat(&mut self, id: &str, now: f64) -> i32 {
-        let result = self.inner.heartbeat(id, ms(now));
-        self.status(result)
+        status_code(&mut self.error, self.inner.heartbeat(id, ms(now)))
     }
 
     /// Heartbeat by handle: 0, or -1 with the error for `takeError`.
     #[wasm_bindgen(js_name = heartbeatAt)]
     pub fn heartbeat_at(&mut self, slot: u32, generation: u32, now: f64) -> i32 {
-        let result = self
-            .inner
-            .heartbeat_handle(Self::handle(slot, generation), ms(now));
-        self.status(result)
+        status_code(
+            &mut self.error,
+            self.inner
+                .heartbeat_handle(Self::handle(slot, generation), ms(now)),
+        )
     }
 
     /// Puts an instance into maintenance or takes it out.
     pub fn drain(&mut self, id: &str, on: bool, now: f64) -> i32 {
-        let result = self.inner.drain(id, on, ms(now));
-        self.status(result)
+        status_code(&mut self.error, self.inner.drain(id, on, ms(now)))
     }
 
     /// Reports an active check result (`pass`, `warn`, `fail`).
     #[wasm_bindgen(js_name = reportCheck)]
     pub fn report_check(&mut self, id: &str, status: &str, now: f64) -> i32 {
-        let result = status
-            .parse::<CheckStatus>()
-            .and_then(|status| self.inner.report_check(id, status, ms(now)));
-        self.status(result)
+        status_code(
+            &mut self.error,
+            status
+                .parse::<CheckStatus>()
+                .and_then(|status| self.inner.report_check(id, status, ms(now))),
+        )
     }
 
     /// Reports a call outcome by id.
     #[wasm_bindgen(js_name = reportOutcome)]
     pub fn report_outcome(&mut self, id: &str, success: bool, now: f64) -> i32 {
-        let result = self.inner.report_outcome(id, success, ms(now));
-        self.status(result)
+        status_code(
+            &mut self.error,
+            self.inner.report_outcome(id, success, ms(now)),
+        )
     }
 
     /// Outcome by handle: 0, or -1 with the error for `takeError`.
@@ -268,35 +245,27 @@ impl RegistryCore {
         success: bool,
         now: f64,
     ) -> i32 {
-        let result =
+        status_code(
+            &mut self.error,
             self.inner
-                .report_outcome_handle(Self::handle(slot, generation), success, ms(now));
-        self.status(result)
+                .report_outcome_handle(Self::handle(slot, generation), success, ms(now)),
+        )
     }
 
     /// Marks a call as started (in-flight count).
     pub fn begin(&mut self, id: &str, now: f64) -> i32 {
-        let result = self.inner.begin(id, ms(now));
-        self.status(result)
+        status_code(&mut self.error, self.inner.begin(id, ms(now)))
     }
 
     /// Marks a call as finished.
     pub fn end(&mut self, id: &str, now: f64) -> i32 {
-        let result = self.inner.end(id, ms(now));
-        self.status(result)
+        status_code(&mut self.error, self.inner.end(id, ms(now)))
     }
 
     /// The instance's status: JSON `[slot, stale, status]` (status in its
     /// wire form, snake_case; the facade has the instance by slot).
     pub fn get(&mut self, id: &str, now: f64) -> Option<String> {
-        // The view borrows the registry: keep the error field by field.
-        let view = match self.inner.get(id, ms(now)) {
-            Ok(view) => view,
-            Err(e) => {
-                self.error = Some(e);
-                return None;
-            }
-        };
+        let view = kept(&mut self.error, self.inner.get(id, ms(now)))?;
         let (handle, status) = (view.handle, view.status);
         let slot = self.note(handle);
         let mut out = String::from("[");
@@ -345,8 +314,7 @@ impl RegistryCore {
     /// A service reference for `pickIndex` (valid for the registry's life).
     #[wasm_bindgen(js_name = serviceRef)]
     pub fn service_ref(&mut self, name: &str) -> f64 {
-        let result = self.inner.service_ref(name);
-        self.keep(result).map_or(-1.0, |r| r.index().into())
+        kept(&mut self.error, self.inner.service_ref(name)).map_or(-1.0, |r| r.index().into())
     }
 
     /// The hot path: `slot << 2 | panic << 1 | stale`, or -1 (`takeError`).
@@ -412,15 +380,12 @@ impl RegistryCore {
         filter: Option<String>,
         now: f64,
     ) -> Option<Vec<u32>> {
-        let filter = self.keep(filter_of(filter))?;
+        let filter = kept(&mut self.error, filter_of(filter))?;
         let options = DiscoverOptions { all, filter };
-        let found = match self.inner.discover(service, &options, ms(now)) {
-            Ok(found) => found,
-            Err(e) => {
-                self.error = Some(e);
-                return None;
-            }
-        };
+        let found = kept(
+            &mut self.error,
+            self.inner.discover(service, &options, ms(now)),
+        )?;
         let generations = &mut self.generations;
         let mut out = Vec::with_capacity(found.len() + 1);
         out.push(u32::from(found.panic));
@@ -464,8 +429,8 @@ impl RegistryCore {
     /// Retained events after an index: a JSON array of wire-form events.
     #[wasm_bindgen(js_name = eventsSince)]
     pub fn events_since(&mut self, after: f64) -> Option<String> {
-        let result = self.inner.events_since(ms(after));
-        Some(Event::list_to_json(&self.keep(result)?))
+        let events = kept(&mut self.error, self.inner.events_since(ms(after)))?;
+        Some(Event::list_to_json(&events))
     }
 
     /// When advancing the clock would next change state.
@@ -488,8 +453,8 @@ impl RegistryCore {
     /// Index of the last change to a service.
     #[wasm_bindgen(js_name = serviceModifyIndex)]
     pub fn service_modify_index(&mut self, service: &str) -> f64 {
-        let result = self.inner.service_modify_index(service);
-        self.keep(result).map_or(-1.0, |index| index as f64)
+        kept(&mut self.error, self.inner.service_modify_index(service))
+            .map_or(-1.0, |index| index as f64)
     }
 
     /// The registry clock in ms.
@@ -550,6 +515,24 @@ fn note(generations: &mut Vec<u32>, handle: Handle) -> u32 {
         *generation = handle.generation();
     }
     slot
+}
+
+/// The value, or `None` with the error kept in `error` for `takeError`.
+/// A function of the one field rather than a method, so that the result
+/// may borrow the registry (`get`, `discover`) and the call fits one line.
+fn kept<T>(error: &mut Option<waypost::Error>, result: waypost::Result<T>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(e) => {
+            *error = Some(e);
+            None
+        }
+    }
+}
+
+/// 0 on success; -1 with the error kept for `takeError`.
+fn status_code(error: &mut Option<waypost::Error>, result: waypost::Result<()>) -> i32 {
+    kept(error, result).map_or(-1, |()| 0)
 }
 
 fn unknown_strategy() -> waypost::Error {

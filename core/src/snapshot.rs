@@ -526,11 +526,7 @@ impl SnapshotDoc {
             problems.note(text!("rng: expected 4 words, got ", words.len()));
         }
         for (i, (word, (_, w))) in rng.iter_mut().zip(words).enumerate() {
-            match w
-                .as_str()
-                .filter(|w| !w.is_empty() && w.len() <= 16)
-                .and_then(hex_u64)
-            {
+            match w.as_str().and_then(hex_u64) {
                 Some(n) => *word = n,
                 None => problems.note(text!("rng[", i, "]: not a hex u64")),
             }
@@ -564,11 +560,12 @@ impl SnapshotDoc {
     }
 }
 
-/// A u64 from hex digits (either case, an optional leading `+`, as
-/// `u64::from_str_radix` reads them); `None` for anything else.
+/// An RNG word: at most 16 characters of hex digits (either case, an
+/// optional leading `+`, as `u64::from_str_radix` reads them); `None` for
+/// anything else.
 fn hex_u64(w: &str) -> Option<u64> {
     let digits = w.strip_prefix('+').unwrap_or(w);
-    if digits.is_empty() || digits.len() > 16 {
+    if digits.is_empty() || w.len() > 16 {
         return None;
     }
     digits.bytes().try_fold(0u64, |n, c| {

@@ -25,12 +25,12 @@ fn sift_down<T>(v: &mut [T], mut root: usize, end: usize, less: &mut impl FnMut(
     let end = end.min(v.len());
     loop {
         let mut child = 2 * root + 1;
-        let (Some(r), Some(c)) = (v.get(root), v.get(child)) else {
-            return;
-        };
         if child >= end {
             return;
         }
+        let (Some(r), Some(c)) = (v.get(root), v.get(child)) else {
+            return;
+        };
         let c = match v.get(child + 1) {
             Some(next) if child + 1 < end && less(c, next) => {
                 child += 1;

@@ -1,6 +1,6 @@
 // Assembles dist/ from the wasm-bindgen output in build/ and src/, bundles
 // the CommonJS entry, and checks the module: size budget and imports.
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -49,9 +49,12 @@ if (unmapped.size > 0 || renamedImports !== shortImport.size || modules.size !==
   process.exit(1);
 }
 
+// The optimized module (dist/ gets this very file), read and compiled once.
+const bytes = readFileSync(join(build, "waypost_wasm_bg.wasm"));
+const moduleImports = WebAssembly.Module.imports(new WebAssembly.Module(bytes));
+
 // The module name the imports now come from: the one wasm-opt chose.
-const mod0 = WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(join(build, "waypost_wasm_bg.wasm"))));
-glue = glue.replace(moduleKey, `${JSON.stringify(mod0[0].module)}: import0`);
+glue = glue.replace(moduleKey, `${JSON.stringify(moduleImports[0].module)}: import0`);
 writeFileSync(gluePath, glue);
 
 rmSync(dist, { recursive: true, force: true });
@@ -78,9 +81,7 @@ buildSync({
   logOverride: { "empty-import-meta": "silent" },
 });
 
-const wasmPath = join(dist, "waypost_wasm_bg.wasm");
-const bytes = readFileSync(wasmPath);
-const raw = statSync(wasmPath).size;
+const raw = bytes.length;
 const gz = gzipSync(bytes, { level: 9 }).length;
 const problems = [];
 if (raw > MAX_RAW) problems.push(`raw size ${raw} B exceeds the budget of ${MAX_RAW} B`);
@@ -92,7 +93,7 @@ for (const [module, name] of names.imports) {
   const isGlue = module === GLUE_MODULE && /^__(wbg|wbindgen)_/.test(name);
   if (!isGlue) problems.push(`unexpected import ${module}.${name}`);
 }
-const imports = WebAssembly.Module.imports(new WebAssembly.Module(bytes)).length;
+const imports = moduleImports.length;
 if (imports !== names.imports.length) problems.push(`${imports} imports, but ${names.imports.length} in names.json`);
 console.log(`waypost_wasm_bg.wasm: ${raw} B raw, ${gz} B gzipped (budget ${MAX_RAW} / ${MAX_GZIP}); ${imports} imports, all wasm-bindgen glue`);
 if (problems.length > 0) {
