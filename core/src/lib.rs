@@ -56,6 +56,7 @@ mod metrics;
 mod registry;
 mod rng;
 mod snapshot;
+mod source;
 mod sort;
 
 pub use balancer::{fnv1a64, Strategy};
@@ -71,6 +72,7 @@ pub use registry::{
     DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
 };
 pub use snapshot::SNAPSHOT_FORMAT;
+pub use source::{Rejected, SourceEntry, SourceRequest, SourceStatus, SyncReport};
 
 /// The crate version, as every binding reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
