@@ -155,6 +155,10 @@ pub(crate) struct EventLog {
     capture: Option<Vec<Event>>,
 }
 
+/// The largest event index a registry accepts from a snapshot: 2^53 − 1,
+/// so every index is exact as a JavaScript number too.
+pub const MAX_EVENT_INDEX: u64 = (1 << 53) - 1;
+
 impl EventLog {
     pub fn new(retention: u32) -> EventLog {
         EventLog {
@@ -165,6 +169,8 @@ impl EventLog {
         }
     }
 
+    /// A log from a snapshot's retained events (already checked to be the
+    /// contiguous tail ending at `last_index`).
     pub fn restore(events: Vec<Event>, last_index: u64, retention: u32) -> EventLog {
         EventLog {
             events: events.into(),
@@ -186,7 +192,12 @@ impl EventLog {
         service: Option<Arc<str>>,
         change: Option<(Health, Health)>,
     ) -> u64 {
-        self.last_index += 1;
+        // Indexes never wrap: a restored `last_index` is at most
+        // `MAX_EVENT_INDEX` (snapshot checks), and reaching it by pushing
+        // takes 2^53 events; at the limit the index stays put rather than
+        // restarting from 0.
+        debug_assert!(self.last_index < u64::MAX, "event index at its limit");
+        self.last_index = self.last_index.saturating_add(1);
         if self.events.len() == self.retention {
             self.events.pop_front();
         }
@@ -222,15 +233,21 @@ impl EventLog {
     }
 
     pub fn slice_since(&self, after: u64) -> Result<impl Iterator<Item = &Event>> {
-        let oldest = self.events.front().map_or(self.last_index + 1, |e| e.index);
-        if after + 1 < oldest {
+        // Nothing after the newest index (any `after` up to u64::MAX): an
+        // empty list, never `compacted` (`after + 1` would wrap).
+        if after >= self.last_index {
+            return Ok(self.events.iter().skip(self.events.len()));
+        }
+        // Here `after < last_index`, so `after + 1` cannot overflow.
+        let next = after + 1;
+        let oldest = self.events.front().map_or(next, |e| e.index);
+        if next < oldest {
             return Err(Error::Compacted {
                 requested: after,
                 oldest,
             });
         }
-        let skip = (after + 1).saturating_sub(oldest);
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        let skip = usize::try_from(next - oldest).unwrap_or(usize::MAX);
         Ok(self.events.iter().skip(skip))
     }
 

@@ -56,13 +56,13 @@ mod metrics;
 mod registry;
 mod rng;
 mod snapshot;
-mod source;
 mod sort;
+mod source;
 
 pub use balancer::{fnv1a64, Strategy};
 pub use config::{Config, CONFIG_KEYS, DAY_MS};
 pub use error::{Error, ErrorCode, Result};
-pub use events::{Event, EventKind};
+pub use events::{Event, EventKind, MAX_EVENT_INDEX};
 pub use health::{CheckStatus, Health};
 pub use instance::{Filter, Instance, InstanceSpec, MAX_META, MAX_TAGS};
 pub use meta::Meta;
