@@ -367,7 +367,11 @@ impl Instance {
                 .into_iter()
                 .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
                 .collect(),
-            zone: spec.zone.map(String::into_boxed_str),
+            // An empty zone is no zone (SPEC §2), as in a pick's options.
+            zone: spec
+                .zone
+                .filter(|z| !z.is_empty())
+                .map(String::into_boxed_str),
             priority: spec.priority,
             ttl_ms: spec.ttl_ms,
             check_interval_ms: spec.check_interval_ms,

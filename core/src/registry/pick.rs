@@ -27,11 +27,26 @@ pub struct DiscoverOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PickOptions {
     /// Key for `consistent_hash` (required there, ignored elsewhere).
+    /// `Some("")` means none (SPEC §5), as in every binding.
     pub key: Option<String>,
     /// The caller's zone: candidates in it are preferred when there are any.
+    /// `Some("")` means none.
     pub zone: Option<String>,
     /// Tags and metadata every candidate must carry.
     pub filter: Filter,
+}
+
+impl PickOptions {
+    /// The key, `None` when absent or empty: languages whose strings have
+    /// no "absent" (Go, C++) spell none as `""`, so every binding does.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref().filter(|k| !k.is_empty())
+    }
+
+    /// The zone, `None` when absent or empty (as [`PickOptions::key`]).
+    pub fn zone(&self) -> Option<&str> {
+        self.zone.as_deref().filter(|z| !z.is_empty())
+    }
 }
 
 /// The result of a pick.
@@ -238,8 +253,8 @@ impl Registry {
     #[inline(always)]
     fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
         // The common pick has no options: nothing to check.
-        if options.key.is_none()
-            && options.zone.is_none()
+        if options.key().is_none()
+            && options.zone().is_none()
             && options.filter.is_empty()
             && strategy != Strategy::ConsistentHash
         {
@@ -250,15 +265,15 @@ impl Registry {
 
     #[inline(never)]
     fn validate_pick_options(strategy: Strategy, options: &PickOptions) -> Result<()> {
-        if strategy == Strategy::ConsistentHash && options.key.is_none() {
+        if strategy == Strategy::ConsistentHash && options.key().is_none() {
             return Err(Error::invalid("key", "consistent_hash needs a key"));
         }
-        if let Some(key) = &options.key {
+        if let Some(key) = options.key() {
             if key.len() > 65_536 {
                 return Err(Error::invalid("key", "longer than 65536 bytes"));
             }
         }
-        if let Some(zone) = &options.zone {
+        if let Some(zone) = options.zone() {
             if zone.len() > 128 {
                 return Err(Error::invalid("zone", "longer than 128 bytes"));
             }
@@ -272,14 +287,14 @@ impl Registry {
     #[inline(always)]
     fn pick_at(&mut self, idx: u32, strategy: Strategy, options: &PickOptions) -> Result<Pick> {
         self.ensure_candidates(idx);
-        let result = if options.filter.is_empty() && options.zone.is_none() {
+        let result = if options.filter.is_empty() && options.zone().is_none() {
             let svc = &mut self.services[idx as usize];
             let len = svc.candidates.slots.len();
             if strategy == Strategy::RoundRobin && len > 0 {
                 let pos = svc.rr.next(len);
                 svc.candidates.slots.get(pos).copied()
             } else {
-                self.pick_table(idx, strategy, options.key.as_deref())
+                self.pick_table(idx, strategy, options.key())
             }
         } else {
             self.pick_filtered(idx, strategy, options)
@@ -308,7 +323,7 @@ impl Registry {
         options: &PickOptions,
     ) -> Option<u32> {
         let subset = self.subset(idx, options);
-        self.pick_subset(idx, strategy, options.key.as_deref(), subset)
+        self.pick_subset(idx, strategy, options.key(), subset)
     }
 
     #[cold]
@@ -483,7 +498,7 @@ impl Registry {
         let svc = &self.services[idx as usize];
         if options.filter.is_empty() {
             let c = &svc.candidates;
-            let zone = options.zone.as_deref();
+            let zone = options.zone();
             let local: Vec<usize> = (0..c.slots.len())
                 .filter(|&i| self.entry(c.slots[i]).instance.zone() == zone)
                 .collect();
@@ -499,7 +514,7 @@ impl Registry {
                 .copied()
                 .filter(|&s| self.entry(s).instance.matches(&options.filter))
                 .collect();
-            Subset::Slots(self.eligible(&matching, svc.panic, options.zone.as_deref()))
+            Subset::Slots(self.eligible(&matching, svc.panic, options.zone()))
         }
     }
 
@@ -532,6 +547,8 @@ impl Registry {
                 })?
             }
             Strategy::ConsistentHash => {
+                // `validate_pick_options` refused a consistent_hash pick without a key.
+                debug_assert!(key.is_some(), "consistent_hash pick without a key");
                 let bucket = key_bucket(key.unwrap_or(""));
                 // Bucket winners are remembered unless slow start is still
                 // moving the weights.
@@ -624,6 +641,8 @@ impl Registry {
                 two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
             }
             Strategy::ConsistentHash => {
+                // `validate_pick_options` refused a consistent_hash pick without a key.
+                debug_assert!(key.is_some(), "consistent_hash pick without a key");
                 let bucket = key_bucket(key.unwrap_or(""));
                 rendezvous(
                     bucket,
