@@ -16,7 +16,7 @@ use alloc::collections::BinaryHeap;
 use alloc::sync::Arc;
 use core::cmp::Reverse;
 
-use names::NameIndex;
+use names::{NameIndex, NameKey};
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
@@ -150,6 +150,7 @@ impl Registry {
 
     /// An empty registry with a configuration already validated.
     fn empty(config: Config) -> Registry {
+        let name_key = NameKey::from_seed(config.seed);
         Registry {
             rng: Rng::from_seed(config.seed),
             events: EventLog::new(config.event_retention),
@@ -157,9 +158,9 @@ impl Registry {
             clock: 0,
             slots: Vec::new(),
             free: Vec::new(),
-            by_id: NameIndex::default(),
+            by_id: NameIndex::with_key(name_key),
             services: Vec::new(),
-            service_by_name: NameIndex::default(),
+            service_by_name: NameIndex::with_key(name_key),
             leases: BinaryHeap::new(),
             ejections: BinaryHeap::new(),
             checks: BinaryHeap::new(),
@@ -497,7 +498,8 @@ impl Registry {
     /// property and fuzz tests, checks it). Were an internal index ever
     /// corrupt, reads and writes land on a detached placeholder: that one
     /// instance is answered wrongly, but nothing panics, so no process
-    /// aborts and no WebAssembly module traps.
+    /// aborts and no WebAssembly module traps. A debug build (every test
+    /// run) stops there instead, so the fallback cannot hide a bug.
     pub(crate) fn entry(&self, slot: u32) -> &Entry {
         match self
             .slots
@@ -505,7 +507,13 @@ impl Registry {
             .and_then(|s| s.entry.as_deref())
         {
             Some(e) => e,
-            None => &self.detached,
+            None => {
+                debug_assert!(
+                    false,
+                    "slot {slot} has no entry: an internal index is corrupt"
+                );
+                &self.detached
+            }
         }
     }
 
@@ -517,7 +525,13 @@ impl Registry {
             .and_then(|s| s.entry.as_deref_mut())
         {
             Some(e) => e,
-            None => &mut self.detached,
+            None => {
+                debug_assert!(
+                    false,
+                    "slot {slot} has no entry: an internal index is corrupt"
+                );
+                &mut self.detached
+            }
         }
     }
 
@@ -582,6 +596,7 @@ impl Registry {
     /// Removes `slot` entirely, emitting `kind` (deregistered or evicted).
     pub(crate) fn remove(&mut self, slot: u32, kind: EventKind, at: u64) {
         let Some(entry) = self.slots[slot as usize].entry.take() else {
+            debug_assert!(false, "removing slot {slot}, which has no entry");
             return;
         };
         let slot_ref = &mut self.slots[slot as usize];
@@ -688,8 +703,15 @@ mod tests {
     use super::*;
     use crate::{InstanceSpec, PickOptions, Strategy};
 
+    /// A release build answers from the placeholder; a debug build stops
+    /// at the first read, so tests see the corruption.
     #[test]
-    fn a_slot_without_its_entry_reads_as_the_detached_placeholder() -> Result<()> {
+    #[cfg_attr(debug_assertions, should_panic(expected = "internal index is corrupt"))]
+    fn a_slot_without_its_entry_reads_as_the_detached_placeholder() {
+        placeholder_reads().unwrap();
+    }
+
+    fn placeholder_reads() -> Result<()> {
         let mut reg = Registry::new(Config::default())?;
         let handle = reg.register(InstanceSpec::new("api-1", "api", "10.0.0.1", 80), 0)?;
         let slot = handle.index();

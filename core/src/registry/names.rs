@@ -4,9 +4,15 @@
 //! word loads and one 128-bit multiply for names up to 16 bytes) and
 //! candidates are compared inline, eight bytes at a time, instead of
 //! through library calls.
+//!
+//! Ids come from whoever registers (and, through sources, from a shared
+//! store), so the hash is keyed per registry: names chosen to collide
+//! under one key do not collide under another, and nobody can make every
+//! lookup linear without knowing the key. The key is drawn from the
+//! registry seed (which bindings draw from the host's entropy).
 
 use alloc::sync::Arc;
-use core::hash::{BuildHasherDefault, Hash, Hasher};
+use core::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::{Equivalent, HashMap};
 
@@ -19,6 +25,42 @@ struct Query<'a>(&'a [u8]);
 
 const SEED_A: u64 = 0x9e37_79b9_7f4a_7c15;
 const SEED_B: u64 = 0xa076_1d64_78bd_642f;
+
+/// The two secret words of one registry's name hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NameKey {
+    a: u64,
+    b: u64,
+}
+
+impl NameKey {
+    /// The key of a registry seeded with `seed`: two splitmix64 outputs of
+    /// the seed (distinct from the RNG's own words), forced odd so a
+    /// multiply by them loses no bit.
+    pub fn from_seed(seed: u64) -> NameKey {
+        let mut x = seed ^ 0x6e61_6d65_2d6b_6579; // "name-key"
+        let mut next = || {
+            x = x.wrapping_add(SEED_A);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        NameKey {
+            a: next() | 1,
+            b: next() | 1,
+        }
+    }
+}
+
+impl Default for NameKey {
+    fn default() -> NameKey {
+        NameKey {
+            a: SEED_A,
+            b: SEED_B,
+        }
+    }
+}
 
 /// 64×64→128-bit multiply, folded: every input bit reaches every output bit.
 #[inline]
@@ -43,16 +85,16 @@ fn word4(b: &[u8]) -> u64 {
     }
 }
 
-/// The hash of a name: short names read as (overlapping) words, longer
-/// ones folded eight bytes at a time; the length is mixed in.
+/// The hash of a name under `key`: short names read as (overlapping)
+/// words, longer ones folded eight bytes at a time; the length is mixed in.
 #[inline]
-fn name_hash(b: &[u8]) -> u64 {
+fn name_hash(b: &[u8], key: NameKey) -> u64 {
     let len = b.len();
     let (x, y) = if len > 16 {
-        let mut acc = SEED_B;
+        let mut acc = key.b;
         let mut words = b.chunks_exact(8);
         for w in &mut words {
-            acc = fold_mul(acc ^ word8(w), SEED_A);
+            acc = fold_mul(acc ^ word8(w), key.a);
         }
         (acc, word8(&b[len - 8..]))
     } else if len >= 8 {
@@ -65,41 +107,50 @@ fn name_hash(b: &[u8]) -> u64 {
     } else {
         (0, 0)
     };
-    fold_mul(x ^ SEED_A ^ (len as u64).rotate_left(32), y ^ SEED_B)
+    fold_mul(x ^ key.a ^ (len as u64).rotate_left(32), y ^ key.b)
 }
 
-fn hash_bytes<H: Hasher>(bytes: &[u8], state: &mut H) {
-    state.write_u64(name_hash(bytes));
+/// Hashes one name under the registry's key (the only thing ever written).
+pub(crate) struct NameHasher {
+    key: NameKey,
+    hash: u64,
 }
-
-/// Hands the name hash to the table unchanged.
-#[derive(Default)]
-struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        self.0 = fold_mul(self.0 ^ name_hash(bytes), SEED_A);
-    }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        self.hash = name_hash(bytes, self.key);
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        self.hash
     }
 }
 
+impl BuildHasher for NameKey {
+    type Hasher = NameHasher;
+    #[inline]
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher {
+            key: *self,
+            hash: 0,
+        }
+    }
+}
+
+// Both write the bare bytes (no length prefix, as `str` would add):
+// `NameHasher` mixes the length in itself.
 impl Hash for Key {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_bytes(self.0.as_bytes(), state);
+        state.write(self.0.as_bytes());
     }
 }
 
 impl Hash for Query<'_> {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_bytes(self.0, state);
+        state.write(self.0);
     }
 }
 
@@ -133,10 +184,17 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// Map from a name to a `u32` index.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameIndex {
-    map: HashMap<Key, u32, BuildHasherDefault<NameHasher>>,
+    map: HashMap<Key, u32, NameKey>,
 }
 
 impl NameIndex {
+    /// An empty index hashing under `key`.
+    pub fn with_key(key: NameKey) -> NameIndex {
+        NameIndex {
+            map: HashMap::with_hasher(key),
+        }
+    }
+
     #[inline]
     pub fn get(&self, name: &str) -> Option<&u32> {
         self.map.get(&Query(name.as_bytes()))
@@ -180,19 +238,49 @@ mod tests {
 
     #[test]
     fn hashes_differ_for_near_names() {
+        let k = NameKey::from_seed(7);
         let mut seen = std::collections::HashSet::new();
         for len in 0..40usize {
             let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(seen.insert(name_hash(&base)), "len {len}");
+            assert!(seen.insert(name_hash(&base, k)), "len {len}");
             for i in 0..len {
                 let mut b = base.clone();
                 b[i] = b'_';
-                assert!(seen.insert(name_hash(&b)), "len {len}, byte {i}");
+                assert!(seen.insert(name_hash(&b, k)), "len {len}, byte {i}");
             }
         }
         // Names that differ only in length after zero bytes.
-        assert_ne!(name_hash(b"a"), name_hash(b"a\0"));
-        assert_ne!(name_hash(b"abcd"), name_hash(b"abcd\0\0\0\0"));
+        assert_ne!(name_hash(b"a", k), name_hash(b"a\0", k));
+        assert_ne!(name_hash(b"abcd", k), name_hash(b"abcd\0\0\0\0", k));
+    }
+
+    #[test]
+    fn the_key_follows_the_seed() {
+        let (k1, k2) = (NameKey::from_seed(1), NameKey::from_seed(2));
+        assert_eq!(k1, NameKey::from_seed(1));
+        assert_ne!(k1, k2);
+        // Names that collide under one key (found by search) are spread
+        // under another: a colliding set is no good without the key.
+        let names: Vec<String> = (0..200_000).map(|i| format!("i{i}")).collect();
+        let mut by_hash: std::collections::HashMap<u64, Vec<&str>> = Default::default();
+        for n in &names {
+            by_hash
+                .entry(name_hash(n.as_bytes(), k1) & 0xfff)
+                .or_default()
+                .push(n);
+        }
+        let crowd = by_hash.values().max_by_key(|v| v.len()).unwrap();
+        assert!(crowd.len() > 40);
+        let under_k2: std::collections::HashSet<u64> = crowd
+            .iter()
+            .map(|n| name_hash(n.as_bytes(), k2) & 0xfff)
+            .collect();
+        assert!(
+            under_k2.len() * 10 > crowd.len() * 8,
+            "{} of {}",
+            under_k2.len(),
+            crowd.len()
+        );
     }
 
     #[test]

@@ -161,8 +161,17 @@ impl Registry {
         entry: &Entry,
         index: u64,
     ) {
-        if let Ok(pos) = self.member_position(service_idx, &entry.instance.id) {
+        let found = self.member_position(service_idx, &entry.instance.id);
+        debug_assert!(
+            found.is_ok(),
+            "a removed instance was not among its service's members"
+        );
+        if let Ok(pos) = found {
             let service = &mut self.services[service_idx as usize];
+            debug_assert_eq!(
+                service.members[pos], slot,
+                "members and member ids disagree"
+            );
             if service.members[pos] == slot {
                 service.members.remove(pos);
                 service.member_ids.remove(pos);
