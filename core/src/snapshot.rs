@@ -22,6 +22,9 @@ use crate::metrics::{RegistryMetrics, ServiceMetrics};
 use crate::registry::{Entry, Registry, Service, Slot};
 use crate::rng::Rng;
 
+#[path = "snapshot_checks.rs"]
+mod checks;
+
 /// The `format` string of every snapshot this version writes and reads.
 pub const SNAPSHOT_FORMAT: &str = "waypost.snapshot/1";
 
@@ -676,22 +679,7 @@ impl Registry {
             .validate()
             .map_err(|e| bad(text!("config: ", e)))?;
         let rng = Rng::from_state(doc.rng).ok_or_else(|| bad("rng: all-zero state".into()))?;
-        if doc.events.len() > doc.config.event_retention as usize {
-            return Err(bad("events: more than event_retention".into()));
-        }
-        let mut previous = 0;
-        for (i, e) in doc.events.iter().enumerate() {
-            if e.index <= previous || e.index > doc.last_index {
-                return Err(bad(text!(
-                    "events[",
-                    i,
-                    "].index: ",
-                    e.index,
-                    " out of order"
-                )));
-            }
-            previous = e.index;
-        }
+        checks::check_events(&doc)?;
         let mut reg = Registry::new(doc.config.clone()).map_err(|e| bad(e.message()))?;
         reg.rng = rng;
         reg.clock = doc.clock;
@@ -731,6 +719,7 @@ impl Registry {
             table.current = current;
         }
         problems.verdict()?;
+        reg.check_restored()?;
         Ok(reg)
     }
 

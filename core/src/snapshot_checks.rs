@@ -1,0 +1,161 @@
+//! What `restore` checks beyond the shape of a document: a snapshot must be
+//! one a registry could have written. Fields that follow from others (the
+//! event log's extent, a service's panic flag, self-preservation, what was
+//! due at the clock) are recomputed and compared, and a document that
+//! contradicts itself is `invalid_snapshot` naming the field, because a
+//! registry restored from it would misbehave later (indexes that wrap or
+//! skip, a watcher that silently misses events, time running backwards).
+//!
+//! Kept apart from the reader in `snapshot.rs`: the reader says what a
+//! document holds, this file says which documents make sense.
+
+use crate::prelude::*;
+
+use super::{bad, SnapshotDoc};
+use crate::error::Result;
+use crate::events::MAX_EVENT_INDEX;
+use crate::registry::Registry;
+
+/// The event log: indexes within the limit, the retained events the exact
+/// contiguous tail ending at `last_index` (as many as the retention keeps),
+/// times in order and not after the clock.
+pub(super) fn check_events(doc: &SnapshotDoc) -> Result<()> {
+    if doc.last_index > MAX_EVENT_INDEX {
+        return Err(bad(text!("last_index: above ", MAX_EVENT_INDEX)));
+    }
+    let retention = u64::from(doc.config.event_retention.max(1));
+    let kept = doc.last_index.min(retention);
+    if doc.events.len() as u64 != kept {
+        return Err(bad(text!(
+            "events: ",
+            doc.events.len(),
+            " retained, expected ",
+            kept,
+            " (the last min(last_index, event_retention))"
+        )));
+    }
+    // The first retained index follows from the count: every later one is
+    // the one before plus one, and the last is `last_index`.
+    let mut expected = doc.last_index - kept + 1;
+    let mut at = 0;
+    for (i, e) in doc.events.iter().enumerate() {
+        if e.index != expected {
+            return Err(bad(text!(
+                "events[",
+                i,
+                "].index: ",
+                e.index,
+                ", expected ",
+                expected
+            )));
+        }
+        if e.at < at || e.at > doc.clock {
+            return Err(bad(text!(
+                "events[",
+                i,
+                "].at: ",
+                e.at,
+                " out of order or after clock"
+            )));
+        }
+        at = e.at;
+        expected += 1;
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// The restored registry against what its instances imply.
+    pub(super) fn check_restored(&mut self) -> Result<()> {
+        self.check_restored_instances()?;
+        self.check_restored_services()?;
+        self.check_nothing_due()
+    }
+
+    /// Each instance's times and indexes in the order a registry sets them.
+    fn check_restored_instances(&self) -> Result<()> {
+        let clock = self.clock;
+        for e in self.slots.iter().filter_map(|s| s.entry.as_deref()) {
+            let problem = if e.registered_at > e.last_renewal || e.last_renewal > clock {
+                Some("last_renewal: before registered_at or after clock")
+            } else if e.registered_at > e.healthy_since || e.healthy_since > clock {
+                Some("healthy_since: before registered_at or after clock")
+            } else if e.revision > e.modify_index {
+                Some("revision: above modify_index")
+            } else if e.inputs.lease_expired && clock <= e.deadline() {
+                Some("inputs.lease_expired: the lease runs past clock")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(bad(text!("instance `", e.instance.id, "` state.", problem)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Panic flags from the health counts; candidate tables of members only,
+    /// in id order.
+    fn check_restored_services(&self) -> Result<()> {
+        let threshold = self.config.panic_threshold;
+        for (i, s) in self.services.iter().enumerate() {
+            if s.panic != s.below_threshold(threshold) {
+                return Err(bad(text!(
+                    "services[",
+                    i,
+                    "].panic: ",
+                    if s.panic { "true" } else { "false" },
+                    " does not follow from its instances' health"
+                )));
+            }
+            let mut previous: Option<&str> = None;
+            for &slot in &s.candidates.slots {
+                let e = self.entry(slot);
+                let id = &*e.instance.id;
+                if e.service_idx as usize != i || previous.is_some_and(|p| p >= id) {
+                    return Err(bad(text!(
+                        "services[",
+                        i,
+                        "].candidates: `",
+                        id,
+                        "` is not a member in id order"
+                    )));
+                }
+                previous = Some(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every operation applies what is due at the clock before it returns,
+    /// so in a written snapshot nothing is due except the expiries that
+    /// self-preservation holds back. Advancing to the clock again must
+    /// change nothing and find the same self-preservation state.
+    fn check_nothing_due(&mut self) -> Result<()> {
+        let (held, blocked, last) = (
+            self.self_preservation,
+            self.lease_blocked,
+            self.events.last_index(),
+        );
+        self.lease_blocked = false;
+        self.events.start_capture();
+        self.advance(self.clock);
+        let applied = self.events.take_capture();
+        if let Some(e) = applied.first() {
+            return Err(bad(text!(
+                "instances: `",
+                e.id.as_deref().unwrap_or(""),
+                "` had a ",
+                e.kind.as_str(),
+                " due at clock that was not applied (or self_preservation is wrong)"
+            )));
+        }
+        if self.self_preservation != held || self.lease_blocked != blocked {
+            return Err(bad(
+                "self_preservation, lease_blocked: do not follow from the instances' leases".into(),
+            ));
+        }
+        debug_assert_eq!(self.events.last_index(), last);
+        Ok(())
+    }
+}

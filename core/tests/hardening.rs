@@ -1,0 +1,248 @@
+//! Defects found by trying the registry from outside, as a user and as an
+//! attacker would; each test names what used to happen.
+
+use serde_json::{json, Value};
+use waypost::{Config, ErrorCode, InstanceSpec, PickOptions, Registry, Strategy, MAX_EVENT_INDEX};
+
+fn registry(config: Config) -> Registry {
+    let mut reg = Registry::new(config).unwrap();
+    for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        reg.register(InstanceSpec::new(*id, "api", "10.0.0.1", 80 + i as u16), 0)
+            .unwrap();
+    }
+    reg
+}
+
+fn doc(reg: &Registry) -> Value {
+    serde_json::from_str(&reg.snapshot()).unwrap()
+}
+
+/// `restore` fails with `invalid_snapshot` and the message names `field`.
+fn refused(doc: &Value, field: &str) {
+    match Registry::restore(&doc.to_string()) {
+        Ok(_) => panic!("restored a document that is wrong at `{field}`"),
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::InvalidSnapshot, "{e}");
+            assert!(
+                e.message().contains(field),
+                "`{}` does not name {field}",
+                e.message()
+            );
+        }
+    }
+}
+
+// ----- events_since at the top of the index range -------------------------
+
+/// It used to answer `compacted` (`after + 1` wrapped), and panic in a
+/// debug build.
+#[test]
+fn events_since_the_largest_index_is_empty() {
+    let reg = registry(Config::default());
+    for after in [
+        reg.last_index(),
+        reg.last_index() + 1,
+        u64::MAX - 1,
+        u64::MAX,
+    ] {
+        assert_eq!(reg.events_since(after).unwrap(), vec![], "after {after}");
+    }
+    assert_eq!(reg.events_since(0).unwrap().len(), 4);
+    let empty = Registry::new(Config::default()).unwrap();
+    assert_eq!(empty.events_since(u64::MAX).unwrap(), vec![]);
+}
+
+// ----- the empty string ----------------------------------------------------
+
+/// Go and C++ spelled "no key" as "", Python and JavaScript passed "" on as
+/// a real key: one rule now, in the core.
+#[test]
+fn an_empty_key_or_zone_is_none() {
+    let mut reg = registry(Config::default());
+    let empty_key = PickOptions {
+        key: Some(String::new()),
+        ..PickOptions::default()
+    };
+    let e = reg
+        .pick("api", Strategy::ConsistentHash, &empty_key, 1)
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    // Elsewhere an empty key is ignored, as an absent one is.
+    let a = reg
+        .pick("api", Strategy::FirstAvailable, &empty_key, 1)
+        .unwrap();
+    assert_eq!(reg.instance(a.handle).unwrap().id(), "a");
+
+    let mut spec = InstanceSpec::new("z", "api", "10.0.0.9", 80);
+    spec.zone = Some(String::new());
+    reg.register(spec, 1).unwrap();
+    let z = reg.handle_of("z").unwrap();
+    assert_eq!(reg.instance(z).unwrap().zone(), None);
+    assert!(!reg.get("z", 1).unwrap().to_json().contains("zone"));
+
+    // An empty zone prefers nothing: the same sequence as no zone at all.
+    let empty_zone = PickOptions {
+        zone: Some(String::new()),
+        ..PickOptions::default()
+    };
+    let mut twin = reg.clone();
+    for _ in 0..6 {
+        let x = reg
+            .pick("api", Strategy::RoundRobin, &empty_zone, 2)
+            .unwrap();
+        let y = twin
+            .pick("api", Strategy::RoundRobin, &PickOptions::default(), 2)
+            .unwrap();
+        assert_eq!(x, y);
+    }
+}
+
+// ----- snapshots that contradict themselves -------------------------------
+
+/// It restored, and the next events were numbered 0, 1, …
+#[test]
+fn a_last_index_at_the_top_of_the_range_is_refused() {
+    let reg = registry(Config::default());
+    for last in [u64::MAX, MAX_EVENT_INDEX + 1] {
+        let mut d = doc(&reg);
+        d["last_index"] = json!(last);
+        refused(&d, "last_index");
+    }
+}
+
+/// It restored, and a watcher silently missed the dropped event instead of
+/// getting `compacted`.
+#[test]
+fn an_event_dropped_from_the_log_is_refused() {
+    let reg = registry(Config::default());
+    let mut d = doc(&reg);
+    d["events"].as_array_mut().unwrap().remove(1);
+    refused(&d, "events");
+    let mut d = doc(&reg);
+    d["events"].as_array_mut().unwrap().pop();
+    refused(&d, "events");
+    // A last_index above the newest event: the next index left a gap.
+    let mut d = doc(&reg);
+    d["last_index"] = json!(40);
+    refused(&d, "events");
+}
+
+#[test]
+fn event_times_after_the_clock_are_refused() {
+    let mut reg = registry(Config::default());
+    reg.tick(50);
+    let mut d = doc(&reg);
+    d["events"][3]["at"] = json!(51);
+    refused(&d, "events[3].at");
+    let mut d = doc(&reg);
+    d["events"][1]["at"] = json!(20);
+    refused(&d, "events[2].at");
+}
+
+/// Time ran backwards for an instance registered after the clock.
+#[test]
+fn a_clock_rolled_back_below_an_instance_is_refused() {
+    let mut reg = registry(Config::default());
+    reg.register(InstanceSpec::new("late", "api", "h", 1), 500)
+        .unwrap();
+    let mut d = doc(&reg);
+    d["clock"] = json!(400);
+    for e in d["events"].as_array_mut().unwrap() {
+        e["at"] = json!(0);
+    }
+    refused(&d, "last_renewal");
+}
+
+// ----- derived fields ------------------------------------------------------
+
+/// It restored, and picks then returned unhealthy instances.
+#[test]
+fn a_panic_flag_that_does_not_follow_from_health_is_refused() {
+    let config = Config {
+        panic_threshold: 0.5,
+        ttl_ms: 1_000,
+        evict_after_ms: 0,
+        ..Config::default()
+    };
+    let mut reg = registry(config);
+    reg.heartbeat("a", 900).unwrap();
+    reg.heartbeat("b", 900).unwrap();
+    reg.tick(1_500); // c and d expire: 2 of 4 healthy, not below 0.5
+    let mut d = doc(&reg);
+    assert_eq!(d["services"][0]["panic"], json!(false));
+    d["services"][0]["panic"] = json!(true);
+    refused(&d, "services[0].panic");
+
+    let mut reg = registry(Config {
+        panic_threshold: 0.5,
+        ..Config::default()
+    });
+    reg.drain("a", true, 1).unwrap();
+    let mut d = doc(&reg);
+    assert_eq!(d["services"][0]["panic"], json!(false));
+    Registry::restore(&d.to_string()).unwrap();
+    d["services"][0]["panic"] = json!(true);
+    refused(&d, "services[0].panic");
+}
+
+#[test]
+fn self_preservation_that_does_not_follow_from_the_leases_is_refused() {
+    let reg = registry(Config::default());
+    let mut d = doc(&reg);
+    d["self_preservation"] = json!(true);
+    refused(&d, "self_preservation");
+    let mut d = doc(&reg);
+    d["lease_blocked"] = json!(true);
+    d["self_preservation"] = json!(true);
+    refused(&d, "self_preservation");
+}
+
+/// A lease past its deadline that the registry would have expired.
+#[test]
+fn a_due_expiry_left_unapplied_is_refused() {
+    let reg = registry(Config {
+        ttl_ms: 1_000,
+        ..Config::default()
+    });
+    let mut d = doc(&reg);
+    d["clock"] = json!(5_000);
+    refused(&d, "had a health_changed due at clock");
+}
+
+#[test]
+fn a_candidate_from_another_service_is_refused() {
+    let mut reg = registry(Config::default());
+    reg.register(InstanceSpec::new("w", "web", "h", 1), 1)
+        .unwrap();
+    reg.pick(
+        "api",
+        Strategy::WeightedRoundRobin,
+        &PickOptions::default(),
+        1,
+    )
+    .unwrap();
+    let mut d = doc(&reg);
+    d["services"][0]["candidates"][0][0] = json!("w");
+    refused(&d, "services[0].candidates");
+    let mut d = doc(&reg);
+    d["services"][0]["candidates"][0][0] = json!("b");
+    refused(&d, "services[0].candidates");
+}
+
+/// A registry whose derived state holds restores: the checks refuse only
+/// what no registry writes.
+#[test]
+fn a_registry_in_self_preservation_restores() {
+    let config = Config {
+        ttl_ms: 1_000,
+        self_preservation_threshold: 0.8,
+        ..Config::default()
+    };
+    let mut reg = registry(config);
+    reg.tick(5_000);
+    assert!(reg.in_self_preservation());
+    let restored = Registry::restore(&reg.snapshot()).unwrap();
+    assert!(restored.in_self_preservation());
+    assert_eq!(restored.snapshot(), reg.snapshot());
+    restored.check_invariants().unwrap();
+}
