@@ -105,8 +105,22 @@ pub(crate) fn opt_uint(
 
 pub(crate) fn string(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
     match obj.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Ok(s) => utf8(s, field),
         Err(_) => Err(type_error(field, "str", obj)),
+    }
+}
+
+/// A `str` as UTF-8. A `str` holding a lone surrogate (`"\ud800"`) has no
+/// UTF-8 form: that is bad input (`InvalidArgumentError` naming the
+/// field), not Python's `UnicodeEncodeError`.
+pub(crate) fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
+    match s.to_cow() {
+        Ok(text) => Ok(text.into_owned()),
+        Err(_) => Err(errors::invalid(
+            s.py(),
+            field,
+            "contains a lone surrogate (not valid UTF-8)",
+        )),
     }
 }
 
@@ -217,7 +231,17 @@ pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<
 
 /// A Python value made of dicts, lists, tuples, str, int, float, bool and
 /// None, as JSON (for specs given as mappings).
-pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Json> {
+///
+/// Nesting stops at the core's JSON limit, so a cyclic list or dict (or a
+/// very deep one) is `InvalidArgumentError`, not a stack overflow.
+fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Json> {
+    if depth > MAX_DEPTH {
+        return Err(errors::invalid(
+            py,
+            field,
+            "nested deeper than 128 levels (or cyclic)",
+        ));
+    }
     if obj.is_none() {
         return Ok(Json::Null);
     }
@@ -245,17 +269,17 @@ pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) ->
         return Ok(Json::from(f));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Json::String(s.to_cow()?.into_owned()));
+        return Ok(Json::String(utf8(s, field)?));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
         for item in obj.try_iter()? {
-            items.push(py_to_json(py, &item?, field)?);
+            items.push(py_to_json(py, &item?, field, depth + 1)?);
         }
         return Ok(Json::Array(items));
     }
     if let Ok(mapping) = obj.cast::<PyMapping>() {
-        return Ok(Json::Object(json_object(py, mapping, field)?));
+        return Ok(Json::Object(object_at(py, mapping, field, depth + 1)?));
     }
     Err(type_error(
         field,
@@ -264,16 +288,28 @@ pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) ->
     ))
 }
 
+/// The deepest nesting `py_to_json` follows (the core's JSON limit).
+const MAX_DEPTH: usize = 128;
+
 pub(crate) fn json_object(
     py: Python<'_>,
     mapping: &Bound<'_, PyMapping>,
     field: &str,
 ) -> PyResult<Vec<(String, Json)>> {
+    object_at(py, mapping, field, 0)
+}
+
+fn object_at(
+    py: Python<'_>,
+    mapping: &Bound<'_, PyMapping>,
+    field: &str,
+    depth: usize,
+) -> PyResult<Vec<(String, Json)>> {
     let mut map = Vec::new();
     for item in mapping.items()?.iter() {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = string(&k, &format!("{field} key"))?;
-        let value = py_to_json(py, &v, &key)?;
+        let value = py_to_json(py, &v, &key, depth)?;
         map.push((key, value));
     }
     Ok(map)

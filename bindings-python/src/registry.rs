@@ -5,6 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, PoisonError};
 
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString};
@@ -155,7 +156,13 @@ impl PyRegistry {
                 let handle = Handle::from_bits(stored_u64(&bits)?);
                 match self.with(py, |st| fast(&mut st.reg, handle))? {
                     Ok(()) => return Ok(()),
-                    Err(Error::NotFound { .. }) => ids.del_item(id)?,
+                    // Stale (another thread removed or replaced the
+                    // instance): forget it and ask by id below. Another
+                    // thread may have forgotten it first.
+                    Err(Error::NotFound { .. }) => match ids.del_item(id) {
+                        Err(e) if !e.is_instance_of::<PyKeyError>(py) => return Err(e),
+                        _ => {}
+                    },
                     Err(e) => return Err(errors::map(py, e)),
                 }
             }
@@ -822,7 +829,10 @@ impl PyRegistry {
         let Ok(id) = id.cast::<PyString>() else {
             return Ok(false);
         };
-        let id = id.to_cow()?;
+        // No id holds a lone surrogate (it has no UTF-8 form): not there.
+        let Ok(id) = id.to_cow() else {
+            return Ok(false);
+        };
         self.with(py, |st| st.reg.handle_of(&id).is_some())
     }
 
