@@ -2,6 +2,7 @@
 #   make demo   builds what it needs and runs the fleet simulation
 #   make test   installs every missing tool, then runs every test in every language
 #   make bench  runs every benchmark (figures go to BENCHMARKS.md by hand)
+#   make fuzz   fuzzes the core's readers and operation sequences (FUZZ_SECONDS per target)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -19,6 +20,7 @@ include mk/rust.mk
 -include mk/python.mk
 -include mk/wasm.mk
 -include mk/c.mk
+include mk/fuzz.mk
 
 .PHONY: help demo test bench transcripts-clean compare-transcripts
 
@@ -26,6 +28,7 @@ help:
 	@echo "make demo   - run the fleet simulation (examples/rust/src/fleet.rs)"
 	@echo "make test   - install missing tools and run every test in every language"
 	@echo "make bench  - run every benchmark"
+	@echo "make fuzz   - fuzz the core for FUZZ_SECONDS (default 60) per target"
 
 demo:
 	cargo run --quiet --release -p waypost-examples --bin fleet

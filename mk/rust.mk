@@ -11,6 +11,10 @@ rust-lint:
 
 rust-test: rust-lint
 	cargo test --workspace --release
+	# Again in a debug build: overflow checks and the debug_assert!s at the
+	# core's fallbacks (a corrupt index, a missing key) only run there.
+	# This includes a short run of the fuzz targets (mk/fuzz.mk).
+	cargo test -p waypost -p waypost-scenarios
 	cargo run --quiet --release -p waypost-examples --bin quickstart
 	cargo run --quiet --release -p waypost-examples --bin fleet > /dev/null
 
