@@ -246,3 +246,168 @@ fn a_registry_in_self_preservation_restores() {
     assert_eq!(restored.snapshot(), reg.snapshot());
     restored.check_invariants().unwrap();
 }
+
+// ----- what a failed call changes (README) --------------------------------
+
+/// A registry with something falling due at 1 001 (b's lease) and a
+/// service with no eligible instance.
+fn busy() -> Registry {
+    let mut reg = Registry::new(Config {
+        ttl_ms: 1_000,
+        evict_after_ms: 500,
+        seed: 4,
+        ..Config::default()
+    })
+    .unwrap();
+    for (id, service, at) in [("a", "api", 900), ("b", "api", 0), ("d", "down", 0)] {
+        reg.register(InstanceSpec::new(id, service, "h", 1), at)
+            .unwrap();
+    }
+    reg.drain("d", true, 0).unwrap();
+    reg
+}
+
+/// The document with the two failure counters taken out, and their values.
+fn without_failure_counters(snapshot: &str) -> (Value, u64, u64) {
+    let mut d: Value = serde_json::from_str(snapshot).unwrap();
+    let unknown = d["metrics"]["unknown_service_picks"]
+        .take()
+        .as_u64()
+        .unwrap();
+    let mut failures = 0;
+    for s in d["services"].as_array_mut().unwrap() {
+        failures += s["metrics"]["pick_failures"].take().as_u64().unwrap();
+    }
+    (d, unknown, failures)
+}
+
+#[test]
+fn a_failed_call_changes_only_the_clock_and_the_failure_counters() {
+    type Call = fn(&mut Registry, u64) -> waypost::Result<()>;
+    // (call, advances the clock, unknown_service_picks, pick_failures)
+    let calls: Vec<(&str, Call, bool, u64, u64)> = vec![
+        (
+            "register malformed",
+            |r, t| {
+                r.register(InstanceSpec::new("x", "api", "", 1), t)
+                    .map(drop)
+            },
+            false,
+            0,
+            0,
+        ),
+        (
+            "register conflict",
+            |r, t| {
+                r.register(InstanceSpec::new("a", "web", "h", 1), t)
+                    .map(drop)
+            },
+            true,
+            0,
+            0,
+        ),
+        (
+            "deregister unknown",
+            |r, t| r.deregister("zz", t),
+            true,
+            0,
+            0,
+        ),
+        (
+            "deregister malformed",
+            |r, t| r.deregister("", t),
+            false,
+            0,
+            0,
+        ),
+        ("heartbeat unknown", |r, t| r.heartbeat("zz", t), true, 0, 0),
+        ("heartbeat malformed", |r, t| r.heartbeat("", t), true, 0, 0),
+        ("drain unknown", |r, t| r.drain("zz", true, t), true, 0, 0),
+        (
+            "check malformed",
+            |r, t| r.report_check("\u{1}", waypost::CheckStatus::Fail, t),
+            false,
+            0,
+            0,
+        ),
+        (
+            "outcome unknown",
+            |r, t| r.report_outcome("zz", false, t),
+            true,
+            0,
+            0,
+        ),
+        ("begin unknown", |r, t| r.begin("zz", t), true, 0, 0),
+        ("get unknown", |r, t| r.get("zz", t).map(drop), true, 0, 0),
+        (
+            "pick unknown service",
+            |r, t| {
+                r.pick("nope", Strategy::Random, &PickOptions::default(), t)
+                    .map(drop)
+            },
+            true,
+            1,
+            0,
+        ),
+        (
+            "pick no eligible",
+            |r, t| {
+                r.pick("down", Strategy::Random, &PickOptions::default(), t)
+                    .map(drop)
+            },
+            true,
+            0,
+            1,
+        ),
+        (
+            "pick without key",
+            |r, t| {
+                r.pick("api", Strategy::ConsistentHash, &PickOptions::default(), t)
+                    .map(drop)
+            },
+            false,
+            0,
+            0,
+        ),
+        (
+            "pick malformed name",
+            |r, t| {
+                r.pick("", Strategy::Random, &PickOptions::default(), t)
+                    .map(drop)
+            },
+            false,
+            0,
+            0,
+        ),
+        (
+            "discover unknown",
+            |r, t| {
+                r.discover("nope", &waypost::DiscoverOptions::default(), t)
+                    .map(drop)
+            },
+            true,
+            0,
+            0,
+        ),
+    ];
+    for now in [500, 1_001, 1_450] {
+        for (name, call, advances, unknown, failures) in &calls {
+            let mut failed = busy();
+            assert!(call(&mut failed, now).is_err(), "{name} at {now} succeeded");
+            let mut expected = busy();
+            if *advances {
+                expected.tick(now);
+            }
+            let (got, got_unknown, got_failures) = without_failure_counters(&failed.snapshot());
+            let (want, want_unknown, want_failures) =
+                without_failure_counters(&expected.snapshot());
+            assert_eq!(got, want, "{name} at {now}");
+            assert_eq!(
+                (got_unknown - want_unknown, got_failures - want_failures),
+                (*unknown, *failures),
+                "{name} at {now}"
+            );
+            failed.check_invariants().unwrap();
+        }
+    }
+}
