@@ -60,38 +60,36 @@ static wp_ret wp_outcome_handle(uintptr_t addr, waypost_handle h, bool ok, uint6
 	return ret;
 }
 
-// has bit 0: key, bit 1: zone, bit 2: filter; by_ref: pick by service
-// reference instead of by name.
-static wp_pick_ret wp_pick(uintptr_t addr, int by_ref, uint32_t ref, _GoString_ service,
-		uint32_t strategy, int has, _GoString_ key, _GoString_ zone, _GoString_ filter, uint64_t now) {
+typedef struct { waypost_status status; waypost_error *err; char *json; } wp_json_ret;
+
+typedef struct { waypost_status status; waypost_error *err; waypost_pick_result r; char *json; } wp_pick_fields_ret;
+
+/* A pick that hands back the picked instance's JSON in the same call unless
+ * the Go cache (epoch + slot bitset) already holds it: no retry, no second
+ * call that could find the instance removed. by_ref: pick by reference. */
+// has bit 0: key, bit 1: zone, bit 2: filter.
+static wp_pick_fields_ret wp_pick_fields(uintptr_t addr, int by_ref, uint32_t ref, _GoString_ service,
+		uint32_t strategy, int has, _GoString_ key, _GoString_ zone, _GoString_ filter, uint64_t now,
+		uint64_t epoch, const uint64_t *slots, size_t words) {
 	char kb[WP_BUF], zb[WP_BUF], fb[WP_BUF], sb[WP_BUF];
-	wp_pick_ret ret;
+	wp_pick_fields_ret ret;
 	memset(&ret, 0, sizeof ret);
 	waypost_pick_options o = {NULL, NULL, NULL};
 	if (has & 1) o.key = wp_cstr(key, kb);
 	if (has & 2) o.zone = wp_cstr(zone, zb);
 	if (has & 4) o.filter_json = wp_cstr(filter, fb);
 	const waypost_pick_options *op = has ? &o : NULL;
-	if (by_ref) {
-		ret.status = waypost_pick_ref(WP_REG, ref, strategy, op, now, &ret.r, &ret.err);
+	waypost_pick_known known = {epoch, slots, words};
+	char *s = by_ref ? NULL : wp_cstr(service, sb);
+	if (!by_ref && s == NULL) {
+		ret.status = WAYPOST_STATUS_NULL_ARGUMENT;
 	} else {
-		char *s = wp_cstr(service, sb);
-		ret.status = waypost_pick(WP_REG, s, strategy, op, now, &ret.r, &ret.err);
-		wp_cstr_free(s, sb);
+		ret.status = waypost_pick_fields(WP_REG, s, ref, strategy, op, now, &known, &ret.r, &ret.json, &ret.err);
 	}
+	if (!by_ref) wp_cstr_free(s, sb);
 	if (has & 1) wp_cstr_free((char *)o.key, kb);
 	if (has & 2) wp_cstr_free((char *)o.zone, zb);
 	if (has & 4) wp_cstr_free((char *)o.filter_json, fb);
-	return ret;
-}
-
-typedef struct { waypost_status status; waypost_error *err; char *json; } wp_json_ret;
-
-/* The common pick: by service reference, no options. */
-static wp_pick_ret wp_pick_plain(uintptr_t addr, uint32_t ref, uint32_t strategy, uint64_t now) {
-	wp_pick_ret ret;
-	ret.err = NULL;
-	ret.status = waypost_pick_ref(WP_REG, ref, strategy, NULL, now, &ret.r, &ret.err);
 	return ret;
 }
 

@@ -8,6 +8,26 @@ import "sync/atomic"
 type instanceCache struct {
 	epoch   uint64
 	entries []atomic.Pointer[Instance]
+	// known has bit i%64 of word i/64 set once entries[i] is stored: a
+	// pick hands it to C, which sends the fields of a slot not in it.
+	known []atomic.Uint64
+}
+
+func newCache(epoch uint64, n int) *instanceCache {
+	n = (n + 63) &^ 63
+	return &instanceCache{epoch: epoch, entries: make([]atomic.Pointer[Instance], n), known: make([]atomic.Uint64, n/64)}
+}
+
+// mark records that entries[i] is stored.
+func (c *instanceCache) mark(i int) {
+	w := &c.known[i/64]
+	bit := uint64(1) << (uint(i) % 64)
+	for {
+		old := w.Load()
+		if old&bit != 0 || w.CompareAndSwap(old, old|bit) {
+			return
+		}
+	}
 }
 
 func slotIndex(h Handle) int { return int(uint32(h)) }
@@ -42,14 +62,18 @@ func (r *Registry) store(inst *Instance, epoch uint64) {
 	case c != nil && c.epoch > epoch:
 		return
 	case c == nil || c.epoch < epoch:
-		c = &instanceCache{epoch: epoch, entries: make([]atomic.Pointer[Instance], i+64)}
+		c = newCache(epoch, i+64)
 	case i >= len(c.entries):
-		grown := &instanceCache{epoch: epoch, entries: make([]atomic.Pointer[Instance], 2*i+64)}
+		grown := newCache(epoch, 2*i+64)
 		for j := range c.entries {
 			grown.entries[j].Store(c.entries[j].Load())
+		}
+		for j := range c.known {
+			grown.known[j].Store(c.known[j].Load())
 		}
 		c = grown
 	}
 	c.entries[i].Store(inst)
+	c.mark(i)
 	r.cache.Store(c)
 }

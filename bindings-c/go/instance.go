@@ -171,6 +171,19 @@ func (r *Registry) Instance(h Handle) (InstanceStatus, error) {
 	return st, err
 }
 
+// decodeInstance reads the JSON of the instance behind h.
+func decodeInstance(text string, h Handle) (*Instance, error) {
+	var w wireInstance
+	if err := decode(text, &w); err != nil {
+		return nil, err
+	}
+	st := w.status()
+	st.Handle = h
+	inst := new(Instance)
+	*inst = st.Instance
+	return inst, nil
+}
+
 func (r *Registry) fetch(h Handle) (InstanceStatus, uint64, error) {
 	var epoch C.uint64_t
 	text, err := r.jsonCall(func(out **C.char, e **C.waypost_error) C.waypost_status {

@@ -5,8 +5,10 @@ import "C"
 
 import (
 	"encoding/json"
+	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Strategy is a load-balancing strategy (SPEC §5).
@@ -114,21 +116,6 @@ func (s *Service) Pick(strategy Strategy, opts *PickOptions, now time.Time) (Pic
 }
 
 func (r *Registry) pick(service string, ref C.uint32_t, known bool, strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
-	for attempt := 0; ; attempt++ {
-		p, err := r.pickOnce(service, ref, known, strategy, opts, now)
-		// A picked instance removed by another goroutine before its fields
-		// were fetched (a cache miss): pick again among those that remain.
-		if err == errVanished && attempt < 8 {
-			continue
-		}
-		return p, err
-	}
-}
-
-// errVanished marks a picked handle that was gone when its fields were fetched.
-var errVanished = newError(CodeNotFound, "the picked instance was removed concurrently")
-
-func (r *Registry) pickOnce(service string, ref C.uint32_t, known bool, strategy Strategy, opts *PickOptions, now time.Time) (Pick, error) {
 	t, err := ms(now)
 	if err != nil {
 		return Pick{}, err
@@ -163,27 +150,49 @@ func (r *Registry) pickOnce(service string, ref C.uint32_t, known bool, strategy
 			return Pick{}, err
 		}
 	}
-	var ret C.wp_pick_ret
-	switch {
-	case known && has == 0:
-		ret = C.wp_pick_plain(r.addr, ref, C.uint32_t(strategy), t)
-	case known:
-		ret = C.wp_pick(r.addr, 1, ref, "", C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
-	default:
-		ret = C.wp_pick(r.addr, 0, 0, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t)
-		if ret.status == C.WAYPOST_STATUS_OK {
-			r.remember(service)
-		}
+	// The pick and the fields of what it picked come back from one locked
+	// call: the call sends the fields unless this cache (its epoch and the
+	// slots it holds) already has them, so no other goroutine can remove
+	// the instance in between and no pick is ever repeated.
+	c := r.cache.Load()
+	var epoch C.uint64_t
+	var slots *C.uint64_t
+	var words C.size_t
+	if c != nil && len(c.known) > 0 {
+		epoch = C.uint64_t(c.epoch)
+		slots = (*C.uint64_t)(unsafe.Pointer(&c.known[0]))
+		words = C.size_t(len(c.known))
 	}
+	byRef := C.int(0)
+	if known {
+		byRef = 1
+	}
+	ret := C.wp_pick_fields(r.addr, byRef, ref, service, C.uint32_t(strategy), has, opts.Key, opts.Zone, filter, t, epoch, slots, words)
+	runtime.KeepAlive(c)
 	keepAlive(r)
 	if err := status(ret.status, ret.err); err != nil {
 		return Pick{}, err
 	}
-	inst, err := r.lookup(Handle(ret.r.handle), uint64(ret.r.membership_epoch))
-	if err != nil {
-		return Pick{}, errVanished
+	if !known {
+		r.remember(service)
 	}
-	return Pick{Instance: inst, Panic: bool(ret.r.panic)}, nil
+	h := Handle(ret.r.handle)
+	panicked := bool(ret.r.panic)
+	if ret.json == nil {
+		// The call found this slot in c at the registry's current epoch.
+		if i := slotIndex(h); c != nil && i < len(c.entries) {
+			if inst := c.entries[i].Load(); inst != nil && inst.Handle == h {
+				return Pick{Instance: inst, Panic: panicked}, nil
+			}
+		}
+		return Pick{}, newError(CodePanic, "the instance cache disagrees with the registry")
+	}
+	inst, err := decodeInstance(takeString(ret.json), h)
+	if err != nil {
+		return Pick{}, err
+	}
+	r.store(inst, uint64(ret.r.membership_epoch))
+	return Pick{Instance: inst, Panic: panicked}, nil
 }
 
 // remember caches the reference of a service known to exist.

@@ -248,6 +248,26 @@ typedef struct {
 } waypost_pick_result;
 
 /**
+ * What a host already holds in its own cache of instance fields, for
+ * `waypost_pick_fields`: the membership epoch the cache belongs to and a
+ * bitset of the slot indexes it holds (bit `i % 64` of word `i / 64`).
+ */
+typedef struct {
+  /**
+   * The membership epoch the cache was filled at.
+   */
+  uint64_t membership_epoch;
+  /**
+   * `words` readable words of bits; NULL when `words` is 0.
+   */
+  const uint64_t *slots;
+  /**
+   * How many words `slots` holds.
+   */
+  size_t words;
+} waypost_pick_known;
+
+/**
  * Optional discover arguments; NULL for the whole struct = defaults.
  */
 typedef struct {
@@ -676,6 +696,34 @@ waypost_status waypost_pick(const waypost_registry *registry,
                             waypost_error **out_err);
 
 /**
+ * A pick (by name, or by `service_ref` when `service` is NULL) that also
+ * hands back the picked instance's fields in the same locked call, so no
+ * other thread can remove it in between: `*out_instance_json` receives its
+ * JSON (as `waypost_instance`; free it with `waypost_string_free`) unless
+ * `known` (may be NULL) says the caller already holds that slot at the
+ * current membership epoch, and is NULL then. A host that caches fields
+ * by slot uses this instead of a pick followed by a fetch that could find
+ * the instance gone.
+ *
+ * Errors: as `waypost_pick` and `waypost_pick_ref`.
+ *
+ * # Safety
+ * As `waypost_pick`, except that `service` may be NULL; `known` NULL or
+ * readable, with `slots` readable for `words` words; `out_instance_json`
+ * writable.
+ */
+waypost_status waypost_pick_fields(const waypost_registry *registry,
+                                   const char *service,
+                                   uint32_t service_ref,
+                                   uint32_t strategy,
+                                   const waypost_pick_options *options,
+                                   uint64_t now_ms,
+                                   const waypost_pick_known *known,
+                                   waypost_pick_result *out_result,
+                                   char **out_instance_json,
+                                   waypost_error **out_err);
+
+/**
  * A reference to a service by position, for `waypost_pick_ref` (no name
  * per pick). Valid for the registry's lifetime; the service need not have
  * instances yet. Errors: `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
@@ -811,7 +859,8 @@ waypost_status waypost_registry_new_json(const char *config_json,
  * Creates a registry from a snapshot (`waypost_snapshot`, from any binding);
  * it behaves exactly as the original did.
  *
- * Errors: `INVALID_SNAPSHOT` saying what and where; `NULL_ARGUMENT`.
+ * Errors: `INVALID_SNAPSHOT` saying what and where (also for a document
+ * that is not valid UTF-8: no snapshot is); `NULL_ARGUMENT`.
  *
  * # Safety
  * As `waypost_registry_new_json`.

@@ -33,8 +33,8 @@ use std::ffi::{c_char, CString};
 pub use error::{waypost_error, waypost_status};
 pub use instances::{waypost_check_status, waypost_endpoint, waypost_handle, waypost_health};
 pub use pick::{
-    waypost_discover_options, waypost_discovery, waypost_pick_options, waypost_pick_result,
-    waypost_strategy,
+    waypost_discover_options, waypost_discovery, waypost_pick_known, waypost_pick_options,
+    waypost_pick_result, waypost_strategy,
 };
 pub use registry::{waypost_config, waypost_registry};
 pub use watch::{waypost_info, WAYPOST_NO_DEADLINE};

@@ -3,7 +3,9 @@
 use std::ffi::c_char;
 
 use waypost_core::json::strings_to_json;
-use waypost_core::{DiscoverOptions, Filter, Pick, PickOptions, Registry, ServiceRef, Strategy};
+use waypost_core::{
+    DiscoverOptions, Filter, Handle, Pick, PickOptions, Registry, ServiceRef, Strategy,
+};
 
 use crate::convert::{filter_from_json, opt_text, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
@@ -70,6 +72,20 @@ pub struct waypost_pick_result {
     /// Membership epoch after the pick: a cache keyed by `index` is valid
     /// while this is unchanged.
     pub membership_epoch: u64,
+}
+
+/// What a host already holds in its own cache of instance fields, for
+/// `waypost_pick_fields`: the membership epoch the cache belongs to and a
+/// bitset of the slot indexes it holds (bit `i % 64` of word `i / 64`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct waypost_pick_known {
+    /// The membership epoch the cache was filled at.
+    pub membership_epoch: u64,
+    /// `words` readable words of bits; NULL when `words` is 0.
+    pub slots: *const u64,
+    /// How many words `slots` holds.
+    pub words: usize,
 }
 
 /// What `waypost_discover_handles` returns beside the handles.
@@ -219,6 +235,89 @@ pub unsafe extern "C" fn waypost_pick(
             |r, o| r.pick(service, strategy, o, now_ms),
             out,
         )
+    })
+}
+
+/// Whether `known` says the caller holds slot `index` at `epoch`.
+///
+/// # Safety
+/// `known` NULL, or its `slots` readable for `words` words.
+unsafe fn held(known: *const waypost_pick_known, epoch: u64, index: u32) -> bool {
+    // SAFETY: as the caller's contract.
+    let Some(k) = (unsafe { known.as_ref() }) else {
+        return false;
+    };
+    let word = (index / 64) as usize;
+    if k.membership_epoch != epoch || k.slots.is_null() || word >= k.words {
+        return false;
+    }
+    // SAFETY: `word < words`, and `slots` is readable for `words` words.
+    let bits = unsafe { k.slots.add(word).read() };
+    bits >> (index % 64) & 1 == 1
+}
+
+/// A pick (by name, or by `service_ref` when `service` is NULL) that also
+/// hands back the picked instance's fields in the same locked call, so no
+/// other thread can remove it in between: `*out_instance_json` receives its
+/// JSON (as `waypost_instance`; free it with `waypost_string_free`) unless
+/// `known` (may be NULL) says the caller already holds that slot at the
+/// current membership epoch, and is NULL then. A host that caches fields
+/// by slot uses this instead of a pick followed by a fetch that could find
+/// the instance gone.
+///
+/// Errors: as `waypost_pick` and `waypost_pick_ref`.
+///
+/// # Safety
+/// As `waypost_pick`, except that `service` may be NULL; `known` NULL or
+/// readable, with `slots` readable for `words` words; `out_instance_json`
+/// writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn waypost_pick_fields(
+    registry: *const waypost_registry,
+    service: *const c_char,
+    service_ref: u32,
+    strategy: u32,
+    options: *const waypost_pick_options,
+    now_ms: u64,
+    known: *const waypost_pick_known,
+    out_result: *mut waypost_pick_result,
+    out_instance_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let service = unsafe { opt_text(service, "service") }?;
+        let result = unsafe { out(out_result, "out_result") }?;
+        let fields = unsafe { out(out_instance_json, "out_instance_json") }?;
+        *fields = std::ptr::null_mut();
+        let strategy = strategy_of(strategy)?;
+        let options = unsafe { pick_options(options) }?;
+        let mut locked = reg.lock()?;
+        match service {
+            Some(name) => pick_locked(
+                &mut locked,
+                options,
+                |r, o| r.pick(name, strategy, o, now_ms),
+                result,
+            )?,
+            None => pick_locked(
+                &mut locked,
+                options,
+                |r, o| r.pick_ref(ServiceRef::from_index(service_ref), strategy, o, now_ms),
+                result,
+            )?,
+        }
+        // SAFETY: as the caller's contract.
+        if !unsafe { held(known, result.membership_epoch, result.index) } {
+            let view = locked
+                .reg
+                .view_handle(Handle::from_bits(result.handle))
+                .ok_or_else(|| Failure::new(waypost_status::Panic, "picked a missing instance"))?;
+            *fields = owned(view.to_json())?;
+        }
+        Ok(())
     })
 }
 

@@ -213,7 +213,8 @@ pub unsafe extern "C" fn waypost_registry_new_json(
 /// Creates a registry from a snapshot (`waypost_snapshot`, from any binding);
 /// it behaves exactly as the original did.
 ///
-/// Errors: `INVALID_SNAPSHOT` saying what and where; `NULL_ARGUMENT`.
+/// Errors: `INVALID_SNAPSHOT` saying what and where (also for a document
+/// that is not valid UTF-8: no snapshot is); `NULL_ARGUMENT`.
 ///
 /// # Safety
 /// As `waypost_registry_new_json`.
@@ -224,8 +225,19 @@ pub unsafe extern "C" fn waypost_registry_restore(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let json = unsafe { text(snapshot_json, "snapshot_json") }?;
+        if snapshot_json.is_null() {
+            return Err(Failure::null("snapshot_json"));
+        }
+        // SAFETY: non-NULL; NUL-terminated and valid for the call by the
+        // caller's contract.
+        let json = unsafe { std::ffi::CStr::from_ptr(snapshot_json) }
+            .to_str()
+            .map_err(|e| {
+                waypost_core::Error::InvalidSnapshot(format!(
+                    "not a snapshot document: not valid UTF-8 after byte {}",
+                    e.valid_up_to()
+                ))
+            })?;
         let slot = unsafe { out(out_registry, "out_registry") }?;
         *slot = std::ptr::null_mut();
         *slot = waypost_registry::boxed(Registry::restore(json)?);
