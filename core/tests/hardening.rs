@@ -411,3 +411,22 @@ fn a_failed_call_changes_only_the_clock_and_the_failure_counters() {
         }
     }
 }
+
+/// Found by the Python adversarial test: a lease renewed at u64::MAX had a
+/// due time equal to the "no timer" mark, so no timer was filed and the
+/// invariant check failed. Such a lease never expires (no instant follows).
+#[test]
+fn a_lease_renewed_at_the_end_of_time_never_expires() {
+    let mut reg = registry(Config::default());
+    reg.register(InstanceSpec::new("x", "api", "h", 1), u64::MAX)
+        .unwrap();
+    reg.check_invariants().unwrap();
+    reg.heartbeat("x", u64::MAX).unwrap();
+    reg.check_invariants().unwrap();
+    assert_eq!(
+        reg.get("x", u64::MAX).unwrap().status.health,
+        waypost::Health::Healthy
+    );
+    let restored = Registry::restore(&reg.snapshot()).unwrap();
+    restored.check_invariants().unwrap();
+}

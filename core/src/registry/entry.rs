@@ -96,16 +96,15 @@ impl Entry {
     }
 
     /// When the lease heap must next look at this instance: the first
-    /// instant of expiry, or of eviction once expired.
+    /// instant of expiry, or of eviction once expired. `None` when that
+    /// instant lies past the end of time (u64::MAX ms): a lease renewed that
+    /// late never expires, and its due time must not collide with
+    /// `NO_TIMER`.
     pub fn lease_due(&self, evict_after: u64) -> Option<u64> {
         if !self.inputs.lease_expired {
-            Some(self.deadline().saturating_add(1))
+            self.deadline().checked_add(1)
         } else if evict_after > 0 {
-            Some(
-                self.deadline()
-                    .saturating_add(evict_after)
-                    .saturating_add(1),
-            )
+            self.deadline().checked_add(evict_after)?.checked_add(1)
         } else {
             None
         }
