@@ -856,4 +856,10 @@ impl PyRegistry {
     /// An empty call into the extension: the floor every other call pays
     /// (benchmarks report it beside their figures).
     fn _noop(&self) {}
+
+    /// The core's full consistency check of its internal indexes, for
+    /// tests (adversarial and load): `None`, or what disagrees.
+    fn _check_invariants(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.with(py, |st| st.reg.check_invariants().err())
+    }
 }

@@ -67,9 +67,43 @@ pub(super) fn check_events(doc: &SnapshotDoc) -> Result<()> {
 impl Registry {
     /// The restored registry against what its instances imply.
     pub(super) fn check_restored(&mut self) -> Result<()> {
+        self.check_restored_counters()?;
         self.check_restored_instances()?;
         self.check_restored_services()?;
         self.check_nothing_due()
+    }
+
+    /// Counters that only ever grow by one: like event indexes, at most
+    /// 2^53 − 1, so the next increment cannot overflow (a debug build
+    /// would panic, a release build wrap and invalidate nothing).
+    fn check_restored_counters(&self) -> Result<()> {
+        let too_large = |field: String| Err(bad(text!(field, ": above ", MAX_EVENT_INDEX)));
+        if self.membership_epoch > MAX_EVENT_INDEX {
+            return too_large("membership_epoch".into());
+        }
+        if self.metrics.unknown_service_picks > MAX_EVENT_INDEX {
+            return too_large("metrics.unknown_service_picks".into());
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let m = &s.metrics;
+            let counters = [
+                m.pick_failures,
+                m.registrations,
+                m.deregistrations,
+                m.heartbeats,
+                m.expiries,
+                m.evictions,
+                m.ejections,
+            ];
+            if counters
+                .iter()
+                .chain(&m.picks)
+                .any(|&n| n > MAX_EVENT_INDEX)
+            {
+                return too_large(text!("services[", i, "].metrics"));
+            }
+        }
+        Ok(())
     }
 
     /// Each instance's times and indexes in the order a registry sets them.

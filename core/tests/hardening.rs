@@ -430,3 +430,22 @@ fn a_lease_renewed_at_the_end_of_time_never_expires() {
     let restored = Registry::restore(&reg.snapshot()).unwrap();
     restored.check_invariants().unwrap();
 }
+
+/// Found by the Python leaf-mutation test: a restored membership_epoch of
+/// 2^64 − 1 overflowed at the next registration (a panic in a debug build).
+#[test]
+fn counters_at_the_top_of_the_range_are_refused() {
+    let reg = registry(Config::default());
+    let mut d = doc(&reg);
+    d["membership_epoch"] = json!(u64::MAX);
+    refused(&d, "membership_epoch");
+    let mut d = doc(&reg);
+    d["services"][0]["metrics"]["registrations"] = json!(u64::MAX);
+    refused(&d, "services[0].metrics");
+    let mut d = doc(&reg);
+    d["services"][0]["metrics"]["picks"][3] = json!(MAX_EVENT_INDEX + 1);
+    refused(&d, "services[0].metrics");
+    let mut d = doc(&reg);
+    d["metrics"]["unknown_service_picks"] = json!(u64::MAX);
+    refused(&d, "metrics.unknown_service_picks");
+}
