@@ -41,6 +41,7 @@ export const ERROR_CODES = Object.freeze([
   "conflict",
   "invalid_snapshot",
   "compacted",
+  "freed",
 ]);
 
 /** The version of the core this package was built from. */
@@ -243,6 +244,17 @@ function camelCopy(snake, out = {}) {
 }
 
 let restoring = null;
+
+/**
+ * What a registry holds after `free()`: every use of the core throws the
+ * same `WaypostError` (code `freed`) instead of wasm-bindgen's plain
+ * "null pointer passed to rust".
+ */
+const FREED = new Proxy(Object.freeze({}), {
+  get() {
+    throw new WaypostError("freed", "the registry was freed (free() was called)");
+  },
+});
 
 /**
  * A service registry: instances, leases, health, balancers, events and
@@ -542,7 +554,13 @@ export class Registry {
 
   /** Releases the WebAssembly memory now (otherwise the garbage collector does). */
   free() {
-    this.#core.free();
+    // A second free() is harmless.
+    if (this.#core === FREED) return;
+    const core = this.#core;
+    this.#core = FREED;
+    this.#listed.clear();
+    this.#listedAll.clear();
+    core.free();
   }
 
   #reset() {

@@ -25,7 +25,9 @@ export type ErrorCode =
   | "no_eligible_instance"
   | "conflict"
   | "invalid_snapshot"
-  | "compacted";
+  | "compacted"
+  /** JavaScript only: the registry was used after `free()`. */
+  | "freed";
 
 /** Event types (SPEC §6). */
 export type EventType =

@@ -221,7 +221,7 @@ test("services, dueChecks, metrics, indexes and config", () => {
 test("exported tables and version", () => {
   assert.equal(STRATEGIES.length, 7);
   assert.deepEqual([...HEALTH_VALUES], ["healthy", "unhealthy", "draining", "ejected", "degraded"]);
-  assert.equal(ERROR_CODES.length, 7);
+  assert.equal(ERROR_CODES.length, 8);
   assert.match(version(), /^\d+\.\d+\.\d+/);
 });
 

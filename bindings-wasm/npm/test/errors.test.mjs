@@ -151,6 +151,28 @@ test("a freed registry throws instead of trapping, and others live on", () => {
   assertUsable(b);
 });
 
+test("every call on a freed registry is a WaypostError with code freed, and free() twice is harmless", () => {
+  const a = fresh();
+  a.free();
+  a.free();
+  const calls = [
+    () => a.pick("api", "random", undefined, 1),
+    () => a.register({ id: "x", service: "api", address: "h", port: 1 }, 1),
+    () => a.heartbeat("a", 1),
+    () => a.deregister("a", 1),
+    () => a.discover("api", {}, 1),
+    () => a.get("a", 1),
+    () => a.eventsSince(0),
+    () => a.snapshot(),
+    () => a.tick(1),
+    () => a.size,
+    () => a.clock,
+  ];
+  for (const call of calls) {
+    assert.throws(call, (e) => e instanceof WaypostError && e.code === "freed" && /freed/.test(e.message), String(call));
+  }
+});
+
 test("a core that cannot be made says so instead of throwing or trapping", () => {
   for (const make of [() => new RegistryCore('{"ttl_ms": 0}'), () => new RegistryCore("{"), () => RegistryCore.restore("[]")]) {
     const core = make();
