@@ -553,6 +553,107 @@ static void test_pick_fields(void) {
   waypost_registry_free(reg);
 }
 
+/* Load: threads hammer one registry with mixed operations (a bounded count,
+ * so the test is as fast under valgrind); afterwards every event index is
+ * there once, and every success a thread saw is counted once. */
+enum { LOAD_THREADS = 8, LOAD_ROUNDS = 2000 };
+
+struct loader {
+  waypost_registry *reg;
+  int id;
+  unsigned long ok[4]; /* register, heartbeat, deregister, pick */
+  int errors;
+};
+
+static void *load_work(void *arg) {
+  struct loader *w = arg;
+  char id[32];
+  for (int i = 0; i < LOAD_ROUNDS; i++) {
+    snprintf(id, sizeof id, "t%d", (w->id * 7 + i) % 48);
+    waypost_status s;
+    int op = i % 6;
+    waypost_pick_result r;
+    switch (op) {
+    case 0: s = waypost_register(w->reg, id, "pool", "10.1.0.1", 80, (uint64_t)i, NULL, NULL); break;
+    case 1: s = waypost_heartbeat(w->reg, id, (uint64_t)i, NULL); break;
+    case 2: s = waypost_deregister(w->reg, id, (uint64_t)i, NULL); break;
+    default:
+      s = waypost_pick(w->reg, "pool", (uint32_t)(op - 3), NULL, (uint64_t)i, &r, NULL);
+      op = 3;
+      if (s == WAYPOST_STATUS_UNKNOWN_SERVICE) continue; /* every instance was gone */
+    }
+    if (s == WAYPOST_STATUS_OK) w->ok[op]++;
+    else if (s != WAYPOST_STATUS_NOT_FOUND) w->errors++;
+  }
+  return NULL;
+}
+
+static unsigned long count_of(const char *text, const char *needle) {
+  unsigned long n = 0;
+  for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+static unsigned long number_after(const char *text, const char *key) {
+  const char *p = strstr(text, key);
+  return p == NULL ? 0 : strtoul(p + strlen(key), NULL, 10);
+}
+
+static void test_threads_load_adds_up(void) {
+  waypost_registry *reg = NULL;
+  waypost_config cfg = waypost_config_default();
+  cfg.ttl_ms = 86400000;
+  cfg.event_retention = 1000000;
+  cfg.random_seed = false;
+  cfg.seed = 5;
+  EXPECT_OK(waypost_registry_new(&cfg, &reg, e));
+  pthread_t threads[LOAD_THREADS];
+  struct loader workers[LOAD_THREADS];
+  for (int i = 0; i < LOAD_THREADS; i++) {
+    workers[i] = (struct loader){reg, i, {0, 0, 0, 0}, 0};
+    pthread_create(&threads[i], NULL, load_work, &workers[i]);
+  }
+  unsigned long total[4] = {0, 0, 0, 0};
+  for (int i = 0; i < LOAD_THREADS; i++) {
+    pthread_join(threads[i], NULL);
+    CHECK(workers[i].errors == 0);
+    for (int k = 0; k < 4; k++) total[k] += workers[i].ok[k];
+  }
+  waypost_info info;
+  EXPECT_OK(waypost_registry_info(reg, &info, e));
+  char *events = NULL;
+  EXPECT_OK(waypost_events_since(reg, 0, &events, e));
+  /* Every index from 1 to last_index, once, in order. */
+  CHECK(count_of(events, "\"index\":") == info.last_index);
+  const char *p = events;
+  char want[48];
+  for (uint64_t i = 1; i <= info.last_index && p != NULL; i++) {
+    snprintf(want, sizeof want, "{\"index\":%llu,", (unsigned long long)i);
+    p = strstr(p, want);
+  }
+  CHECK(p != NULL);
+  CHECK(count_of(events, "\"type\":\"registered\"") + count_of(events, "\"type\":\"updated\"") == total[0]);
+  CHECK(count_of(events, "\"type\":\"deregistered\"") == total[2]);
+  CHECK(count_of(events, "\"type\":\"registered\"") - total[2] == info.instances);
+  waypost_string_free(events);
+  char *snap = NULL;
+  EXPECT_OK(waypost_snapshot(reg, &snap, e));
+  CHECK(number_after(snap, "\"registrations\":") == total[0]);
+  CHECK(number_after(snap, "\"heartbeats\":") == total[1]);
+  CHECK(number_after(snap, "\"deregistrations\":") == total[2]);
+  const char *picks = strstr(snap, "\"picks\":[");
+  unsigned long by[7] = {0};
+  CHECK(picks != NULL && sscanf(picks, "\"picks\":[%lu,%lu,%lu,%lu,%lu,%lu,%lu]", &by[0], &by[1], &by[2], &by[3], &by[4], &by[5], &by[6]) == 7);
+  CHECK(by[0] + by[1] + by[2] == total[3]);
+  waypost_registry *copy = NULL;
+  EXPECT_OK(waypost_registry_restore(snap, &copy, e));
+  waypost_registry_free(copy);
+  waypost_string_free(snap);
+  printf("load: %lu operations from %d threads, %llu events, counts add up\n",
+         total[0] + total[1] + total[2] + total[3], LOAD_THREADS, (unsigned long long)info.last_index);
+  waypost_registry_free(reg);
+}
+
 int main(void) {
   test_static_functions();
   test_construction();
@@ -562,6 +663,7 @@ int main(void) {
   test_forced_panic();
   test_threads_share_a_registry();
   test_pick_fields();
+  test_threads_load_adds_up();
   printf("%d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
