@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -44,10 +45,10 @@ def calls(reg: waypost.Registry, v: Any) -> Iterator[Callable[[], Any]]:
     yield lambda: reg.register("x", "api", v, 1, now=1)
     yield lambda: reg.register("x", "api", "h", v, now=1)
     for key in ("weight", "tags", "meta", "zone", "priority", "ttl_ms", "check_interval_ms", "now"):
-        yield lambda key=key: reg.register("x", "api", "h", 1, **{key: v})
+        yield partial(reg.register, "x", "api", "h", 1, **{key: v})
     for key in ("id", "service", "address", "port", "weight", "tags", "meta", "zone", "priority", "ttl_ms"):
         spec: dict[str, Any] = {"id": "x", "service": "api", "address": "h", "port": 1}
-        yield lambda spec=spec, key=key: reg.register_spec({**spec, key: v}, now=1)
+        yield partial(reg.register_spec, {**spec, key: v}, now=1)
     yield lambda: reg.register_spec(v, now=1)
     yield lambda: reg.deregister(v, now=1)
     yield lambda: reg.heartbeat(v, now=1)
@@ -66,7 +67,7 @@ def calls(reg: waypost.Registry, v: Any) -> Iterator[Callable[[], Any]]:
     yield lambda: reg.pick(v, now=1)
     yield lambda: reg.pick("api", v, now=1)
     for key in ("key", "zone", "tags", "meta", "now"):
-        yield lambda key=key: reg.pick("api", "consistent_hash", **{"key": "k", key: v})
+        yield partial(reg.pick, "api", "consistent_hash", **{"key": "k", key: v})
     yield lambda: reg.tick(now=v)
     yield lambda: reg.due_checks(now=v)
     yield lambda: reg.events_since(v)
@@ -76,7 +77,7 @@ def calls(reg: waypost.Registry, v: Any) -> Iterator[Callable[[], Any]]:
     yield lambda: v in reg
     for key in ("ttl_ms", "evict_after_ms", "seed", "check_rise", "panic_threshold", "event_retention",
                 "self_preservation_threshold", "max_ejection_percent"):
-        yield lambda key=key: waypost.Registry(**{key: v})
+        yield partial(waypost.Registry, **{key: v})
 
 
 @pytest.mark.parametrize("v", NUMBERS + WRONG, ids=lambda v: repr(v)[:24])
