@@ -13,6 +13,8 @@ use core::str::FromStr;
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
 
+mod consul;
+
 /// A source's verdict on one of its instances (SPEC §10.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceStatus {
