@@ -1,5 +1,6 @@
 use super::fuzz;
 use super::*;
+use crate::source::{SourceEntry, SourceStatus};
 use proptest::prelude::*;
 use std::string::ToString;
 
