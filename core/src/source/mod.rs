@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
 
 mod consul;
+mod k8s;
 
 /// A source's verdict on one of its instances (SPEC §10.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
