@@ -36,9 +36,9 @@ pub(super) fn check_events(doc: &SnapshotDoc) -> Result<()> {
     }
     // The first retained index follows from the count: every later one is
     // the one before plus one, and the last is `last_index`.
-    let mut expected = doc.last_index - kept + 1;
+    let first = doc.last_index - kept + 1;
     let mut at = 0;
-    for (i, e) in doc.events.iter().enumerate() {
+    for (expected, (i, e)) in (first..).zip(doc.events.iter().enumerate()) {
         if e.index != expected {
             return Err(bad(text!(
                 "events[",
@@ -59,7 +59,6 @@ pub(super) fn check_events(doc: &SnapshotDoc) -> Result<()> {
             )));
         }
         at = e.at;
-        expected += 1;
     }
     Ok(())
 }

@@ -333,7 +333,7 @@ fn random_operation_sequences() {
                     reg = restored;
                 }
             }
-            let events = reg.events_since(reg.last_index().saturating_sub(32).max(0));
+            let events = reg.events_since(reg.last_index().saturating_sub(32));
             if let Ok(events) = events {
                 for w in events.windows(2) {
                     prop_assert_eq!(w[0].index + 1, w[1].index);
