@@ -17,3 +17,15 @@ fuzz:
 	CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
 	FUZZ_SECONDS=$(FUZZ_SECONDS) \
 	  cargo test -p waypost --release --target-dir target/fuzz --test fuzz -- --nocapture --test-threads=2
+
+# Miri over the C binding's unsafe blocks (bindings-c/src/miri_tests.rs
+# drives every kind through the C entry points) and the WebAssembly
+# allocator's native tests. Needs a nightly toolchain with the miri
+# component; not part of `make test`. The allocator works on integer
+# addresses (as in WebAssembly memory), hence permissive provenance; its
+# long randomised test is skipped (it runs for over ten minutes in Miri).
+.PHONY: miri
+
+miri:
+	cargo +nightly miri test -q -p waypost-c miri
+	MIRIFLAGS=-Zmiri-permissive-provenance cargo +nightly miri test -q -p waypost-wasm --lib heap -- --skip random_use

@@ -28,6 +28,9 @@ mod registry;
 mod testing;
 mod watch;
 
+#[cfg(test)]
+mod miri_tests;
+
 use std::ffi::{c_char, CString};
 
 pub use error::{waypost_error, waypost_status};

@@ -225,6 +225,10 @@ pub unsafe extern "C" fn waypost_registry_restore(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let slot = unsafe { out(out_registry, "out_registry") }?;
+        // NULL on every failure, whatever the caller's variable held.
+        *slot = std::ptr::null_mut();
         if snapshot_json.is_null() {
             return Err(Failure::null("snapshot_json"));
         }
@@ -238,8 +242,6 @@ pub unsafe extern "C" fn waypost_registry_restore(
                     e.valid_up_to()
                 ))
             })?;
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        *slot = std::ptr::null_mut();
         *slot = waypost_registry::boxed(Registry::restore(json)?);
         Ok(())
     })

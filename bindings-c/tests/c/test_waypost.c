@@ -430,7 +430,9 @@ static void test_time_events_snapshots(void) {
   EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore("[]", &bad, e));
   EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore("", &bad, e));
   /* Documented: INVALID_SNAPSHOT or NULL_ARGUMENT, nothing else. */
+  bad = (waypost_registry *)1;
   EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore(BAD_UTF8, &bad, e));
+  CHECK(bad == NULL);
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore(NULL, &bad, e));
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore("{}", NULL, e));
   waypost_registry_free(copy);
