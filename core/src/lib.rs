@@ -69,7 +69,9 @@ pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
 pub use registry::{
-    DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
+    pick_tables_alive, DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions,
+    PickTable, Picker, Registry, ServiceRef, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    PICKER_OUTCOME_DELAY_MS,
 };
 pub use snapshot::SNAPSHOT_FORMAT;
 pub use source::{Rejected, SourceEntry, SourceRequest, SourceStatus, SyncReport};

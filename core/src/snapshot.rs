@@ -899,7 +899,7 @@ impl Registry {
             service.members = slots;
             service.counts = counts;
             service.ejected = ejected;
-            service.dirty = true;
+            service.mark_dirty();
         }
     }
 }

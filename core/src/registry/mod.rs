@@ -8,6 +8,7 @@ pub(crate) mod entry_status {
     pub use super::entry::InstanceStatus;
 }
 mod pick;
+mod picker;
 mod reports;
 mod service;
 mod time;
@@ -29,6 +30,10 @@ use crate::rng::Rng;
 
 pub(crate) use entry::Entry;
 pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
+pub use picker::{
+    pick_tables_alive, PickTable, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    PICKER_OUTCOME_DELAY_MS,
+};
 pub(crate) use service::{RoundRobin, Service};
 
 /// A stable handle to a registered instance: its slot and the slot's
@@ -120,6 +125,10 @@ pub struct Registry {
     pub(crate) metrics: RegistryMetrics,
     /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
     pub(crate) rebuilds: u64,
+    /// Pickers made so far (the last picker's number).
+    pub(crate) pickers: u64,
+    /// Picker tables published so far (each one's id).
+    pub(crate) publications: u64,
     /// The service the last by-name lookup found (`u32::MAX`: none yet).
     /// Callers usually pick from the same service over and over; checking
     /// it first skips the hash lookup. Service indexes never change, so
@@ -171,6 +180,8 @@ impl Registry {
             membership_epoch: 0,
             metrics: RegistryMetrics::default(),
             rebuilds: 0,
+            pickers: 0,
+            publications: 0,
             recent_service: u32::MAX,
             detached: Box::new(Entry::detached()),
         }
@@ -642,7 +653,7 @@ impl Registry {
         service.counts[old as usize] -= 1;
         service.counts[new as usize] += 1;
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
         self.update_panic(service_idx, at);
     }
 }

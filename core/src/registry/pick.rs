@@ -325,7 +325,7 @@ impl Registry {
     /// Rebuilds a service's caches after a change, and its weights while
     /// slow start ramps them.
     #[inline(always)]
-    fn ensure_candidates(&mut self, idx: u32) {
+    pub(super) fn ensure_candidates(&mut self, idx: u32) {
         let svc = &self.services[idx as usize];
         if !svc.dirty {
             let c = &svc.candidates;
@@ -527,7 +527,7 @@ impl Registry {
                     let inflight = slots[cs[i] as usize]
                         .entry
                         .as_ref()
-                        .map_or(0, |e| e.inflight);
+                        .map_or(0, |e| e.load());
                     (inflight, ws[i])
                 })?
             }
@@ -620,7 +620,7 @@ impl Registry {
             }
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
-                let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).inflight).collect();
+                let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).load()).collect();
                 two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
             }
             Strategy::ConsistentHash => {

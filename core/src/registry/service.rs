@@ -3,6 +3,7 @@
 use crate::prelude::*;
 use alloc::sync::Arc;
 
+use super::picker::Publication;
 use super::{Entry, Registry};
 use crate::balancer::AliasTable;
 use crate::events::EventKind;
@@ -95,6 +96,8 @@ pub(crate) struct Service {
     pub healthy: Vec<u32>,
     pub candidates: Candidates,
     pub metrics: ServiceMetrics,
+    /// What pickers of this service read (empty until the first picker).
+    pub publication: Publication,
 }
 
 impl Service {
@@ -112,7 +115,16 @@ impl Service {
             healthy: Vec::new(),
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
+            publication: Publication::default(),
         }
+    }
+
+    /// The candidate set may have changed: rebuild the caches before the
+    /// next pick, and tell this service's pickers their table is stale.
+    #[inline]
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.publication.changed();
     }
 
     /// Whether healthy / non-draining is below `threshold`.
@@ -151,7 +163,7 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 
     pub(crate) fn service_remove_member(
@@ -174,13 +186,13 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 
     pub(crate) fn service_touch(&mut self, service_idx: u32, index: u64) {
         let service = &mut self.services[service_idx as usize];
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 
     /// Enters or leaves panic when the service's health counts cross the threshold.
@@ -201,6 +213,6 @@ impl Registry {
         let service = &mut self.services[service_idx as usize];
         service.panic = panic;
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 }
