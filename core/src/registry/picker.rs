@@ -14,7 +14,7 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::service::RoundRobin;
+use super::service::{PeriodState, RoundRobin};
 use super::{Handle, Pick, Registry};
 use crate::balancer::{
     key_bucket, rendezvous, smooth_wrr, two_choices, AliasTable, SmoothPeriod, Strategy,
@@ -492,6 +492,10 @@ impl Registry {
             (None, true)
         } else {
             match &previous {
+                _ if matches!(c.period, PeriodState::Table(_)) => match &c.period {
+                    PeriodState::Table(p) => (Some(p.clone()), true),
+                    _ => (None, false),
+                },
                 Some(p) if p.weights == weights && (p.period_settled || !wrr_used) => {
                     (p.period.clone(), p.period_settled)
                 }
