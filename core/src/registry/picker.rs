@@ -80,8 +80,8 @@ pub struct PickTable {
     /// The service has members (else picks fail with `unknown_service`).
     known: bool,
     panic: bool,
-    slots: Vec<u32>,
-    generations: Vec<u32>,
+    /// The candidates, in id order.
+    handles: Vec<Handle>,
     weights: Vec<u64>,
     total: u64,
     alias: AliasTable,
@@ -108,11 +108,11 @@ impl Drop for PickTable {
 impl PickTable {
     /// Candidates in the table.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.handles.len()
     }
     /// True when no instance is a candidate.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.handles.is_empty()
     }
     /// Whether smooth WRR reads a period table (O(1)) rather than walking.
     pub fn has_period(&self) -> bool {
@@ -151,6 +151,9 @@ pub struct Picker {
     buckets_table: u64,
     /// The table has no period yet and smooth WRR was asked for.
     wants_period: bool,
+    /// Something besides the signal may call for a refresh (a wish for
+    /// the period, a ramping weight, held outcomes): one test on the hot path.
+    local: bool,
     outcomes: Vec<(Handle, bool)>,
     outcomes_since: u64,
     dropped: u64,
@@ -176,16 +179,16 @@ impl Picker {
     /// (a batch, or one older than [`PICKER_OUTCOME_DELAY_MS`]).
     #[inline(always)]
     pub fn needs_refresh(&self, now: u64) -> bool {
-        self.signal.load(Ordering::Acquire) != self.seen
-            || self.wants_period
-            || (self.table.ramping && now > self.table.weights_at)
-            || (!self.outcomes.is_empty() && self.outcomes_due(now))
+        self.signal.load(Ordering::Acquire) != self.seen || (self.local && self.local_due(now))
     }
 
     #[inline(never)]
-    fn outcomes_due(&self, now: u64) -> bool {
-        self.outcomes.len() >= PICKER_OUTCOME_BATCH
-            || now >= self.outcomes_since.saturating_add(PICKER_OUTCOME_DELAY_MS)
+    fn local_due(&self, now: u64) -> bool {
+        self.wants_period
+            || (self.table.ramping && now > self.table.weights_at)
+            || (!self.outcomes.is_empty()
+                && (self.outcomes.len() >= PICKER_OUTCOME_BATCH
+                    || now >= self.outcomes_since.saturating_add(PICKER_OUTCOME_DELAY_MS)))
     }
 
     /// Picks one candidate of its table with `strategy` (`key` for
@@ -197,20 +200,20 @@ impl Picker {
     /// members; `no_eligible_instance` when none is a candidate.
     #[inline]
     pub fn pick(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Pick> {
-        let len = self.table.slots.len();
+        let len = self.table.handles.len();
         let pos = if strategy == Strategy::RoundRobin && len > 0 {
             Some(self.rr.next(len))
         } else {
             self.pick_other(strategy, key)?
         };
         let table = &*self.table;
-        match pos.and_then(|p| Some((*table.slots.get(p)?, *table.generations.get(p)?))) {
-            Some((index, generation)) => {
+        match pos.and_then(|p| table.handles.get(p)) {
+            Some(&handle) => {
                 if let Some(n) = self.picks.get_mut(strategy as usize) {
                     *n += 1;
                 }
                 Ok(Pick {
-                    handle: Handle { index, generation },
+                    handle,
                     panic: table.panic,
                 })
             }
@@ -240,7 +243,7 @@ impl Picker {
             }
         }
         let t = &*self.table;
-        let len = t.slots.len();
+        let len = t.handles.len();
         if len == 0 {
             if strategy == Strategy::ConsistentHash && key.is_none() {
                 return Err(Error::invalid("key", "consistent_hash needs a key"));
@@ -256,6 +259,7 @@ impl Picker {
                 None => {
                     if !t.period_settled {
                         self.wants_period = true;
+                        self.local = true;
                     }
                     if self.walk_table != t.id {
                         self.walk.clear();
@@ -339,6 +343,7 @@ impl Picker {
                 self.outcomes_since = now;
             }
             self.outcomes.push((handle, success));
+            self.local = true;
         }
         self.needs_refresh(now)
     }
@@ -377,6 +382,7 @@ impl Registry {
         let mut rng = Rng::from_seed(mix64(self.config.seed ^ mix64(number)));
         let rr = RoundRobin::at(rng.next_u64());
         let wrr = RoundRobin::at(rng.next_u64());
+        let local = table.ramping;
         Ok(Picker {
             seen: table.generation,
             table,
@@ -390,6 +396,7 @@ impl Registry {
             buckets: Vec::new(),
             buckets_table: 0,
             wants_period: false,
+            local,
             outcomes: Vec::new(),
             outcomes_since: 0,
             dropped: 0,
@@ -432,6 +439,7 @@ impl Registry {
             svc.publication.wrr_used = true;
         }
         let (_, table) = self.publish(idx, force);
+        picker.local = table.ramping;
         picker.seen = table.generation;
         picker.table = table;
         Ok(())
@@ -515,8 +523,12 @@ impl Registry {
             ramping,
             known: !members.is_empty(),
             panic: svc.panic,
-            slots: c.slots.clone(),
-            generations: c.generations.clone(),
+            handles: c
+                .slots
+                .iter()
+                .zip(&c.generations)
+                .map(|(&index, &generation)| Handle { index, generation })
+                .collect(),
             total: weights.iter().sum(),
             weights,
             alias: c.alias.clone(),
