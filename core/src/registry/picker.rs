@@ -75,6 +75,8 @@ pub struct PickTable {
     generation: u64,
     /// When the weights were computed (registry clock).
     weights_at: u64,
+    /// The registry's membership epoch at publication.
+    membership_epoch: u64,
     /// Some weight is still ramping (slow start): stale once time moves.
     ramping: bool,
     /// The service has members (else picks fail with `unknown_service`).
@@ -122,6 +124,12 @@ impl PickTable {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+    /// The registry's membership epoch when it was published: a host-side
+    /// cache keyed by slot index is valid for this table's handles while
+    /// the epoch it was filled at is this one.
+    pub fn membership_epoch(&self) -> u64 {
+        self.membership_epoch
+    }
 
     fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
         let at = *self.by_slot.get(handle.index as usize)?;
@@ -133,8 +141,11 @@ impl PickTable {
 }
 
 /// A worker-local picker for one service: see the module documentation and
-/// SPEC §5.9. `Send`, not shared: one thread at a time uses it.
+/// SPEC §5.9. `Send`, not shared: one thread at a time uses it. Aligned to
+/// a cache line, so pickers of different threads placed side by side in
+/// memory do not share one.
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct Picker {
     table: Arc<PickTable>,
     signal: Arc<AtomicU64>,
@@ -520,6 +531,7 @@ impl Registry {
             id: self.publications,
             generation,
             weights_at: c.weights_at,
+            membership_epoch: self.membership_epoch,
             ramping,
             known: !members.is_empty(),
             panic: svc.panic,
