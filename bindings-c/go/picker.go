@@ -10,7 +10,7 @@ import (
 	"unsafe"
 )
 
-// Picker is a worker-local picker for one service (SPEC §5.9): it picks
+// Picker is a worker-local picker for one service (SPEC §5.2): it picks
 // from a candidate table the registry publishes, with its own round-robin
 // and smooth-WRR positions and its own random stream, and takes the
 // registry's lock only when the service changed. A Picker belongs to one

@@ -40,9 +40,7 @@ pub use pick::{
     waypost_discover_options, waypost_discovery, waypost_pick_options, waypost_pick_result,
     waypost_strategy,
 };
-pub use picker::{
-    waypost_picker, WAYPOST_PICKER_OUTCOME_BATCH, WAYPOST_PICKER_OUTCOME_DELAY_MS,
-};
+pub use picker::{waypost_picker, WAYPOST_PICKER_OUTCOME_BATCH, WAYPOST_PICKER_OUTCOME_DELAY_MS};
 pub use registry::{waypost_config, waypost_registry};
 pub use watch::{waypost_info, WAYPOST_NO_DEADLINE};
 

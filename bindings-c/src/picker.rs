@@ -1,4 +1,4 @@
-//! Worker-local pickers (SPEC §5.9): picks that take the registry's lock
+//! Worker-local pickers (SPEC §5.2): picks that take the registry's lock
 //! only when the service changed.
 
 use std::ffi::c_char;
@@ -31,7 +31,9 @@ impl waypost_picker {
 
     #[inline(never)]
     fn refresh(&mut self, now_ms: u64) -> Result<(), Failure> {
-        lock(&self.shared)?.reg.refresh_picker(&mut self.picker, now_ms)?;
+        lock(&self.shared)?
+            .reg
+            .refresh_picker(&mut self.picker, now_ms)?;
         Ok(())
     }
 }
@@ -134,7 +136,9 @@ pub unsafe extern "C" fn waypost_picker_report_outcome(
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
         let p = unsafe { picker_mut(picker) }?;
-        if p.picker.report_outcome(Handle::from_bits(handle), success, now_ms) {
+        if p.picker
+            .report_outcome(Handle::from_bits(handle), success, now_ms)
+        {
             p.refresh(now_ms)?;
         }
         Ok(())

@@ -44,7 +44,12 @@ fn registry() -> Registry {
 }
 
 /// Picks until `stop`, in batches; the host's refresh check is on every pick.
-fn run_picker(shared: &Mutex<Registry>, p: &mut Picker, strategy: Strategy, stop: &AtomicBool) -> u64 {
+fn run_picker(
+    shared: &Mutex<Registry>,
+    p: &mut Picker,
+    strategy: Strategy,
+    stop: &AtomicBool,
+) -> u64 {
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..BATCH {
@@ -167,10 +172,19 @@ fn main() {
     let figures = [
         ("picker round_robin", Path::Picker(Strategy::RoundRobin)),
         ("picker random", Path::Picker(Strategy::Random)),
-        ("picker weighted_round_robin", Path::Picker(Strategy::WeightedRoundRobin)),
-        ("locked registry round_robin", Path::Locked(Strategy::RoundRobin)),
+        (
+            "picker weighted_round_robin",
+            Path::Picker(Strategy::WeightedRoundRobin),
+        ),
+        (
+            "locked registry round_robin",
+            Path::Locked(Strategy::RoundRobin),
+        ),
         ("locked registry random", Path::Locked(Strategy::Random)),
-        ("locked registry weighted_round_robin", Path::Locked(Strategy::WeightedRoundRobin)),
+        (
+            "locked registry weighted_round_robin",
+            Path::Locked(Strategy::WeightedRoundRobin),
+        ),
     ];
     for (name, path) in figures {
         let one = measure(&shared, path, 1, time);

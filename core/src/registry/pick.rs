@@ -536,10 +536,7 @@ impl Registry {
                 let slots = &self.slots;
                 let (cs, ws) = (&c.slots, &c.weights);
                 two_choices(&mut self.rng, len, |i| {
-                    let inflight = slots[cs[i] as usize]
-                        .entry
-                        .as_ref()
-                        .map_or(0, |e| e.load());
+                    let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.load());
                     (inflight, ws[i])
                 })?
             }

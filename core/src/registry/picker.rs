@@ -1,4 +1,4 @@
-//! Worker-local pickers (SPEC §5.9): picks that never touch the registry.
+//! Worker-local pickers (SPEC §5.2): picks that never touch the registry.
 //!
 //! The registry publishes, per service, an immutable [`PickTable`] (the
 //! candidates in order, their weights, the alias table, the instances' hash
@@ -141,7 +141,7 @@ impl PickTable {
 }
 
 /// A worker-local picker for one service: see the module documentation and
-/// SPEC §5.9. `Send`, not shared: one thread at a time uses it. Aligned to
+/// SPEC §5.2. `Send`, not shared: one thread at a time uses it. Aligned to
 /// a cache line, so pickers of different threads placed side by side in
 /// memory do not share one.
 #[derive(Debug)]
@@ -284,7 +284,10 @@ impl Picker {
             Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
                 let base = t.base_load.get(i).copied().unwrap_or(0);
                 let shared = t.inflight.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
-                (base.saturating_add(shared), t.weights.get(i).copied().unwrap_or(0))
+                (
+                    base.saturating_add(shared),
+                    t.weights.get(i).copied().unwrap_or(0),
+                )
             }),
             Strategy::ConsistentHash => {
                 let Some(key) = key else {
@@ -378,7 +381,7 @@ pub fn pick_tables_alive() -> usize {
 
 impl Registry {
     /// A worker-local picker for `service` (which need not have instances
-    /// yet): see SPEC §5.9. Pickers are numbered 1, 2, … per registry; the
+    /// yet): see SPEC §5.2. Pickers are numbered 1, 2, … per registry; the
     /// number and the configured seed fix its RNG stream and the start of
     /// its round-robin and smooth-WRR positions.
     ///
@@ -495,7 +498,8 @@ impl Registry {
                 e.shared_inflight = Some(Arc::new(AtomicU64::new(0)));
             }
         }
-        let mut by_slot = vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
+        let mut by_slot =
+            vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
         let mut member_counters = Vec::with_capacity(members.len());
         for (i, &s) in members.iter().enumerate() {
             if let Some(b) = by_slot.get_mut(s as usize) {
@@ -596,7 +600,10 @@ mod tests {
         let got = ids(&reg, &seq_a);
         let mut first: Vec<String> = got[..5].to_vec();
         first.sort();
-        assert_eq!(first, ["api-000", "api-001", "api-002", "api-003", "api-004"]);
+        assert_eq!(
+            first,
+            ["api-000", "api-001", "api-002", "api-003", "api-004"]
+        );
         assert_eq!(got[..5], got[5..]);
         // The same seed and number give the same sequence in another registry.
         let mut again = registry(5, &[1]);
@@ -626,7 +633,10 @@ mod tests {
             .filter_map(|_| smooth_wrr(&w, &mut current, total))
             .collect();
         let got: Vec<usize> = (0..22)
-            .map(|_| p.pick(Strategy::WeightedRoundRobin, None).map(|x| x.handle.index() as usize))
+            .map(|_| {
+                p.pick(Strategy::WeightedRoundRobin, None)
+                    .map(|x| x.handle.index() as usize)
+            })
             .collect::<Result<_>>()?;
         let offset = (0..11).find(|&o| (0..22).all(|k| got[k] == walk[(o + k) % 11]));
         assert!(offset.is_some(), "{got:?} is no rotation of {walk:?}");
@@ -640,7 +650,10 @@ mod tests {
             ..Config::default()
         })?;
         for i in 0..4 {
-            reg.register(InstanceSpec::new(&format!("api-{i}"), "api", "10.0.0.1", 80), 0)?;
+            reg.register(
+                InstanceSpec::new(&format!("api-{i}"), "api", "10.0.0.1", 80),
+                0,
+            )?;
         }
         let mut p = reg.picker("api")?;
         reg.deregister("api-1", 1)?;
@@ -654,9 +667,18 @@ mod tests {
         reg.refresh_picker(&mut p, 2 + PICKER_OUTCOME_DELAY_MS)?;
         assert_eq!(p.pending_outcomes(), 0);
         for _ in 0..50 {
-            for s in [Strategy::RoundRobin, Strategy::Random, Strategy::WeightedRoundRobin] {
-                let id = reg.instance(p.pick(s, None)?.handle).map(|i| i.id().to_owned());
-                assert!(id.as_deref() == Some("api-0") || id.as_deref() == Some("api-3"), "{id:?}");
+            for s in [
+                Strategy::RoundRobin,
+                Strategy::Random,
+                Strategy::WeightedRoundRobin,
+            ] {
+                let id = reg
+                    .instance(p.pick(s, None)?.handle)
+                    .map(|i| i.id().to_owned());
+                assert!(
+                    id.as_deref() == Some("api-0") || id.as_deref() == Some("api-3"),
+                    "{id:?}"
+                );
             }
             if p.needs_refresh(200) {
                 reg.refresh_picker(&mut p, 200)?;

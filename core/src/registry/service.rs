@@ -341,7 +341,12 @@ pub(crate) mod tests {
                     }
                 }
                 _ => {
-                    let p = reg.pick("svc", Strategy::WeightedRoundRobin, &PickOptions::default(), step);
+                    let p = reg.pick(
+                        "svc",
+                        Strategy::WeightedRoundRobin,
+                        &PickOptions::default(),
+                        step,
+                    );
                     out.push(format!("{:?}", p.map(|p| p.handle)));
                 }
             }
