@@ -10,6 +10,7 @@ __all__ = [
     "Instance",
     "InstanceView",
     "PickResult",
+    "Picker",
     "Registry",
     "__version__",
 ]
