@@ -574,7 +574,7 @@ mod tests {
     fn registry(n: usize, weights: &[u32]) -> Registry {
         let mut reg = Registry::default();
         for i in 0..n {
-            let mut spec = InstanceSpec::new(&format!("api-{i:03}"), "api", "10.0.0.1", 80);
+            let mut spec = InstanceSpec::new(format!("api-{i:03}"), "api", "10.0.0.1", 80);
             spec.weight = weights.get(i % weights.len().max(1)).copied().unwrap_or(1);
             assert!(reg.register(spec, 0).is_ok());
         }
@@ -651,7 +651,7 @@ mod tests {
         })?;
         for i in 0..4 {
             reg.register(
-                InstanceSpec::new(&format!("api-{i}"), "api", "10.0.0.1", 80),
+                InstanceSpec::new(format!("api-{i}"), "api", "10.0.0.1", 80),
                 0,
             )?;
         }
