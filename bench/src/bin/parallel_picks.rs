@@ -148,6 +148,26 @@ fn measure(shared: &Arc<Mutex<Registry>>, path: Path, threads: usize, time: Dura
         .sum()
 }
 
+/// One change to the service (an instance drained or back) and the
+/// publication of the table a picker then fetches, under the lock.
+fn publication_cost(shared: &Mutex<Registry>) {
+    let mut reg = shared.lock().unwrap_or_else(|e| e.into_inner());
+    let Ok(mut p) = reg.picker("api") else { return };
+    let rounds = 2_000u32;
+    let start = Instant::now();
+    for i in 0..rounds {
+        let _ = reg.drain("api-0500", i % 2 == 0, 0);
+        let _ = reg.refresh_picker(&mut p, 0);
+    }
+    let per = start.elapsed().as_secs_f64() * 1e9 / f64::from(rounds);
+    let _ = reg.drain("api-0500", false, 0);
+    let _ = reg.refresh_picker(&mut p, 0);
+    println!(
+        "{:<34} {:>9.0} ns/op (a drain, then the new table)",
+        "publication after a change", per
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2).max(1);
@@ -186,6 +206,7 @@ fn main() {
             Path::Locked(Strategy::WeightedRoundRobin),
         ),
     ];
+    publication_cost(&shared);
     for (name, path) in figures {
         let one = measure(&shared, path, 1, time);
         let many = measure(&shared, path, threads, time);

@@ -90,8 +90,8 @@ pub struct PickTable {
     id_hashes: Vec<u64>,
     /// Calls begun through the registry at publication, parallel to `slots`.
     base_load: Vec<u64>,
-    /// Shared in-flight counters, parallel to `slots`.
-    inflight: Vec<Arc<AtomicU64>>,
+    /// Each candidate's position in `members` (its in-flight counter).
+    candidate_member: Vec<u32>,
     /// Member slot → position in `members` (`u32::MAX`: not a member).
     by_slot: Vec<u32>,
     /// Every member's generation and in-flight counter.
@@ -283,7 +283,11 @@ impl Picker {
             Strategy::FirstAvailable => Some(0),
             Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
                 let base = t.base_load.get(i).copied().unwrap_or(0);
-                let shared = t.inflight.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
+                let shared = t
+                    .candidate_member
+                    .get(i)
+                    .and_then(|&m| t.members.get(m as usize))
+                    .map_or(0, |(_, c)| c.load(Ordering::Relaxed));
                 (
                     base.saturating_add(shared),
                     t.weights.get(i).copied().unwrap_or(0),
@@ -550,10 +554,10 @@ impl Registry {
             alias: c.alias.clone(),
             id_hashes: c.slots.iter().map(|&s| self.entry(s).id_hash).collect(),
             base_load: c.slots.iter().map(|&s| self.entry(s).inflight).collect(),
-            inflight: c
+            candidate_member: c
                 .slots
                 .iter()
-                .map(|&s| self.entry(s).shared_inflight.clone().unwrap_or_default())
+                .map(|&s| by_slot.get(s as usize).copied().unwrap_or(u32::MAX))
                 .collect(),
             by_slot,
             members: member_counters,
