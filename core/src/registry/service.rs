@@ -3,7 +3,19 @@
 use crate::prelude::*;
 use alloc::sync::Arc;
 
+#[cfg(feature = "pickers")]
 use super::picker::Publication;
+
+/// Without pickers there is nothing to publish.
+#[cfg(not(feature = "pickers"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Publication;
+
+#[cfg(not(feature = "pickers"))]
+impl Publication {
+    #[inline(always)]
+    pub fn changed(&self) {}
+}
 use super::{Entry, Registry};
 use crate::balancer::{AliasTable, SmoothPeriod};
 use crate::events::EventKind;
@@ -198,7 +210,7 @@ impl Service {
             healthy: Vec::new(),
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
-            publication: Publication::default(),
+            publication: Default::default(),
         }
     }
 
