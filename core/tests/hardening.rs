@@ -80,6 +80,11 @@ fn an_empty_key_or_zone_is_none() {
     assert_eq!(reg.instance(z).unwrap().zone(), None);
     assert!(!reg.get("z", 1).unwrap().to_json().contains("zone"));
 
+    // A worker-local picker follows the same rule.
+    let mut picker = reg.picker("api").unwrap();
+    let e = picker.pick(Strategy::ConsistentHash, Some("")).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+
     // An empty zone prefers nothing: the same sequence as no zone at all.
     let empty_zone = PickOptions {
         zone: Some(String::new()),

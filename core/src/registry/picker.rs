@@ -203,7 +203,8 @@ impl Picker {
     }
 
     /// Picks one candidate of its table with `strategy` (`key` for
-    /// `consistent_hash`). Reads only the picker and its table.
+    /// `consistent_hash`; `Some("")` is no key, as everywhere, SPEC §5).
+    /// Reads only the picker and its table.
     ///
     /// # Errors
     /// `invalid_argument` for `consistent_hash` without a key or a key
@@ -215,7 +216,7 @@ impl Picker {
         let pos = if strategy == Strategy::RoundRobin && len > 0 {
             Some(self.rr.next(len))
         } else {
-            self.pick_other(strategy, key)?
+            self.pick_other(strategy, key.filter(|k| !k.is_empty()))?
         };
         let table = &*self.table;
         match pos.and_then(|p| table.handles.get(p)) {
