@@ -20,43 +20,23 @@ use crate::registry::Registry;
 /// contiguous tail ending at `last_index` (as many as the retention keeps),
 /// times in order and not after the clock.
 pub(super) fn check_events(doc: &SnapshotDoc) -> Result<()> {
+    // Messages are plain strings where they can be: this runs in the
+    // WebAssembly module too, whose size is budgeted.
     if doc.last_index > MAX_EVENT_INDEX {
-        return Err(bad(text!("last_index: above ", MAX_EVENT_INDEX)));
+        return Err(bad("last_index: above 2^53 - 1".into()));
     }
     let retention = u64::from(doc.config.event_retention.max(1));
     let kept = doc.last_index.min(retention);
     if doc.events.len() as u64 != kept {
-        return Err(bad(text!(
-            "events: ",
-            doc.events.len(),
-            " retained, expected ",
-            kept,
-            " (the last min(last_index, event_retention))"
-        )));
+        return Err(bad("events: not the retained tail".into()));
     }
     // The first retained index follows from the count: every later one is
     // the one before plus one, and the last is `last_index`.
     let first = doc.last_index - kept + 1;
     let mut at = 0;
-    for (expected, (i, e)) in (first..).zip(doc.events.iter().enumerate()) {
-        if e.index != expected {
-            return Err(bad(text!(
-                "events[",
-                i,
-                "].index: ",
-                e.index,
-                ", expected ",
-                expected
-            )));
-        }
-        if e.at < at || e.at > doc.clock {
-            return Err(bad(text!(
-                "events[",
-                i,
-                "].at: ",
-                e.at,
-                " out of order or after clock"
-            )));
+    for (expected, e) in (first..).zip(&doc.events) {
+        if e.index != expected || e.at < at || e.at > doc.clock {
+            return Err(bad("events: index or time out of order".into()));
         }
         at = e.at;
     }
@@ -76,16 +56,8 @@ impl Registry {
     /// 2^53 − 1, so the next increment cannot overflow (a debug build
     /// would panic, a release build wrap and invalidate nothing).
     fn check_restored_counters(&self) -> Result<()> {
-        let too_large = |field: String| Err(bad(text!(field, ": above ", MAX_EVENT_INDEX)));
-        if self.membership_epoch > MAX_EVENT_INDEX {
-            return too_large("membership_epoch".into());
-        }
-        if self.metrics.unknown_service_picks > MAX_EVENT_INDEX {
-            return too_large("metrics.unknown_service_picks".into());
-        }
-        for (i, s) in self.services.iter().enumerate() {
-            let m = &s.metrics;
-            let counters = [
+        let services = self.services.iter().map(|s| &s.metrics).any(|m| {
+            [
                 m.pick_failures,
                 m.registrations,
                 m.deregistrations,
@@ -93,14 +65,16 @@ impl Registry {
                 m.expiries,
                 m.evictions,
                 m.ejections,
-            ];
-            if counters
-                .iter()
-                .chain(&m.picks)
-                .any(|&n| n > MAX_EVENT_INDEX)
-            {
-                return too_large(text!("services[", i, "].metrics"));
-            }
+            ]
+            .iter()
+            .chain(&m.picks)
+            .any(|&n| n > MAX_EVENT_INDEX)
+        });
+        if services
+            || self.membership_epoch > MAX_EVENT_INDEX
+            || self.metrics.unknown_service_picks > MAX_EVENT_INDEX
+        {
+            return Err(bad("membership_epoch or metrics: above 2^53 - 1".into()));
         }
         Ok(())
     }
@@ -110,18 +84,18 @@ impl Registry {
         let clock = self.clock;
         for e in self.slots.iter().filter_map(|s| s.entry.as_deref()) {
             let problem = if e.registered_at > e.last_renewal || e.last_renewal > clock {
-                Some("last_renewal: before registered_at or after clock")
+                Some("instances: state.last_renewal out of order")
             } else if e.registered_at > e.healthy_since || e.healthy_since > clock {
-                Some("healthy_since: before registered_at or after clock")
+                Some("instances: state.healthy_since out of order")
             } else if e.revision > e.modify_index {
-                Some("revision: above modify_index")
+                Some("instances: state.revision out of order")
             } else if e.inputs.lease_expired && clock <= e.deadline() {
-                Some("inputs.lease_expired: the lease runs past clock")
+                Some("instances: state.inputs.lease_expired too early")
             } else {
                 None
             };
             if let Some(problem) = problem {
-                return Err(bad(text!("instance `", e.instance.id, "` state.", problem)));
+                return Err(bad(problem.into()));
             }
         }
         Ok(())
@@ -132,29 +106,16 @@ impl Registry {
     fn check_restored_services(&self) -> Result<()> {
         let threshold = self.config.panic_threshold;
         for (i, s) in self.services.iter().enumerate() {
-            if s.panic != s.below_threshold(threshold) {
-                return Err(bad(text!(
-                    "services[",
-                    i,
-                    "].panic: ",
-                    if s.panic { "true" } else { "false" },
-                    " does not follow from its instances' health"
-                )));
-            }
+            let mut sorted = s.panic == s.below_threshold(threshold);
             let mut previous: Option<&str> = None;
             for &slot in &s.candidates.slots {
                 let e = self.entry(slot);
                 let id = &*e.instance.id;
-                if e.service_idx as usize != i || previous.is_some_and(|p| p >= id) {
-                    return Err(bad(text!(
-                        "services[",
-                        i,
-                        "].candidates: `",
-                        id,
-                        "` is not a member in id order"
-                    )));
-                }
+                sorted &= e.service_idx as usize == i && previous.is_none_or(|p| p < id);
                 previous = Some(id);
+            }
+            if !sorted {
+                return Err(bad("services: panic or candidates".into()));
             }
         }
         Ok(())
@@ -171,24 +132,13 @@ impl Registry {
             self.events.last_index(),
         );
         self.lease_blocked = false;
-        self.events.start_capture();
         self.advance(self.clock);
-        let applied = self.events.take_capture();
-        if let Some(e) = applied.first() {
-            return Err(bad(text!(
-                "instances: `",
-                e.id.as_deref().unwrap_or(""),
-                "` had a ",
-                e.kind.as_str(),
-                " due at clock that was not applied (or self_preservation is wrong)"
-            )));
+        if self.events.last_index() != last
+            || self.self_preservation != held
+            || self.lease_blocked != blocked
+        {
+            return Err(bad("self_preservation: due at clock".into()));
         }
-        if self.self_preservation != held || self.lease_blocked != blocked {
-            return Err(bad(
-                "self_preservation, lease_blocked: do not follow from the instances' leases".into(),
-            ));
-        }
-        debug_assert_eq!(self.events.last_index(), last);
         Ok(())
     }
 }

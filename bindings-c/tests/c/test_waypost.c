@@ -657,6 +657,8 @@ static void test_threads_load_adds_up(void) {
   printf("load: %lu operations from %d threads, %llu events, counts add up\n",
          total[0] + total[1] + total[2] + total[3], LOAD_THREADS, (unsigned long long)info.last_index);
   waypost_registry_free(reg);
+}
+
 static void test_picker_basics(void) {
   size_t tables = waypost_pick_tables_alive();
   waypost_registry *reg = fresh();

@@ -253,8 +253,10 @@ impl Registry {
     #[inline(always)]
     fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
         // The common pick has no options: nothing to check.
-        if options.key().is_none()
-            && options.zone().is_none()
+        // A pre-filter on the raw fields: `Some("")` takes the slow path,
+        // which reads them through `key()` and `zone()`.
+        if options.key.is_none()
+            && options.zone.is_none()
             && options.filter.is_empty()
             && strategy != Strategy::ConsistentHash
         {
