@@ -34,9 +34,12 @@ pub(super) fn check_events(doc: &SnapshotDoc) -> Result<()> {
     // the one before plus one, and the last is `last_index`.
     let first = doc.last_index - kept + 1;
     let mut at = 0;
-    for (expected, e) in (first..).zip(&doc.events) {
-        if e.index != expected || e.at < at || e.at > doc.clock {
-            return Err(bad("events: index or time out of order".into()));
+    for (i, (expected, e)) in (first..).zip(&doc.events).enumerate() {
+        if e.index != expected {
+            return Err(bad(text!("events[", i, "].index out of sequence")));
+        }
+        if e.at < at || e.at > doc.clock {
+            return Err(bad("events: at out of order".into()));
         }
         at = e.at;
     }
@@ -74,7 +77,7 @@ impl Registry {
             || self.membership_epoch > MAX_EVENT_INDEX
             || self.metrics.unknown_service_picks > MAX_EVENT_INDEX
         {
-            return Err(bad("membership_epoch or metrics: above 2^53 - 1".into()));
+            return Err(bad("counters: above 2^53 - 1".into()));
         }
         Ok(())
     }
@@ -82,21 +85,20 @@ impl Registry {
     /// Each instance's times and indexes in the order a registry sets them.
     fn check_restored_instances(&self) -> Result<()> {
         let clock = self.clock;
-        for e in self.slots.iter().filter_map(|s| s.entry.as_deref()) {
-            let problem = if e.registered_at > e.last_renewal || e.last_renewal > clock {
-                Some("instances: state.last_renewal out of order")
-            } else if e.registered_at > e.healthy_since || e.healthy_since > clock {
-                Some("instances: state.healthy_since out of order")
-            } else if e.revision > e.modify_index {
-                Some("instances: state.revision out of order")
-            } else if e.inputs.lease_expired && clock <= e.deadline() {
-                Some("instances: state.inputs.lease_expired too early")
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                return Err(bad(problem.into()));
-            }
+        let wrong = self
+            .slots
+            .iter()
+            .filter_map(|s| s.entry.as_deref())
+            .any(|e| {
+                e.registered_at > e.last_renewal
+                    || e.last_renewal > clock
+                    || e.registered_at > e.healthy_since
+                    || e.healthy_since > clock
+                    || e.revision > e.modify_index
+                    || (e.inputs.lease_expired && clock <= e.deadline())
+            });
+        if wrong {
+            return Err(bad("instances: state times out of order".into()));
         }
         Ok(())
     }

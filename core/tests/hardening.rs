@@ -155,7 +155,7 @@ fn a_clock_rolled_back_below_an_instance_is_refused() {
     for e in d["events"].as_array_mut().unwrap() {
         e["at"] = json!(0);
     }
-    refused(&d, "last_renewal");
+    refused(&d, "instances: state");
 }
 
 // ----- derived fields ------------------------------------------------------
@@ -443,14 +443,14 @@ fn counters_at_the_top_of_the_range_are_refused() {
     let reg = registry(Config::default());
     let mut d = doc(&reg);
     d["membership_epoch"] = json!(u64::MAX);
-    refused(&d, "membership_epoch");
+    refused(&d, "counters");
     let mut d = doc(&reg);
     d["services"][0]["metrics"]["registrations"] = json!(u64::MAX);
-    refused(&d, "metrics");
+    refused(&d, "counters");
     let mut d = doc(&reg);
     d["services"][0]["metrics"]["picks"][3] = json!(MAX_EVENT_INDEX + 1);
-    refused(&d, "metrics");
+    refused(&d, "counters");
     let mut d = doc(&reg);
     d["metrics"]["unknown_service_picks"] = json!(u64::MAX);
-    refused(&d, "metrics");
+    refused(&d, "counters");
 }

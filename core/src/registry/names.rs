@@ -38,17 +38,12 @@ impl NameKey {
     /// the seed (distinct from the RNG's own words), forced odd so a
     /// multiply by them loses no bit.
     pub fn from_seed(seed: u64) -> NameKey {
-        let mut x = seed ^ 0x6e61_6d65_2d6b_6579; // "name-key"
-        let mut next = || {
-            x = x.wrapping_add(SEED_A);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
+        // Two rounds of the hash's own mixing, from constants distinct
+        // from the RNG's use of the seed.
+        let a = fold_mul(seed ^ 0x6e61_6d65_2d6b_6579, SEED_A); // "name-key"
         NameKey {
-            a: next() | 1,
-            b: next() | 1,
+            a: a | 1,
+            b: fold_mul(a ^ SEED_B, SEED_A) | 1,
         }
     }
 }
