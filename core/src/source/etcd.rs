@@ -257,6 +257,13 @@ impl Etcd {
                 None | Some(Json::Null) => false,
                 Some(Json::String(t)) if t == "PUT" => false,
                 Some(Json::String(t)) if t == "DELETE" => true,
+                Some(Json::String(t)) => {
+                    feed.rejected.push(rejected(
+                        at(),
+                        bad("type", &text!("`", t, "` is not PUT or DELETE")),
+                    ));
+                    continue;
+                }
                 Some(other) => {
                     feed.rejected.push(rejected(
                         at(),
@@ -276,7 +283,7 @@ impl Etcd {
             newest = newest.max(int64(get(kv, "mod_revision")).unwrap_or(0));
             if delete {
                 match self.key(kv) {
-                    Ok((_, id, _)) => feed.changes.push(Change::Delete(id)),
+                    Ok((_, _, id)) => feed.changes.push(Change::Delete(id)),
                     Err((key, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
                 }
                 continue;
