@@ -39,7 +39,7 @@ fn entry(service: &str, (id, port, status): (u8, u8, u8)) -> SourceEntry {
 fn op() -> impl Strategy<Value = Op> {
     let e = (any::<u8>(), any::<u8>(), any::<u8>());
     prop_oneof![
-        (0..2usize, prop::collection::vec(e.clone(), 0..8)).prop_map(|(s, es)| Op::Sync(s, es)),
+        (0..2usize, prop::collection::vec(e, 0..8)).prop_map(|(s, es)| Op::Sync(s, es)),
         (0..2usize, e).prop_map(|(s, x)| Op::Put(s, x)),
         any::<u8>().prop_map(Op::Delete),
         any::<u8>().prop_map(Op::Drain),
