@@ -873,7 +873,6 @@ impl Registry {
         let evict_after = self.config.evict_after_ms;
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); self.services.len()];
         let (mut total, mut non_draining, mut live) = (0, 0, 0);
-        let mut held_preservation = 0;
         let mut leases = Vec::new();
         let mut ejections = Vec::new();
         let mut checks = Vec::new();
@@ -884,7 +883,6 @@ impl Registry {
             let slot = slot as u32;
             members[e.service_idx as usize].push(slot);
             total += 1;
-            held_preservation += u64::from(e.held == Some(crate::registry::Hold::Preservation));
             if !e.inputs.is_draining() {
                 non_draining += 1;
                 if !e.inputs.lease_expired {
@@ -905,7 +903,7 @@ impl Registry {
         self.total = total;
         self.non_draining = non_draining;
         self.live_non_draining = live;
-        self.held_preservation = held_preservation;
+        self.relist_held();
         self.leases = BinaryHeap::from(leases);
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);

@@ -1,85 +1,149 @@
 //! Mirrored sources (SPEC §10.4): the state machine of each source the
 //! host declared with `source_add`, dispatched by kind to its adapter.
+//!
+//! A mirror restored from a snapshot stays in its written form until it is
+//! first used, and a live adapter is reached through a trait object: a
+//! registry that never mirrors (the WebAssembly module, today) carries none
+//! of the adapters' code, while its snapshots still keep every mirror.
 
 use crate::prelude::*;
 use alloc::sync::Arc;
+use core::fmt::Debug;
 
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::instance::check_name;
-use crate::json::{get, Json, ObjectWriter};
+use crate::json::{describe, Json, ObjectWriter};
 use crate::source::etcd::Etcd;
 use crate::source::{Feed, SourceKind, SourceRequest, SyncReport};
 
-/// One declared source: its name and its adapter's state.
+/// What the registry asks of a store adapter's state machine.
+pub(crate) trait Adapter: Debug + Send + Sync {
+    /// The request the host sends next.
+    fn request(&self) -> SourceRequest;
+    /// Reads one payload; on `Err` the adapter is unchanged.
+    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed>;
+    /// Appends the adapter's progress as a JSON object.
+    fn write_state(&self, out: &mut String);
+    /// Takes up the progress [`Adapter::write_state`] wrote.
+    fn restore_state(&mut self, state: &Json) -> Result<()>;
+    /// A copy (the registry is `Clone`).
+    fn boxed_clone(&self) -> Box<dyn Adapter>;
+}
+
+impl Adapter for Etcd {
+    fn request(&self) -> SourceRequest {
+        Etcd::request(self)
+    }
+    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
+        Etcd::feed(self, body, status, index)
+    }
+    fn write_state(&self, out: &mut String) {
+        Etcd::write_state(self, out)
+    }
+    fn restore_state(&mut self, state: &Json) -> Result<()> {
+        Etcd::restore_state(self, state)
+    }
+    fn boxed_clone(&self) -> Box<dyn Adapter> {
+        Box::new(self.clone())
+    }
+}
+
+/// A new adapter for `kind`.
+fn adapter(kind: &SourceKind) -> Result<Box<dyn Adapter>> {
+    match kind {
+        SourceKind::Etcd { prefix } => Ok(Box::new(Etcd::new(prefix.clone()))),
+        other => Err(Error::invalid(
+            "kind",
+            text!("`", other.name(), "` is not supported yet"),
+        )),
+    }
+}
+
+/// A mirror's adapter: live, or as a snapshot wrote it (its progress as
+/// JSON, taken up on first use).
+#[derive(Debug)]
+pub(crate) enum State {
+    Written(Json),
+    Live(Box<dyn Adapter>),
+}
+
+impl Clone for State {
+    fn clone(&self) -> State {
+        match self {
+            State::Written(json) => State::Written(json.clone()),
+            State::Live(a) => State::Live(a.boxed_clone()),
+        }
+    }
+}
+
+/// One declared source: its name, its options as `source_add` took them
+/// (the kind's canonical form) and its adapter.
 #[derive(Debug, Clone)]
 pub(crate) struct Mirror {
     pub name: Arc<str>,
-    pub adapter: Adapter,
-}
-
-/// The adapter state of a mirror, by kind.
-#[derive(Debug, Clone)]
-pub(crate) enum Adapter {
-    Etcd(Etcd),
-}
-
-impl Adapter {
-    fn new(kind: SourceKind) -> Result<Adapter> {
-        match kind {
-            SourceKind::Etcd { prefix } => Ok(Adapter::Etcd(Etcd::new(prefix))),
-            other => Err(Error::invalid(
-                "kind",
-                text!("`", other.name(), "` is not supported yet"),
-            )),
-        }
-    }
-
-    fn request(&self) -> SourceRequest {
-        match self {
-            Adapter::Etcd(m) => m.request(),
-        }
-    }
-
-    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
-        match self {
-            Adapter::Etcd(m) => m.feed(body, status, index),
-        }
-    }
+    pub options: Json,
+    pub state: State,
 }
 
 impl Mirror {
-    /// The mirror as a snapshot holds it: `{"name", "kind", …state}`.
+    /// The mirror as a snapshot holds it: `{"name", "options", "state"}`.
     pub fn write_json(&self, out: &mut String) {
         let mut w = ObjectWriter::new(out);
         w.str("name", &self.name);
-        match &self.adapter {
-            Adapter::Etcd(m) => {
-                w.str("kind", "etcd");
-                m.write_state(&mut w);
-            }
+        self.options.write(w.key("options"));
+        match &self.state {
+            State::Written(json) => json.write(w.key("state")),
+            State::Live(a) => a.write_state(w.key("state")),
         }
         w.end();
+    }
+
+    /// The live adapter a written state describes.
+    fn revive(&self, state: &Json) -> Result<Box<dyn Adapter>> {
+        let problem =
+            |e: Error| Error::InvalidSnapshot(text!("source `", self.name, "`: ", e.message()));
+        let kind = SourceKind::from_json(&self.options.to_json()).map_err(problem)?;
+        let mut live = adapter(&kind).map_err(problem)?;
+        live.restore_state(state).map_err(problem)?;
+        Ok(live)
     }
 }
 
 impl Registry {
-    /// Restores a mirror from its snapshot form (see [`Mirror::write_json`]).
-    pub(crate) fn restore_mirror(&mut self, members: &[(String, Json)]) -> Result<()> {
-        let name = match get(members, "name") {
-            Some(Json::String(n)) => n.as_str(),
-            _ => return Err(Error::invalid("name", "expected a string")),
+    /// Declares a mirror a snapshot holds (see [`Mirror::write_json`]).
+    /// Its options and progress are read when it is first used.
+    pub(crate) fn restore_mirror(&mut self, members: Vec<(String, Json)>) -> Result<()> {
+        let (mut name, mut options, mut state) = (None, None, None);
+        for (key, value) in members {
+            match (key.as_str(), value) {
+                ("name", Json::String(n)) => name = Some(n),
+                ("options", v @ Json::Object(_)) => options = Some(v),
+                ("state", v @ Json::Object(_)) => state = Some(v),
+                (key, v) => {
+                    return Err(Error::invalid(
+                        key,
+                        text!("unexpected member, got ", describe(&v)),
+                    ))
+                }
+            }
+        }
+        let (Some(name), Some(options), Some(state)) = (name, options, state) else {
+            return Err(Error::invalid(
+                "source",
+                "needs name, options and state (objects)",
+            ));
         };
-        check_name("name", name, 256)?;
+        check_name("name", &name, 256)?;
         if self.mirrors.iter().any(|m| *m.name == *name) {
             return Err(Error::invalid("name", text!("`", name, "` appears twice")));
         }
-        let adapter = match get(members, "kind") {
-            Some(Json::String(k)) if k == "etcd" => Adapter::Etcd(Etcd::restore(members)?),
-            _ => return Err(Error::invalid("kind", "expected a supported kind")),
-        };
-        let name = self.intern_source(name);
-        self.mirrors.push(Mirror { name, adapter });
+        let name = self.intern_source(&name);
+        self.mirrors.push(Mirror {
+            name,
+            options,
+            state: State::Written(state),
+        });
         Ok(())
     }
 
@@ -99,18 +163,33 @@ impl Registry {
                 "` was already added"
             )));
         }
-        let adapter = Adapter::new(kind)?;
+        let live = adapter(&kind)?;
+        let options = Json::parse(&kind.to_json()).map_err(|e| Error::invalid("options", e))?;
         let name = self.intern_source(name);
-        self.mirrors.push(Mirror { name, adapter });
+        self.mirrors.push(Mirror {
+            name,
+            options,
+            state: State::Live(live),
+        });
         Ok(())
     }
 
     /// The request the host must send next for source `name`.
     ///
     /// # Errors
-    /// `invalid_argument` when no source of that name was added.
+    /// `invalid_argument` when no source of that name was added;
+    /// `invalid_snapshot` when its state, restored from a snapshot, does
+    /// not read.
     pub fn source_request(&self, name: &str) -> Result<SourceRequest> {
-        Ok(self.mirror(name)?.adapter.request())
+        let mirror = self
+            .mirrors
+            .iter()
+            .find(|m| *m.name == *name)
+            .ok_or_else(|| unknown_source(name))?;
+        match &mirror.state {
+            State::Live(a) => Ok(a.request()),
+            State::Written(state) => Ok(mirror.revive(state)?.request()),
+        }
     }
 
     /// Hands source `name` what its last request brought back (a whole
@@ -120,7 +199,8 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` when no source of that name was added, or when
     /// the payload is not the documented shape at all (nothing changes
-    /// then: neither the registry nor the mirror).
+    /// then: neither the registry nor the mirror); `invalid_snapshot` when
+    /// its state, restored from a snapshot, does not read.
     pub fn source_feed(
         &mut self,
         name: &str,
@@ -129,35 +209,25 @@ impl Registry {
         status: u16,
         index: Option<&str>,
     ) -> Result<SyncReport> {
-        let position = self.mirror_position(name)?;
-        let feed = match self.mirrors.get_mut(position) {
-            Some(m) => m.adapter.feed(body, status, index)?,
-            None => return Err(unknown_source(name)),
+        let mirror = self
+            .mirrors
+            .iter_mut()
+            .find(|m| *m.name == *name)
+            .ok_or_else(|| unknown_source(name))?;
+        if let State::Written(state) = &mirror.state {
+            mirror.state = State::Live(mirror.revive(state)?);
+        }
+        let feed = match &mut mirror.state {
+            State::Live(a) => a.feed(body, status, index)?,
+            State::Written(_) => return Err(unknown_source(name)),
         };
+        let src = mirror.name.clone();
         self.advance(now);
-        let src = match self.mirrors.get(position) {
-            Some(m) => m.name.clone(),
-            None => return Err(unknown_source(name)),
-        };
         let mut report = self.apply_changes(&src, feed.changes);
         report.rejected.splice(0..0, feed.rejected);
         report.resync |= feed.resync;
         self.after_reconcile();
         Ok(report)
-    }
-
-    fn mirror_position(&self, name: &str) -> Result<usize> {
-        self.mirrors
-            .iter()
-            .position(|m| *m.name == *name)
-            .ok_or_else(|| unknown_source(name))
-    }
-
-    fn mirror(&self, name: &str) -> Result<&Mirror> {
-        self.mirrors
-            .iter()
-            .find(|m| *m.name == *name)
-            .ok_or_else(|| unknown_source(name))
     }
 }
 

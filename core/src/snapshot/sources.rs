@@ -14,18 +14,13 @@ use crate::source::SourceStatus;
 /// instance parser does not know it); `Err` with a message when it is
 /// not a string.
 pub(super) fn take_source(members: &mut Vec<(String, Json)>) -> Result<Option<String>, String> {
-    let mut found = Ok(None);
-    members.retain(|(k, v)| {
-        if k != "source" {
-            return true;
-        }
-        found = match v {
-            Json::String(s) => Ok(Some(s.clone())),
-            _ => Err("source: expected a string".into()),
-        };
-        false
-    });
-    found
+    let Some(pos) = members.iter().position(|(k, _)| k == "source") else {
+        return Ok(None);
+    };
+    match members.remove(pos).1 {
+        Json::String(s) => Ok(Some(s)),
+        _ => Err("source: expected a string".into()),
+    }
 }
 
 /// The optional `source` member of `state.inputs`.
@@ -116,7 +111,7 @@ impl Registry {
         problems: &super::Problems,
     ) {
         for (path, members) in mirrors {
-            if let Err(e) = self.restore_mirror(&members) {
+            if let Err(e) = self.restore_mirror(members) {
                 problems.note(text!(path, ": ", e));
             }
         }
