@@ -1,10 +1,11 @@
 //! Mirrored sources (SPEC §10.4): the state machine of each source the
 //! host declared with `source_add`, dispatched by kind to its adapter.
 //!
-//! A mirror restored from a snapshot stays in its written form until it is
-//! first used, and a live adapter is reached through a trait object: a
-//! registry that never mirrors (the WebAssembly module, today) carries none
-//! of the adapters' code, while its snapshots still keep every mirror.
+//! Mirrors restored from a snapshot stay in their written form until a
+//! mirror call reads them, and a live adapter is reached through a trait
+//! object: a registry that never mirrors (the WebAssembly module, today)
+//! carries none of the adapters' code, while its snapshots still keep
+//! every mirror.
 
 use crate::prelude::*;
 use alloc::sync::Arc;
@@ -60,30 +61,23 @@ fn adapter(kind: &SourceKind) -> Result<Box<dyn Adapter>> {
     }
 }
 
-/// A mirror's adapter: live, or as a snapshot wrote it (its progress as
-/// JSON, taken up on first use).
-#[derive(Debug)]
-pub(crate) enum State {
-    Written(Json),
-    Live(Box<dyn Adapter>),
-}
-
-impl Clone for State {
-    fn clone(&self) -> State {
-        match self {
-            State::Written(json) => State::Written(json.clone()),
-            State::Live(a) => State::Live(a.boxed_clone()),
-        }
-    }
-}
-
 /// One declared source: its name, its options as `source_add` took them
 /// (the kind's canonical form) and its adapter.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Mirror {
     pub name: Arc<str>,
     pub options: Json,
-    pub state: State,
+    pub adapter: Box<dyn Adapter>,
+}
+
+impl Clone for Mirror {
+    fn clone(&self) -> Mirror {
+        Mirror {
+            name: self.name.clone(),
+            options: self.options.clone(),
+            adapter: self.adapter.boxed_clone(),
+        }
+    }
 }
 
 impl Mirror {
@@ -92,58 +86,90 @@ impl Mirror {
         let mut w = ObjectWriter::new(out);
         w.str("name", &self.name);
         self.options.write(w.key("options"));
-        match &self.state {
-            State::Written(json) => json.write(w.key("state")),
-            State::Live(a) => a.write_state(w.key("state")),
-        }
+        self.adapter.write_state(w.key("state"));
         w.end();
-    }
-
-    /// The live adapter a written state describes.
-    fn revive(&self, state: &Json) -> Result<Box<dyn Adapter>> {
-        let problem =
-            |e: Error| Error::InvalidSnapshot(text!("source `", self.name, "`: ", e.message()));
-        let kind = SourceKind::from_json(&self.options.to_json()).map_err(problem)?;
-        let mut live = adapter(&kind).map_err(problem)?;
-        live.restore_state(state).map_err(problem)?;
-        Ok(live)
     }
 }
 
+/// A mirror as [`Mirror::write_json`] wrote it: its name, options and live
+/// adapter.
+fn revive(written: &Json) -> Result<(&str, Json, Box<dyn Adapter>)> {
+    let members = written
+        .as_object()
+        .ok_or_else(|| Error::invalid("source", "expected an object"))?;
+    let (mut name, mut options, mut state) = (None, None, None);
+    for (key, value) in members {
+        match (key.as_str(), value) {
+            ("name", Json::String(n)) => name = Some(n.as_str()),
+            ("options", v @ Json::Object(_)) => options = Some(v),
+            ("state", v @ Json::Object(_)) => state = Some(v),
+            (key, v) => {
+                return Err(Error::invalid(
+                    key,
+                    text!("unexpected member, got ", describe(v)),
+                ))
+            }
+        }
+    }
+    let (Some(name), Some(options), Some(state)) = (name, options, state) else {
+        return Err(Error::invalid(
+            "source",
+            "needs a name, and options and state objects",
+        ));
+    };
+    check_name("name", name, 256)?;
+    let kind = SourceKind::from_json(&options.to_json())?;
+    let mut live = adapter(&kind)?;
+    live.restore_state(state)?;
+    Ok((name, options.clone(), live))
+}
+
+fn unreadable(i: usize, e: Error) -> Error {
+    Error::InvalidSnapshot(text!("sources[", i, "]: ", e.message()))
+}
+
 impl Registry {
-    /// Declares a mirror a snapshot holds (see [`Mirror::write_json`]).
-    /// Its options and progress are read when it is first used.
-    pub(crate) fn restore_mirror(&mut self, members: Vec<(String, Json)>) -> Result<()> {
-        let (mut name, mut options, mut state) = (None, None, None);
-        for (key, value) in members {
-            match (key.as_str(), value) {
-                ("name", Json::String(n)) => name = Some(n),
-                ("options", v @ Json::Object(_)) => options = Some(v),
-                ("state", v @ Json::Object(_)) => state = Some(v),
-                (key, v) => {
-                    return Err(Error::invalid(
-                        key,
-                        text!("unexpected member, got ", describe(&v)),
-                    ))
+    /// Reads the mirrors a snapshot held into live ones (once, at the
+    /// first mirror call).
+    ///
+    /// # Errors
+    /// `invalid_snapshot` saying which mirror does not read; they all stay
+    /// as written then.
+    fn read_mirrors(&mut self) -> Result<()> {
+        if self.written_mirrors.is_empty() {
+            return Ok(());
+        }
+        let written = core::mem::take(&mut self.written_mirrors);
+        let mut mirrors: Vec<Mirror> = Vec::with_capacity(written.len());
+        let mut problem = None;
+        for (i, w) in written.iter().enumerate() {
+            match revive(w) {
+                Ok((name, _, _)) if mirrors.iter().any(|m| *m.name == *name) => {
+                    problem = Some(unreadable(
+                        i,
+                        Error::invalid("name", text!("`", name, "` appears twice")),
+                    ));
+                    break;
+                }
+                Ok((name, options, adapter)) => {
+                    let name = self.intern_source(name);
+                    mirrors.push(Mirror {
+                        name,
+                        options,
+                        adapter,
+                    });
+                }
+                Err(e) => {
+                    problem = Some(unreadable(i, e));
+                    break;
                 }
             }
         }
-        let (Some(name), Some(options), Some(state)) = (name, options, state) else {
-            return Err(Error::invalid(
-                "source",
-                "needs name, options and state (objects)",
-            ));
-        };
-        check_name("name", &name, 256)?;
-        if self.mirrors.iter().any(|m| *m.name == *name) {
-            return Err(Error::invalid("name", text!("`", name, "` appears twice")));
+        if let Some(e) = problem {
+            self.written_mirrors = written;
+            return Err(e);
         }
-        let name = self.intern_source(&name);
-        self.mirrors.push(Mirror {
-            name,
-            options,
-            state: State::Written(state),
-        });
+        self.mirrors = mirrors;
         Ok(())
     }
 
@@ -156,6 +182,7 @@ impl Registry {
     pub fn source_add(&mut self, name: &str, options_json: &str) -> Result<()> {
         check_name("name", name, 256)?;
         let kind = SourceKind::from_json(options_json)?;
+        self.read_mirrors()?;
         if self.mirrors.iter().any(|m| *m.name == *name) {
             return Err(Error::Conflict(text!(
                 "source `",
@@ -169,7 +196,7 @@ impl Registry {
         self.mirrors.push(Mirror {
             name,
             options,
-            state: State::Live(live),
+            adapter: live,
         });
         Ok(())
     }
@@ -181,15 +208,17 @@ impl Registry {
     /// `invalid_snapshot` when its state, restored from a snapshot, does
     /// not read.
     pub fn source_request(&self, name: &str) -> Result<SourceRequest> {
-        let mirror = self
-            .mirrors
-            .iter()
-            .find(|m| *m.name == *name)
-            .ok_or_else(|| unknown_source(name))?;
-        match &mirror.state {
-            State::Live(a) => Ok(a.request()),
-            State::Written(state) => Ok(mirror.revive(state)?.request()),
+        if let Some(mirror) = self.mirrors.iter().find(|m| *m.name == *name) {
+            return Ok(mirror.adapter.request());
         }
+        // Mirrors still as a snapshot wrote them: read the one asked for.
+        for (i, w) in self.written_mirrors.iter().enumerate() {
+            if w.get("name").and_then(Json::as_str) == Some(name) {
+                let (_, _, adapter) = revive(w).map_err(|e| unreadable(i, e))?;
+                return Ok(adapter.request());
+            }
+        }
+        Err(unknown_source(name))
     }
 
     /// Hands source `name` what its last request brought back (a whole
@@ -209,18 +238,13 @@ impl Registry {
         status: u16,
         index: Option<&str>,
     ) -> Result<SyncReport> {
+        self.read_mirrors()?;
         let mirror = self
             .mirrors
             .iter_mut()
             .find(|m| *m.name == *name)
             .ok_or_else(|| unknown_source(name))?;
-        if let State::Written(state) = &mirror.state {
-            mirror.state = State::Live(mirror.revive(state)?);
-        }
-        let feed = match &mut mirror.state {
-            State::Live(a) => a.feed(body, status, index)?,
-            State::Written(_) => return Err(unknown_source(name)),
-        };
+        let feed = mirror.adapter.feed(body, status, index)?;
         let src = mirror.name.clone();
         self.advance(now);
         let mut report = self.apply_changes(&src, feed.changes);

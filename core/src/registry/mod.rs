@@ -141,6 +141,9 @@ pub struct Registry {
     pub(crate) batch_removed: u64,
     /// The sources declared with `source_add`, in the order added.
     pub(crate) mirrors: Vec<mirrors::Mirror>,
+    /// Mirrors a snapshot held, as written, until a mirror call reads
+    /// them into `mirrors` (see `mirrors.rs`).
+    pub(crate) written_mirrors: Vec<crate::json::Json>,
 }
 
 /// An empty registry with the default configuration (which is valid, so
@@ -191,6 +194,7 @@ impl Registry {
             held_ids: Vec::new(),
             batch_removed: 0,
             mirrors: Vec::new(),
+            written_mirrors: Vec::new(),
         }
     }
 
