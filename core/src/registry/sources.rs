@@ -516,7 +516,9 @@ impl Registry {
     }
 
     /// Inserts a new instance (local when `source` is `None`): no event
-    /// but `registered`, no settling.
+    /// but `registered`, no settling. Inlined: `register` is its only
+    /// caller where nothing mirrors (the WebAssembly module).
+    #[inline]
     pub(crate) fn insert(
         &mut self,
         spec: InstanceSpec,
@@ -664,33 +666,29 @@ impl Registry {
         self.entry_mut(slot).modify_index = index;
     }
 
-    /// Files `id` among the held removals, in id order.
+    /// Files `id` among the held removals.
     fn list_held(&mut self, id: Arc<str>) {
-        if let Err(pos) = self.held_ids.binary_search(&id) {
-            self.held_ids.insert(pos, id);
+        if !self.held_ids.contains(&id) {
+            self.held_ids.push(id);
         }
     }
 
     /// Takes `id` off the held removals.
     pub(crate) fn unlist_held(&mut self, id: &str) {
-        if let Ok(pos) = self.held_ids.binary_search_by(|h| (**h).cmp(id)) {
-            self.held_ids.remove(pos);
+        if let Some(pos) = self.held_ids.iter().position(|h| **h == *id) {
+            self.held_ids.swap_remove(pos);
         }
     }
 
     /// Rebuilds the held removals from the instances (after a restore).
     pub(crate) fn relist_held(&mut self) {
         self.held_ids.clear();
-        let mut held = Vec::new();
         for s in &self.slots {
             if let Some(e) = s.entry.as_deref() {
                 if e.held == Some(Hold::Preservation) {
-                    held.push(e.instance.id.clone());
+                    self.held_ids.push(e.instance.id.clone());
                 }
             }
-        }
-        for id in held {
-            self.list_held(id);
         }
     }
 
@@ -713,18 +711,15 @@ impl Registry {
         }
         let at = self.clock;
         let recovered = self.fraction_recovered();
-        let mut i = 0;
         let mut released = false;
-        while let Some(id) = self.held_ids.get(i).cloned() {
-            let Some(&slot) = self.by_id.get(&id) else {
-                // Not reachable (a removed instance leaves the list).
-                self.held_ids.remove(i);
-                continue;
-            };
-            if !recovered && !self.entry(slot).inputs.is_draining() {
-                i += 1;
-                continue;
-            }
+        // In id order: the smallest held id that may go, until none may.
+        while let Some(slot) = self
+            .held_ids
+            .iter()
+            .filter_map(|id| self.by_id.get(&**id).copied())
+            .filter(|&slot| recovered || self.entry(slot).inputs.is_draining())
+            .min_by(|&a, &b| self.entry(a).instance.id.cmp(&self.entry(b).instance.id))
+        {
             self.events.source = self.entry(slot).instance.source.clone();
             self.release_hold(slot, at);
             let service_idx = self.entry(slot).service_idx;
