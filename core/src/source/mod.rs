@@ -19,6 +19,9 @@ use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, write_array, Json, ObjectWriter};
 
+pub(crate) mod consul;
+pub(crate) mod k8s;
+
 /// A source's verdict on one of its instances (SPEC §10.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
