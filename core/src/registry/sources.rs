@@ -716,7 +716,7 @@ impl Registry {
         while let Some(slot) = self
             .held_ids
             .iter()
-            .filter_map(|id| self.by_id.get(&**id).copied())
+            .filter_map(|id| self.by_id.get(id).copied())
             .filter(|&slot| recovered || self.entry(slot).inputs.is_draining())
             .min_by(|&a, &b| self.entry(a).instance.id.cmp(&self.entry(b).instance.id))
         {
