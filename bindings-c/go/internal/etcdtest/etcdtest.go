@@ -42,7 +42,8 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Server is one etcd member.
+// Server is one etcd member. A single member keeps etcd's default timing
+// (minimum lease TTL ~2 s); cluster members elect faster.
 type Server struct {
 	t              testing.TB
 	Name           string
@@ -50,6 +51,7 @@ type Server struct {
 	ClientPort     int
 	PeerPort       int
 	InitialCluster string
+	FastElection   bool // heartbeat 50 ms, election 500 ms (cluster members)
 	cmd            *exec.Cmd
 	done           chan struct{}
 }
@@ -94,14 +96,17 @@ func (s *Server) Launch() {
 		s.t.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command(Binary(),
+	args := []string{
 		"--name", s.Name, "--data-dir", filepath.Join(s.Dir, s.Name+".etcd"),
 		"--listen-client-urls", s.Endpoint(), "--advertise-client-urls", s.Endpoint(),
 		"--listen-peer-urls", s.PeerURL(), "--initial-advertise-peer-urls", s.PeerURL(),
 		"--initial-cluster", s.InitialCluster, "--initial-cluster-state", "new",
 		"--initial-cluster-token", "waypost-test",
-		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--logger", "zap", "--log-outputs", "stderr")
+		"--logger", "zap", "--log-outputs", "stderr"}
+	if s.FastElection {
+		args = append(args, "--heartbeat-interval", "50", "--election-timeout", "500")
+	}
+	cmd := exec.Command(Binary(), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -201,7 +206,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	c := &Cluster{t: t}
 	for i := range peers {
-		c.Members = append(c.Members, newServer(t, fmt.Sprintf("m%d", i), dir, peers[i], strings.Join(parts, ",")))
+		m := newServer(t, fmt.Sprintf("m%d", i), dir, peers[i], strings.Join(parts, ","))
+		m.FastElection = true
+		c.Members = append(c.Members, m)
 	}
 	for _, m := range c.Members {
 		m.Launch()
