@@ -350,6 +350,11 @@ typedef struct {
    * Events kept for `waypost_events_since`.
    */
   uint32_t event_retention;
+  /**
+   * Whether a source's full sync with no entries may remove instances
+   * (by default it is held as a likely error).
+   */
+  bool trust_empty_sync;
 } waypost_config;
 
 /**

@@ -307,7 +307,7 @@ impl PyRegistry {
     #[pyo3(signature = (*, ttl_ms=None, evict_after_ms=None, seed=None, check_rise=None, check_fall=None,
         consecutive_failures=None, base_ejection_ms=None, max_ejection_ms=None, max_ejection_percent=None,
         panic_threshold=None, slow_start_ms=None, self_preservation_threshold=None,
-        self_preservation_min_instances=None, event_retention=None))]
+        self_preservation_min_instances=None, event_retention=None, trust_empty_sync=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -325,6 +325,7 @@ impl PyRegistry {
         self_preservation_threshold: Option<&Bound<'_, PyAny>>,
         self_preservation_min_instances: Option<&Bound<'_, PyAny>>,
         event_retention: Option<&Bound<'_, PyAny>>,
+        trust_empty_sync: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRegistry> {
         let given = [
             ("ttl_ms", ttl_ms),
@@ -344,6 +345,7 @@ impl PyRegistry {
                 self_preservation_min_instances,
             ),
             ("event_retention", event_retention),
+            ("trust_empty_sync", trust_empty_sync),
         ];
         let mut config = Config::default();
         let mut seeded = false;
@@ -351,7 +353,12 @@ impl PyRegistry {
             let Some(value) = value.filter(|v| !v.is_none()) else {
                 continue;
             };
-            let json = if RATIO_KEYS.contains(&key) {
+            let json = if key == "trust_empty_sync" {
+                if !value.is_instance_of::<pyo3::types::PyBool>() {
+                    return Err(convert::type_error(key, "bool", value));
+                }
+                Json::Bool(value.is_truthy()?)
+            } else if RATIO_KEYS.contains(&key) {
                 if value.is_instance_of::<pyo3::types::PyBool>() {
                     return Err(convert::type_error(key, "float", value));
                 }

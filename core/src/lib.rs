@@ -56,8 +56,8 @@ mod metrics;
 mod registry;
 mod rng;
 mod snapshot;
-mod source;
 mod sort;
+mod source;
 
 pub use balancer::{fnv1a64, Strategy};
 pub use config::{Config, CONFIG_KEYS, DAY_MS};
@@ -72,7 +72,9 @@ pub use registry::{
     DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
 };
 pub use snapshot::SNAPSHOT_FORMAT;
-pub use source::{Rejected, SourceEntry, SourceRequest, SourceStatus, SyncReport};
+pub use source::{
+    Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport, DEFAULT_ETCD_PREFIX,
+};
 
 /// The crate version, as every binding reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

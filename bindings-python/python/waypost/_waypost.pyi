@@ -162,6 +162,7 @@ class Registry:
         self_preservation_threshold: Optional[float] = None,
         self_preservation_min_instances: Optional[int] = None,
         event_retention: Optional[int] = None,
+        trust_empty_sync: Optional[bool] = None,
     ) -> Registry: ...
     @staticmethod
     def restore(text: str) -> Registry: ...
