@@ -8,7 +8,9 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::instance::check_name;
 use crate::json::{get, Json, ObjectWriter};
+use crate::source::consul::ConsulMirror;
 use crate::source::etcd::Etcd;
+use crate::source::k8s::K8sMirror;
 use crate::source::{Feed, SourceKind, SourceRequest, SyncReport};
 
 /// One declared source: its name and its adapter's state.
@@ -22,28 +24,36 @@ pub(crate) struct Mirror {
 #[derive(Debug, Clone)]
 pub(crate) enum Adapter {
     Etcd(Etcd),
+    Consul(ConsulMirror),
+    K8s(K8sMirror),
 }
 
 impl Adapter {
     fn new(kind: SourceKind) -> Result<Adapter> {
         match kind {
             SourceKind::Etcd { prefix } => Ok(Adapter::Etcd(Etcd::new(prefix))),
-            other => Err(Error::invalid(
-                "kind",
-                text!("`", other.name(), "` is not supported yet"),
-            )),
+            SourceKind::Consul { service } => Ok(Adapter::Consul(ConsulMirror::new(&service))),
+            SourceKind::K8s {
+                namespace,
+                service,
+                port,
+            } => Ok(Adapter::K8s(K8sMirror::new(&namespace, &service, &port))),
         }
     }
 
     fn request(&self) -> SourceRequest {
         match self {
             Adapter::Etcd(m) => m.request(),
+            Adapter::Consul(m) => m.request(),
+            Adapter::K8s(m) => m.request(),
         }
     }
 
     fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
         match self {
             Adapter::Etcd(m) => m.feed(body, status, index),
+            Adapter::Consul(m) => m.feed(body, status, index),
+            Adapter::K8s(m) => m.feed(body, status, index),
         }
     }
 }
@@ -57,6 +67,18 @@ impl Mirror {
             Adapter::Etcd(m) => {
                 w.str("kind", "etcd");
                 m.write_state(&mut w);
+            }
+            Adapter::Consul(m) => {
+                w.str("kind", "consul");
+                w.str("service", m.service());
+                m.write_state(w.key("state"));
+            }
+            Adapter::K8s(m) => {
+                w.str("kind", "k8s");
+                w.str("namespace", m.namespace());
+                w.str("service", m.service());
+                w.str("port", m.port());
+                m.write_state(w.key("state"));
             }
         }
         w.end();
@@ -76,6 +98,20 @@ impl Registry {
         }
         let adapter = match get(members, "kind") {
             Some(Json::String(k)) if k == "etcd" => Adapter::Etcd(Etcd::restore(members)?),
+            Some(Json::String(k)) if k == "consul" => {
+                let mut m = ConsulMirror::new(snapshot_text(members, "service")?);
+                m.restore_state(get(members, "state").unwrap_or(&Json::Null))?;
+                Adapter::Consul(m)
+            }
+            Some(Json::String(k)) if k == "k8s" => {
+                let mut m = K8sMirror::new(
+                    snapshot_text(members, "namespace")?,
+                    snapshot_text(members, "service")?,
+                    snapshot_text(members, "port")?,
+                );
+                m.restore_state(get(members, "state").unwrap_or(&Json::Null))?;
+                Adapter::K8s(m)
+            }
             _ => return Err(Error::invalid("kind", "expected a supported kind")),
         };
         let name = self.intern_source(name);
@@ -158,6 +194,14 @@ impl Registry {
             .iter()
             .find(|m| *m.name == *name)
             .ok_or_else(|| unknown_source(name))
+    }
+}
+
+/// A string member of a mirror's snapshot form.
+fn snapshot_text<'a>(members: &'a [(String, Json)], key: &str) -> Result<&'a str> {
+    match get(members, key) {
+        Some(Json::String(s)) => Ok(s),
+        _ => Err(Error::invalid(key, "expected a string")),
     }
 }
 
