@@ -41,8 +41,8 @@ server, to see that the client limits its rate), ``k8s/put {slice}``,
 ``k8s/delete {namespace, name}``, ``k8s/load {namespace, list}``,
 ``k8s/bookmark`` (unrelated changes elsewhere move the resource version;
 every bookmarking watch is told), ``k8s/expire`` (every open watch gets the
-in-stream ``ERROR`` 410 and ends), ``k8s/compact`` (history dropped: a watch
-from before now gets HTTP 410), ``k8s/drop`` (open watches end, as when the
+in-stream ``ERROR`` 410 and ends), ``k8s/compact {bump?}`` (history dropped,
+after ``bump`` changes elsewhere: a watch from before now gets HTTP 410), ``k8s/drop`` (open watches end, as when the
 API server restarts). ``GET /_test/stats``: request counts by kind and the
 number of other connections open.
 
@@ -116,7 +116,8 @@ class _Service:
                      "Datacenter": "dc1", "TaggedAddresses": {"lan": "127.0.0.1", "wan": "127.0.0.1"}, "Meta": {}},
             "Service": {"ID": self.id, "Service": self.name, "Tags": b.get("Tags") or [], "Address": b.get("Address") or "",
                         "Meta": b.get("Meta") or {}, "Port": int(b.get("Port") or 0),
-                        "Weights": b.get("Weights") or {"Passing": 1, "Warning": 1}},
+                        "Weights": b.get("Weights") or {"Passing": 1, "Warning": 1},
+                        **({"Locality": b["Locality"]} if b.get("Locality") else {})},
             "Checks": checks,
         }
 
@@ -193,7 +194,10 @@ class State:
         ns = obj["metadata"].get("namespace", "default")
         key = (ns, obj["metadata"]["name"])
         if kind == "DELETED":
-            self.slices.pop(key, None)
+            gone = self.slices.pop(key, None)
+            if gone is None:
+                return
+            obj = dict(gone, metadata=dict(gone["metadata"], resourceVersion=str(self.rv)))
         else:
             kind = "MODIFIED" if key in self.slices else "ADDED"
             self.slices[key] = obj
@@ -437,12 +441,12 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, method: str, what: str, state: State) -> None:
         if what == "stats" and method == "GET":
             with state.cond:
-                body = {"requests": dict(state.counts), "open": state.open - 1, "watches": len(state.watches),
-                        "consul_index": state.index, "k8s_resource_version": state.rv,
-                        "consul_services": sorted(state.services)}
-            self._send(200, body)
+                counts = {"requests": dict(state.counts), "open": state.open - 1, "watches": len(state.watches),
+                          "consul_index": state.index, "k8s_resource_version": state.rv,
+                          "consul_services": sorted(state.services)}
+            self._send(200, counts)
             return
-        body = self._body() or {}
+        body: Any = self._body() or {}
         with state.cond:
             if what == "consul/load":
                 state.static[body["service"]] = list(body["entries"])
@@ -476,6 +480,7 @@ class Handler(BaseHTTPRequestHandler):
                     w.end = True
                 state.cond.notify_all()
             elif what == "k8s/compact":
+                state.rv += int(body.get("bump", 0))  # changes elsewhere, compacted with the rest
                 state.history.clear()
                 state.oldest = state.rv
             elif what == "k8s/drop":
