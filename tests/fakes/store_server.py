@@ -263,13 +263,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: Json = None, headers: Optional[dict[str, str]] = None, text: Optional[str] = None) -> None:
         data = (text if text is not None else json.dumps(body)).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json" if text is None else "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json" if text is None else "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client went away (a helper closing): nothing to answer
+            self.close_connection = True
 
     def _route(self, method: str) -> None:
         url = urllib.parse.urlsplit(self.path)
