@@ -36,7 +36,10 @@ type entry struct {
 	Zone    string
 }
 
-func view(reg *waypost.Registry, lock interface{ Lock(); Unlock() }, service string) map[string]entry {
+func view(reg *waypost.Registry, lock interface {
+	Lock()
+	Unlock()
+}, service string) map[string]entry {
 	lock.Lock()
 	defer lock.Unlock()
 	d, err := reg.Discover(service, &waypost.DiscoverOptions{All: true}, time.Now())

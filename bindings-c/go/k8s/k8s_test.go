@@ -27,7 +27,10 @@ func registry(t *testing.T) *waypost.Registry {
 	return reg
 }
 
-func view(reg *waypost.Registry, lock interface{ Lock(); Unlock() }) map[string]string {
+func view(reg *waypost.Registry, lock interface {
+	Lock()
+	Unlock()
+}) map[string]string {
 	lock.Lock()
 	defer lock.Unlock()
 	out := map[string]string{}
