@@ -61,11 +61,6 @@ impl ConsulMirror {
         }
     }
 
-    /// The mirrored service.
-    pub(crate) fn service(&self) -> &str {
-        &self.service
-    }
-
     /// The blocking-query index the next request waits on (0 = none).
     pub(crate) fn index(&self) -> u64 {
         self.index

@@ -54,34 +54,6 @@ impl Etcd {
         }
     }
 
-    /// The mirror state written by [`Etcd::write_state`]: `{"prefix",
-    /// "revision", "watching"}` members of `members`.
-    pub fn restore(members: &[(String, Json)]) -> Result<Etcd> {
-        let prefix = match get(members, "prefix") {
-            Some(Json::String(p)) => p.clone(),
-            _ => return Err(bad("prefix", "expected a string")),
-        };
-        let revision = get(members, "revision")
-            .and_then(Json::as_u64)
-            .ok_or_else(|| bad("revision", "expected a non-negative integer"))?;
-        let watching = get(members, "watching")
-            .and_then(Json::as_bool)
-            .ok_or_else(|| bad("watching", "expected a boolean"))?;
-        for (key, _) in members {
-            if !["kind", "name", "prefix", "revision", "watching"].contains(&key.as_str()) {
-                return Err(bad(key, "unknown field"));
-            }
-        }
-        if prefix.is_empty() {
-            return Err(bad("prefix", "is empty"));
-        }
-        Ok(Etcd {
-            prefix,
-            revision,
-            watching,
-        })
-    }
-
     /// The body members naming the key range: every key under `prefix/`.
     fn write_range(&self, w: &mut ObjectWriter) {
         let mut start = self.prefix.clone().into_bytes();
@@ -368,11 +340,34 @@ impl Etcd {
         record.map_err(fail)
     }
 
-    /// Appends the mirror state's members (see [`Etcd::restore`]).
-    pub fn write_state(&self, w: &mut ObjectWriter) {
-        w.str("prefix", &self.prefix);
+    /// Appends the mirror's progress: `{"revision", "watching"}`.
+    pub fn write_state(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
         w.u64("revision", self.revision);
         w.bool("watching", self.watching);
+        w.end();
+    }
+
+    /// Takes up the progress [`Etcd::write_state`] wrote.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the member at fault; the mirror is then
+    /// unchanged.
+    pub fn restore_state(&mut self, state: &Json) -> Result<()> {
+        let members = state.as_object().unwrap_or(&[]);
+        let revision = get(members, "revision").and_then(Json::as_u64);
+        let watching = get(members, "watching").and_then(Json::as_bool);
+        match (members.len(), revision, watching) {
+            (2, Some(revision), Some(watching)) => {
+                self.revision = revision;
+                self.watching = watching;
+                Ok(())
+            }
+            _ => Err(bad(
+                "state",
+                "expected {\"revision\": <integer>, \"watching\": <boolean>}",
+            )),
+        }
     }
 }
 

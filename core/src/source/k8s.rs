@@ -84,21 +84,6 @@ impl K8sMirror {
         }
     }
 
-    /// The namespace watched.
-    pub(crate) fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    /// The mirrored service.
-    pub(crate) fn service(&self) -> &str {
-        &self.service
-    }
-
-    /// The port name chosen (empty: each slice's first).
-    pub(crate) fn port(&self) -> &str {
-        &self.port
-    }
-
     /// Where the next watch starts (`None`: the next request lists).
     pub(crate) fn resource_version(&self) -> Option<&str> {
         self.resource_version.as_deref()

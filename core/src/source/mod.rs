@@ -359,6 +359,28 @@ impl SourceKind {
         Ok(source)
     }
 
+    /// The options in their canonical form (what `from_json` reads back).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("kind", self.name());
+        match self {
+            SourceKind::Etcd { prefix } => w.str("prefix", prefix),
+            SourceKind::Consul { service } => w.str("service", service),
+            SourceKind::K8s {
+                namespace,
+                service,
+                port,
+            } => {
+                w.str("namespace", namespace);
+                w.str("service", service);
+                w.str("port", port);
+            }
+        }
+        w.end();
+        out
+    }
+
     /// The kind's name: `etcd`, `consul` or `k8s`.
     pub fn name(&self) -> &'static str {
         match self {
