@@ -283,6 +283,33 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 			return nil, err
 		}
 		out["report"] = rep
+	case "consul_health", "k8s_slices", "k8s_watch":
+		name, status, index := "consul", 200, ""
+		if op != "consul_health" {
+			name = "k8s"
+		}
+		if n, ok := step["name"].(string); ok {
+			name = n
+		}
+		if s, ok := step["status"]; ok {
+			status = int(uintArg(s))
+		}
+		if i, ok := step["index"].(string); ok {
+			index = i
+		}
+		body := payloadText(step["payload"])
+		if events, ok := step["payload"].([]interface{}); ok && op == "k8s_watch" {
+			lines := make([]string, len(events))
+			for k, e := range events {
+				lines[k] = payloadText(e)
+			}
+			body = strings.Join(lines, "\n")
+		}
+		rep, err := r.reg.SourceFeed(name, body, at, status, index)
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
 	default:
 		panic(fmt.Sprintf("unknown op `%s`", op))
 	}

@@ -123,6 +123,16 @@ class Runner:
             )
         elif op in ("etcd_range", "etcd_watch"):
             out["report"] = reg.source_feed(step.get("name", "etcd"), payload_text(step["payload"]), now=at)
+        elif op == "consul_health":
+            out["report"] = reg.source_feed(
+                step.get("name", "consul"), payload_text(step["payload"]), now=at,
+                status=step.get("status", 200), index=step.get("index"),
+            )
+        elif op in ("k8s_slices", "k8s_watch"):
+            out["report"] = reg.source_feed(
+                step.get("name", "k8s"), watch_text(step["payload"]) if op == "k8s_watch" else payload_text(step["payload"]),
+                now=at, status=step.get("status", 200),
+            )
         else:
             raise AssertionError(f"unknown op {op!r}")
         return out
@@ -131,6 +141,13 @@ class Runner:
 def payload_text(value: Any) -> str:
     """A feed payload as the core reads it: a string as it is, any other JSON value written out."""
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def watch_text(value: Any) -> str:
+    """A watch message: an array of events becomes one JSON line each."""
+    if isinstance(value, list):
+        return "\n".join(payload_text(v) for v in value)
+    return payload_text(value)
 
 
 def check_expect(name: str, i: int, expect: dict[str, Any], line: Line) -> None:

@@ -148,6 +148,15 @@ class Runner {
       case "etcd_watch":
         out.report = reg.sourceFeed(step.name ?? "etcd", payloadText(step.payload), at);
         break;
+      case "consul_health":
+        out.report = reg.sourceFeed(step.name ?? "consul", payloadText(step.payload), at, { status: step.status ?? 200, index: step.index });
+        break;
+      case "k8s_slices":
+      case "k8s_watch": {
+        const body = op === "k8s_watch" && Array.isArray(step.payload) ? step.payload.map(payloadText).join("\n") : payloadText(step.payload);
+        out.report = reg.sourceFeed(step.name ?? "k8s", body, at, { status: step.status ?? 200 });
+        break;
+      }
       default:
         throw new Error(`unknown op \`${op}\``);
     }
