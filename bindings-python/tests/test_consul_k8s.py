@@ -324,6 +324,8 @@ def test_k8s_in_cluster_defaults_and_errors(server: StoreServer, tmp_path: Path,
     eventually(lambda: len(seen) >= 1, 5, "the 401 reported")
     assert isinstance(bad.error, k8s.KubernetesError) and bad.error.status == 401 and "401" in str(bad.error)
     bad.close()
+    with pytest.raises(k8s.KubernetesError, match="CA file"):
+        k8s.Mirror("https://127.0.0.1:1", registry(), "shop", "api", token="x", ca_file=str(tmp_path / "nope.crt"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(k8s.KubernetesError, match="KUBERNETES_SERVICE_HOST"):
         k8s.Mirror(None, registry(), "shop", "api")

@@ -281,6 +281,7 @@ test("K8sMirror: service-account defaults, a refused token, no cluster", async (
     assert.throws(() => new K8sMirror({ registry: registry(), namespace: "shop", service: "api" }), /KUBERNETES_SERVICE_HOST/);
     if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
     assert.throws(() => new K8sMirror({ apiServer: s.url, registry: registry(), service: "api", serviceAccountDir: join(dir, "missing") }), /namespace/);
+    assert.throws(() => new K8sMirror({ apiServer: "https://127.0.0.1:1", registry: registry(), namespace: "shop", service: "api", caFile: join(dir, "nope.crt") }), /CA file/);
     await noOpenConnections(s);
   } finally {
     await s.close();
