@@ -234,7 +234,11 @@ impl Runner {
                 out.insert("report".into(), json_of(&report.to_json()));
             }
             "consul_health" | "k8s_slices" | "k8s_watch" => {
-                let default = if op == "consul_health" { "consul" } else { "k8s" };
+                let default = if op == "consul_health" {
+                    "consul"
+                } else {
+                    "k8s"
+                };
                 let name = step.get("name").and_then(Value::as_str).unwrap_or(default);
                 let payload = step.get("payload").expect("a feed needs its payload");
                 let text = |v: &Value| match v {
