@@ -83,7 +83,9 @@ impl Registry {
             ));
         }
         held_ids.sort();
-        if self.held_ids != held_ids {
+        let mut listed = self.held_ids.clone();
+        listed.sort();
+        if listed != held_ids {
             return Err("held removal ids disagree".into());
         }
         if !self.held_ids.is_empty() && !self.self_preservation {

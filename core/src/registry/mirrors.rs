@@ -34,70 +34,43 @@ pub(crate) trait Adapter: Debug + Send + Sync {
     fn boxed_clone(&self) -> Box<dyn Adapter>;
 }
 
-impl Adapter for Etcd {
-    fn request(&self) -> SourceRequest {
-        Etcd::request(self)
-    }
-    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
-        Etcd::feed(self, body, status, index)
-    }
-    fn write_state(&self, out: &mut String) {
-        Etcd::write_state(self, out)
-    }
-    fn restore_state(&mut self, state: &Json) -> Result<()> {
-        Etcd::restore_state(self, state)
-    }
-    fn boxed_clone(&self) -> Box<dyn Adapter> {
-        Box::new(self.clone())
-    }
+/// The adapters share one shape; this forwards to each one's own methods.
+macro_rules! adapter {
+    ($t:ty) => {
+        impl Adapter for $t {
+            fn request(&self) -> SourceRequest {
+                <$t>::request(self)
+            }
+            fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
+                <$t>::feed(self, body, status, index)
+            }
+            fn write_state(&self, out: &mut String) {
+                <$t>::write_state(self, out)
+            }
+            fn restore_state(&mut self, state: &Json) -> Result<()> {
+                <$t>::restore_state(self, state)
+            }
+            fn boxed_clone(&self) -> Box<dyn Adapter> {
+                Box::new(self.clone())
+            }
+        }
+    };
 }
 
-impl Adapter for ConsulMirror {
-    fn request(&self) -> SourceRequest {
-        ConsulMirror::request(self)
-    }
-    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
-        ConsulMirror::feed(self, body, status, index)
-    }
-    fn write_state(&self, out: &mut String) {
-        ConsulMirror::write_state(self, out)
-    }
-    fn restore_state(&mut self, state: &Json) -> Result<()> {
-        ConsulMirror::restore_state(self, state)
-    }
-    fn boxed_clone(&self) -> Box<dyn Adapter> {
-        Box::new(self.clone())
-    }
-}
-
-impl Adapter for K8sMirror {
-    fn request(&self) -> SourceRequest {
-        K8sMirror::request(self)
-    }
-    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
-        K8sMirror::feed(self, body, status, index)
-    }
-    fn write_state(&self, out: &mut String) {
-        K8sMirror::write_state(self, out)
-    }
-    fn restore_state(&mut self, state: &Json) -> Result<()> {
-        K8sMirror::restore_state(self, state)
-    }
-    fn boxed_clone(&self) -> Box<dyn Adapter> {
-        Box::new(self.clone())
-    }
-}
+adapter!(Etcd);
+adapter!(ConsulMirror);
+adapter!(K8sMirror);
 
 /// A new adapter for `kind`.
-fn adapter(kind: &SourceKind) -> Result<Box<dyn Adapter>> {
+fn adapter(kind: &SourceKind) -> Box<dyn Adapter> {
     match kind {
-        SourceKind::Etcd { prefix } => Ok(Box::new(Etcd::new(prefix.clone()))),
-        SourceKind::Consul { service } => Ok(Box::new(ConsulMirror::new(service))),
+        SourceKind::Etcd { prefix } => Box::new(Etcd::new(prefix.clone())),
+        SourceKind::Consul { service } => Box::new(ConsulMirror::new(service)),
         SourceKind::K8s {
             namespace,
             service,
             port,
-        } => Ok(Box::new(K8sMirror::new(namespace, service, port))),
+        } => Box::new(K8sMirror::new(namespace, service, port)),
     }
 }
 
@@ -159,7 +132,7 @@ fn revive(written: &Json) -> Result<(&str, Json, Box<dyn Adapter>)> {
     };
     check_name("name", name, 256)?;
     let kind = SourceKind::from_json(&options.to_json())?;
-    let mut live = adapter(&kind)?;
+    let mut live = adapter(&kind);
     live.restore_state(state)?;
     Ok((name, options.clone(), live))
 }
@@ -230,7 +203,7 @@ impl Registry {
                 "` was already added"
             )));
         }
-        let live = adapter(&kind)?;
+        let live = adapter(&kind);
         let options = Json::parse(&kind.to_json()).map_err(|e| Error::invalid("options", e))?;
         let name = self.intern_source(name);
         self.mirrors.push(Mirror {

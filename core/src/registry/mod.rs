@@ -134,8 +134,8 @@ pub struct Registry {
     pub(crate) source_names: Vec<Arc<str>>,
     /// Number of the latest reconcile pass (marks the entries it listed).
     pub(crate) sync_pass: u64,
-    /// Ids of the source removals held back by self-preservation, in id
-    /// order (the order they are released in).
+    /// Ids of the source removals held back by self-preservation (any
+    /// order: they are released smallest id first).
     pub(crate) held_ids: Vec<Arc<str>>,
     /// Live instances the current reconcile call removed (0 outside one).
     pub(crate) batch_removed: u64,

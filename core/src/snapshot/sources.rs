@@ -17,6 +17,7 @@ const HOLD: [&str; 2] = ["self_preservation", "empty_sync"];
 
 /// Takes the `"source"` member out of an instance's wire form (the
 /// instance parser does not know it).
+#[inline(never)]
 pub(super) fn take_source(members: &mut Vec<(String, Json)>) -> Json {
     match members.iter().position(|(k, _)| k == "source") {
         Some(pos) => members.remove(pos).1,
@@ -36,6 +37,7 @@ fn one_of(f: &mut Fields, key: &str, names: &[&str]) -> Option<usize> {
 }
 
 /// The optional `source` member of `state.inputs`.
+#[inline(never)]
 pub(super) fn read_status(i: &mut Fields) -> SourceStatus {
     one_of(i, "source", &STATUS)
         .and_then(|n| SourceStatus::ALL.get(n).copied())
@@ -43,6 +45,7 @@ pub(super) fn read_status(i: &mut Fields) -> SourceStatus {
 }
 
 /// The optional `held` member of `state`.
+#[inline(never)]
 pub(super) fn read_hold(f: &mut Fields) -> Option<Hold> {
     one_of(f, "held", &HOLD).map(|n| {
         if n == 0 {
@@ -53,12 +56,14 @@ pub(super) fn read_hold(f: &mut Fields) -> Option<Hold> {
     })
 }
 
+#[inline(never)]
 pub(super) fn write_status(i: &mut ObjectWriter, e: &Entry) {
     if e.inputs.source != SourceStatus::Passing {
         i.str("source", e.inputs.source.as_str());
     }
 }
 
+#[inline(never)]
 pub(super) fn write_hold(st: &mut ObjectWriter, e: &Entry) {
     if let Some(hold) = e.held {
         st.str("held", hold.as_str());
@@ -93,12 +98,27 @@ pub(super) fn read_mirrors(top: &mut Fields) -> Vec<Json> {
     }
 }
 
+#[inline(never)]
 pub(super) fn write_mirrors(w: &mut ObjectWriter, reg: &Registry) {
-    if !reg.written_mirrors.is_empty() {
-        crate::json::write_array(w.key("sources"), &reg.written_mirrors, |out, m| {
-            m.write(out)
-        });
-    } else if !reg.mirrors.is_empty() {
-        crate::json::write_array(w.key("sources"), &reg.mirrors, |out, m| m.write_json(out));
+    let count = reg.written_mirrors.len() + reg.mirrors.len();
+    if count == 0 {
+        return;
     }
+    let out = w.key("sources");
+    out.push('[');
+    // One of the two lists is empty: reading the written mirrors moves
+    // them all into `mirrors`.
+    for (i, m) in reg.written_mirrors.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        m.write(out);
+    }
+    for (i, m) in reg.mirrors.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        m.write_json(out);
+    }
+    out.push(']');
 }

@@ -95,15 +95,24 @@ impl Etcd {
     }
 
     /// Reads one payload: a range response (a full state) or one message
-    /// of the watch stream (a batch). A non-2xx status or an error message
-    /// resets the mirror (`resync`) and changes nothing.
+    /// of the watch stream (a batch); a canceled or compacted watch resets
+    /// the mirror (`resync`).
     ///
     /// # Errors
-    /// `invalid_argument` naming what and where when the payload is not
-    /// the documented shape; the mirror is then unchanged.
+    /// `invalid_argument` naming what and where when the status is not
+    /// 2xx, the stream reports an error, or the payload is not the
+    /// documented shape; the mirror is then unchanged (send the same
+    /// request again).
     pub fn feed(&mut self, body: &str, status: u16, _index: Option<&str>) -> Result<Feed> {
         if !(200..300).contains(&status) {
-            return Ok(self.reset());
+            return Err(bad(
+                "status",
+                &text!(
+                    "etcd answered HTTP ",
+                    u32::from(status),
+                    "; the mirror is unchanged"
+                ),
+            ));
         }
         let doc = Json::parse(body).map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
         let Json::Object(top) = doc else {
@@ -112,9 +121,15 @@ impl Etcd {
                 &text!("expected an object, got ", describe(&doc)),
             ));
         };
-        if get(&top, "error").is_some() {
-            // The gateway reports a failed stream as `{"error": {…}}`.
-            return Ok(self.reset());
+        if let Some(error) = get(&top, "error") {
+            // The gateway reports a failed stream as `{"error": {…}}`: the
+            // host sends the same request again (the watch resumes from the
+            // next revision).
+            let message = error.get("message").and_then(Json::as_str).unwrap_or("");
+            return Err(bad(
+                "error",
+                &text!("the stream failed (", message, "); the mirror is unchanged"),
+            ));
         }
         match get(&top, "result") {
             Some(Json::Object(result)) => self.watch_message(result),

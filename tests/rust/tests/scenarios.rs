@@ -214,8 +214,16 @@ impl Runner {
                 let request = self.reg.source_request(str_arg(step, "name"))?;
                 out.insert("request".into(), json_of(&request.to_json()));
             }
-            "source_feed" | "etcd_range" | "etcd_watch" => {
-                let name = step.get("name").and_then(Value::as_str).unwrap_or("etcd");
+            "source_feed" | "etcd_range" | "etcd_watch" | "consul_health" | "k8s_slices" => {
+                let default_name = match op {
+                    "consul_health" => "consul",
+                    "k8s_slices" => "k8s",
+                    _ => "etcd",
+                };
+                let name = step
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(default_name);
                 let payload = if op == "source_feed" {
                     step.get("body")
                 } else {
@@ -233,13 +241,8 @@ impl Runner {
                     .source_feed(name, &body, at, status as u16, index)?;
                 out.insert("report".into(), json_of(&report.to_json()));
             }
-            "consul_health" | "k8s_slices" | "k8s_watch" => {
-                let default = if op == "consul_health" {
-                    "consul"
-                } else {
-                    "k8s"
-                };
-                let name = step.get("name").and_then(Value::as_str).unwrap_or(default);
+            "k8s_watch" => {
+                let name = step.get("name").and_then(Value::as_str).unwrap_or("k8s");
                 let payload = step.get("payload").expect("a feed needs its payload");
                 let text = |v: &Value| match v {
                     Value::String(text) => text.clone(),
@@ -247,16 +250,11 @@ impl Runner {
                 };
                 // A watch message of several events: one JSON line each.
                 let body = match payload {
-                    Value::Array(events) if op == "k8s_watch" => {
-                        events.iter().map(text).collect::<Vec<_>>().join("\n")
-                    }
+                    Value::Array(events) => events.iter().map(text).collect::<Vec<_>>().join("\n"),
                     value => text(value),
                 };
                 let status = step.get("status").and_then(Value::as_u64).unwrap_or(200);
-                let index = step.get("index").and_then(Value::as_str);
-                let report = self
-                    .reg
-                    .source_feed(name, &body, at, status as u16, index)?;
+                let report = self.reg.source_feed(name, &body, at, status as u16, None)?;
                 out.insert("report".into(), json_of(&report.to_json()));
             }
             other => panic!("unknown op `{other}`"),
