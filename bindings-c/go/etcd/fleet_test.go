@@ -241,8 +241,17 @@ func TestFleetPythonNodeGoMirrorsAgreeThroughFaults(t *testing.T) {
 	py.ask(t, "exit")
 	js.ask(t, "exit")
 	for _, m := range []*member{py, js} {
-		if err := m.cmd.Wait(); err != nil {
-			t.Fatalf("%s exited with %v", m.name, err)
+		m.in.Close()
+		exited := make(chan error, 1)
+		go func(c *exec.Cmd) { exited <- c.Wait() }(m.cmd)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("%s exited with %v", m.name, err)
+			}
+		case <-time.After(10 * time.Second):
+			m.cmd.Process.Kill()
+			t.Fatalf("%s did not exit after its mirror and registrar closed", m.name)
 		}
 	}
 }

@@ -42,3 +42,4 @@ for await (const line of createInterface({ input: process.stdin })) {
 }
 await mirror.close();
 if (registrar !== null) await registrar.close();
+process.stdin.destroy();
