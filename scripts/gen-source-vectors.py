@@ -379,7 +379,7 @@ def write_scenarios():
              "body": json.dumps({"create_request": {"key": b64(PREFIX + "/"), "range_end": b64(PREFIX + "0"), "start_revision": "21", "progress_notify": True}}, separators=(",", ":"))}}),
     ])
 
-    scenario(112, "etcd-compaction-resync", "a compacted or canceled watch resets the mirror: read again, reconcile, watch on", [
+    scenario(112, "etcd-compaction-resync", "a compacted or canceled watch resets the mirror: read again, reconcile, watch on; a failed request or stream leaves it as it was", [
         step("source_add", at=0, name="etcd", options=ETCD),
         step("etcd_range", payload=fx["range.json"]),
         step("etcd_watch", payload=fx["watch-compacted.json"], expect={"report": report(resync=True)}),
@@ -388,9 +388,9 @@ def write_scenarios():
              expect={"report": report(added=1, unchanged=2, removed=2)}),
         step("source_request", name="etcd", expect={"request": {"path": "/v3/watch",
              "body": json.dumps({"create_request": {"key": b64(PREFIX + "/"), "range_end": b64(PREFIX + "0"), "start_revision": "32", "progress_notify": True}}, separators=(",", ":"))}}),
-        step("etcd_watch", payload=fx["watch-error.json"], expect={"report": report(resync=True)}),
-        step("source_feed", name="etcd", body="upstream connect error", status=503, expect={"report": report(resync=True)}),
-        step("source_request", name="etcd", expect={"request": {"path": "/v3/kv/range"}}),
+        step("etcd_watch", payload=fx["watch-error.json"], expect={"error": "invalid_argument"}),
+        step("source_feed", name="etcd", body="upstream connect error", status=503, expect={"error": "invalid_argument"}),
+        step("source_request", name="etcd", expect={"request": {"path": "/v3/watch"}}),
         step("discover", service="api", expect={"ids": ["api-a", "api-z"]}),
     ])
 
@@ -481,6 +481,40 @@ def write_scenarios():
     ])
 
 
+def store_fixture(path):
+    with open(os.path.join(ROOT, "tests", "fixtures", path)) as f:
+        text = f.read()
+    return text if path.endswith(".jsonl") else json.loads(text)
+
+
+def write_store_scenarios():
+    consul = {"kind": "consul", "service": "redis"}
+    scenario(118, "consul-mirror", "a Consul mirror reads the health answer, then blocks on its index; an empty answer is held", [
+        step("source_add", at=0, name="consul", options=consul),
+        step("source_request", name="consul", expect={"request": {"method": "GET", "path": "/v1/health/service/redis", "stream": False}}),
+        step("consul_health", payload=store_fixture("consul/health-service-single.json"), index="42", expect={"report": report(added=1)}),
+        step("source_request", name="consul", expect={"request": {"path": "/v1/health/service/redis?index=42&wait=5m"}}),
+        step("consul_health", at=10, payload=store_fixture("consul/health-service-single.json"), index="43", expect={"report": report(unchanged=1)}),
+        step("consul_health", payload=[], index="44", expect={"report": report(held=1)}),
+        step("snapshot_restore"),
+        step("source_request", name="consul", expect={"request": {"path": "/v1/health/service/redis?index=44&wait=5m"}}),
+        step("consul_health", payload=store_fixture("consul/health-service-single.json"), index="45", status=500, expect={"error": "invalid_argument"}),
+        step("services", expect={"services": ["redis"]}),
+    ])
+    k8s = {"kind": "k8s", "namespace": "default", "service": "api", "port": "http"}
+    scenario(119, "k8s-mirror", "a Kubernetes mirror lists the slices, watches on, and lists again after 410", [
+        step("source_add", at=0, name="k8s", options=k8s),
+        step("source_request", name="k8s", expect={"request": {"method": "GET", "stream": False}}),
+        step("k8s_slices", payload=store_fixture("k8s/endpointslice-list.json")),
+        step("source_request", name="k8s", expect={"request": {"stream": True}}),
+        step("k8s_slices", at=10, payload=store_fixture("k8s/watch-events.jsonl")),
+        step("snapshot_restore"),
+        step("k8s_slices", payload=store_fixture("k8s/watch-error-410.json"), expect={"report": {"resync": True}}),
+        step("source_request", name="k8s", expect={"request": {"stream": False}}),
+    ])
+
+
 if __name__ == "__main__":
     write_fixtures()
     write_scenarios()
+    write_store_scenarios()

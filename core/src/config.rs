@@ -205,6 +205,7 @@ impl Config {
         self.write_keys(out, false);
     }
 
+    #[inline(never)]
     fn write_keys(&self, out: &mut String, every_key: bool) {
         let mut w = ObjectWriter::new(out);
         w.u64("ttl_ms", self.ttl_ms);

@@ -39,8 +39,8 @@ struct SnapshotDoc {
     services: Vec<ServiceDoc>,
     instances: Vec<InstanceDoc>,
     events: Vec<Event>,
-    /// Declared sources: `(path, members)` of each mirror state.
-    mirrors: Vec<(String, Vec<(String, Json)>)>,
+    /// Declared sources, as written.
+    mirrors: Vec<Json>,
 }
 
 struct ServiceDoc {
@@ -55,8 +55,8 @@ struct ServiceDoc {
 
 struct InstanceDoc {
     instance: InstanceSpec,
-    /// The owning source (SPEC §10.1), when not local.
-    source: Option<String>,
+    /// The owning source's name (SPEC §10.1); `null` when local.
+    source: Json,
     state: StateDoc,
 }
 
@@ -186,11 +186,6 @@ impl<'p> Fields<'p> {
             }
         });
         found
-    }
-
-    /// Whether `key` is absent (it stays in place when present).
-    fn optional_is_absent(&self, key: &str) -> bool {
-        !self.members.iter().any(|(k, _)| k == key)
     }
 
     /// Takes a member out; `null` (and a problem) when absent.
@@ -494,9 +489,7 @@ fn service(mut f: Fields) -> ServiceDoc {
 
 fn instance(mut f: Fields) -> Option<InstanceDoc> {
     let mut members = f.members("instance");
-    let source = sources::take_source(&mut members)
-        .map_err(|e| f.problems.note(text!(f.at("instance"), ".", e)))
-        .unwrap_or_default();
+    let source = sources::take_source(&mut members);
     // A missing or mistyped `instance` is already noted: skip its parser.
     let spec = if f.problems.first_is_none() {
         InstanceSpec::from_object(&members)
@@ -732,7 +725,7 @@ impl Registry {
         for (i, d) in doc.instances.into_iter().enumerate() {
             reg.restore_instance(i, d, doc.last_index, &problems);
         }
-        reg.restore_mirrors(doc.mirrors, &problems);
+        reg.written_mirrors = doc.mirrors;
         // Every service is in place (candidate tables below index them).
         problems.verdict()?;
         reg.rebuild_indexes();
@@ -798,9 +791,7 @@ impl Registry {
         if let Err(e) = d.instance.validate() {
             return Err(("instance", e.message()));
         }
-        if let Some(problem) = sources::problem(d) {
-            return Err(problem);
-        }
+        sources::owner(d)?;
         let st = &d.state;
         if st.health != st.inputs.health() {
             return Err(("state.health", "does not follow from state.inputs".into()));
@@ -825,11 +816,15 @@ impl Registry {
                 return problems.note(text!("instances[", i, "].", field, ": ", problem));
             }
         };
+        let source = match sources::owner(&d) {
+            Ok(Some(name)) => Some(self.intern_source(name)),
+            _ => None,
+        };
         let st = d.state;
         let id: Arc<str> = Arc::from(d.instance.id.as_str());
         let service_name = self.services[service_idx as usize].name.clone();
         let mut instance = Instance::from_spec(d.instance, id.clone(), service_name);
-        instance.source = d.source.as_deref().map(|s| self.intern_source(s));
+        instance.source = source;
         let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
         let mut entry = Entry::new(
             instance,
@@ -873,7 +868,6 @@ impl Registry {
         let evict_after = self.config.evict_after_ms;
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); self.services.len()];
         let (mut total, mut non_draining, mut live) = (0, 0, 0);
-        let mut held_preservation = 0;
         let mut leases = Vec::new();
         let mut ejections = Vec::new();
         let mut checks = Vec::new();
@@ -884,7 +878,6 @@ impl Registry {
             let slot = slot as u32;
             members[e.service_idx as usize].push(slot);
             total += 1;
-            held_preservation += u64::from(e.held == Some(crate::registry::Hold::Preservation));
             if !e.inputs.is_draining() {
                 non_draining += 1;
                 if !e.inputs.lease_expired {
@@ -905,7 +898,7 @@ impl Registry {
         self.total = total;
         self.non_draining = non_draining;
         self.live_non_draining = live;
-        self.held_preservation = held_preservation;
+        self.relist_held();
         self.leases = BinaryHeap::from(leases);
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);

@@ -87,15 +87,21 @@ fn the_watch_stream_applies_batch_by_batch() {
         .unwrap();
     assert_eq!((r.added, r.rejected.len()), (1, 4));
 
-    for name in ["watch-compacted.json", "watch-error.json"] {
-        let r = reg
-            .source_feed("etcd", &fixture(name), 3, 200, None)
-            .unwrap();
-        assert!(r.resync, "{name}");
-        assert_eq!(reg.source_request("etcd").unwrap().path, "/v3/kv/range");
-        reg.source_feed("etcd", &fixture("range.json"), 3, 200, None)
-            .unwrap();
-    }
+    // A failed stream changes nothing: the same watch is sent again.
+    let before = reg.snapshot();
+    let e = reg
+        .source_feed("etcd", &fixture("watch-error.json"), 3, 200, None)
+        .unwrap_err();
+    assert_eq!(e.code(), waypost::ErrorCode::InvalidArgument);
+    assert_eq!(reg.snapshot(), before);
+    assert_eq!(reg.source_request("etcd").unwrap().path, "/v3/watch");
+    let r = reg
+        .source_feed("etcd", &fixture("watch-compacted.json"), 3, 200, None)
+        .unwrap();
+    assert!(r.resync);
+    assert_eq!(reg.source_request("etcd").unwrap().path, "/v3/kv/range");
+    reg.source_feed("etcd", &fixture("range.json"), 3, 200, None)
+        .unwrap();
     // The empty range is a full state with no keys: held as a likely error.
     let r = reg
         .source_feed("etcd", &fixture("range-empty.json"), 4, 200, None)

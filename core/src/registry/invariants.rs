@@ -15,7 +15,7 @@ impl Registry {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut total = 0u64;
         let (mut non_draining, mut live) = (0u64, 0u64);
-        let mut held_preservation = 0u64;
+        let mut held_ids = Vec::new();
         for (slot, s) in self.slots.iter().enumerate() {
             let Some(e) = s.entry.as_deref() else {
                 if !self.free.contains(&(slot as u32)) {
@@ -52,7 +52,9 @@ impl Registry {
                     e.instance.id
                 ));
             }
-            held_preservation += u64::from(e.held == Some(super::Hold::Preservation));
+            if e.held == Some(super::Hold::Preservation) {
+                held_ids.push(e.instance.id.clone());
+            }
             if e.held.is_some() && e.instance.source.is_none() {
                 return Err(format!("local `{}` has a held removal", e.instance.id));
             }
@@ -80,10 +82,13 @@ impl Registry {
                 self.total
             ));
         }
-        if self.held_preservation != held_preservation {
-            return Err("held removal counter disagrees".into());
+        held_ids.sort();
+        let mut listed = self.held_ids.clone();
+        listed.sort();
+        if listed != held_ids {
+            return Err("held removal ids disagree".into());
         }
-        if self.held_preservation > 0 && !self.self_preservation {
+        if !self.held_ids.is_empty() && !self.self_preservation {
             return Err("removals held outside self-preservation".into());
         }
         if self.non_draining != non_draining || self.live_non_draining != live {

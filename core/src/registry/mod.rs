@@ -134,12 +134,16 @@ pub struct Registry {
     pub(crate) source_names: Vec<Arc<str>>,
     /// Number of the latest reconcile pass (marks the entries it listed).
     pub(crate) sync_pass: u64,
-    /// Source removals held back by self-preservation.
-    pub(crate) held_preservation: u64,
+    /// Ids of the source removals held back by self-preservation (any
+    /// order: they are released smallest id first).
+    pub(crate) held_ids: Vec<Arc<str>>,
     /// Live instances the current reconcile call removed (0 outside one).
     pub(crate) batch_removed: u64,
     /// The sources declared with `source_add`, in the order added.
     pub(crate) mirrors: Vec<mirrors::Mirror>,
+    /// Mirrors a snapshot held, as written, until a mirror call reads
+    /// them into `mirrors` (see `mirrors.rs`).
+    pub(crate) written_mirrors: Vec<crate::json::Json>,
 }
 
 /// An empty registry with the default configuration (which is valid, so
@@ -187,9 +191,10 @@ impl Registry {
             detached: Box::new(Entry::detached()),
             source_names: Vec::new(),
             sync_pass: 0,
-            held_preservation: 0,
+            held_ids: Vec::new(),
             batch_removed: 0,
             mirrors: Vec::new(),
+            written_mirrors: Vec::new(),
         }
     }
 
@@ -569,7 +574,7 @@ impl Registry {
             return;
         };
         if entry.held == Some(entry::Hold::Preservation) {
-            self.held_preservation -= 1;
+            self.unlist_held(&entry.instance.id);
         }
         let slot_ref = &mut self.slots[slot as usize];
         slot_ref.generation = slot_ref.generation.wrapping_add(1);

@@ -24,6 +24,26 @@ pub(crate) enum Scope<'a> {
     All,
 }
 
+/// Where an item of a reconcile came from, for the report: spelled out
+/// only when the item is rejected (a sync of 10 000 entries would
+/// otherwise format 10 000 positions).
+#[derive(Clone, Copy)]
+pub(crate) enum At {
+    /// Its position in the caller's list.
+    Position(usize),
+    /// Its instance id (adapter records).
+    Id,
+}
+
+impl At {
+    fn text(self, id: &str) -> String {
+        match self {
+            At::Position(i) => text!(i),
+            At::Id => String::from(id),
+        }
+    }
+}
+
 /// What applying one entry did.
 enum Outcome {
     Added,
@@ -57,7 +77,7 @@ impl Registry {
         let items = entries
             .into_iter()
             .enumerate()
-            .map(|(i, e)| (text!(i), Ok(e)))
+            .map(|(i, e)| (At::Position(i), Ok(e)))
             .collect();
         let mut report = SyncReport::default();
         self.reconcile(&src, Scope::Service(service), items, &mut report);
@@ -94,7 +114,7 @@ impl Registry {
                     Json::Object(members) => SourceEntry::from_object(members),
                     _ => Err(Error::invalid("entry", "must be a JSON object")),
                 };
-                (text!(i), entry)
+                (At::Position(i), entry)
             })
             .collect();
         self.advance(now);
@@ -276,7 +296,7 @@ impl Registry {
         &mut self,
         src: &Arc<str>,
         scope: Scope<'_>,
-        items: Vec<(String, Result<SourceEntry>)>,
+        items: Vec<(At, Result<SourceEntry>)>,
         report: &mut SyncReport,
     ) {
         self.reconcile_keeping(src, scope, items, &[], report);
@@ -288,7 +308,7 @@ impl Registry {
         &mut self,
         src: &Arc<str>,
         scope: Scope<'_>,
-        items: Vec<(String, Result<SourceEntry>)>,
+        items: Vec<(At, Result<SourceEntry>)>,
         keep: &[String],
         report: &mut SyncReport,
     ) {
@@ -300,29 +320,25 @@ impl Registry {
             }
         }
         self.events.source = Some(src.clone());
+        let service = match scope {
+            Scope::Service(name) => Some(name),
+            Scope::All => None,
+        };
         for (at, item) in items {
-            let applied = item.and_then(|entry| {
-                if let Scope::Service(service) = scope {
-                    if entry.spec.service != service {
-                        return Err(Error::invalid(
-                            "service",
-                            text!("`", entry.spec.service, "` is not `", service, "`"),
-                        ));
-                    }
+            let mut entry = match item {
+                Ok(entry) => entry,
+                Err(e) => {
+                    report.rejected.push(Rejected::new(at.text(""), &e));
+                    continue;
                 }
-                if let Some(&slot) = self.by_id.get(entry.spec.id.as_str()) {
-                    if self.entry(slot).sync_mark == pass {
-                        return Err(Error::invalid(
-                            "id",
-                            text!("`", entry.spec.id, "` is listed twice"),
-                        ));
-                    }
-                }
-                self.put_entry(src, entry, pass)
-            });
-            match applied {
-                Ok(outcome) => count(report, outcome),
-                Err(e) => report.rejected.push(Rejected::new(at, &e)),
+            };
+            // A source-owned instance has no lease (SPEC §10.1).
+            entry.spec.ttl_ms = None;
+            match self.check_entry(src, service, &entry, pass) {
+                Ok(slot) => count(report, self.apply_entry(src, entry, slot, pass)),
+                Err(e) => report
+                    .rejected
+                    .push(Rejected::new(at.text(&entry.spec.id), &e)),
             }
         }
         let gone = self.unlisted(src, scope, pass);
@@ -376,32 +392,74 @@ impl Registry {
     }
 
     /// Adds or updates one entry of `src`, marking it listed in `pass`.
-    fn put_entry(&mut self, src: &Arc<str>, entry: SourceEntry, pass: u64) -> Result<Outcome> {
-        let SourceEntry { mut spec, status } = entry;
-        // A source-owned instance has no lease (SPEC §10.1).
-        spec.ttl_ms = None;
-        spec.validate()?;
-        let at = self.clock;
-        let Some(&slot) = self.by_id.get(spec.id.as_str()) else {
-            let handle = self.insert(spec, Some(src.clone()), status, at);
-            self.entry_mut(handle.index).sync_mark = pass;
-            return Ok(Outcome::Added);
-        };
-        self.check_owner(slot, src)?;
-        {
-            let current = self.entry(slot);
-            if *current.instance.service != *spec.service {
-                return Err(Error::Conflict(text!(
-                    "instance `",
-                    spec.id,
-                    "` is in service `",
-                    current.instance.service,
-                    "`, not `",
-                    spec.service,
-                    "`"
-                )));
+    fn put_entry(&mut self, src: &Arc<str>, mut entry: SourceEntry, pass: u64) -> Result<Outcome> {
+        entry.spec.ttl_ms = None;
+        let slot = self.check_entry(src, None, &entry, pass)?;
+        Ok(self.apply_entry(src, entry, slot, pass))
+    }
+
+    /// Whether `entry` may be applied for `src` (in `service`, when a
+    /// whole service is being listed): its slot when the id exists.
+    fn check_entry(
+        &self,
+        src: &Arc<str>,
+        service: Option<&str>,
+        entry: &SourceEntry,
+        pass: u64,
+    ) -> Result<Option<u32>> {
+        let spec = &entry.spec;
+        if let Some(service) = service {
+            if spec.service != service {
+                return Err(Error::invalid(
+                    "service",
+                    text!("`", spec.service, "` is not `", service, "`"),
+                ));
             }
         }
+        let slot = self.by_id.get(spec.id.as_str()).copied();
+        if let Some(slot) = slot {
+            if self.entry(slot).sync_mark == pass {
+                return Err(Error::invalid(
+                    "id",
+                    text!("`", spec.id, "` is listed twice"),
+                ));
+            }
+        }
+        spec.validate()?;
+        let Some(slot) = slot else {
+            return Ok(None);
+        };
+        self.check_owner(slot, src)?;
+        let current = self.entry(slot);
+        if *current.instance.service != *spec.service {
+            return Err(Error::Conflict(text!(
+                "instance `",
+                spec.id,
+                "` is in service `",
+                current.instance.service,
+                "`, not `",
+                spec.service,
+                "`"
+            )));
+        }
+        Ok(Some(slot))
+    }
+
+    /// Applies an entry [`Registry::check_entry`] accepted.
+    fn apply_entry(
+        &mut self,
+        src: &Arc<str>,
+        entry: SourceEntry,
+        slot: Option<u32>,
+        pass: u64,
+    ) -> Outcome {
+        let SourceEntry { spec, status } = entry;
+        let at = self.clock;
+        let Some(slot) = slot else {
+            let handle = self.insert(spec, Some(src.clone()), status, at);
+            self.entry_mut(handle.index).sync_mark = pass;
+            return Outcome::Added;
+        };
         self.entry_mut(slot).sync_mark = pass;
         if self.entry(slot).held.is_some() {
             self.release_hold(slot, at);
@@ -414,7 +472,7 @@ impl Registry {
             )
         };
         if same_fields && same_status {
-            return Ok(Outcome::Unchanged);
+            return Outcome::Unchanged;
         }
         let service_idx = self.entry(slot).service_idx;
         let service_name = self.entry(slot).instance.service.clone();
@@ -454,11 +512,13 @@ impl Registry {
             self.count_draining_change(before, after, live);
             self.refresh(slot, at);
         }
-        Ok(Outcome::Updated)
+        Outcome::Updated
     }
 
     /// Inserts a new instance (local when `source` is `None`): no event
-    /// but `registered`, no settling.
+    /// but `registered`, no settling. Inlined: `register` is its only
+    /// caller where nothing mirrors (the WebAssembly module).
+    #[inline]
     pub(crate) fn insert(
         &mut self,
         spec: InstanceSpec,
@@ -560,8 +620,12 @@ impl Registry {
             return;
         }
         self.entry_mut(slot).held = Some(why);
+        let (id, service) = {
+            let e = self.entry(slot);
+            (e.instance.id.clone(), e.instance.service.clone())
+        };
         if why == Hold::Preservation {
-            self.held_preservation += 1;
+            self.list_held(id.clone());
             if !self.self_preservation {
                 self.self_preservation = true;
                 let source = self.events.source.take();
@@ -569,13 +633,10 @@ impl Registry {
                     .push(EventKind::SelfPreservationEntered, at, None, None, None);
                 self.events.source = source;
             }
-        }
-        if previous == Some(Hold::Preservation) {
-            self.held_preservation -= 1;
+        } else if previous == Some(Hold::Preservation) {
+            self.unlist_held(&id);
         }
         if previous.is_none() {
-            let e = self.entry(slot);
-            let (id, service) = (e.instance.id.clone(), e.instance.service.clone());
             let index = self
                 .events
                 .push(EventKind::RemovalHeld, at, Some(id), Some(service), None);
@@ -588,11 +649,13 @@ impl Registry {
         let Some(why) = self.entry_mut(slot).held.take() else {
             return;
         };
+        let (id, service) = {
+            let e = self.entry(slot);
+            (e.instance.id.clone(), e.instance.service.clone())
+        };
         if why == Hold::Preservation {
-            self.held_preservation -= 1;
+            self.unlist_held(&id);
         }
-        let e = self.entry(slot);
-        let (id, service) = (e.instance.id.clone(), e.instance.service.clone());
         let index = self.events.push(
             EventKind::RemovalReleased,
             at,
@@ -601,6 +664,32 @@ impl Registry {
             None,
         );
         self.entry_mut(slot).modify_index = index;
+    }
+
+    /// Files `id` among the held removals.
+    fn list_held(&mut self, id: Arc<str>) {
+        if !self.held_ids.contains(&id) {
+            self.held_ids.push(id);
+        }
+    }
+
+    /// Takes `id` off the held removals.
+    pub(crate) fn unlist_held(&mut self, id: &str) {
+        if let Some(pos) = self.held_ids.iter().position(|h| **h == *id) {
+            self.held_ids.swap_remove(pos);
+        }
+    }
+
+    /// Rebuilds the held removals from the instances (after a restore).
+    pub(crate) fn relist_held(&mut self) {
+        self.held_ids.clear();
+        for s in &self.slots {
+            if let Some(e) = s.entry.as_deref() {
+                if e.held == Some(Hold::Preservation) {
+                    self.held_ids.push(e.instance.id.clone());
+                }
+            }
+        }
     }
 
     /// After a reconcile: releases held removals the fraction now allows,
@@ -617,45 +706,38 @@ impl Registry {
     /// in id order, and those of instances drained since; leaves
     /// self-preservation when nothing stays held.
     pub(crate) fn release_held_removals(&mut self) {
-        if self.held_preservation == 0 {
+        if self.held_ids.is_empty() {
             return;
         }
         let at = self.clock;
         let recovered = self.fraction_recovered();
-        let mut held: Vec<(Arc<str>, u32)> = self
-            .services
+        let mut released = false;
+        // In id order: the smallest held id that may go, until none may.
+        while let Some(slot) = self
+            .held_ids
             .iter()
-            .flat_map(|s| s.members.iter().copied())
-            .filter(|&slot| {
-                let e = self.entry(slot);
-                e.held == Some(Hold::Preservation) && (recovered || e.inputs.is_draining())
-            })
-            .map(|slot| (self.entry(slot).instance.id.clone(), slot))
-            .collect();
-        if held.is_empty() {
-            return;
-        }
-        crate::sort::sort_by(&mut held, |a, b| a.0 < b.0);
-        for (_, slot) in held {
-            let source = self.entry(slot).instance.source.clone();
-            self.events.source = source;
+            .filter_map(|id| self.by_id.get(id).copied())
+            .filter(|&slot| recovered || self.entry(slot).inputs.is_draining())
+            .min_by(|&a, &b| self.entry(a).instance.id.cmp(&self.entry(b).instance.id))
+        {
+            self.events.source = self.entry(slot).instance.source.clone();
             self.release_hold(slot, at);
             let service_idx = self.entry(slot).service_idx;
             self.services[service_idx as usize].metrics.deregistrations += 1;
             self.remove(slot, EventKind::Deregistered, at);
             self.events.source = None;
+            released = true;
         }
-        self.lease_blocked = false;
-        self.check_self_preservation_exit(at);
+        if released {
+            self.lease_blocked = false;
+            self.check_self_preservation_exit(at);
+        }
     }
 }
 
 /// Adapter entries, each tagged with its id for the report.
-fn tag_by_id(entries: Vec<SourceEntry>) -> Vec<(String, Result<SourceEntry>)> {
-    entries
-        .into_iter()
-        .map(|e| (e.spec.id.clone(), Ok(e)))
-        .collect()
+fn tag_by_id(entries: Vec<SourceEntry>) -> Vec<(At, Result<SourceEntry>)> {
+    entries.into_iter().map(|e| (At::Id, Ok(e))).collect()
 }
 
 fn count(report: &mut SyncReport, outcome: Outcome) {

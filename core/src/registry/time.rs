@@ -294,7 +294,7 @@ impl Registry {
         }
         let after = self
             .live_non_draining
-            .saturating_sub(1 + self.held_preservation);
+            .saturating_sub(1 + self.held_ids.len() as u64);
         (after as f64) / (population as f64) < threshold
     }
 
@@ -311,12 +311,12 @@ impl Registry {
         }
         let live = self
             .live_non_draining
-            .saturating_sub(self.held_preservation);
+            .saturating_sub(self.held_ids.len() as u64);
         (live as f64) / (self.non_draining as f64) >= threshold
     }
 
     pub(super) fn check_self_preservation_exit(&mut self, at: u64) {
-        if !self.self_preservation || self.lease_blocked || self.held_preservation > 0 {
+        if !self.self_preservation || self.lease_blocked || !self.held_ids.is_empty() {
             return;
         }
         // Not blocked: every due expiry was applied, none is held back.

@@ -54,34 +54,6 @@ impl Etcd {
         }
     }
 
-    /// The mirror state written by [`Etcd::write_state`]: `{"prefix",
-    /// "revision", "watching"}` members of `members`.
-    pub fn restore(members: &[(String, Json)]) -> Result<Etcd> {
-        let prefix = match get(members, "prefix") {
-            Some(Json::String(p)) => p.clone(),
-            _ => return Err(bad("prefix", "expected a string")),
-        };
-        let revision = get(members, "revision")
-            .and_then(Json::as_u64)
-            .ok_or_else(|| bad("revision", "expected a non-negative integer"))?;
-        let watching = get(members, "watching")
-            .and_then(Json::as_bool)
-            .ok_or_else(|| bad("watching", "expected a boolean"))?;
-        for (key, _) in members {
-            if !["kind", "name", "prefix", "revision", "watching"].contains(&key.as_str()) {
-                return Err(bad(key, "unknown field"));
-            }
-        }
-        if prefix.is_empty() {
-            return Err(bad("prefix", "is empty"));
-        }
-        Ok(Etcd {
-            prefix,
-            revision,
-            watching,
-        })
-    }
-
     /// The body members naming the key range: every key under `prefix/`.
     fn write_range(&self, w: &mut ObjectWriter) {
         let mut start = self.prefix.clone().into_bytes();
@@ -123,15 +95,24 @@ impl Etcd {
     }
 
     /// Reads one payload: a range response (a full state) or one message
-    /// of the watch stream (a batch). A non-2xx status or an error message
-    /// resets the mirror (`resync`) and changes nothing.
+    /// of the watch stream (a batch); a canceled or compacted watch resets
+    /// the mirror (`resync`).
     ///
     /// # Errors
-    /// `invalid_argument` naming what and where when the payload is not
-    /// the documented shape; the mirror is then unchanged.
+    /// `invalid_argument` naming what and where when the status is not
+    /// 2xx, the stream reports an error, or the payload is not the
+    /// documented shape; the mirror is then unchanged (send the same
+    /// request again).
     pub fn feed(&mut self, body: &str, status: u16, _index: Option<&str>) -> Result<Feed> {
         if !(200..300).contains(&status) {
-            return Ok(self.reset());
+            return Err(bad(
+                "status",
+                &text!(
+                    "etcd answered HTTP ",
+                    u32::from(status),
+                    "; the mirror is unchanged"
+                ),
+            ));
         }
         let doc = Json::parse(body).map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
         let Json::Object(top) = doc else {
@@ -140,9 +121,15 @@ impl Etcd {
                 &text!("expected an object, got ", describe(&doc)),
             ));
         };
-        if get(&top, "error").is_some() {
-            // The gateway reports a failed stream as `{"error": {…}}`.
-            return Ok(self.reset());
+        if let Some(error) = get(&top, "error") {
+            // The gateway reports a failed stream as `{"error": {…}}`: the
+            // host sends the same request again (the watch resumes from the
+            // next revision).
+            let message = error.get("message").and_then(Json::as_str).unwrap_or("");
+            return Err(bad(
+                "error",
+                &text!("the stream failed (", message, "); the mirror is unchanged"),
+            ));
         }
         match get(&top, "result") {
             Some(Json::Object(result)) => self.watch_message(result),
@@ -368,11 +355,34 @@ impl Etcd {
         record.map_err(fail)
     }
 
-    /// Appends the mirror state's members (see [`Etcd::restore`]).
-    pub fn write_state(&self, w: &mut ObjectWriter) {
-        w.str("prefix", &self.prefix);
+    /// Appends the mirror's progress: `{"revision", "watching"}`.
+    pub fn write_state(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
         w.u64("revision", self.revision);
         w.bool("watching", self.watching);
+        w.end();
+    }
+
+    /// Takes up the progress [`Etcd::write_state`] wrote.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the member at fault; the mirror is then
+    /// unchanged.
+    pub fn restore_state(&mut self, state: &Json) -> Result<()> {
+        let members = state.as_object().unwrap_or(&[]);
+        let revision = get(members, "revision").and_then(Json::as_u64);
+        let watching = get(members, "watching").and_then(Json::as_bool);
+        match (members.len(), revision, watching) {
+            (2, Some(revision), Some(watching)) => {
+                self.revision = revision;
+                self.watching = watching;
+                Ok(())
+            }
+            _ => Err(bad(
+                "state",
+                "expected {\"revision\": <integer>, \"watching\": <boolean>}",
+            )),
+        }
     }
 }
 

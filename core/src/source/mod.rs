@@ -19,6 +19,9 @@ use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, write_array, Json, ObjectWriter};
 
+pub(crate) mod consul;
+pub(crate) mod k8s;
+
 /// A source's verdict on one of its instances (SPEC §10.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -354,6 +357,28 @@ impl SourceKind {
             },
         };
         Ok(source)
+    }
+
+    /// The options in their canonical form (what `from_json` reads back).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("kind", self.name());
+        match self {
+            SourceKind::Etcd { prefix } => w.str("prefix", prefix),
+            SourceKind::Consul { service } => w.str("service", service),
+            SourceKind::K8s {
+                namespace,
+                service,
+                port,
+            } => {
+                w.str("namespace", namespace);
+                w.str("service", service);
+                w.str("port", port);
+            }
+        }
+        w.end();
+        out
     }
 
     /// The kind's name: `etcd`, `consul` or `k8s`.

@@ -214,8 +214,16 @@ impl Runner {
                 let request = self.reg.source_request(str_arg(step, "name"))?;
                 out.insert("request".into(), json_of(&request.to_json()));
             }
-            "source_feed" | "etcd_range" | "etcd_watch" => {
-                let name = step.get("name").and_then(Value::as_str).unwrap_or("etcd");
+            "source_feed" | "etcd_range" | "etcd_watch" | "consul_health" | "k8s_slices" => {
+                let default_name = match op {
+                    "consul_health" => "consul",
+                    "k8s_slices" => "k8s",
+                    _ => "etcd",
+                };
+                let name = step
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(default_name);
                 let payload = if op == "source_feed" {
                     step.get("body")
                 } else {
