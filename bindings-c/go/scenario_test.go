@@ -264,19 +264,19 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 			return nil, err
 		}
 		out["request"] = req
-	case "source_feed", "etcd_range", "etcd_watch":
-		name, payload, status, index := "etcd", step["payload"], 200, ""
+	case "source_feed", "etcd_range", "etcd_watch", "consul_health", "k8s_slices":
+		name, payload, status, index := feedNames[op], step["payload"], 200, ""
 		if n, ok := step["name"].(string); ok {
 			name = n
 		}
 		if op == "source_feed" {
 			payload = step["body"]
-			if s, ok := step["status"]; ok {
-				status = int(uintArg(s))
-			}
-			if i, ok := step["index"].(string); ok {
-				index = i
-			}
+		}
+		if s, ok := step["status"]; ok {
+			status = int(uintArg(s))
+		}
+		if i, ok := step["index"].(string); ok {
+			index = i
 		}
 		rep, err := r.reg.SourceFeed(name, payloadText(payload), at, status, index)
 		if err != nil {
@@ -288,6 +288,9 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 	}
 	return out, nil
 }
+
+// feedNames are the feed ops and the source each defaults to.
+var feedNames = map[string]string{"source_feed": "etcd", "etcd_range": "etcd", "etcd_watch": "etcd", "consul_health": "consul", "k8s_slices": "k8s"}
 
 // jsonText writes a decoded JSON value back as text.
 func jsonText(v interface{}) string {

@@ -142,18 +142,23 @@ class Runner {
         out.request = reg.sourceRequest(str(step, "name"));
         break;
       case "source_feed":
-        out.report = reg.sourceFeed(step.name ?? "etcd", payloadText(step.body), at, { status: step.status ?? 200, index: step.index });
-        break;
       case "etcd_range":
       case "etcd_watch":
-        out.report = reg.sourceFeed(step.name ?? "etcd", payloadText(step.payload), at);
+      case "consul_health":
+      case "k8s_slices": {
+        const payload = op === "source_feed" ? step.body : step.payload;
+        out.report = reg.sourceFeed(step.name ?? FEED_NAMES[op], payloadText(payload), at, { status: step.status ?? 200, index: step.index });
         break;
+      }
       default:
         throw new Error(`unknown op \`${op}\``);
     }
     return out;
   }
 }
+
+/** The feed ops and the source each defaults to. */
+const FEED_NAMES = { source_feed: "etcd", etcd_range: "etcd", etcd_watch: "etcd", consul_health: "consul", k8s_slices: "k8s" };
 
 /** A feed payload as the core reads it: a string as it is, any other JSON value written out. */
 function payloadText(value) {
