@@ -264,32 +264,13 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 			return nil, err
 		}
 		out["request"] = req
-	case "source_feed", "etcd_range", "etcd_watch":
-		name, payload, status, index := "etcd", step["payload"], 200, ""
+	case "source_feed", "etcd_range", "etcd_watch", "consul_health", "k8s_slices":
+		name, payload, status, index := feedNames[op], step["payload"], 200, ""
 		if n, ok := step["name"].(string); ok {
 			name = n
 		}
 		if op == "source_feed" {
 			payload = step["body"]
-			if s, ok := step["status"]; ok {
-				status = int(uintArg(s))
-			}
-			if i, ok := step["index"].(string); ok {
-				index = i
-			}
-		}
-		rep, err := r.reg.SourceFeed(name, payloadText(payload), at, status, index)
-		if err != nil {
-			return nil, err
-		}
-		out["report"] = rep
-	case "consul_health", "k8s_slices", "k8s_watch":
-		name, status, index := "consul", 200, ""
-		if op != "consul_health" {
-			name = "k8s"
-		}
-		if n, ok := step["name"].(string); ok {
-			name = n
 		}
 		if s, ok := step["status"]; ok {
 			status = int(uintArg(s))
@@ -297,15 +278,28 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 		if i, ok := step["index"].(string); ok {
 			index = i
 		}
+		rep, err := r.reg.SourceFeed(name, payloadText(payload), at, status, index)
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
+	case "k8s_watch":
+		name, status := "k8s", 200
+		if n, ok := step["name"].(string); ok {
+			name = n
+		}
+		if s, ok := step["status"]; ok {
+			status = int(uintArg(s))
+		}
 		body := payloadText(step["payload"])
-		if events, ok := step["payload"].([]interface{}); ok && op == "k8s_watch" {
+		if events, ok := step["payload"].([]interface{}); ok {
 			lines := make([]string, len(events))
 			for k, e := range events {
 				lines[k] = payloadText(e)
 			}
 			body = strings.Join(lines, "\n")
 		}
-		rep, err := r.reg.SourceFeed(name, body, at, status, index)
+		rep, err := r.reg.SourceFeed(name, body, at, status, "")
 		if err != nil {
 			return nil, err
 		}
@@ -315,6 +309,9 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 	}
 	return out, nil
 }
+
+// feedNames are the feed ops and the source each defaults to.
+var feedNames = map[string]string{"source_feed": "etcd", "etcd_range": "etcd", "etcd_watch": "etcd", "consul_health": "consul", "k8s_slices": "k8s"}
 
 // jsonText writes a decoded JSON value back as text.
 func jsonText(v interface{}) string {

@@ -37,7 +37,10 @@ pub unsafe extern "C" fn waypost_registry_sync(
         let entries = unsafe { text(entries_json, "entries_json") }?;
         let slot = unsafe { out(out_report_json, "out_report_json") }?;
         *slot = std::ptr::null_mut();
-        let report = reg.lock()?.reg.sync_json(source, service, entries, now_ms)?;
+        let report = reg
+            .lock()?
+            .reg
+            .sync_json(source, service, entries, now_ms)?;
         *slot = owned(report.to_json())?;
         Ok(())
     })
@@ -176,7 +179,10 @@ pub unsafe extern "C" fn waypost_registry_source_feed(
         let index = unsafe { opt_text(index, "index") }?;
         let slot = unsafe { out(out_report_json, "out_report_json") }?;
         *slot = std::ptr::null_mut();
-        let report = reg.lock()?.reg.source_feed(name, body, now_ms, status, index)?;
+        let report = reg
+            .lock()?
+            .reg
+            .source_feed(name, body, now_ms, status, index)?;
         *slot = owned(report.to_json())?;
         Ok(())
     })

@@ -19,8 +19,8 @@ use crate::convert::{
 };
 use crate::errors;
 use crate::names;
-use crate::sources;
 use crate::objects::{PyDiscovery, PyEvent, PyInstance, PyInstanceView, PyPickResult};
+use crate::sources;
 use crate::state::{DiscoveryKey, Lookup, Pending, State};
 
 /// A pick's instance (to resolve) and panic flag.
@@ -562,7 +562,8 @@ impl PyRegistry {
         };
         let index = opt_string(index, "index")?;
         let report = self.detached(py, |st| {
-            st.reg.source_feed(&name, &body, now, status, index.as_deref())
+            st.reg
+                .source_feed(&name, &body, now, status, index.as_deref())
         })?;
         sources::report(py, &errors::check(py, report)?)
     }
@@ -681,7 +682,11 @@ impl PyRegistry {
             Ok((st.lookup(py, handle), status, source))
         })?;
         let (lookup, status, source) = errors::check(py, found)?;
-        Ok(PyInstanceView::new(self.resolve(py, lookup)?, status, source))
+        Ok(PyInstanceView::new(
+            self.resolve(py, lookup)?,
+            status,
+            source,
+        ))
     }
 
     /// Names of the services that have instances, in byte order.

@@ -16,11 +16,7 @@ pub(crate) fn entries_json(py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResu
 }
 
 /// One entry mapping (or options mapping) as JSON object text.
-pub(crate) fn object_json(
-    py: Python<'_>,
-    obj: &Bound<'_, PyAny>,
-    field: &str,
-) -> PyResult<String> {
+pub(crate) fn object_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
     let mapping = obj
         .cast::<PyMapping>()
         .map_err(|_| type_error(field, "a mapping", obj))?;

@@ -116,26 +116,26 @@ class Runner:
             reg.source_add(step["name"], step["options"])
         elif op == "source_request":
             out["request"] = reg.source_request(step["name"])
-        elif op == "source_feed":
+        elif op in FEED_NAMES:
+            payload = step["body"] if op == "source_feed" else step["payload"]
             out["report"] = reg.source_feed(
-                step.get("name", "etcd"), payload_text(step["body"]), now=at,
+                step.get("name", FEED_NAMES[op]), payload_text(payload), now=at,
                 status=step.get("status", 200), index=step.get("index"),
             )
-        elif op in ("etcd_range", "etcd_watch"):
-            out["report"] = reg.source_feed(step.get("name", "etcd"), payload_text(step["payload"]), now=at)
-        elif op == "consul_health":
+        elif op == "k8s_watch":
             out["report"] = reg.source_feed(
-                step.get("name", "consul"), payload_text(step["payload"]), now=at,
-                status=step.get("status", 200), index=step.get("index"),
-            )
-        elif op in ("k8s_slices", "k8s_watch"):
-            out["report"] = reg.source_feed(
-                step.get("name", "k8s"), watch_text(step["payload"]) if op == "k8s_watch" else payload_text(step["payload"]),
-                now=at, status=step.get("status", 200),
+                step.get("name", "k8s"), watch_text(step["payload"]), now=at, status=step.get("status", 200),
             )
         else:
             raise AssertionError(f"unknown op {op!r}")
         return out
+
+
+# The feed ops and the source each defaults to.
+FEED_NAMES = {
+    "source_feed": "etcd", "etcd_range": "etcd", "etcd_watch": "etcd",
+    "consul_health": "consul", "k8s_slices": "k8s",
+}
 
 
 def payload_text(value: Any) -> str:

@@ -142,18 +142,16 @@ class Runner {
         out.request = reg.sourceRequest(str(step, "name"));
         break;
       case "source_feed":
-        out.report = reg.sourceFeed(step.name ?? "etcd", payloadText(step.body), at, { status: step.status ?? 200, index: step.index });
-        break;
       case "etcd_range":
       case "etcd_watch":
-        out.report = reg.sourceFeed(step.name ?? "etcd", payloadText(step.payload), at);
-        break;
       case "consul_health":
-        out.report = reg.sourceFeed(step.name ?? "consul", payloadText(step.payload), at, { status: step.status ?? 200, index: step.index });
+      case "k8s_slices": {
+        const payload = op === "source_feed" ? step.body : step.payload;
+        out.report = reg.sourceFeed(step.name ?? FEED_NAMES[op], payloadText(payload), at, { status: step.status ?? 200, index: step.index });
         break;
-      case "k8s_slices":
+      }
       case "k8s_watch": {
-        const body = op === "k8s_watch" && Array.isArray(step.payload) ? step.payload.map(payloadText).join("\n") : payloadText(step.payload);
+        const body = Array.isArray(step.payload) ? step.payload.map(payloadText).join("\n") : payloadText(step.payload);
         out.report = reg.sourceFeed(step.name ?? "k8s", body, at, { status: step.status ?? 200 });
         break;
       }
@@ -163,6 +161,9 @@ class Runner {
     return out;
   }
 }
+
+/** The feed ops and the source each defaults to. */
+const FEED_NAMES = { source_feed: "etcd", etcd_range: "etcd", etcd_watch: "etcd", consul_health: "consul", k8s_slices: "k8s" };
 
 /** A feed payload as the core reads it: a string as it is, any other JSON value written out. */
 function payloadText(value) {
