@@ -1,0 +1,3 @@
+module example.invalid/waypost/examples/fleet
+
+go 1.19

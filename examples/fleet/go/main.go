@@ -1,0 +1,121 @@
+// A Go HTTP service that registers itself in etcd.
+//
+//	go run ./examples/fleet/go -id go-1 -port 8021 -etcd http://127.0.0.1:2379
+//
+// /hello answers with its id, /health with 200 (503 while draining);
+// /admin/fail?rate=0.5 fails that share of /hello calls, /admin/drain?on=1
+// marks it `maintenance` in etcd so mirrors send it no new traffic.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+func env(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func main() {
+	id := flag.String("id", env("ID", "go-1"), "instance id")
+	service := flag.String("service", env("SERVICE", "hello-go"), "service name")
+	port := flag.Int("port", atoi(env("PORT", "8021")), "port on 127.0.0.1")
+	endpoints := flag.String("etcd", env("ETCD", "http://127.0.0.1:2379"), "comma-separated etcd endpoints")
+	weight := flag.Int("weight", atoi(env("WEIGHT", "1")), "weight")
+	zone := flag.String("zone", env("ZONE", "zone-a"), "zone")
+	ttl := flag.Int("ttl", atoi(env("TTL", "3")), "lease TTL in seconds")
+	failRate := flag.Float64("fail-rate", 0, "share of /hello calls that fail")
+	flag.Parse()
+
+	var mu sync.Mutex
+	draining := false
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	registrar := &Registrar{
+		Endpoints: strings.Split(*endpoints, ","),
+		Instance: map[string]any{"id": *id, "service": *service, "address": "127.0.0.1", "port": *port,
+			"weight": *weight, "zone": *zone, "meta": map[string]string{"lang": "go"}},
+		TTL: *ttl,
+	}
+	reply := func(w http.ResponseWriter, code int, body any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(body)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fail := rand.Float64() < *failRate
+		mu.Unlock()
+		if fail {
+			reply(w, 503, map[string]any{"id": *id, "error": "injected failure"})
+			return
+		}
+		reply(w, 200, map[string]any{"id": *id, "lang": "go", "hello": "world"})
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		code := 200
+		if draining {
+			code = 503
+		}
+		reply(w, code, map[string]any{"id": *id, "draining": draining})
+	})
+	mux.HandleFunc("/admin/fail", func(w http.ResponseWriter, r *http.Request) {
+		rate, err := strconv.ParseFloat(r.URL.Query().Get("rate"), 64)
+		if err != nil {
+			rate = 0.5
+		}
+		mu.Lock()
+		*failRate = rate
+		mu.Unlock()
+		reply(w, 200, map[string]any{"id": *id, "fail_rate": rate})
+	})
+	mux.HandleFunc("/admin/drain", func(w http.ResponseWriter, r *http.Request) {
+		on := r.URL.Query().Get("on") != "0"
+		mu.Lock()
+		draining = on
+		mu.Unlock()
+		status := "passing"
+		if on {
+			status = "maintenance"
+		}
+		if err := registrar.Update(r.Context(), map[string]any{"status": status}); err != nil {
+			reply(w, 502, map[string]any{"id": *id, "error": err.Error()})
+			return
+		}
+		reply(w, 200, map[string]any{"id": *id, "draining": on})
+	})
+
+	server := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *port), Handler: mux}
+	if err := registrar.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, *id+":", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%s: %s on 127.0.0.1:%d, stand-in registrar, lease TTL %d s\n", *id, *service, *port, registrar.GrantedTTL)
+	done := make(chan struct{})
+	go func() { registrar.Run(ctx); close(done) }()
+	go func() { <-ctx.Done(); server.Close() }()
+	if err := server.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, *id+":", err)
+		stop()
+	}
+	<-done
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

@@ -1,0 +1,73 @@
+// A Node HTTP service that registers itself in etcd.
+//
+//   node examples/fleet/service.mjs --id node-1 --port 8011 --etcd http://127.0.0.1:2379
+//
+// /hello answers with its id, /health with 200 (503 while draining);
+// /admin/fail?rate=0.5 fails that share of /hello calls, /admin/drain?on=1
+// marks it `maintenance` in etcd. Registration: waypost's EtcdRegistrar.
+import { createServer } from "node:http";
+import { parseArgs } from "node:util";
+
+let EtcdRegistrar;
+let registrarName = "waypost EtcdRegistrar";
+try {
+  ({ EtcdRegistrar } = await import("../../bindings-wasm/npm/dist/etcd.js"));
+} catch {
+  ({ EtcdRegistrar } = await import("./standin-etcd.mjs")); // a build without the etcd helpers
+  registrarName = "stand-in registrar";
+}
+
+const env = process.env;
+const { values: args } = parseArgs({
+  options: {
+    id: { type: "string", default: env.ID ?? "node-1" },
+    service: { type: "string", default: env.SERVICE ?? "hello-node" },
+    port: { type: "string", default: env.PORT ?? "8011" },
+    etcd: { type: "string", default: env.ETCD ?? "http://127.0.0.1:2379" },
+    weight: { type: "string", default: env.WEIGHT ?? "1" },
+    zone: { type: "string", default: env.ZONE ?? "zone-a" },
+    ttl: { type: "string", default: env.TTL ?? "3" },
+    "fail-rate": { type: "string", default: env.FAIL_RATE ?? "0" },
+  },
+});
+
+const state = { failRate: Number(args["fail-rate"]), draining: false };
+const port = Number(args.port);
+const instance = {
+  id: args.id, service: args.service, address: "127.0.0.1", port,
+  weight: Number(args.weight), zone: args.zone, meta: { lang: "node" },
+};
+const registrar = new EtcdRegistrar({ endpoints: args.etcd.split(","), instance, ttl: Number(args.ttl) });
+
+const server = createServer(async (req, res) => {
+  const url = new URL(req.url, "http://x");
+  const reply = (code, body) => res.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
+  switch (url.pathname) {
+    case "/hello":
+      if (Math.random() < state.failRate) return reply(503, { id: args.id, error: "injected failure" });
+      return reply(200, { id: args.id, lang: "node", hello: url.searchParams.get("name") ?? "world" });
+    case "/health":
+      return reply(state.draining ? 503 : 200, { id: args.id, draining: state.draining });
+    case "/admin/fail":
+      state.failRate = Number(url.searchParams.get("rate") ?? "0.5");
+      return reply(200, { id: args.id, fail_rate: state.failRate });
+    case "/admin/drain":
+      state.draining = (url.searchParams.get("on") ?? "1") === "1";
+      await registrar.update({ status: state.draining ? "maintenance" : "passing" });
+      return reply(200, { id: args.id, draining: state.draining });
+    default:
+      return reply(404, { error: "not found" });
+  }
+});
+
+await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
+await registrar.start();
+console.log(`${args.id}: ${args.service} on 127.0.0.1:${port}, ${registrarName}, lease TTL ${registrar.grantedTtl} s`);
+
+const stop = async () => {
+  server.close();
+  await registrar.close();
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
