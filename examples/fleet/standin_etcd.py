@@ -186,6 +186,7 @@ class Mirror:
                                       "start_revision": str(self.revision + 1)}}
         for message in self.client.stream("/v3/watch", request, timeout=3600):
             result = message.get("result", {})
+            self.error = None  # connected again
             if result.get("canceled") or result.get("compact_revision"):
                 self.revision = 0  # compacted: read everything again
                 return
