@@ -21,7 +21,7 @@ python-venv: python-tools
 	$(PY_BIN)/python -m pip install -q ./bindings-python
 	$(PY_BIN)/python -m pip install -q pytest mypy
 
-python-test: python-venv
+python-test: python-venv tools-etcd
 	cd bindings-python && $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd bindings-python && $(PY_BIN)/python -m mypy.stubtest waypost._waypost
 	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null -p waypost

@@ -50,7 +50,7 @@ wasm: wasm-deps tools-rust tools-wasm-bindgen
 	  $(WASM_NPM)/build/waypost_wasm_bg.wasm -o $(WASM_NPM)/build/waypost_wasm_bg.wasm > $(WASM_NPM)/build/names.json
 	node $(WASM_NPM)/scripts/build.mjs
 
-wasm-test: wasm
+wasm-test: wasm tools-etcd
 	cd $(WASM_NPM) && node --test --test-concurrency=1 test/*.test.mjs
 
 wasm-bench: wasm

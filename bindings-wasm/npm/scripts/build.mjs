@@ -67,6 +67,20 @@ for (const file of ["facade.js", "node.js", "browser.js", "index.d.ts"]) {
 }
 copyFileSync(join(src, "index.d.ts"), join(dist, "index.d.cts"));
 
+// waypost/etcd: plain JavaScript over fetch (no module of its own), as ESM
+// and bundled for require.
+for (const file of ["etcd.js", "etcd-http.js", "etcd.d.ts"]) copyFileSync(join(src, file), join(dist, file));
+copyFileSync(join(src, "etcd.d.ts"), join(dist, "etcd.d.cts"));
+buildSync({
+  entryPoints: [join(src, "etcd.js")],
+  outfile: join(dist, "etcd.cjs"),
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node18",
+  logLevel: "error",
+});
+
 // The CommonJS entry: glue and facade in one file, the .wasm shared.
 for (const file of ["facade.js", "node-cjs.js"]) copyFileSync(join(src, file), join(build, file));
 buildSync({

@@ -1,0 +1,170 @@
+"""etcd helpers over the v3 JSON gateway, with the standard library only.
+
+- ``Registrar`` keeps one instance registered in etcd under
+  ``<prefix>/<service>/<id>`` with a lease: kept alive every TTL/3, registered
+  again with a new lease when the lease is lost (or the key is gone), revoked
+  on a clean stop so the instance disappears at once.
+- ``Mirror`` keeps a local ``waypost.Registry`` equal to what etcd holds
+  under a prefix. The core decides everything (what to read, where to watch
+  from, when to resync); the mirror sends what ``source_request`` names and
+  feeds the answer back with ``source_feed``.
+
+Both take several client URLs and move to the next when one fails, and both
+make background failures visible: ``.error`` (the last one, ``None`` once
+healthy again), ``.status`` and an ``on_error`` callback.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from types import TracebackType
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ._etcd_http import EtcdError, Endpoints, b64
+
+DEFAULT_PREFIX = "/waypost/services"
+
+ErrorCallback = Callable[[Exception], None]
+
+
+def _key(prefix: str, instance: Mapping[str, Any]) -> str:
+    ident, service = instance.get("id"), instance.get("service")
+    if not isinstance(ident, str) or not ident or not isinstance(service, str) or not service:
+        raise ValueError("instance: needs string `id` and `service` (the instance wire form)")
+    if "/" in service:
+        raise ValueError(f"instance: service {service!r} must not contain '/' (it is a key segment)")
+    return f"{prefix.rstrip('/')}/{service}/{ident}"
+
+
+class Registrar:
+    """Registers ``instance`` (the wire form: ``{"id", "service", "address",
+    "port", ...}``) in etcd and keeps it registered until ``close()``.
+
+    ``start()`` registers at once and raises ``EtcdError`` when no endpoint
+    answers; after that a daemon thread keeps the lease alive every
+    ``granted_ttl / 3`` seconds, and any failure there is recorded in
+    ``.error``, passed to ``on_error`` and retried (with the next endpoint).
+    etcd raises a TTL below its minimum (about 2 s): ``granted_ttl`` says
+    what it granted.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str,
+        instance: Mapping[str, Any],
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl_s: int = 10,
+        timeout_s: float = 2.0,
+        on_error: Optional[ErrorCallback] = None,
+    ) -> None:
+        if not isinstance(ttl_s, int) or ttl_s < 1:
+            raise ValueError("ttl_s: a whole number of seconds >= 1")
+        self.key = _key(prefix, instance)
+        self.value = json.dumps(dict(instance), separators=(",", ":"), sort_keys=True)
+        self.ttl_s = ttl_s
+        self.on_error = on_error
+        self._etcd = Endpoints(endpoints, timeout_s)
+        self.lease_id: Optional[str] = None
+        self.granted_ttl: Optional[int] = None
+        self.registrations = 0
+        self.error: Optional[Exception] = None
+        self.status = "idle"
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def endpoint(self) -> str:
+        """The client URL in use now."""
+        return self._etcd.current
+
+    def _register(self) -> None:
+        grant = self._etcd.call("/v3/lease/grant", {"TTL": self.ttl_s})
+        lease, ttl = grant.get("ID"), int(grant.get("TTL", 0))
+        if not lease or ttl <= 0:
+            raise EtcdError(f"etcd {self.endpoint}: lease grant answered {grant}", endpoint=self.endpoint)
+        self._etcd.call("/v3/kv/put", {"key": b64(self.key), "value": b64(self.value), "lease": lease})
+        self.lease_id, self.granted_ttl = str(lease), ttl
+        self.registrations += 1
+
+    def _renew(self) -> None:
+        """One keep-alive round: renew the lease; register again when it is
+        gone, put the key back when only the key is gone."""
+        if self.lease_id is None:
+            self._register()
+            return
+        answer = self._etcd.first_message("/v3/lease/keepalive", {"ID": self.lease_id})
+        if "error" in answer:
+            raise EtcdError(f"etcd {self.endpoint}: keep-alive answered {answer['error']}", endpoint=self.endpoint)
+        if int(answer.get("result", {}).get("TTL", 0)) <= 0:
+            self._register()
+            return
+        found = self._etcd.call("/v3/kv/range", {"key": b64(self.key), "count_only": True})
+        if int(found.get("count", 0)) == 0:
+            self._etcd.call("/v3/kv/put", {"key": b64(self.key), "value": b64(self.value), "lease": self.lease_id})
+
+    def _interval(self) -> float:
+        return max(0.2, (self.granted_ttl or self.ttl_s) / 3)
+
+    def _run(self) -> None:
+        delay = self._interval()
+        while not self._stop.wait(delay):
+            try:
+                self._renew()
+            except Exception as e:  # noqa: BLE001 - recorded, reported and retried
+                self._fail(e)
+                delay = min(self._interval(), max(0.1, delay / 2))
+            else:
+                self.error, self.status = None, "registered"
+                delay = self._interval()
+
+    def _fail(self, e: Exception) -> None:
+        self.error, self.status = e, "retrying"
+        if self.on_error is not None:
+            try:
+                self.on_error(e)
+            except Exception:  # noqa: BLE001 - a failing callback must not stop the registrar
+                pass
+
+    def start(self) -> "Registrar":
+        """Registers now (raises ``EtcdError`` when no endpoint answers) and
+        starts the keep-alive thread."""
+        if self._thread is not None:
+            return self
+        self._register()
+        self.status = "registered"
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"waypost-etcd-registrar {self.key}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stops the keep-alive thread and revokes the lease, so the key is
+        deleted at once. Safe to call twice; a failed revoke is in ``.error``
+        (the lease then simply expires)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        lease, self.lease_id = self.lease_id, None
+        if lease is not None:
+            try:
+                self._etcd.call("/v3/lease/revoke", {"ID": lease})
+            except EtcdError as e:
+                self.error = e
+        self.status = "stopped"
+
+    def __enter__(self) -> "Registrar":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+__all__ = ["DEFAULT_PREFIX", "EtcdError", "Registrar"]
+

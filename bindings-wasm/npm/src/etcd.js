@@ -1,0 +1,133 @@
+// waypost/etcd: keep an instance registered in etcd, and mirror etcd into a
+// waypost Registry, over the v3 JSON gateway with the built-in fetch.
+//
+// EtcdRegistrar: the instance's wire form under <prefix>/<service>/<id> with
+// a lease, kept alive every TTL/3, registered again when the lease is lost
+// (or the key is gone), revoked on close so the instance disappears at once.
+// EtcdMirror: the core decides (what to read, where to watch from, when to
+// resync); the mirror sends what `sourceRequest` names and hands each answer
+// (each message of a watch stream) back with `sourceFeed`.
+//
+// Several client URLs: a failing one is left for the next. Background
+// failures are visible: `error`, `status`, `on("error", fn)` / `onError`.
+import { EtcdError, Endpoints, Listeners, b64, sleep } from "./etcd-http.js";
+
+export { EtcdError };
+export const DEFAULT_PREFIX = "/waypost/services";
+
+function instanceKey(prefix, instance) {
+  const { id, service } = instance ?? {};
+  if (typeof id !== "string" || id === "" || typeof service !== "string" || service === "") {
+    throw new TypeError("instance: needs string `id` and `service` (the instance wire form)");
+  }
+  if (service.includes("/")) throw new TypeError(`instance: service ${JSON.stringify(service)} must not contain '/'`);
+  return `${prefix.replace(/\/+$/, "")}/${service}/${id}`;
+}
+
+export class EtcdRegistrar {
+  /**
+   * @param {{endpoints: string[] | string, instance: object, prefix?: string, ttl?: number,
+   *          timeoutMs?: number, signal?: AbortSignal, onError?: (e: Error) => void}} options
+   */
+  constructor({ endpoints, instance, prefix = DEFAULT_PREFIX, ttl = 10, timeoutMs = 2000, signal, onError } = {}) {
+    if (!Number.isInteger(ttl) || ttl < 1) throw new TypeError("ttl: a whole number of seconds >= 1");
+    this.key = instanceKey(prefix, instance);
+    this.value = JSON.stringify(instance);
+    this.ttl = ttl;
+    this.etcd = new Endpoints(endpoints, timeoutMs);
+    this.leaseId = null;
+    this.grantedTtl = null;
+    this.registrations = 0;
+    this.error = null;
+    this.status = "idle";
+    this.listeners = new Listeners();
+    if (onError) this.on("error", onError);
+    this.stopper = new AbortController();
+    this.loop = null;
+    this.signal = signal;
+    this.onAbort = () => { this.close().catch(() => {}); };
+    signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  on(type, fn) { this.listeners.on(type, fn); return this; }
+  off(type, fn) { this.listeners.off(type, fn); return this; }
+  /** The client URL in use now. */
+  get endpoint() { return this.etcd.current; }
+
+  async register() {
+    const s = this.stopper.signal;
+    const grant = await this.etcd.call("/v3/lease/grant", { TTL: this.ttl }, s);
+    const ttl = Number(grant.TTL ?? 0);
+    if (!grant.ID || ttl <= 0) throw new EtcdError(`etcd ${this.endpoint}: lease grant answered ${JSON.stringify(grant)}`, { endpoint: this.endpoint });
+    await this.etcd.call("/v3/kv/put", { key: b64(this.key), value: b64(this.value), lease: grant.ID }, s);
+    this.leaseId = String(grant.ID);
+    this.grantedTtl = ttl;
+    this.registrations += 1;
+  }
+
+  /** One keep-alive round: renew; register again when the lease is gone, put the key back when only the key is. */
+  async renew() {
+    const s = this.stopper.signal;
+    if (this.leaseId === null) return this.register();
+    const answer = await this.etcd.firstMessage("/v3/lease/keepalive", { ID: this.leaseId }, s);
+    if (answer.error) throw new EtcdError(`etcd ${this.endpoint}: keep-alive answered ${JSON.stringify(answer.error)}`, { endpoint: this.endpoint });
+    if (Number(answer.result?.TTL ?? 0) <= 0) return this.register();
+    const found = await this.etcd.call("/v3/kv/range", { key: b64(this.key), count_only: true }, s);
+    if (Number(found.count ?? 0) === 0) {
+      await this.etcd.call("/v3/kv/put", { key: b64(this.key), value: b64(this.value), lease: this.leaseId }, s);
+    }
+  }
+
+  interval() { return Math.max(200, ((this.grantedTtl ?? this.ttl) * 1000) / 3); }
+
+  async run() {
+    let delay = this.interval();
+    const s = this.stopper.signal;
+    for (;;) {
+      await sleep(delay, s);
+      if (s.aborted) return;
+      try {
+        await this.renew();
+        this.error = null;
+        this.status = "registered";
+        delay = this.interval();
+      } catch (e) {
+        if (s.aborted) return;
+        this.error = e;
+        this.status = "retrying";
+        this.listeners.emit("error", e);
+        delay = Math.min(this.interval(), Math.max(100, delay / 2));
+      }
+    }
+  }
+
+  /** Registers now (rejects with EtcdError when no endpoint answers), then keeps the lease alive. */
+  async start() {
+    if (this.loop !== null) return this;
+    if (this.signal?.aborted) throw new EtcdError("aborted before start");
+    await this.register();
+    this.status = "registered";
+    this.loop = this.run();
+    return this;
+  }
+
+  /** Stops the keep-alives and revokes the lease (the key is deleted at once). Safe to call twice. */
+  async close() {
+    this.signal?.removeEventListener("abort", this.onAbort);
+    this.stopper.abort();
+    const loop = this.loop;
+    this.loop = null;
+    if (loop !== null) await loop;
+    const lease = this.leaseId;
+    this.leaseId = null;
+    if (lease !== null) {
+      try {
+        await this.etcd.call("/v3/lease/revoke", { ID: lease });
+      } catch (e) {
+        this.error = e;
+      }
+    }
+    this.status = "stopped";
+  }
+
+}
