@@ -22,7 +22,7 @@ $(FLEET_OUT)/py.stamp: $(DEMO_PY_SOURCES)
 	$(DEMO_PY) -m pip install -q --force-reinstall --no-deps ./bindings-python
 	@touch $@
 
-demo-go:
+demo-go: c-lib
 	@mkdir -p $(FLEET_OUT)
 	cd examples/fleet/go && $(DEMO_GO_ENV) go build -o $(FLEET_OUT)/go-service .
 
@@ -41,3 +41,8 @@ demo-sim:
 demo-test: demo-deps wasm-deps
 	timeout 300 $(DEMO_PY) tests/fleet/demo_test.py
 	cd bindings-wasm/npm && timeout 300 node --test --test-concurrency=1 ../../tests/fleet/dashboard.test.mjs
+
+BENCH_TARGETS += demo-bench
+.PHONY: demo-bench
+demo-bench: wasm wasm-deps
+	node examples/dashboard/bench.mjs

@@ -261,6 +261,18 @@ class Demo:
 
     # --- the story -------------------------------------------------------
     def run(self) -> None:
+        self.start_fleet()
+        self.story_spread()
+        self.story_kill()
+        self.story_eject()
+        self.story_drain()
+        self.story_etcd_restart()
+        self.story_return()
+        assert self.load is not None
+        self.load.stop()
+        self.summary()
+
+    def start_fleet(self) -> None:
         say(f"waypost demo: everything on 127.0.0.1, logs in {self.tmp}")
         self.start_etcd()
         say(f"etcd {self.etcd} (data dir {self.tmp / 'etcd'})")
@@ -281,15 +293,6 @@ class Demo:
         self.load = Load(self.gateway_url)
         self.load.start()
         say(f"load: {RATE} requests/s through the gateway {self.gateway_url}, round robin over 3 services")
-
-        self.story_spread()
-        self.story_kill()
-        self.story_eject()
-        self.story_drain()
-        self.story_etcd_restart()
-        self.story_return()
-        self.load.stop()
-        self.summary()
 
     def story_spread(self) -> None:
         say("① traffic spreads by weight (smooth weighted round robin, weights 1 : 3)")
@@ -473,9 +476,15 @@ class Demo:
 
     def serve(self) -> None:
         say(f"the fleet keeps running: dashboard http://127.0.0.1:{self.ports['dashboard']}/ — Ctrl-C stops it")
-        self.load = Load(self.gateway_url, rate=10)
-        self.load.start()
-        signal.pause()
+        if self.load is None or self.load._stop.is_set():
+            self.load = Load(self.gateway_url, rate=10)
+            self.load.start()
+        # For tests that drive the running fleet: where everything is.
+        print("FLEET " + json.dumps({"dashboard": f"http://127.0.0.1:{self.ports['dashboard']}/", "etcd": self.etcd,
+                                     "gateway": self.gateway_url, "ttl_s": TTL_S, "ports": self.ports,
+                                     "pids": {n: c.pid for n, c in self.procs.children.items()}}), flush=True)
+        while True:
+            time.sleep(3600)
 
     def stop(self) -> None:
         if self.load:
@@ -496,6 +505,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="shorter phases (for tests)")
     p.add_argument("--serve", action="store_true", help="keep the fleet running after the story until Ctrl-C")
+    p.add_argument("--no-story", action="store_true", help="start the fleet and keep it running, without the story")
     p.add_argument("--go-service", default=str(ROOT / "target/fleet/go-service"), help="the built Go service")
     p.add_argument("--manifest", help="write the PIDs and ports used here (JSON) on exit")
     p.add_argument("--summary-json", help="write the summary figures here (JSON)")
@@ -510,10 +520,13 @@ def main() -> int:
         signal.signal(sig, interrupt)
     code = 0
     try:
+        if args.no_story:
+            demo.start_fleet()
+            demo.serve()
         demo.run()
+        print("\nthe story ran as told: every check passed")
         if args.serve:
             demo.serve()
-        print("\nthe story ran as told: every check passed")
     except StoryFailed as e:
         say(f"✘ {e}")
         say(f"logs kept in {demo.tmp}")

@@ -136,6 +136,7 @@ def main() -> None:
             self.send_header("Content-Length", str(len(body)))
             if upstream:
                 self.send_header("X-Upstream", upstream)
+            self.send_header("Access-Control-Allow-Origin", "*")  # the dashboard reads /_state
             self.end_headers()
             self.wfile.write(body)
 

@@ -7,15 +7,8 @@
 // marks it `maintenance` in etcd. Registration: waypost's EtcdRegistrar.
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
-
-let EtcdRegistrar;
-let registrarName = "waypost EtcdRegistrar";
-try {
-  ({ EtcdRegistrar } = await import("../../bindings-wasm/npm/dist/etcd.js"));
-} catch {
-  ({ EtcdRegistrar } = await import("./standin-etcd.mjs")); // a build without the etcd helpers
-  registrarName = "stand-in registrar";
-}
+// In your own project: import { EtcdRegistrar } from "waypost/etcd";
+import { EtcdRegistrar } from "../../bindings-wasm/npm/dist/etcd.js";
 
 const env = process.env;
 const { values: args } = parseArgs({
@@ -37,7 +30,20 @@ const instance = {
   id: args.id, service: args.service, address: "127.0.0.1", port,
   weight: Number(args.weight), zone: args.zone, meta: { lang: "node" },
 };
-const registrar = new EtcdRegistrar({ endpoints: args.etcd.split(","), instance, ttl: Number(args.ttl) });
+const endpoints = args.etcd.split(",");
+const registrar = new EtcdRegistrar({ endpoints, instance, ttl: Number(args.ttl) });
+
+// Writes the registered value again with `status`, under the same lease (the
+// registrar puts this value back if the key is ever lost).
+async function setStatus(status) {
+  registrar.value = JSON.stringify({ ...JSON.parse(registrar.value), status });
+  const b64 = (s) => Buffer.from(s).toString("base64");
+  const reply = await fetch(`${endpoints[0]}/v3/kv/put`, {
+    method: "POST",
+    body: JSON.stringify({ key: b64(registrar.key), value: b64(registrar.value), lease: registrar.leaseId }),
+  });
+  if (!reply.ok) throw new Error(`etcd put answered ${reply.status}`);
+}
 
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, "http://x");
@@ -53,7 +59,7 @@ const server = createServer(async (req, res) => {
       return reply(200, { id: args.id, fail_rate: state.failRate });
     case "/admin/drain":
       state.draining = (url.searchParams.get("on") ?? "1") === "1";
-      await registrar.update({ status: state.draining ? "maintenance" : "passing" });
+      await setStatus(state.draining ? "maintenance" : "passing");
       return reply(200, { id: args.id, draining: state.draining });
     default:
       return reply(404, { error: "not found" });
@@ -62,7 +68,7 @@ const server = createServer(async (req, res) => {
 
 await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
 await registrar.start();
-console.log(`${args.id}: ${args.service} on 127.0.0.1:${port}, ${registrarName}, lease TTL ${registrar.grantedTtl} s`);
+console.log(`${args.id}: ${args.service} on 127.0.0.1:${port}, waypost EtcdRegistrar, lease TTL ${registrar.grantedTtl} s`);
 
 const stop = async () => {
   server.close();

@@ -10,6 +10,7 @@ the instance's wire form under /waypost/services/<service>/<id> with a lease.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.server
 import json
 import os
@@ -17,14 +18,21 @@ import random
 import signal
 import threading
 import urllib.parse
+import urllib.request
 from typing import Any
 
-try:
-    from waypost.etcd import Registrar  # type: ignore[import-not-found]
-    REGISTRAR = "waypost.etcd.Registrar"
-except ImportError:  # a build without the etcd helpers
-    from standin_etcd import Registrar  # type: ignore[assignment]
-    REGISTRAR = "stand-in registrar"
+from waypost.etcd import Registrar
+
+
+def set_status(registrar: Registrar, endpoints: list[str], status: str) -> None:
+    """Writes the registered value again with `status`, under the same lease
+    (the registrar puts this value back if the key is ever lost)."""
+    value = dict(json.loads(registrar.value), status=status)
+    registrar.value = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    body = json.dumps({"key": b64(registrar.key), "value": b64(registrar.value), "lease": registrar.lease_id})
+    request = urllib.request.Request(endpoints[0].rstrip("/") + "/v3/kv/put", data=body.encode(), method="POST")
+    urllib.request.urlopen(request, timeout=2).close()
 
 
 def main() -> None:
@@ -43,7 +51,8 @@ def main() -> None:
     state: dict[str, Any] = {"fail_rate": args.fail_rate, "draining": False}
     instance = {"id": args.id, "service": args.service, "address": "127.0.0.1", "port": args.port,
                 "weight": args.weight, "zone": args.zone, "meta": {"lang": "python"}}
-    registrar = Registrar(args.etcd.split(","), instance, ttl_s=args.ttl)
+    endpoints = args.etcd.split(",")
+    registrar = Registrar(endpoints, instance, ttl_s=args.ttl)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def reply(self, code: int, body: dict[str, Any]) -> None:
@@ -69,7 +78,7 @@ def main() -> None:
                 self.reply(200, {"id": args.id, "fail_rate": state["fail_rate"]})
             elif url.path == "/admin/drain":
                 state["draining"] = query.get("on", "1") == "1"
-                registrar.update(status="maintenance" if state["draining"] else "passing")
+                set_status(registrar, endpoints, "maintenance" if state["draining"] else "passing")
                 self.reply(200, {"id": args.id, "draining": state["draining"]})
             else:
                 self.reply(404, {"error": "not found"})
@@ -80,7 +89,7 @@ def main() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     with registrar:
-        print(f"{args.id}: {args.service} on 127.0.0.1:{args.port}, {REGISTRAR}, lease TTL {registrar.granted_ttl} s",
+        print(f"{args.id}: {args.service} on 127.0.0.1:{args.port}, waypost.etcd.Registrar, lease TTL {registrar.granted_ttl} s",
               flush=True)
         try:
             server.serve_forever()

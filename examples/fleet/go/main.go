@@ -8,7 +8,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,7 +22,33 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
+
+	"example.invalid/waypost"
+	"example.invalid/waypost/etcd"
 )
+
+// setStatus writes the instance's value again with `status`, under the
+// registrar's lease (mirrors map "maintenance" to draining).
+func setStatus(ctx context.Context, endpoint string, r *etcd.Registrar, status string) error {
+	value := map[string]any{}
+	spec, _ := json.Marshal(r.Instance)
+	json.Unmarshal(spec, &value)
+	value["status"] = status
+	raw, _ := json.Marshal(value)
+	b64 := base64.StdEncoding.EncodeToString
+	body, _ := json.Marshal(map[string]string{"key": b64([]byte(r.Key())), "value": b64(raw), "lease": r.LeaseID()})
+	req, _ := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(endpoint, "/")+"/v3/kv/put", bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("etcd put answered %d", resp.StatusCode)
+	}
+	return nil
+}
 
 func env(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
@@ -45,12 +73,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	registrar := &Registrar{
-		Endpoints: strings.Split(*endpoints, ","),
-		Instance: map[string]any{"id": *id, "service": *service, "address": "127.0.0.1", "port": *port,
-			"weight": *weight, "zone": *zone, "meta": map[string]string{"lang": "go"}},
-		TTL: *ttl,
-	}
+	spec := waypost.InstanceSpec{ID: *id, Service: *service, Address: "127.0.0.1", Port: uint16(*port),
+		Weight: uint32(*weight), Zone: *zone, Meta: map[string]string{"lang": "go"}}
+	registrar := &etcd.Registrar{Endpoints: strings.Split(*endpoints, ","), Instance: spec, TTL: time.Duration(*ttl) * time.Second}
 	reply := func(w http.ResponseWriter, code int, body any) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -95,7 +120,7 @@ func main() {
 		if on {
 			status = "maintenance"
 		}
-		if err := registrar.Update(r.Context(), map[string]any{"status": status}); err != nil {
+		if err := setStatus(r.Context(), registrar.Endpoint(), registrar, status); err != nil {
 			reply(w, 502, map[string]any{"id": *id, "error": err.Error()})
 			return
 		}
@@ -107,10 +132,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, *id+":", err)
 		os.Exit(1)
 	}
-	fmt.Printf("%s: %s on 127.0.0.1:%d, stand-in registrar, lease TTL %d s\n", *id, *service, *port, registrar.GrantedTTL)
+	fmt.Printf("%s: %s on 127.0.0.1:%d, waypost etcd.Registrar, lease TTL %v\n", *id, *service, *port, registrar.GrantedTTL())
 	done := make(chan struct{})
-	go func() { registrar.Run(ctx); close(done) }()
-	go func() { <-ctx.Done(); server.Close() }()
+	go func() { <-ctx.Done(); registrar.Close(); server.Close(); close(done) }()
 	if err := server.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, *id+":", err)
 		stop()

@@ -1,0 +1,103 @@
+// The live dashboard in real headless Chromium against a running fleet
+// (`demo.py --no-story`): no console error, every instance shown, the
+// gateway's ejection shown, a SIGKILLed instance turns red and leaves within
+// its TTL + 2 s, a non-blank screenshot. (Its frame time is a benchmark:
+// examples/dashboard/bench.mjs.)
+//   cd bindings-wasm/npm && node --test ../../tests/fleet/dashboard.test.mjs
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { decodePng, launchChromium, watchedPage } from "../../bindings-wasm/npm/test/helpers.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const python = process.env.WAYPOST_PYTHON ?? join(root, "target/py-venv/bin/python");
+const outDir = join(root, "target/fleet");
+let demo;
+let fleet;
+let browser;
+
+before(async () => {
+  demo = spawn(python, [join(root, "examples/fleet/demo.py"), "--no-story"], {
+    cwd: join(root, "examples/fleet"),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: demo.stdout });
+  fleet = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("the fleet did not start in 60 s")), 60_000);
+    demo.on("exit", (code) => fail(new Error(`demo.py exited with ${code}`)));
+    lines.on("line", (line) => {
+      if (line.startsWith("FLEET ")) {
+        clearTimeout(timer);
+        ok(JSON.parse(line.slice(6)));
+      }
+    });
+  });
+  lines.on("line", () => {}); // keep draining its narration
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  if (demo && demo.exitCode === null) {
+    const exited = new Promise((ok) => demo.on("exit", ok));
+    demo.kill("SIGTERM"); // demo.py stops every process it started
+    await exited;
+  }
+});
+
+const rowsOf = (page) => page.$$eval("tr[data-id]", (trs) =>
+  Object.fromEntries(trs.map((tr) => [tr.dataset.id, { health: tr.dataset.health, gateway: tr.dataset.gateway }])));
+
+test("the dashboard mirrors the fleet, shows an ejection and a SIGKILLed instance leaving", async () => {
+  const { page, problems } = await watchedPage(browser);
+  await page.setViewportSize({ width: 1400, height: 820 });
+  await page.goto(fleet.dashboard);
+  await page.waitForSelector("body[data-state=live]", { timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelectorAll("tr[data-id]").length === 6, null, { timeout: 10_000 });
+  let rows = await rowsOf(page);
+  assert.deepEqual(Object.keys(rows).sort(), ["go-1", "go-2", "node-1", "node-2", "py-1", "py-2"]);
+  for (const [id, row] of Object.entries(rows)) assert.equal(row.health, "healthy", id);
+
+  // node-2 fails every call: the gateway ejects it, the page shows it.
+  await fetch(`http://127.0.0.1:${fleet.ports["node-2"]}/admin/fail?rate=1`);
+  await page.waitForSelector('tr[data-id="node-2"][data-gateway=ejected]', { timeout: 15_000 });
+  await fetch(`http://127.0.0.1:${fleet.ports["node-2"]}/admin/fail?rate=0`);
+
+  // py-2 is SIGKILLed: its lease runs out, the page turns it red, then drops it.
+  const killed = Date.now();
+  process.kill(fleet.pids["py-2"], "SIGKILL");
+  await page.waitForSelector('tr[data-id="py-2"][data-health=gone]', { timeout: (fleet.ttl_s + 2) * 1000 });
+  const red = Date.now() - killed;
+  await page.waitForFunction(() => !document.querySelector('tr[data-id="py-2"]'), null,
+    { timeout: (fleet.ttl_s + 2) * 1000 - (Date.now() - killed) });
+  const gone = Date.now() - killed;
+  console.log(`py-2 red after ${red} ms, gone from the page after ${gone} ms (TTL ${fleet.ttl_s} s)`);
+  assert.ok(gone <= (fleet.ttl_s + 2) * 1000);
+  rows = await rowsOf(page);
+  assert.deepEqual(Object.keys(rows).sort(), ["go-1", "go-2", "node-1", "node-2", "py-1"]);
+
+  // The pick simulator has drawn a histogram.
+  const bars = await page.$$eval("#histogram .bar", (b) => b.length);
+  assert.ok(bars >= 1, "no histogram");
+
+  const shot = await page.screenshot({ fullPage: false });
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "dashboard.png"), shot);
+  await page.close();
+  assert.deepEqual(problems.filter((p) => !p.includes("/v3/watch")), []);
+
+  const { width, height, channels, pixels } = decodePng(shot);
+  const colours = new Set();
+  let inked = 0;
+  for (let i = 0; i < width * height * channels; i += channels) {
+    const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
+    colours.add((r << 16) | (g << 8) | b);
+    if (Math.abs(r - 0xf6) + Math.abs(g - 0xf7) + Math.abs(b - 0xf9) > 30) inked++;
+  }
+  assert.ok(colours.size > 50, `only ${colours.size} colours`);
+  assert.ok(inked / (width * height) > 0.05, `only ${inked} non-background pixels`);
+});
