@@ -11,7 +11,7 @@ import { EtcdWatch } from "./etcd-watch.js";
 
 const $ = (id) => document.getElementById(id);
 const now = () => Date.now();
-const GONE_SHOWN_MS = 1_500;     // a removed instance stays on screen, red, this long
+const GONE_SHOWN_MS = 1_000;     // a removed instance stays on screen, red, this long
 const TIMELINE_MAX = 300;
 
 const registry = new Registry({ ttlMs: 86_400_000, panicThreshold: 0.3, seed: 7 });
@@ -93,10 +93,28 @@ export function applyEvents(events, revision, t = now()) {
 }
 
 function recordEvents() {
-  for (const e of registry.eventsSince(model.lastEvent)) {
+  let events;
+  try {
+    events = registry.eventsSince(model.lastEvent);
+  } catch (e) {
+    if (e.code !== "compacted") throw e;
+    timeline("(older events were compacted: the timeline skips them)");
+    model.lastEvent = registry.lastIndex;
+    return;
+  }
+  if (events.length > 50) { // a large batch (a first read): one line, not thousands
+    const kinds = {};
+    for (const e of events) kinds[e.type] = (kinds[e.type] ?? 0) + 1;
+    timeline(Object.entries(kinds).map(([k, n]) => `${n} × ${k}`).join(", "));
+    model.lastEvent = events[events.length - 1].index;
+    banners();
+    return;
+  }
+  for (const e of events) {
     model.lastEvent = e.index;
-    if (e.type === "panic_entered" || e.type === "panic_exited" ||
-        e.type === "self_preservation_entered" || e.type === "self_preservation_exited") banners();
+    if (e.type === "self_preservation_entered") model.selfPreservation = true;
+    if (e.type === "self_preservation_exited") model.selfPreservation = false;
+    if (e.type.startsWith("panic_") || e.type.startsWith("self_preservation_")) banners();
     const change = e.from || e.to ? ` ${e.from ?? ""} → ${e.to ?? ""}` : "";
     timeline(`${e.type} ${e.id ?? e.service ?? ""}${change}`, e.at);
   }
@@ -136,7 +154,9 @@ function rowFor(id, service) {
   tr.dataset.id = id;
   tr.innerHTML = "<td></td>".repeat(9);
   const body = tableFor(service);
-  const after = [...body.children].find((r) => r.dataset.id > id);
+  // Rows stay in id order; a first read arrives sorted, so appending is the common case.
+  const last = body.lastElementChild;
+  const after = !last || last.dataset.id < id ? null : [...body.children].find((r) => r.dataset.id > id);
   body.insertBefore(tr, after ?? null);
   row = { tr, cells: [...tr.children], key: "" };
   rows.set(id, row);
