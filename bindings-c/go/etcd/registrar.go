@@ -49,8 +49,10 @@ type Registrar struct {
 	err           error
 	status        string
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewRegistrar is a Registrar with the defaults.
@@ -269,6 +271,11 @@ func (r *Registrar) Close() error {
 	if r.done == nil {
 		return nil
 	}
+	r.closeOnce.Do(func() { r.closeErr = r.shutdown() })
+	return r.closeErr
+}
+
+func (r *Registrar) shutdown() error {
 	r.cancel()
 	<-r.done
 	r.mu.Lock()

@@ -44,6 +44,7 @@ export class EtcdRegistrar {
     if (onError) this.on("error", onError);
     this.stopper = new AbortController();
     this.loop = null;
+    this.closing = null;
     this.signal = signal;
     this.onAbort = () => { this.close().catch(() => {}); };
     signal?.addEventListener("abort", this.onAbort, { once: true });
@@ -112,7 +113,12 @@ export class EtcdRegistrar {
   }
 
   /** Stops the keep-alives and revokes the lease (the key is deleted at once). Safe to call twice. */
-  async close() {
+  close() {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  async shutdown() {
     this.signal?.removeEventListener("abort", this.onAbort);
     this.stopper.abort();
     const loop = this.loop;
