@@ -1,8 +1,9 @@
-"""A minimal etcd registrar and mirror over etcd's JSON gateway.
+"""A minimal etcd mirror over etcd's JSON gateway.
 
-The fleet uses ``waypost.etcd`` (Registrar, Mirror) when the installed
-package has it; this module is the fallback with the same shape, so the
-examples run against builds that predate it. Standard library only.
+The gateway uses ``waypost.etcd.Mirror`` when the installed package has
+it; this is the fallback with the same shape (``start``, ``close``,
+``wait_synced``, ``lock``, ``revision``, ``error``), so the fleet runs on
+builds that predate it. Standard library only.
 """
 from __future__ import annotations
 
@@ -64,73 +65,6 @@ class Client:
             for line in response:
                 if line.strip():
                     yield dict(json.loads(line))
-
-
-class Registrar:
-    """Keeps ``<prefix>/<service>/<id>`` = the instance's wire form under a lease."""
-
-    def __init__(self, endpoints: list[str], instance: dict[str, Any], *,
-                 prefix: str = PREFIX, ttl_s: int = 10) -> None:
-        self.client = Client(endpoints)
-        self.instance = dict(instance)
-        self.key = f"{prefix}/{instance['service']}/{instance['id']}"
-        self.ttl_s = ttl_s
-        self.lease_id: Optional[str] = None
-        self.granted_ttl: Optional[int] = None
-        self.error: Optional[Exception] = None
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-
-    def _register(self) -> None:
-        grant = self.client.post("/v3/lease/grant", {"TTL": self.ttl_s})
-        self.lease_id, self.granted_ttl = grant["ID"], int(grant["TTL"])
-        self._put()
-
-    def _put(self) -> None:
-        self.client.post("/v3/kv/put", {"key": b64(self.key), "value": b64(json.dumps(self.instance)),
-                                        "lease": self.lease_id})
-
-    def update(self, **fields: Any) -> None:
-        """Changes fields of the registered value (e.g. status) and writes it again."""
-        self.instance.update(fields)
-        if self.lease_id is not None:
-            self._put()
-
-    def _keepalive(self) -> None:
-        for message in self.client.stream("/v3/lease/keepalive", {"ID": self.lease_id}, timeout=2.0):
-            if int(message.get("result", {}).get("TTL", "0")) <= 0:
-                self._register()  # the lease is gone: register again
-            return
-
-    def _run(self) -> None:
-        while not self._stop.wait(max(0.5, (self.granted_ttl or self.ttl_s) / 3)):
-            try:
-                self._keepalive() if self.lease_id else self._register()
-                self.error = None
-            except (OSError, ValueError, KeyError) as e:
-                self.error = e  # etcd away: try again next period
-
-    def start(self) -> "Registrar":
-        self._register()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="registrar")
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        try:
-            if self.lease_id:
-                self.client.post("/v3/lease/revoke", {"ID": self.lease_id})
-        except OSError:
-            pass
-
-    def __enter__(self) -> "Registrar":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Mirror:

@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
@@ -40,12 +40,33 @@ before(async () => {
   browser = await launchChromium();
 });
 
+function listeningPorts() {
+  const ports = new Set();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === "0A") ports.add(parseInt(f[1].split(":").pop(), 16));
+    }
+  }
+  return ports;
+}
+
 after(async () => {
   await browser?.close();
   if (demo && demo.exitCode === null) {
     const exited = new Promise((ok) => demo.on("exit", ok));
     demo.kill("SIGTERM"); // demo.py stops every process it started
     await exited;
+  }
+  if (fleet) {
+    const listening = listeningPorts();
+    const left = Object.entries(fleet.ports).filter(([, port]) => listening.has(port));
+    assert.deepEqual(left, [], "ports still listening after the fleet stopped");
+    for (const [name, pid] of Object.entries(fleet.pids)) {
+      let alive = false;
+      try { alive = !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].startsWith("Z"); } catch {}
+      assert.equal(alive, false, `${name} (${pid}) still alive`);
+    }
   }
 });
 
