@@ -56,8 +56,8 @@ mod metrics;
 mod registry;
 mod rng;
 mod snapshot;
-mod source;
 mod sort;
+mod source;
 
 pub use balancer::{fnv1a64, Strategy};
 pub use config::{Config, CONFIG_KEYS, DAY_MS};

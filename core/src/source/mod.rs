@@ -13,6 +13,9 @@ use core::str::FromStr;
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
 
+pub(crate) mod consul;
+pub(crate) mod k8s;
+
 /// A source's verdict on one of its instances (SPEC §10.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceStatus {
