@@ -24,6 +24,7 @@ mod error;
 mod instances;
 mod pick;
 mod registry;
+mod sources;
 #[cfg(feature = "panic-test")]
 mod testing;
 mod watch;

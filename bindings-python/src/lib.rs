@@ -11,6 +11,7 @@ mod errors;
 mod names;
 mod objects;
 mod registry;
+mod sources;
 mod state;
 
 use pyo3::prelude::*;

@@ -22,6 +22,8 @@ use crate::metrics::{RegistryMetrics, ServiceMetrics};
 use crate::registry::{Entry, Registry, Service, Slot};
 use crate::rng::Rng;
 
+mod sources;
+
 /// The `format` string of every snapshot this version writes and reads.
 pub const SNAPSHOT_FORMAT: &str = "waypost.snapshot/1";
 
@@ -51,6 +53,8 @@ struct ServiceDoc {
 
 struct InstanceDoc {
     instance: InstanceSpec,
+    /// The owning source (SPEC §10.1), when not local.
+    source: Option<String>,
     state: StateDoc,
 }
 
@@ -72,6 +76,7 @@ struct StateDoc {
     probation: bool,
     inflight: u64,
     filtered_wrr: i64,
+    held: Option<crate::registry::Hold>,
 }
 
 #[cold]
@@ -402,6 +407,7 @@ fn event(mut f: Fields) -> Event {
         at: f.u64("at"),
         id: f.opt_str("id").map(Arc::from),
         service: f.opt_str("service").map(Arc::from),
+        source: f.opt_str("source").map(Arc::from),
         from: f.opt_health("from"),
         to: f.opt_health("to"),
     };
@@ -418,6 +424,7 @@ fn state(mut f: Fields) -> StateDoc {
         check_failing: i.bool("check_failing"),
         ejected: i.bool("ejected"),
         check_warning: i.bool("check_warning"),
+        source: sources::read_status(&mut i),
     };
     i.done();
     let st = StateDoc {
@@ -440,6 +447,7 @@ fn state(mut f: Fields) -> StateDoc {
         probation: f.bool("probation"),
         inflight: f.u64("inflight"),
         filtered_wrr: f.i64("filtered_wrr"),
+        held: sources::read_hold(&mut f),
     };
     f.done();
     st
@@ -478,7 +486,10 @@ fn service(mut f: Fields) -> ServiceDoc {
 }
 
 fn instance(mut f: Fields) -> Option<InstanceDoc> {
-    let members = f.members("instance");
+    let mut members = f.members("instance");
+    let source = sources::take_source(&mut members)
+        .map_err(|e| f.problems.note(text!(f.at("instance"), ".", e)))
+        .unwrap_or_default();
     // A missing or mistyped `instance` is already noted: skip its parser.
     let spec = if f.problems.first_is_none() {
         InstanceSpec::from_object(&members)
@@ -491,6 +502,7 @@ fn instance(mut f: Fields) -> Option<InstanceDoc> {
     f.done();
     Some(InstanceDoc {
         instance: spec?,
+        source,
         state,
     })
 }
@@ -591,7 +603,7 @@ impl Registry {
         let mut out = String::with_capacity(1024 + self.total as usize * 640);
         let mut w = ObjectWriter::new(&mut out);
         w.str("format", SNAPSHOT_FORMAT);
-        self.config.write_json(w.key("config"));
+        self.config.write_snapshot_json(w.key("config"));
         w.u64("clock", self.clock);
         w.u64("last_index", self.events.last_index());
         write_array(w.key("rng"), self.rng.state(), write_hex);
@@ -639,6 +651,7 @@ impl Registry {
             i.bool("check_failing", e.inputs.check_failing);
             i.bool("ejected", e.inputs.ejected);
             i.bool("check_warning", e.inputs.check_warning);
+            sources::write_status(&mut i, e);
             i.end();
             st.u64("last_renewal", e.last_renewal);
             st.u64("registered_at", e.registered_at);
@@ -655,6 +668,7 @@ impl Registry {
             st.bool("probation", e.probation);
             st.u64("inflight", e.inflight);
             st.i64("filtered_wrr", e.filtered_wrr);
+            sources::write_hold(&mut st, e);
             st.end();
             w.end();
         });
@@ -773,6 +787,9 @@ impl Registry {
         if let Err(e) = d.instance.validate() {
             return Err(("instance", e.message()));
         }
+        if let Some(problem) = sources::problem(d) {
+            return Err(problem);
+        }
         let st = &d.state;
         if st.health != st.inputs.health() {
             return Err(("state.health", "does not follow from state.inputs".into()));
@@ -800,7 +817,8 @@ impl Registry {
         let st = d.state;
         let id: Arc<str> = Arc::from(d.instance.id.as_str());
         let service_name = self.services[service_idx as usize].name.clone();
-        let instance = Instance::from_spec(d.instance, id.clone(), service_name);
+        let mut instance = Instance::from_spec(d.instance, id.clone(), service_name);
+        instance.source = d.source.as_deref().map(|s| self.intern_source(s));
         let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
         let mut entry = Entry::new(
             instance,
@@ -829,6 +847,7 @@ impl Registry {
         entry.probation = st.probation;
         entry.inflight = st.inflight;
         entry.filtered_wrr = st.filtered_wrr;
+        entry.held = st.held;
         let slot = self.slots.len() as u32;
         self.slots.push(Slot {
             generation: 0,
@@ -843,6 +862,7 @@ impl Registry {
         let evict_after = self.config.evict_after_ms;
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); self.services.len()];
         let (mut total, mut non_draining, mut live) = (0, 0, 0);
+        let mut held_preservation = 0;
         let mut leases = Vec::new();
         let mut ejections = Vec::new();
         let mut checks = Vec::new();
@@ -853,7 +873,8 @@ impl Registry {
             let slot = slot as u32;
             members[e.service_idx as usize].push(slot);
             total += 1;
-            if !e.inputs.draining {
+            held_preservation += u64::from(e.held == Some(crate::registry::Hold::Preservation));
+            if !e.inputs.is_draining() {
                 non_draining += 1;
                 if !e.inputs.lease_expired {
                     live += 1;
@@ -873,6 +894,7 @@ impl Registry {
         self.total = total;
         self.non_draining = non_draining;
         self.live_non_draining = live;
+        self.held_preservation = held_preservation;
         self.leases = BinaryHeap::from(leases);
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);

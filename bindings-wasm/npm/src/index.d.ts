@@ -37,7 +37,9 @@ export type EventType =
   | "panic_entered"
   | "panic_exited"
   | "self_preservation_entered"
-  | "self_preservation_exited";
+  | "self_preservation_exited"
+  | "removal_held"
+  | "removal_released";
 
 /** Registry configuration (SPEC §4); every key is optional. */
 export interface RegistryConfig {
@@ -63,6 +65,8 @@ export interface RegistryConfig {
   selfPreservationMinInstances?: number;
   /** Events kept for eventsSince (default 4096). */
   eventRetention?: number;
+  /** Let a source's full sync with no entries remove instances (default false). */
+  trustEmptySync?: boolean;
 }
 
 /** The configuration in force, every key present. */
