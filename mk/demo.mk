@@ -26,9 +26,21 @@ demo-go: c-lib
 	@mkdir -p $(FLEET_OUT)
 	cd examples/fleet/go && $(DEMO_GO_ENV) go build -o $(FLEET_OUT)/go-service .
 
-# The dashboard loads the npm package's browser build.
-demo-wasm:
-	@[ -f bindings-wasm/npm/dist/browser.js ] || $(MAKE) --no-print-directory wasm
+# The dashboard loads the npm package's browser build and the Node service
+# its etcd helpers: rebuilt only when their sources change.
+DEMO_WASM_SOURCES := $(shell find core/src bindings-wasm/src bindings-wasm/npm/src bindings-wasm/npm/scripts -type f 2>/dev/null)
+# A module over its size budget still serves the demo (wasm-test reports it);
+# any other failure stops here.
+bindings-wasm/npm/dist/browser.js: $(DEMO_WASM_SOURCES)
+	@mkdir -p $(FLEET_OUT)
+	@if ! $(MAKE) --no-print-directory wasm > $(FLEET_OUT)/wasm.log 2>&1; then \
+	  tail -3 $(FLEET_OUT)/wasm.log; \
+	  grep -q "exceeds the budget" $(FLEET_OUT)/wasm.log || exit 1; \
+	  echo "demo: using the module anyway (its size is wasm-test's to check)"; \
+	fi
+	@touch $@
+
+demo-wasm: bindings-wasm/npm/dist/browser.js
 
 demo-deps: tools-apt $(FLEET_OUT)/py.stamp demo-go demo-wasm
 
