@@ -35,7 +35,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-import waypost  # noqa: E402
 from gateway import Gateway  # noqa: E402
 
 SERVICES = {"python": "hello-python", "node": "hello-node", "go": "hello-go"}
@@ -180,6 +179,7 @@ class Demo:
         self.load: Optional[Load] = None
         self.dashboard: Optional[Any] = None
         self.propagation: list[tuple[str, str, Optional[int], Optional[int]]] = []
+        self.serving = False
 
     # --- starting things -------------------------------------------------
     def start_etcd(self) -> None:
@@ -479,10 +479,11 @@ class Demo:
         if self.load is None or self.load._stop.is_set():
             self.load = Load(self.gateway_url, rate=10)
             self.load.start()
-        # For tests that drive the running fleet: where everything is.
-        print("FLEET " + json.dumps({"dashboard": f"http://127.0.0.1:{self.ports['dashboard']}/", "etcd": self.etcd,
-                                     "gateway": self.gateway_url, "ttl_s": TTL_S, "ports": self.ports,
-                                     "pids": {n: c.pid for n, c in self.procs.children.items()}}), flush=True)
+        self.serving = True
+        if self.args.no_story:  # for tests that drive the running fleet: where everything is
+            print("FLEET " + json.dumps({"dashboard": f"http://127.0.0.1:{self.ports['dashboard']}/", "etcd": self.etcd,
+                                         "gateway": self.gateway_url, "ttl_s": TTL_S, "ports": self.ports,
+                                         "pids": {n: c.pid for n, c in self.procs.children.items()}}), flush=True)
         while True:
             time.sleep(3600)
 
@@ -533,8 +534,8 @@ def main() -> int:
         args.keep_logs = True
         code = 1
     except KeyboardInterrupt:
-        say("interrupted")
-        code = 130
+        say("stopping" if demo.serving else "interrupted")
+        code = 0 if demo.serving else 130  # Ctrl-C is how a served fleet ends
     finally:
         demo.stop()
         say("every process the demo started is stopped")

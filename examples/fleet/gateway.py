@@ -28,10 +28,10 @@ from typing import Any
 import waypost
 
 try:
-    from waypost.etcd import Mirror  # type: ignore[import-not-found]
+    from waypost.etcd import Mirror  # type: ignore[attr-defined,unused-ignore]
     MIRROR = "waypost.etcd.Mirror"
 except ImportError:  # a build without the etcd helpers
-    from standin_etcd import Mirror  # type: ignore[assignment]
+    from standin_etcd import Mirror  # type: ignore[assignment,unused-ignore]
     MIRROR = "stand-in mirror"
 
 STRATEGY = waypost.Strategy.WEIGHTED_ROUND_ROBIN

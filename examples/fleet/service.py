@@ -29,7 +29,9 @@ def set_status(registrar: Registrar, endpoints: list[str], status: str) -> None:
     (the registrar puts this value back if the key is ever lost)."""
     value = dict(json.loads(registrar.value), status=status)
     registrar.value = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
     body = json.dumps({"key": b64(registrar.key), "value": b64(registrar.value), "lease": registrar.lease_id})
     request = urllib.request.Request(endpoints[0].rstrip("/") + "/v3/kv/put", data=body.encode(), method="POST")
     urllib.request.urlopen(request, timeout=2).close()

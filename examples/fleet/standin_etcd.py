@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable, Iterator, Optional
