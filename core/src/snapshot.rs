@@ -39,6 +39,8 @@ struct SnapshotDoc {
     services: Vec<ServiceDoc>,
     instances: Vec<InstanceDoc>,
     events: Vec<Event>,
+    /// Declared sources: `(path, members)` of each mirror state.
+    mirrors: Vec<(String, Vec<(String, Json)>)>,
 }
 
 struct ServiceDoc {
@@ -184,6 +186,11 @@ impl<'p> Fields<'p> {
             }
         });
         found
+    }
+
+    /// Whether `key` is absent (it stays in place when present).
+    fn optional_is_absent(&self, key: &str) -> bool {
+        !self.members.iter().any(|(k, _)| k == key)
     }
 
     /// Takes a member out; `null` (and a problem) when absent.
@@ -554,6 +561,7 @@ impl SnapshotDoc {
         let services = top.each("services", service);
         let instances = top.each("instances", instance);
         let events = top.each("events", event);
+        let mirrors = sources::read_mirrors(&mut top);
         top.done();
         problems.verdict()?;
         Ok(SnapshotDoc {
@@ -568,6 +576,7 @@ impl SnapshotDoc {
             services,
             instances: instances.into_iter().flatten().collect(),
             events,
+            mirrors,
         })
     }
 }
@@ -675,6 +684,7 @@ impl Registry {
         write_array(w.key("events"), self.events.retained(), |out, e| {
             e.write_json(out)
         });
+        sources::write_mirrors(&mut w, self);
         w.end();
         out
     }
@@ -722,6 +732,7 @@ impl Registry {
         for (i, d) in doc.instances.into_iter().enumerate() {
             reg.restore_instance(i, d, doc.last_index, &problems);
         }
+        reg.restore_mirrors(doc.mirrors, &problems);
         // Every service is in place (candidate tables below index them).
         problems.verdict()?;
         reg.rebuild_indexes();

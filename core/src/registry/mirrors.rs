@@ -7,7 +7,9 @@ use alloc::sync::Arc;
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::instance::check_name;
-use crate::source::{SourceKind, SourceRequest, SyncReport};
+use crate::json::{get, Json, ObjectWriter};
+use crate::source::etcd::Etcd;
+use crate::source::{Feed, SourceKind, SourceRequest, SyncReport};
 
 /// One declared source: its name and its adapter's state.
 #[derive(Debug, Clone)]
@@ -18,31 +20,69 @@ pub(crate) struct Mirror {
 
 /// The adapter state of a mirror, by kind.
 #[derive(Debug, Clone)]
-pub(crate) enum Adapter {}
+pub(crate) enum Adapter {
+    Etcd(Etcd),
+}
 
 impl Adapter {
     fn new(kind: SourceKind) -> Result<Adapter> {
-        Err(Error::invalid(
-            "kind",
-            text!("`", kind.name(), "` is not supported yet"),
-        ))
+        match kind {
+            SourceKind::Etcd { prefix } => Ok(Adapter::Etcd(Etcd::new(prefix))),
+            other => Err(Error::invalid(
+                "kind",
+                text!("`", other.name(), "` is not supported yet"),
+            )),
+        }
     }
 
     fn request(&self) -> SourceRequest {
-        match *self {}
+        match self {
+            Adapter::Etcd(m) => m.request(),
+        }
     }
 
-    fn feed(
-        &mut self,
-        _body: &str,
-        _status: u16,
-        _index: Option<&str>,
-    ) -> Result<crate::source::Feed> {
-        match *self {}
+    fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
+        match self {
+            Adapter::Etcd(m) => m.feed(body, status, index),
+        }
+    }
+}
+
+impl Mirror {
+    /// The mirror as a snapshot holds it: `{"name", "kind", …state}`.
+    pub fn write_json(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
+        w.str("name", &self.name);
+        match &self.adapter {
+            Adapter::Etcd(m) => {
+                w.str("kind", "etcd");
+                m.write_state(&mut w);
+            }
+        }
+        w.end();
     }
 }
 
 impl Registry {
+    /// Restores a mirror from its snapshot form (see [`Mirror::write_json`]).
+    pub(crate) fn restore_mirror(&mut self, members: &[(String, Json)]) -> Result<()> {
+        let name = match get(members, "name") {
+            Some(Json::String(n)) => n.as_str(),
+            _ => return Err(Error::invalid("name", "expected a string")),
+        };
+        check_name("name", name, 256)?;
+        if self.mirrors.iter().any(|m| *m.name == *name) {
+            return Err(Error::invalid("name", text!("`", name, "` appears twice")));
+        }
+        let adapter = match get(members, "kind") {
+            Some(Json::String(k)) if k == "etcd" => Adapter::Etcd(Etcd::restore(members)?),
+            _ => return Err(Error::invalid("kind", "expected a supported kind")),
+        };
+        let name = self.intern_source(name);
+        self.mirrors.push(Mirror { name, adapter });
+        Ok(())
+    }
+
     /// Declares a mirrored source named `name` (SPEC §10.4) from its
     /// options, e.g. `{"kind": "etcd", "prefix": "/waypost/services"}`.
     ///

@@ -224,15 +224,23 @@ impl Registry {
     /// Applies a list of changes an adapter read from one payload.
     pub(crate) fn apply_changes(&mut self, src: &Arc<str>, changes: Vec<Change>) -> SyncReport {
         let mut report = SyncReport::default();
+        let keep: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Keep(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
         for change in changes {
             match change {
                 Change::ReplaceAll(entries) => {
                     let items = tag_by_id(entries);
-                    self.reconcile(src, Scope::All, items, &mut report);
+                    self.reconcile_keeping(src, Scope::All, items, &keep, &mut report);
                 }
                 Change::ReplaceService(service, entries) => {
                     let items = tag_by_id(entries);
-                    self.reconcile(src, Scope::Service(&service), items, &mut report);
+                    let scope = Scope::Service(&service);
+                    self.reconcile_keeping(src, scope, items, &keep, &mut report);
                 }
                 Change::Put(entry) => {
                     let id = entry.spec.id.clone();
@@ -256,6 +264,7 @@ impl Registry {
                         }
                     }
                 }
+                Change::Keep(_) => {}
             }
         }
         report
@@ -270,8 +279,26 @@ impl Registry {
         items: Vec<(String, Result<SourceEntry>)>,
         report: &mut SyncReport,
     ) {
+        self.reconcile_keeping(src, scope, items, &[], report);
+    }
+
+    /// [`Registry::reconcile`], leaving the instances of `keep` (ids whose
+    /// records were rejected) as they are.
+    fn reconcile_keeping(
+        &mut self,
+        src: &Arc<str>,
+        scope: Scope<'_>,
+        items: Vec<(String, Result<SourceEntry>)>,
+        keep: &[String],
+        report: &mut SyncReport,
+    ) {
         let pass = self.next_pass();
-        let listed_any = !items.is_empty();
+        let listed_any = !items.is_empty() || !keep.is_empty();
+        for id in keep {
+            if let Some(&slot) = self.by_id.get(id.as_str()) {
+                self.entry_mut(slot).sync_mark = pass;
+            }
+        }
         self.events.source = Some(src.clone());
         for (at, item) in items {
             let applied = item.and_then(|entry| {

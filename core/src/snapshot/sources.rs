@@ -7,7 +7,7 @@ use crate::prelude::*;
 
 use super::{Fields, InstanceDoc};
 use crate::json::{Json, ObjectWriter};
-use crate::registry::{Entry, Hold};
+use crate::registry::{Entry, Hold, Registry};
 use crate::source::SourceStatus;
 
 /// Takes the `"source"` member out of an instance's wire form (the
@@ -76,5 +76,49 @@ pub(super) fn problem(d: &InstanceDoc) -> Option<(&'static str, String)> {
             "a local instance has no removal to hold".into(),
         )),
         None => None,
+    }
+}
+
+/// The declared sources' mirror states (optional top-level `sources`).
+pub(super) fn read_mirrors(top: &mut Fields) -> Vec<(String, Vec<(String, Json)>)> {
+    if top.optional_is_absent("sources") {
+        return Vec::new();
+    }
+    let problems = top.problems;
+    top.list("sources")
+        .into_iter()
+        .filter_map(|(path, item)| match item {
+            Json::Object(members) => Some((path, members)),
+            other => {
+                problems.note(text!(
+                    path,
+                    ": expected an object, got ",
+                    crate::json::describe(&other)
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+pub(super) fn write_mirrors(w: &mut ObjectWriter, reg: &Registry) {
+    if reg.mirrors.is_empty() {
+        return;
+    }
+    crate::json::write_array(w.key("sources"), &reg.mirrors, |out, m| m.write_json(out));
+}
+
+impl Registry {
+    /// Declares the mirrors of a snapshot, noting the first problem.
+    pub(super) fn restore_mirrors(
+        &mut self,
+        mirrors: Vec<(String, Vec<(String, Json)>)>,
+        problems: &super::Problems,
+    ) {
+        for (path, members) in mirrors {
+            if let Err(e) = self.restore_mirror(&members) {
+                problems.note(text!(path, ": ", e));
+            }
+        }
     }
 }

@@ -10,6 +10,9 @@
 use crate::prelude::*;
 use core::str::FromStr;
 
+mod base64;
+pub(crate) mod etcd;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode};
@@ -135,6 +138,10 @@ pub(crate) enum Change {
     Put(SourceEntry),
     /// One id removed.
     Delete(String),
+    /// An id whose record in this payload was rejected: a full replace in
+    /// the same payload leaves its instance as it is rather than removing
+    /// it (a bad write must not look like a deletion).
+    Keep(String),
 }
 
 /// An adapter's reading of one payload.
