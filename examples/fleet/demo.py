@@ -14,6 +14,7 @@ stopped on exit, on Ctrl-C and on failure.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import contextlib
 import json
@@ -219,11 +220,15 @@ class Demo:
     def gateway_state(self) -> dict[str, Any]:
         return dict(get_json(self.gateway_url + "/_state"))
 
+    def go_mirror(self, id: str) -> dict[str, Any]:
+        return dict(get_json(f"http://127.0.0.1:{self.ports[id]}/mirror"))
+
     def mirrors(self) -> dict[str, dict[str, str]]:
         """id → health in every mirror the demo runs."""
         gw = {i["id"]: i["health"] for i in self.gateway_state()["instances"]}
         assert self.observer is not None
-        return {"gateway (Python)": gw, "observer (Python)": dict(self.observer._seen)}
+        return {"gateway (Python)": gw, "observer (Python)": dict(self.observer._seen),
+                "go-1 (Go)": dict(self.go_mirror("go-1")["instances"])}
 
     def membership(self) -> dict[str, dict[str, bool]]:
         """What etcd decides, per mirror: the ids and which are draining (ejection is each mirror's own)."""
@@ -234,7 +239,8 @@ class Demo:
         assert self.observer is not None
         out: dict[str, Optional[int]] = {}
         for name, changes in [("gateway (Python)", self.gateway_state()["changes"]),
-                              ("observer (Python)", list(self.observer.changes))]:
+                              ("observer (Python)", list(self.observer.changes)),
+                              ("go-1 (Go)", self.go_mirror("go-1")["changes"])]:
             hits = [c["t"] for c in changes if c["id"] == id and c["to"] == to and c["t"] >= after]
             out[name] = min(hits) if hits else None
         return out
@@ -383,6 +389,7 @@ class Demo:
         self.wait_for(lambda: self.gateway_state()["mirror_error"] is None and self.observer is not None
                       and self.observer.mirror.error is None and self.registered_keys() == set(before["gateway (Python)"]),
                       15, "mirrors and registrars to reconnect")
+        self.wait_for(lambda: self.go_mirror("go-1")["error"] == "", 15, "the Go mirror to reconnect")
         time.sleep(TTL_S + 0.5)   # a lease lost in the outage would expire now
         keys = self.registered_keys()
         after = self.membership()
@@ -393,11 +400,14 @@ class Demo:
         check(state["revision"] >= revision, "the mirrors resumed from their revision")
 
     def registered_keys(self) -> set[str]:
-        from standin_etcd import Client, b64, prefix_end, unb64
-        answer = Client([self.etcd]).post("/v3/kv/range", {"key": b64("/waypost/services/"),
-                                                          "range_end": prefix_end("/waypost/services/"),
-                                                          "keys_only": True})
-        return {unb64(kv["key"]).rsplit("/", 1)[-1] for kv in answer.get("kvs", [])}
+        """The instance ids under the prefix, read from etcd itself."""
+        prefix = b"/waypost/services/"
+        body = {"key": base64.b64encode(prefix).decode(), "keys_only": True,
+                "range_end": base64.b64encode(prefix[:-1] + bytes([prefix[-1] + 1])).decode()}
+        request = urllib.request.Request(self.etcd + "/v3/kv/range", data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=2) as reply:
+            kvs = json.loads(reply.read()).get("kvs", [])
+        return {base64.b64decode(kv["key"]).decode().rsplit("/", 1)[-1] for kv in kvs}
 
     def story_return(self) -> None:
         say("⑥ py-2 comes back")
@@ -428,7 +438,7 @@ class Demo:
         print(f"  {'change':<26} {'first mirror':>13} {'every mirror':>13}")
         for change, _, first, last in self.propagation:
             print(f"  {change:<26} {first:>10} ms {last:>10} ms")
-        print(f"  (mirrors: gateway and observer, both Python; lease TTL {TTL_S} s)")
+        print(f"  (mirrors: the gateway's and an observer's in Python, go-1's in Go; lease TTL {TTL_S} s)")
         if self.args.summary_json:
             Path(self.args.summary_json).write_text(json.dumps({
                 "served": state["served"], "failed": state["failed"], "requests": len(rows),

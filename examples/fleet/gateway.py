@@ -27,12 +27,9 @@ from typing import Any
 
 import waypost
 
-try:
-    from waypost.etcd import Mirror  # type: ignore[attr-defined,unused-ignore]
-    MIRROR = "waypost.etcd.Mirror"
-except ImportError:  # a build without the etcd helpers
-    from standin_etcd import Mirror  # type: ignore[assignment,unused-ignore]
-    MIRROR = "stand-in mirror"
+from waypost.etcd import Mirror
+
+MIRROR = "waypost.etcd.Mirror"
 
 STRATEGY = waypost.Strategy.WEIGHTED_ROUND_ROBIN
 ATTEMPTS = 3
@@ -41,8 +38,7 @@ ATTEMPTS = 3
 class Gateway:
     def __init__(self, endpoints: list[str]) -> None:
         self.registry = waypost.Registry(
-            seed=7,
-            ttl_ms=86_400_000,          # mirrored instances live as long as their etcd key
+            seed=7,                     # mirrored instances have no lease here: etcd's decides
             consecutive_failures=3,     # three failed calls in a row eject an instance...
             base_ejection_ms=3_000,     # ...for 3 s, then it is back on probation
             max_ejection_ms=10_000,
@@ -103,6 +99,7 @@ class Gateway:
             self._seen = now
 
     def state(self) -> dict[str, Any]:
+        revision = self.mirror.revision  # it takes the mirror's lock itself
         with self.mirror.lock:
             instances = []
             for service in self.registry.services():
@@ -110,8 +107,9 @@ class Gateway:
                     view = self.registry.get(inst.id).to_dict()
                     view.update(served=self.served[inst.id], failed=self.failed[inst.id])
                     instances.append(view)
-            return {"mirror": MIRROR, "revision": self.mirror.revision,
+            return {"mirror": MIRROR, "revision": revision,
                     "mirror_error": str(self.mirror.error) if self.mirror.error else None,
+                    "mirror_status": self.mirror.status,
                     "instances": instances, "served": dict(self.served), "failed": dict(self.failed),
                     "client_errors": self.client_errors, "changes": self.changes}
 

@@ -5,6 +5,9 @@
 // /hello answers with its id, /health with 200 (503 while draining);
 // /admin/fail?rate=0.5 fails that share of /hello calls, /admin/drain?on=1
 // marks it `maintenance` in etcd so mirrors send it no new traffic.
+// It also mirrors the whole fleet from etcd (etcd.Mirror into a waypost
+// Registry) — what a Go client of the other services would do — and shows
+// that view at /mirror, with the instant each change reached it.
 package main
 
 import (
@@ -127,6 +130,19 @@ func main() {
 		reply(w, 200, map[string]any{"id": *id, "draining": on})
 	})
 
+	peers, err := newPeerView(strings.Split(*endpoints, ","))
+	if err == nil {
+		err = peers.mirror.Start(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, *id+": mirror:", err)
+		os.Exit(1)
+	}
+	go peers.watch(ctx)
+	mux.HandleFunc("/mirror", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, peers.state())
+	})
+
 	server := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *port), Handler: mux}
 	if err := registrar.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, *id+":", err)
@@ -134,7 +150,7 @@ func main() {
 	}
 	fmt.Printf("%s: %s on 127.0.0.1:%d, waypost etcd.Registrar, lease TTL %v\n", *id, *service, *port, registrar.GrantedTTL())
 	done := make(chan struct{})
-	go func() { <-ctx.Done(); registrar.Close(); server.Close(); close(done) }()
+	go func() { <-ctx.Done(); registrar.Close(); peers.mirror.Close(); server.Close(); close(done) }()
 	if err := server.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, *id+":", err)
 		stop()
