@@ -1,96 +1,38 @@
 // The live dashboard: this page mirrors etcd's /waypost/services prefix into
-// a waypost Registry running in WebAssembly (etcd's JSON gateway allows
-// cross-origin calls by default), shows each instance with its health, and
-// overlays what the demo's gateway sees (its outcome-driven ejections,
-// in-flight calls, requests served) from the gateway's /_state.
+// a waypost Registry running in WebAssembly with the package's EtcdMirror
+// (etcd's JSON gateway allows cross-origin calls by default; the watch is a
+// streamed fetch), shows each instance with its health, and overlays what
+// the demo's gateway sees (its outcome-driven ejections, in-flight calls,
+// requests served) from the gateway's /_state.
 //
 // Where etcd and the gateway are: /config.json (written by `make demo`), or
 // ?etcd=http://127.0.0.1:2379&gateway=http://127.0.0.1:8080.
 import { Registry, STRATEGIES } from "waypost";
-import { EtcdWatch } from "./etcd-watch.js";
+import { EtcdMirror } from "waypost/etcd";
 
 const $ = (id) => document.getElementById(id);
 const now = () => Date.now();
 const GONE_SHOWN_MS = 1_000;     // a removed instance stays on screen, red, this long
 const TIMELINE_MAX = 300;
 
-const registry = new Registry({ ttlMs: 86_400_000, panicThreshold: 0.3, seed: 7 });
+const PREFIX = "/waypost/services/";
+const registry = new Registry({ panicThreshold: 0.3, seed: 7 });
 const model = {
-  leases: new Map(),     // id → lease id (hex string as etcd sends it)
-  keys: new Map(),       // id → key
+  leases: new Map(),     // id → lease id, as etcd sends it
   gone: new Map(),       // id → {service, at}: removed, still drawn red for a moment
   gateway: new Map(),    // id → the gateway's view of it
   ttl: new Map(),        // id → seconds left on its lease
   dirty: new Set(),      // ids to redraw
   services: new Set(),
+  count: 0,              // instances mirrored, kept from the events
   revision: 0,
   status: "connecting",
   lastEvent: 0,
   gatewayChanges: 0,
 };
 
-// ---- applying what etcd says ------------------------------------------
+// ---- what the mirror changed: the registry's own events ----------------
 function idOf(key) { return key.slice(key.lastIndexOf("/") + 1); }
-
-function applyPut(key, value, lease, t) {
-  let entry;
-  try {
-    entry = JSON.parse(value);
-  } catch {
-    timeline(`skipped ${key}: not JSON`);
-    return;
-  }
-  const { status = "passing", source: _source, ...spec } = entry;
-  try {
-    registry.register(spec, t);
-    registry.drain(spec.id, status === "maintenance", t);
-  } catch (e) {
-    timeline(`skipped ${key}: ${e.code ?? ""} ${e.message}`);
-    return;
-  }
-  model.leases.set(spec.id, lease);
-  model.keys.set(spec.id, key);
-  model.gone.delete(spec.id);
-  model.services.add(spec.service);
-  model.dirty.add(spec.id);
-}
-
-function applyDelete(key, t) {
-  const id = idOf(key);
-  let service = null;
-  try {
-    service = registry.get(id, t).instance.service;
-    registry.deregister(id, t);
-  } catch {
-    return; // not ours, or already gone
-  }
-  model.leases.delete(id);
-  model.keys.delete(id);
-  model.gone.set(id, { service, at: t });
-  model.dirty.add(id);
-}
-
-/** A full read of the prefix: everything listed is put, anything else removed. */
-export function applySync(kvs, revision, t = now()) {
-  const listed = new Set(kvs.map((kv) => idOf(kv.key)));
-  for (const id of [...model.keys.keys()]) if (!listed.has(id)) applyDelete(model.keys.get(id), t);
-  for (const kv of kvs) applyPut(kv.key, kv.value, kv.lease, t);
-  model.revision = revision;
-  timeline(`read ${kvs.length} instances at revision ${revision}`);
-  recordEvents();
-  schedule();
-}
-
-/** One watch message: one etcd revision's events, applied together. */
-export function applyEvents(events, revision, t = now()) {
-  for (const e of events) {
-    if (e.type === "DELETE") applyDelete(e.key, t);
-    else applyPut(e.key, e.value, e.lease, t);
-  }
-  model.revision = revision;
-  recordEvents();
-  schedule();
-}
 
 function recordEvents() {
   let events;
@@ -104,7 +46,10 @@ function recordEvents() {
   }
   if (events.length > 50) { // a large batch (a first read): one line, not thousands
     const kinds = {};
-    for (const e of events) kinds[e.type] = (kinds[e.type] ?? 0) + 1;
+    for (const e of events) {
+      note(e);
+      kinds[e.type] = (kinds[e.type] ?? 0) + 1;
+    }
     timeline(Object.entries(kinds).map(([k, n]) => `${n} × ${k}`).join(", "));
     model.lastEvent = events[events.length - 1].index;
     banners();
@@ -112,12 +57,33 @@ function recordEvents() {
   }
   for (const e of events) {
     model.lastEvent = e.index;
+    note(e);
     if (e.type === "self_preservation_entered") model.selfPreservation = true;
     if (e.type === "self_preservation_exited") model.selfPreservation = false;
     if (e.type.startsWith("panic_") || e.type.startsWith("self_preservation_")) banners();
     const change = e.from || e.to ? ` ${e.from ?? ""} → ${e.to ?? ""}` : "";
     timeline(`${e.type} ${e.id ?? e.service ?? ""}${change}`, e.at);
   }
+}
+
+/** Marks what an event touched for redrawing; a deregistered instance stays, red, for a moment. */
+function note(e) {
+  if (e.service) model.services.add(e.service);
+  if (!e.id) return;
+  model.dirty.add(e.id);
+  if (e.type === "deregistered" || e.type === "evicted") {
+    model.gone.set(e.id, { service: e.service, at: now() });
+    model.count -= 1;
+  } else if (e.type === "registered") {
+    model.gone.delete(e.id);
+    model.count += 1;
+  }
+}
+
+/** After the mirror applied something: what changed, drawn on the next frame. */
+function changed() {
+  recordEvents();
+  schedule();
 }
 
 // ---- drawing: only what changed, once per frame -----------------------
@@ -209,7 +175,7 @@ function draw(t = now()) {
   model.dirty.clear();
   for (const id of model.gone.keys()) model.dirty.add(id); // until they fade
   $("revision").textContent = String(model.revision);
-  $("count").textContent = String(model.keys.size);
+  $("count").textContent = String(model.count);
   document.body.dataset.state = model.status;
   if (model.gone.size) schedule();
 }
@@ -316,15 +282,28 @@ async function pollGateway(url) {
   }
 }
 
-async function pollLeases(watch) {
-  if (model.leases.size > 50) return; // a countdown per row is for small fleets
-  await Promise.all([...model.leases.entries()].map(async ([id, lease]) => {
-    try {
-      const ttl = await watch.timeToLive(lease);
-      if (model.ttl.get(id) !== ttl) { model.ttl.set(id, ttl); model.dirty.add(id); }
-    } catch {}
-  }));
-  schedule();
+const enc = new TextEncoder();
+const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
+
+/** Lease countdowns, for small fleets: which lease each key has, then each lease's time to live. */
+async function pollLeases(endpoint) {
+  if (model.count > 50) return;
+  const post = async (path, body) => (await fetch(endpoint + path, { method: "POST", body: JSON.stringify(body) })).json();
+  try {
+    const key = enc.encode(PREFIX);
+    const end = key.slice();
+    end[end.length - 1] += 1;
+    const answer = await post("/v3/kv/range", { key: b64(key), range_end: b64(end), keys_only: true });
+    model.leases = new Map((answer.kvs ?? []).map((kv) => [idOf(atob(kv.key)), kv.lease ?? "0"]));
+    await Promise.all([...model.leases.entries()].map(async ([id, lease]) => {
+      const ttl = lease === "0" ? null : Number((await post("/v3/lease/timetolive", { ID: lease })).TTL ?? -1);
+      const shown = ttl === null || ttl < 0 ? null : ttl;
+      if (model.ttl.get(id) !== shown) { model.ttl.set(id, shown); model.dirty.add(id); }
+    }));
+    schedule();
+  } catch {
+    // etcd away: the banner says so; countdowns resume with it
+  }
 }
 
 // ---- start --------------------------------------------------------------
@@ -348,25 +327,34 @@ function setStatus(status, error) {
   $("status").className = `dot ${status}`;
 }
 
-/** Frame time: apply one watch message and draw, with `n` instances mirrored. */
+/** Frame time: one watch message fed to the core and drawn, with `n` instances mirrored. */
 async function bench(n, updates = 200) {
+  const utf8 = (text) => b64(enc.encode(text));
+  registry.sourceAdd("bench", { kind: "etcd", prefix: "/waypost/services" });
   const kvs = [];
   for (let i = 0; i < n; i++) {
     const id = `bench-${String(i).padStart(5, "0")}`;
     const spec = { id, service: `bench-${i % 10}`, address: "10.0.0.1", port: 8000 + (i % 1000), weight: 1 + (i % 3), zone: `zone-${i % 3}` };
-    kvs.push({ key: `/waypost/services/${spec.service}/${id}`, value: JSON.stringify(spec), lease: "0" });
+    kvs.push({ key: `/waypost/services/${spec.service}/${id}`, spec });
   }
+  const range = { header: { revision: "1" }, count: String(n), kvs: kvs.map(({ key, spec }) =>
+    ({ key: utf8(key), value: utf8(JSON.stringify(spec)), create_revision: "1", mod_revision: "1", version: "1" })) };
   let t0 = performance.now();
-  applySync(kvs, 1);
+  registry.sourceFeed("bench", JSON.stringify(range), now());
+  changed();
   draw();
   const initial = performance.now() - t0;
+  registry.sourceFeed("bench", JSON.stringify({ result: { header: { revision: "1" }, created: true } }), now());
   const times = [];
   for (let u = 0; u < updates; u++) {
-    const kv = kvs[(u * 7919) % n];
-    const spec = JSON.parse(kv.value);
-    spec.weight = 1 + ((spec.weight + u) % 5);
+    const { key, spec } = kvs[(u * 7919) % n];
+    const revision = String(2 + u);
+    const event = u % 10 === 9
+      ? { type: "DELETE", kv: { key: utf8(key), mod_revision: revision } }
+      : { kv: { key: utf8(key), value: utf8(JSON.stringify({ ...spec, weight: 1 + ((spec.weight + u) % 5) })), mod_revision: revision } };
     t0 = performance.now();
-    applyEvents([{ type: u % 10 === 9 ? "DELETE" : "PUT", key: kv.key, value: JSON.stringify(spec), lease: "0" }], 2 + u);
+    registry.sourceFeed("bench", JSON.stringify({ result: { header: { revision }, events: [event] } }), now());
+    changed();
     draw();
     simulate();
     times.push(performance.now() - t0);
@@ -379,7 +367,7 @@ async function bench(n, updates = 200) {
 async function main() {
   for (const s of STRATEGIES) $("sim-strategy").insertAdjacentHTML("beforeend", `<option>${s}</option>`);
   $("sim-strategy").value = "weighted_round_robin";
-  window.__dashboard = { registry, model, bench, applySync, applyEvents, draw };
+  window.__dashboard = { registry, model, bench, draw };
   const params = new URLSearchParams(location.search);
   if (params.has("bench")) {
     document.body.dataset.state = "bench";
@@ -393,20 +381,22 @@ async function main() {
     return;
   }
   $("source").textContent = `etcd ${cfg.etcd.join(", ")}${cfg.gateway ? ` · gateway ${cfg.gateway}` : ""}`;
-  const watch = new EtcdWatch({
-    endpoints: cfg.etcd,
-    onSync: (kvs, revision) => applySync(kvs, revision),
-    onEvents: (events, revision) => {
-      for (const e of events) timeline(`etcd ${e.type} ${idOf(e.key)} (revision ${e.revision})`);
-      applyEvents(events, revision);
-    },
-    onStatus: setStatus,
-  });
-  watch.run();
-  setInterval(() => { refreshChoices(); simulate(); banners(); }, 250);
+  const mirror = new EtcdMirror({ endpoints: cfg.etcd, registry, onChange: changed });
+  mirror.on("error", (e) => setStatus("reconnecting", e));
+  mirror.on("synced", () => setStatus("live"));
+  mirror.start().catch((e) => setStatus("reconnecting", e));
+  window.__dashboard.mirror = mirror;
+  setInterval(() => {
+    if (mirror.status === "synced") setStatus("live");
+    model.revision = mirror.revision;
+    refreshChoices();
+    simulate();
+    banners();
+    schedule();
+  }, 250);
   setInterval(() => { for (const id of model.gateway.keys()) model.dirty.add(id); schedule(); }, 100);
   if (cfg.gateway) setInterval(() => pollGateway(cfg.gateway), 500);
-  setInterval(() => pollLeases(watch), 1000);
+  setInterval(() => pollLeases(mirror.endpoint), 1000);
   for (const id of ["sim-service", "sim-strategy", "sim-zone", "sim-key"]) $(id).addEventListener("change", simulate);
 }
 
