@@ -220,7 +220,8 @@ class Demo:
     def gateway_state(self) -> dict[str, Any]:
         return dict(get_json(self.gateway_url + "/_state"))
 
-    def go_mirror(self, id: str) -> dict[str, Any]:
+    def service_mirror(self, id: str) -> dict[str, Any]:
+        """The fleet as a Go or Node service mirrors it (its /mirror)."""
         return dict(get_json(f"http://127.0.0.1:{self.ports[id]}/mirror"))
 
     def mirrors(self) -> dict[str, dict[str, str]]:
@@ -228,7 +229,8 @@ class Demo:
         gw = {i["id"]: i["health"] for i in self.gateway_state()["instances"]}
         assert self.observer is not None
         return {"gateway (Python)": gw, "observer (Python)": dict(self.observer._seen),
-                "go-1 (Go)": dict(self.go_mirror("go-1")["instances"])}
+                "node-1 (Node)": dict(self.service_mirror("node-1")["instances"]),
+                "go-1 (Go)": dict(self.service_mirror("go-1")["instances"])}
 
     def membership(self) -> dict[str, dict[str, bool]]:
         """What etcd decides, per mirror: the ids and which are draining (ejection is each mirror's own)."""
@@ -240,7 +242,8 @@ class Demo:
         out: dict[str, Optional[int]] = {}
         for name, changes in [("gateway (Python)", self.gateway_state()["changes"]),
                               ("observer (Python)", list(self.observer.changes)),
-                              ("go-1 (Go)", self.go_mirror("go-1")["changes"])]:
+                              ("node-1 (Node)", self.service_mirror("node-1")["changes"]),
+                              ("go-1 (Go)", self.service_mirror("go-1")["changes"])]:
             hits = [c["t"] for c in changes if c["id"] == id and c["to"] == to and c["t"] >= after]
             out[name] = min(hits) if hits else None
         return out
@@ -389,7 +392,8 @@ class Demo:
         self.wait_for(lambda: self.gateway_state()["mirror_error"] is None and self.observer is not None
                       and self.observer.mirror.error is None and self.registered_keys() == set(before["gateway (Python)"]),
                       15, "mirrors and registrars to reconnect")
-        self.wait_for(lambda: self.go_mirror("go-1")["error"] == "", 15, "the Go mirror to reconnect")
+        self.wait_for(lambda: all(self.service_mirror(id)["error"] == "" for id in ("node-1", "go-1")), 15,
+                      "the Node and Go mirrors to reconnect")
         time.sleep(TTL_S + 0.5)   # a lease lost in the outage would expire now
         keys = self.registered_keys()
         after = self.membership()
@@ -438,7 +442,8 @@ class Demo:
         print(f"  {'change':<26} {'first mirror':>13} {'every mirror':>13}")
         for change, _, first, last in self.propagation:
             print(f"  {change:<26} {first:>10} ms {last:>10} ms")
-        print(f"  (mirrors: the gateway's and an observer's in Python, go-1's in Go; lease TTL {TTL_S} s)")
+        print(f"  (mirrors: the gateway's and an observer's in Python, node-1's in Node, go-1's in Go; "
+              f"lease TTL {TTL_S} s)")
         if self.args.summary_json:
             Path(self.args.summary_json).write_text(json.dumps({
                 "served": state["served"], "failed": state["failed"], "requests": len(rows),

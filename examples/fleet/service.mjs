@@ -5,10 +5,14 @@
 // /hello answers with its id, /health with 200 (503 while draining);
 // /admin/fail?rate=0.5 fails that share of /hello calls, /admin/drain?on=1
 // marks it `maintenance` in etcd. Registration: waypost's EtcdRegistrar.
+// It also mirrors the whole fleet (EtcdMirror into a waypost Registry), as a
+// Node client of the other services would, and shows that view at /mirror
+// with the instant each change reached it.
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
-// In your own project: import { EtcdRegistrar } from "waypost/etcd";
-import { EtcdRegistrar } from "../../bindings-wasm/npm/dist/etcd.js";
+// In your own project: from "waypost" and "waypost/etcd".
+import { Registry } from "../../bindings-wasm/npm/dist/node.js";
+import { EtcdMirror, EtcdRegistrar } from "../../bindings-wasm/npm/dist/etcd.js";
 
 const env = process.env;
 const { values: args } = parseArgs({
@@ -45,6 +49,26 @@ async function setStatus(status) {
   if (!reply.ok) throw new Error(`etcd put answered ${reply.status}`);
 }
 
+// The fleet as this service sees it, and every change with its wall-clock ms.
+const peers = new Registry();
+const mirror = new EtcdMirror({ endpoints, registry: peers });
+const seen = new Map();
+const changes = [];
+function look() {
+  const current = new Map();
+  for (const service of peers.services()) {
+    const d = peers.discover(service, { all: true });
+    d.instances.forEach((inst, i) => current.set(inst.id, d.health[i]));
+  }
+  const t = Date.now();
+  for (const id of new Set([...seen.keys(), ...current.keys()])) {
+    if (seen.get(id) !== current.get(id)) changes.push({ t, id, from: seen.get(id) ?? null, to: current.get(id) ?? null });
+  }
+  seen.clear();
+  for (const [id, h] of current) seen.set(id, h);
+}
+const looking = setInterval(look, 20);
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, "http://x");
   const reply = (code, body) => res.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
@@ -54,6 +78,9 @@ const server = createServer(async (req, res) => {
       return reply(200, { id: args.id, lang: "node", hello: url.searchParams.get("name") ?? "world" });
     case "/health":
       return reply(state.draining ? 503 : 200, { id: args.id, draining: state.draining });
+    case "/mirror":
+      return reply(200, { mirror: "EtcdMirror (Node)", revision: mirror.synced ? mirror.revision : 0, status: mirror.status,
+        error: mirror.error ? String(mirror.error.message ?? mirror.error) : "", instances: Object.fromEntries(seen), changes });
     case "/admin/fail":
       state.failRate = Number(url.searchParams.get("rate") ?? "0.5");
       return reply(200, { id: args.id, fail_rate: state.failRate });
@@ -68,10 +95,13 @@ const server = createServer(async (req, res) => {
 
 await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
 await registrar.start();
+await mirror.start();
 console.log(`${args.id}: ${args.service} on 127.0.0.1:${port}, waypost EtcdRegistrar, lease TTL ${registrar.grantedTtl} s`);
 
 const stop = async () => {
+  clearInterval(looking);
   server.close();
+  await mirror.close();
   await registrar.close();
   process.exit(0);
 };
