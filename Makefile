@@ -19,6 +19,7 @@ include mk/rust.mk
 -include mk/python.mk
 -include mk/wasm.mk
 -include mk/c.mk
+-include mk/dist.mk
 -include mk/demo.mk
 
 .PHONY: help test bench transcripts-clean compare-transcripts
