@@ -62,7 +62,11 @@ func (r *Registry) reportCall(f func(out **C.char, e **C.waypost_error) C.waypos
 	if err != nil {
 		return rep, err
 	}
-	return rep, decode(text, &rep)
+	err = decode(text, &rep)
+	if rep.Rejected == nil {
+		rep.Rejected = []Rejected{}
+	}
+	return rep, err
 }
 
 // Sync makes the instances of service owned by source exactly the entries

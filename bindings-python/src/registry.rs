@@ -677,10 +677,11 @@ impl PyRegistry {
         let found = self.with(py, |st| {
             let view = st.reg.get(&id, now)?;
             let (handle, status) = (view.handle, view.status);
-            Ok((st.lookup(py, handle), status))
+            let source = view.instance.source().map(str::to_owned);
+            Ok((st.lookup(py, handle), status, source))
         })?;
-        let (lookup, status) = errors::check(py, found)?;
-        Ok(PyInstanceView::new(self.resolve(py, lookup)?, status))
+        let (lookup, status, source) = errors::check(py, found)?;
+        Ok(PyInstanceView::new(self.resolve(py, lookup)?, status, source))
     }
 
     /// Names of the services that have instances, in byte order.

@@ -2,18 +2,16 @@
 //! the core's `*_json` calls, reports and requests out as dicts.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString};
 use waypost::json::Json;
 use waypost::{SourceRequest, SyncReport};
 
 use crate::convert::{self, type_error};
 use crate::errors;
 
-/// A list of entry mappings as a JSON array text.
+/// The entries as JSON text: any JSON-like value (the core requires an
+/// array and judges each element, so a bad one is a rejected record).
 pub(crate) fn entries_json(py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<String> {
-    if !(entries.is_instance_of::<PyList>() || entries.is_instance_of::<PyTuple>()) {
-        return Err(type_error("entries", "a list of mappings", entries));
-    }
     Ok(convert::py_to_json(py, entries, "entries")?.to_json())
 }
 

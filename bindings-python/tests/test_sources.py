@@ -67,7 +67,7 @@ def test_mirror_declaration_and_requests() -> None:
 
 def test_wrong_types_are_type_errors() -> None:
     reg = waypost.Registry(seed=1)
-    with pytest.raises(TypeError):
+    with pytest.raises(waypost.InvalidArgumentError):  # JSON, but not an array: the core says so
         reg.sync("etcd", "api", "not a list", now=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         reg.sync("etcd", "api", [object()], now=1)  # type: ignore[list-item]

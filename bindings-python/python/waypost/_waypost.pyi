@@ -84,6 +84,15 @@ class InstanceView:
     def ejected_until(self) -> Optional[int]: ...
     @property
     def last_check(self) -> Optional[CheckStatus]: ...
+    @property
+    def source(self) -> Optional[str]:
+        """The source that owns it (SPEC §10.1); None for a local instance."""
+    @property
+    def source_status(self) -> Optional[str]:
+        """passing, warning, critical or maintenance for a source-owned instance."""
+    @property
+    def held(self) -> bool:
+        """A removal its source asked for is held back (SPEC §10.3)."""
     def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, other: object, /) -> bool: ...
 
@@ -191,7 +200,7 @@ class Registry:
         self,
         source: str,
         service: str,
-        entries: Union[list[Mapping[str, Any]], tuple[Mapping[str, Any], ...]],
+        entries: Sequence[Mapping[str, Any]],
         *,
         now: Optional[int] = None,
     ) -> dict[str, Any]: ...

@@ -126,6 +126,10 @@ function flag(name, value) {
   return value;
 }
 
+function isRecord(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
 function record(name, value) {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new TypeError(`${name} must be an object, got ${describe(value)}`);
@@ -209,6 +213,8 @@ function instanceOf(text) {
     priority: f.priority,
     ttlMs: f.ttl_ms ?? null,
     checkIntervalMs: f.check_interval_ms ?? null,
+    // Only a source-owned instance has one (SPEC §10.1).
+    ...(f.source === undefined ? {} : { source: f.source }),
   });
 }
 
@@ -504,8 +510,10 @@ export class Registry {
   sync(source, service, entries, now) {
     text("source", source);
     text("service", service);
-    if (!Array.isArray(entries)) throw new TypeError(`entries must be an array, got ${describe(entries)}`);
-    const body = json("entries", entries.map((e, i) => wire(`entries[${i}]`, e)));
+    // The core requires an array and judges each element (a bad one is a
+    // rejected record), so only instance objects are converted here.
+    const list = Array.isArray(entries) ? entries.map((e) => (isRecord(e) ? wire("entry", e) : e)) : entries;
+    const body = json("entries", list);
     return JSON.parse(some(this.#core, this.#core.source(0, source, service, body, time(now), 0)));
   }
 

@@ -46,8 +46,9 @@ test("ownership conflicts and mirror declarations", () => {
 
 test("wrong types are TypeErrors and leave the registry usable", () => {
   const reg = new Registry({ seed: 1 });
-  assert.throws(() => reg.sync("etcd", "api", "nope", 1), TypeError);
-  assert.throws(() => reg.sync("etcd", "api", [7], 1), TypeError);
+  assert.throws(() => reg.sync("etcd", "api", "nope", 1), (e) => e.code === "invalid_argument"); // not an array: the core says so
+  assert.equal(reg.sync("etcd", "api", [7], 1).rejected[0].at, "0"); // one bad element is a rejected record
+  assert.throws(() => reg.sync("etcd", "api", [1n], 1), TypeError); // not JSON at all
   assert.throws(() => reg.sourcePut("etcd", null, 1), TypeError);
   assert.throws(() => reg.sourceFeed("etcd", 42, 1), TypeError);
   assert.throws(() => reg.sourceAdd(7, { kind: "etcd" }), TypeError);
