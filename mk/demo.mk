@@ -59,6 +59,6 @@ demo-test: demo-deps wasm-deps tools-python
 
 BENCH_TARGETS += demo-bench
 .PHONY: demo-bench
-demo-bench: wasm wasm-deps $(FLEET_OUT)/py.stamp
+demo-bench: demo-wasm wasm-deps $(FLEET_OUT)/py.stamp
 	$(DEMO_PY) examples/fleet/bench_gateway.py
 	node examples/dashboard/bench.mjs
