@@ -52,7 +52,7 @@ demo-sim:
 
 demo-test: demo-deps wasm-deps tools-python
 	cd examples/fleet && MYPYPATH=. python3 -m mypy --strict --no-incremental --cache-dir=/dev/null \
-	  --python-executable $(DEMO_PY) *.py ../../tests/fleet/demo_test.py
+	  --python-executable $(DEMO_PY) *.py ../../tests/fleet/demo_test.py ../../tests/fleet/picks.py
 	cd examples/fleet/go && $(DEMO_GO_ENV) go vet .
 	timeout 300 $(DEMO_PY) tests/fleet/demo_test.py
 	cd bindings-wasm/npm && timeout 300 node --test --test-concurrency=1 ../../tests/fleet/dashboard.test.mjs

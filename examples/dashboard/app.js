@@ -209,19 +209,60 @@ function timeline(text, at = now()) {
 }
 
 // ---- the pick simulator -----------------------------------------------
-const sim = { counts: new Map(), total: 0, signature: "" };
+// Live: 50 picks every 250 ms on this page's registry. With a seed: 1 000
+// picks on a fresh registry with that seed, mirrored from the same etcd —
+// the same sequence a Python, Node or Go mirror draws with that seed.
+const sim = { counts: new Map(), total: 0, signature: "", sampling: false };
+
+/** `n` picks on a fresh registry seeded `seed`, mirroring etcd with its own EtcdMirror. */
+async function samplePicks({ seed, service, strategy, zone, key, n = 1000 }) {
+  const fresh = new Registry({ seed });
+  const mirror = new EtcdMirror({ endpoints: window.__dashboard.etcd, registry: fresh });
+  await mirror.start();
+  const revision = mirror.revision;
+  await mirror.close();
+  const options = { key: strategy === "consistent_hash" ? key : undefined, zone: zone || undefined };
+  const picks = [];
+  for (let i = 0; i < n; i++) picks.push(fresh.pick(service, strategy, options).instance.id);
+  fresh.free();
+  return { revision, picks };
+}
+
+function showHistogram(note) {
+  const max = Math.max(1, ...sim.counts.values());
+  $("histogram").innerHTML = `<div class="hist">${[...sim.counts.entries()].sort().map(([id, n]) =>
+    `<span>${id}</span><div class="bar" style="width:${(100 * n) / max}%"></div><span>${((100 * n) / sim.total).toFixed(1)}%</span>`).join("")}</div>`;
+  $("sim-note").textContent = note || `${sim.total} picks`;
+}
+
 function simulate() {
   const service = $("sim-service").value;
   const strategy = $("sim-strategy").value;
   const zone = $("sim-zone").value;
   const key = $("sim-key").value || "user-42";
-  const signature = [service, strategy, zone, key, registry.membershipEpoch].join("|");
-  if (signature !== sim.signature) {
+  const seed = $("sim-seed").value.trim();
+  const signature = [service, strategy, zone, key, seed, registry.membershipEpoch].join("|");
+  const fresh = signature !== sim.signature;
+  if (fresh) {
     sim.signature = signature;
     sim.counts = new Map();
     sim.total = 0;
   }
   if (!service) return;
+  if (seed !== "") {
+    if (!fresh || sim.sampling || !window.__dashboard.etcd) return;
+    sim.sampling = true;
+    samplePicks({ seed: Number(seed), service, strategy, zone, key })
+      .then(({ revision, picks }) => {
+        if (sim.signature !== signature) return;
+        for (const id of picks) sim.counts.set(id, (sim.counts.get(id) ?? 0) + 1);
+        sim.total = picks.length;
+        showHistogram(`${picks.length} picks with seed ${seed} at revision ${revision}`);
+      })
+      .catch((e) => showHistogram(`${e.code ?? ""} ${e.message}`))
+      .finally(() => { sim.sampling = false; });
+    return;
+  }
   const options = { key: strategy === "consistent_hash" ? key : undefined, zone: zone || undefined };
   let note = "";
   for (let i = 0; i < 50; i++) {
@@ -234,10 +275,7 @@ function simulate() {
       break;
     }
   }
-  const max = Math.max(1, ...sim.counts.values());
-  $("histogram").innerHTML = `<div class="hist">${[...sim.counts.entries()].sort().map(([id, n]) =>
-    `<span>${id}</span><div class="bar" style="width:${(100 * n) / max}%"></div><span>${((100 * n) / sim.total).toFixed(1)}%</span>`).join("")}</div>`;
-  $("sim-note").textContent = note || `${sim.total} picks`;
+  showHistogram(note);
 }
 
 function refreshChoices() {
@@ -367,7 +405,7 @@ async function bench(n, updates = 200) {
 async function main() {
   for (const s of STRATEGIES) $("sim-strategy").insertAdjacentHTML("beforeend", `<option>${s}</option>`);
   $("sim-strategy").value = "weighted_round_robin";
-  window.__dashboard = { registry, model, bench, draw };
+  window.__dashboard = { registry, model, bench, draw, samplePicks };
   const params = new URLSearchParams(location.search);
   if (params.has("bench")) {
     document.body.dataset.state = "bench";
@@ -381,6 +419,7 @@ async function main() {
     return;
   }
   $("source").textContent = `etcd ${cfg.etcd.join(", ")}${cfg.gateway ? ` · gateway ${cfg.gateway}` : ""}`;
+  window.__dashboard.etcd = cfg.etcd;
   const mirror = new EtcdMirror({ endpoints: cfg.etcd, registry, onChange: changed });
   mirror.on("error", (e) => setStatus("reconnecting", e));
   mirror.on("synced", () => setStatus("live"));
@@ -397,7 +436,7 @@ async function main() {
   setInterval(() => { for (const id of model.gateway.keys()) model.dirty.add(id); schedule(); }, 100);
   if (cfg.gateway) setInterval(() => pollGateway(cfg.gateway), 500);
   setInterval(() => pollLeases(mirror.endpoint), 1000);
-  for (const id of ["sim-service", "sim-strategy", "sim-zone", "sim-key"]) $(id).addEventListener("change", simulate);
+  for (const id of ["sim-service", "sim-strategy", "sim-zone", "sim-key", "sim-seed"]) $(id).addEventListener("change", simulate);
 }
 
 main().catch((e) => {

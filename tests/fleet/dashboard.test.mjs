@@ -1,12 +1,13 @@
 // The live dashboard in real headless Chromium against a running fleet
 // (`demo.py --no-story`): no console error, every instance shown, the
 // gateway's ejection shown, a SIGKILLed instance turns red and leaves within
-// its TTL + 2 s, a non-blank screenshot. (Its frame time is a benchmark:
+// its TTL + 2 s, picks for a seed equal to a Python mirror's, a non-blank
+// screenshot. (Its frame time is a benchmark:
 // examples/dashboard/bench.mjs.)
 //   cd bindings-wasm/npm && node --test ../../tests/fleet/dashboard.test.mjs
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -104,6 +105,21 @@ test("the dashboard mirrors the fleet, shows an ejection and a SIGKILLed instanc
   // The pick simulator has drawn a histogram.
   const bars = await page.$$eval("#histogram .bar", (b) => b.length);
   assert.ok(bars >= 1, "no histogram");
+
+  // With a seed, the page's picks are the Python mirror's picks, call for call.
+  for (const [service, strategy] of [["hello-go", "weighted_random"], ["hello-node", "random"]]) {
+    const inPage = await page.evaluate((o) => window.__dashboard.samplePicks(o), { seed: 11, service, strategy, n: 300 });
+    const py = spawnSync(python, [join(root, "tests/fleet/picks.py"), fleet.etcd, "11", service, strategy, "300"], { encoding: "utf8" });
+    assert.equal(py.status, 0, py.stderr);
+    const inPython = JSON.parse(py.stdout);
+    assert.equal(inPage.revision, inPython.revision, "both read the same revision");
+    assert.deepEqual(inPage.picks, inPython.picks, `${service} ${strategy}: page and Python picks differ`);
+    assert.ok(new Set(inPage.picks).size === 2, `${service}: both instances picked`);
+  }
+  await page.fill("#sim-seed", "11");
+  await page.selectOption("#sim-service", "hello-go");
+  await page.selectOption("#sim-strategy", "weighted_random");
+  await page.waitForFunction(() => document.getElementById("sim-note").textContent.includes("seed 11"), null, { timeout: 10_000 });
 
   const shot = await page.screenshot({ fullPage: false });
   mkdirSync(outDir, { recursive: true });
