@@ -98,6 +98,10 @@ class Gateway:
                     self.changes.append({"t": t, "id": id, "from": before, "to": after})
             self._seen = now
 
+    def health(self) -> dict[str, str]:
+        """id → health of every instance in this mirror, as last noted."""
+        return dict(self._seen)
+
     def state(self) -> dict[str, Any]:
         revision = self.mirror.revision  # it takes the mirror's lock itself
         with self.mirror.lock:
