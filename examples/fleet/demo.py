@@ -293,6 +293,28 @@ class Demo:
         check(keys == set(before["gateway (Python)"]), "nothing lost: every instance is still registered in etcd")
         check(after == before, "every mirror equals what it had before the restart")
         check(state["revision"] >= revision, "the mirrors resumed from their revision")
+        moved = self.membership_changes(t)
+        check(not moved, "no mirror dropped, re-added or re-drained an instance across the outage"
+              + (f" (saw {moved})" if moved else ""))
+        check(state["revision"] == self.etcd_revision(), "the gateway's mirror is at etcd's revision")
+
+    def membership_changes(self, after: int) -> list[str]:
+        """Changes etcd decides (added, removed, drained) that any mirror applied after `after`."""
+        assert self.observer is not None
+        out = []
+        for name, changes in [("gateway", self.gateway_state()["changes"]), ("observer", list(self.observer.changes)),
+                              ("node-1", self.service_mirror("node-1")["changes"]),
+                              ("go-1", self.service_mirror("go-1")["changes"])]:
+            for c in changes:
+                if c["t"] >= after and (c["from"] is None or c["to"] is None or "draining" in (c["from"], c["to"])):
+                    out.append(f"{name}: {c['id']} {c['from']} → {c['to']}")
+        return out
+
+    def etcd_revision(self) -> int:
+        request = urllib.request.Request(self.etcd + "/v3/kv/range", data=json.dumps(
+            {"key": base64.b64encode(b"/").decode(), "count_only": True}).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=2) as reply:
+            return int(json.loads(reply.read())["header"]["revision"])
 
     def registered_keys(self) -> set[str]:
         """The instance ids under the prefix, read from etcd itself."""

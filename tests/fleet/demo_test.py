@@ -29,6 +29,7 @@ STEPS = [
     "the fleet carried on while etcd was down", "every mirror kept all 5 instances and their etcd status",
     "nothing lost: every instance is still registered in etcd",
     "every mirror equals what it had before the restart", "the mirrors resumed from their revision",
+    "no mirror dropped, re-added or re-drained an instance across the outage", "the gateway's mirror is at etcd's revision",
     "traffic returned to py-2 by its weight",
 ]
 
