@@ -12,7 +12,7 @@ import { EtcdMirror } from "waypost/etcd";
 
 const $ = (id) => document.getElementById(id);
 const now = () => Date.now();
-const GONE_SHOWN_MS = 1_000;     // a removed instance stays on screen, red, this long
+const GONE_SHOWN_MS = 500;       // a removed instance stays on screen, red, this long
 const TIMELINE_MAX = 300;
 
 const PREFIX = "/waypost/services/";
@@ -155,14 +155,19 @@ function drawRow(id, t) {
   const gw = model.gateway.get(id);
   const ttl = model.ttl.get(id);
   const ejection = gw?.ejected_until ? `${((gw.ejected_until - t) / 1000).toFixed(1)} s` : "";
-  const cells = [id, inst.zone ?? "", String(inst.weight), badge(state.health), ttl == null ? "" : `${ttl} s`,
+  // A lease kept alive every TTL/3 never falls to a third of its TTL: one
+  // that does has missed two renewals, and its instance is about to go.
+  const expiring = ttl != null && ttl.granted > 0 && ttl.left <= ttl.granted / 3;
+  const cells = [id, inst.zone ?? "", String(inst.weight), badge(state.health),
+    ttl == null ? "" : `${ttl.left} s${expiring ? " — not renewed" : ""}`,
     gw ? badge(gw.health) : "", gw ? String(gw.served) : "", gw ? String(gw.inflight) : "", ejection];
   const key = cells.join("|");
   const row = rowFor(id, inst.service);
   if (row.key === key) return;
   row.key = key;
-  row.tr.className = "";
+  row.tr.className = expiring ? "expiring" : "";
   row.tr.dataset.health = state.health;
+  row.tr.dataset.lease = expiring ? "expiring" : "";
   row.tr.dataset.gateway = gw?.health ?? "";
   for (let i = 0; i < cells.length; i++) {
     if (i === 3 || i === 5) row.cells[i].innerHTML = cells[i];
@@ -334,9 +339,10 @@ async function pollLeases(endpoint) {
     const answer = await post("/v3/kv/range", { key: b64(key), range_end: b64(end), keys_only: true });
     model.leases = new Map((answer.kvs ?? []).map((kv) => [idOf(atob(kv.key)), kv.lease ?? "0"]));
     await Promise.all([...model.leases.entries()].map(async ([id, lease]) => {
-      const ttl = lease === "0" ? null : Number((await post("/v3/lease/timetolive", { ID: lease })).TTL ?? -1);
-      const shown = ttl === null || ttl < 0 ? null : ttl;
-      if (model.ttl.get(id) !== shown) { model.ttl.set(id, shown); model.dirty.add(id); }
+      const answer = lease === "0" ? {} : await post("/v3/lease/timetolive", { ID: lease });
+      const left = Number(answer.TTL ?? -1);
+      const shown = left < 0 ? null : { left, granted: Number(answer.grantedTTL ?? 0) };
+      if (JSON.stringify(model.ttl.get(id)) !== JSON.stringify(shown)) { model.ttl.set(id, shown); model.dirty.add(id); }
     }));
     schedule();
   } catch {

@@ -92,7 +92,9 @@ test("the dashboard mirrors the fleet, shows an ejection and a SIGKILLed instanc
   // py-2 is SIGKILLed: its lease runs out, the page turns it red, then drops it.
   const killed = Date.now();
   process.kill(fleet.pids["py-2"], "SIGKILL");
-  await page.waitForSelector('tr[data-id="py-2"][data-health=gone]', { timeout: (fleet.ttl_s + 2) * 1000 });
+  // Red once its lease is seen not renewed, or once etcd has removed it.
+  await page.waitForSelector('tr[data-id="py-2"][data-lease=expiring], tr[data-id="py-2"][data-health=gone]',
+    { timeout: (fleet.ttl_s + 2) * 1000 });
   const red = Date.now() - killed;
   await page.waitForFunction(() => !document.querySelector('tr[data-id="py-2"]'), null,
     { timeout: (fleet.ttl_s + 2) * 1000 - (Date.now() - killed) });
@@ -101,6 +103,8 @@ test("the dashboard mirrors the fleet, shows an ejection and a SIGKILLed instanc
   assert.ok(gone <= (fleet.ttl_s + 2) * 1000);
   rows = await rowsOf(page);
   assert.deepEqual(Object.keys(rows).sort(), ["go-1", "go-2", "node-1", "node-2", "py-1"]);
+  const expiring = await page.$$eval("tr[data-lease=expiring]", (trs) => trs.map((tr) => tr.dataset.id));
+  assert.deepEqual(expiring, [], "a renewed lease shown as expiring");
 
   // The pick simulator has drawn a histogram.
   const bars = await page.$$eval("#histogram .bar", (b) => b.length);
