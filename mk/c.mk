@@ -46,7 +46,7 @@ c-cpp: c-tools c-lib-test
 	cmake --build $(C_OUT)/cpp -j2 >/dev/null
 	RUST_BACKTRACE=0 $(C_OUT)/cpp/waypost_cpp_tests --gtest_brief=1 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
 
-c-go: c-tools c-lib
+c-go: c-tools c-lib tools-etcd
 	cd bindings-c/go && $(GO_ENV) go vet ./...
 	cd bindings-c/go && $(GO_ENV) go test -race -count=1 ./...
 

@@ -21,11 +21,11 @@ python-venv: python-tools
 	$(PY_BIN)/python -m pip install -q ./bindings-python
 	$(PY_BIN)/python -m pip install -q pytest mypy
 
-python-test: python-venv
+python-test: python-venv tools-etcd
 	cd bindings-python && $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd bindings-python && $(PY_BIN)/python -m mypy.stubtest waypost._waypost
 	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null -p waypost
-	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null bindings-python/tests bindings-python/bench examples/python
+	MYPYPATH=tests/fakes $(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null bindings-python/tests bindings-python/bench examples/python
 	@for example in examples/python/*.py; do \
 	  echo "running $$example"; \
 	  timeout 120 $(PY_BIN)/python "$$example" > /dev/null || exit 1; \

@@ -3,7 +3,7 @@ APT_PACKAGES := golang-go cmake libgtest-dev chromium pkg-config etcd-server etc
 WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;q}' Cargo.lock 2>/dev/null)
 CBINDGEN_VERSION := 0.29.4
 
-.PHONY: tools tools-apt tools-rust tools-wasm-bindgen tools-cbindgen tools-python
+.PHONY: tools tools-apt tools-etcd tools-rust tools-wasm-bindgen tools-cbindgen tools-python
 
 tools: tools-apt tools-rust tools-python tools-wasm-bindgen tools-cbindgen
 
@@ -13,6 +13,12 @@ tools-apt:
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The Python, Node and Go suites start their own etcd (free loopback ports,
+# a temporary data directory) from Debian's etcd-server; nothing runs as a service.
+tools-etcd:
+	@command -v etcd >/dev/null && command -v etcdctl >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 
 tools-rust:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown

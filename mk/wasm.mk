@@ -3,7 +3,7 @@
 #   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium
 #   make wasm-bench  the JS benchmarks beside a plain-JS registry
 TEST_TARGETS += wasm-test
-BENCH_TARGETS += wasm-bench
+BENCH_TARGETS += wasm-bench etcd-bench
 
 WASM_NPM := bindings-wasm/npm
 # A profile for the wasm build only, defined here so the workspace's native
@@ -24,7 +24,7 @@ WASM_PROFILE_FLAGS := \
   --config 'profile.$(WASM_PROFILE).panic="abort"'
 WASM_RAW := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/$(WASM_PROFILE)/waypost_wasm.wasm
 
-.PHONY: wasm wasm-deps wasm-test wasm-bench
+.PHONY: wasm wasm-deps wasm-test wasm-bench etcd-bench
 
 # npm dev dependencies (wasm-opt from `binaryen`, esbuild, typescript,
 # playwright-core), installed from the committed lockfile only when it changed.
@@ -50,8 +50,15 @@ wasm: wasm-deps tools-rust tools-wasm-bindgen
 	  $(WASM_NPM)/build/waypost_wasm_bg.wasm -o $(WASM_NPM)/build/waypost_wasm_bg.wasm > $(WASM_NPM)/build/names.json
 	node $(WASM_NPM)/scripts/build.mjs
 
-wasm-test: wasm
+wasm-test: wasm tools-etcd
 	cd $(WASM_NPM) && node --test --test-concurrency=1 test/*.test.mjs
 
 wasm-bench: wasm
 	node $(WASM_NPM)/scripts/bench.mjs
+
+# The etcd mirrors in Node, Python and Go against one local etcd, each beside
+# the `etcd3` npm client (gRPC) measured in the same run (bench/stores).
+etcd-bench: wasm tools-etcd python-venv c-lib
+	@cd bench/stores && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
+	node bench/stores/bench.mjs

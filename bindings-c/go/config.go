@@ -26,6 +26,7 @@ type Config struct {
 	SelfPreservationThreshold    float64       // 0.0–1.0; 0 = off
 	SelfPreservationMinInstances uint32        // self-preservation applies from this many instances
 	EventRetention               uint32        // events kept for EventsSince
+	TrustEmptySync               bool          // a source's empty full sync may remove instances
 }
 
 func durationMs(name string, d time.Duration) (uint64, error) {
@@ -56,6 +57,7 @@ func DefaultConfig() Config {
 		SelfPreservationThreshold:    float64(c.self_preservation_threshold),
 		SelfPreservationMinInstances: uint32(c.self_preservation_min_instances),
 		EventRetention:               uint32(c.event_retention),
+		TrustEmptySync:               bool(c.trust_empty_sync),
 	}
 }
 
@@ -89,5 +91,6 @@ func (cfg Config) toC() (C.waypost_config, error) {
 	c.self_preservation_threshold = C.double(cfg.SelfPreservationThreshold)
 	c.self_preservation_min_instances = C.uint32_t(cfg.SelfPreservationMinInstances)
 	c.event_retention = C.uint32_t(cfg.EventRetention)
+	c.trust_empty_sync = C.bool(cfg.TrustEmptySync)
 	return c, nil
 }

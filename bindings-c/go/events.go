@@ -15,6 +15,7 @@ type Event struct {
 	At      time.Time // registry time of the change
 	ID      string    // the instance concerned, "" if none
 	Service string    // the service concerned, "" if none
+	Source  string    // the source that caused it (SPEC §10), "" if none
 	From    string    // health before a health_changed
 	To      string    // health after a health_changed
 }
@@ -25,6 +26,7 @@ type wireEvent struct {
 	At      uint64 `json:"at"`
 	ID      string `json:"id,omitempty"`
 	Service string `json:"service,omitempty"`
+	Source  string `json:"source,omitempty"`
 	From    string `json:"from,omitempty"`
 	To      string `json:"to,omitempty"`
 }
@@ -34,7 +36,7 @@ func (e Event) AtMs() uint64 { return uint64(e.At.UnixMilli()) }
 
 // MarshalJSON writes the wire form shared by every binding.
 func (e Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal(wireEvent{e.Index, e.Type, e.AtMs(), e.ID, e.Service, e.From, e.To})
+	return json.Marshal(wireEvent{e.Index, e.Type, e.AtMs(), e.ID, e.Service, e.Source, e.From, e.To})
 }
 
 func decodeEvents(text string) ([]Event, error) {
@@ -47,7 +49,7 @@ func decodeEvents(text string) ([]Event, error) {
 	}
 	events := make([]Event, len(wire))
 	for i, w := range wire {
-		events[i] = Event{w.Index, w.Type, msTime(w.At), w.ID, w.Service, w.From, w.To}
+		events[i] = Event{w.Index, w.Type, msTime(w.At), w.ID, w.Service, w.Source, w.From, w.To}
 	}
 	return events, nil
 }

@@ -64,6 +64,7 @@ type Instance struct {
 	Priority      uint8
 	TTL           time.Duration // 0: the registry's
 	CheckInterval time.Duration // 0: no active check
+	Source        string        // the source that owns it (SPEC §10.1); "" when local
 }
 
 // InstanceStatus is an instance with its dynamic state at the time asked.
@@ -80,6 +81,11 @@ type InstanceStatus struct {
 	ConsecutiveFailures uint32
 	EjectedUntil        time.Time // zero unless ejected
 	LastCheck           string    // "", "pass", "warn" or "fail"
+	// SourceStatus is the source's verdict for a source-owned instance
+	// ("passing", "warning", "critical", "maintenance"), else "".
+	SourceStatus string
+	// Held: a removal its source asked for is held back (SPEC §10.3).
+	Held bool
 }
 
 // wireInstance is the JSON wire form shared by every binding.
@@ -106,6 +112,9 @@ type wireInstance struct {
 	ConsecutiveFailures uint32            `json:"consecutive_failures"`
 	EjectedUntil        *uint64           `json:"ejected_until"`
 	LastCheck           *string           `json:"last_check"`
+	Source              string            `json:"source"`
+	SourceStatus        string            `json:"status"`
+	Held                bool              `json:"held"`
 }
 
 func msTime(v uint64) time.Time { return time.UnixMilli(int64(v)) }
@@ -117,6 +126,7 @@ func (w *wireInstance) status() InstanceStatus {
 			Weight: w.Weight, Tags: w.Tags, Meta: w.Meta, Priority: w.Priority,
 			TTL:           time.Duration(w.TTLMs) * time.Millisecond,
 			CheckInterval: time.Duration(w.CheckIntervalMs) * time.Millisecond,
+			Source:        w.Source,
 		},
 		Health:              w.Health,
 		ModifyIndex:         w.ModifyIndex,
@@ -127,6 +137,8 @@ func (w *wireInstance) status() InstanceStatus {
 		EffectiveWeight:     w.EffectiveWeight,
 		Inflight:            w.Inflight,
 		ConsecutiveFailures: w.ConsecutiveFailures,
+		SourceStatus:        w.SourceStatus,
+		Held:                w.Held,
 	}
 	if w.Zone != nil {
 		s.Zone = *w.Zone

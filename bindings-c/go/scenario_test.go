@@ -82,7 +82,7 @@ func eventValues(events []Event) []interface{} {
 	out := make([]interface{}, len(events))
 	for i, e := range events {
 		v := object{"index": e.Index, "type": e.Type, "at": e.AtMs()}
-		for k, s := range map[string]string{"id": e.ID, "service": e.Service, "from": e.From, "to": e.To} {
+		for k, s := range map[string]string{"id": e.ID, "service": e.Service, "source": e.Source, "from": e.From, "to": e.To} {
 			if s != "" {
 				v[k] = s
 			}
@@ -210,6 +210,9 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 		}
 		out["id"], out["service"], out["health"] = st.ID, st.Service, st.Health.String()
 		out["modify_index"], out["inflight"] = st.ModifyIndex, st.Inflight
+		if st.Source != "" {
+			out["source"], out["held"] = st.Source, st.Held
+		}
 	case "services":
 		names, err := r.reg.Services(at)
 		if err != nil {
@@ -233,10 +236,99 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 		}
 		r.reg.Close()
 		r.reg = restored
+	case "sync":
+		rep, err := r.reg.Sync(strArg(step, "source"), strArg(step, "service"), jsonText(step["entries"]), at)
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
+	case "source_put":
+		rep, err := r.reg.SourcePut(strArg(step, "source"), jsonText(step["entry"]), at)
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
+	case "source_delete":
+		rep, err := r.reg.SourceDelete(strArg(step, "source"), strArg(step, "id"), at)
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
+	case "source_add":
+		if err := r.reg.SourceAdd(strArg(step, "name"), jsonText(step["options"])); err != nil {
+			return nil, err
+		}
+	case "source_request":
+		req, err := r.reg.SourceRequest(strArg(step, "name"))
+		if err != nil {
+			return nil, err
+		}
+		out["request"] = req
+	case "source_feed", "etcd_range", "etcd_watch", "consul_health", "k8s_slices":
+		name, payload, status, index := feedNames[op], step["payload"], 200, ""
+		if n, ok := step["name"].(string); ok {
+			name = n
+		}
+		if op == "source_feed" {
+			payload = step["body"]
+		}
+		if s, ok := step["status"]; ok {
+			status = int(uintArg(s))
+		}
+		if i, ok := step["index"].(string); ok {
+			index = i
+		}
+		rep, err := r.reg.SourceFeed(name, payloadText(payload), at, status, index)
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
+	case "k8s_watch":
+		name, status := "k8s", 200
+		if n, ok := step["name"].(string); ok {
+			name = n
+		}
+		if s, ok := step["status"]; ok {
+			status = int(uintArg(s))
+		}
+		body := payloadText(step["payload"])
+		if events, ok := step["payload"].([]interface{}); ok {
+			lines := make([]string, len(events))
+			for k, e := range events {
+				lines[k] = payloadText(e)
+			}
+			body = strings.Join(lines, "\n")
+		}
+		rep, err := r.reg.SourceFeed(name, body, at, status, "")
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
 	default:
 		panic(fmt.Sprintf("unknown op `%s`", op))
 	}
 	return out, nil
+}
+
+// feedNames are the feed ops and the source each defaults to.
+var feedNames = map[string]string{"source_feed": "etcd", "etcd_range": "etcd", "etcd_watch": "etcd", "consul_health": "consul", "k8s_slices": "k8s"}
+
+// jsonText writes a decoded JSON value back as text.
+func jsonText(v interface{}) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// payloadText is a feed payload as the core reads it: a string as it is,
+// any other JSON value written out.
+func payloadText(v interface{}) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return jsonText(v)
 }
 
 // normalise round-trips a value through JSON so comparisons see JSON values.
@@ -265,9 +357,16 @@ func checkExpect(t *testing.T, ctx string, expect object, line object) {
 	for key, want := range expect {
 		switch key {
 		case "error", "tolerance":
-		case "ids", "id", "health", "panic", "services":
+		case "ids", "id", "health", "panic", "services", "source", "held":
 			if !reflect.DeepEqual(normalise(line[key]), want) {
 				t.Fatalf("%s: `%s` is %v, want %v", ctx, key, line[key], want)
+			}
+		case "report", "request":
+			got, _ := normalise(line[key]).(object)
+			for field, value := range want.(object) {
+				if !reflect.DeepEqual(got[field], value) {
+					t.Fatalf("%s: `%s.%s` is %v, want %v", ctx, key, field, got[field], value)
+				}
 			}
 		case "events":
 			got := normalise(line["events"]).([]interface{})

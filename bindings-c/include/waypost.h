@@ -388,6 +388,11 @@ typedef struct {
    * Events kept for `waypost_events_since`.
    */
   uint32_t event_retention;
+  /**
+   * Whether a source's full sync with no entries may remove instances
+   * (by default it is held as a likely error).
+   */
+  bool trust_empty_sync;
 } waypost_config;
 
 /**
@@ -978,6 +983,102 @@ waypost_status waypost_registry_restore(const char *snapshot_json,
  * `registry` is NULL or came from `waypost_registry_new*`, freed only once.
  */
 void waypost_registry_free(waypost_registry *registry);
+
+/**
+ * Makes the instances of `service` owned by `source` exactly the entries
+ * of `entries_json` (a JSON array of instance wire forms, each with an
+ * optional `"status"`), and sets `*out_report_json` to the report
+ * (`{"added", "updated", "removed", "unchanged", "held", "rejected",
+ * "resync"}`). Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT`, `CONFLICT`.
+ *
+ * # Safety
+ * `registry` live; strings NUL-terminated; `out_report_json` writable;
+ * `out_err` NULL or writable.
+ */
+waypost_status waypost_registry_sync(const waypost_registry *registry,
+                                     const char *source,
+                                     const char *service,
+                                     const char *entries_json,
+                                     uint64_t now_ms,
+                                     char **out_report_json,
+                                     waypost_error **out_err);
+
+/**
+ * Adds or replaces one entry of `source` (a watch event's put); the report
+ * as for `waypost_registry_sync`.
+ *
+ * # Safety
+ * As `waypost_registry_sync`.
+ */
+waypost_status waypost_registry_source_put(const waypost_registry *registry,
+                                           const char *source,
+                                           const char *entry_json,
+                                           uint64_t now_ms,
+                                           char **out_report_json,
+                                           waypost_error **out_err);
+
+/**
+ * Removes one id of `source` (a watch event's delete; an id the source
+ * does not hold is a no-op); the report as for `waypost_registry_sync`.
+ *
+ * # Safety
+ * As `waypost_registry_sync`.
+ */
+waypost_status waypost_registry_source_delete(const waypost_registry *registry,
+                                              const char *source,
+                                              const char *id,
+                                              uint64_t now_ms,
+                                              char **out_report_json,
+                                              waypost_error **out_err);
+
+/**
+ * Declares a mirrored source `name` from `options_json`, e.g.
+ * `{"kind": "etcd", "prefix": "/waypost/services"}`. Errors:
+ * `NULL_ARGUMENT`, `INVALID_ARGUMENT`, `CONFLICT` (the name is taken).
+ *
+ * # Safety
+ * `registry` live; strings NUL-terminated; `out_err` NULL or writable.
+ */
+waypost_status waypost_registry_source_add(const waypost_registry *registry,
+                                           const char *name,
+                                           const char *options_json,
+                                           waypost_error **out_err);
+
+/**
+ * Sets `*out_request_json` to the request the host must send next for
+ * source `name`: `{"method", "path", "body", "stream"}` (with `stream`
+ * true, feed each message of the answer on its own). Errors:
+ * `NULL_ARGUMENT`, `INVALID_ARGUMENT` (no such source).
+ *
+ * # Safety
+ * `registry` live; `name` NUL-terminated; `out_request_json` writable;
+ * `out_err` NULL or writable.
+ */
+waypost_status waypost_registry_source_request(const waypost_registry *registry,
+                                               const char *name,
+                                               char **out_request_json,
+                                               waypost_error **out_err);
+
+/**
+ * Hands source `name` what its last request brought back: `body` (a whole
+ * response, or one message of a stream), the HTTP `status` and the store's
+ * index header (`index`, NULL when none). Sets `*out_report_json` to the
+ * report; `"resync": true` means the next request reads everything again.
+ * Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (no such source, or a
+ * payload that is not the store's documented shape: nothing changes then).
+ *
+ * # Safety
+ * `registry` live; strings NUL-terminated (`index` may be NULL);
+ * `out_report_json` writable; `out_err` NULL or writable.
+ */
+waypost_status waypost_registry_source_feed(const waypost_registry *registry,
+                                            const char *name,
+                                            const char *body,
+                                            uint64_t now_ms,
+                                            uint16_t status,
+                                            const char *index,
+                                            char **out_report_json,
+                                            waypost_error **out_err);
 
 #if defined(WAYPOST_PANIC_TEST)
 /**

@@ -28,6 +28,7 @@ mod instances;
 mod pick;
 mod picker;
 mod registry;
+mod sources;
 #[cfg(feature = "panic-test")]
 mod testing;
 mod watch;

@@ -104,6 +104,9 @@ pub struct waypost_config {
     pub self_preservation_min_instances: u32,
     /// Events kept for `waypost_events_since`.
     pub event_retention: u32,
+    /// Whether a source's full sync with no entries may remove instances
+    /// (by default it is held as a likely error).
+    pub trust_empty_sync: bool,
 }
 
 impl waypost_config {
@@ -127,6 +130,7 @@ impl waypost_config {
             self_preservation_threshold: self.self_preservation_threshold,
             self_preservation_min_instances: self.self_preservation_min_instances,
             event_retention: self.event_retention,
+            trust_empty_sync: self.trust_empty_sync,
         }
     }
 }
@@ -163,6 +167,7 @@ pub extern "C" fn waypost_config_default() -> waypost_config {
         self_preservation_threshold: c.self_preservation_threshold,
         self_preservation_min_instances: c.self_preservation_min_instances,
         event_retention: c.event_retention,
+        trust_empty_sync: c.trust_empty_sync,
     }
 }
 

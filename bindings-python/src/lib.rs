@@ -12,6 +12,7 @@ mod names;
 mod objects;
 mod picker;
 mod registry;
+mod sources;
 mod state;
 
 use pyo3::prelude::*;

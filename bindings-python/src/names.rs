@@ -24,7 +24,7 @@ pub(crate) struct Names {
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
 
-const EVENT_KINDS: [EventKind; 9] = [
+const EVENT_KINDS: [EventKind; 11] = [
     EventKind::Registered,
     EventKind::Updated,
     EventKind::Deregistered,
@@ -34,6 +34,8 @@ const EVENT_KINDS: [EventKind; 9] = [
     EventKind::PanicExited,
     EventKind::SelfPreservationEntered,
     EventKind::SelfPreservationExited,
+    EventKind::RemovalHeld,
+    EventKind::RemovalReleased,
 ];
 
 const CHECKS: [CheckStatus; 3] = [CheckStatus::Pass, CheckStatus::Warn, CheckStatus::Fail];

@@ -132,17 +132,30 @@ pub struct PyInstanceView {
     #[pyo3(get)]
     instance: Py<PyInstance>,
     status: InstanceStatus,
+    /// The source that owns it (SPEC §10.1); `None` for a local instance.
+    #[pyo3(get)]
+    source: Option<String>,
 }
 
 impl PartialEq for PyInstanceView {
     fn eq(&self, other: &Self) -> bool {
-        self.instance.get() == other.instance.get() && self.status == other.status
+        self.instance.get() == other.instance.get()
+            && self.status == other.status
+            && self.source == other.source
     }
 }
 
 impl PyInstanceView {
-    pub(crate) fn new(instance: Py<PyInstance>, status: InstanceStatus) -> PyInstanceView {
-        PyInstanceView { instance, status }
+    pub(crate) fn new(
+        instance: Py<PyInstance>,
+        status: InstanceStatus,
+        source: Option<String>,
+    ) -> PyInstanceView {
+        PyInstanceView {
+            instance,
+            status,
+            source,
+        }
     }
 }
 
@@ -214,6 +227,18 @@ impl PyInstanceView {
         self.status.last_check.map(|c| names::get(py).check(py, c))
     }
 
+    /// The source's verdict (`passing`, `warning`, `critical`,
+    /// `maintenance`) for a source-owned instance, else None.
+    #[getter]
+    fn source_status(&self) -> Option<&'static str> {
+        self.status.source_status.map(|s| s.as_str())
+    }
+    /// Whether a removal its source asked for is held back (SPEC §10.3).
+    #[getter]
+    fn held(&self) -> bool {
+        self.status.held
+    }
+
     /// The wire form shared by every binding: SPEC §2 fields plus status.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mut value = serde_json::to_value(&self.instance.get().spec).unwrap_or_default();
@@ -221,6 +246,9 @@ impl PyInstanceView {
             (&mut value, serde_json::to_value(self.status))
         {
             map.extend(status);
+            if let Some(source) = &self.source {
+                map.insert("source".into(), source.as_str().into());
+            }
         }
         json_to_py(py, &value)
     }

@@ -22,6 +22,7 @@ use crate::errors;
 use crate::names;
 use crate::objects::{PyDiscovery, PyEvent, PyInstance, PyInstanceView, PyPickResult};
 use crate::picker::PyPicker;
+use crate::sources;
 use crate::state::{DiscoveryKey, Lookup, Pending, State};
 
 /// A pick's instance (to resolve) and panic flag.
@@ -319,7 +320,7 @@ impl PyRegistry {
     #[pyo3(signature = (*, ttl_ms=None, evict_after_ms=None, seed=None, check_rise=None, check_fall=None,
         consecutive_failures=None, base_ejection_ms=None, max_ejection_ms=None, max_ejection_percent=None,
         panic_threshold=None, slow_start_ms=None, self_preservation_threshold=None,
-        self_preservation_min_instances=None, event_retention=None))]
+        self_preservation_min_instances=None, event_retention=None, trust_empty_sync=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -337,6 +338,7 @@ impl PyRegistry {
         self_preservation_threshold: Option<&Bound<'_, PyAny>>,
         self_preservation_min_instances: Option<&Bound<'_, PyAny>>,
         event_retention: Option<&Bound<'_, PyAny>>,
+        trust_empty_sync: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRegistry> {
         let given = [
             ("ttl_ms", ttl_ms),
@@ -356,6 +358,7 @@ impl PyRegistry {
                 self_preservation_min_instances,
             ),
             ("event_retention", event_retention),
+            ("trust_empty_sync", trust_empty_sync),
         ];
         let mut config = Config::default();
         let mut seeded = false;
@@ -363,7 +366,12 @@ impl PyRegistry {
             let Some(value) = value.filter(|v| !v.is_none()) else {
                 continue;
             };
-            let json = if RATIO_KEYS.contains(&key) {
+            let json = if key == "trust_empty_sync" {
+                if !value.is_instance_of::<pyo3::types::PyBool>() {
+                    return Err(convert::type_error(key, "bool", value));
+                }
+                Json::Bool(value.is_truthy()?)
+            } else if RATIO_KEYS.contains(&key) {
                 if value.is_instance_of::<pyo3::types::PyBool>() {
                     return Err(convert::type_error(key, "float", value));
                 }
@@ -466,6 +474,110 @@ impl PyRegistry {
         let spec = errors::check(py, InstanceSpec::from_object(&map))?;
         let now = now_arg(py, now)?;
         self.register_core(py, spec, now)
+    }
+
+    /// Makes the instances of `service` owned by `source` exactly `entries`
+    /// (instance wire forms, each with an optional `status`; SPEC §10.2) and
+    /// returns the report.
+    #[pyo3(signature = (source, service, entries, *, now=None))]
+    fn sync<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'_, PyAny>,
+        service: &Bound<'_, PyAny>,
+        entries: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (source, service) = (string(source, "source")?, string(service, "service")?);
+        let entries = sources::entries_json(py, entries)?;
+        let now = now_arg(py, now)?;
+        let report = self.with(py, |st| st.reg.sync_json(&source, &service, &entries, now))?;
+        sources::report(py, &errors::check(py, report)?)
+    }
+
+    /// Adds or replaces one entry of `source` (a watch event's put).
+    #[pyo3(signature = (source, entry, *, now=None))]
+    fn source_put<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'_, PyAny>,
+        entry: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let source = string(source, "source")?;
+        let entry = sources::object_json(py, entry, "entry")?;
+        let now = now_arg(py, now)?;
+        let report = self.with(py, |st| st.reg.source_put_json(&source, &entry, now))?;
+        sources::report(py, &errors::check(py, report)?)
+    }
+
+    /// Removes one id of `source` (an id it does not hold is a no-op).
+    #[pyo3(signature = (source, id, *, now=None))]
+    fn source_delete<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'_, PyAny>,
+        id: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (source, id) = (string(source, "source")?, string(id, "id")?);
+        let now = now_arg(py, now)?;
+        let report = self.with(py, |st| st.reg.source_delete(&source, &id, now))?;
+        sources::report(py, &errors::check(py, report)?)
+    }
+
+    /// Declares a mirrored source, e.g. `{"kind": "etcd", "prefix": "/waypost/services"}`.
+    fn source_add(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        options: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let name = string(name, "name")?;
+        let options = sources::object_json(py, options, "options")?;
+        let r = self.with(py, |st| st.reg.source_add(&name, &options))?;
+        errors::check(py, r)
+    }
+
+    /// The request to send next for source `name`: `{"method", "path", "body", "stream"}`.
+    fn source_request<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let name = string(name, "name")?;
+        let request = self.with(py, |st| st.reg.source_request(&name))?;
+        sources::request(py, &errors::check(py, request)?)
+    }
+
+    /// Hands source `name` what its last request brought back (a whole
+    /// response or one stream message; `str` or UTF-8 `bytes`) and returns
+    /// the report; `"resync": True` means the next request reads everything
+    /// again; `status` is the HTTP status (default 200), `index` the
+    /// store's index header. Payloads are applied with the GIL released.
+    #[pyo3(signature = (name, body, *, now=None, status=None, index=None))]
+    fn source_feed<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+        status: Option<&Bound<'_, PyAny>>,
+        index: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let name = string(name, "name")?;
+        let body = sources::body(py, body)?;
+        let now = now_arg(py, now)?;
+        let status = match status {
+            Some(s) => uint_as::<u16>(py, s, "status")?,
+            None => 200,
+        };
+        let index = opt_string(index, "index")?;
+        let report = self.detached(py, |st| {
+            st.reg
+                .source_feed(&name, &body, now, status, index.as_deref())
+        })?;
+        sources::report(py, &errors::check(py, report)?)
     }
 
     /// Removes an instance.
@@ -578,10 +690,15 @@ impl PyRegistry {
         let found = self.with(py, |st| {
             let view = st.reg.get(&id, now)?;
             let (handle, status) = (view.handle, view.status);
-            Ok((st.lookup(py, handle), status))
+            let source = view.instance.source().map(str::to_owned);
+            Ok((st.lookup(py, handle), status, source))
         })?;
-        let (lookup, status) = errors::check(py, found)?;
-        Ok(PyInstanceView::new(self.resolve(py, lookup)?, status))
+        let (lookup, status, source) = errors::check(py, found)?;
+        Ok(PyInstanceView::new(
+            self.resolve(py, lookup)?,
+            status,
+            source,
+        ))
     }
 
     /// Names of the services that have instances, in byte order.

@@ -98,15 +98,56 @@ class Runner:
                 modify_index=view.modify_index,
                 inflight=view.inflight,
             )
+            if view.source is not None:
+                out.update(source=view.source, held=view.held)
         elif op == "services":
             out["services"] = reg.services(now=at)
         elif op == "due_checks":
             out["ids"] = reg.due_checks(now=at)
         elif op == "snapshot_restore":
             self.reg = waypost.Registry.restore(reg.snapshot())
+        elif op == "sync":
+            out["report"] = reg.sync(step["source"], step["service"], step["entries"], now=at)
+        elif op == "source_put":
+            out["report"] = reg.source_put(step["source"], step["entry"], now=at)
+        elif op == "source_delete":
+            out["report"] = reg.source_delete(step["source"], step["id"], now=at)
+        elif op == "source_add":
+            reg.source_add(step["name"], step["options"])
+        elif op == "source_request":
+            out["request"] = reg.source_request(step["name"])
+        elif op in FEED_NAMES:
+            payload = step["body"] if op == "source_feed" else step["payload"]
+            out["report"] = reg.source_feed(
+                step.get("name", FEED_NAMES[op]), payload_text(payload), now=at,
+                status=step.get("status", 200), index=step.get("index"),
+            )
+        elif op == "k8s_watch":
+            out["report"] = reg.source_feed(
+                step.get("name", "k8s"), watch_text(step["payload"]), now=at, status=step.get("status", 200),
+            )
         else:
             raise AssertionError(f"unknown op {op!r}")
         return out
+
+
+# The feed ops and the source each defaults to.
+FEED_NAMES = {
+    "source_feed": "etcd", "etcd_range": "etcd", "etcd_watch": "etcd",
+    "consul_health": "consul", "k8s_slices": "k8s",
+}
+
+
+def payload_text(value: Any) -> str:
+    """A feed payload as the core reads it: a string as it is, any other JSON value written out."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def watch_text(value: Any) -> str:
+    """A watch message: an array of events becomes one JSON line each."""
+    if isinstance(value, list):
+        return "\n".join(payload_text(v) for v in value)
+    return payload_text(value)
 
 
 def check_expect(name: str, i: int, expect: dict[str, Any], line: Line) -> None:
@@ -119,8 +160,12 @@ def check_expect(name: str, i: int, expect: dict[str, Any], line: Line) -> None:
     for key, want in expect.items():
         if key in ("error", "tolerance"):
             continue
-        if key in ("ids", "id", "health", "panic", "services"):
+        if key in ("ids", "id", "health", "panic", "services", "source", "held"):
             assert line.get(key) == want, f"{ctx}: `{key}`"
+        elif key in ("report", "request"):
+            got_obj = line.get(key) or {}
+            for field, value in want.items():
+                assert got_obj.get(field) == value, f"{ctx}: `{key}.{field}`"
         elif key == "events":
             got = line["events"]
             assert len(got) == len(want), f"{ctx}: number of events"

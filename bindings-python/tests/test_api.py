@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -9,7 +10,7 @@ import waypost
 from waypost import CheckStatus, EventType, Health, Strategy
 
 
-def fleet(n: int = 3, **config: int) -> waypost.Registry:
+def fleet(n: int = 3, **config: Any) -> waypost.Registry:
     reg = waypost.Registry(ttl_ms=10_000, seed=7, **config)
     for i in range(n):
         reg.register(f"api-{i}", "api", f"10.0.0.{i}", 8080, now=0)

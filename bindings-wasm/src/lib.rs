@@ -365,6 +365,38 @@ impl RegistryCore {
         self.pick_options(Target::Name(service), strategy, key, zone, filter, now)
     }
 
+    /// The sources API (SPEC §10) behind one export, which keeps the
+    /// module small: `op` 0 `sync(a = source, b = service, c = entries)`,
+    /// 1 `source_put(a = source, c = entry)`, 2 `source_delete(a = source,
+    /// b = id)`, 3 `source_add(a = name, c = options)`, 4
+    /// `source_request(a = name)`, 5 `source_feed(a = name, c = body,
+    /// status, b = index or "")`. Each is one core call; the answer is the
+    /// report or request as JSON ("" for `source_add`), or `undefined` with
+    /// the error kept for `takeError`.
+    pub fn source(
+        &mut self,
+        op: u8,
+        a: &str,
+        b: &str,
+        c: &str,
+        now: f64,
+        status: u16,
+    ) -> Option<String> {
+        let (r, now) = (&mut self.inner, ms(now));
+        let answer = match op {
+            0 => r.sync_json(a, b, c, now).map(|x| x.to_json()),
+            1 => r.source_put_json(a, c, now).map(|x| x.to_json()),
+            2 => r.source_delete(a, b, now).map(|x| x.to_json()),
+            3 => r.source_add(a, c).map(|()| String::new()),
+            4 => r.source_request(a).map(|x| x.to_json()),
+            _ => {
+                let index = (!b.is_empty()).then_some(b);
+                r.source_feed(a, c, now, status, index).map(|x| x.to_json())
+            }
+        };
+        kept(&mut self.error, answer)
+    }
+
     /// The error of the last call that returned -1, as `code message`
     /// (text for the reason given at `instanceAt`).
     #[wasm_bindgen(js_name = takeError)]

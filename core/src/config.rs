@@ -45,6 +45,9 @@ pub struct Config {
     pub self_preservation_min_instances: u32,
     /// Events kept for `events_since` (1 – 1 000 000).
     pub event_retention: u32,
+    /// Whether a source's full sync with no entries may remove a service's
+    /// instances (SPEC §10.3); by default it is held as a likely error.
+    pub trust_empty_sync: bool,
 }
 
 impl Default for Config {
@@ -64,12 +67,13 @@ impl Default for Config {
             self_preservation_threshold: 0.0,
             self_preservation_min_instances: 3,
             event_retention: 4096,
+            trust_empty_sync: false,
         }
     }
 }
 
 /// The configuration keys, in documentation order.
-pub const CONFIG_KEYS: [&str; 14] = [
+pub const CONFIG_KEYS: [&str; 15] = [
     "ttl_ms",
     "evict_after_ms",
     "seed",
@@ -84,6 +88,7 @@ pub const CONFIG_KEYS: [&str; 14] = [
     "self_preservation_threshold",
     "self_preservation_min_instances",
     "event_retention",
+    "trust_empty_sync",
 ];
 
 impl Config {
@@ -136,6 +141,10 @@ impl Config {
                 u32::try_from(n).map_err(|_| Error::invalid(key, text!(n, " is too large")))
             })
         };
+        let flag = |v: &Json| {
+            v.as_bool()
+                .ok_or_else(|| Error::invalid(key, text!("must be a boolean, got ", describe(v))))
+        };
         let ratio = |v: &Json| {
             v.as_f64()
                 .ok_or_else(|| Error::invalid(key, text!("must be a number, got ", describe(v))))
@@ -146,6 +155,7 @@ impl Config {
             U64(&'c mut u64),
             U32(&'c mut u32),
             Ratio(&'c mut f64),
+            Flag(&'c mut bool),
         }
         let field = match key {
             "ttl_ms" => Field::U64(&mut self.ttl_ms),
@@ -164,12 +174,14 @@ impl Config {
                 Field::U32(&mut self.self_preservation_min_instances)
             }
             "event_retention" => Field::U32(&mut self.event_retention),
+            "trust_empty_sync" => Field::Flag(&mut self.trust_empty_sync),
             _ => return Err(Error::invalid(key, "unknown configuration key")),
         };
         match field {
             Field::U64(f) => *f = uint(value)?,
             Field::U32(f) => *f = u32_of(value)?,
             Field::Ratio(f) => *f = ratio(value)?,
+            Field::Flag(f) => *f = flag(value)?,
         }
         Ok(())
     }
@@ -183,6 +195,18 @@ impl Config {
     }
 
     pub(crate) fn write_json(&self, out: &mut String) {
+        self.write_keys(out, true);
+    }
+
+    /// The configuration as a snapshot holds it: keys added after the
+    /// first snapshot format only when set away from their defaults, so a
+    /// snapshot taken before they existed is written back unchanged.
+    pub(crate) fn write_snapshot_json(&self, out: &mut String) {
+        self.write_keys(out, false);
+    }
+
+    #[inline(never)]
+    fn write_keys(&self, out: &mut String, every_key: bool) {
         let mut w = ObjectWriter::new(out);
         w.u64("ttl_ms", self.ttl_ms);
         w.u64("evict_after_ms", self.evict_after_ms);
@@ -204,6 +228,9 @@ impl Config {
             self.self_preservation_min_instances.into(),
         );
         w.u64("event_retention", self.event_retention.into());
+        if every_key || self.trust_empty_sync {
+            w.bool("trust_empty_sync", self.trust_empty_sync);
+        }
         w.end();
     }
 

@@ -35,11 +35,16 @@ pub enum EventKind {
     SelfPreservationEntered = 7,
     /// The registry stopped holding back lease expiries.
     SelfPreservationExited = 8,
+    /// A removal a source asked for is held back (SPEC §10.3).
+    RemovalHeld = 9,
+    /// A held removal stopped being held: applied, or the source listed
+    /// the instance again.
+    RemovalReleased = 10,
 }
 
 impl EventKind {
     /// Every kind, in code order.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Registered,
         EventKind::Updated,
         EventKind::Deregistered,
@@ -49,6 +54,8 @@ impl EventKind {
         EventKind::PanicExited,
         EventKind::SelfPreservationEntered,
         EventKind::SelfPreservationExited,
+        EventKind::RemovalHeld,
+        EventKind::RemovalReleased,
     ];
 
     /// The stable name, e.g. `"health_changed"`.
@@ -63,6 +70,8 @@ impl EventKind {
             EventKind::PanicExited => "panic_exited",
             EventKind::SelfPreservationEntered => "self_preservation_entered",
             EventKind::SelfPreservationExited => "self_preservation_exited",
+            EventKind::RemovalHeld => "removal_held",
+            EventKind::RemovalReleased => "removal_released",
         }
     }
 }
@@ -99,6 +108,9 @@ pub struct Event {
     /// The service concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Arc<str>>,
+    /// The source whose reconcile caused it, if any (SPEC §10.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Arc<str>>,
     /// Health before a `health_changed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Health>,
@@ -127,6 +139,9 @@ impl Event {
         if let Some(service) = &self.service {
             w.str("service", service);
         }
+        if let Some(source) = &self.source {
+            w.str("source", source);
+        }
         if let Some(from) = self.from {
             w.str("from", from.as_str());
         }
@@ -153,6 +168,10 @@ pub(crate) struct EventLog {
     /// While set, every pushed event is also copied here (so `tick` returns
     /// all it produced even when that is more than the retention).
     capture: Option<Vec<Event>>,
+    /// While set, every pushed event names this source: a reconcile sets
+    /// it around what it applies, so the events it causes (health and
+    /// panic changes included) carry it without threading it through.
+    pub source: Option<Arc<str>>,
 }
 
 /// The largest event index a registry accepts from a snapshot: 2^53 − 1,
@@ -166,6 +185,7 @@ impl EventLog {
             last_index: 0,
             retention: retention.max(1) as usize,
             capture: None,
+            source: None,
         }
     }
 
@@ -177,6 +197,7 @@ impl EventLog {
             last_index,
             retention: retention.max(1) as usize,
             capture: None,
+            source: None,
         }
     }
 
@@ -207,6 +228,7 @@ impl EventLog {
             at,
             id,
             service,
+            source: self.source.clone(),
             from: change.map(|c| c.0),
             to: change.map(|c| c.1),
         };

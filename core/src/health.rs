@@ -7,6 +7,7 @@ use core::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::source::SourceStatus;
 
 /// The public health of an instance.
 ///
@@ -105,24 +106,34 @@ impl FromStr for CheckStatus {
 }
 
 /// The raw health inputs of one instance, from which [`Health`] follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct HealthInputs {
+    /// Drained by the host (a local operator).
     pub draining: bool,
     pub lease_expired: bool,
     pub check_failing: bool,
     pub ejected: bool,
     pub check_warning: bool,
+    /// The owning source's verdict (`Passing` for a local instance).
+    pub source: SourceStatus,
 }
 
 impl HealthInputs {
+    /// Draining for any reason: drained locally or in maintenance at its
+    /// source. Such an instance is outside the live fraction (§3).
+    pub fn is_draining(&self) -> bool {
+        self.draining || self.source == SourceStatus::Maintenance
+    }
+
     pub fn health(&self) -> Health {
-        if self.draining {
+        if self.is_draining() {
             Health::Draining
-        } else if self.lease_expired || self.check_failing {
+        } else if self.lease_expired || self.check_failing || self.source == SourceStatus::Critical
+        {
             Health::Unhealthy
         } else if self.ejected {
             Health::Ejected
-        } else if self.check_warning {
+        } else if self.check_warning || self.source == SourceStatus::Warning {
             Health::Degraded
         } else {
             Health::Healthy

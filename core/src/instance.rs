@@ -326,6 +326,8 @@ pub struct Instance {
     pub(crate) priority: u8,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) check_interval_ms: Option<u64>,
+    /// The source that owns it (SPEC §10.1); `None` for a local instance.
+    pub(crate) source: Option<Arc<str>>,
 }
 
 impl Instance {
@@ -343,6 +345,7 @@ impl Instance {
             priority: 0,
             ttl_ms: None,
             check_interval_ms: None,
+            source: None,
         }
     }
 
@@ -375,7 +378,44 @@ impl Instance {
             priority: spec.priority,
             ttl_ms: spec.ttl_ms,
             check_interval_ms: spec.check_interval_ms,
+            source: None,
         }
+    }
+
+    /// Whether the stored fields are what `spec` would give (tags after
+    /// removing duplicates; the lease length is ignored for a source-owned
+    /// instance, which has none).
+    pub(crate) fn same_fields(&self, spec: &InstanceSpec) -> bool {
+        let mut tags = self.tags.iter();
+        let mut seen = 0usize;
+        for (i, tag) in spec.tags.iter().enumerate() {
+            if spec.tags.iter().take(i).any(|t| t == tag) {
+                continue;
+            }
+            seen += 1;
+            if tags.next().map(|t| &**t) != Some(tag.as_str()) {
+                return false;
+            }
+        }
+        *self.address == *spec.address
+            && self.port == spec.port
+            && self.weight == spec.weight
+            && seen == self.tags.len()
+            && self.meta.len() == spec.meta.len()
+            && self
+                .meta
+                .iter()
+                .zip(spec.meta.iter())
+                .all(|((k, v), (sk, sv))| **k == *sk && **v == *sv)
+            && self.zone.as_deref() == spec.zone.as_deref()
+            && self.priority == spec.priority
+            && (self.source.is_some() || self.ttl_ms == spec.ttl_ms)
+            && self.check_interval_ms == spec.check_interval_ms
+    }
+
+    /// The source that owns this instance, if any (SPEC §10.1).
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// The instance id.
@@ -469,6 +509,9 @@ impl Instance {
             check_interval_ms: self.check_interval_ms,
         };
         write_members(w, &fields, &mut self.tags(), &mut self.meta());
+        if let Some(source) = &self.source {
+            w.str("source", source);
+        }
     }
 
     /// The spec this instance was registered with (normalised).

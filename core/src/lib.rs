@@ -77,7 +77,9 @@ pub use registry::{
     DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
 };
 pub use snapshot::SNAPSHOT_FORMAT;
-pub use source::{Rejected, SourceEntry, SourceRequest, SourceStatus, SyncReport};
+pub use source::{
+    Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport, DEFAULT_ETCD_PREFIX,
+};
 
 /// The crate version, as every binding reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

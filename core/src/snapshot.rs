@@ -24,6 +24,7 @@ use crate::rng::Rng;
 
 #[path = "snapshot_checks.rs"]
 mod checks;
+mod sources;
 
 /// The `format` string of every snapshot this version writes and reads.
 pub const SNAPSHOT_FORMAT: &str = "waypost.snapshot/1";
@@ -40,6 +41,8 @@ struct SnapshotDoc {
     services: Vec<ServiceDoc>,
     instances: Vec<InstanceDoc>,
     events: Vec<Event>,
+    /// Declared sources, as written.
+    mirrors: Vec<Json>,
 }
 
 struct ServiceDoc {
@@ -54,6 +57,8 @@ struct ServiceDoc {
 
 struct InstanceDoc {
     instance: InstanceSpec,
+    /// The owning source's name (SPEC §10.1); `null` when local.
+    source: Json,
     state: StateDoc,
 }
 
@@ -75,6 +80,7 @@ struct StateDoc {
     probation: bool,
     inflight: u64,
     filtered_wrr: i64,
+    held: Option<crate::registry::Hold>,
 }
 
 #[cold]
@@ -405,6 +411,7 @@ fn event(mut f: Fields) -> Event {
         at: f.u64("at"),
         id: f.opt_str("id").map(Arc::from),
         service: f.opt_str("service").map(Arc::from),
+        source: f.opt_str("source").map(Arc::from),
         from: f.opt_health("from"),
         to: f.opt_health("to"),
     };
@@ -421,6 +428,7 @@ fn state(mut f: Fields) -> StateDoc {
         check_failing: i.bool("check_failing"),
         ejected: i.bool("ejected"),
         check_warning: i.bool("check_warning"),
+        source: sources::read_status(&mut i),
     };
     i.done();
     let st = StateDoc {
@@ -443,6 +451,7 @@ fn state(mut f: Fields) -> StateDoc {
         probation: f.bool("probation"),
         inflight: f.u64("inflight"),
         filtered_wrr: f.i64("filtered_wrr"),
+        held: sources::read_hold(&mut f),
     };
     f.done();
     st
@@ -481,7 +490,8 @@ fn service(mut f: Fields) -> ServiceDoc {
 }
 
 fn instance(mut f: Fields) -> Option<InstanceDoc> {
-    let members = f.members("instance");
+    let mut members = f.members("instance");
+    let source = sources::take_source(&mut members);
     // A missing or mistyped `instance` is already noted: skip its parser.
     let spec = if f.problems.first_is_none() {
         InstanceSpec::from_object(&members)
@@ -494,6 +504,7 @@ fn instance(mut f: Fields) -> Option<InstanceDoc> {
     f.done();
     Some(InstanceDoc {
         instance: spec?,
+        source,
         state,
     })
 }
@@ -545,6 +556,7 @@ impl SnapshotDoc {
         let services = top.each("services", service);
         let instances = top.each("instances", instance);
         let events = top.each("events", event);
+        let mirrors = sources::read_mirrors(&mut top);
         top.done();
         problems.verdict()?;
         Ok(SnapshotDoc {
@@ -559,6 +571,7 @@ impl SnapshotDoc {
             services,
             instances: instances.into_iter().flatten().collect(),
             events,
+            mirrors,
         })
     }
 }
@@ -594,7 +607,7 @@ impl Registry {
         let mut out = String::with_capacity(1024 + self.total as usize * 640);
         let mut w = ObjectWriter::new(&mut out);
         w.str("format", SNAPSHOT_FORMAT);
-        self.config.write_json(w.key("config"));
+        self.config.write_snapshot_json(w.key("config"));
         w.u64("clock", self.clock);
         w.u64("last_index", self.events.last_index());
         write_array(w.key("rng"), self.rng.state(), write_hex);
@@ -643,6 +656,7 @@ impl Registry {
             i.bool("check_failing", e.inputs.check_failing);
             i.bool("ejected", e.inputs.ejected);
             i.bool("check_warning", e.inputs.check_warning);
+            sources::write_status(&mut i, e);
             i.end();
             st.u64("last_renewal", e.last_renewal);
             st.u64("registered_at", e.registered_at);
@@ -659,12 +673,14 @@ impl Registry {
             st.bool("probation", e.probation);
             st.u64("inflight", e.inflight);
             st.i64("filtered_wrr", e.filtered_wrr);
+            sources::write_hold(&mut st, e);
             st.end();
             w.end();
         });
         write_array(w.key("events"), self.events.retained(), |out, e| {
             e.write_json(out)
         });
+        sources::write_mirrors(&mut w, self);
         w.end();
         out
     }
@@ -697,9 +713,13 @@ impl Registry {
         for (i, d) in doc.instances.into_iter().enumerate() {
             reg.restore_instance(i, d, doc.last_index, &problems);
         }
+        reg.written_mirrors = doc.mirrors;
         // Every service is in place (candidate tables below index them).
         problems.verdict()?;
         reg.rebuild_indexes();
+        if let Some(problem) = sources::holds_problem(&reg) {
+            problems.note(problem);
+        }
         for (i, s) in doc.services.iter().enumerate() {
             let mut slots = Vec::with_capacity(s.candidates.len());
             let mut current = Vec::with_capacity(s.candidates.len());
@@ -763,6 +783,7 @@ impl Registry {
         if let Err(e) = d.instance.validate() {
             return Err(("instance", e.message()));
         }
+        sources::owner(d)?;
         let st = &d.state;
         if st.health != st.inputs.health() {
             return Err(("state.health", "does not follow from state.inputs".into()));
@@ -787,10 +808,15 @@ impl Registry {
                 return problems.note(text!("instances[", i, "].", field, ": ", problem));
             }
         };
+        let source = match sources::owner(&d) {
+            Ok(Some(name)) => Some(self.intern_source(name)),
+            _ => None,
+        };
         let st = d.state;
         let id: Arc<str> = Arc::from(d.instance.id.as_str());
         let service_name = self.services[service_idx as usize].name.clone();
-        let instance = Instance::from_spec(d.instance, id.clone(), service_name);
+        let mut instance = Instance::from_spec(d.instance, id.clone(), service_name);
+        instance.source = source;
         let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
         let mut entry = Entry::new(
             instance,
@@ -819,6 +845,7 @@ impl Registry {
         entry.probation = st.probation;
         entry.inflight = st.inflight;
         entry.filtered_wrr = st.filtered_wrr;
+        entry.held = st.held;
         let slot = self.slots.len() as u32;
         self.slots.push(Slot {
             generation: 0,
@@ -843,7 +870,7 @@ impl Registry {
             let slot = slot as u32;
             members[e.service_idx as usize].push(slot);
             total += 1;
-            if !e.inputs.draining {
+            if !e.inputs.is_draining() {
                 non_draining += 1;
                 if !e.inputs.lease_expired {
                     live += 1;
@@ -863,6 +890,7 @@ impl Registry {
         self.total = total;
         self.non_draining = non_draining;
         self.live_non_draining = live;
+        self.relist_held();
         self.leases = BinaryHeap::from(leases);
         self.ejections = BinaryHeap::from(ejections);
         self.checks = BinaryHeap::from(checks);

@@ -128,6 +128,12 @@ impl Registry {
     /// self-preservation holds back. Advancing to the clock again must
     /// change nothing and find the same self-preservation state.
     fn check_nothing_due(&mut self) -> Result<()> {
+        // With sources, self-preservation also holds source removals back
+        // (SPEC §10.3), under rules of their own checked where the
+        // snapshot's source state is read: this check covers leases only.
+        if !self.held_ids.is_empty() || !self.source_names.is_empty() {
+            return Ok(());
+        }
         let (held, blocked, last) = (
             self.self_preservation,
             self.lease_blocked,

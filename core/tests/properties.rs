@@ -115,6 +115,7 @@ fn config() -> impl proptest::strategy::Strategy<Value = Config> {
                 self_preservation_threshold: sp,
                 self_preservation_min_instances: sp_min,
                 event_retention: retention,
+                trust_empty_sync: false,
             },
         )
 }

@@ -437,6 +437,7 @@ static void test_time_events_snapshots(void) {
   EXPECT_ERR(WAYPOST_STATUS_INVALID_SNAPSHOT, waypost_registry_restore(BAD_UTF8, &bad, e));
   CHECK(bad == NULL);
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore(NULL, &bad, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore(NULL, &bad, e));
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_restore("{}", NULL, e));
   waypost_registry_free(copy);
 
@@ -517,6 +518,55 @@ static void test_threads_share_a_registry(void) {
   waypost_info info;
   EXPECT_OK(waypost_registry_info(reg, &info, e));
   CHECK(info.instances == 6);
+  waypost_registry_free(reg);
+}
+
+/* Sources (SPEC §10): reconcile calls, a mirror fed by hand, bad input. */
+static void test_sources(void) {
+  waypost_registry *reg = fresh();
+  char *report = NULL;
+  EXPECT_OK(waypost_registry_sync(reg, "etcd", "api",
+      "[{\"id\":\"s1\",\"service\":\"api\",\"address\":\"10.0.1.1\",\"port\":80,\"status\":\"warning\"}]",
+      1, &report, e));
+  CHECK(strstr(report, "\"added\":1") != NULL);
+  waypost_string_free(report);
+  EXPECT_OK(waypost_registry_source_put(reg, "etcd",
+      "{\"id\":\"s2\",\"service\":\"api\",\"address\":\"10.0.1.2\",\"port\":80}", 2, &report, e));
+  waypost_string_free(report);
+  EXPECT_OK(waypost_registry_source_delete(reg, "etcd", "s2", 3, &report, e));
+  CHECK(strstr(report, "\"removed\":1") != NULL);
+  waypost_string_free(report);
+  EXPECT_ERR(WAYPOST_STATUS_CONFLICT, waypost_deregister(reg, "s1", 4, e));
+  EXPECT_ERR(WAYPOST_STATUS_CONFLICT, waypost_registry_source_put(reg, "etcd",
+      "{\"id\":\"a\",\"service\":\"api\",\"address\":\"h\",\"port\":1}", 4, &report, e));
+  CHECK(report == NULL);
+
+  /* A mirror: declare, ask, feed a range response, ask again (a watch). */
+  char *request = NULL;
+  EXPECT_OK(waypost_registry_source_add(reg, "etcd-m", "{\"kind\":\"etcd\",\"prefix\":\"/w\"}", e));
+  EXPECT_ERR(WAYPOST_STATUS_CONFLICT, waypost_registry_source_add(reg, "etcd-m", "{\"kind\":\"etcd\"}", e));
+  EXPECT_OK(waypost_registry_source_request(reg, "etcd-m", &request, e));
+  CHECK(strstr(request, "/v3/kv/range") != NULL && strstr(request, "\"stream\":false") != NULL);
+  waypost_string_free(request);
+  /* key "/w/web/w1", value {"id":"w1","service":"web","address":"h","port":1} */
+  EXPECT_OK(waypost_registry_source_feed(reg, "etcd-m",
+      "{\"header\":{\"revision\":\"5\"},\"kvs\":[{\"key\":\"L3cvd2ViL3cx\",\"mod_revision\":\"5\","
+      "\"value\":\"eyJpZCI6IncxIiwic2VydmljZSI6IndlYiIsImFkZHJlc3MiOiJoIiwicG9ydCI6MX0=\"}],\"count\":\"1\"}",
+      5, 200, NULL, &report, e));
+  CHECK(strstr(report, "\"added\":1") != NULL);
+  waypost_string_free(report);
+  EXPECT_OK(waypost_registry_source_request(reg, "etcd-m", &request, e));
+  CHECK(strstr(request, "/v3/watch") != NULL && strstr(request, "\"stream\":true") != NULL);
+  waypost_string_free(request);
+
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_source_request(reg, "nope", &request, e));
+  CHECK(request == NULL);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_source_feed(reg, "etcd-m", "not json", 6, 200, NULL, &report, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_sync(reg, "etcd", "api", BAD_UTF8, 6, &report, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_sync(reg, "etcd", "api", NULL, 6, &report, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_source_feed(reg, "etcd-m", "{}", 6, 200, NULL, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_source_add(NULL, "x", "{}", e));
+  check_usable(reg);
   waypost_registry_free(reg);
 }
 
@@ -788,6 +838,7 @@ int main(void) {
   test_time_events_snapshots();
   test_forced_panic();
   test_threads_share_a_registry();
+  test_sources();
   test_pick_fields();
   test_threads_load_adds_up();
   test_picker_basics();

@@ -58,3 +58,5 @@ class EventType(_Named):
     PANIC_EXITED = "panic_exited"
     SELF_PRESERVATION_ENTERED = "self_preservation_entered"
     SELF_PRESERVATION_EXITED = "self_preservation_exited"
+    REMOVAL_HELD = "removal_held"
+    REMOVAL_RELEASED = "removal_released"

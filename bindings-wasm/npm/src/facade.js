@@ -95,6 +95,8 @@ function invalid(field, reason) {
   return new WaypostError("invalid_argument", `invalid argument \`${field}\`: ${reason}`);
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 function describe(value) {
   return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
 }
@@ -123,6 +125,10 @@ function flag(name, value) {
     throw new TypeError(`${name} must be a boolean, got ${describe(value)}`);
   }
   return value;
+}
+
+function isRecord(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 function record(name, value) {
@@ -208,6 +214,8 @@ function instanceOf(text) {
     priority: f.priority,
     ttlMs: f.ttl_ms ?? null,
     checkIntervalMs: f.check_interval_ms ?? null,
+    // Only a source-owned instance has one (SPEC §10.1).
+    ...(f.source === undefined ? {} : { source: f.source }),
   });
 }
 
@@ -238,6 +246,18 @@ function made(core) {
 }
 
 /** camelCase copy of a JSON object's keys (field names only, never user data). */
+/** An instance object (camelCase or snake_case keys) in the wire form's snake_case. */
+function wire(name, instance) {
+  record(name, instance);
+  const snake = {};
+  for (const key of Object.keys(instance)) {
+    const value = instance[key];
+    if (value === undefined) continue;
+    snake[INSTANCE_KEYS.get(key) ?? snakeKey(key)] = value;
+  }
+  return snake;
+}
+
 function camelCopy(snake, out = {}) {
   for (const key of Object.keys(snake)) out[camelKey(key)] = snake[key];
   return out;
@@ -316,14 +336,8 @@ export class Registry {
 
   /** Registers an instance, or replaces the fields of the one with its id; returns it. */
   register(instance, now) {
-    record("instance", instance);
+    const snake = wire("instance", instance);
     const t = time(now);
-    const snake = {};
-    for (const key of Object.keys(instance)) {
-      const value = instance[key];
-      if (value === undefined) continue;
-      snake[INSTANCE_KEYS.get(key) ?? snakeKey(key)] = value;
-    }
     const slot = must(this.#core, this.#core.register(json("instance", snake), t));
     this.#reset();
     return this.#instance(slot);
@@ -497,6 +511,66 @@ export class Registry {
     if (typeof after !== "number") throw new TypeError(`after must be a number, got ${describe(after)}`);
     if (!(after >= 0 && after <= Number.MAX_SAFE_INTEGER)) throw invalid("after", `${after} is not a valid event index`);
     return JSON.parse(some(this.#core, this.#core.eventsSince(after)));
+  }
+
+  /**
+   * Makes `service`'s instances owned by `source` exactly `entries`
+   * (instances as `register` takes them, each with an optional `status`:
+   * "passing" | "warning" | "critical" | "maintenance"); returns the report
+   * `{added, updated, removed, unchanged, held, rejected, resync}`.
+   */
+  sync(source, service, entries, now) {
+    text("source", source);
+    text("service", service);
+    // The core requires an array and judges each element (a bad one is a
+    // rejected record), so only instance objects are converted here.
+    const list = Array.isArray(entries) ? entries.map((e) => (isRecord(e) ? wire("entry", e) : e)) : entries;
+    const body = json("entries", list);
+    return JSON.parse(some(this.#core, this.#core.source(0, source, service, body, time(now), 0)));
+  }
+
+  /** Adds or replaces one entry of `source` (a watch event's put); returns the report. */
+  sourcePut(source, entry, now) {
+    text("source", source);
+    const body = json("entry", wire("entry", entry));
+    return JSON.parse(some(this.#core, this.#core.source(1, source, "", body, time(now), 0)));
+  }
+
+  /** Removes one id of `source` (an id it does not hold is a no-op); returns the report. */
+  sourceDelete(source, id, now) {
+    return JSON.parse(some(this.#core, this.#core.source(2, text("source", source), text("id", id), "", time(now), 0)));
+  }
+
+  /** Declares a mirrored source, e.g. `{kind: "etcd", prefix: "/waypost/services"}`. */
+  sourceAdd(name, options) {
+    some(this.#core, this.#core.source(3, text("name", name), "", json("options", record("options", options)), 0, 0));
+  }
+
+  /** The request to send next for source `name`: `{method, path, body, stream}`. */
+  sourceRequest(name) {
+    return JSON.parse(some(this.#core, this.#core.source(4, text("name", name), "", "", 0, 0)));
+  }
+
+  /**
+   * Hands source `name` what its last request brought back (a whole
+   * response, or one message of a stream; a string or UTF-8 bytes), with
+   * `{status = 200, index}`; returns the report (`resync: true`: the next
+   * request reads everything again).
+   */
+  sourceFeed(name, body, now, { status = 200, index } = {}) {
+    text("name", name);
+    if (typeof body !== "string") {
+      if (!(body instanceof Uint8Array)) throw new TypeError(`body must be a string or bytes, got ${describe(body)}`);
+      try {
+        body = utf8.decode(body);
+      } catch {
+        throw invalid("body", "not valid UTF-8");
+      }
+    }
+    if (!Number.isInteger(status) || status < 0 || status > 65535) throw invalid("status", `${status} is not an HTTP status`);
+    const t = time(now);
+    const idx = index === undefined || index === null ? "" : text("index", index);
+    return JSON.parse(some(this.#core, this.#core.source(5, name, idx, body, t, status)));
   }
 
   /** Names of the services that have instances, in byte order. */

@@ -39,7 +39,9 @@ export type EventType =
   | "panic_entered"
   | "panic_exited"
   | "self_preservation_entered"
-  | "self_preservation_exited";
+  | "self_preservation_exited"
+  | "removal_held"
+  | "removal_released";
 
 /** Registry configuration (SPEC §4); every key is optional. */
 export interface RegistryConfig {
@@ -65,6 +67,8 @@ export interface RegistryConfig {
   selfPreservationMinInstances?: number;
   /** Events kept for eventsSince (default 4096). */
   eventRetention?: number;
+  /** Let a source's full sync with no entries remove instances (default false). */
+  trustEmptySync?: boolean;
 }
 
 /** The configuration in force, every key present. */
@@ -191,6 +195,41 @@ export const ERROR_CODES: readonly ErrorCode[];
 /** The version of the core this package was built from. */
 export function version(): string;
 
+/** A source's verdict on one of its instances (SPEC §10.1). */
+export type SourceStatus = "passing" | "warning" | "critical" | "maintenance";
+
+/** One instance as a source reports it. */
+export interface SourceEntry extends InstanceSpec {
+  status?: SourceStatus;
+}
+
+/** What one reconcile call did (SPEC §10.2). */
+export interface SyncReport {
+  added: number;
+  updated: number;
+  removed: number;
+  unchanged: number;
+  held: number;
+  rejected: { at: string; code: ErrorCode; message: string }[];
+  /** The mirror was reset: the next request reads everything again. */
+  resync: boolean;
+}
+
+/** The request a mirror's host sends next (SPEC §10.4). */
+export interface SourceRequest {
+  method: "GET" | "POST";
+  path: string;
+  body: string;
+  /** Feed each message of the answer on its own. */
+  stream: boolean;
+}
+
+/** Options of `sourceAdd`. */
+export type SourceOptions =
+  | { kind: "etcd"; prefix?: string }
+  | { kind: "consul"; service: string }
+  | { kind: "k8s"; namespace: string; service: string; port?: string };
+
 /**
  * A service registry. Every time-dependent method takes `now` (ms) last;
  * it defaults to Date.now().
@@ -222,6 +261,12 @@ export class Registry {
   serviceModifyIndex(service: string): number;
   renderMetrics(): string;
   serviceMetrics(): ServiceMetrics[];
+  sync(source: string, service: string, entries: SourceEntry[], now?: number): SyncReport;
+  sourcePut(source: string, entry: SourceEntry, now?: number): SyncReport;
+  sourceDelete(source: string, id: string, now?: number): SyncReport;
+  sourceAdd(name: string, options: SourceOptions): void;
+  sourceRequest(name: string): SourceRequest;
+  sourceFeed(name: string, body: string | Uint8Array, now?: number, options?: { status?: number; index?: string }): SyncReport;
   readonly clock: number;
   readonly lastIndex: number;
   readonly size: number;

@@ -108,6 +108,10 @@ class Runner {
         out.health = state.health;
         out.modify_index = state.modifyIndex;
         out.inflight = state.inflight;
+        if (state.instance.source !== undefined) {
+          out.source = state.instance.source;
+          out.held = state.held ?? false;
+        }
         break;
       }
       case "services":
@@ -122,11 +126,48 @@ class Runner {
         reg.free();
         break;
       }
+      case "sync":
+        out.report = reg.sync(str(step, "source"), str(step, "service"), step.entries, at);
+        break;
+      case "source_put":
+        out.report = reg.sourcePut(str(step, "source"), step.entry, at);
+        break;
+      case "source_delete":
+        out.report = reg.sourceDelete(str(step, "source"), str(step, "id"), at);
+        break;
+      case "source_add":
+        reg.sourceAdd(str(step, "name"), step.options);
+        break;
+      case "source_request":
+        out.request = reg.sourceRequest(str(step, "name"));
+        break;
+      case "source_feed":
+      case "etcd_range":
+      case "etcd_watch":
+      case "consul_health":
+      case "k8s_slices": {
+        const payload = op === "source_feed" ? step.body : step.payload;
+        out.report = reg.sourceFeed(step.name ?? FEED_NAMES[op], payloadText(payload), at, { status: step.status ?? 200, index: step.index });
+        break;
+      }
+      case "k8s_watch": {
+        const body = Array.isArray(step.payload) ? step.payload.map(payloadText).join("\n") : payloadText(step.payload);
+        out.report = reg.sourceFeed(step.name ?? "k8s", body, at, { status: step.status ?? 200 });
+        break;
+      }
       default:
         throw new Error(`unknown op \`${op}\``);
     }
     return out;
   }
+}
+
+/** The feed ops and the source each defaults to. */
+const FEED_NAMES = { source_feed: "etcd", etcd_range: "etcd", etcd_watch: "etcd", consul_health: "consul", k8s_slices: "k8s" };
+
+/** A feed payload as the core reads it: a string as it is, any other JSON value written out. */
+function payloadText(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
 
 function equal(a, b) {
@@ -154,7 +195,15 @@ function checkExpect(name, i, expect, line) {
       case "health":
       case "panic":
       case "services":
+      case "source":
+      case "held":
         if (!equal(line[key], want)) fail(`\`${key}\` is not ${JSON.stringify(want)}`);
+        break;
+      case "report":
+      case "request":
+        for (const [field, value] of Object.entries(want)) {
+          if (!equal(line[key]?.[field], value)) fail(`\`${key}.${field}\` is not ${JSON.stringify(value)}`);
+        }
         break;
       case "events": {
         const got = line.events;

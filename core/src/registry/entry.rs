@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::health::{CheckStatus, Health, HealthInputs};
 use crate::instance::Instance;
 use crate::json::ObjectWriter;
+use crate::source::SourceStatus;
 
 /// No timer of this kind is scheduled.
 pub(crate) const NO_TIMER: u64 = u64::MAX;
@@ -51,6 +52,29 @@ pub(crate) struct Entry {
     /// while `carry_mark` equals the registry's current rebuild number.
     pub carry_wrr: i64,
     pub carry_mark: u64,
+    /// Why a removal its source asked for is held back, while it is.
+    pub held: Option<Hold>,
+    /// The reconcile pass that last listed it (see `Registry::sync`).
+    pub sync_mark: u64,
+}
+
+/// Why a source-driven removal is held back (SPEC §10.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Applying it would take the live fraction below the
+    /// self-preservation threshold.
+    Preservation,
+    /// It came from a full sync with no entries, which is not trusted.
+    EmptySync,
+}
+
+impl Hold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hold::Preservation => "self_preservation",
+            Hold::EmptySync => "empty_sync",
+        }
+    }
 }
 
 impl Entry {
@@ -111,6 +135,8 @@ impl Entry {
             filtered_wrr: 0,
             carry_wrr: 0,
             carry_mark: 0,
+            held: None,
+            sync_mark: 0,
         }
     }
 
@@ -119,12 +145,14 @@ impl Entry {
     }
 
     /// When the lease heap must next look at this instance: the first
-    /// instant of expiry, or of eviction once expired. `None` when that
-    /// instant lies past the end of time (u64::MAX ms): a lease renewed that
-    /// late never expires, and its due time must not collide with
-    /// `NO_TIMER`.
+    /// instant of expiry, or of eviction once expired. A source-owned
+    /// instance has no lease: never. `None` too when that instant lies
+    /// past the end of time (u64::MAX ms): a lease renewed that late never
+    /// expires, and its due time must not collide with `NO_TIMER`.
     pub fn lease_due(&self, evict_after: u64) -> Option<u64> {
-        if !self.inputs.lease_expired {
+        if self.instance.source.is_some() {
+            None
+        } else if !self.inputs.lease_expired {
             self.deadline().checked_add(1)
         } else if evict_after > 0 {
             self.deadline().checked_add(evict_after)?.checked_add(1)
@@ -150,7 +178,11 @@ impl Entry {
             revision: self.revision,
             registered_at: self.registered_at,
             last_renewal: self.last_renewal,
-            lease_deadline: self.deadline(),
+            lease_deadline: if self.instance.source.is_some() {
+                u64::MAX
+            } else {
+                self.deadline()
+            },
             effective_weight: self.effective_weight(config, now) as f64 / WEIGHT_SCALE as f64,
             inflight: self.inflight,
             consecutive_failures: self.failures,
@@ -160,6 +192,8 @@ impl Entry {
                 None
             },
             last_check: self.last_check,
+            source_status: self.instance.source.as_ref().map(|_| self.inputs.source),
+            held: self.held.is_some(),
         }
     }
 }
@@ -179,6 +213,9 @@ pub struct InstanceStatus {
     /// When its lease was last renewed, in ms.
     pub last_renewal: u64,
     /// `last_renewal + ttl`: the lease is expired at any later instant.
+    /// `u64::MAX` (and left out of the wire form) for a source-owned
+    /// instance, which has no lease.
+    #[serde(default = "no_lease", skip_serializing_if = "is_no_lease")]
     pub lease_deadline: u64,
     /// Weight after slow start.
     pub effective_weight: f64,
@@ -190,6 +227,25 @@ pub struct InstanceStatus {
     pub ejected_until: Option<u64>,
     /// The last active-check result reported.
     pub last_check: Option<CheckStatus>,
+    /// The owning source's verdict, for a source-owned instance.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub source_status: Option<SourceStatus>,
+    /// Whether a removal its source asked for is held back (SPEC §10.3);
+    /// in the wire form only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub held: bool,
+}
+
+fn no_lease() -> u64 {
+    u64::MAX
+}
+
+fn is_no_lease(deadline: &u64) -> bool {
+    *deadline == u64::MAX
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl InstanceStatus {
@@ -200,12 +256,20 @@ impl InstanceStatus {
         w.u64("revision", self.revision);
         w.u64("registered_at", self.registered_at);
         w.u64("last_renewal", self.last_renewal);
-        w.u64("lease_deadline", self.lease_deadline);
+        if !is_no_lease(&self.lease_deadline) {
+            w.u64("lease_deadline", self.lease_deadline);
+        }
         w.f64("effective_weight", self.effective_weight);
         w.u64("inflight", self.inflight);
         w.u64("consecutive_failures", self.consecutive_failures.into());
         w.opt_u64("ejected_until", self.ejected_until);
         w.opt_str("last_check", self.last_check.map(CheckStatus::as_str));
+        if let Some(status) = self.source_status {
+            w.str("status", status.as_str());
+        }
+        if self.held {
+            w.bool("held", true);
+        }
     }
 
     /// The status alone as a JSON object.

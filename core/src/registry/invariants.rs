@@ -15,6 +15,7 @@ impl Registry {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut total = 0u64;
         let (mut non_draining, mut live) = (0u64, 0u64);
+        let mut held_ids = Vec::new();
         for (slot, s) in self.slots.iter().enumerate() {
             let Some(e) = s.entry.as_deref() else {
                 if !self.free.contains(&(slot as u32)) {
@@ -51,7 +52,13 @@ impl Registry {
                     e.instance.id
                 ));
             }
-            if !e.inputs.draining {
+            if e.held == Some(super::Hold::Preservation) {
+                held_ids.push(e.instance.id.clone());
+            }
+            if e.held.is_some() && e.instance.source.is_none() {
+                return Err(format!("local `{}` has a held removal", e.instance.id));
+            }
+            if !e.inputs.is_draining() {
                 non_draining += 1;
                 live += u64::from(!e.inputs.lease_expired);
             }
@@ -74,6 +81,15 @@ impl Registry {
                 self.by_id.len(),
                 self.total
             ));
+        }
+        held_ids.sort();
+        let mut listed = self.held_ids.clone();
+        listed.sort();
+        if listed != held_ids {
+            return Err("held removal ids disagree".into());
+        }
+        if !self.held_ids.is_empty() && !self.self_preservation {
+            return Err("removals held outside self-preservation".into());
         }
         if self.non_draining != non_draining || self.live_non_draining != live {
             return Err("draining or live counters disagree".into());

@@ -3,6 +3,7 @@
 use crate::prelude::*;
 mod entry;
 mod invariants;
+mod mirrors;
 mod names;
 pub(crate) mod entry_status {
     pub use super::entry::InstanceStatus;
@@ -12,6 +13,7 @@ mod pick;
 mod picker;
 mod reports;
 mod service;
+mod sources;
 mod time;
 
 use alloc::collections::BinaryHeap;
@@ -20,7 +22,6 @@ use core::cmp::Reverse;
 
 use names::{NameIndex, NameKey};
 
-use crate::balancer::fnv1a64;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventLog};
@@ -28,8 +29,9 @@ use crate::health::{Health, HealthInputs};
 use crate::instance::{check_name, Instance, InstanceSpec};
 use crate::metrics::RegistryMetrics;
 use crate::rng::Rng;
+use crate::source::SourceStatus;
 
-pub(crate) use entry::Entry;
+pub(crate) use entry::{Entry, Hold};
 pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
 #[cfg(feature = "pickers")]
 pub use picker::{
@@ -141,6 +143,20 @@ pub struct Registry {
     /// What [`Registry::entry`] hands out for a slot without an entry: see
     /// there. Never part of the registry's state.
     pub(crate) detached: Box<Entry>,
+    /// The source names seen, shared by their instances and events.
+    pub(crate) source_names: Vec<Arc<str>>,
+    /// Number of the latest reconcile pass (marks the entries it listed).
+    pub(crate) sync_pass: u64,
+    /// Ids of the source removals held back by self-preservation (any
+    /// order: they are released smallest id first).
+    pub(crate) held_ids: Vec<Arc<str>>,
+    /// Live instances the current reconcile call removed (0 outside one).
+    pub(crate) batch_removed: u64,
+    /// The sources declared with `source_add`, in the order added.
+    pub(crate) mirrors: Vec<mirrors::Mirror>,
+    /// Mirrors a snapshot held, as written, until a mirror call reads
+    /// them into `mirrors` (see `mirrors.rs`).
+    pub(crate) written_mirrors: Vec<crate::json::Json>,
 }
 
 /// An empty registry with the default configuration (which is valid, so
@@ -191,6 +207,12 @@ impl Registry {
             publications: 0,
             recent_service: u32::MAX,
             detached: Box::new(Entry::detached()),
+            source_names: Vec::new(),
+            sync_pass: 0,
+            held_ids: Vec::new(),
+            batch_removed: 0,
+            mirrors: Vec::new(),
+            written_mirrors: Vec::new(),
         }
     }
 
@@ -242,58 +264,12 @@ impl Registry {
         self.advance(now);
         let at = self.clock;
         if let Some(&slot) = self.by_id.get(spec.id.as_str()) {
+            self.check_local(slot)?;
             return self.update(slot, spec, at);
         }
-        let id: Arc<str> = Arc::from(spec.id.as_str());
-        let service_idx = self.service_index_or_insert(&spec.service);
-        let service_name = self.services[service_idx as usize].name.clone();
-        let instance = Instance::from_spec(spec, id.clone(), service_name.clone());
-        let ttl = instance.ttl_ms.unwrap_or(self.config.ttl_ms);
-        let check_at = instance.check_interval_ms.map(|_| at);
-        let index = self.events.push(
-            EventKind::Registered,
-            at,
-            Some(id.clone()),
-            Some(service_name),
-            None,
-        );
-        let mut entry = Entry::new(
-            instance,
-            service_idx,
-            fnv1a64(id.as_bytes()),
-            ttl,
-            at,
-            index,
-        );
-        // A new instance's first check is due at once.
-        entry.next_check_at = check_at;
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(Slot::default());
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let generation = self.slots[slot as usize].generation;
-        self.slots[slot as usize].entry = Some(Box::new(entry));
-        self.by_id.insert(id, slot);
-        self.total += 1;
-        self.non_draining += 1;
-        self.live_non_draining += 1;
-        self.lease_blocked = false;
-        self.membership_epoch += 1;
-        self.schedule_lease(slot);
-        if let Some(due) = check_at {
-            self.checks.push(Reverse((due, slot, generation)));
-        }
-        self.service_add_member(service_idx, slot, index);
-        self.services[service_idx as usize].metrics.registrations += 1;
-        self.update_panic(service_idx, at);
+        let handle = self.insert(spec, None, SourceStatus::Passing, at);
         self.settle();
-        Ok(Handle {
-            index: slot,
-            generation,
-        })
+        Ok(handle)
     }
 
     fn update(&mut self, slot: u32, spec: InstanceSpec, at: u64) -> Result<Handle> {
@@ -357,6 +333,7 @@ impl Registry {
         check_name("id", id, 256)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
+        self.check_local(slot)?;
         let service_idx = self.entry(slot).service_idx;
         self.services[service_idx as usize].metrics.deregistrations += 1;
         self.remove(slot, EventKind::Deregistered, self.clock);
@@ -378,8 +355,7 @@ impl Registry {
                 return Err(Error::not_found(id));
             }
         };
-        self.heartbeat_slot(slot);
-        Ok(())
+        self.heartbeat_slot(slot)
     }
 
     /// [`Registry::heartbeat`] by handle: no string crosses a binding boundary.
@@ -389,14 +365,16 @@ impl Registry {
     pub fn heartbeat_handle(&mut self, handle: Handle, now: u64) -> Result<()> {
         self.advance(now);
         let slot = self.slot_of_handle(handle)?;
-        self.heartbeat_slot(slot);
-        Ok(())
+        self.heartbeat_slot(slot)
     }
 
-    fn heartbeat_slot(&mut self, slot: u32) {
+    /// A source-owned instance has no lease to renew: `conflict`.
+    fn heartbeat_slot(&mut self, slot: u32) -> Result<()> {
+        self.check_local(slot)?;
         let service_idx = self.entry(slot).service_idx;
         self.services[service_idx as usize].metrics.heartbeats += 1;
         self.renew(slot, self.clock);
+        Ok(())
     }
 
     /// Puts an instance into maintenance (`on`) or takes it out.
@@ -412,9 +390,24 @@ impl Registry {
         if entry.inputs.draining == on {
             return Ok(());
         }
+        let before = entry.inputs.is_draining();
         entry.inputs.draining = on;
+        let after = entry.inputs.is_draining();
         let live = !entry.inputs.lease_expired;
-        if on {
+        self.count_draining_change(before, after, live);
+        self.lease_blocked = false;
+        self.refresh(slot, at);
+        self.settle();
+        Ok(())
+    }
+
+    /// Keeps the draining and live counters right when an instance's
+    /// draining state moves from `before` to `after`.
+    pub(crate) fn count_draining_change(&mut self, before: bool, after: bool, live: bool) {
+        if before == after {
+            return;
+        }
+        if after {
             self.non_draining -= 1;
             if live {
                 self.live_non_draining -= 1;
@@ -425,10 +418,6 @@ impl Registry {
                 self.live_non_draining += 1;
             }
         }
-        self.lease_blocked = false;
-        self.refresh(slot, at);
-        self.settle();
-        Ok(())
     }
 
     /// The instance with this id, with its current status.
@@ -597,7 +586,7 @@ impl Registry {
         entry.last_renewal = at;
         if entry.inputs.lease_expired {
             entry.inputs.lease_expired = false;
-            if !entry.inputs.draining {
+            if !entry.inputs.is_draining() {
                 self.live_non_draining += 1;
             }
             self.lease_blocked = false;
@@ -616,12 +605,15 @@ impl Registry {
             debug_assert!(false, "removing slot {slot}, which has no entry");
             return;
         };
+        if entry.held == Some(entry::Hold::Preservation) {
+            self.unlist_held(&entry.instance.id);
+        }
         let slot_ref = &mut self.slots[slot as usize];
         slot_ref.generation = slot_ref.generation.wrapping_add(1);
         self.free.push(slot);
         self.by_id.remove(&entry.instance.id);
         self.total -= 1;
-        if !entry.inputs.draining {
+        if !entry.inputs.is_draining() {
             self.non_draining -= 1;
             if !entry.inputs.lease_expired {
                 self.live_non_draining -= 1;

@@ -195,6 +195,7 @@ impl Registry {
                 }
             }
         }
+        self.release_held_removals();
         self.check_self_preservation_exit(clock);
     }
 
@@ -244,7 +245,7 @@ impl Registry {
             self.remove(slot, EventKind::Evicted, at);
             return true;
         }
-        let draining = entry.inputs.draining;
+        let draining = entry.inputs.is_draining();
         if !draining && self.would_breach_self_preservation() {
             if !self.self_preservation {
                 self.self_preservation = true;
@@ -274,22 +275,48 @@ impl Registry {
         if self.self_preservation && !self.lease_blocked {
             self.advance(self.clock);
         }
+        self.release_held_removals();
     }
 
-    fn would_breach_self_preservation(&self) -> bool {
+    /// Whether losing one more live instance (a lease expiry or a source's
+    /// removal) would take the live fraction below the threshold. Held
+    /// removals count as lost, and so do the removals the current
+    /// reconcile call already applied (their instances are gone, but the
+    /// fraction is measured against the population before the call).
+    pub(super) fn would_breach_self_preservation(&self) -> bool {
         let threshold = self.config.self_preservation_threshold;
         if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
             return false;
         }
-        if self.non_draining == 0 {
+        let population = self.non_draining + self.batch_removed;
+        if population == 0 {
             return false;
         }
-        let after = self.live_non_draining.saturating_sub(1) as f64 / self.non_draining as f64;
-        after < threshold
+        let after = self
+            .live_non_draining
+            .saturating_sub(1 + self.held_ids.len() as u64);
+        (after as f64) / (population as f64) < threshold
     }
 
-    fn check_self_preservation_exit(&mut self, at: u64) {
-        if !self.self_preservation || self.lease_blocked {
+    /// Whether the live fraction, held removals counted as lost, is at or
+    /// above the threshold (or protection does not apply): the held
+    /// removals may go.
+    pub(super) fn fraction_recovered(&self) -> bool {
+        let threshold = self.config.self_preservation_threshold;
+        if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
+            return true;
+        }
+        if self.non_draining == 0 {
+            return true;
+        }
+        let live = self
+            .live_non_draining
+            .saturating_sub(self.held_ids.len() as u64);
+        (live as f64) / (self.non_draining as f64) >= threshold
+    }
+
+    pub(super) fn check_self_preservation_exit(&mut self, at: u64) {
+        if !self.self_preservation || self.lease_blocked || !self.held_ids.is_empty() {
             return;
         }
         // Not blocked: every due expiry was applied, none is held back.

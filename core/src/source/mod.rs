@@ -10,14 +10,21 @@
 use crate::prelude::*;
 use core::str::FromStr;
 
+mod base64;
+pub(crate) mod etcd;
+
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
+use crate::json::{describe, get, write_array, Json, ObjectWriter};
 
 pub(crate) mod consul;
 pub(crate) mod k8s;
 
 /// A source's verdict on one of its instances (SPEC §10.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SourceStatus {
     /// Healthy.
     #[default]
@@ -131,6 +138,10 @@ pub(crate) enum Change {
     Put(SourceEntry),
     /// One id removed.
     Delete(String),
+    /// An id whose record in this payload was rejected: a full replace in
+    /// the same payload leaves its instance as it is rather than removing
+    /// it (a bad write must not look like a deletion).
+    Keep(String),
 }
 
 /// An adapter's reading of one payload.
@@ -143,4 +154,239 @@ pub(crate) struct Feed {
     pub rejected: Vec<Rejected>,
     /// The adapter reset itself and must read the full state again.
     pub resync: bool,
+}
+
+impl SourceEntry {
+    /// An entry with the default status, `passing`.
+    pub fn new(spec: InstanceSpec) -> SourceEntry {
+        SourceEntry {
+            spec,
+            status: SourceStatus::Passing,
+        }
+    }
+
+    /// Parses an entry: the instance wire form (SPEC §2) plus an optional
+    /// `"status"`. A `"source"` member is ignored (the source feeding the
+    /// entry owns it), so the wire form of a mirrored instance reads back.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the field at fault.
+    pub fn from_json(text: &str) -> Result<SourceEntry, Error> {
+        match Json::parse(text) {
+            Ok(Json::Object(members)) => SourceEntry::from_object(members),
+            Ok(_) => Err(Error::invalid("entry", "must be a JSON object")),
+            Err(e) => Err(Error::invalid("entry", text!("not valid JSON: ", e))),
+        }
+    }
+
+    /// Like [`SourceEntry::from_json`], from the members of a parsed object.
+    ///
+    /// # Errors
+    /// As [`SourceEntry::from_json`].
+    pub fn from_object(mut members: Vec<(String, Json)>) -> Result<SourceEntry, Error> {
+        let mut status = SourceStatus::Passing;
+        let mut problem = None;
+        members.retain(|(key, value)| match key.as_str() {
+            "status" => {
+                match value {
+                    Json::String(s) => match s.parse() {
+                        Ok(s) => status = s,
+                        Err(e) => problem = Some(e),
+                    },
+                    Json::Null => {}
+                    other => {
+                        problem = Some(Error::invalid(
+                            "status",
+                            text!("must be a string, got ", describe(other)),
+                        ))
+                    }
+                }
+                false
+            }
+            "source" => false,
+            _ => true,
+        });
+        if let Some(e) = problem {
+            return Err(e);
+        }
+        let spec = InstanceSpec::from_object(&members)?;
+        Ok(SourceEntry { spec, status })
+    }
+}
+
+impl Rejected {
+    pub(crate) fn new(at: String, error: &Error) -> Rejected {
+        Rejected {
+            at,
+            code: error.code(),
+            message: error.message(),
+        }
+    }
+}
+
+impl SyncReport {
+    /// The report as a JSON object: `{"added", "updated", "removed",
+    /// "unchanged", "held", "rejected": [{"at", "code", "message"}],
+    /// "resync"}` (SPEC §10.2).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.u64("added", self.added.into());
+        w.u64("updated", self.updated.into());
+        w.u64("removed", self.removed.into());
+        w.u64("unchanged", self.unchanged.into());
+        w.u64("held", self.held.into());
+        write_array(w.key("rejected"), &self.rejected, |out, r| {
+            let mut w = ObjectWriter::new(out);
+            w.str("at", &r.at);
+            w.str("code", r.code.as_str());
+            w.str("message", &r.message);
+            w.end();
+        });
+        w.bool("resync", self.resync);
+        w.end();
+        out
+    }
+}
+
+impl SourceRequest {
+    /// The request as a JSON object: `{"method", "path", "body", "stream"}`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("method", self.method);
+        w.str("path", &self.path);
+        w.str("body", &self.body);
+        w.bool("stream", self.stream);
+        w.end();
+        out
+    }
+}
+
+/// What a mirrored source is, with its options (SPEC §10.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// etcd v3 through its JSON gateway: every key under `prefix`.
+    Etcd {
+        /// Key prefix, e.g. `/waypost/services`.
+        prefix: String,
+    },
+    /// One Consul service through `/v1/health/service/<service>`.
+    Consul {
+        /// The Consul service name.
+        service: String,
+    },
+    /// One Kubernetes service through its EndpointSlices.
+    K8s {
+        /// The namespace.
+        namespace: String,
+        /// The service name.
+        service: String,
+        /// The port name; empty for the first port.
+        port: String,
+    },
+}
+
+/// The default etcd key prefix.
+pub const DEFAULT_ETCD_PREFIX: &str = "/waypost/services";
+
+impl SourceKind {
+    /// Parses the options of `source_add`: `{"kind": "etcd", "prefix": …}`,
+    /// `{"kind": "consul", "service": …}` or `{"kind": "k8s", "namespace":
+    /// …, "service": …, "port": …}`.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the option at fault.
+    pub fn from_json(text: &str) -> Result<SourceKind, Error> {
+        let members = match Json::parse(text) {
+            Ok(Json::Object(members)) => members,
+            Ok(_) => return Err(Error::invalid("options", "must be a JSON object")),
+            Err(e) => return Err(Error::invalid("options", text!("not valid JSON: ", e))),
+        };
+        let text_of = |key: &str, default: Option<&str>| -> Result<String, Error> {
+            match get(&members, key) {
+                Some(Json::String(s)) => Ok(s.clone()),
+                None | Some(Json::Null) => default
+                    .map(String::from)
+                    .ok_or_else(|| Error::invalid(key, "is required")),
+                Some(other) => Err(Error::invalid(
+                    key,
+                    text!("must be a string, got ", describe(other)),
+                )),
+            }
+        };
+        let kind = text_of("kind", None)?;
+        let allowed: &[&str] = match kind.as_str() {
+            "etcd" => &["kind", "prefix"],
+            "consul" => &["kind", "service"],
+            "k8s" => &["kind", "namespace", "service", "port"],
+            _ => {
+                return Err(Error::invalid(
+                    "kind",
+                    text!("`", kind, "` is not one of etcd, consul, k8s"),
+                ))
+            }
+        };
+        if let Some((key, _)) = members.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            return Err(Error::invalid(
+                key.as_str(),
+                text!("unknown option for kind ", kind),
+            ));
+        }
+        let source = match kind.as_str() {
+            "etcd" => {
+                let prefix = text_of("prefix", Some(DEFAULT_ETCD_PREFIX))?;
+                let trimmed = prefix.trim_end_matches('/');
+                if trimmed.is_empty() || prefix.len() > 1024 {
+                    return Err(Error::invalid(
+                        "prefix",
+                        "must be 1-1024 bytes and not only slashes",
+                    ));
+                }
+                SourceKind::Etcd {
+                    prefix: String::from(trimmed),
+                }
+            }
+            "consul" => SourceKind::Consul {
+                service: text_of("service", None)?,
+            },
+            _ => SourceKind::K8s {
+                namespace: text_of("namespace", Some("default"))?,
+                service: text_of("service", None)?,
+                port: text_of("port", Some(""))?,
+            },
+        };
+        Ok(source)
+    }
+
+    /// The options in their canonical form (what `from_json` reads back).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("kind", self.name());
+        match self {
+            SourceKind::Etcd { prefix } => w.str("prefix", prefix),
+            SourceKind::Consul { service } => w.str("service", service),
+            SourceKind::K8s {
+                namespace,
+                service,
+                port,
+            } => {
+                w.str("namespace", namespace);
+                w.str("service", service);
+                w.str("port", port);
+            }
+        }
+        w.end();
+        out
+    }
+
+    /// The kind's name: `etcd`, `consul` or `k8s`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Etcd { .. } => "etcd",
+            SourceKind::Consul { .. } => "consul",
+            SourceKind::K8s { .. } => "k8s",
+        }
+    }
 }

@@ -21,6 +21,10 @@ fn event_json(e: &Event) -> Value {
     serde_json::to_value(e).unwrap()
 }
 
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
 fn str_arg<'a>(step: &'a Map<String, Value>, key: &str) -> &'a str {
     step.get(key)
         .and_then(Value::as_str)
@@ -150,6 +154,10 @@ impl Runner {
                 out.insert("health".into(), view.status.health.as_str().into());
                 out.insert("modify_index".into(), view.status.modify_index.into());
                 out.insert("inflight".into(), view.status.inflight.into());
+                if let Some(source) = view.instance.source() {
+                    out.insert("source".into(), source.into());
+                    out.insert("held".into(), view.status.held.into());
+                }
             }
             "services" => {
                 let names: Vec<Value> = self
@@ -173,6 +181,82 @@ impl Runner {
                 let text = self.reg.snapshot();
                 self.reg = Registry::restore(&text)?;
             }
+            "sync" => {
+                let entries = step.get("entries").expect("sync needs entries").to_string();
+                let source = str_arg(step, "source");
+                let report = self
+                    .reg
+                    .sync_json(source, str_arg(step, "service"), &entries, at)?;
+                out.insert("report".into(), json_of(&report.to_json()));
+            }
+            "source_put" => {
+                let entry = step
+                    .get("entry")
+                    .expect("source_put needs entry")
+                    .to_string();
+                let report = self
+                    .reg
+                    .source_put_json(str_arg(step, "source"), &entry, at)?;
+                out.insert("report".into(), json_of(&report.to_json()));
+            }
+            "source_delete" => {
+                let report =
+                    self.reg
+                        .source_delete(str_arg(step, "source"), str_arg(step, "id"), at)?;
+                out.insert("report".into(), json_of(&report.to_json()));
+            }
+            "source_add" => {
+                let options = step.get("options").expect("source_add needs options");
+                self.reg
+                    .source_add(str_arg(step, "name"), &options.to_string())?;
+            }
+            "source_request" => {
+                let request = self.reg.source_request(str_arg(step, "name"))?;
+                out.insert("request".into(), json_of(&request.to_json()));
+            }
+            "source_feed" | "etcd_range" | "etcd_watch" | "consul_health" | "k8s_slices" => {
+                let default_name = match op {
+                    "consul_health" => "consul",
+                    "k8s_slices" => "k8s",
+                    _ => "etcd",
+                };
+                let name = step
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(default_name);
+                let payload = if op == "source_feed" {
+                    step.get("body")
+                } else {
+                    step.get("payload")
+                }
+                .expect("a feed needs its body or payload");
+                let body = match payload {
+                    Value::String(text) => text.clone(),
+                    value => value.to_string(),
+                };
+                let status = step.get("status").and_then(Value::as_u64).unwrap_or(200);
+                let index = step.get("index").and_then(Value::as_str);
+                let report = self
+                    .reg
+                    .source_feed(name, &body, at, status as u16, index)?;
+                out.insert("report".into(), json_of(&report.to_json()));
+            }
+            "k8s_watch" => {
+                let name = step.get("name").and_then(Value::as_str).unwrap_or("k8s");
+                let payload = step.get("payload").expect("a feed needs its payload");
+                let text = |v: &Value| match v {
+                    Value::String(text) => text.clone(),
+                    value => value.to_string(),
+                };
+                // A watch message of several events: one JSON line each.
+                let body = match payload {
+                    Value::Array(events) => events.iter().map(text).collect::<Vec<_>>().join("\n"),
+                    value => text(value),
+                };
+                let status = step.get("status").and_then(Value::as_u64).unwrap_or(200);
+                let report = self.reg.source_feed(name, &body, at, status as u16, None)?;
+                out.insert("report".into(), json_of(&report.to_json()));
+            }
             other => panic!("unknown op `{other}`"),
         }
         Ok(out)
@@ -192,8 +276,14 @@ fn check_expect(name: &str, i: usize, expect: &Map<String, Value>, line: &Map<St
     for (key, want) in expect {
         match key.as_str() {
             "error" | "tolerance" => {}
-            "ids" | "id" | "health" | "panic" | "services" => {
+            "ids" | "id" | "health" | "panic" | "services" | "source" | "held" => {
                 assert_eq!(line.get(key), Some(want), "{ctx}: `{key}`")
+            }
+            "report" | "request" => {
+                let got = line.get(key).unwrap_or_else(|| panic!("{ctx}: no `{key}`"));
+                for (field, value) in want.as_object().unwrap() {
+                    assert_eq!(got.get(field), Some(value), "{ctx}: {key} field `{field}`");
+                }
             }
             "events" => {
                 let got = line["events"].as_array().unwrap();

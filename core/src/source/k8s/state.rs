@@ -19,7 +19,6 @@ use crate::instance::InstanceSpec;
 use crate::json::{get, write_array, write_str, Json, ObjectWriter};
 use crate::source::{SourceEntry, SourceStatus};
 
-#[allow(dead_code)]
 impl K8sMirror {
     /// Writes the mirror's progress for a snapshot (format above).
     pub(crate) fn write_state(&self, out: &mut String) {

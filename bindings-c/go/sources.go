@@ -1,0 +1,176 @@
+package waypost
+
+// #include "bridge.h"
+import "C"
+
+import (
+	"time"
+)
+
+// Report is what one reconcile call did (SPEC §10.2).
+type Report struct {
+	Added     uint32     `json:"added"`
+	Updated   uint32     `json:"updated"`
+	Removed   uint32     `json:"removed"`
+	Unchanged uint32     `json:"unchanged"`
+	Held      uint32     `json:"held"`
+	Rejected  []Rejected `json:"rejected"`
+	// Resync: the mirror was reset; the next request reads everything again.
+	Resync bool `json:"resync"`
+}
+
+// Rejected is a record a reconcile skipped (the rest of its batch applied).
+type Rejected struct {
+	At      string `json:"at"`
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+// Request is what a mirror's host sends next (SPEC §10.4). With Stream,
+// each message of the answer is fed on its own.
+type Request struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Body   string `json:"body"`
+	Stream bool   `json:"stream"`
+}
+
+// strings3 runs f with C copies of up to three string arguments.
+func strings3(names, values [3]string, n int, f func(a, b, c *C.char) error) error {
+	var cs [3]*C.char
+	for i := 0; i < n; i++ {
+		s, err := cstring(names[i], values[i])
+		if err != nil {
+			for _, p := range cs[:i] {
+				freeC(p)
+			}
+			return err
+		}
+		cs[i] = s
+	}
+	defer func() {
+		for _, p := range cs[:n] {
+			freeC(p)
+		}
+	}()
+	return f(cs[0], cs[1], cs[2])
+}
+
+func (r *Registry) reportCall(f func(out **C.char, e **C.waypost_error) C.waypost_status) (Report, error) {
+	var rep Report
+	text, err := r.jsonCall(f)
+	if err != nil {
+		return rep, err
+	}
+	err = decode(text, &rep)
+	if rep.Rejected == nil {
+		rep.Rejected = []Rejected{}
+	}
+	return rep, err
+}
+
+// Sync makes the instances of service owned by source exactly the entries
+// of entriesJSON (a JSON array of instance wire forms, each with an optional
+// "status": passing, warning, critical or maintenance).
+func (r *Registry) Sync(source, service, entriesJSON string, now time.Time) (Report, error) {
+	t, err := ms(now)
+	if err != nil {
+		return Report{}, err
+	}
+	var rep Report
+	err = strings3([3]string{"source", "service", "entries"}, [3]string{source, service, entriesJSON}, 3, func(a, b, c *C.char) error {
+		var e error
+		rep, e = r.reportCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
+			return C.waypost_registry_sync(r.ptr, a, b, c, t, out, ce)
+		})
+		return e
+	})
+	return rep, err
+}
+
+// SourcePut adds or replaces one entry of source (a watch event's put).
+func (r *Registry) SourcePut(source, entryJSON string, now time.Time) (Report, error) {
+	t, err := ms(now)
+	if err != nil {
+		return Report{}, err
+	}
+	var rep Report
+	err = strings3([3]string{"source", "entry"}, [3]string{source, entryJSON}, 2, func(a, b, _ *C.char) error {
+		var e error
+		rep, e = r.reportCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
+			return C.waypost_registry_source_put(r.ptr, a, b, t, out, ce)
+		})
+		return e
+	})
+	return rep, err
+}
+
+// SourceDelete removes one id of source (an id it does not hold is a no-op).
+func (r *Registry) SourceDelete(source, id string, now time.Time) (Report, error) {
+	t, err := ms(now)
+	if err != nil {
+		return Report{}, err
+	}
+	var rep Report
+	err = strings3([3]string{"source", "id"}, [3]string{source, id}, 2, func(a, b, _ *C.char) error {
+		var e error
+		rep, e = r.reportCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
+			return C.waypost_registry_source_delete(r.ptr, a, b, t, out, ce)
+		})
+		return e
+	})
+	return rep, err
+}
+
+// SourceAdd declares a mirrored source from its options, e.g.
+// {"kind": "etcd", "prefix": "/waypost/services"}.
+func (r *Registry) SourceAdd(name, optionsJSON string) error {
+	err := strings3([3]string{"name", "options"}, [3]string{name, optionsJSON}, 2, func(a, b, _ *C.char) error {
+		var e *C.waypost_error
+		return status(C.waypost_registry_source_add(r.ptr, a, b, &e), e)
+	})
+	keepAlive(r)
+	return err
+}
+
+// SourceRequest is the request the host must send next for source name.
+func (r *Registry) SourceRequest(name string) (Request, error) {
+	var req Request
+	err := withName("name", name, func(n *C.char) error {
+		text, err := r.jsonCall(func(out **C.char, e **C.waypost_error) C.waypost_status {
+			return C.waypost_registry_source_request(r.ptr, n, out, e)
+		})
+		if err != nil {
+			return err
+		}
+		return decode(text, &req)
+	})
+	return req, err
+}
+
+// SourceFeed hands source name what its last request brought back: body (a
+// whole response, or one message of a stream), the HTTP status and the
+// store's index header ("" for none). A report with Resync means the next
+// request reads everything again.
+func (r *Registry) SourceFeed(name, body string, now time.Time, status int, index string) (Report, error) {
+	t, err := ms(now)
+	if err != nil {
+		return Report{}, err
+	}
+	if status < 0 || status > 65535 {
+		return Report{}, newError(CodeInvalidArgument, "invalid argument `status`: not an HTTP status")
+	}
+	n := 2
+	if index != "" {
+		n = 3
+	}
+	var rep Report
+	err = strings3([3]string{"name", "body", "index"}, [3]string{name, body, index}, n, func(a, b, c *C.char) error {
+		var e error
+		rep, e = r.reportCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
+			return C.waypost_registry_source_feed(r.ptr, a, b, t, C.uint16_t(status), c, out, ce)
+		})
+		return e
+	})
+	return rep, err
+}

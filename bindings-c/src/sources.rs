@@ -1,0 +1,189 @@
+//! Sources (SPEC §10): reconcile calls and mirrored stores. The host sends
+//! the request `waypost_registry_source_request` names and hands the answer
+//! back with `waypost_registry_source_feed`; every decision is the core's.
+//! Reports and requests come back as owned JSON text
+//! (`waypost_string_free`).
+
+use std::ffi::c_char;
+
+use crate::convert::{opt_text, out, owned, text};
+use crate::error::{guard, waypost_error, waypost_status};
+use crate::registry::{deref, waypost_registry};
+
+/// Makes the instances of `service` owned by `source` exactly the entries
+/// of `entries_json` (a JSON array of instance wire forms, each with an
+/// optional `"status"`), and sets `*out_report_json` to the report
+/// (`{"added", "updated", "removed", "unchanged", "held", "rejected",
+/// "resync"}`). Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT`, `CONFLICT`.
+///
+/// # Safety
+/// `registry` live; strings NUL-terminated; `out_report_json` writable;
+/// `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_sync(
+    registry: *const waypost_registry,
+    source: *const c_char,
+    service: *const c_char,
+    entries_json: *const c_char,
+    now_ms: u64,
+    out_report_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let source = unsafe { text(source, "source") }?;
+        let service = unsafe { text(service, "service") }?;
+        let entries = unsafe { text(entries_json, "entries_json") }?;
+        let slot = unsafe { out(out_report_json, "out_report_json") }?;
+        *slot = std::ptr::null_mut();
+        let report = reg
+            .lock()?
+            .reg
+            .sync_json(source, service, entries, now_ms)?;
+        *slot = owned(report.to_json())?;
+        Ok(())
+    })
+}
+
+/// Adds or replaces one entry of `source` (a watch event's put); the report
+/// as for `waypost_registry_sync`.
+///
+/// # Safety
+/// As `waypost_registry_sync`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_source_put(
+    registry: *const waypost_registry,
+    source: *const c_char,
+    entry_json: *const c_char,
+    now_ms: u64,
+    out_report_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let source = unsafe { text(source, "source") }?;
+        let entry = unsafe { text(entry_json, "entry_json") }?;
+        let slot = unsafe { out(out_report_json, "out_report_json") }?;
+        *slot = std::ptr::null_mut();
+        let report = reg.lock()?.reg.source_put_json(source, entry, now_ms)?;
+        *slot = owned(report.to_json())?;
+        Ok(())
+    })
+}
+
+/// Removes one id of `source` (a watch event's delete; an id the source
+/// does not hold is a no-op); the report as for `waypost_registry_sync`.
+///
+/// # Safety
+/// As `waypost_registry_sync`.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_source_delete(
+    registry: *const waypost_registry,
+    source: *const c_char,
+    id: *const c_char,
+    now_ms: u64,
+    out_report_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let source = unsafe { text(source, "source") }?;
+        let id = unsafe { text(id, "id") }?;
+        let slot = unsafe { out(out_report_json, "out_report_json") }?;
+        *slot = std::ptr::null_mut();
+        let report = reg.lock()?.reg.source_delete(source, id, now_ms)?;
+        *slot = owned(report.to_json())?;
+        Ok(())
+    })
+}
+
+/// Declares a mirrored source `name` from `options_json`, e.g.
+/// `{"kind": "etcd", "prefix": "/waypost/services"}`. Errors:
+/// `NULL_ARGUMENT`, `INVALID_ARGUMENT`, `CONFLICT` (the name is taken).
+///
+/// # Safety
+/// `registry` live; strings NUL-terminated; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_source_add(
+    registry: *const waypost_registry,
+    name: *const c_char,
+    options_json: *const c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let name = unsafe { text(name, "name") }?;
+        let options = unsafe { text(options_json, "options_json") }?;
+        reg.lock()?.reg.source_add(name, options)?;
+        Ok(())
+    })
+}
+
+/// Sets `*out_request_json` to the request the host must send next for
+/// source `name`: `{"method", "path", "body", "stream"}` (with `stream`
+/// true, feed each message of the answer on its own). Errors:
+/// `NULL_ARGUMENT`, `INVALID_ARGUMENT` (no such source).
+///
+/// # Safety
+/// `registry` live; `name` NUL-terminated; `out_request_json` writable;
+/// `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_source_request(
+    registry: *const waypost_registry,
+    name: *const c_char,
+    out_request_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let name = unsafe { text(name, "name") }?;
+        let slot = unsafe { out(out_request_json, "out_request_json") }?;
+        *slot = std::ptr::null_mut();
+        let request = reg.lock()?.reg.source_request(name)?;
+        *slot = owned(request.to_json())?;
+        Ok(())
+    })
+}
+
+/// Hands source `name` what its last request brought back: `body` (a whole
+/// response, or one message of a stream), the HTTP `status` and the store's
+/// index header (`index`, NULL when none). Sets `*out_report_json` to the
+/// report; `"resync": true` means the next request reads everything again.
+/// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (no such source, or a
+/// payload that is not the store's documented shape: nothing changes then).
+///
+/// # Safety
+/// `registry` live; strings NUL-terminated (`index` may be NULL);
+/// `out_report_json` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_source_feed(
+    registry: *const waypost_registry,
+    name: *const c_char,
+    body: *const c_char,
+    now_ms: u64,
+    status: u16,
+    index: *const c_char,
+    out_report_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let name = unsafe { text(name, "name") }?;
+        let body = unsafe { text(body, "body") }?;
+        let index = unsafe { opt_text(index, "index") }?;
+        let slot = unsafe { out(out_report_json, "out_report_json") }?;
+        *slot = std::ptr::null_mut();
+        let report = reg
+            .lock()?
+            .reg
+            .source_feed(name, body, now_ms, status, index)?;
+        *slot = owned(report.to_json())?;
+        Ok(())
+    })
+}

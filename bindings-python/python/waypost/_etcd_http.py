@@ -1,0 +1,185 @@
+"""The etcd v3 JSON gateway over the standard library's http.client, with
+failover across several client URLs. Internal to ``waypost.etcd``."""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import threading
+import urllib.parse
+from typing import Any, Optional, Sequence
+
+
+class EtcdError(Exception):
+    """A call to etcd failed. ``endpoint`` names the member (or members)
+    asked, ``path`` the gateway call; ``status`` is the HTTP status when
+    the member answered."""
+
+    def __init__(self, message: str, *, endpoint: str = "", path: str = "", status: int = 0) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.path = path
+        self.status = status
+
+
+def b64(data: str | bytes) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.b64encode(raw).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    """The ``range_end`` of a prefix read: the prefix with its last byte + 1."""
+    raw = prefix.encode()
+    if not raw or raw[-1] == 0xFF:
+        raise ValueError(f"prefix {prefix!r} cannot end a range")
+    return b64(raw[:-1] + bytes([raw[-1] + 1]))
+
+
+def _split(endpoint: str) -> tuple[str, int]:
+    url = urllib.parse.urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
+    if url.scheme != "http" or not url.hostname:
+        raise ValueError(f"etcd endpoint {endpoint!r}: expected http://host:port")
+    return url.hostname, url.port or 2379
+
+
+class Stream:
+    """An open streamed answer: ``readline`` gives one message per line."""
+
+    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, endpoint: str) -> None:
+        self.conn = conn
+        self.resp = resp
+        self.endpoint = endpoint
+
+    def readline(self) -> bytes:
+        return self.resp.readline()
+
+    def abort(self) -> None:
+        """Unblocks a reader in another thread and closes the socket."""
+        sock = self.conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.abort()
+        self.conn.close()
+
+
+class Endpoints:
+    """Client URLs tried in turn: a call goes to the current one and moves
+    to the next when it cannot connect, times out or answers 5xx."""
+
+    def __init__(self, endpoints: Sequence[str] | str, timeout_s: float = 5.0) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        if not endpoints:
+            raise ValueError("endpoints: give at least one etcd client URL")
+        self.urls = [e.rstrip("/") for e in endpoints]
+        self._hosts = [_split(e) for e in self.urls]
+        self.timeout_s = timeout_s
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> str:
+        return self.urls[self._current]
+
+    def _order(self) -> list[int]:
+        with self._lock:
+            start = self._current
+        return [(start + i) % len(self.urls) for i in range(len(self.urls))]
+
+    def _settle(self, i: int) -> None:
+        with self._lock:
+            self._current = i
+
+    def _open(self, i: int, method: str, path: str, body: str, timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        host, port = self._hosts[i]
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body.encode() if body else None,
+                         headers={"Content-Type": "application/json"})
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _each(self, method: str, path: str, body: str, timeout: float, stream: bool) -> tuple[int, bytes, Optional[Stream]]:
+        failures: list[str] = []
+        for i in self._order():
+            url = self.urls[i]
+            try:
+                conn, resp = self._open(i, method, path, body, timeout)
+            except (OSError, http.client.HTTPException) as e:
+                failures.append(f"{url}: {e or type(e).__name__}")
+                continue
+            if resp.status >= 500:
+                try:
+                    detail = resp.read(2000).decode(errors="replace")
+                except (OSError, http.client.HTTPException) as e:
+                    detail = str(e)
+                conn.close()
+                failures.append(f"{url}: HTTP {resp.status} {detail.strip()}")
+                continue
+            self._settle(i)
+            if stream and resp.status == 200:
+                return resp.status, b"", Stream(conn, resp, url)
+            try:
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                failures.append(f"{url}: {e or type(e).__name__}")
+                continue
+            conn.close()
+            return resp.status, data, None
+        raise EtcdError(
+            f"etcd unreachable ({method} {path}): " + "; ".join(failures),
+            endpoint=", ".join(self.urls), path=path,
+        )
+
+    def request(self, method: str, path: str, body: str, timeout: Optional[float] = None) -> tuple[int, bytes]:
+        """Sends one request; answers (status, body) from the first member
+        that answers below 500."""
+        status, data, _ = self._each(method, path, body, timeout or self.timeout_s, False)
+        return status, data
+
+    def stream(self, method: str, path: str, body: str, read_timeout: Optional[float]) -> tuple[int, bytes, Optional[Stream]]:
+        """Opens a streamed call; a non-200 answer comes back whole."""
+        return self._each(method, path, body, read_timeout or self.timeout_s, True)
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A unary gateway call that must succeed: the decoded answer."""
+        status, data = self.request("POST", path, json.dumps(body))
+        if status != 200:
+            raise EtcdError(f"etcd {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
+                            endpoint=self.current, path=path, status=status)
+        try:
+            out: dict[str, Any] = json.loads(data)
+        except ValueError as e:
+            raise EtcdError(f"etcd {self.current}: {path} answered invalid JSON: {e}",
+                            endpoint=self.current, path=path, status=status) from e
+        return out
+
+    def first_message(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The first message of a streamed call (a lease keep-alive), then
+        the stream is closed."""
+        status, data, stream = self.stream("POST", path, json.dumps(body), None)
+        if stream is None:
+            raise EtcdError(f"etcd {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
+                            endpoint=self.current, path=path, status=status)
+        try:
+            line = stream.readline()
+        except (OSError, http.client.HTTPException) as e:
+            raise EtcdError(f"etcd {stream.endpoint}: {path}: {e or type(e).__name__}",
+                            endpoint=stream.endpoint, path=path) from e
+        finally:
+            stream.close()
+        try:
+            out: dict[str, Any] = json.loads(line)
+        except ValueError as e:
+            raise EtcdError(f"etcd {stream.endpoint}: {path} answered {line[:200]!r}",
+                            endpoint=stream.endpoint, path=path) from e
+        return out

@@ -1,0 +1,74 @@
+//! Conversions for the sources API (SPEC §10): entries in as JSON text for
+//! the core's `*_json` calls, reports and requests out as dicts.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString};
+use waypost::json::Json;
+use waypost::{SourceRequest, SyncReport};
+
+use crate::convert::{self, type_error};
+use crate::errors;
+
+/// The entries as JSON text: any JSON-like value (the core requires an
+/// array and judges each element, so a bad one is a rejected record).
+pub(crate) fn entries_json(py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(convert::py_to_json(py, entries, "entries")?.to_json())
+}
+
+/// One entry mapping (or options mapping) as JSON object text.
+pub(crate) fn object_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    let mapping = obj
+        .cast::<PyMapping>()
+        .map_err(|_| type_error(field, "a mapping", obj))?;
+    Ok(Json::Object(convert::json_object(py, mapping, field)?).to_json())
+}
+
+/// A payload given as `str` or UTF-8 `bytes`.
+pub(crate) fn body(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_cow()?.into_owned());
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return match std::str::from_utf8(b.as_bytes()) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(e) => Err(errors::invalid(
+                py,
+                "body",
+                format!("not valid UTF-8 after byte {}", e.valid_up_to()),
+            )),
+        };
+    }
+    Err(type_error("body", "str or bytes", obj))
+}
+
+/// A report as a dict: `{"added", "updated", "removed", "unchanged",
+/// "held", "rejected": [{"at", "code", "message"}], "resync"}`.
+pub(crate) fn report<'py>(py: Python<'py>, r: &SyncReport) -> PyResult<Bound<'py, PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("added", r.added)?;
+    d.set_item("updated", r.updated)?;
+    d.set_item("removed", r.removed)?;
+    d.set_item("unchanged", r.unchanged)?;
+    d.set_item("held", r.held)?;
+    let rejected = PyList::empty(py);
+    for x in &r.rejected {
+        let item = PyDict::new(py);
+        item.set_item("at", &x.at)?;
+        item.set_item("code", x.code.as_str())?;
+        item.set_item("message", &x.message)?;
+        rejected.append(item)?;
+    }
+    d.set_item("rejected", rejected)?;
+    d.set_item("resync", r.resync)?;
+    Ok(d.into_any())
+}
+
+/// A request as a dict: `{"method", "path", "body", "stream"}`.
+pub(crate) fn request<'py>(py: Python<'py>, r: &SourceRequest) -> PyResult<Bound<'py, PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("method", r.method)?;
+    d.set_item("path", &r.path)?;
+    d.set_item("body", &r.body)?;
+    d.set_item("stream", r.stream)?;
+    Ok(d.into_any())
+}

@@ -1,0 +1,296 @@
+"""A real etcd for the tests: started on 127.0.0.1 with free ports and a
+temporary data directory, stopped by PID whatever happens.
+
+``EtcdServer`` is one member (start, stop, SIGKILL, restart on the same data
+directory and ports); ``EtcdCluster`` is three members on loopback. Both are
+context managers, and every process started is also killed at interpreter
+exit, so a failed or interrupted test leaves nothing behind. The small
+``EtcdClient`` here talks to the JSON gateway with urllib only; the tests use
+it to check what the helpers under test did, independently of them.
+"""
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+ETCD = os.environ.get("WAYPOST_ETCD", "/usr/bin/etcd")
+
+_live: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _kill_all() -> None:
+    for proc in list(_live.values()):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _live.clear()
+
+
+atexit.register(_kill_all)
+
+
+def free_port() -> int:
+    """A port the kernel had free a moment ago (bind port 0, read it back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    raw = prefix.encode()
+    return base64.b64encode(raw[:-1] + bytes([raw[-1] + 1])).decode()
+
+
+class EtcdClient:
+    """Just enough of the v3 JSON gateway to check and poke the store."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def call(self, path: str, body: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        req = urllib.request.Request(
+            self.endpoint + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            out: dict[str, Any] = json.loads(resp.read())
+            return out
+
+    def put(self, key: str, value: str, lease: Optional[str] = None) -> int:
+        body: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+        if lease is not None:
+            body["lease"] = lease
+        return int(self.call("/v3/kv/put", body)["header"]["revision"])
+
+    def delete(self, key: str) -> int:
+        return int(self.call("/v3/kv/deleterange", {"key": b64(key)})["header"]["revision"])
+
+    def get_prefix(self, prefix: str) -> dict[str, str]:
+        out = self.call("/v3/kv/range", {"key": b64(prefix), "range_end": prefix_end(prefix)})
+        return {unb64(kv["key"]): unb64(kv.get("value", "")) for kv in out.get("kvs", [])}
+
+    def revision(self) -> int:
+        return int(self.call("/v3/kv/range", {"key": b64("\0")})["header"]["revision"])
+
+    def compact(self, revision: int) -> None:
+        self.call("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+
+    def grant(self, ttl: int) -> str:
+        return str(self.call("/v3/lease/grant", {"TTL": ttl})["ID"])
+
+    def status(self) -> dict[str, Any]:
+        return self.call("/v3/maintenance/status", {}, timeout=2.0)
+
+
+class EtcdServer:
+    """One etcd member on loopback ports chosen when it is created.
+
+    A single member keeps etcd's default timing (so its minimum lease TTL
+    is the usual ~2 s); cluster members elect faster (heartbeat 50 ms,
+    election 500 ms) so a killed leader is replaced within a second."""
+
+    def __init__(
+        self,
+        name: str = "n0",
+        *,
+        workdir: Optional[str] = None,
+        initial_cluster: Optional[str] = None,
+        client_port: Optional[int] = None,
+        peer_port: Optional[int] = None,
+        fast_election: bool = False,
+    ) -> None:
+        self.name = name
+        self._own_dir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="waypost-etcd-")
+        self.data_dir = os.path.join(self.workdir, name + ".etcd")
+        self.log_path = os.path.join(self.workdir, name + ".log")
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
+        self.fast_election = fast_election
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def client(self) -> EtcdClient:
+        return EtcdClient(self.endpoint)
+
+    def launch(self) -> None:
+        """Starts the process without waiting for it to be ready."""
+        if not os.path.exists(ETCD):
+            raise RuntimeError(f"{ETCD} not found: install Debian's etcd-server (make test does)")
+        args = [
+            ETCD, "--name", self.name, "--data-dir", self.data_dir,
+            "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+            "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", "waypost-test",
+            *(["--heartbeat-interval", "50", "--election-timeout", "500"] if self.fast_election else []),
+            "--logger", "zap", "--log-outputs", "stderr",
+        ]
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            log.close()
+        _live[self.proc.pid] = self.proc
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Waits until /health says true (a leader exists)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"etcd {self.name} exited ({self.proc.returncode}): {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as resp:
+                    if json.loads(resp.read()).get("health") == "true":
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"etcd {self.name} not ready after {timeout}s: {self.log_tail()}")
+
+    def start(self) -> "EtcdServer":
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _end(self, sig: int) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _live.pop(proc.pid, None)
+
+    def stop(self) -> None:
+        """SIGTERM (a clean stop), SIGKILL after 10 s."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case."""
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Starts again on the same data directory and ports."""
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self) -> None:
+        self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "EtcdServer":
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EtcdCluster:
+    """Three members on loopback, one temporary directory."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="waypost-etcd-cluster-")
+        names = [f"m{i}" for i in range(size)]
+        peers = {name: free_port() for name in names}
+        initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in peers.items())
+        self.members = [
+            EtcdServer(n, workdir=self.workdir, initial_cluster=initial, peer_port=peers[n], fast_election=True)
+            for n in names
+        ]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def start(self) -> "EtcdCluster":
+        for m in self.members:
+            m.launch()
+        for m in self.members:
+            m.wait_ready(timeout=30)
+        return self
+
+    def leader(self) -> EtcdServer:
+        """The member that is leader now (asked of any live member)."""
+        for m in self.members:
+            if not m.running:
+                continue
+            try:
+                st = m.client.status()
+            except OSError:
+                continue
+            for c in self.members:
+                if c.running and c.client.status()["header"]["member_id"] == st.get("leader"):
+                    return c
+            break
+        raise RuntimeError("no leader")
+
+    def wait_leader(self, timeout: float = 15.0) -> EtcdServer:
+        """Waits until the live members agree on a live leader."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.leader()
+            except (RuntimeError, OSError, KeyError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        for m in self.members:
+            m.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "EtcdCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,194 @@
+// The etcd v3 JSON gateway over the built-in fetch, with failover across
+// several client URLs. Internal to waypost/etcd.
+
+/** A call to etcd failed: `endpoint` names the member(s) asked, `path` the call. */
+export class EtcdError extends Error {
+  constructor(message, { endpoint = "", path = "", status = 0, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "EtcdError";
+    this.endpoint = endpoint;
+    this.path = path;
+    this.status = status;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Base64 of a string's UTF-8 bytes. */
+export function b64(text) {
+  let bin = "";
+  for (const byte of encoder.encode(text)) bin += String.fromCharCode(byte);
+  return btoa(bin);
+}
+
+/** The `range_end` of a prefix read: the prefix with its last byte + 1. */
+export function prefixEnd(prefix) {
+  const raw = encoder.encode(prefix);
+  if (raw.length === 0 || raw[raw.length - 1] === 0xff) throw new TypeError(`prefix ${JSON.stringify(prefix)} cannot end a range`);
+  raw[raw.length - 1] += 1;
+  let bin = "";
+  for (const byte of raw) bin += String.fromCharCode(byte);
+  return btoa(bin);
+}
+
+function describe(e) {
+  const cause = e?.cause;
+  return cause?.code ?? cause?.message ?? e?.message ?? String(e);
+}
+
+/** Sleeps `ms`, or less when `signal` aborts. */
+export function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => { clearTimeout(timer); signal?.removeEventListener("abort", done); resolve(); };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * An open streamed answer: `next()` resolves to the next message (one line
+ * of text), or null when the stream ended.
+ */
+export class Stream {
+  constructor(res, controller, endpoint, cleanup = () => {}) {
+    this.cleanup = cleanup;
+    this.reader = res.body.getReader();
+    this.decoder = new TextDecoder();
+    this.controller = controller;
+    this.endpoint = endpoint;
+    this.buffer = "";
+  }
+
+  async next() {
+    for (;;) {
+      const nl = this.buffer.indexOf("\n");
+      if (nl >= 0) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        if (line.trim() !== "") return line;
+        continue;
+      }
+      const { value, done } = await this.reader.read();
+      if (done) {
+        const rest = this.buffer.trim();
+        this.buffer = "";
+        return rest === "" ? null : rest;
+      }
+      this.buffer += this.decoder.decode(value, { stream: true });
+    }
+  }
+
+  close() {
+    this.cleanup();
+    this.controller.abort();
+    this.reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * Client URLs tried in turn: a call goes to the current one and moves to
+ * the next when it cannot connect, times out or answers 5xx.
+ */
+export class Endpoints {
+  constructor(endpoints, timeoutMs = 2000) {
+    const list = typeof endpoints === "string" ? [endpoints] : [...(endpoints ?? [])];
+    if (list.length === 0) throw new TypeError("endpoints: give at least one etcd client URL");
+    this.urls = list.map((e) => {
+      const url = new URL(e.includes("://") ? e : `http://${e}`);
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`etcd endpoint ${e}: expected http://host:port`);
+      return url.origin;
+    });
+    this.timeoutMs = timeoutMs;
+    this.index = 0;
+  }
+
+  get current() { return this.urls[this.index]; }
+
+  /**
+   * Sends one request to the first member that answers below 500. Resolves
+   * to `{status, text}`, or for a 200 streamed answer `{status, stream}`.
+   * `signal` aborts everything (a close); the timeout applies until the
+   * headers arrive (and to the whole body of a unary call).
+   */
+  async request(method, path, body, { stream = false, signal } = {}) {
+    const failures = [];
+    for (let k = 0; k < this.urls.length; k += 1) {
+      const i = (this.index + k) % this.urls.length;
+      const url = this.urls[i];
+      const controller = new AbortController();
+      const onAbort = () => controller.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const timer = setTimeout(() => controller.abort(new Error("timed out")), this.timeoutMs);
+      let keep = false;
+      try {
+        const res = await fetch(url + path, {
+          method, body: body === "" ? undefined : body, signal: controller.signal,
+          headers: { "content-type": "application/json" },
+        });
+        if (res.status >= 500) {
+          const detail = (await res.text()).slice(0, 500).trim();
+          failures.push(`${url}: HTTP ${res.status} ${detail}`);
+          continue;
+        }
+        this.index = i;
+        if (stream && res.status === 200) {
+          keep = true;
+          return { status: res.status, stream: new Stream(res, controller, url, () => signal?.removeEventListener("abort", onAbort)) };
+        }
+        return { status: res.status, text: await res.text() };
+      } catch (e) {
+        if (signal?.aborted) throw new EtcdError(`etcd ${url}: ${path}: closed`, { endpoint: url, path, cause: e });
+        failures.push(`${url}: ${controller.signal.aborted ? "timed out" : describe(e)}`);
+      } finally {
+        clearTimeout(timer);
+        if (!keep) signal?.removeEventListener("abort", onAbort);
+      }
+    }
+    throw new EtcdError(`etcd unreachable (${method} ${path}): ${failures.join("; ")}`, { endpoint: this.urls.join(", "), path });
+  }
+
+  /** A unary gateway call that must succeed: the decoded answer. */
+  async call(path, body, signal) {
+    const { status, text } = await this.request("POST", path, JSON.stringify(body), { signal });
+    if (status !== 200) throw new EtcdError(`etcd ${this.current}: ${path} answered HTTP ${status}: ${text.slice(0, 500)}`, { endpoint: this.current, path, status });
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new EtcdError(`etcd ${this.current}: ${path} answered invalid JSON`, { endpoint: this.current, path, status, cause: e });
+    }
+  }
+
+  /** The first message of a streamed call (a lease keep-alive); the stream is then closed. */
+  async firstMessage(path, body, signal) {
+    const answer = await this.request("POST", path, JSON.stringify(body), { stream: true, signal });
+    if (answer.stream === undefined) throw new EtcdError(`etcd ${this.current}: ${path} answered HTTP ${answer.status}: ${answer.text.slice(0, 500)}`, { endpoint: this.current, path, status: answer.status });
+    const { stream } = answer;
+    const timer = setTimeout(() => stream.close(), this.timeoutMs);
+    try {
+      const line = await stream.next();
+      if (line === null) throw new Error("stream ended");
+      return JSON.parse(line);
+    } catch (e) {
+      throw new EtcdError(`etcd ${stream.endpoint}: ${path}: ${describe(e)}`, { endpoint: stream.endpoint, path, cause: e });
+    } finally {
+      clearTimeout(timer);
+      stream.close();
+    }
+  }
+}
+
+/** A tiny listener list: `on(type, fn)`, `off(type, fn)`, `emit(type, value)`. */
+export class Listeners {
+  constructor() { this.map = new Map(); }
+  on(type, fn) {
+    if (!this.map.has(type)) this.map.set(type, new Set());
+    this.map.get(type).add(fn);
+  }
+  off(type, fn) { this.map.get(type)?.delete(fn); }
+  emit(type, value) {
+    for (const fn of this.map.get(type) ?? []) {
+      try { fn(value); } catch { /* a failing listener must not stop the helper */ }
+    }
+  }
+}

@@ -1,0 +1,517 @@
+//! The etcd v3 adapter (SPEC §10.4): the JSON gateway's `/v3/kv/range` and
+//! `/v3/watch` payloads read into changes, and the mirror's state machine
+//! (read the prefix, watch from the next revision, read again after a
+//! compaction or a canceled watch).
+//!
+//! Gateway conventions (etcd 3.4 `api_grpc_gateway.md`, protobuf JSON
+//! mapping): byte fields are base64, int64 fields are strings, fields at
+//! their zero value are left out (an empty range has no `kvs`, a PUT event
+//! has no `type`, a DELETE event's `kv` has no `value`).
+
+use crate::prelude::*;
+
+use super::base64;
+use super::{Change, Feed, Rejected, SourceEntry, SourceRequest, SourceStatus};
+use crate::error::{Error, Result};
+use crate::instance::InstanceSpec;
+use crate::json::{describe, get, Json, ObjectWriter};
+
+/// The mirror of every key under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Etcd {
+    /// The key prefix, without a trailing `/`.
+    prefix: String,
+    /// The store revision the registry reflects; 0 before the first read.
+    revision: u64,
+    /// Whether the next request is the watch (else the range read).
+    watching: bool,
+}
+
+/// Where in a payload a problem is, for `invalid_argument`.
+fn bad(what: &str, problem: &str) -> Error {
+    Error::invalid(what, problem)
+}
+
+/// An int64 as the gateway writes it: a decimal string, or a number.
+fn int64(v: Option<&Json>) -> Option<u64> {
+    match v? {
+        Json::String(s) => s.parse::<u64>().ok(),
+        other => other.as_u64(),
+    }
+}
+
+/// A boolean field, absent = false.
+fn flag(v: Option<&Json>) -> bool {
+    matches!(v, Some(Json::Bool(true)))
+}
+
+impl Etcd {
+    pub fn new(prefix: String) -> Etcd {
+        Etcd {
+            prefix,
+            revision: 0,
+            watching: false,
+        }
+    }
+
+    /// The body members naming the key range: every key under `prefix/`.
+    fn write_range(&self, w: &mut ObjectWriter) {
+        let mut start = self.prefix.clone().into_bytes();
+        start.push(b'/');
+        let mut end = self.prefix.clone().into_bytes();
+        // The prefix with its last byte plus one: `/` + 1 is `0`.
+        end.push(b'0');
+        w.str("key", &base64::encode(&start));
+        w.str("range_end", &base64::encode(&end));
+    }
+
+    /// The request the host sends next.
+    pub fn request(&self) -> SourceRequest {
+        let mut body = String::new();
+        let mut w = ObjectWriter::new(&mut body);
+        if self.watching {
+            let mut c = ObjectWriter::new(w.key("create_request"));
+            self.write_range(&mut c);
+            c.str("start_revision", &text!(self.revision.saturating_add(1)));
+            c.bool("progress_notify", true);
+            c.end();
+            w.end();
+            SourceRequest {
+                method: "POST",
+                path: "/v3/watch".into(),
+                body,
+                stream: true,
+            }
+        } else {
+            self.write_range(&mut w);
+            w.end();
+            SourceRequest {
+                method: "POST",
+                path: "/v3/kv/range".into(),
+                body,
+                stream: false,
+            }
+        }
+    }
+
+    /// Reads one payload: a range response (a full state) or one message
+    /// of the watch stream (a batch); a canceled or compacted watch resets
+    /// the mirror (`resync`).
+    ///
+    /// # Errors
+    /// `invalid_argument` naming what and where when the status is not
+    /// 2xx, the stream reports an error, or the payload is not the
+    /// documented shape; the mirror is then unchanged (send the same
+    /// request again).
+    pub fn feed(&mut self, body: &str, status: u16, _index: Option<&str>) -> Result<Feed> {
+        if !(200..300).contains(&status) {
+            return Err(bad(
+                "status",
+                &text!(
+                    "etcd answered HTTP ",
+                    u32::from(status),
+                    "; the mirror is unchanged"
+                ),
+            ));
+        }
+        let doc = Json::parse(body).map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
+        let Json::Object(top) = doc else {
+            return Err(bad(
+                "body",
+                &text!("expected an object, got ", describe(&doc)),
+            ));
+        };
+        if let Some(error) = get(&top, "error") {
+            // The gateway reports a failed stream as `{"error": {…}}`: the
+            // host sends the same request again (the watch resumes from the
+            // next revision).
+            let message = error.get("message").and_then(Json::as_str).unwrap_or("");
+            return Err(bad(
+                "error",
+                &text!("the stream failed (", message, "); the mirror is unchanged"),
+            ));
+        }
+        match get(&top, "result") {
+            Some(Json::Object(result)) => self.watch_message(result),
+            Some(other) => Err(bad(
+                "result",
+                &text!("expected an object, got ", describe(other)),
+            )),
+            None => self.range(&top),
+        }
+    }
+
+    fn reset(&mut self) -> Feed {
+        self.watching = false;
+        Feed {
+            resync: true,
+            ..Feed::default()
+        }
+    }
+
+    fn header_revision(members: &[(String, Json)], at: &str) -> Result<u64> {
+        let header = match get(members, "header") {
+            Some(Json::Object(h)) => h,
+            Some(other) => {
+                return Err(bad(
+                    &text!(at, "header"),
+                    &text!("expected an object, got ", describe(other)),
+                ))
+            }
+            None => return Err(bad(&text!(at, "header"), "is missing")),
+        };
+        match get(header, "revision") {
+            None => Ok(0),
+            v => int64(v).ok_or_else(|| {
+                bad(
+                    &text!(at, "header.revision"),
+                    "expected an int64 (a decimal string)",
+                )
+            }),
+        }
+    }
+
+    /// A `/v3/kv/range` response: the whole state at `header.revision`.
+    fn range(&mut self, top: &[(String, Json)]) -> Result<Feed> {
+        let revision = Etcd::header_revision(top, "")?;
+        let kvs: &[Json] = match get(top, "kvs") {
+            None | Some(Json::Null) => &[],
+            Some(Json::Array(items)) => items,
+            Some(other) => {
+                return Err(bad(
+                    "kvs",
+                    &text!("expected an array, got ", describe(other)),
+                ))
+            }
+        };
+        let mut feed = Feed::default();
+        let mut entries = Vec::with_capacity(kvs.len());
+        for (i, kv) in kvs.iter().enumerate() {
+            let at = || text!("kvs[", i, "]");
+            let Json::Object(kv) = kv else {
+                feed.rejected
+                    .push(rejected(at(), bad("kv", "expected an object")));
+                continue;
+            };
+            match self.record(kv) {
+                Ok(Record::Put(entry)) => entries.push(entry),
+                // A naming record that says "deleted": simply not listed.
+                Ok(Record::Delete(_)) => {}
+                Err((key, id, e)) => {
+                    if let Some(id) = id {
+                        feed.changes.push(Change::Keep(id));
+                    }
+                    feed.rejected.push(rejected(key.unwrap_or_else(at), e));
+                }
+            }
+        }
+        feed.changes.insert(0, Change::ReplaceAll(entries));
+        self.revision = revision;
+        self.watching = true;
+        Ok(feed)
+    }
+
+    /// One message of the `/v3/watch` stream.
+    fn watch_message(&mut self, result: &[(String, Json)]) -> Result<Feed> {
+        if flag(get(result, "canceled")) || int64(get(result, "compact_revision")).unwrap_or(0) > 0
+        {
+            return Ok(self.reset());
+        }
+        let revision = match get(result, "header") {
+            Some(_) => Etcd::header_revision(result, "result.")?,
+            None => 0,
+        };
+        let events: &[Json] = match get(result, "events") {
+            None | Some(Json::Null) => &[],
+            Some(Json::Array(items)) => items,
+            Some(other) => {
+                return Err(bad(
+                    "result.events",
+                    &text!("expected an array, got ", describe(other)),
+                ))
+            }
+        };
+        let mut feed = Feed::default();
+        let mut newest = revision;
+        for (i, event) in events.iter().enumerate() {
+            let at = || text!("events[", i, "]");
+            let Json::Object(event) = event else {
+                feed.rejected
+                    .push(rejected(at(), bad("event", "expected an object")));
+                continue;
+            };
+            let delete = match get(event, "type") {
+                None | Some(Json::Null) => false,
+                Some(Json::String(t)) if t == "PUT" => false,
+                Some(Json::String(t)) if t == "DELETE" => true,
+                Some(Json::String(t)) => {
+                    feed.rejected.push(rejected(
+                        at(),
+                        bad("type", &text!("`", t, "` is not PUT or DELETE")),
+                    ));
+                    continue;
+                }
+                Some(other) => {
+                    feed.rejected.push(rejected(
+                        at(),
+                        bad(
+                            "type",
+                            &text!("expected PUT or DELETE, got ", describe(other)),
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            let Some(Json::Object(kv)) = get(event, "kv") else {
+                feed.rejected
+                    .push(rejected(at(), bad("kv", "expected an object")));
+                continue;
+            };
+            newest = newest.max(int64(get(kv, "mod_revision")).unwrap_or(0));
+            if delete {
+                match self.key(kv) {
+                    Ok((_, _, id)) => feed.changes.push(Change::Delete(id)),
+                    Err((key, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
+                }
+                continue;
+            }
+            match self.record(kv) {
+                Ok(Record::Put(entry)) => feed.changes.push(Change::Put(entry)),
+                Ok(Record::Delete(id)) => feed.changes.push(Change::Delete(id)),
+                Err((key, _, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
+            }
+        }
+        self.revision = self.revision.max(newest);
+        Ok(feed)
+    }
+
+    /// The key of a kv, decoded and split into `(key, service, id)`; on
+    /// failure the key text when it could be read, and why.
+    fn key(
+        &self,
+        kv: &[(String, Json)],
+    ) -> core::result::Result<(String, String, String), (Option<String>, Error)> {
+        let Some(Json::String(coded)) = get(kv, "key") else {
+            return Err((None, bad("key", "expected a base64 string")));
+        };
+        let Some(bytes) = base64::decode(coded) else {
+            return Err((None, bad("key", "not base64")));
+        };
+        let Ok(key) = String::from_utf8(bytes) else {
+            return Err((None, bad("key", "not UTF-8")));
+        };
+        let rest = key
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('/'));
+        let split = rest.and_then(|r| r.split_once('/'));
+        match split {
+            Some((service, id)) if !service.is_empty() && !id.is_empty() => {
+                let (service, id) = (String::from(service), String::from(id));
+                Ok((key, service, id))
+            }
+            _ => Err((Some(key), bad("key", "expected <prefix>/<service>/<id>"))),
+        }
+    }
+
+    /// A kv with a value: the entry it describes.
+    fn record(
+        &self,
+        kv: &[(String, Json)],
+    ) -> core::result::Result<Record, (Option<String>, Option<String>, Error)> {
+        let (key, service, id) = self.key(kv).map_err(|(k, e)| (k, None, e))?;
+        // The key and id are only copied into a rejection, never before.
+        let record = value_members(kv).and_then(|members| {
+            let naming = members
+                .iter()
+                .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
+            if naming {
+                naming_record(&members, &service, &id)
+            } else {
+                wire_record(members, &service, &id)
+            }
+        });
+        record.map_err(|e| (Some(key), Some(id), e))
+    }
+
+    /// Appends the mirror's progress: `{"revision", "watching"}`.
+    pub fn write_state(&self, out: &mut String) {
+        let mut w = ObjectWriter::new(out);
+        w.u64("revision", self.revision);
+        w.bool("watching", self.watching);
+        w.end();
+    }
+
+    /// Takes up the progress [`Etcd::write_state`] wrote.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the member at fault; the mirror is then
+    /// unchanged.
+    pub fn restore_state(&mut self, state: &Json) -> Result<()> {
+        let members = state.as_object().unwrap_or(&[]);
+        let revision = get(members, "revision").and_then(Json::as_u64);
+        let watching = get(members, "watching").and_then(Json::as_bool);
+        match (members.len(), revision, watching) {
+            (2, Some(revision), Some(watching)) => {
+                self.revision = revision;
+                self.watching = watching;
+                Ok(())
+            }
+            _ => Err(bad(
+                "state",
+                "expected {\"revision\": <integer>, \"watching\": <boolean>}",
+            )),
+        }
+    }
+}
+
+/// The members of a kv's value: base64 of a JSON object.
+fn value_members(kv: &[(String, Json)]) -> Result<Vec<(String, Json)>> {
+    let value = match get(kv, "value") {
+        Some(Json::String(coded)) => {
+            base64::decode(coded).ok_or_else(|| bad("value", "not base64"))?
+        }
+        None | Some(Json::Null) => Vec::new(),
+        Some(other) => {
+            return Err(bad(
+                "value",
+                &text!("expected a base64 string, got ", describe(other)),
+            ))
+        }
+    };
+    let text = core::str::from_utf8(&value).map_err(|_| bad("value", "not UTF-8"))?;
+    match Json::parse(text) {
+        Ok(Json::Object(members)) => Ok(members),
+        Ok(other) => Err(bad(
+            "value",
+            &text!("expected a JSON object, got ", describe(&other)),
+        )),
+        Err(e) => Err(bad("value", &text!("not valid JSON: ", e))),
+    }
+}
+
+/// What one kv says.
+enum Record {
+    Put(SourceEntry),
+    Delete(String),
+}
+
+fn rejected(at: String, e: Error) -> Rejected {
+    Rejected::new(at, &e)
+}
+
+/// A value in waypost's instance wire form (plus `status`); `id` and
+/// `service` may be left out (the key gives them) but must agree with it.
+fn wire_record(mut members: Vec<(String, Json)>, service: &str, id: &str) -> Result<Record> {
+    for (field, from_key) in [("id", id), ("service", service)] {
+        match get(&members, field) {
+            None => members.push((field.into(), Json::String(from_key.into()))),
+            Some(Json::String(s)) if s == from_key => {}
+            Some(_) => {
+                return Err(bad(
+                    field,
+                    &text!("differs from the key's `", from_key, "`"),
+                ))
+            }
+        }
+    }
+    Ok(Record::Put(SourceEntry::from_object(members)?))
+}
+
+/// A record of etcd's naming package (`clientv3/naming/endpoints`):
+/// `{"Op": 0, "Addr": "host:port", "Metadata": …}`. `Op` 0 adds, 1
+/// deletes; `Metadata` becomes `meta` (an object's string members as
+/// they are, any other value as JSON text under `metadata`).
+fn naming_record(members: &[(String, Json)], service: &str, id: &str) -> Result<Record> {
+    match get(members, "Op") {
+        None | Some(Json::Null) => {}
+        Some(op) => match op.as_u64() {
+            Some(0) => {}
+            Some(1) => return Ok(Record::Delete(id.into())),
+            _ => return Err(bad("Op", &text!("expected 0 or 1, got ", describe(op)))),
+        },
+    }
+    let addr = match get(members, "Addr") {
+        Some(Json::String(a)) => a.as_str(),
+        Some(other) => {
+            return Err(bad(
+                "Addr",
+                &text!("expected a string, got ", describe(other)),
+            ))
+        }
+        None => return Err(bad("Addr", "is required")),
+    };
+    let (host, port) = split_host_port(addr)
+        .ok_or_else(|| bad("Addr", &text!("`", addr, "` is not host:port")))?;
+    let mut spec = InstanceSpec::new(id, service, host, port);
+    match get(members, "Metadata") {
+        None | Some(Json::Null) => {}
+        Some(Json::Object(meta)) => {
+            for (k, v) in meta {
+                let value = match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_json(),
+                };
+                spec.meta.insert(k.clone(), value);
+            }
+        }
+        Some(other) => {
+            let value = match other {
+                Json::String(s) => s.clone(),
+                other => other.to_json(),
+            };
+            spec.meta.insert("metadata".into(), value);
+        }
+    }
+    spec.validate()?;
+    Ok(Record::Put(SourceEntry {
+        spec,
+        status: SourceStatus::Passing,
+    }))
+}
+
+/// `host:port` or `[v6]:port`.
+fn split_host_port(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    let port: u16 = port.parse().ok()?;
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("10.0.0.1:80"), Some(("10.0.0.1", 80)));
+        assert_eq!(split_host_port("[::1]:8080"), Some(("::1", 8080)));
+        assert_eq!(split_host_port("h:0"), None);
+        assert_eq!(split_host_port("::1:80"), None);
+        assert_eq!(split_host_port("h"), None);
+        assert_eq!(split_host_port(":80"), None);
+    }
+
+    #[test]
+    fn requests() {
+        let mut m = Etcd::new("/p".into());
+        let r = m.request();
+        assert_eq!(r.path, "/v3/kv/range");
+        // "/p/" and "/p0"
+        assert_eq!(r.body, r#"{"key":"L3Av","range_end":"L3Aw"}"#);
+        m.feed(r#"{"header":{"revision":"7"}}"#, 200, None).unwrap();
+        let r = m.request();
+        assert_eq!(r.path, "/v3/watch");
+        assert!(r.stream);
+        assert_eq!(
+            r.body,
+            r#"{"create_request":{"key":"L3Av","range_end":"L3Aw","start_revision":"8","progress_notify":true}}"#
+        );
+    }
+}
