@@ -72,7 +72,8 @@ class Endpoints:
     """Client URLs tried in turn: a call goes to the current one and moves
     to the next when it cannot connect, times out or answers 5xx."""
 
-    def __init__(self, endpoints: Sequence[str] | str, timeout_s: float = 5.0) -> None:
+    def __init__(self, endpoints: Sequence[str] | str, timeout_s: float = 5.0, store: str = "etcd") -> None:
+        self.store = store
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         if not endpoints:
@@ -82,6 +83,11 @@ class Endpoints:
         self.timeout_s = timeout_s
         self._current = 0
         self._lock = threading.Lock()
+        # The headers of the last whole answer (a Consul index travels in one).
+        self.last_headers: dict[str, str] = {}
+        # The connection of the call in flight, so abort() can end a long wait.
+        self._active: Optional[http.client.HTTPConnection] = None
+        self._aborted = False
 
     @property
     def current(self) -> str:
@@ -100,12 +106,34 @@ class Endpoints:
         host, port = self._hosts[i]
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
+            conn.connect()
+            with self._lock:
+                if self._aborted:
+                    raise OSError("closed")
+                self._active = conn
             conn.request(method, path, body=body.encode() if body else None,
                          headers={"Content-Type": "application/json"})
             return conn, conn.getresponse()
         except BaseException:
             conn.close()
             raise
+
+    def reset(self) -> None:
+        """Allows calls again after ``abort``."""
+        with self._lock:
+            self._aborted = False
+
+    def abort(self) -> None:
+        """Ends the call in flight (another thread waiting on it gets an error)."""
+        with self._lock:
+            self._aborted = True
+            conn = self._active
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _each(self, method: str, path: str, body: str, timeout: float, stream: bool) -> tuple[int, bytes, Optional[Stream]]:
         failures: list[str] = []
@@ -134,9 +162,10 @@ class Endpoints:
                 failures.append(f"{url}: {e or type(e).__name__}")
                 continue
             conn.close()
+            self.last_headers = {k.lower(): v for k, v in resp.getheaders()}
             return resp.status, data, None
         raise EtcdError(
-            f"etcd unreachable ({method} {path}): " + "; ".join(failures),
+            f"{self.store} unreachable ({method} {path}): " + "; ".join(failures),
             endpoint=", ".join(self.urls), path=path,
         )
 
@@ -154,12 +183,12 @@ class Endpoints:
         """A unary gateway call that must succeed: the decoded answer."""
         status, data = self.request("POST", path, json.dumps(body))
         if status != 200:
-            raise EtcdError(f"etcd {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
+            raise EtcdError(f"{self.store} {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
                             endpoint=self.current, path=path, status=status)
         try:
             out: dict[str, Any] = json.loads(data)
         except ValueError as e:
-            raise EtcdError(f"etcd {self.current}: {path} answered invalid JSON: {e}",
+            raise EtcdError(f"{self.store} {self.current}: {path} answered invalid JSON: {e}",
                             endpoint=self.current, path=path, status=status) from e
         return out
 
@@ -168,18 +197,18 @@ class Endpoints:
         the stream is closed."""
         status, data, stream = self.stream("POST", path, json.dumps(body), None)
         if stream is None:
-            raise EtcdError(f"etcd {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
+            raise EtcdError(f"{self.store} {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
                             endpoint=self.current, path=path, status=status)
         try:
             line = stream.readline()
         except (OSError, http.client.HTTPException) as e:
-            raise EtcdError(f"etcd {stream.endpoint}: {path}: {e or type(e).__name__}",
+            raise EtcdError(f"{self.store} {stream.endpoint}: {path}: {e or type(e).__name__}",
                             endpoint=stream.endpoint, path=path) from e
         finally:
             stream.close()
         try:
             out: dict[str, Any] = json.loads(line)
         except ValueError as e:
-            raise EtcdError(f"etcd {stream.endpoint}: {path} answered {line[:200]!r}",
+            raise EtcdError(f"{self.store} {stream.endpoint}: {path} answered {line[:200]!r}",
                             endpoint=stream.endpoint, path=path) from e
         return out
