@@ -107,6 +107,11 @@ fn sources(c: &mut Criterion) {
         })
     });
 
+    // Floor: dropping the 10 000 entries a sync takes ownership of.
+    group.bench_function("floor_drop_10000_entries", |b| {
+        b.iter_batched(|| same.clone(), drop, BatchSize::LargeInput)
+    });
+
     let mut reg = registry();
     reg.sync("etcd", "api", same.clone(), 0).unwrap();
     group.bench_function("sync_10000_unchanged", |b| {
@@ -165,6 +170,10 @@ fn sources(c: &mut Criterion) {
                 .unwrap();
             black_box(r.updated)
         })
+    });
+    // Floor: the core's JSON reader on the same 10 000-entry range text.
+    group.bench_function("floor_json_parse_range_10000", |b| {
+        b.iter(|| black_box(waypost::json::Json::parse(&range).is_ok()))
     });
     group.bench_function("etcd_range_10000_read_and_reconciled_unchanged", |b| {
         b.iter(|| {

@@ -729,6 +729,9 @@ impl Registry {
         // Every service is in place (candidate tables below index them).
         problems.verdict()?;
         reg.rebuild_indexes();
+        if let Some(problem) = sources::holds_problem(&reg) {
+            problems.note(problem);
+        }
         for (i, s) in doc.services.iter().enumerate() {
             let mut slots = Vec::with_capacity(s.candidates.len());
             let mut current = Vec::with_capacity(s.candidates.len());

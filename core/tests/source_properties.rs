@@ -278,3 +278,61 @@ proptest! {
         prop_assert_eq!(back.snapshot(), snap);
     }
 }
+
+fn sourced_snapshot() -> String {
+    let mut reg = Registry::new(Config {
+        self_preservation_threshold: 0.9,
+        ..Config::default()
+    })
+    .unwrap();
+    reg.register(InstanceSpec::new("local", "api", "h", 1), 0)
+        .unwrap();
+    let entries: Vec<SourceEntry> = (0..6u8).map(|i| entry("api", (i, i, i))).collect();
+    reg.sync("etcd", "api", entries.clone(), 1).unwrap();
+    reg.sync("etcd", "api", entries[..2].to_vec(), 2).unwrap();
+    reg.sync("consul", "web", vec![entry("web", (40, 1, 1))], 3)
+        .unwrap();
+    reg.sync("consul", "web", vec![], 4).unwrap();
+    reg.source_add("etcd", r#"{"kind":"etcd"}"#).unwrap();
+    reg.source_add("c", r#"{"kind":"consul","service":"web"}"#)
+        .unwrap();
+    reg.snapshot()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_sourced_snapshots_restore_consistently_or_fail_cleanly(pos in any::<prop::sample::Index>(), replacement in "[0-9a-z\"{}\\[\\],:._-]{0,3}") {
+        let text = sourced_snapshot();
+        let mut at = pos.index(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let mutated = format!("{}{}{}", &text[..at], replacement, &text[(at + 1).min(text.len())..]);
+        if let Ok(mut reg) = Registry::restore(&mutated) {
+            reg.check_invariants().map_err(TestCaseError::fail)?;
+            for name in ["etcd", "c"] {
+                let _ = reg.source_request(name);
+                let _ = reg.source_feed(name, "[]", 10, 200, None);
+            }
+            let _ = reg.sync("etcd", "api", vec![], 11);
+            let _ = reg.register(InstanceSpec::new("new", "api", "h", 1), 12);
+            reg.check_invariants().map_err(TestCaseError::fail)?;
+            let again = reg.snapshot();
+            prop_assert!(Registry::restore(&again).is_ok());
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_with_held_removals_outside_self_preservation_is_refused() {
+    let text = sourced_snapshot();
+    assert!(text.contains(r#""self_preservation":true"#));
+    let bad = text.replace(
+        r#""self_preservation":true"#,
+        r#""self_preservation":false"#,
+    );
+    let e = Registry::restore(&bad).unwrap_err();
+    assert_eq!(e.code(), waypost::ErrorCode::InvalidSnapshot);
+}

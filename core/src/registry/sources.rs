@@ -44,6 +44,13 @@ impl At {
     }
 }
 
+/// An entry [`Registry::check_entry`] accepted: the slot of its id, if
+/// the id exists, and whether its fields equal the stored ones.
+struct Checked {
+    slot: Option<u32>,
+    same_fields: bool,
+}
+
 /// What applying one entry did.
 enum Outcome {
     Added,
@@ -77,8 +84,7 @@ impl Registry {
         let items = entries
             .into_iter()
             .enumerate()
-            .map(|(i, e)| (At::Position(i), Ok(e)))
-            .collect();
+            .map(|(i, e)| (At::Position(i), Ok(e)));
         let mut report = SyncReport::default();
         self.reconcile(&src, Scope::Service(service), items, &mut report);
         self.after_reconcile();
@@ -106,17 +112,13 @@ impl Registry {
             Ok(_) => return Err(Error::invalid("entries", "must be a JSON array")),
             Err(e) => return Err(Error::invalid("entries", text!("not valid JSON: ", e))),
         };
-        let items = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let entry = match item {
-                    Json::Object(members) => SourceEntry::from_object(members),
-                    _ => Err(Error::invalid("entry", "must be a JSON object")),
-                };
-                (At::Position(i), entry)
-            })
-            .collect();
+        let items = items.into_iter().enumerate().map(|(i, item)| {
+            let entry = match item {
+                Json::Object(members) => SourceEntry::from_object(members),
+                _ => Err(Error::invalid("entry", "must be a JSON object")),
+            };
+            (At::Position(i), entry)
+        });
         self.advance(now);
         let src = self.intern_source(source);
         let mut report = SyncReport::default();
@@ -296,7 +298,7 @@ impl Registry {
         &mut self,
         src: &Arc<str>,
         scope: Scope<'_>,
-        items: Vec<(At, Result<SourceEntry>)>,
+        items: impl IntoIterator<Item = (At, Result<SourceEntry>)>,
         report: &mut SyncReport,
     ) {
         self.reconcile_keeping(src, scope, items, &[], report);
@@ -308,12 +310,13 @@ impl Registry {
         &mut self,
         src: &Arc<str>,
         scope: Scope<'_>,
-        items: Vec<(At, Result<SourceEntry>)>,
+        items: impl IntoIterator<Item = (At, Result<SourceEntry>)>,
         keep: &[String],
         report: &mut SyncReport,
     ) {
         let pass = self.next_pass();
-        let listed_any = !items.is_empty() || !keep.is_empty();
+        let mut items = items.into_iter().peekable();
+        let listed_any = items.peek().is_some() || !keep.is_empty();
         for id in keep {
             if let Some(&slot) = self.by_id.get(id.as_str()) {
                 self.entry_mut(slot).sync_mark = pass;
@@ -335,7 +338,7 @@ impl Registry {
             // A source-owned instance has no lease (SPEC §10.1).
             entry.spec.ttl_ms = None;
             match self.check_entry(src, service, &entry, pass) {
-                Ok(slot) => count(report, self.apply_entry(src, entry, slot, pass)),
+                Ok(checked) => count(report, self.apply_entry(src, entry, checked, pass)),
                 Err(e) => report
                     .rejected
                     .push(Rejected::new(at.text(&entry.spec.id), &e)),
@@ -394,8 +397,8 @@ impl Registry {
     /// Adds or updates one entry of `src`, marking it listed in `pass`.
     fn put_entry(&mut self, src: &Arc<str>, mut entry: SourceEntry, pass: u64) -> Result<Outcome> {
         entry.spec.ttl_ms = None;
-        let slot = self.check_entry(src, None, &entry, pass)?;
-        Ok(self.apply_entry(src, entry, slot, pass))
+        let checked = self.check_entry(src, None, &entry, pass)?;
+        Ok(self.apply_entry(src, entry, checked, pass))
     }
 
     /// Whether `entry` may be applied for `src` (in `service`, when a
@@ -406,7 +409,7 @@ impl Registry {
         service: Option<&str>,
         entry: &SourceEntry,
         pass: u64,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Checked> {
         let spec = &entry.spec;
         if let Some(service) = service {
             if spec.service != service {
@@ -425,9 +428,33 @@ impl Registry {
                 ));
             }
         }
+        if let Some(slot) = slot {
+            // Listing what the registry holds is the common case (a
+            // re-list): fields equal to the stored, validated ones need no
+            // validation of their own.
+            let current = self.entry(slot);
+            let owned = current
+                .instance
+                .source
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, src));
+            if owned
+                && *current.instance.service == *spec.service
+                && spec.tags.len() <= crate::MAX_TAGS
+                && current.instance.same_fields(spec)
+            {
+                return Ok(Checked {
+                    slot: Some(slot),
+                    same_fields: true,
+                });
+            }
+        }
         spec.validate()?;
         let Some(slot) = slot else {
-            return Ok(None);
+            return Ok(Checked {
+                slot: None,
+                same_fields: false,
+            });
         };
         self.check_owner(slot, src)?;
         let current = self.entry(slot);
@@ -442,7 +469,10 @@ impl Registry {
                 "`"
             )));
         }
-        Ok(Some(slot))
+        Ok(Checked {
+            slot: Some(slot),
+            same_fields: current.instance.same_fields(spec),
+        })
     }
 
     /// Applies an entry [`Registry::check_entry`] accepted.
@@ -450,10 +480,11 @@ impl Registry {
         &mut self,
         src: &Arc<str>,
         entry: SourceEntry,
-        slot: Option<u32>,
+        checked: Checked,
         pass: u64,
     ) -> Outcome {
         let SourceEntry { spec, status } = entry;
+        let Checked { slot, same_fields } = checked;
         let at = self.clock;
         let Some(slot) = slot else {
             let handle = self.insert(spec, Some(src.clone()), status, at);
@@ -464,13 +495,7 @@ impl Registry {
         if self.entry(slot).held.is_some() {
             self.release_hold(slot, at);
         }
-        let (same_fields, same_status) = {
-            let current = self.entry(slot);
-            (
-                current.instance.same_fields(&spec),
-                current.inputs.source == status,
-            )
-        };
+        let same_status = self.entry(slot).inputs.source == status;
         if same_fields && same_status {
             return Outcome::Unchanged;
         }
@@ -736,8 +761,8 @@ impl Registry {
 }
 
 /// Adapter entries, each tagged with its id for the report.
-fn tag_by_id(entries: Vec<SourceEntry>) -> Vec<(At, Result<SourceEntry>)> {
-    entries.into_iter().map(|e| (At::Id, Ok(e))).collect()
+fn tag_by_id(entries: Vec<SourceEntry>) -> impl Iterator<Item = (At, Result<SourceEntry>)> {
+    entries.into_iter().map(|e| (At::Id, Ok(e)))
 }
 
 fn count(report: &mut SyncReport, outcome: Outcome) {

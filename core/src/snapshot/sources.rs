@@ -122,3 +122,12 @@ pub(super) fn write_mirrors(w: &mut ObjectWriter, reg: &Registry) {
     }
     out.push(']');
 }
+
+/// Held removals outside self-preservation cannot happen: holding one
+/// enters it, and it is left only when none stays held.
+pub(super) fn holds_problem(reg: &Registry) -> Option<String> {
+    if !reg.held_ids.is_empty() && !reg.self_preservation {
+        return Some("self_preservation: false while source removals are held".into());
+    }
+    None
+}

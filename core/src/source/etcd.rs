@@ -319,40 +319,18 @@ impl Etcd {
         kv: &[(String, Json)],
     ) -> core::result::Result<Record, (Option<String>, Option<String>, Error)> {
         let (key, service, id) = self.key(kv).map_err(|(k, e)| (k, None, e))?;
-        let (key_text, id_text) = (key.clone(), id.clone());
-        let fail = move |e: Error| (Some(key_text.clone()), Some(id_text.clone()), e);
-        let value = match get(kv, "value") {
-            Some(Json::String(coded)) => {
-                base64::decode(coded).ok_or_else(|| fail(bad("value", "not base64")))?
+        // The key and id are only copied into a rejection, never before.
+        let record = value_members(kv).and_then(|members| {
+            let naming = members
+                .iter()
+                .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
+            if naming {
+                naming_record(&members, &service, &id)
+            } else {
+                wire_record(members, &service, &id)
             }
-            None | Some(Json::Null) => Vec::new(),
-            Some(other) => {
-                return Err(fail(bad(
-                    "value",
-                    &text!("expected a base64 string, got ", describe(other)),
-                )))
-            }
-        };
-        let text = core::str::from_utf8(&value).map_err(|_| fail(bad("value", "not UTF-8")))?;
-        let members = match Json::parse(text) {
-            Ok(Json::Object(members)) => members,
-            Ok(other) => {
-                return Err(fail(bad(
-                    "value",
-                    &text!("expected a JSON object, got ", describe(&other)),
-                )))
-            }
-            Err(e) => return Err(fail(bad("value", &text!("not valid JSON: ", e)))),
-        };
-        let naming = members
-            .iter()
-            .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
-        let record = if naming {
-            naming_record(&members, service, id)
-        } else {
-            wire_record(members, service, id)
-        };
-        record.map_err(fail)
+        });
+        record.map_err(|e| (Some(key), Some(id), e))
     }
 
     /// Appends the mirror's progress: `{"revision", "watching"}`.
@@ -386,6 +364,31 @@ impl Etcd {
     }
 }
 
+/// The members of a kv's value: base64 of a JSON object.
+fn value_members(kv: &[(String, Json)]) -> Result<Vec<(String, Json)>> {
+    let value = match get(kv, "value") {
+        Some(Json::String(coded)) => {
+            base64::decode(coded).ok_or_else(|| bad("value", "not base64"))?
+        }
+        None | Some(Json::Null) => Vec::new(),
+        Some(other) => {
+            return Err(bad(
+                "value",
+                &text!("expected a base64 string, got ", describe(other)),
+            ))
+        }
+    };
+    let text = core::str::from_utf8(&value).map_err(|_| bad("value", "not UTF-8"))?;
+    match Json::parse(text) {
+        Ok(Json::Object(members)) => Ok(members),
+        Ok(other) => Err(bad(
+            "value",
+            &text!("expected a JSON object, got ", describe(&other)),
+        )),
+        Err(e) => Err(bad("value", &text!("not valid JSON: ", e))),
+    }
+}
+
 /// What one kv says.
 enum Record {
     Put(SourceEntry),
@@ -398,10 +401,10 @@ fn rejected(at: String, e: Error) -> Rejected {
 
 /// A value in waypost's instance wire form (plus `status`); `id` and
 /// `service` may be left out (the key gives them) but must agree with it.
-fn wire_record(mut members: Vec<(String, Json)>, service: String, id: String) -> Result<Record> {
-    for (field, from_key) in [("id", &id), ("service", &service)] {
+fn wire_record(mut members: Vec<(String, Json)>, service: &str, id: &str) -> Result<Record> {
+    for (field, from_key) in [("id", id), ("service", service)] {
         match get(&members, field) {
-            None => members.push((field.into(), Json::String(from_key.clone()))),
+            None => members.push((field.into(), Json::String(from_key.into()))),
             Some(Json::String(s)) if s == from_key => {}
             Some(_) => {
                 return Err(bad(
@@ -418,12 +421,12 @@ fn wire_record(mut members: Vec<(String, Json)>, service: String, id: String) ->
 /// `{"Op": 0, "Addr": "host:port", "Metadata": …}`. `Op` 0 adds, 1
 /// deletes; `Metadata` becomes `meta` (an object's string members as
 /// they are, any other value as JSON text under `metadata`).
-fn naming_record(members: &[(String, Json)], service: String, id: String) -> Result<Record> {
+fn naming_record(members: &[(String, Json)], service: &str, id: &str) -> Result<Record> {
     match get(members, "Op") {
         None | Some(Json::Null) => {}
         Some(op) => match op.as_u64() {
             Some(0) => {}
-            Some(1) => return Ok(Record::Delete(id)),
+            Some(1) => return Ok(Record::Delete(id.into())),
             _ => return Err(bad("Op", &text!("expected 0 or 1, got ", describe(op)))),
         },
     }
