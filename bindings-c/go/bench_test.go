@@ -156,3 +156,69 @@ func BenchmarkTick(b *testing.B) {
 		}
 	})
 }
+
+// Worker-local pickers: one goroutine's picker, then handler goroutines
+// sharing a PickerPool and the locked registry path under RunParallel.
+// Target: a picker's pick <= the cgo floor + 15 ns.
+func BenchmarkPicker(b *testing.B) {
+	reg, _ := benchFleet(b)
+	now := at(1)
+	svc, err := reg.Service("api")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range []Strategy{RoundRobin, Random, WeightedRoundRobin} {
+		p, err := svc.Picker()
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Warm the picker's instance cache and its smooth-WRR table.
+		for i := 0; i < 2*fleetSize; i++ {
+			if _, err := p.Pick(s, "", now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(s.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := p.Pick(s, "", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		p.Close()
+	}
+	b.Run("cgo floor", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			cgoFloor()
+		}
+	})
+	pool := svc.PickerPool()
+	b.Run("parallel pool round_robin", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := pool.Pick(RoundRobin, "", now); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("parallel registry round_robin", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := svc.Pick(RoundRobin, nil, now); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("parallel cgo floor", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				cgoFloor()
+			}
+		})
+	})
+}

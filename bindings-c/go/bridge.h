@@ -119,4 +119,34 @@ static wp_discover_ret wp_discover(uintptr_t addr, _GoString_ service, bool all,
 /* Does nothing: measures the cost of a cgo call itself. */
 static inline int wp_noop(void) { return 0; }
 
+/* A worker-local picker, also passed as an integer. */
+#define WP_PICKER ((waypost_picker *)picker)
+
+static wp_pick_ret wp_picker_pick(uintptr_t picker, uint32_t strategy, int has_key, _GoString_ key, uint64_t now) {
+	wp_pick_ret ret;
+	ret.err = NULL;
+	if (!has_key) {
+		ret.status = waypost_picker_pick(WP_PICKER, strategy, NULL, now, &ret.r, &ret.err);
+		return ret;
+	}
+	char kb[WP_BUF];
+	char *k = wp_cstr(key, kb);
+	ret.status = waypost_picker_pick(WP_PICKER, strategy, k, now, &ret.r, &ret.err);
+	wp_cstr_free(k, kb);
+	return ret;
+}
+
+enum { WP_PICKER_OUTCOME_OK, WP_PICKER_OUTCOME_FAILED, WP_PICKER_BEGIN, WP_PICKER_END };
+
+static wp_ret wp_picker_call(uintptr_t picker, int op, waypost_handle h, uint64_t now) {
+	wp_ret ret = {WAYPOST_STATUS_OK, NULL};
+	switch (op) {
+	case WP_PICKER_OUTCOME_OK: ret.status = waypost_picker_report_outcome(WP_PICKER, h, true, now, &ret.err); break;
+	case WP_PICKER_OUTCOME_FAILED: ret.status = waypost_picker_report_outcome(WP_PICKER, h, false, now, &ret.err); break;
+	case WP_PICKER_BEGIN: ret.status = waypost_picker_begin(WP_PICKER, h, &ret.err); break;
+	case WP_PICKER_END: ret.status = waypost_picker_end(WP_PICKER, h, &ret.err); break;
+	}
+	return ret;
+}
+
 #endif

@@ -16,6 +16,17 @@
 #include <stdint.h>
 
 /**
+ * Outcomes a picker holds before it reports them.
+ */
+#define WAYPOST_PICKER_OUTCOME_BATCH 64
+
+/**
+ * Milliseconds a picker holds its first unreported outcome at most
+ * (counted in the `now_ms` of its calls).
+ */
+#define WAYPOST_PICKER_OUTCOME_DELAY_MS 100
+
+/**
  * `waypost_next_deadline` value when nothing is scheduled.
  */
 #define WAYPOST_NO_DEADLINE UINT64_MAX
@@ -154,7 +165,14 @@ typedef enum {
 typedef struct waypost_error waypost_error;
 
 /**
- * A registry behind a lock: safe to share between threads.
+ * A picker for one service. Use it from one thread at a time (each worker
+ * thread makes its own); it keeps the registry's state alive until freed.
+ */
+typedef struct waypost_picker waypost_picker;
+
+/**
+ * A registry behind a lock: safe to share between threads. Pickers hold
+ * the lock too, so it lives until the registry and its last picker are freed.
  */
 typedef struct waypost_registry waypost_registry;
 
@@ -779,6 +797,90 @@ waypost_status waypost_services(const waypost_registry *registry,
  * string; NULL for a value out of range.
  */
 const char *waypost_strategy_name(uint32_t strategy);
+
+/**
+ * Makes a worker-local picker for `service` (which need not have
+ * instances yet). Free it with `waypost_picker_free`; it may outlive the
+ * registry handle. Errors: `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `registry` live; `service` NUL-terminated; `out_picker` writable;
+ * `out_err` NULL or writable.
+ */
+waypost_status waypost_picker_new(const waypost_registry *registry,
+                                  const char *service,
+                                  waypost_picker **out_picker,
+                                  waypost_error **out_err);
+
+/**
+ * Picks with the picker's own state, taking the registry's lock only when
+ * the service changed since its table was published (or its outcomes are
+ * due). `key` is required for `consistent_hash`, else may be NULL. Fills
+ * `*out_result` (`membership_epoch` is the one of the table picked from).
+ * Errors: as `waypost_pick`.
+ *
+ * # Safety
+ * `picker` live and used by no other thread during the call; `key` NULL
+ * or NUL-terminated; `out_result` writable; `out_err` NULL or writable.
+ */
+waypost_status waypost_picker_pick(waypost_picker *picker,
+                                   uint32_t strategy,
+                                   const char *key,
+                                   uint64_t now_ms,
+                                   waypost_pick_result *out_result,
+                                   waypost_error **out_err);
+
+/**
+ * Records the outcome of a call for outlier detection; it reaches the
+ * registry within `WAYPOST_PICKER_OUTCOME_BATCH` outcomes or
+ * `WAYPOST_PICKER_OUTCOME_DELAY_MS` ms, at the picker's next call.
+ * Errors: `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `picker` live and used by no other thread during the call.
+ */
+waypost_status waypost_picker_report_outcome(waypost_picker *picker,
+                                             waypost_handle handle,
+                                             bool success,
+                                             uint64_t now_ms,
+                                             waypost_error **out_err);
+
+/**
+ * Marks a call to `handle` as started (`least_request`), in a counter
+ * every picker of the registry reads at once. Errors: `NOT_FOUND` when
+ * the handle is not a member in the picker's table; `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `picker` live and used by no other thread during the call.
+ */
+waypost_status waypost_picker_begin(waypost_picker *picker,
+                                    waypost_handle handle,
+                                    waypost_error **out_err);
+
+/**
+ * Marks a call to `handle` as finished. Errors: as `waypost_picker_begin`.
+ *
+ * # Safety
+ * `picker` live and used by no other thread during the call.
+ */
+waypost_status waypost_picker_end(waypost_picker *picker,
+                                  waypost_handle handle,
+                                  waypost_error **out_err);
+
+/**
+ * Candidate tables alive in the process (every registry together): a
+ * diagnostic for leak tests.
+ */
+size_t waypost_pick_tables_alive(void);
+
+/**
+ * Releases a picker (NULL is fine). Its unreported outcomes are folded
+ * into the registry first.
+ *
+ * # Safety
+ * `picker` NULL or from `waypost_picker_new`, not used afterwards.
+ */
+void waypost_picker_free(waypost_picker *picker);
 
 /**
  * The default configuration (SPEC §4), with a random seed.

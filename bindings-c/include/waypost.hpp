@@ -99,6 +99,10 @@ struct registry_deleter {
   void operator()(waypost_registry *reg) const noexcept { waypost_registry_free(reg); }
 };
 
+struct picker_deleter {
+  void operator()(waypost_picker *p) const noexcept { waypost_picker_free(p); }
+};
+
 }  // namespace detail
 
 /// Optional arguments of registry::pick.
@@ -113,6 +117,44 @@ struct pick_result {
   waypost_handle handle;      ///< the chosen instance
   bool panic;                 ///< the service was in panic
   uint64_t membership_epoch;  ///< cache key: fields by handle stay valid while unchanged
+};
+
+/// A worker-local picker for one service (RAII, movable; SPEC §5.2): one
+/// thread at a time uses it; it takes the registry's lock only after a
+/// change. Made by registry::picker; it may outlive the registry object.
+class picker {
+ public:
+  explicit picker(waypost_picker *p) noexcept : ptr_(p) {}
+
+  /// Picks with the picker's own state; `key` is for consistent_hash.
+  pick_result pick(strategy how, uint64_t now, std::string_view key = std::string_view()) {
+    detail::c_str k("key", key);
+    waypost_pick_result r;
+    waypost_error *err = nullptr;
+    detail::check(waypost_picker_pick(ptr_.get(), static_cast<uint32_t>(how), key.empty() ? nullptr : k.get(),
+                                      now, &r, &err),
+                  err);
+    return pick_result{r.handle, r.panic, r.membership_epoch};
+  }
+
+  /// Records a call's outcome (reaches the registry within 64 outcomes or 100 ms).
+  void report_outcome(waypost_handle h, bool success, uint64_t now) {
+    waypost_error *err = nullptr;
+    detail::check(waypost_picker_report_outcome(ptr_.get(), h, success, now, &err), err);
+  }
+
+  /// Marks a call as started / finished (least_request).
+  void begin(waypost_handle h) {
+    waypost_error *err = nullptr;
+    detail::check(waypost_picker_begin(ptr_.get(), h, &err), err);
+  }
+  void end(waypost_handle h) {
+    waypost_error *err = nullptr;
+    detail::check(waypost_picker_end(ptr_.get(), h, &err), err);
+  }
+
+ private:
+  std::unique_ptr<waypost_picker, detail::picker_deleter> ptr_;
 };
 
 /// A service registry (RAII). Every `now` is milliseconds (see now_ms()).
@@ -211,6 +253,15 @@ class registry {
     waypost_error *err = nullptr;
     detail::check(waypost_pick(ptr_.get(), s.get(), static_cast<uint32_t>(how), &o, now, &r, &err), err);
     return pick_result{r.handle, r.panic, r.membership_epoch};
+  }
+
+  /// A worker-local picker for `service` (one per thread).
+  waypost::picker picker(std::string_view service) {
+    detail::c_str s("service", service);
+    waypost_picker *p = nullptr;
+    waypost_error *err = nullptr;
+    detail::check(waypost_picker_new(ptr_.get(), s.get(), &p, &err), err);
+    return waypost::picker(p);
   }
 
   /// A reference to a service for pick_ref (no name per pick).

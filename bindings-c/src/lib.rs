@@ -10,6 +10,9 @@
 //!   strings out are owned and released with `waypost_string_free`.
 //! - a `waypost_registry` is safe to use from many threads at once (a lock
 //!   inside); it must not be freed while another thread uses it.
+//! - a `waypost_picker` is used by one thread at a time (each worker makes
+//!   its own); it picks without the registry's lock and takes it only when
+//!   the service changed.
 //! - every entry point runs inside one guard: a panic becomes
 //!   `WAYPOST_STATUS_PANIC`, a NULL required pointer
 //!   `WAYPOST_STATUS_NULL_ARGUMENT`, invalid UTF-8 or JSON and out-of-range
@@ -23,6 +26,7 @@ mod convert;
 mod error;
 mod instances;
 mod pick;
+mod picker;
 mod registry;
 mod sources;
 #[cfg(feature = "panic-test")]
@@ -37,6 +41,7 @@ pub use pick::{
     waypost_discover_options, waypost_discovery, waypost_pick_options, waypost_pick_result,
     waypost_strategy,
 };
+pub use picker::{waypost_picker, WAYPOST_PICKER_OUTCOME_BATCH, WAYPOST_PICKER_OUTCOME_DELAY_MS};
 pub use registry::{waypost_config, waypost_registry};
 pub use watch::{waypost_info, WAYPOST_NO_DEADLINE};
 

@@ -89,7 +89,7 @@ pub struct waypost_discovery {
 }
 
 #[inline]
-fn strategy_of(code: u32) -> Result<Strategy, Failure> {
+pub(crate) fn strategy_of(code: u32) -> Result<Strategy, Failure> {
     u8::try_from(code)
         .ok()
         .and_then(Strategy::from_u8)

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
@@ -11,9 +11,10 @@ use waypost_core::{Config, PickOptions, Registry};
 use crate::convert::{input, out, text};
 use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
 
-/// A registry behind a lock: safe to share between threads.
+/// A registry behind a lock: safe to share between threads. Pickers hold
+/// the lock too, so it lives until the registry and its last picker are freed.
 pub struct waypost_registry {
-    inner: Mutex<Locked>,
+    pub(crate) inner: Arc<Mutex<Locked>>,
 }
 
 /// What the lock guards: the registry and reusable pick buffers, so a pick
@@ -28,11 +29,11 @@ pub(crate) struct Locked {
 impl waypost_registry {
     fn boxed(reg: Registry) -> *mut waypost_registry {
         Box::into_raw(Box::new(waypost_registry {
-            inner: Mutex::new(Locked {
+            inner: Arc::new(Mutex::new(Locked {
                 reg,
                 scratch: PickOptions::default(),
                 spare: Default::default(),
-            }),
+            })),
         }))
     }
 
@@ -40,13 +41,20 @@ impl waypost_registry {
     /// unusable: its state may be half-updated.
     #[inline]
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Locked>, Failure> {
-        self.inner.lock().map_err(|_| {
-            Failure::new(
-                waypost_status::Panic,
-                "registry is unusable after an internal panic",
-            )
-        })
+        lock(&self.inner)
     }
+}
+
+/// Locks a registry's state. A registry poisoned by an internal panic
+/// stays unusable: its state may be half-updated.
+#[inline]
+pub(crate) fn lock(inner: &Mutex<Locked>) -> Result<MutexGuard<'_, Locked>, Failure> {
+    inner.lock().map_err(|_| {
+        Failure::new(
+            waypost_status::Panic,
+            "registry is unusable after an internal panic",
+        )
+    })
 }
 
 /// The registry behind a handle argument.

@@ -10,6 +10,7 @@ mod convert;
 mod errors;
 mod names;
 mod objects;
+mod picker;
 mod registry;
 mod sources;
 mod state;
@@ -23,6 +24,7 @@ fn waypost_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", waypost::VERSION)?;
     m.add("SNAPSHOT_FORMAT", waypost::SNAPSHOT_FORMAT)?;
     m.add_class::<registry::PyRegistry>()?;
+    m.add_class::<picker::PyPicker>()?;
     m.add_class::<objects::PyInstance>()?;
     m.add_class::<objects::PyInstanceView>()?;
     m.add_class::<objects::PyDiscovery>()?;

@@ -495,3 +495,10 @@ impl PyEvent {
         out + ")"
     }
 }
+
+impl PyInstance {
+    /// The handle bits, for Rust callers.
+    pub(crate) fn handle_bits(&self) -> u64 {
+        self.handle
+    }
+}

@@ -20,6 +20,7 @@ use crate::convert::{
 use crate::errors;
 use crate::names;
 use crate::objects::{PyDiscovery, PyEvent, PyInstance, PyInstanceView, PyPickResult};
+use crate::picker::PyPicker;
 use crate::sources;
 use crate::state::{DiscoveryKey, Lookup, Pending, State};
 
@@ -66,7 +67,7 @@ impl PyRegistry {
     /// Runs `f` on the state with the GIL held (detaching only while
     /// waiting for another thread to release the lock).
     #[inline]
-    fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> PyResult<R> {
+    pub(crate) fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> PyResult<R> {
         let mut state = self
             .state
             .lock_py_attached(py)
@@ -88,7 +89,11 @@ impl PyRegistry {
     }
 
     /// The Python object of a live handle (cached).
-    fn resolve(&self, py: Python<'_>, lookup: Option<Lookup>) -> PyResult<Py<PyInstance>> {
+    pub(crate) fn resolve(
+        &self,
+        py: Python<'_>,
+        lookup: Option<Lookup>,
+    ) -> PyResult<Py<PyInstance>> {
         match lookup {
             Some(Lookup::Hit(object)) => Ok(object),
             Some(Lookup::Miss(pending)) => self.build(py, pending),
@@ -771,6 +776,17 @@ impl PyRegistry {
                 Ok(d)
             }
         }
+    }
+
+    /// A worker-local picker for `service` (SPEC §5.2): picks without the
+    /// registry's lock, which it takes only when the service changed. Make
+    /// one per thread.
+    fn picker(slf: &Bound<'_, Self>, service: &Bound<'_, PyAny>) -> PyResult<PyPicker> {
+        let py = slf.py();
+        let name = string(service, "service")?;
+        let made = slf.get().with(py, |st| st.reg.picker(&name))?;
+        let picker = errors::check(py, made)?;
+        Ok(PyPicker::new(slf.clone().unbind(), picker))
     }
 
     /// Picks one instance of `service` (round robin unless `strategy` says

@@ -169,6 +169,83 @@ pub(crate) fn smooth_wrr(weights: &[u64], current: &mut [i64], total: u64) -> Op
     Some(best)
 }
 
+/// Largest smooth-WRR period (Σw after dividing by the weights' gcd) kept
+/// as a table: 4 MiB of positions at most.
+pub(crate) const PERIOD_MAX: u64 = 1 << 20;
+
+/// Largest `period × candidates` a table is built for: building walks the
+/// whole period once, so this bounds the work of one build (about 10 ms).
+pub(crate) const PERIOD_WORK_MAX: u64 = 1 << 24;
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// One period of the smooth-WRR sequence that starts from an all-zero
+/// `current`. With the weights divided by their gcd `g` the walk makes the
+/// same choices (every `current` is scaled by `g`), picks candidate `i`
+/// exactly `w_i / g` times in `Σw / g` steps and is back at all zeros:
+/// the sequence repeats with that period, so position `p` of the table is
+/// pick `p mod period` of the walk, in O(1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SmoothPeriod {
+    order: Vec<u32>,
+}
+
+impl SmoothPeriod {
+    /// The period table of `weights`, or `None` when the weights are all
+    /// zero or the table would pass [`PERIOD_MAX`] or [`PERIOD_WORK_MAX`].
+    pub fn build(weights: &[u64]) -> Option<SmoothPeriod> {
+        let g = weights.iter().fold(0, |a, &w| gcd(a, w));
+        if g == 0 || weights.len() > u32::MAX as usize {
+            return None;
+        }
+        let reduced: Vec<u64> = weights.iter().map(|&w| w / g).collect();
+        let total: u64 = reduced.iter().sum();
+        if total > PERIOD_MAX || total.saturating_mul(weights.len() as u64) > PERIOD_WORK_MAX {
+            return None;
+        }
+        let mut current = vec![0i64; reduced.len()];
+        let mut order = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            order.push(smooth_wrr(&reduced, &mut current, total)? as u32);
+        }
+        Some(SmoothPeriod { order })
+    }
+
+    /// The period length.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The winner of step `pos` (`pos < len`).
+    #[inline(always)]
+    pub fn get(&self, pos: usize) -> Option<usize> {
+        self.order.get(pos).map(|&i| i as usize)
+    }
+
+    /// The walk's `current` after `pos` steps from all zeros (with the
+    /// original, unreduced weights): `pos·w_i − Σw·(times i won)`.
+    pub fn state_at(&self, pos: usize, weights: &[u64]) -> Vec<i64> {
+        let total: u64 = weights.iter().sum();
+        let mut wins = vec![0i64; weights.len()];
+        for &i in self.order.iter().take(pos) {
+            if let Some(w) = wins.get_mut(i as usize) {
+                *w += 1;
+            }
+        }
+        weights
+            .iter()
+            .zip(wins)
+            .map(|(&w, n)| (pos as i64) * (w as i64) - (total as i64) * n)
+            .collect()
+    }
+}
+
 /// Position drawn with probability weight / Σweight, from prefix sums.
 #[inline]
 pub(crate) fn weighted_draw(rng: &mut Rng, prefix: &[u64]) -> Option<usize> {
@@ -314,6 +391,46 @@ mod tests {
                 assert_eq!(a, b);
             }
         }
+    }
+
+    #[test]
+    fn period_table_matches_the_walk() {
+        let mut rng = Rng::from_seed(5);
+        for n in 1..30usize {
+            for scale in [1u64, 7, 1000] {
+                let weights: Vec<u64> = (0..n).map(|_| rng.below(6) * scale).collect();
+                let total: u64 = weights.iter().sum();
+                let Some(period) = SmoothPeriod::build(&weights) else {
+                    assert_eq!(total, 0);
+                    continue;
+                };
+                let mut current = vec![0i64; n];
+                for step in 0..3 * period.len() + 5 {
+                    assert_eq!(
+                        period.state_at(step % period.len(), &weights),
+                        current,
+                        "state at {step}, weights {weights:?}"
+                    );
+                    assert_eq!(
+                        period.get(step % period.len()),
+                        smooth_wrr(&weights, &mut current, total),
+                        "step {step}, weights {weights:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn period_table_has_a_size_line() {
+        assert!(SmoothPeriod::build(&[0, 0]).is_none());
+        assert!(SmoothPeriod::build(&[]).is_none());
+        assert_eq!(SmoothPeriod::build(&[4000, 2000]).map(|p| p.len()), Some(3));
+        // Coprime weights summing past the line.
+        assert!(SmoothPeriod::build(&[PERIOD_MAX, 1]).is_none());
+        let wide = vec![1u64; 5000];
+        assert!(SmoothPeriod::build(&wide).is_none());
+        assert!(SmoothPeriod::build(&wide[..4000]).is_some());
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub use instance::{Filter, Instance, InstanceSpec, MAX_META, MAX_TAGS};
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
+#[cfg(feature = "pickers")]
+pub use registry::{
+    pick_tables_alive, PickTable, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    PICKER_OUTCOME_DELAY_MS,
+};
 pub use registry::{
     DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
 };

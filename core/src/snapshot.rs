@@ -622,11 +622,12 @@ impl Registry {
             w.u64("rr", s.rr.count);
             w.bool("panic", s.panic);
             let table = &s.candidates;
+            let current = table.wrr_current();
             let live = table
                 .slots
                 .iter()
                 .zip(&table.generations)
-                .zip(&table.current)
+                .zip(current.iter())
                 .filter_map(|((&slot, &generation), &current)| {
                     Some((self.live_entry(slot, generation)?, current))
                 });
@@ -928,7 +929,7 @@ impl Registry {
             service.members = slots;
             service.counts = counts;
             service.ejected = ejected;
-            service.dirty = true;
+            service.mark_dirty();
         }
     }
 }

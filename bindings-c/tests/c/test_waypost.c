@@ -1,8 +1,11 @@
 /* Tests of the C ABI: every function, its error paths, NULLs, invalid UTF-8,
  * malformed JSON and snapshots, and a forced panic. Run under valgrind and
  * under -fsanitize=address,undefined by `make c-test`. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,6 +558,127 @@ static void test_sources(void) {
   waypost_registry_free(reg);
 }
 
+static void test_picker_basics(void) {
+  size_t tables = waypost_pick_tables_alive();
+  waypost_registry *reg = fresh();
+  waypost_picker *p = NULL;
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_picker_new(NULL, "api", &p, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_picker_new(reg, NULL, &p, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_picker_new(reg, "", &p, e));
+  EXPECT_OK(waypost_picker_new(reg, "api", &p, e));
+  CHECK(p != NULL);
+  waypost_pick_result r, first;
+  EXPECT_OK(waypost_picker_pick(p, WAYPOST_STRATEGY_ROUND_ROBIN, NULL, 1, &first, e));
+  EXPECT_OK(waypost_picker_pick(p, WAYPOST_STRATEGY_ROUND_ROBIN, NULL, 1, &r, e));
+  CHECK(r.handle != first.handle && r.membership_epoch > 0);
+  EXPECT_OK(waypost_picker_pick(p, WAYPOST_STRATEGY_CONSISTENT_HASH, "user-1", 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_picker_pick(p, WAYPOST_STRATEGY_CONSISTENT_HASH, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_picker_pick(p, 9, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_picker_pick(NULL, 0, NULL, 1, &r, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_picker_pick(p, 0, NULL, 1, NULL, e));
+  EXPECT_OK(waypost_picker_begin(p, r.handle, e));
+  EXPECT_OK(waypost_picker_end(p, r.handle, e));
+  EXPECT_ERR(WAYPOST_STATUS_NOT_FOUND, waypost_picker_begin(p, 0xffffffffffffULL, e));
+  EXPECT_OK(waypost_picker_report_outcome(p, r.handle, true, 2, e));
+  /* A removal reaches the picker at its next pick. */
+  EXPECT_OK(waypost_deregister(reg, "a", 3, e));
+  for (int i = 0; i < 10; i++) {
+    EXPECT_OK(waypost_picker_pick(p, WAYPOST_STRATEGY_RANDOM, NULL, 3, &r, e));
+    waypost_endpoint ep;
+    EXPECT_OK(waypost_instance_endpoint(reg, r.handle, &ep, e));
+    CHECK(strcmp(ep.id, "b") == 0);
+  }
+  /* The picker keeps the registry's state alive past the registry handle. */
+  waypost_registry_free(reg);
+  EXPECT_OK(waypost_picker_pick(p, WAYPOST_STRATEGY_ROUND_ROBIN, NULL, 4, &r, e));
+  waypost_picker_free(p);
+  waypost_picker_free(NULL);
+  CHECK(waypost_pick_tables_alive() == tables);
+}
+
+#define CHURN_REMOVALS 200
+static _Atomic uint64_t churn_removed[CHURN_REMOVALS];
+static atomic_int churn_count;
+static atomic_bool churn_stop;
+
+struct churn_worker {
+  waypost_registry *reg;
+  int errors;
+  int stale;
+  long picks;
+};
+
+static void *churn_pick(void *arg) {
+  struct churn_worker *w = arg;
+  waypost_picker *p = NULL;
+  if (waypost_picker_new(w->reg, "churn", &p, NULL) != WAYPOST_STATUS_OK) {
+    w->errors++;
+    return NULL;
+  }
+  const uint32_t strategies[] = {WAYPOST_STRATEGY_ROUND_ROBIN, WAYPOST_STRATEGY_RANDOM,
+                                 WAYPOST_STRATEGY_WEIGHTED_ROUND_ROBIN, WAYPOST_STRATEGY_LEAST_REQUEST};
+  for (uint64_t i = 0; !atomic_load(&churn_stop); i++) {
+    /* Every removal completed before this load must be invisible to the pick. */
+    int seen = atomic_load_explicit(&churn_count, memory_order_acquire);
+    waypost_pick_result r;
+    if (waypost_picker_pick(p, strategies[i % 4], NULL, i / 64, &r, NULL) != WAYPOST_STATUS_OK) {
+      w->errors++;
+      continue;
+    }
+    w->picks++;
+    for (int k = 0; k < seen; k++) {
+      if (atomic_load(&churn_removed[k]) == r.handle) w->stale++;
+    }
+    waypost_picker_begin(p, r.handle, NULL);
+    waypost_picker_end(p, r.handle, NULL);
+    if (waypost_picker_report_outcome(p, r.handle, i % 7 != 0, i / 64, NULL) != WAYPOST_STATUS_OK) w->errors++;
+  }
+  waypost_picker_free(p);
+  return NULL;
+}
+
+/* Pickers on two threads pick, report outcomes and count in-flight calls
+ * while a third removes and re-registers instances: no pick returns an
+ * instance whose removal had completed before the pick began, and every
+ * table is freed at the end. */
+static void test_pickers_under_churn(void) {
+  size_t tables = waypost_pick_tables_alive();
+  waypost_registry *reg = fresh();
+  waypost_handle handles[8];
+  char id[16];
+  for (int i = 0; i < 8; i++) {
+    snprintf(id, sizeof id, "c%d", i);
+    EXPECT_OK(waypost_register(reg, id, "churn", "10.2.0.1", 80 + (uint32_t)i, 0, &handles[i], e));
+  }
+  atomic_store(&churn_count, 0);
+  atomic_store(&churn_stop, false);
+  pthread_t threads[2];
+  struct churn_worker workers[2];
+  for (int i = 0; i < 2; i++) {
+    workers[i] = (struct churn_worker){reg, 0, 0, 0};
+    pthread_create(&threads[i], NULL, churn_pick, &workers[i]);
+  }
+  struct timespec pause = {0, 2 * 1000 * 1000};
+  for (int k = 0; k < CHURN_REMOVALS; k++) {
+    int i = k % 8;
+    snprintf(id, sizeof id, "c%d", i);
+    EXPECT_OK(waypost_deregister(reg, id, 0, e));
+    atomic_store(&churn_removed[k], handles[i]);
+    atomic_store_explicit(&churn_count, k + 1, memory_order_release);
+    nanosleep(&pause, NULL);
+    EXPECT_OK(waypost_register(reg, id, "churn", "10.2.0.1", 80 + (uint32_t)i, 0, &handles[i], e));
+  }
+  atomic_store(&churn_stop, true);
+  for (int i = 0; i < 2; i++) {
+    pthread_join(threads[i], NULL);
+    CHECK(workers[i].errors == 0);
+    CHECK(workers[i].stale == 0);
+    CHECK(workers[i].picks > 0);
+  }
+  waypost_registry_free(reg);
+  CHECK(waypost_pick_tables_alive() == tables);
+}
+
 int main(void) {
   test_static_functions();
   test_construction();
@@ -564,6 +688,8 @@ int main(void) {
   test_forced_panic();
   test_threads_share_a_registry();
   test_sources();
+  test_picker_basics();
+  test_pickers_under_churn();
   printf("%d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

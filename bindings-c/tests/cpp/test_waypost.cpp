@@ -162,6 +162,34 @@ TEST(Registry, ThreadsShareOneRegistry) {
   EXPECT_EQ(reg.info().instances, 6u);
 }
 
+TEST(Picker, OnePerThreadSeesRemovals) {
+  auto reg = fleet();
+  reg.register_instance("c", "api", "10.0.0.3", 80, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; t++) {
+    threads.emplace_back([&reg] {
+      auto picker = reg.picker("api");
+      for (uint64_t i = 0; i < 2000; i++) {
+        auto p = picker.pick(i % 2 ? waypost::strategy::random : waypost::strategy::round_robin, 1);
+        picker.begin(p.handle);
+        picker.end(p.handle);
+        picker.report_outcome(p.handle, true, 1);
+      }
+    });
+  }
+  for (auto &th : threads) th.join();
+  auto picker = reg.picker("api");
+  reg.deregister("b", 2);
+  for (int i = 0; i < 10; i++) {
+    EXPECT_NE(reg.endpoint(picker.pick(waypost::strategy::round_robin, 2).handle).id, std::string("b"));
+  }
+  EXPECT_EQ(code_of([&] { picker.pick(waypost::strategy::consistent_hash, 2); }), "invalid_argument");
+  EXPECT_EQ(code_of([&] { picker.begin(0xffffffffffffULL); }), "not_found");
+  auto moved = std::move(picker);
+  EXPECT_EQ(code_of([&] { picker.pick(waypost::strategy::round_robin, 2); }), "null_argument");  // NOLINT(bugprone-use-after-move)
+  EXPECT_FALSE(moved.pick(waypost::strategy::consistent_hash, 2, "user-1").panic);
+}
+
 TEST(Library, VersionAndClock) {
   EXPECT_EQ(waypost::version(), "0.1.0");
   EXPECT_GT(waypost::now_ms(), 1600000000000ull);

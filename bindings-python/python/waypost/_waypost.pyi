@@ -10,6 +10,7 @@ __all__ = [
     "Instance",
     "InstanceView",
     "PickResult",
+    "Picker",
     "Registry",
     "__version__",
 ]
@@ -129,6 +130,33 @@ class PickResult:
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
+class Picker:
+    """A worker-local picker for one service (SPEC §5.2), made by
+    ``Registry.picker``. Use one per thread."""
+
+    def pick(
+        self,
+        strategy: Optional[_StrategyArg] = None,
+        *,
+        now: Optional[int] = None,
+        key: Optional[str] = None,
+    ) -> Instance: ...
+    def pick_result(
+        self,
+        strategy: Optional[_StrategyArg] = None,
+        *,
+        now: Optional[int] = None,
+        key: Optional[str] = None,
+    ) -> PickResult: ...
+    def report_outcome(
+        self, instance: Union[Instance, int], success: bool, *, now: Optional[int] = None
+    ) -> None: ...
+    def begin(self, instance: Union[Instance, int]) -> None: ...
+    def end(self, instance: Union[Instance, int]) -> None: ...
+    @property
+    def number(self) -> int: ...
+
+@final
 class Event:
     """One registry event (SPEC §6)."""
 
@@ -235,6 +263,7 @@ class Registry:
         meta: Optional[Mapping[str, str]] = None,
         now: Optional[int] = None,
     ) -> Discovery: ...
+    def picker(self, service: str) -> Picker: ...
     def pick(
         self,
         service: str,

@@ -2,6 +2,8 @@
 
 use crate::prelude::*;
 use alloc::sync::Arc;
+#[cfg(feature = "pickers")]
+use core::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::balancer::{effective_weight, WEIGHT_SCALE};
@@ -40,6 +42,10 @@ pub(crate) struct Entry {
     pub ejected_until: u64,
     pub probation: bool,
     pub inflight: u64,
+    /// Calls in flight begun through pickers (shared by every picker;
+    /// created at the first publication that lists the instance).
+    #[cfg(feature = "pickers")]
+    pub shared_inflight: Option<Arc<AtomicU64>>,
     /// Smooth-WRR state for picks with a tag or metadata filter.
     pub filtered_wrr: i64,
     /// Smooth-WRR state carried across a candidate-table rebuild, valid
@@ -72,6 +78,21 @@ impl Hold {
 }
 
 impl Entry {
+    /// Calls in flight: begun through the registry plus through pickers.
+    #[inline]
+    pub fn load(&self) -> u64 {
+        #[cfg(feature = "pickers")]
+        {
+            let shared = self
+                .shared_inflight
+                .as_ref()
+                .map_or(0, |c| c.load(Ordering::Relaxed));
+            self.inflight.saturating_add(shared)
+        }
+        #[cfg(not(feature = "pickers"))]
+        self.inflight
+    }
+
     /// The placeholder [`Registry::entry`](super::Registry) falls back on:
     /// an empty instance in no service.
     pub fn detached() -> Entry {
@@ -109,6 +130,8 @@ impl Entry {
             ejected_until: 0,
             probation: false,
             inflight: 0,
+            #[cfg(feature = "pickers")]
+            shared_inflight: None,
             filtered_wrr: 0,
             carry_wrr: 0,
             carry_mark: 0,

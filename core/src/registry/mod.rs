@@ -9,6 +9,8 @@ pub(crate) mod entry_status {
     pub use super::entry::InstanceStatus;
 }
 mod pick;
+#[cfg(feature = "pickers")]
+mod picker;
 mod reports;
 mod service;
 mod sources;
@@ -31,6 +33,11 @@ use crate::source::SourceStatus;
 
 pub(crate) use entry::{Entry, Hold};
 pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
+#[cfg(feature = "pickers")]
+pub use picker::{
+    pick_tables_alive, PickTable, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    PICKER_OUTCOME_DELAY_MS,
+};
 pub(crate) use service::{RoundRobin, Service};
 
 /// A stable handle to a registered instance: its slot and the slot's
@@ -122,6 +129,12 @@ pub struct Registry {
     pub(crate) metrics: RegistryMetrics,
     /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
     pub(crate) rebuilds: u64,
+    /// Pickers made so far (the last picker's number).
+    #[cfg(feature = "pickers")]
+    pub(crate) pickers: u64,
+    /// Picker tables published so far (each one's id).
+    #[cfg(feature = "pickers")]
+    pub(crate) publications: u64,
     /// The service the last by-name lookup found (`u32::MAX`: none yet).
     /// Callers usually pick from the same service over and over; checking
     /// it first skips the hash lookup. Service indexes never change, so
@@ -187,6 +200,10 @@ impl Registry {
             membership_epoch: 0,
             metrics: RegistryMetrics::default(),
             rebuilds: 0,
+            #[cfg(feature = "pickers")]
+            pickers: 0,
+            #[cfg(feature = "pickers")]
+            publications: 0,
             recent_service: u32::MAX,
             detached: Box::new(Entry::detached()),
             source_names: Vec::new(),
@@ -634,7 +651,7 @@ impl Registry {
         service.counts[old as usize] -= 1;
         service.counts[new as usize] += 1;
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
         self.update_panic(service_idx, at);
     }
 }

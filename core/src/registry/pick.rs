@@ -325,7 +325,7 @@ impl Registry {
     /// Rebuilds a service's caches after a change, and its weights while
     /// slow start ramps them.
     #[inline(always)]
-    fn ensure_candidates(&mut self, idx: u32) {
+    pub(super) fn ensure_candidates(&mut self, idx: u32) {
         let svc = &self.services[idx as usize];
         if !svc.dirty {
             let c = &svc.candidates;
@@ -348,7 +348,8 @@ impl Registry {
             .collect();
         let panic = svc.panic;
         let chosen = self.eligible(&svc.members, panic, None);
-        let old = core::mem::take(&mut self.services[idx as usize].candidates);
+        let mut old = core::mem::take(&mut self.services[idx as usize].candidates);
+        old.settle_wrr();
         // Carry each surviving candidate's state through its entry; a slot
         // freed and reused since the last build fails the generation check,
         // so a newcomer starts from zero.
@@ -382,6 +383,11 @@ impl Registry {
             slots: chosen,
             current,
             buckets: old.buckets,
+            // The period depends on the weights alone: `reweigh` keeps it
+            // when they come out the same.
+            weights: old.weights,
+            period: old.period,
+            ramp_until: old.ramp_until,
             ..Candidates::default()
         };
         candidates.buckets.fill(u32::MAX);
@@ -396,8 +402,11 @@ impl Registry {
         let clock = self.clock;
         let window = self.config.slow_start_ms;
         let mut c = core::mem::take(&mut self.services[idx as usize].candidates);
-        c.weights.clear();
+        c.settle_wrr();
+        let old_weights = core::mem::take(&mut c.weights);
+        c.weights = Vec::with_capacity(old_weights.len());
         c.prefix.clear();
+        let was_ramping = c.ramp_until > 0;
         c.ramp_until = 0;
         let mut sum = 0u64;
         for &s in &c.slots {
@@ -417,6 +426,12 @@ impl Registry {
             c.buckets.fill(u32::MAX);
         }
         c.weights_at = clock;
+        if was_ramping || c.weights != old_weights {
+            c.period = super::service::PeriodState::Unknown;
+        }
+        if c.ramp_until > 0 {
+            c.period = super::service::PeriodState::Walk;
+        }
         c.alias = AliasTable::new(&c.weights);
         self.services[idx as usize].candidates = c;
     }
@@ -515,19 +530,13 @@ impl Registry {
             Strategy::RoundRobin => svc.rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
             Strategy::WeightedRandom => c.alias.draw(&mut self.rng)?,
-            Strategy::WeightedRoundRobin => {
-                let total = c.prefix.last().copied().unwrap_or(0);
-                smooth_wrr(&c.weights, &mut c.current, total)?
-            }
+            Strategy::WeightedRoundRobin => c.smooth_next(c.ramp_until > 0)?,
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
                 let slots = &self.slots;
                 let (cs, ws) = (&c.slots, &c.weights);
                 two_choices(&mut self.rng, len, |i| {
-                    let inflight = slots[cs[i] as usize]
-                        .entry
-                        .as_ref()
-                        .map_or(0, |e| e.inflight);
+                    let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.load());
                     (inflight, ws[i])
                 })?
             }
@@ -600,6 +609,7 @@ impl Registry {
                 match &subset {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
+                        c.settle_wrr();
                         let mut current: Vec<i64> = p.iter().map(|&i| c.current[i]).collect();
                         let pos = smooth_wrr(&weights, &mut current, total)?;
                         for (&i, v) in p.iter().zip(current) {
@@ -620,7 +630,7 @@ impl Registry {
             }
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
-                let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).inflight).collect();
+                let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).load()).collect();
                 two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
             }
             Strategy::ConsistentHash => {

@@ -50,7 +50,7 @@ impl Registry {
         }
         let service_idx = self.entry(slot).service_idx;
         // Warning flags change the candidate set even when health is masked.
-        self.services[service_idx as usize].dirty = true;
+        self.services[service_idx as usize].mark_dirty();
         self.refresh(slot, at);
         Ok(())
     }
@@ -87,7 +87,7 @@ impl Registry {
         Ok(())
     }
 
-    fn outcome_slot(&mut self, slot: u32, success: bool) {
+    pub(super) fn outcome_slot(&mut self, slot: u32, success: bool) {
         let threshold = self.config.consecutive_failures;
         let entry = self.entry_mut(slot);
         if entry.inputs.ejected {
@@ -139,7 +139,7 @@ impl Registry {
         let svc = &mut self.services[service_idx as usize];
         svc.ejected += 1;
         svc.metrics.ejections += 1;
-        svc.dirty = true;
+        svc.mark_dirty();
         self.refresh(slot, at);
     }
 

@@ -3,8 +3,21 @@
 use crate::prelude::*;
 use alloc::sync::Arc;
 
+#[cfg(feature = "pickers")]
+use super::picker::Publication;
+
+/// Without pickers there is nothing to publish.
+#[cfg(not(feature = "pickers"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Publication;
+
+#[cfg(not(feature = "pickers"))]
+impl Publication {
+    #[inline(always)]
+    pub fn changed(&self) {}
+}
 use super::{Entry, Registry};
-use crate::balancer::AliasTable;
+use crate::balancer::{AliasTable, SmoothPeriod};
 use crate::events::EventKind;
 use crate::health::Health;
 use crate::metrics::ServiceMetrics;
@@ -31,6 +44,89 @@ pub(crate) struct Candidates {
     pub weights_at: u64,
     /// Consistent-hash winners per key bucket (`u32::MAX` = not computed yet).
     pub buckets: Vec<u32>,
+    /// The smooth-WRR period of `weights`, once built.
+    pub period: PeriodState,
+    /// While `Some(p)`, the smooth-WRR state is step `p` of `period` and
+    /// `current` is out of date ([`Candidates::settle_wrr`] writes it).
+    pub wrr_at: Option<usize>,
+}
+
+/// Whether a candidate table has its smooth-WRR period table.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum PeriodState {
+    /// Not built for these weights yet.
+    #[default]
+    Unknown,
+    /// Past the size line (or slow start moves the weights): walk.
+    Walk,
+    /// Built.
+    Table(Arc<SmoothPeriod>),
+}
+
+impl Candidates {
+    /// The next smooth-WRR winner: from the period table in O(1) while the
+    /// state is a step of it, else by the walk. The walk hands over to the
+    /// table whenever its state is back at all zeros (the start of the
+    /// period), so both give the same sequence.
+    #[inline]
+    pub fn smooth_next(&mut self, ramping: bool) -> Option<usize> {
+        if let (Some(pos), PeriodState::Table(period)) = (self.wrr_at, &self.period) {
+            let winner = period.get(pos)?;
+            let next = pos + 1;
+            self.wrr_at = Some(if next == period.len() { 0 } else { next });
+            return Some(winner);
+        }
+        if !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period() {
+            return self.smooth_next(ramping);
+        }
+        let total = self.prefix.last().copied().unwrap_or(0);
+        crate::balancer::smooth_wrr(&self.weights, &mut self.current, total)
+    }
+
+    /// Builds the period table if it was not tried for these weights, and
+    /// starts at its first step; false when the table does not apply.
+    #[inline(never)]
+    fn enter_period(&mut self) -> bool {
+        #[cfg(test)]
+        if tests::WALK_ONLY.load(core::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        if let PeriodState::Unknown = self.period {
+            self.period = match SmoothPeriod::build(&self.weights) {
+                Some(p) => PeriodState::Table(Arc::new(p)),
+                None => PeriodState::Walk,
+            };
+        }
+        match &self.period {
+            PeriodState::Table(p) if p.len() > 0 && self.current.len() == self.weights.len() => {
+                self.wrr_at = Some(0);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes the smooth-WRR state back into `current` (before anything
+    /// reads or changes `current` or the weights).
+    #[inline]
+    pub fn settle_wrr(&mut self) {
+        if let Some(pos) = self.wrr_at.take() {
+            if let PeriodState::Table(p) = &self.period {
+                self.current = p.state_at(pos, &self.weights);
+            }
+        }
+    }
+
+    /// The smooth-WRR `current`, parallel to `slots`, without changing
+    /// the table (for snapshots).
+    pub fn wrr_current(&self) -> alloc::borrow::Cow<'_, [i64]> {
+        match (self.wrr_at, &self.period) {
+            (Some(pos), PeriodState::Table(p)) => {
+                alloc::borrow::Cow::Owned(p.state_at(pos, &self.weights))
+            }
+            _ => alloc::borrow::Cow::Borrowed(&self.current),
+        }
+    }
 }
 
 /// The round-robin counter `c` of SPEC §5, with `c mod len` kept so the
@@ -95,6 +191,8 @@ pub(crate) struct Service {
     pub healthy: Vec<u32>,
     pub candidates: Candidates,
     pub metrics: ServiceMetrics,
+    /// What pickers of this service read (empty until the first picker).
+    pub publication: Publication,
 }
 
 impl Service {
@@ -112,7 +210,16 @@ impl Service {
             healthy: Vec::new(),
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
+            publication: Default::default(),
         }
+    }
+
+    /// The candidate set may have changed: rebuild the caches before the
+    /// next pick, and tell this service's pickers their table is stale.
+    #[inline]
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.publication.changed();
     }
 
     /// Whether healthy / non-draining is below `threshold`.
@@ -151,7 +258,7 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 
     pub(crate) fn service_remove_member(
@@ -174,13 +281,13 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 
     pub(crate) fn service_touch(&mut self, service_idx: u32, index: u64) {
         let service = &mut self.services[service_idx as usize];
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
     }
 
     /// Enters or leaves panic when the service's health counts cross the threshold.
@@ -201,6 +308,72 @@ impl Registry {
         let service = &mut self.services[service_idx as usize];
         service.panic = panic;
         service.modify_index = index;
-        service.dirty = true;
+        service.mark_dirty();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::{InstanceSpec, PickOptions, Strategy};
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    /// Makes every candidate table walk (the reference the period table
+    /// must match). Both modes give the same answers, so other tests
+    /// running meanwhile are unaffected.
+    pub(crate) static WALK_ONLY: AtomicBool = AtomicBool::new(false);
+
+    fn transcript(seed: u64) -> Vec<String> {
+        let mut rng = crate::rng::Rng::from_seed(seed);
+        let mut reg = Registry::default();
+        let mut out = Vec::new();
+        for step in 0..400u64 {
+            let id = format!("i{}", rng.below(8));
+            match rng.below(12) {
+                0 => {
+                    let mut spec = InstanceSpec::new(&id, "svc", "10.0.0.1", 80);
+                    spec.weight = 1 + rng.below(4) as u32;
+                    spec.zone = Some(if rng.below(2) == 0 { "a" } else { "b" }.into());
+                    out.push(format!("{:?}", reg.register(spec, step).is_ok()));
+                }
+                1 => out.push(format!("{:?}", reg.deregister(&id, step).is_ok())),
+                2 => {
+                    let options = PickOptions {
+                        zone: Some("a".into()),
+                        ..PickOptions::default()
+                    };
+                    let p = reg.pick("svc", Strategy::WeightedRoundRobin, &options, step);
+                    out.push(format!("{:?}", p.map(|p| p.handle)));
+                }
+                3 => {
+                    let snap = reg.snapshot();
+                    out.push(snap.clone());
+                    if let Ok(r) = Registry::restore(&snap) {
+                        reg = r;
+                    }
+                }
+                _ => {
+                    let p = reg.pick(
+                        "svc",
+                        Strategy::WeightedRoundRobin,
+                        &PickOptions::default(),
+                        step,
+                    );
+                    out.push(format!("{:?}", p.map(|p| p.handle)));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_period_table_answers_as_the_walk_does() {
+        for seed in 0..40 {
+            WALK_ONLY.store(true, Ordering::Relaxed);
+            let walked = transcript(seed);
+            WALK_ONLY.store(false, Ordering::Relaxed);
+            let tabled = transcript(seed);
+            assert_eq!(walked, tabled, "seed {seed}");
+        }
     }
 }

@@ -1,0 +1,235 @@
+//! Worker-local pickers (SPEC §5.2): picks that take the registry's lock
+//! only when the service changed.
+
+use std::ffi::c_char;
+use std::sync::{Arc, Mutex};
+
+use waypost_core::{Handle, Picker};
+
+use crate::convert::{opt_text, out, text};
+use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
+use crate::instances::waypost_handle;
+use crate::pick::{strategy_of, waypost_pick_result};
+use crate::registry::{deref, lock, waypost_registry, Locked};
+
+/// A picker for one service. Use it from one thread at a time (each worker
+/// thread makes its own); it keeps the registry's state alive until freed.
+pub struct waypost_picker {
+    shared: Arc<Mutex<Locked>>,
+    picker: Picker,
+}
+
+impl waypost_picker {
+    /// Refreshes the picker under the registry's lock when it asks for it.
+    #[inline(always)]
+    fn fresh(&mut self, now_ms: u64) -> Result<(), Failure> {
+        if self.picker.needs_refresh(now_ms) {
+            self.refresh(now_ms)?;
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn refresh(&mut self, now_ms: u64) -> Result<(), Failure> {
+        lock(&self.shared)?
+            .reg
+            .refresh_picker(&mut self.picker, now_ms)?;
+        Ok(())
+    }
+}
+
+/// The picker behind a handle argument.
+///
+/// # Safety
+/// `ptr` is NULL or a live picker from `waypost_picker_new`, used by no
+/// other thread during the call.
+#[inline(always)]
+unsafe fn picker_mut<'a>(ptr: *mut waypost_picker) -> Result<&'a mut waypost_picker, Failure> {
+    // SAFETY: as the caller's contract.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null("picker"))
+}
+
+/// Makes a worker-local picker for `service` (which need not have
+/// instances yet). Free it with `waypost_picker_free`; it may outlive the
+/// registry handle. Errors: `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `registry` live; `service` NUL-terminated; `out_picker` writable;
+/// `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_new(
+    registry: *const waypost_registry,
+    service: *const c_char,
+    out_picker: *mut *mut waypost_picker,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let reg = unsafe { deref(registry) }?;
+        let service = unsafe { text(service, "service") }?;
+        let slot = unsafe { out(out_picker, "out_picker") }?;
+        let picker = reg.lock()?.reg.picker(service)?;
+        *slot = Box::into_raw(Box::new(waypost_picker {
+            shared: reg.inner.clone(),
+            picker,
+        }));
+        Ok(())
+    })
+}
+
+/// Picks with the picker's own state, taking the registry's lock only when
+/// the service changed since its table was published (or its outcomes are
+/// due). `key` is required for `consistent_hash`, else may be NULL. Fills
+/// `*out_result` (`membership_epoch` is the one of the table picked from).
+/// Errors: as `waypost_pick`.
+///
+/// # Safety
+/// `picker` live and used by no other thread during the call; `key` NULL
+/// or NUL-terminated; `out_result` writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_pick(
+    picker: *mut waypost_picker,
+    strategy: u32,
+    key: *const c_char,
+    now_ms: u64,
+    out_result: *mut waypost_pick_result,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let p = unsafe { picker_mut(picker) }?;
+        let out = unsafe { out(out_result, "out_result") }?;
+        let key = if key.is_null() {
+            None
+        } else {
+            unsafe { opt_text(key, "key") }?
+        };
+        let strategy = strategy_of(strategy)?;
+        p.fresh(now_ms)?;
+        let picked = p.picker.pick(strategy, key)?;
+        *out = waypost_pick_result {
+            handle: picked.handle.to_bits(),
+            index: picked.handle.index(),
+            generation: picked.handle.generation(),
+            panic: picked.panic,
+            membership_epoch: p.picker.table().membership_epoch(),
+        };
+        Ok(())
+    })
+}
+
+/// Records the outcome of a call for outlier detection; it reaches the
+/// registry within `WAYPOST_PICKER_OUTCOME_BATCH` outcomes or
+/// `WAYPOST_PICKER_OUTCOME_DELAY_MS` ms, at the picker's next call.
+/// Errors: `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `picker` live and used by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_report_outcome(
+    picker: *mut waypost_picker,
+    handle: waypost_handle,
+    success: bool,
+    now_ms: u64,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let p = unsafe { picker_mut(picker) }?;
+        if p.picker
+            .report_outcome(Handle::from_bits(handle), success, now_ms)
+        {
+            p.refresh(now_ms)?;
+        }
+        Ok(())
+    })
+}
+
+/// Marks a call to `handle` as started (`least_request`), in a counter
+/// every picker of the registry reads at once. Errors: `NOT_FOUND` when
+/// the handle is not a member in the picker's table; `NULL_ARGUMENT`.
+///
+/// # Safety
+/// `picker` live and used by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_begin(
+    picker: *mut waypost_picker,
+    handle: waypost_handle,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let p = unsafe { picker_mut(picker) }?;
+        let handle = Handle::from_bits(handle);
+        if p.picker.begin(handle) {
+            Ok(())
+        } else {
+            Err(waypost_core::Error::NotFound {
+                id: format!("#{}", handle.to_bits()),
+            }
+            .into())
+        }
+    })
+}
+
+/// Marks a call to `handle` as finished. Errors: as `waypost_picker_begin`.
+///
+/// # Safety
+/// `picker` live and used by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_end(
+    picker: *mut waypost_picker,
+    handle: waypost_handle,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let p = unsafe { picker_mut(picker) }?;
+        let handle = Handle::from_bits(handle);
+        if p.picker.end(handle) {
+            Ok(())
+        } else {
+            Err(waypost_core::Error::NotFound {
+                id: format!("#{}", handle.to_bits()),
+            }
+            .into())
+        }
+    })
+}
+
+/// Candidate tables alive in the process (every registry together): a
+/// diagnostic for leak tests.
+#[no_mangle]
+pub extern "C" fn waypost_pick_tables_alive() -> usize {
+    guard_value(0, waypost_core::pick_tables_alive)
+}
+
+/// Outcomes a picker holds before it reports them.
+pub const WAYPOST_PICKER_OUTCOME_BATCH: u32 = 64;
+/// Milliseconds a picker holds its first unreported outcome at most
+/// (counted in the `now_ms` of its calls).
+pub const WAYPOST_PICKER_OUTCOME_DELAY_MS: u64 = 100;
+// cbindgen writes literals only: the core's values are checked here.
+const _: () = assert!(WAYPOST_PICKER_OUTCOME_BATCH as usize == waypost_core::PICKER_OUTCOME_BATCH);
+const _: () = assert!(WAYPOST_PICKER_OUTCOME_DELAY_MS == waypost_core::PICKER_OUTCOME_DELAY_MS);
+
+/// Releases a picker (NULL is fine). Its unreported outcomes are folded
+/// into the registry first.
+///
+/// # Safety
+/// `picker` NULL or from `waypost_picker_new`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_free(picker: *mut waypost_picker) {
+    guard_value((), || {
+        if !picker.is_null() {
+            // SAFETY: see the function contract: it came from `Box::into_raw`.
+            let mut p = unsafe { Box::from_raw(picker) };
+            if p.picker.pending_outcomes() > 0 {
+                if let Ok(mut locked) = lock(&p.shared) {
+                    let now = locked.reg.clock();
+                    let _ = locked.reg.refresh_picker(&mut p.picker, now);
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,575 @@
+//! Worker-local pickers (SPEC §5.2): picks that never touch the registry.
+//!
+//! The registry publishes, per service, an immutable [`PickTable`] (the
+//! candidates in order, their weights, the alias table, the instances' hash
+//! inputs, the smooth-WRR period, the panic flag) and a generation counter
+//! shared with every picker of the service. A [`Picker`] keeps its own
+//! round-robin and smooth-WRR positions and its own RNG stream, reads only
+//! its table, and asks to be refreshed (under whatever lock the host keeps
+//! around the registry) when the generation moved. Outcomes wait in the
+//! picker until the next refresh; in-flight counts are atomic counters
+//! shared by every picker.
+
+use crate::prelude::*;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use super::service::{PeriodState, RoundRobin};
+use super::{Handle, Pick, Registry};
+use crate::balancer::{
+    key_bucket, rendezvous, smooth_wrr, two_choices, AliasTable, SmoothPeriod, Strategy,
+    BUCKET_BITS,
+};
+use crate::error::{Error, Result};
+use crate::instance::check_name;
+use crate::rng::{mix64, Rng};
+
+/// Outcomes a picker holds before it asks to be refreshed.
+pub const PICKER_OUTCOME_BATCH: usize = 64;
+/// How long (ms) a picker holds its first unreported outcome before it
+/// asks to be refreshed.
+pub const PICKER_OUTCOME_DELAY_MS: u64 = 100;
+/// Outcomes a picker holds at most; later ones are dropped (and counted)
+/// until the host refreshes it.
+pub const PICKER_OUTCOME_CAP: usize = 4096;
+
+/// Tables alive in this process (a diagnostic for leak tests).
+static TABLES_ALIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// What the registry keeps per service for its pickers. A cloned registry
+/// starts without pickers, so the copy gets an empty publication.
+#[derive(Debug, Default)]
+pub(crate) struct Publication {
+    /// Moves on every change to the service's candidate set.
+    signal: Option<Arc<AtomicU64>>,
+    /// The latest table handed out.
+    table: Option<Arc<PickTable>>,
+    /// Some picker asked for smooth WRR: tables carry the period.
+    wrr_used: bool,
+}
+
+impl Clone for Publication {
+    fn clone(&self) -> Publication {
+        Publication::default()
+    }
+}
+
+impl Publication {
+    /// The candidate set may have changed.
+    #[inline]
+    pub fn changed(&self) {
+        if let Some(signal) = &self.signal {
+            signal.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// One published, immutable candidate table of a service.
+#[derive(Debug)]
+pub struct PickTable {
+    service: u32,
+    name: Arc<str>,
+    /// Unique per registry: picker-local caches are keyed by it.
+    id: u64,
+    /// The signal value it was built at.
+    generation: u64,
+    /// When the weights were computed (registry clock).
+    weights_at: u64,
+    /// The registry's membership epoch at publication.
+    membership_epoch: u64,
+    /// Some weight is still ramping (slow start): stale once time moves.
+    ramping: bool,
+    /// The service has members (else picks fail with `unknown_service`).
+    known: bool,
+    panic: bool,
+    /// The candidates, in id order.
+    handles: Vec<Handle>,
+    weights: Vec<u64>,
+    total: u64,
+    alias: AliasTable,
+    id_hashes: Vec<u64>,
+    /// Calls begun through the registry at publication, parallel to `slots`.
+    base_load: Vec<u64>,
+    /// Each candidate's position in `members` (its in-flight counter).
+    candidate_member: Vec<u32>,
+    /// Member slot → position in `members` (`u32::MAX`: not a member).
+    by_slot: Vec<u32>,
+    /// Every member's generation and in-flight counter.
+    members: Vec<(u32, Arc<AtomicU64>)>,
+    period: Option<Arc<SmoothPeriod>>,
+    /// The period was built or judged too large: pickers stop asking.
+    period_settled: bool,
+}
+
+impl Drop for PickTable {
+    fn drop(&mut self) {
+        TABLES_ALIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl PickTable {
+    /// Candidates in the table.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+    /// True when no instance is a candidate.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+    /// Whether smooth WRR reads a period table (O(1)) rather than walking.
+    pub fn has_period(&self) -> bool {
+        self.period.is_some()
+    }
+    /// The generation it was published at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// The registry's membership epoch when it was published: a host-side
+    /// cache keyed by slot index is valid for this table's handles while
+    /// the epoch it was filled at is this one.
+    pub fn membership_epoch(&self) -> u64 {
+        self.membership_epoch
+    }
+
+    fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
+        let at = *self.by_slot.get(handle.index as usize)?;
+        match self.members.get(at as usize) {
+            Some((generation, counter)) if *generation == handle.generation => Some(counter),
+            _ => None,
+        }
+    }
+}
+
+/// A worker-local picker for one service: see the module documentation and
+/// SPEC §5.2. `Send`, not shared: one thread at a time uses it. Aligned to
+/// a cache line, so pickers of different threads placed side by side in
+/// memory do not share one.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct Picker {
+    table: Arc<PickTable>,
+    signal: Arc<AtomicU64>,
+    seen: u64,
+    number: u64,
+    rng: Rng,
+    rr: RoundRobin,
+    wrr: RoundRobin,
+    /// Smooth-WRR `current` when the table has no period (id of its table).
+    walk: Vec<i64>,
+    walk_table: u64,
+    /// Consistent-hash winners per bucket (id of their table).
+    buckets: Vec<u32>,
+    buckets_table: u64,
+    /// The table has no period yet and smooth WRR was asked for.
+    wants_period: bool,
+    /// Something besides the signal may call for a refresh (a wish for
+    /// the period, a ramping weight, held outcomes): one test on the hot path.
+    local: bool,
+    outcomes: Vec<(Handle, bool)>,
+    outcomes_since: u64,
+    dropped: u64,
+    picks: [u64; 7],
+    failures: u64,
+}
+
+impl Picker {
+    /// Its number in the registry that made it (1, 2, …): with the
+    /// registry's seed, it fixes the picker's RNG stream and start positions.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The table it reads.
+    pub fn table(&self) -> &PickTable {
+        &self.table
+    }
+
+    /// Whether the host should refresh it (under the registry's lock)
+    /// before the next pick: the service changed since its table was
+    /// published, a weight is ramping and time moved, or outcomes are due
+    /// (a batch, or one older than [`PICKER_OUTCOME_DELAY_MS`]).
+    #[inline(always)]
+    pub fn needs_refresh(&self, now: u64) -> bool {
+        self.signal.load(Ordering::Acquire) != self.seen || (self.local && self.local_due(now))
+    }
+
+    #[inline(never)]
+    fn local_due(&self, now: u64) -> bool {
+        self.wants_period
+            || (self.table.ramping && now > self.table.weights_at)
+            || (!self.outcomes.is_empty()
+                && (self.outcomes.len() >= PICKER_OUTCOME_BATCH
+                    || now >= self.outcomes_since.saturating_add(PICKER_OUTCOME_DELAY_MS)))
+    }
+
+    /// Picks one candidate of its table with `strategy` (`key` for
+    /// `consistent_hash`). Reads only the picker and its table.
+    ///
+    /// # Errors
+    /// `invalid_argument` for `consistent_hash` without a key or a key
+    /// over 65 536 bytes; `unknown_service` when the table lists no
+    /// members; `no_eligible_instance` when none is a candidate.
+    #[inline]
+    pub fn pick(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Pick> {
+        let len = self.table.handles.len();
+        let pos = if strategy == Strategy::RoundRobin && len > 0 {
+            Some(self.rr.next(len))
+        } else {
+            self.pick_other(strategy, key)?
+        };
+        let table = &*self.table;
+        match pos.and_then(|p| table.handles.get(p)) {
+            Some(&handle) => {
+                if let Some(n) = self.picks.get_mut(strategy as usize) {
+                    *n += 1;
+                }
+                Ok(Pick {
+                    handle,
+                    panic: table.panic,
+                })
+            }
+            None => Err(self.failed()),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn failed(&mut self) -> Error {
+        if self.table.known {
+            self.failures += 1;
+            Error::NoEligibleInstance {
+                service: String::from(&*self.table.name),
+                detail: String::new(),
+            }
+        } else {
+            Error::unknown_service(&self.table.name)
+        }
+    }
+
+    #[inline(never)]
+    fn pick_other(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Option<usize>> {
+        if let Some(k) = key {
+            if k.len() > 65_536 {
+                return Err(Error::invalid("key", "longer than 65536 bytes"));
+            }
+        }
+        let t = &*self.table;
+        let len = t.handles.len();
+        if len == 0 {
+            if strategy == Strategy::ConsistentHash && key.is_none() {
+                return Err(Error::invalid("key", "consistent_hash needs a key"));
+            }
+            return Ok(None);
+        }
+        Ok(match strategy {
+            Strategy::RoundRobin => Some(self.rr.next(len)),
+            Strategy::Random => Some(self.rng.below(len as u64) as usize),
+            Strategy::WeightedRandom => t.alias.draw(&mut self.rng),
+            Strategy::WeightedRoundRobin => match &t.period {
+                Some(period) => period.get(self.wrr.next(period.len())),
+                None => {
+                    if !t.period_settled {
+                        self.wants_period = true;
+                        self.local = true;
+                    }
+                    if self.walk_table != t.id {
+                        self.walk.clear();
+                        self.walk.resize(len, 0);
+                        self.walk_table = t.id;
+                    }
+                    smooth_wrr(&t.weights, &mut self.walk, t.total)
+                }
+            },
+            Strategy::FirstAvailable => Some(0),
+            Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
+                let base = t.base_load.get(i).copied().unwrap_or(0);
+                let shared = t
+                    .candidate_member
+                    .get(i)
+                    .and_then(|&m| t.members.get(m as usize))
+                    .map_or(0, |(_, c)| c.load(Ordering::Relaxed));
+                (
+                    base.saturating_add(shared),
+                    t.weights.get(i).copied().unwrap_or(0),
+                )
+            }),
+            Strategy::ConsistentHash => {
+                let Some(key) = key else {
+                    return Err(Error::invalid("key", "consistent_hash needs a key"));
+                };
+                let bucket = key_bucket(key);
+                let memo = !t.ramping;
+                if memo && self.buckets_table != t.id {
+                    self.buckets.clear();
+                    self.buckets.resize(1 << BUCKET_BITS, u32::MAX);
+                    self.buckets_table = t.id;
+                }
+                match self.buckets.get(bucket as usize) {
+                    Some(&cached) if memo && cached != u32::MAX => Some(cached as usize),
+                    _ => {
+                        let pos = rendezvous(
+                            bucket,
+                            t.id_hashes.iter().copied().zip(t.weights.iter().copied()),
+                        );
+                        if let (true, Some(p), Some(slot)) =
+                            (memo, pos, self.buckets.get_mut(bucket as usize))
+                        {
+                            *slot = p as u32;
+                        }
+                        pos
+                    }
+                }
+            }
+        })
+    }
+
+    /// Notes a call to `handle` as started (`least_request`): an atomic
+    /// counter every picker of the registry reads at once. False when the
+    /// handle is not a member in this picker's table.
+    #[inline]
+    pub fn begin(&self, handle: Handle) -> bool {
+        match self.table.counter(handle) {
+            Some(c) => {
+                c.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Notes a call to `handle` as finished; the count never goes below
+    /// zero. False when the handle is not a member in this picker's table.
+    #[inline]
+    pub fn end(&self, handle: Handle) -> bool {
+        match self.table.counter(handle) {
+            Some(c) => {
+                let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records the outcome of a call to `handle` for outlier detection; it
+    /// reaches the registry at the next refresh (see
+    /// [`Picker::needs_refresh`]). Returns `needs_refresh(now)`.
+    pub fn report_outcome(&mut self, handle: Handle, success: bool, now: u64) -> bool {
+        if self.outcomes.len() >= PICKER_OUTCOME_CAP {
+            self.dropped += 1;
+        } else {
+            if self.outcomes.is_empty() {
+                self.outcomes_since = now;
+            }
+            self.outcomes.push((handle, success));
+            self.local = true;
+        }
+        self.needs_refresh(now)
+    }
+
+    /// Outcomes dropped because the picker held [`PICKER_OUTCOME_CAP`].
+    pub fn dropped_outcomes(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Outcomes waiting for the next refresh.
+    pub fn pending_outcomes(&self) -> usize {
+        self.outcomes.len()
+    }
+}
+
+/// Candidate tables alive in this process, every registry together: a
+/// diagnostic for tests that check old tables are freed.
+pub fn pick_tables_alive() -> usize {
+    TABLES_ALIVE.load(Ordering::Relaxed)
+}
+
+impl Registry {
+    /// A worker-local picker for `service` (which need not have instances
+    /// yet): see SPEC §5.2. Pickers are numbered 1, 2, … per registry; the
+    /// number and the configured seed fix its RNG stream and the start of
+    /// its round-robin and smooth-WRR positions.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed service name.
+    pub fn picker(&mut self, service: &str) -> Result<Picker> {
+        check_name("service", service, 256)?;
+        let idx = self.service_index_or_insert(service);
+        self.pickers += 1;
+        let number = self.pickers;
+        let (signal, table) = self.publish(idx, false);
+        let mut rng = Rng::from_seed(mix64(self.config.seed ^ mix64(number)));
+        let rr = RoundRobin::at(rng.next_u64());
+        let wrr = RoundRobin::at(rng.next_u64());
+        let local = table.ramping;
+        Ok(Picker {
+            seen: table.generation,
+            table,
+            signal,
+            number,
+            rng,
+            rr,
+            wrr,
+            walk: Vec::new(),
+            walk_table: 0,
+            buckets: Vec::new(),
+            buckets_table: 0,
+            wants_period: false,
+            local,
+            outcomes: Vec::new(),
+            outcomes_since: 0,
+            dropped: 0,
+            picks: [0; 7],
+            failures: 0,
+        })
+    }
+
+    /// Brings a picker up to date at `now`: moves the clock (applying what
+    /// fell due), folds the picker's outcomes and pick counts into the
+    /// registry, and hands it the service's latest table (publishing one if
+    /// the service changed). Call it under the lock that guards the
+    /// registry when [`Picker::needs_refresh`] says so.
+    ///
+    /// # Errors
+    /// `invalid_argument` when the picker was made by another registry.
+    pub fn refresh_picker(&mut self, picker: &mut Picker, now: u64) -> Result<()> {
+        let idx = picker.table.service;
+        let ours = self
+            .services
+            .get(idx as usize)
+            .and_then(|s| s.publication.signal.as_ref())
+            .is_some_and(|s| Arc::ptr_eq(s, &picker.signal));
+        if !ours {
+            return Err(Error::invalid("picker", "made by another registry"));
+        }
+        self.advance(now);
+        for (handle, success) in picker.outcomes.drain(..) {
+            if let Ok(slot) = self.slot_of_handle(handle) {
+                self.outcome_slot(slot, success);
+            }
+        }
+        let svc = &mut self.services[idx as usize];
+        for (total, n) in svc.metrics.picks.iter_mut().zip(&mut picker.picks) {
+            *total += core::mem::take(n);
+        }
+        svc.metrics.pick_failures += core::mem::take(&mut picker.failures);
+        let force = core::mem::take(&mut picker.wants_period);
+        if force {
+            svc.publication.wrr_used = true;
+        }
+        let (_, table) = self.publish(idx, force);
+        picker.local = table.ramping;
+        picker.seen = table.generation;
+        picker.table = table;
+        Ok(())
+    }
+
+    /// The latest table of service `idx`, built anew when the service
+    /// changed since the last one (or `force`d, to add a period).
+    fn publish(&mut self, idx: u32, force: bool) -> (Arc<AtomicU64>, Arc<PickTable>) {
+        self.ensure_candidates(idx);
+        let clock = self.clock;
+        let svc = &mut self.services[idx as usize];
+        let signal = svc
+            .publication
+            .signal
+            .get_or_insert_with(|| Arc::new(AtomicU64::new(1)))
+            .clone();
+        let ramping = svc.candidates.ramp_until > clock;
+        let wrr_used = svc.publication.wrr_used;
+        let needs_period = force
+            && !ramping
+            && svc
+                .publication
+                .table
+                .as_ref()
+                .is_some_and(|t| !t.period_settled);
+        if needs_period {
+            // A table with a period replaces one of the same candidates:
+            // move the signal so every picker takes it.
+            svc.publication.changed();
+        }
+        let generation = signal.load(Ordering::Acquire);
+        if let Some(t) = &svc.publication.table {
+            if t.generation == generation && t.weights_at == svc.candidates.weights_at {
+                return (signal, t.clone());
+            }
+        }
+        let previous = svc.publication.table.take();
+        let members = svc.members.clone();
+        for &s in &members {
+            let e = self.entry_mut(s);
+            if e.shared_inflight.is_none() {
+                e.shared_inflight = Some(Arc::new(AtomicU64::new(0)));
+            }
+        }
+        let mut by_slot =
+            vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
+        let mut member_counters = Vec::with_capacity(members.len());
+        for (i, &s) in members.iter().enumerate() {
+            if let Some(b) = by_slot.get_mut(s as usize) {
+                *b = i as u32;
+            }
+            let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
+            let counter = self.entry(s).shared_inflight.clone().unwrap_or_default();
+            member_counters.push((generation, counter));
+        }
+        let c = &self.services[idx as usize].candidates;
+        let weights = c.weights.clone();
+        let (period, period_settled) = if ramping {
+            (None, true)
+        } else {
+            match &previous {
+                _ if matches!(c.period, PeriodState::Table(_)) => match &c.period {
+                    PeriodState::Table(p) => (Some(p.clone()), true),
+                    _ => (None, false),
+                },
+                Some(p) if p.weights == weights && (p.period_settled || !wrr_used) => {
+                    (p.period.clone(), p.period_settled)
+                }
+                _ if wrr_used => (SmoothPeriod::build(&weights).map(Arc::new), true),
+                _ => (None, false),
+            }
+        };
+        self.publications += 1;
+        TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
+        let svc = &self.services[idx as usize];
+        let table = Arc::new(PickTable {
+            service: idx,
+            name: svc.name.clone(),
+            id: self.publications,
+            generation,
+            weights_at: c.weights_at,
+            membership_epoch: self.membership_epoch,
+            ramping,
+            known: !members.is_empty(),
+            panic: svc.panic,
+            handles: c
+                .slots
+                .iter()
+                .zip(&c.generations)
+                .map(|(&index, &generation)| Handle { index, generation })
+                .collect(),
+            total: weights.iter().sum(),
+            weights,
+            alias: c.alias.clone(),
+            id_hashes: c.slots.iter().map(|&s| self.entry(s).id_hash).collect(),
+            base_load: c.slots.iter().map(|&s| self.entry(s).inflight).collect(),
+            candidate_member: c
+                .slots
+                .iter()
+                .map(|&s| by_slot.get(s as usize).copied().unwrap_or(u32::MAX))
+                .collect(),
+            by_slot,
+            members: member_counters,
+            period,
+            period_settled,
+        });
+        let svc = &mut self.services[idx as usize];
+        svc.publication.table = Some(table.clone());
+        (signal, table)
+    }
+}
+
+#[cfg(test)]
+#[path = "picker_tests.rs"]
+mod tests;
