@@ -69,17 +69,20 @@ copyFileSync(join(src, "index.d.ts"), join(dist, "index.d.cts"));
 
 // waypost/etcd: plain JavaScript over fetch (no module of its own), as ESM
 // and bundled for require.
-for (const file of ["etcd.js", "etcd-http.js", "etcd.d.ts"]) copyFileSync(join(src, file), join(dist, file));
-copyFileSync(join(src, "etcd.d.ts"), join(dist, "etcd.d.cts"));
-buildSync({
-  entryPoints: [join(src, "etcd.js")],
-  outfile: join(dist, "etcd.cjs"),
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node18",
-  logLevel: "error",
-});
+for (const helper of ["etcd", "consul"]) {
+  for (const file of [`${helper}.js`, `${helper}.d.ts`]) copyFileSync(join(src, file), join(dist, file));
+  copyFileSync(join(src, `${helper}.d.ts`), join(dist, `${helper}.d.cts`));
+  buildSync({
+    entryPoints: [join(src, `${helper}.js`)],
+    outfile: join(dist, `${helper}.cjs`),
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node18",
+    logLevel: "error",
+  });
+}
+copyFileSync(join(src, "etcd-http.js"), join(dist, "etcd-http.js"));
 
 // The CommonJS entry: glue and facade in one file, the .wasm shared.
 for (const file of ["facade.js", "node-cjs.js"]) copyFileSync(join(src, file), join(build, file));
