@@ -28,17 +28,18 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     out
 }
 
-fn value(c: u8) -> Option<u32> {
-    let v = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
-}
+/// Each byte's six bits, both alphabets; 0xFF for a byte in neither.
+const VALUES: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t[b'-' as usize] = 62;
+    t[b'_' as usize] = 63;
+    t
+};
 
 /// The bytes of `text`; `None` when it is not base64 (a character outside
 /// both alphabets, padding in the middle, or a lone trailing character).
@@ -51,7 +52,11 @@ pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
     let mut acc = 0u32;
     let mut bits = 0u32;
     for &c in data.as_bytes() {
-        acc = (acc << 6) | value(c)?;
+        let v = VALUES[usize::from(c)];
+        if v == 0xFF {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
         bits += 6;
         if bits >= 8 {
             bits -= 8;
