@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import socket
+import ssl
 import threading
 import urllib.parse
 from typing import Any, Optional, Sequence
@@ -36,11 +37,13 @@ def prefix_end(prefix: str) -> str:
     return b64(raw[:-1] + bytes([raw[-1] + 1]))
 
 
-def _split(endpoint: str) -> tuple[str, int]:
+def _split(endpoint: str, https: bool = False) -> tuple[str, int, bool]:
     url = urllib.parse.urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    if url.scheme != "http" or not url.hostname:
-        raise ValueError(f"etcd endpoint {endpoint!r}: expected http://host:port")
-    return url.hostname, url.port or 2379
+    allowed = ("http", "https") if https else ("http",)
+    if url.scheme not in allowed or not url.hostname:
+        raise ValueError(f"endpoint {endpoint!r}: expected {' or '.join(allowed)}://host:port")
+    secure = url.scheme == "https"
+    return url.hostname, url.port or (443 if secure else 2379), secure
 
 
 class Stream:
@@ -72,14 +75,24 @@ class Endpoints:
     """Client URLs tried in turn: a call goes to the current one and moves
     to the next when it cannot connect, times out or answers 5xx."""
 
-    def __init__(self, endpoints: Sequence[str] | str, timeout_s: float = 5.0, store: str = "etcd") -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str,
+        timeout_s: float = 5.0,
+        store: str = "etcd",
+        *,
+        headers: Optional[dict[str, str]] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
         self.store = store
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.ssl_context = ssl_context
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         if not endpoints:
             raise ValueError("endpoints: give at least one etcd client URL")
         self.urls = [e.rstrip("/") for e in endpoints]
-        self._hosts = [_split(e) for e in self.urls]
+        self._hosts = [_split(e, ssl_context is not None) for e in self.urls]
         self.timeout_s = timeout_s
         self._current = 0
         self._lock = threading.Lock()
@@ -103,16 +116,16 @@ class Endpoints:
             self._current = i
 
     def _open(self, i: int, method: str, path: str, body: str, timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        host, port = self._hosts[i]
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        host, port, secure = self._hosts[i]
+        conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=self.ssl_context)
+                if secure else http.client.HTTPConnection(host, port, timeout=timeout))
         try:
             conn.connect()
             with self._lock:
                 if self._aborted:
                     raise OSError("closed")
                 self._active = conn
-            conn.request(method, path, body=body.encode() if body else None,
-                         headers={"Content-Type": "application/json"})
+            conn.request(method, path, body=body.encode() if body else None, headers=self.headers)
             return conn, conn.getresponse()
         except BaseException:
             conn.close()

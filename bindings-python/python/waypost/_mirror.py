@@ -53,6 +53,7 @@ class StoreMirror:
         cache_interval_s: float = 5.0,
         on_error: Optional[ErrorCallback] = None,
         on_change: Optional[Callable[[dict[str, Any]], None]] = None,
+        client: Optional[Endpoints] = None,
     ) -> None:
         self.registry = registry
         self.options = dict(options)
@@ -69,7 +70,7 @@ class StoreMirror:
         self.error: Optional[Exception] = None
         self.status = "idle"
         self.feeds = 0
-        self._etcd = Endpoints(endpoints, timeout_s, str(options.get("kind", "store")))
+        self._etcd = client or Endpoints(endpoints, timeout_s, str(options.get("kind", "store")))
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._dirty = threading.Event()
@@ -139,6 +140,21 @@ class StoreMirror:
         self.error, self.status = None, "synced"
         self._synced.set()
 
+    def _answer(self, path: str, data: bytes, status: int, index: Optional[str]) -> dict[str, Any]:
+        """Feeds a whole answer; one the core cannot use (a failed request
+        it does not resync on) becomes an error naming the endpoint."""
+        failed = EtcdError(f"{self._etcd.store} {self.endpoint}: {path} answered HTTP {status}: {data[:300].decode(errors='replace')}",
+                           endpoint=self.endpoint, path=path, status=status)
+        try:
+            report = self._feed(data, status, index)
+        except Error as e:
+            if status == 200:
+                raise
+            raise failed from e
+        if status != 200 and not report["resync"]:
+            raise failed
+        return report
+
     def _step(self) -> None:
         with self.lock:
             req = self.registry.source_request(self.source)
@@ -151,21 +167,13 @@ class StoreMirror:
             started = time.monotonic()
             status, data = self._etcd.request(req["method"], req["path"], req["body"], self.request_timeout_s)
             index = self._etcd.last_headers.get(self.index_header.lower()) if self.index_header else None
-            report = self._feed(data, status, index)
-            if status != 200:
-                raise EtcdError(f"{self._etcd.store} {self.endpoint}: {req['path']} answered HTTP {status}: {data[:300].decode(errors='replace')}",
-                                endpoint=self.endpoint, path=req["path"], status=status)
-            if not report["resync"]:
+            if not self._answer(req["path"], data, status, index)["resync"]:  # 410: read everything again
                 self._ok()
             # A blocking query may answer at once without a change: keep a
             # minimum pace between requests.
             self._stop.wait(max(0.0, self.min_interval_s - (time.monotonic() - started)))
             return
-        report = self._feed(data, status)
-        if status != 200:
-            raise EtcdError(f"{self._etcd.store} {self.endpoint}: {req['path']} answered HTTP {status}: {data[:300].decode(errors='replace')}",
-                            endpoint=self.endpoint, path=req["path"], status=status)
-        if not report["resync"]:
+        if not self._answer(req["path"], data, status, None)["resync"]:
             self._ok()
 
     def _run(self) -> None:
