@@ -252,13 +252,20 @@ export class StoreMirror {
       { stream: req.stream, signal: this.stopper.signal, timeoutMs: req.stream ? undefined : this.requestTimeoutMs });
     if (answer.stream !== undefined) return this.watch(answer.stream);
     const index = this.indexHeader === undefined ? undefined : answer.headers?.get(this.indexHeader) ?? undefined;
-    const report = this.feed(answer.text, answer.status, index);
+    const failed = () => new EtcdError(`${this.etcd.store} ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300)}`,
+      { endpoint: this.endpoint, path: req.path, status: answer.status });
+    let report;
+    try {
+      report = this.feed(answer.text, answer.status, index);
+    } catch (e) {
+      if (answer.status === 200) throw e;
+      throw failed(); // a failed request the core does not use: name the endpoint
+    }
     // A blocking query may answer at once without a change: keep a minimum pace.
     if (this.minIntervalMs > 0) await sleep(this.minIntervalMs - (Date.now() - started), this.stopper.signal);
-    if (answer.status !== 200) {
-      throw new EtcdError(`etcd ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300)}`, { endpoint: this.endpoint, path: req.path, status: answer.status });
-    }
-    if (!report.resync) this.ok();
+    if (report.resync) return; // e.g. HTTP 410: the core reads everything again
+    if (answer.status !== 200) throw failed();
+    this.ok();
   }
 
   async run() {
