@@ -1,5 +1,5 @@
 # waypost: one Rust core, bindings for Python, WebAssembly/npm and C/C++/Go.
-#   make demo   builds what it needs and runs the fleet simulation
+#   make demo   builds what it needs and runs a real fleet on etcd (SERVE=1 keeps it running)
 #   make test   installs every missing tool, then runs every test in every language
 #   make bench  runs every benchmark (figures go to BENCHMARKS.md by hand)
 SHELL := /bin/bash
@@ -20,16 +20,16 @@ include mk/rust.mk
 -include mk/wasm.mk
 -include mk/c.mk
 -include mk/dist.mk
+-include mk/demo.mk
 
-.PHONY: help demo test bench transcripts-clean compare-transcripts
+.PHONY: help test bench transcripts-clean compare-transcripts
 
 help:
-	@echo "make demo   - run the fleet simulation (examples/rust/src/fleet.rs)"
+	@echo "make demo   - etcd, services in Python, Node and Go, a gateway and a dashboard: a scripted story"
+	@echo "make demo SERVE=1 - the same, then the fleet keeps running until Ctrl-C"
+	@echo "make demo-sim - the fleet simulation in virtual time (examples/rust/src/fleet.rs)"
 	@echo "make test   - install missing tools and run every test in every language"
 	@echo "make bench  - run every benchmark"
-
-demo:
-	cargo run --quiet --release -p waypost-examples --bin fleet
 
 transcripts-clean:
 	rm -rf "$(WAYPOST_TRANSCRIPTS)"

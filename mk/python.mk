@@ -25,7 +25,7 @@ python-test: python-venv tools-etcd
 	cd bindings-python && $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd bindings-python && $(PY_BIN)/python -m mypy.stubtest waypost._waypost
 	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null -p waypost
-	$(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null bindings-python/tests bindings-python/bench examples/python
+	MYPYPATH=tests/fakes $(PY_BIN)/python -m mypy --strict --no-incremental --cache-dir=/dev/null bindings-python/tests bindings-python/bench examples/python
 	@for example in examples/python/*.py; do \
 	  echo "running $$example"; \
 	  timeout 120 $(PY_BIN)/python "$$example" > /dev/null || exit 1; \

@@ -283,6 +283,27 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 			return nil, err
 		}
 		out["report"] = rep
+	case "k8s_watch":
+		name, status := "k8s", 200
+		if n, ok := step["name"].(string); ok {
+			name = n
+		}
+		if s, ok := step["status"]; ok {
+			status = int(uintArg(s))
+		}
+		body := payloadText(step["payload"])
+		if events, ok := step["payload"].([]interface{}); ok {
+			lines := make([]string, len(events))
+			for k, e := range events {
+				lines[k] = payloadText(e)
+			}
+			body = strings.Join(lines, "\n")
+		}
+		rep, err := r.reg.SourceFeed(name, body, at, status, "")
+		if err != nil {
+			return nil, err
+		}
+		out["report"] = rep
 	default:
 		panic(fmt.Sprintf("unknown op `%s`", op))
 	}

@@ -122,6 +122,10 @@ class Runner:
                 step.get("name", FEED_NAMES[op]), payload_text(payload), now=at,
                 status=step.get("status", 200), index=step.get("index"),
             )
+        elif op == "k8s_watch":
+            out["report"] = reg.source_feed(
+                step.get("name", "k8s"), watch_text(step["payload"]), now=at, status=step.get("status", 200),
+            )
         else:
             raise AssertionError(f"unknown op {op!r}")
         return out
@@ -137,6 +141,13 @@ FEED_NAMES = {
 def payload_text(value: Any) -> str:
     """A feed payload as the core reads it: a string as it is, any other JSON value written out."""
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def watch_text(value: Any) -> str:
+    """A watch message: an array of events becomes one JSON line each."""
+    if isinstance(value, list):
+        return "\n".join(payload_text(v) for v in value)
+    return payload_text(value)
 
 
 def check_expect(name: str, i: int, expect: dict[str, Any], line: Line) -> None:

@@ -1,275 +1,159 @@
-// Package consul mirrors one Consul service into a waypost Registry over
-// Consul's blocking health queries, with net/http only. The core names each
-// query (/v1/health/service/<name>?index=N&wait=5m) and reads each answer
-// with its X-Consul-Index; the loop keeps a minimum pace between queries,
-// as Consul's documentation asks (an answer is not proof of a change).
+// Package consul mirrors one Consul service into a waypost Registry through
+// blocking queries on the health endpoint (Mirror), and keeps an instance
+// registered with the local agent (Registrar), over Consul's HTTP API with
+// net/http only.
+//
+// The core decides everything a mirror does (the path, the index rules, the
+// mapping); the mirror sends what SourceRequest names and hands each answer
+// back with its X-Consul-Index. Consul asks clients to rate-limit this loop
+// (an answer is not proof of change; an index going backwards makes the
+// next query return at once): two queries start at least MinInterval
+// apart. Background failures are visible (Err, Status, OnError, the error
+// Close returns).
 package consul
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"example.invalid/waypost"
+	"example.invalid/waypost/internal/storehttp"
 )
 
-// Error is a failed call to Consul: Endpoint names the agent(s) asked.
-type Error struct {
-	Endpoint string
-	Path     string
-	Status   int
-	Message  string
+// DefaultAddress is the agent used when neither Address nor CONSUL_HTTP_ADDR is set.
+const DefaultAddress = "http://127.0.0.1:8500"
+
+// blockingRead is how long a blocking query may take: the core asks for
+// wait=5m and Consul adds up to wait/16 of jitter.
+const blockingRead = 5*time.Minute + 5*time.Minute/16 + 30*time.Second
+
+// Error is a failed call to Consul: Endpoint, Path, Status.
+type Error = storehttp.Error
+
+func newServer(address, token, caFile string, timeout time.Duration) (*storehttp.Server, error) {
+	if address == "" {
+		address = os.Getenv("CONSUL_HTTP_ADDR")
+	}
+	if address == "" {
+		address = DefaultAddress
+	}
+	if token == "" {
+		token = os.Getenv("CONSUL_HTTP_TOKEN")
+	}
+	s, err := storehttp.NewServer("consul", address, "8500", caFile, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		h := http.Header{"X-Consul-Token": []string{token}}
+		s.Header = func() (http.Header, error) { return h, nil }
+	}
+	return s, nil
 }
 
-func (e *Error) Error() string { return e.Message }
-
-// Mirror keeps Registry equal to Consul's health answer for Service, as the
-// instances of source Source (default "consul"). Several agent URLs may be
-// given: a failing one is left for the next.
+// Mirror keeps Registry equal to what Consul's health endpoint says about
+// Service, as the instances of source Source (SPEC §10).
 type Mirror struct {
-	Endpoints   []string
+	Address     string // agent HTTP address; default CONSUL_HTTP_ADDR, else DefaultAddress
 	Registry    *waypost.Registry
 	Service     string
-	Source      string               // default "consul"
-	WaitTimeout time.Duration        // the longest a blocking query may take; default 6 min
-	MinInterval time.Duration        // the least time between two queries; default 100 ms
-	Now         func() time.Time     // default time.Now
-	OnError     func(error)          // called from the mirror's goroutine
-	OnChange    func(waypost.Report) // a report that changed something
+	Source      string        // default "consul"; several mirrors in one registry need different names
+	Token       string        // ACL token (X-Consul-Token); default CONSUL_HTTP_TOKEN
+	CAFile      string        // PEM CA for an https address
+	Timeout     time.Duration // a non-blocking request; default 5 s
+	MinInterval time.Duration // between two query starts; default 1 s, negative for none
+	Now         func() time.Time
+	OnError     func(error)
+	OnChange    func(waypost.Report)
 
-	urls    []string
-	current int
-	client  *http.Client
-	lock    sync.Mutex
-	synced  chan struct{}
-	once    sync.Once
-	mu      sync.Mutex
-	err     error
-	status  string
-	cancel  context.CancelFunc
-	done    chan struct{}
-	closing sync.Once
-	closed  error
-}
-
-// Locker is held while the mirror touches the registry.
-func (m *Mirror) Locker() sync.Locker { return &m.lock }
-
-// Synced is closed once Consul answered.
-func (m *Mirror) Synced() <-chan struct{} {
-	m.once.Do(func() { m.synced = make(chan struct{}) })
-	return m.synced
-}
-
-// Err is the last failure, nil once a query succeeds again.
-func (m *Mirror) Err() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
-}
-
-// Status is "idle", "starting", "synced", "retrying" or "stopped".
-func (m *Mirror) Status() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.status == "" {
-		return "idle"
-	}
-	return m.status
-}
-
-func (m *Mirror) set(err error, status string) {
-	m.mu.Lock()
-	m.err, m.status = err, status
-	m.mu.Unlock()
-}
-
-// query sends one request to the first agent that answers below 500.
-func (m *Mirror) query(ctx context.Context, req waypost.Request) (status int, body []byte, index string, err error) {
-	failures := []string{}
-	for k := range m.urls {
-		i := (m.current + k) % len(m.urls)
-		u := m.urls[i]
-		rctx, cancel := context.WithTimeout(ctx, m.WaitTimeout)
-		hreq, err := http.NewRequestWithContext(rctx, req.Method, u+req.Path, strings.NewReader(req.Body))
-		if err != nil {
-			cancel()
-			return 0, nil, "", err
-		}
-		resp, err := m.client.Do(hreq)
-		if err == nil {
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return 0, nil, "", ctx.Err()
-		}
-		if err != nil {
-			failures = append(failures, fmt.Sprintf("%s: %v", u, err))
-			continue
-		}
-		if resp.StatusCode >= 500 {
-			failures = append(failures, fmt.Sprintf("%s: HTTP %d %.200s", u, resp.StatusCode, body))
-			continue
-		}
-		m.current = i
-		return resp.StatusCode, body, resp.Header.Get("X-Consul-Index"), nil
-	}
-	return 0, nil, "", &Error{Endpoint: strings.Join(m.urls, ", "), Path: req.Path,
-		Message: fmt.Sprintf("consul unreachable (%s %s): %s", req.Method, req.Path, strings.Join(failures, "; "))}
-}
-
-func (m *Mirror) step(ctx context.Context) error {
-	m.lock.Lock()
-	req, err := m.Registry.SourceRequest(m.Source)
-	m.lock.Unlock()
-	if err != nil {
-		return err
-	}
-	status, body, index, err := m.query(ctx, req)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	if m.Now != nil {
-		now = m.Now()
-	}
-	m.lock.Lock()
-	report, err := m.Registry.SourceFeed(m.Source, string(body), now, status, index)
-	m.lock.Unlock()
-	if err != nil {
-		return err
-	}
-	if status != 200 {
-		return &Error{Endpoint: m.urls[m.current], Path: req.Path, Status: status,
-			Message: fmt.Sprintf("consul %s: %s answered HTTP %d: %.300s", m.urls[m.current], req.Path, status, body)}
-	}
-	if report.Added+report.Updated+report.Removed > 0 || report.Resync {
-		if m.OnChange != nil {
-			m.OnChange(report)
-		}
-	}
-	m.set(nil, "synced")
-	m.Synced()
-	select {
-	case <-m.synced:
-	default:
-		close(m.synced)
-	}
-	return nil
-}
-
-func (m *Mirror) run(ctx context.Context) {
-	defer close(m.done)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		started := time.Now()
-		wait := m.MinInterval - time.Since(started)
-		if err := m.step(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			m.set(err, "retrying")
-			if m.OnError != nil {
-				m.OnError(err)
-			}
-			wait = backoff
-			if backoff *= 2; backoff > 2*time.Second {
-				backoff = 2 * time.Second
-			}
-		} else {
-			backoff = 100 * time.Millisecond
-			wait = m.MinInterval - time.Since(started)
-		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	}
+	loop      storehttp.Loop
+	lastStart time.Time
 }
 
 // Start declares the source (unless the registry has it) and mirrors in a
-// goroutine until ctx ends or Close is called.
+// goroutine until ctx ends or Close is called; see Synced.
 func (m *Mirror) Start(ctx context.Context) error {
-	if m.done != nil {
-		return errors.New("consul: Mirror already started")
-	}
-	if m.Registry == nil || m.Service == "" {
-		return errors.New("consul: Mirror needs Registry and Service")
-	}
-	if len(m.Endpoints) == 0 {
-		return errors.New("consul: Endpoints: give at least one agent URL")
-	}
-	for _, raw := range m.Endpoints {
-		s := raw
-		if !strings.Contains(s, "://") {
-			s = "http://" + s
-		}
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("consul: endpoint %q: expected http://host:port", raw)
-		}
-		m.urls = append(m.urls, u.Scheme+"://"+u.Host)
+	if m.Service == "" {
+		return &Error{Message: "consul: Mirror.Service is empty"}
 	}
 	if m.Source == "" {
 		m.Source = "consul"
 	}
-	if m.WaitTimeout <= 0 {
-		m.WaitTimeout = 6 * time.Minute
+	if m.MinInterval == 0 {
+		m.MinInterval = time.Second
 	}
-	if m.MinInterval <= 0 {
-		m.MinInterval = 100 * time.Millisecond
+	s, err := newServer(m.Address, m.Token, m.CAFile, m.Timeout)
+	if err != nil {
+		return err
 	}
-	m.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}}
-	m.lock.Lock()
-	if _, err := m.Registry.SourceRequest(m.Source); err != nil {
-		opts, _ := json.Marshal(map[string]string{"kind": "consul", "service": m.Service})
-		if err := m.Registry.SourceAdd(m.Source, string(opts)); err != nil {
-			m.lock.Unlock()
+	opts, _ := json.Marshal(map[string]string{"kind": "consul", "service": m.Service})
+	m.loop = storehttp.Loop{Registry: m.Registry, Source: m.Source, Options: string(opts), Now: m.Now,
+		OnError: m.OnError, OnChange: m.OnChange, Step: m.step, Server: s}
+	return m.loop.Start(ctx)
+}
+
+func (m *Mirror) step(ctx context.Context) error {
+	if !m.lastStart.IsZero() && !storehttp.Sleep(ctx, time.Until(m.lastStart.Add(m.MinInterval))) {
+		return nil
+	}
+	m.lastStart = time.Now()
+	req, err := m.loop.Request()
+	if err != nil {
+		return err
+	}
+	timeout := time.Duration(0)
+	if u, perr := url.Parse(req.Path); perr == nil && u.Query().Get("index") != "" {
+		timeout = blockingRead
+	}
+	a, err := m.loop.Server.Do(ctx, req.Method, req.Path, req.Body, false, timeout)
+	if err != nil {
+		return err
+	}
+	if _, err := m.loop.Feed(string(a.Body), a.Status, a.Header.Get("X-Consul-Index")); err != nil {
+		if a.Status == 200 {
 			return err
 		}
+		return m.loop.Server.Fail(req.Path, a.Status, "%s answered HTTP %d: %.300s", req.Path, a.Status, a.Body)
 	}
-	m.lock.Unlock()
-	m.Synced()
-	m.set(nil, "starting")
-	bg, cancel := context.WithCancel(context.Background())
-	m.cancel, m.done = cancel, make(chan struct{})
-	go m.run(bg)
-	go func(done chan struct{}) {
-		select {
-		case <-ctx.Done():
-			m.Close()
-		case <-done:
-		}
-	}(m.done)
+	m.loop.OK()
 	return nil
 }
 
-// Close stops mirroring (a query in flight ends at once) and waits for the
-// goroutine; it returns the failure still standing. Safe to call twice.
-func (m *Mirror) Close() error {
-	if m.done == nil {
-		return nil
+// Index is the X-Consul-Index the next query waits on (0: none).
+func (m *Mirror) Index() uint64 {
+	req, err := m.loop.Request()
+	if err != nil {
+		return 0
 	}
-	m.closing.Do(func() {
-		m.cancel()
-		<-m.done
-		m.client.CloseIdleConnections()
-		m.closed = m.Err()
-		m.set(m.closed, "stopped")
-	})
-	return m.closed
+	u, err := url.Parse(req.Path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(u.Query().Get("index"), 10, 64)
+	return n
 }
+
+// Synced is closed once the service was read.
+func (m *Mirror) Synced() <-chan struct{} { return m.loop.Synced() }
+
+// Err is the last failure, nil once a query succeeds again.
+func (m *Mirror) Err() error { return m.loop.Err() }
+
+// Status is "idle", "starting", "synced", "retrying" or "stopped".
+func (m *Mirror) Status() string { return m.loop.Status() }
+
+// Feeds counts the answers handed to the core.
+func (m *Mirror) Feeds() int { return m.loop.Feeds() }
+
+// Locker is held while the mirror touches the registry.
+func (m *Mirror) Locker() sync.Locker { return m.loop.Locker() }
+
+// Close stops mirroring (aborting the query in flight) and waits for the
+// goroutines; the registry keeps what it holds. Safe to call twice.
+func (m *Mirror) Close() error { return m.loop.Close() }

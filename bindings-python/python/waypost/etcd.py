@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ._etcd_http import EtcdError, Endpoints, b64
-from ._mirror import StoreMirror, restore_cache
+from ._etcd_mirror import StoreMirror, restore_cache
 from ._waypost import Registry
 from .helpers import Clock
 

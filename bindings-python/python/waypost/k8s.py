@@ -1,29 +1,35 @@
-"""Kubernetes helper: mirror one Service's EndpointSlices
-(``discovery.k8s.io/v1``) into a ``waypost.Registry``, with the standard
-library only. The core names each request — a list by the label
-``kubernetes.io/service-name``, then a watch from the list's
-``resourceVersion`` with bookmarks — and reads each answer (every watch line
-on its own); an expired version (HTTP 410, or an ``ERROR`` 410 in the
-stream) makes it list again.
+"""A Kubernetes mirror over the API server's HTTP API, with the standard
+library only.
 
-In a pod, leave ``api_url`` out: the API server, bearer token, CA and
-namespace come from the usual in-cluster places. Otherwise pass them.
+``Mirror`` keeps a local ``waypost.Registry`` equal to the EndpointSlices
+(``discovery.k8s.io/v1``) of one service: it lists them, then watches from
+the list's resource version with bookmarks, feeding each line of the
+stream to the core. The core decides everything: the paths, merging the
+slices, and when to list again (``410 Gone``, as an answer or as an
+``ERROR`` event in the stream); the mirror obeys the report.
+
+Inside a pod everything has a default: the API server from
+``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT``, and the token, CA
+and namespace from ``/var/run/secrets/kubernetes.io/serviceaccount`` (the
+token file is read again on every request: the kubelet rotates it).
+The service account needs ``list`` and ``watch`` on ``endpointslices``.
 """
 from __future__ import annotations
 
 import os
-import ssl
-from typing import Any, Callable, Optional
+from typing import Callable, Mapping, Optional
 
-from ._etcd_http import EtcdError, Endpoints
-from ._mirror import StoreMirror, restore_cache
+from ._errors import Error
+from ._mirror import ChangeCallback, ErrorCallback, MirrorLoop
+from ._store_http import Server, StoreError
 from ._waypost import Registry
 from .helpers import Clock
 
-#: A failed call to the API server (the same class as the etcd helpers' error).
-KubernetesError = EtcdError
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+class KubernetesError(StoreError):
+    """A call to the API server failed (``endpoint``, ``path``, ``status``)."""
 
 
 def _read(path: str, what: str) -> str:
@@ -31,63 +37,137 @@ def _read(path: str, what: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read().strip()
     except OSError as e:
-        raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from e
+        raise KubernetesError(f"kubernetes: cannot read the {what} at {path}: {e.strerror or e}") from e
 
 
-class Mirror(StoreMirror):
-    """Keeps ``registry`` equal to the EndpointSlices of ``service`` in
-    ``namespace``, as the instances of source ``source`` (default
-    ``"k8s/<namespace>"``), using the port named ``port`` (empty: the
-    first). See ``StoreMirror`` for ``lock``, ``error``, the callbacks and
-    the cache."""
+def in_cluster_api_server() -> str:
+    """``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT``."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        raise KubernetesError("kubernetes: no api_server given and KUBERNETES_SERVICE_HOST/PORT are not set "
+                              "(not running in a pod?)")
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
+class Mirror(MirrorLoop):
+    """Keeps ``registry`` equal to the endpoints of ``service`` in
+    ``namespace``, on the port named ``port`` (``""``: each slice's first
+    port), as the instances of source ``source`` (SPEC §10).
+
+    ``api_server``, ``namespace``, ``token`` and ``ca_file`` default to the
+    in-cluster values (see the module's documentation; ``service_account_dir``
+    moves where they are read from). ``lock``, ``error``/``on_error``,
+    ``on_change``, ``wait_synced`` and ``close`` as in
+    ``waypost.etcd.Mirror``. A watch quiet for ``idle_timeout_s`` is taken
+    as broken and opened again from the last resource version.
+    """
+
+    kind = "k8s"
 
     def __init__(
         self,
+        api_server: Optional[str],
         registry: Registry,
-        *,
+        namespace: Optional[str],
         service: str,
-        namespace: Optional[str] = None,
         port: str = "",
-        api_url: Optional[str] = None,
+        *,
         token: Optional[str] = None,
-        token_file: Optional[str] = None,
         ca_file: Optional[str] = None,
-        source: Optional[str] = None,
+        source: str = "k8s",
+        service_account_dir: str = SERVICE_ACCOUNT_DIR,
         now: Optional[Clock] = None,
         timeout_s: float = 5.0,
-        cache_path: Optional[str] = None,
-        cache_interval_s: float = 5.0,
-        on_error: Optional[Callable[[Exception], None]] = None,
-        on_change: Optional[Callable[[dict[str, Any]], None]] = None,
+        idle_timeout_s: float = 600.0,
+        on_error: Optional[ErrorCallback] = None,
+        on_change: Optional[ChangeCallback] = None,
     ) -> None:
-        if api_url is None:  # in a pod
-            host, port_env = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-            if not host:
-                raise ValueError("api_url: not given, and KUBERNETES_SERVICE_HOST is not set (not in a pod)")
-            api_url = f"https://{host}:{port_env}"
-            token_file = token_file or f"{SERVICE_ACCOUNT}/token"
-            ca_file = ca_file or f"{SERVICE_ACCOUNT}/ca.crt"
-            namespace = namespace or _read(f"{SERVICE_ACCOUNT}/namespace", "namespace")
-        if not namespace:
-            raise ValueError("namespace: required outside a pod")
-        if token is None and token_file is not None:
-            token = _read(token_file, "token_file")
-        context: Optional[ssl.SSLContext] = None
-        if api_url.startswith("https://"):
-            if ca_file is not None and not os.path.exists(ca_file):
-                raise ValueError(f"ca_file: {ca_file} does not exist")
-            context = ssl.create_default_context(cafile=ca_file)
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        client = Endpoints([api_url], timeout_s, "kubernetes", headers=headers, ssl_context=context)
-        super().__init__(
-            [api_url], registry, source=source or f"k8s/{namespace}",
-            options={"kind": "k8s", "namespace": namespace, "service": service, "port": port},
-            now=now, timeout_s=timeout_s, cache_path=cache_path, cache_interval_s=cache_interval_s,
-            on_error=on_error, on_change=on_change, client=client,
-        )
-        self.namespace, self.service = namespace, service
+        api_server = api_server or in_cluster_api_server()
+        if namespace is None:
+            namespace = _read(os.path.join(service_account_dir, "namespace"), "namespace")
+        headers: Callable[[], Mapping[str, str]]
+        if token is not None:
+            fixed = {"Authorization": f"Bearer {token}"} if token else {}
+            headers = lambda: fixed  # noqa: E731
+        else:
+            token_file = os.path.join(service_account_dir, "token")
+            use_file = os.path.exists(token_file)
+
+            def headers() -> Mapping[str, str]:
+                return {"Authorization": f"Bearer {_read(token_file, 'token')}"} if use_file else {}
+        if ca_file is None and api_server.startswith("https://"):
+            default_ca = os.path.join(service_account_dir, "ca.crt")
+            ca_file = default_ca if os.path.exists(default_ca) else None
+        server = Server(api_server, default_port=443, headers=headers, ca_file=ca_file, timeout_s=timeout_s,
+                        what="kubernetes", error=KubernetesError)
+        super().__init__(server, registry, source,
+                         {"kind": "k8s", "namespace": namespace, "service": service, "port": port},
+                         now=now, on_error=on_error, on_change=on_change)
+        self.namespace = namespace
+        self.service = service
+        self.port = port
+        self.idle_timeout_s = idle_timeout_s
+        self.lists = 0
+
+    @property
+    def resource_version(self) -> Optional[str]:
+        """Where the next watch starts (``None``: the next request lists)."""
+        path: str = self._request()["path"]
+        marker = "&resourceVersion="
+        if marker not in path:
+            return None
+        return path.split(marker, 1)[1].split("&", 1)[0]
+
+    def _fail(self, path: str, status: int, data: bytes, cause: Optional[BaseException]) -> KubernetesError:
+        err = KubernetesError(f"kubernetes {self.endpoint}: {path} answered HTTP {status}: "
+                              f"{data[:300].decode(errors='replace').strip()}",
+                              endpoint=self.endpoint, path=path, status=status)
+        err.__cause__ = cause
+        return err
+
+    def _step(self) -> None:
+        req = self._request()
+        if not req["stream"]:
+            self.lists += 1
+            status, _, data = self._server.request(req["method"], req["path"])
+            if self._stop.is_set():
+                return
+            try:
+                report = self._feed(data, status)
+            except Error as e:
+                raise e if status == 200 else self._fail(req["path"], status, data, e)
+            if not report["resync"]:
+                self._ok()
+            return
+        status, data, stream = self._server.stream(req["method"], req["path"], self.idle_timeout_s)
+        if stream is None:
+            # 410 Gone: the core resets and the next request lists again.
+            try:
+                self._feed(data, status)
+            except Error as e:
+                raise self._fail(req["path"], status, data, e)
+            return
+        try:
+            while not self._stop.is_set():
+                try:
+                    line = stream.readline()
+                except OSError as e:
+                    if self._stop.is_set():
+                        return
+                    raise KubernetesError(f"kubernetes {self.endpoint}: watch stream broke: {e or type(e).__name__}",
+                                          endpoint=self.endpoint, path=req["path"]) from e
+                if not line:
+                    return  # the server ended the watch: watch again from where it stood
+                if not line.strip():
+                    continue
+                report = self._feed(line, 200)
+                if report["resync"]:
+                    return  # an ERROR event (410): list again
+                self._ok()
+        finally:
+            stream.close()
 
 
-__all__ = ["KubernetesError", "Mirror", "restore_cache"]
+__all__ = ["KubernetesError", "Mirror", "SERVICE_ACCOUNT_DIR", "in_cluster_api_server"]

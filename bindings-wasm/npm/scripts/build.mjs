@@ -67,14 +67,16 @@ for (const file of ["facade.js", "node.js", "browser.js", "index.d.ts"]) {
 }
 copyFileSync(join(src, "index.d.ts"), join(dist, "index.d.cts"));
 
-// waypost/etcd: plain JavaScript over fetch (no module of its own), as ESM
-// and bundled for require.
-for (const helper of ["etcd", "consul"]) {
-  for (const file of [`${helper}.js`, `${helper}.d.ts`]) copyFileSync(join(src, file), join(dist, file));
-  copyFileSync(join(src, `${helper}.d.ts`), join(dist, `${helper}.d.cts`));
+// waypost/etcd, waypost/consul, waypost/k8s: plain JavaScript over fetch
+// (no module of their own), as ESM and each bundled for require.
+for (const file of ["etcd-http.js", "store-http.js"]) copyFileSync(join(src, file), join(dist, file));
+for (const store of ["etcd", "consul", "k8s"]) {
+  copyFileSync(join(src, `${store}.js`), join(dist, `${store}.js`));
+  copyFileSync(join(src, `${store}.d.ts`), join(dist, `${store}.d.ts`));
+  copyFileSync(join(src, `${store}.d.ts`), join(dist, `${store}.d.cts`));
   buildSync({
-    entryPoints: [join(src, `${helper}.js`)],
-    outfile: join(dist, `${helper}.cjs`),
+    entryPoints: [join(src, `${store}.js`)],
+    outfile: join(dist, `${store}.cjs`),
     bundle: true,
     format: "cjs",
     platform: "node",
@@ -82,7 +84,6 @@ for (const helper of ["etcd", "consul"]) {
     logLevel: "error",
   });
 }
-copyFileSync(join(src, "etcd-http.js"), join(dist, "etcd-http.js"));
 
 // The CommonJS entry: glue and facade in one file, the .wasm shared.
 for (const file of ["facade.js", "node-cjs.js"]) copyFileSync(join(src, file), join(build, file));

@@ -150,6 +150,11 @@ class Runner {
         out.report = reg.sourceFeed(step.name ?? FEED_NAMES[op], payloadText(payload), at, { status: step.status ?? 200, index: step.index });
         break;
       }
+      case "k8s_watch": {
+        const body = Array.isArray(step.payload) ? step.payload.map(payloadText).join("\n") : payloadText(step.payload);
+        out.report = reg.sourceFeed(step.name ?? "k8s", body, at, { status: step.status ?? 200 });
+        break;
+      }
       default:
         throw new Error(`unknown op \`${op}\``);
     }

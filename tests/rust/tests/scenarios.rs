@@ -241,6 +241,22 @@ impl Runner {
                     .source_feed(name, &body, at, status as u16, index)?;
                 out.insert("report".into(), json_of(&report.to_json()));
             }
+            "k8s_watch" => {
+                let name = step.get("name").and_then(Value::as_str).unwrap_or("k8s");
+                let payload = step.get("payload").expect("a feed needs its payload");
+                let text = |v: &Value| match v {
+                    Value::String(text) => text.clone(),
+                    value => value.to_string(),
+                };
+                // A watch message of several events: one JSON line each.
+                let body = match payload {
+                    Value::Array(events) => events.iter().map(text).collect::<Vec<_>>().join("\n"),
+                    value => text(value),
+                };
+                let status = step.get("status").and_then(Value::as_u64).unwrap_or(200);
+                let report = self.reg.source_feed(name, &body, at, status as u16, None)?;
+                out.insert("report".into(), json_of(&report.to_json()));
+            }
             other => panic!("unknown op `{other}`"),
         }
         Ok(out)

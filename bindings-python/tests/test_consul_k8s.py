@@ -1,0 +1,337 @@
+"""waypost.consul and waypost.k8s against the loopback stand-in of Consul's
+and the Kubernetes API server's HTTP APIs (tests/fakes/store_server.py):
+blocking queries, an index going backwards, the rate limit, the registrar's
+register/heartbeat/deregister, list + watch with bookmarks, in-stream and
+HTTP 410, errors and clean shutdown."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+
+import waypost
+from waypost import consul, k8s
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "fakes"))
+from store_server import StoreServer  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def server() -> Iterator[StoreServer]:
+    with StoreServer(token="s3cret") as s:
+        yield s
+
+
+def call(s: StoreServer, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(s.url + path, data=data, method=method)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        text = resp.read()
+    return json.loads(text) if text.strip() else None
+
+
+def stats(s: StoreServer) -> dict[str, Any]:
+    out: dict[str, Any] = call(s, "GET", "/_test/stats")
+    return out
+
+
+def eventually(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.02)
+
+
+def registry() -> waypost.Registry:
+    # Removals apply at once: these tests are about the helpers, not about
+    # self-preservation (which the core's own tests cover).
+    return waypost.Registry(seed=7, trust_empty_sync=True, self_preservation_threshold=0.0)
+
+
+def view(reg: waypost.Registry, service: str) -> dict[str, tuple[str, str, int, Optional[str]]]:
+    try:
+        found = reg.discover(service, all=True)
+    except waypost.UnknownServiceError:
+        return {}
+    return {i.id: (h.value, i.address, i.port, i.zone) for i, h in zip(found.instances, found.health)}
+
+
+def health(reg: waypost.Registry, service: str, ident: str) -> Optional[str]:
+    entry = view(reg, service).get(ident)
+    return entry[0] if entry else None
+
+
+def register(s: StoreServer, ident: str, service: str = "web", port: int = 8080, ttl: str = "30s") -> None:
+    call(s, "PUT", "/v1/agent/service/register", {
+        "ID": ident, "Name": service, "Address": "10.0.0.1", "Port": port,
+        "Check": {"TTL": ttl, "Status": "passing", "DeregisterCriticalServiceAfter": "1m"}})
+
+
+def no_leaks(s: StoreServer, threads: int) -> None:
+    eventually(lambda: stats(s)["open"] == 0, 3, "the helper's connections closed")
+    eventually(lambda: threading.active_count() <= threads, 3, "the helper's threads ended")
+
+
+# --- Consul ------------------------------------------------------------
+
+
+def test_consul_mirror_follows_register_health_and_deregister(server: StoreServer) -> None:
+    reg = registry()
+    threads = threading.active_count()
+    with consul.Mirror(server.url, reg, "web", min_interval_s=0.02) as m:
+        assert m.wait_synced(5) and m.error is None
+        assert view(reg, "web") == {}
+        register(server, "web-1")
+        register(server, "web-2", port=8081)
+        eventually(lambda: sorted(view(reg, "web")) == ["web-1", "web-2"], 5, "both registered")
+        assert health(reg, "web", "web-1") == "healthy"
+        call(server, "PUT", "/v1/agent/check/warn/service:web-1")
+        eventually(lambda: health(reg, "web", "web-1") == "degraded", 5, "warning → degraded")
+        call(server, "PUT", "/v1/agent/check/fail/service:web-1")
+        eventually(lambda: health(reg, "web", "web-1") == "unhealthy", 5, "critical → unhealthy")
+        call(server, "PUT", "/v1/agent/service/maintenance/web-2?enable=true&reason=deploy")
+        eventually(lambda: health(reg, "web", "web-2") == "draining", 5, "maintenance → draining")
+        call(server, "PUT", "/v1/agent/service/deregister/web-1")
+        eventually(lambda: sorted(view(reg, "web")) == ["web-2"], 5, "web-1 deregistered")
+        assert reg.get("web-2").to_dict()["status"] == "maintenance"
+        # Blocking queries: a handful of requests for all of that, not a poll loop.
+        assert stats(server)["requests"]["consul_health"] < 30
+    assert m.status == "stopped"
+    no_leaks(server, threads)
+
+
+def test_consul_mirror_maps_a_fixture_as_the_core_does(server: StoreServer) -> None:
+    payload = (FIXTURES / "consul" / "health-service-fleet.json").read_text()
+    call(server, "POST", "/_test/consul/load", {"service": "web", "entries": json.loads(payload)})
+    reg = registry()
+    with consul.Mirror(server.url, reg, "web", min_interval_s=0.02) as m:
+        assert m.wait_synced(5)
+        direct = registry()
+        direct.source_add("consul", {"kind": "consul", "service": "web"})
+        direct.source_feed("consul", payload, status=200, index="7")
+        eventually(lambda: view(reg, "web") == view(direct, "web"), 5, "same registry as the payload fed by hand")
+        assert len(view(reg, "web")) >= 5
+
+
+def test_consul_index_going_backwards_resets_and_carries_on(server: StoreServer) -> None:
+    reg = registry()
+    register(server, "web-1")
+    with consul.Mirror(server.url, reg, "web", min_interval_s=0.02) as m:
+        assert m.wait_synced(5)
+        for i in range(2, 6):
+            register(server, f"web-{i}")
+        eventually(lambda: len(view(reg, "web")) == 5, 5, "five registered")
+        high = stats(server)["consul_index"]
+        eventually(lambda: m.index == high, 5, "the mirror holds the server's index")
+        before = stats(server)["requests"]["consul_health"]
+        call(server, "POST", "/_test/consul/index", {"index": 2})  # e.g. a snapshot restored on the servers
+        eventually(lambda: m.index == 2, 5, "the index reset, then read again from the server")
+        # Backwards → reset to 0 → one query without an index → blocking on 2 again.
+        eventually(lambda: stats(server)["requests"]["consul_health"] >= before + 2, 3, "queried again")
+        assert m.error is None
+        register(server, "web-6")
+        eventually(lambda: len(view(reg, "web")) == 6, 5, "changes still followed after the reset")
+
+
+def test_consul_loop_is_rate_limited_when_queries_do_not_block(server: StoreServer) -> None:
+    call(server, "POST", "/_test/consul/blocking", {"on": False})
+    reg = registry()
+    with consul.Mirror(server.url, reg, "web", min_interval_s=0.2) as m:
+        assert m.wait_synced(5)
+        start = stats(server)["requests"].get("consul_health", 0)
+        time.sleep(1.0)
+        made = stats(server)["requests"]["consul_health"] - start
+    assert 2 <= made <= 7, made
+
+
+def test_consul_registrar_registers_heartbeats_and_deregisters(server: StoreServer) -> None:
+    reg = registry()
+    threads = threading.active_count()
+    inst = {"id": "pay-1", "service": "pay", "address": "10.0.0.9", "port": 9000, "tags": ["v2"], "weight": 5,
+            "zone": "eu-1a"}
+    with consul.Mirror(server.url, reg, "pay", min_interval_s=0.02) as m:
+        assert m.wait_synced(5)
+        with consul.Registrar(server.url, inst, ttl_s=1, deregister_after_s=1) as r:
+            eventually(lambda: health(reg, "pay", "pay-1") == "healthy", 5, "registered and passing")
+            got = reg.get("pay-1").instance
+            assert (got.address, got.port, got.weight, got.zone, list(got.tags)) == ("10.0.0.9", 9000, 5, "eu-1a", ["v2"])
+            time.sleep(2.2)  # two TTLs: only the heartbeats keep it passing
+            assert health(reg, "pay", "pay-1") == "healthy"
+            assert r.heartbeats >= 4 and r.error is None
+            # The agent forgets it (restarted, or reaped it): registered again.
+            call(server, "PUT", "/v1/agent/service/deregister/pay-1")
+            eventually(lambda: r.registrations == 2, 3, "registered again")
+            eventually(lambda: health(reg, "pay", "pay-1") == "healthy", 5, "back in the mirror")
+        assert r.status == "stopped"
+        t0 = time.monotonic()
+        eventually(lambda: view(reg, "pay") == {}, 2, "deregistered on close")
+        assert time.monotonic() - t0 < 1.0
+    no_leaks(server, threads)
+
+
+def test_consul_registrant_that_dies_goes_critical_then_away(server: StoreServer) -> None:
+    reg = registry()
+    inst = {"id": "pay-2", "service": "pay", "address": "10.0.0.9", "port": 9000}
+    with consul.Mirror(server.url, reg, "pay", min_interval_s=0.02) as m:
+        assert m.wait_synced(5)
+        r = consul.Registrar(server.url, inst, ttl_s=1, deregister_after_s=1).start()
+        eventually(lambda: health(reg, "pay", "pay-2") == "healthy", 5, "registered")
+        r._stop.set()  # the process dies: no more heartbeats, no deregister
+        eventually(lambda: health(reg, "pay", "pay-2") == "unhealthy", 3, "TTL expired → critical")
+        eventually(lambda: view(reg, "pay") == {}, 4, "reaped after DeregisterCriticalServiceAfter")
+
+
+def test_consul_errors_are_visible_and_close_is_prompt() -> None:
+    with StoreServer() as s:
+        dead = s.url  # a port nobody listens on once this server is gone
+    seen: list[Exception] = []
+    reg = registry()
+    m = consul.Mirror(dead, reg, "web", on_error=seen.append).start()
+    eventually(lambda: len(seen) >= 2, 5, "failures reported")
+    assert m.status == "retrying" and isinstance(m.error, consul.ConsulError)
+    assert dead in str(m.error)
+    t0 = time.monotonic()
+    m.close()
+    assert time.monotonic() - t0 < 1.0
+    with pytest.raises(consul.ConsulError):
+        consul.Registrar(dead, {"id": "a", "service": "b", "address": "x", "port": 1}).start()
+    with pytest.raises(ValueError):
+        consul.Registrar(dead, {"id": "a"})
+
+
+def test_consul_close_aborts_a_blocking_query(server: StoreServer) -> None:
+    reg = registry()
+    m = consul.Mirror(server.url, reg, "web", min_interval_s=0.0).start()
+    assert m.wait_synced(5)
+    eventually(lambda: stats(server)["open"] >= 1, 3, "a blocking query in flight")
+    t0 = time.monotonic()
+    m.close()
+    assert time.monotonic() - t0 < 1.0
+    eventually(lambda: stats(server)["open"] == 0, 3, "the query's connection closed")
+
+
+# --- Kubernetes --------------------------------------------------------
+
+SLICE_LIST = json.loads((FIXTURES / "k8s" / "endpointslice-list.json").read_text())
+
+
+def slice_of(name: str, ip: str, pod: str, ready: bool = True, service: str = "api") -> dict[str, Any]:
+    return {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1", "addressType": "IPv4",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"kubernetes.io/service-name": service}},
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}, "zone": "z1",
+                           "targetRef": {"kind": "Pod", "namespace": "shop", "name": pod}}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+
+
+def k8s_mirror(s: StoreServer, reg: waypost.Registry, **kw: Any) -> k8s.Mirror:
+    return k8s.Mirror(s.url, reg, "shop", "api", "http", token="s3cret", **kw)
+
+
+def test_k8s_mirror_lists_then_follows_the_watch(server: StoreServer) -> None:
+    call(server, "POST", "/_test/k8s/load", {"namespace": "shop", "list": SLICE_LIST})
+    reg = registry()
+    threads = threading.active_count()
+    with k8s_mirror(server, reg) as m:
+        assert m.wait_synced(5) and m.error is None
+        direct = registry()
+        direct.source_add("k8s", {"kind": "k8s", "namespace": "shop", "service": "api", "port": "http"})
+        direct.source_feed("k8s", json.dumps(SLICE_LIST), status=200)
+        assert view(reg, "api") == view(direct, "api") and view(reg, "api")
+        eventually(lambda: stats(server)["watches"] == 1, 3, "watching")
+        call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-new", "10.9.0.1", "api-new-pod")})
+        eventually(lambda: "api-new-pod" in view(reg, "api"), 5, "ADDED slice applied")
+        assert view(reg, "api")["api-new-pod"] == ("healthy", "10.9.0.1", 8080, "z1")
+        call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-new", "10.9.0.1", "api-new-pod", ready=False)})
+        eventually(lambda: health(reg, "api", "api-new-pod") == "unhealthy", 5, "MODIFIED: not ready")
+        call(server, "POST", "/_test/k8s/delete", {"namespace": "shop", "name": "api-new"})
+        eventually(lambda: "api-new-pod" not in view(reg, "api"), 5, "DELETED slice applied")
+        assert view(reg, "api") == view(direct, "api")
+        assert m.lists == 1 and stats(server)["requests"]["k8s_list"] == 1
+    no_leaks(server, threads)
+
+
+def test_k8s_bookmark_moves_the_resume_point(server: StoreServer) -> None:
+    call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-a", "10.0.0.1", "pod-a")})
+    reg = registry()
+    with k8s_mirror(server, reg) as m:
+        assert m.wait_synced(5)
+        eventually(lambda: stats(server)["watches"] == 1, 3, "watching")
+        rv = call(server, "POST", "/_test/k8s/bookmark")["k8s_resource_version"]
+        eventually(lambda: m.resource_version == str(rv), 5, "the bookmark's resource version taken")
+        # History before the bookmark is compacted and the watch breaks: the
+        # mirror resumes from the bookmark, so no 410 and no new list.
+        call(server, "POST", "/_test/k8s/compact")
+        call(server, "POST", "/_test/k8s/drop")
+        eventually(lambda: stats(server)["requests"]["k8s_watch"] >= 2, 5, "watching again")
+        call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-b", "10.0.0.2", "pod-b")})
+        eventually(lambda: sorted(view(reg, "api")) == ["pod-a", "pod-b"], 5, "change after the resume")
+        assert m.lists == 1 and "k8s_watch_410" not in stats(server)["requests"]
+
+
+def test_k8s_in_stream_410_relists(server: StoreServer) -> None:
+    call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-a", "10.0.0.1", "pod-a")})
+    reg = registry()
+    changes: list[dict[str, Any]] = []
+    with k8s_mirror(server, reg, on_change=changes.append) as m:
+        assert m.wait_synced(5)
+        eventually(lambda: stats(server)["watches"] == 1, 3, "watching")
+        call(server, "POST", "/_test/k8s/expire")
+        eventually(lambda: m.lists == 2, 5, "listed again after the ERROR event")
+        assert any(c["resync"] for c in changes)
+        call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-b", "10.0.0.2", "pod-b")})
+        eventually(lambda: sorted(view(reg, "api")) == ["pod-a", "pod-b"], 5, "followed after the relist")
+        assert m.error is None
+
+
+def test_k8s_http_410_relists(server: StoreServer) -> None:
+    call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-a", "10.0.0.1", "pod-a")})
+    reg = registry()
+    with k8s_mirror(server, reg) as m:
+        assert m.wait_synced(5)
+        eventually(lambda: stats(server)["watches"] == 1, 3, "watching")
+        # While the watch is down, the slice goes away and history is compacted past it.
+        call(server, "POST", "/_test/k8s/compact", {"bump": 3})
+        call(server, "POST", "/_test/k8s/drop")
+        eventually(lambda: stats(server)["requests"].get("k8s_watch_410", 0) == 1, 5, "HTTP 410 on the re-watch")
+        eventually(lambda: m.lists == 2, 5, "listed again")
+        call(server, "POST", "/_test/k8s/delete", {"namespace": "shop", "name": "api-a"})
+        eventually(lambda: view(reg, "api") == {}, 5, "followed after the relist")
+        assert m.error is None
+
+
+def test_k8s_in_cluster_defaults_and_errors(server: StoreServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "token").write_text("s3cret\n")
+    (tmp_path / "namespace").write_text("shop")
+    call(server, "POST", "/_test/k8s/put", {"slice": slice_of("api-a", "10.0.0.1", "pod-a")})
+    reg = registry()
+    with k8s.Mirror(server.url, reg, None, "api", "http", service_account_dir=str(tmp_path)) as m:
+        assert m.wait_synced(5) and m.namespace == "shop"
+        assert sorted(view(reg, "api")) == ["pod-a"]
+    # A wrong token: the 401 is an error a person can read, retried.
+    seen: list[Exception] = []
+    bad = k8s.Mirror(server.url, registry(), "shop", "api", "http", token="nope", on_error=seen.append).start()
+    eventually(lambda: len(seen) >= 1, 5, "the 401 reported")
+    assert isinstance(bad.error, k8s.KubernetesError) and bad.error.status == 401 and "401" in str(bad.error)
+    bad.close()
+    with pytest.raises(k8s.KubernetesError, match="CA file"):
+        k8s.Mirror("https://127.0.0.1:1", registry(), "shop", "api", token="x", ca_file=str(tmp_path / "nope.crt"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(k8s.KubernetesError, match="KUBERNETES_SERVICE_HOST"):
+        k8s.Mirror(None, registry(), "shop", "api")
+    with pytest.raises(k8s.KubernetesError, match="namespace"):
+        k8s.Mirror(server.url, registry(), None, "api", service_account_dir=str(tmp_path / "missing"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    assert k8s.in_cluster_api_server() == "https://10.96.0.1:443"
+    assert os.environ["KUBERNETES_SERVICE_PORT"] == "443"

@@ -1,0 +1,208 @@
+// One HTTP(S) server (a Consul agent, a Kubernetes API server) over the
+// built-in fetch, and the loop a Consul or Kubernetes mirror runs. Internal
+// to waypost/consul and waypost/k8s.
+//
+// fetch cannot be given a CA file; when one is (an API server whose
+// certificate the system does not trust), the call goes through node:https
+// with that CA instead, the same way otherwise.
+import { Listeners, Stream, sleep } from "./etcd-http.js";
+
+export { Listeners, sleep };
+
+/** A failed call to the store: `endpoint` names the server, `path` the call. */
+export class StoreError extends Error {
+  constructor(message, { endpoint = "", path = "", status = 0, cause, name = "StoreError" } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = name;
+    this.endpoint = endpoint;
+    this.path = path;
+    this.status = status;
+  }
+}
+
+function describe(e) {
+  const cause = e?.cause;
+  return cause?.code ?? cause?.message ?? e?.message ?? String(e);
+}
+
+/** A call through node:https with a CA, answered in fetch's shape. */
+async function httpsWithCa(url, { method, headers, body, signal }, ca) {
+  const https = await import("node:https");
+  const { Readable } = await import("node:stream");
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method, headers, ca, signal }, (res) => {
+      const web = Readable.toWeb(res);
+      resolve({
+        status: res.statusCode,
+        headers: { get: (k) => { const v = res.headers[k.toLowerCase()]; return Array.isArray(v) ? v[0] : v ?? null; } },
+        body: web,
+        text: async () => { let s = ""; const d = new TextDecoder(); for await (const c of web) s += d.decode(c, { stream: true }); return s + d.decode(); },
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
+ * `base` (http://host:port or https://…; a bare host:port is http), extra
+ * `headers()` on every call (a function, so a rotated token is read again),
+ * `ca` (PEM text) for https.
+ */
+export class Server {
+  constructor(base, { defaultPort, headers = () => ({}), ca, timeoutMs = 5000, what = "server", errorName = "StoreError" }) {
+    const url = new URL(base.includes("://") ? base : `http://${base}`);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`${what} address ${base}: expected http://host:port or https://host:port`);
+    if (url.port === "") url.port = String(defaultPort);
+    this.url = url.origin;
+    this.headers = headers;
+    this.ca = ca;
+    this.timeoutMs = timeoutMs;
+    this.what = what;
+    this.errorName = errorName;
+  }
+
+  error(message, extra = {}) {
+    return new StoreError(message, { endpoint: this.url, name: this.errorName, ...extra });
+  }
+
+  /**
+   * Sends one call. Resolves to `{status, headers, text}`, or for a 200
+   * streamed answer `{status, stream}`. `signal` aborts it (a close);
+   * `timeoutMs` covers a unary call whole, a streamed one until its headers.
+   */
+  async request(method, path, { body = "", stream = false, signal, timeoutMs = this.timeoutMs } = {}) {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
+    let keep = false;
+    try {
+      const init = {
+        method, body: body === "" ? undefined : body, signal: controller.signal,
+        headers: { accept: "application/json", ...(body === "" ? {} : { "content-type": "application/json" }), ...this.headers() },
+      };
+      const res = this.ca !== undefined && this.url.startsWith("https:")
+        ? await httpsWithCa(this.url + path, init, this.ca)
+        : await fetch(this.url + path, init);
+      if (stream && res.status === 200) {
+        clearTimeout(timer);
+        keep = true;
+        return { status: 200, stream: new Stream(res, controller, this.url, () => signal?.removeEventListener("abort", onAbort)) };
+      }
+      return { status: res.status, headers: res.headers, text: await res.text() };
+    } catch (e) {
+      if (signal?.aborted) throw this.error(`${this.what} ${this.url}: ${method} ${path}: closed`, { path, cause: e });
+      throw this.error(`${this.what} ${this.url}: ${method} ${path}: ${controller.signal.aborted ? "timed out" : describe(e)}`, { path, cause: e });
+    } finally {
+      clearTimeout(timer);
+      if (!keep) signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+/**
+ * What the Consul and Kubernetes mirrors share: the loop (ask the core,
+ * send, feed, obey), backoff, `error`/`status`/events, `start()` resolving
+ * once synced, `close()` and the `signal` option.
+ */
+export class MirrorLoop {
+  constructor(server, { registry, source, options, now = Date.now, signal, onError, onChange }) {
+    if (registry === undefined || typeof registry.sourceFeed !== "function") throw new TypeError("registry: a waypost Registry");
+    this.server = server;
+    this.registry = registry;
+    this.source = source;
+    this.options = options;
+    this.now = now;
+    this.error = null;
+    this.status = "idle";
+    this.synced = false;
+    this.feeds = 0;
+    this.listeners = new Listeners();
+    if (onError) this.on("error", onError);
+    if (onChange) this.on("change", onChange);
+    this.stopper = new AbortController();
+    this.loop = null;
+    this.closing = null;
+    this.signal = signal;
+    this.onAbort = () => { this.close().catch(() => {}); };
+    signal?.addEventListener("abort", this.onAbort, { once: true });
+    let resolve;
+    let reject;
+    this.syncedPromise = new Promise((res, rej) => { resolve = res; reject = rej; });
+    this.syncedPromise.catch(() => {});
+    this.resolveSynced = resolve;
+    this.rejectSynced = reject;
+  }
+
+  on(type, fn) { this.listeners.on(type, fn); return this; }
+  off(type, fn) { this.listeners.off(type, fn); return this; }
+  /** The server's URL. */
+  get endpoint() { return this.server.url; }
+
+  feed(body, status, index) {
+    const report = this.registry.sourceFeed(this.source, body, this.now(), index === undefined || index === null ? { status } : { status, index });
+    this.feeds += 1;
+    if (report.added || report.updated || report.removed || report.resync) this.listeners.emit("change", report);
+    return report;
+  }
+
+  ok() {
+    this.error = null;
+    this.status = "synced";
+    if (!this.synced) {
+      this.synced = true;
+      this.resolveSynced(this);
+      this.listeners.emit("synced", this);
+    }
+  }
+
+  async run() {
+    let backoff = 100;
+    const s = this.stopper.signal;
+    while (!s.aborted) {
+      try {
+        await this.step(s);
+        backoff = 100;
+      } catch (e) {
+        if (s.aborted) return;
+        this.error = e;
+        this.status = "retrying";
+        this.listeners.emit("error", e);
+        await sleep(backoff, s);
+        backoff = Math.min(5000, backoff * 2);
+      }
+    }
+  }
+
+  /** Starts mirroring; resolves once the store was read. */
+  start() {
+    if (this.loop === null) {
+      if (this.signal?.aborted) return Promise.reject(this.server.error("aborted before start"));
+      try {
+        this.registry.sourceRequest(this.source); // declared already (e.g. a restored snapshot)
+      } catch (e) {
+        if (e?.code !== "invalid_argument") throw e;
+        this.registry.sourceAdd(this.source, this.options);
+      }
+      this.status = "starting";
+      this.loop = this.run();
+    }
+    return this.syncedPromise;
+  }
+
+  /** Stops mirroring: the call in flight is aborted; the registry keeps what it holds. Safe to call twice. */
+  close() {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  async shutdown() {
+    this.signal?.removeEventListener("abort", this.onAbort);
+    this.stopper.abort();
+    if (!this.synced) this.rejectSynced(this.server.error("closed before the store was read"));
+    const loop = this.loop;
+    if (loop !== null) await loop;
+    this.status = "stopped";
+  }
+}
