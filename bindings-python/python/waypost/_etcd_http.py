@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import socket
+import ssl
 import threading
 import urllib.parse
 from typing import Any, Optional, Sequence
@@ -36,11 +37,13 @@ def prefix_end(prefix: str) -> str:
     return b64(raw[:-1] + bytes([raw[-1] + 1]))
 
 
-def _split(endpoint: str) -> tuple[str, int]:
+def _split(endpoint: str, https: bool = False) -> tuple[str, int, bool]:
     url = urllib.parse.urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    if url.scheme != "http" or not url.hostname:
-        raise ValueError(f"etcd endpoint {endpoint!r}: expected http://host:port")
-    return url.hostname, url.port or 2379
+    allowed = ("http", "https") if https else ("http",)
+    if url.scheme not in allowed or not url.hostname:
+        raise ValueError(f"endpoint {endpoint!r}: expected {' or '.join(allowed)}://host:port")
+    secure = url.scheme == "https"
+    return url.hostname, url.port or (443 if secure else 2379), secure
 
 
 class Stream:
@@ -72,16 +75,32 @@ class Endpoints:
     """Client URLs tried in turn: a call goes to the current one and moves
     to the next when it cannot connect, times out or answers 5xx."""
 
-    def __init__(self, endpoints: Sequence[str] | str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str,
+        timeout_s: float = 5.0,
+        store: str = "etcd",
+        *,
+        headers: Optional[dict[str, str]] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        self.store = store
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.ssl_context = ssl_context
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         if not endpoints:
             raise ValueError("endpoints: give at least one etcd client URL")
         self.urls = [e.rstrip("/") for e in endpoints]
-        self._hosts = [_split(e) for e in self.urls]
+        self._hosts = [_split(e, ssl_context is not None) for e in self.urls]
         self.timeout_s = timeout_s
         self._current = 0
         self._lock = threading.Lock()
+        # The headers of the last whole answer (a Consul index travels in one).
+        self.last_headers: dict[str, str] = {}
+        # The connection of the call in flight, so abort() can end a long wait.
+        self._active: Optional[http.client.HTTPConnection] = None
+        self._aborted = False
 
     @property
     def current(self) -> str:
@@ -97,15 +116,37 @@ class Endpoints:
             self._current = i
 
     def _open(self, i: int, method: str, path: str, body: str, timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        host, port = self._hosts[i]
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        host, port, secure = self._hosts[i]
+        conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=self.ssl_context)
+                if secure else http.client.HTTPConnection(host, port, timeout=timeout))
         try:
-            conn.request(method, path, body=body.encode() if body else None,
-                         headers={"Content-Type": "application/json"})
+            conn.connect()
+            with self._lock:
+                if self._aborted:
+                    raise OSError("closed")
+                self._active = conn
+            conn.request(method, path, body=body.encode() if body else None, headers=self.headers)
             return conn, conn.getresponse()
         except BaseException:
             conn.close()
             raise
+
+    def reset(self) -> None:
+        """Allows calls again after ``abort``."""
+        with self._lock:
+            self._aborted = False
+
+    def abort(self) -> None:
+        """Ends the call in flight (another thread waiting on it gets an error)."""
+        with self._lock:
+            self._aborted = True
+            conn = self._active
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _each(self, method: str, path: str, body: str, timeout: float, stream: bool) -> tuple[int, bytes, Optional[Stream]]:
         failures: list[str] = []
@@ -134,9 +175,10 @@ class Endpoints:
                 failures.append(f"{url}: {e or type(e).__name__}")
                 continue
             conn.close()
+            self.last_headers = {k.lower(): v for k, v in resp.getheaders()}
             return resp.status, data, None
         raise EtcdError(
-            f"etcd unreachable ({method} {path}): " + "; ".join(failures),
+            f"{self.store} unreachable ({method} {path}): " + "; ".join(failures),
             endpoint=", ".join(self.urls), path=path,
         )
 
@@ -154,12 +196,12 @@ class Endpoints:
         """A unary gateway call that must succeed: the decoded answer."""
         status, data = self.request("POST", path, json.dumps(body))
         if status != 200:
-            raise EtcdError(f"etcd {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
+            raise EtcdError(f"{self.store} {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
                             endpoint=self.current, path=path, status=status)
         try:
             out: dict[str, Any] = json.loads(data)
         except ValueError as e:
-            raise EtcdError(f"etcd {self.current}: {path} answered invalid JSON: {e}",
+            raise EtcdError(f"{self.store} {self.current}: {path} answered invalid JSON: {e}",
                             endpoint=self.current, path=path, status=status) from e
         return out
 
@@ -168,18 +210,18 @@ class Endpoints:
         the stream is closed."""
         status, data, stream = self.stream("POST", path, json.dumps(body), None)
         if stream is None:
-            raise EtcdError(f"etcd {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
+            raise EtcdError(f"{self.store} {self.current}: {path} answered HTTP {status}: {data[:500].decode(errors='replace')}",
                             endpoint=self.current, path=path, status=status)
         try:
             line = stream.readline()
         except (OSError, http.client.HTTPException) as e:
-            raise EtcdError(f"etcd {stream.endpoint}: {path}: {e or type(e).__name__}",
+            raise EtcdError(f"{self.store} {stream.endpoint}: {path}: {e or type(e).__name__}",
                             endpoint=stream.endpoint, path=path) from e
         finally:
             stream.close()
         try:
             out: dict[str, Any] = json.loads(line)
         except ValueError as e:
-            raise EtcdError(f"etcd {stream.endpoint}: {path} answered {line[:200]!r}",
+            raise EtcdError(f"{self.store} {stream.endpoint}: {path} answered {line[:200]!r}",
                             endpoint=stream.endpoint, path=path) from e
         return out

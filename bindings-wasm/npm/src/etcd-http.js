@@ -91,7 +91,8 @@ export class Stream {
  * the next when it cannot connect, times out or answers 5xx.
  */
 export class Endpoints {
-  constructor(endpoints, timeoutMs = 2000) {
+  constructor(endpoints, timeoutMs = 2000, store = "etcd") {
+    this.store = store;
     const list = typeof endpoints === "string" ? [endpoints] : [...(endpoints ?? [])];
     if (list.length === 0) throw new TypeError("endpoints: give at least one etcd client URL");
     this.urls = list.map((e) => {
@@ -111,7 +112,7 @@ export class Endpoints {
    * `signal` aborts everything (a close); the timeout applies until the
    * headers arrive (and to the whole body of a unary call).
    */
-  async request(method, path, body, { stream = false, signal } = {}) {
+  async request(method, path, body, { stream = false, signal, timeoutMs = this.timeoutMs } = {}) {
     const failures = [];
     for (let k = 0; k < this.urls.length; k += 1) {
       const i = (this.index + k) % this.urls.length;
@@ -119,7 +120,7 @@ export class Endpoints {
       const controller = new AbortController();
       const onAbort = () => controller.abort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      const timer = setTimeout(() => controller.abort(new Error("timed out")), this.timeoutMs);
+      const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
       let keep = false;
       try {
         const res = await fetch(url + path, {
@@ -136,7 +137,7 @@ export class Endpoints {
           keep = true;
           return { status: res.status, stream: new Stream(res, controller, url, () => signal?.removeEventListener("abort", onAbort)) };
         }
-        return { status: res.status, text: await res.text() };
+        return { status: res.status, text: await res.text(), headers: res.headers };
       } catch (e) {
         if (signal?.aborted) throw new EtcdError(`etcd ${url}: ${path}: closed`, { endpoint: url, path, cause: e });
         failures.push(`${url}: ${controller.signal.aborted ? "timed out" : describe(e)}`);
@@ -145,7 +146,7 @@ export class Endpoints {
         if (!keep) signal?.removeEventListener("abort", onAbort);
       }
     }
-    throw new EtcdError(`etcd unreachable (${method} ${path}): ${failures.join("; ")}`, { endpoint: this.urls.join(", "), path });
+    throw new EtcdError(`${this.store} unreachable (${method} ${path}): ${failures.join("; ")}`, { endpoint: this.urls.join(", "), path });
   }
 
   /** A unary gateway call that must succeed: the decoded answer. */

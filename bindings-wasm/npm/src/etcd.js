@@ -153,13 +153,16 @@ export class EtcdRegistrar {
  * then a rename), at most every `cacheIntervalMs`, and on close;
  * `restoreCache(Registry, path)` gives the registry back, mirror state included.
  */
-export class EtcdMirror {
-  constructor({ endpoints, registry, prefix = DEFAULT_PREFIX, source = "etcd", now = Date.now, timeoutMs = 2000,
-    signal, onError, onChange, cacheFile, cacheIntervalMs = 5000 } = {}) {
+export class StoreMirror {
+  constructor({ endpoints, registry, source, options, now = Date.now, timeoutMs = 2000, requestTimeoutMs, indexHeader,
+    minIntervalMs = 0, signal, onError, onChange, cacheFile, cacheIntervalMs = 5000 } = {}) {
     if (registry === undefined || typeof registry.sourceFeed !== "function") throw new TypeError("registry: a waypost Registry");
-    this.etcd = new Endpoints(endpoints, timeoutMs);
+    this.options = options;
+    this.requestTimeoutMs = requestTimeoutMs;
+    this.indexHeader = indexHeader;
+    this.minIntervalMs = minIntervalMs;
+    this.etcd = new Endpoints(endpoints, timeoutMs, options.kind);
     this.registry = registry;
-    this.prefix = prefix;
     this.source = source;
     this.now = now;
     this.cacheFile = cacheFile;
@@ -192,24 +195,17 @@ export class EtcdMirror {
   /** The client URL in use now. */
   get endpoint() { return this.etcd.current; }
 
-  /** The etcd revision applied (0 before the first read). */
-  get revision() {
-    const req = this.registry.sourceRequest(this.source);
-    if (!req.stream) return 0;
-    return Number(JSON.parse(req.body).create_request?.start_revision ?? 1) - 1;
-  }
-
   declare() {
     try {
       this.registry.sourceRequest(this.source); // declared already (e.g. a restored cache)
     } catch (e) {
       if (e?.code !== "invalid_argument") throw e;
-      this.registry.sourceAdd(this.source, { kind: "etcd", prefix: this.prefix });
+      this.registry.sourceAdd(this.source, this.options);
     }
   }
 
-  feed(body, status) {
-    const report = this.registry.sourceFeed(this.source, body, this.now(), { status });
+  feed(body, status, index) {
+    const report = this.registry.sourceFeed(this.source, body, this.now(), { status, index });
     this.feeds += 1;
     if (report.added || report.updated || report.removed || report.resync) {
       this.dirty = true;
@@ -251,13 +247,25 @@ export class EtcdMirror {
 
   async step() {
     const req = this.registry.sourceRequest(this.source);
-    const answer = await this.etcd.request(req.method, req.path, req.body, { stream: req.stream, signal: this.stopper.signal });
+    const started = Date.now();
+    const answer = await this.etcd.request(req.method, req.path, req.body,
+      { stream: req.stream, signal: this.stopper.signal, timeoutMs: req.stream ? undefined : this.requestTimeoutMs });
     if (answer.stream !== undefined) return this.watch(answer.stream);
-    const report = this.feed(answer.text, answer.status);
-    if (answer.status !== 200) {
-      throw new EtcdError(`etcd ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300)}`, { endpoint: this.endpoint, path: req.path, status: answer.status });
+    const index = this.indexHeader === undefined ? undefined : answer.headers?.get(this.indexHeader) ?? undefined;
+    const failed = () => new EtcdError(`${this.etcd.store} ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300)}`,
+      { endpoint: this.endpoint, path: req.path, status: answer.status });
+    let report;
+    try {
+      report = this.feed(answer.text, answer.status, index);
+    } catch (e) {
+      if (answer.status === 200) throw e;
+      throw failed(); // a failed request the core does not use: name the endpoint
     }
-    if (!report.resync) this.ok();
+    // A blocking query may answer at once without a change: keep a minimum pace.
+    if (this.minIntervalMs > 0) await sleep(this.minIntervalMs - (Date.now() - started), this.stopper.signal);
+    if (report.resync) return; // e.g. HTTP 410: the core reads everything again
+    if (answer.status !== 200) throw failed();
+    this.ok();
   }
 
   async run() {
@@ -330,6 +338,20 @@ export class EtcdMirror {
       if (this.cacheFile !== undefined) await this.writeCache();
     }
     this.status = "stopped";
+  }
+}
+
+export class EtcdMirror extends StoreMirror {
+  constructor({ prefix = DEFAULT_PREFIX, source = "etcd", ...rest } = {}) {
+    super({ ...rest, source, options: { kind: "etcd", prefix } });
+    this.prefix = prefix;
+  }
+
+  /** The etcd revision applied (0 before the first read). */
+  get revision() {
+    const req = this.registry.sourceRequest(this.source);
+    if (!req.stream) return 0;
+    return Number(JSON.parse(req.body).create_request?.start_revision ?? 1) - 1;
   }
 }
 
