@@ -234,7 +234,12 @@ pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<
 ///
 /// Nesting stops at the core's JSON limit, so a cyclic list or dict (or a
 /// very deep one) is `InvalidArgumentError`, not a stack overflow.
-fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Json> {
+pub(crate) fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Json> {
+    json_at(py, obj, field, 0)
+}
+
+/// [`py_to_json`] at nesting `depth`.
+fn json_at(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Json> {
     if depth > MAX_DEPTH {
         return Err(errors::invalid(
             py,
@@ -274,7 +279,7 @@ fn py_to_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str, depth: usize)
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
         for item in obj.try_iter()? {
-            items.push(py_to_json(py, &item?, field, depth + 1)?);
+            items.push(json_at(py, &item?, field, depth + 1)?);
         }
         return Ok(Json::Array(items));
     }
@@ -309,7 +314,7 @@ fn object_at(
     for item in mapping.items()?.iter() {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = string(&k, &format!("{field} key"))?;
-        let value = py_to_json(py, &v, &key, depth)?;
+        let value = json_at(py, &v, &key, depth)?;
         map.push((key, value));
     }
     Ok(map)
