@@ -127,9 +127,19 @@ class Server:
             conn.sock.settimeout(idle_timeout)
         return 200, b"", _Tracked(conn, resp, self.url, self)
 
+    @property
+    def current(self) -> str:
+        """The server's URL."""
+        return self.url
+
+    def reset(self) -> None:
+        """Allows calls again after ``abort``."""
+        with self._lock:
+            self._closed = False
+
     def abort(self) -> None:
         """Unblocks every call in flight (their sockets are shut down) and
-        refuses new ones."""
+        refuses new ones until ``reset``."""
         with self._lock:
             self._closed = True
             conns = list(self._open)

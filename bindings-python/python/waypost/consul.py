@@ -26,7 +26,6 @@ import urllib.parse
 from types import TracebackType
 from typing import Any, Mapping, Optional
 
-from ._errors import Error
 from ._mirror import ChangeCallback, ErrorCallback, MirrorLoop
 from ._store_http import Server, StoreError
 from ._waypost import Registry
@@ -81,9 +80,11 @@ class Mirror(MirrorLoop):
         on_error: Optional[ErrorCallback] = None,
         on_change: Optional[ChangeCallback] = None,
     ) -> None:
-        super().__init__(_server(address, token, ca_file, timeout_s), registry, source,
+        server = _server(address, token, ca_file, timeout_s)
+        super().__init__(server, registry, source,
                          {"kind": "consul", "service": service},
                          now=now, on_error=on_error, on_change=on_change)
+        self._server = server
         self.service = service
         self.min_interval_s = min_interval_s
         self._last_start: Optional[float] = None
@@ -93,6 +94,11 @@ class Mirror(MirrorLoop):
         """The ``X-Consul-Index`` the next query waits on (0: none)."""
         query = urllib.parse.urlsplit(self._request()["path"]).query
         return int(urllib.parse.parse_qs(query).get("index", ["0"])[0])
+
+    def _failed(self, path: str, status: int, data: bytes) -> Exception:
+        return ConsulError(f"consul {self.endpoint}: {path} answered HTTP {status}: "
+                           f"{data[:300].decode(errors='replace').strip()}",
+                           endpoint=self.endpoint, path=path, status=status)
 
     def _pace(self) -> None:
         now = time.monotonic()
@@ -110,14 +116,7 @@ class Mirror(MirrorLoop):
             req["method"], req["path"], req["body"].encode(), _BLOCKING_READ_S if blocking else None)
         if self._stop.is_set():
             return
-        try:
-            self._feed(data, status, headers.get("X-Consul-Index"))
-        except Error as e:
-            if status == 200:
-                raise
-            raise ConsulError(f"consul {self.endpoint}: {req['path']} answered HTTP {status}: "
-                              f"{data[:300].decode(errors='replace').strip()}",
-                              endpoint=self.endpoint, path=req["path"], status=status) from e
+        self._answer(req["path"], data, status, headers.get("X-Consul-Index"))
         self._ok()
 
 

@@ -20,8 +20,8 @@ import threading
 from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ._etcd_http import EtcdError, Endpoints, b64
-from ._etcd_mirror import StoreMirror, restore_cache
+from ._etcd_http import EtcdError, Endpoints, Stream, b64
+from ._mirror import ChangeCallback, MirrorLoop, restore_cache
 from ._waypost import Registry
 from .helpers import Clock
 
@@ -169,18 +169,20 @@ class Registrar:
         self.close()
 
 
-class Mirror(StoreMirror):
+class Mirror(MirrorLoop):
     """Keeps ``registry`` equal to what etcd holds under ``prefix``, as the
     instances of source ``source`` (SPEC §10): a range read, then a watch
     from the next revision, each message fed to the core. After a failure
     the mirror moves to the next endpoint and the watch resumes from the
     last applied revision (or everything is read again when the core says
-    resync, e.g. after a compaction). See ``StoreMirror`` for ``lock``,
+    resync, e.g. after a compaction). See ``MirrorLoop`` for ``lock``,
     ``error``, ``on_error``, ``on_change`` and the failover cache
     (``cache_path``; ``restore_cache(path)`` gives the registry back, mirror
     state included, so a restarted client serves the last known fleet while
     etcd is unreachable and resumes watching where it stopped).
     """
+
+    max_backoff_s = 2.0
 
     def __init__(
         self,
@@ -194,14 +196,42 @@ class Mirror(StoreMirror):
         cache_path: Optional[str] = None,
         cache_interval_s: float = 5.0,
         on_error: Optional[ErrorCallback] = None,
-        on_change: Optional[Callable[[dict[str, Any]], None]] = None,
+        on_change: Optional[ChangeCallback] = None,
     ) -> None:
+        etcd = Endpoints(endpoints, timeout_s, "etcd")
         super().__init__(
-            endpoints, registry, source=source, options={"kind": "etcd", "prefix": prefix}, now=now,
-            timeout_s=timeout_s, cache_path=cache_path, cache_interval_s=cache_interval_s,
-            on_error=on_error, on_change=on_change,
+            etcd, registry, source, {"kind": "etcd", "prefix": prefix}, now=now,
+            on_error=on_error, on_change=on_change, cache_path=cache_path, cache_interval_s=cache_interval_s,
         )
+        self._etcd = etcd
         self.prefix = prefix
+
+    def _failed(self, path: str, status: int, data: bytes) -> Exception:
+        return EtcdError(f"{self._etcd.store} {self.endpoint}: {path} answered HTTP {status}: "
+                         f"{data[:300].decode(errors='replace')}",
+                         endpoint=self.endpoint, path=path, status=status)
+
+    def _watch_stream(self, stream: Stream) -> None:
+        sock = stream.conn.sock
+        if sock is not None:
+            sock.settimeout(None)  # a watch may be quiet for as long as nothing changes
+        self._watch(stream, lambda detail: EtcdError(f"{self._etcd.store} {stream.endpoint}: {detail}",
+                                                     endpoint=stream.endpoint, path="/v3/watch"),
+                    end_is_error=True, ok_on_resync=True)
+
+    def _step(self) -> None:
+        req = self._request()
+        if req["stream"]:
+            status, data, stream = self._etcd.stream(req["method"], req["path"], req["body"], None)
+            if stream is not None:
+                self._watch_stream(stream)
+                return
+        else:
+            status, data = self._etcd.request(req["method"], req["path"], req["body"])
+        # A failed answer the core does not resync on (410: read everything
+        # again) is an error.
+        if not self._answer(req["path"], data, status, resync_or_fail=True)["resync"]:
+            self._ok()
 
     @property
     def revision(self) -> int:

@@ -105,6 +105,7 @@ class Mirror(MirrorLoop):
         super().__init__(server, registry, source,
                          {"kind": "k8s", "namespace": namespace, "service": service, "port": port},
                          now=now, on_error=on_error, on_change=on_change)
+        self._server = server
         self.namespace = namespace
         self.service = service
         self.port = port
@@ -120,12 +121,10 @@ class Mirror(MirrorLoop):
             return None
         return path.split(marker, 1)[1].split("&", 1)[0]
 
-    def _fail(self, path: str, status: int, data: bytes, cause: Optional[BaseException]) -> KubernetesError:
-        err = KubernetesError(f"kubernetes {self.endpoint}: {path} answered HTTP {status}: "
-                              f"{data[:300].decode(errors='replace').strip()}",
-                              endpoint=self.endpoint, path=path, status=status)
-        err.__cause__ = cause
-        return err
+    def _failed(self, path: str, status: int, data: bytes) -> Exception:
+        return KubernetesError(f"kubernetes {self.endpoint}: {path} answered HTTP {status}: "
+                               f"{data[:300].decode(errors='replace').strip()}",
+                               endpoint=self.endpoint, path=path, status=status)
 
     def _step(self) -> None:
         req = self._request()
@@ -134,11 +133,7 @@ class Mirror(MirrorLoop):
             status, _, data = self._server.request(req["method"], req["path"])
             if self._stop.is_set():
                 return
-            try:
-                report = self._feed(data, status)
-            except Error as e:
-                raise e if status == 200 else self._fail(req["path"], status, data, e)
-            if not report["resync"]:
+            if not self._answer(req["path"], data, status)["resync"]:
                 self._ok()
             return
         status, data, stream = self._server.stream(req["method"], req["path"], self.idle_timeout_s)
@@ -147,27 +142,14 @@ class Mirror(MirrorLoop):
             try:
                 self._feed(data, status)
             except Error as e:
-                raise self._fail(req["path"], status, data, e)
+                raise self._failed(req["path"], status, data) from e
             return
-        try:
-            while not self._stop.is_set():
-                try:
-                    line = stream.readline()
-                except OSError as e:
-                    if self._stop.is_set():
-                        return
-                    raise KubernetesError(f"kubernetes {self.endpoint}: watch stream broke: {e or type(e).__name__}",
-                                          endpoint=self.endpoint, path=req["path"]) from e
-                if not line:
-                    return  # the server ended the watch: watch again from where it stood
-                if not line.strip():
-                    continue
-                report = self._feed(line, 200)
-                if report["resync"]:
-                    return  # an ERROR event (410): list again
-                self._ok()
-        finally:
-            stream.close()
+        path = req["path"]
+        # The server ending the watch is no error: watch again from where it
+        # stood; an ERROR event (410) in it makes the core list again.
+        self._watch(stream, lambda detail: KubernetesError(f"kubernetes {self.endpoint}: watch {detail}",
+                                                           endpoint=self.endpoint, path=path),
+                    end_is_error=False, ok_on_resync=False)
 
 
 __all__ = ["KubernetesError", "Mirror", "SERVICE_ACCOUNT_DIR", "in_cluster_api_server"]
