@@ -1,8 +1,6 @@
 package etcd
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"example.invalid/waypost/internal/storehttp"
 )
 
 // Error is a failed call to etcd: Endpoint names the member (or members)
@@ -86,32 +86,8 @@ func (e *endpoints) close() { e.client.CloseIdleConnections() }
 type answer struct {
 	Status   int
 	Body     []byte
-	Stream   *stream
+	Stream   *storehttp.Stream
 	Endpoint string
-}
-
-// stream is an open streamed answer; Next gives one message per line.
-type stream struct {
-	body   io.ReadCloser
-	reader *bufio.Reader
-	cancel context.CancelFunc
-}
-
-func (s *stream) Next() ([]byte, error) {
-	for {
-		line, err := s.reader.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			return line, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
-
-func (s *stream) Close() {
-	s.cancel()
-	s.body.Close()
 }
 
 // do sends one request to the first member that answers below 500. The
@@ -163,7 +139,7 @@ func (e *endpoints) do(ctx context.Context, method, path, body string, streamed 
 		e.current = i
 		e.mu.Unlock()
 		if streamed && resp.StatusCode == 200 {
-			return &answer{Status: 200, Endpoint: u, Stream: &stream{body: resp.Body, reader: bufio.NewReaderSize(resp.Body, 64<<10), cancel: cancel}}, nil
+			return &answer{Status: 200, Endpoint: u, Stream: storehttp.NewStream(resp.Body, cancel)}, nil
 		}
 		data, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -222,7 +198,7 @@ func (e *endpoints) firstMessage(ctx context.Context, path string, body, out any
 			Message: fmt.Sprintf("etcd %s: %s answered HTTP %d: %.500s", a.Endpoint, path, a.Status, a.Body)}
 	}
 	defer a.Stream.Close()
-	timer := time.AfterFunc(e.timeout, a.Stream.cancel)
+	timer := time.AfterFunc(e.timeout, a.Stream.Cancel)
 	defer timer.Stop()
 	line, err := a.Stream.Next()
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -165,24 +164,10 @@ func (m *Mirror) step(ctx context.Context) error {
 		}
 		return nil
 	}
-	defer a.Stream.Close()
-	for {
-		line, err := a.Stream.Next()
-		if ctx.Err() != nil || errors.Is(err, io.EOF) {
-			return nil // closed, or the server ended the watch: watch again from where it stood
-		}
-		if err != nil {
-			return m.loop.Server.Fail(req.Path, 0, "watch stream broke: %v", err)
-		}
-		report, err := m.loop.Feed(string(line), 200, "")
-		if err != nil {
-			return err
-		}
-		if report.Resync {
-			return nil // an ERROR event (410): list again
-		}
-		m.loop.OK()
-	}
+	// The server ending the watch is no error: watch again from where it
+	// stood; an ERROR event (410) in it makes the core list again.
+	broke := func(err error) error { return m.loop.Server.Fail(req.Path, 0, "watch stream broke: %v", err) }
+	return m.loop.Watch(ctx, a.Stream, broke, true, false)
 }
 
 // ResourceVersion is where the next watch starts ("" : the next request lists).

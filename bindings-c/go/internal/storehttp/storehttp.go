@@ -1,7 +1,8 @@
-// Package storehttp is what the Consul and Kubernetes helpers share: one
-// HTTP(S) server over net/http, and the loop a mirror runs (ask the core,
-// send, feed the answer, obey the report, back off on failures) with its
-// status, error, Synced channel and Close.
+// Package storehttp is what the etcd, Consul and Kubernetes helpers share:
+// one HTTP(S) server over net/http, a streamed answer, and the loop every
+// mirror runs (ask the core, send, feed the answer, obey the report, back
+// off on failures) with its status, error, Synced channel, failover cache
+// and Close.
 package storehttp
 
 import (
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +96,14 @@ type Stream struct {
 	cancel context.CancelFunc
 }
 
+// NewStream reads the messages of body; cancel ends its request.
+func NewStream(body io.ReadCloser, cancel context.CancelFunc) *Stream {
+	return &Stream{body: body, reader: bufio.NewReaderSize(body, 64<<10), cancel: cancel}
+}
+
+// Cancel ends the stream's request (a reader waiting in Next gets an error).
+func (s *Stream) Cancel() { s.cancel() }
+
 // Next is the next non-empty line (io.EOF when the server ended the stream).
 func (s *Stream) Next() ([]byte, error) {
 	for {
@@ -166,7 +176,7 @@ func (s *Server) Do(ctx context.Context, method, path, body string, streamed boo
 			cancel()
 			return nil, s.Fail(path, 0, "%s %s: timed out", method, path)
 		}
-		return &Answer{Status: 200, Header: resp.Header, Stream: &Stream{body: resp.Body, reader: bufio.NewReaderSize(resp.Body, 64<<10), cancel: cancel}}, nil
+		return &Answer{Status: 200, Header: resp.Header, Stream: NewStream(resp.Body, cancel)}, nil
 	}
 	data, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -181,17 +191,27 @@ func (s *Server) Do(ctx context.Context, method, path, body string, streamed boo
 	return &Answer{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 }
 
-// Loop is the mirror loop both helpers run. Step is one round (send what
-// the core asks, feed the answer); it calls Feed and OK.
+// Loop is the mirror loop every helper runs. Step is one round (send what
+// the core asks, feed the answer); it calls Feed and OK, or Watch for a
+// streamed answer.
+//
+// With CacheFile, the registry's snapshot is written there (a temporary
+// file, then a rename) after changes, at most every CacheInterval, and on
+// Close.
 type Loop struct {
-	Registry *waypost.Registry
-	Source   string
-	Options  string // source_add options, JSON
-	Now      func() time.Time
-	OnError  func(error)
-	OnChange func(waypost.Report)
-	Step     func(ctx context.Context) error
-	Server   *Server
+	Registry      *waypost.Registry
+	Source        string // the source's name
+	Options       string // source_add options, JSON
+	Now           func() time.Time
+	OnError       func(error)
+	OnChange      func(waypost.Report)
+	Step          func(ctx context.Context) error
+	Server        *Server       // the server of a one-server mirror; nil when What and Release are given
+	What          string        // the word errors start with; default Server.What
+	Release       func()        // drops idle connections on Close; default Server.Close
+	MaxBackoff    time.Duration // the longest pause after failures; default 5 s
+	CacheFile     string        // "" for none
+	CacheInterval time.Duration // default 5 s
 
 	lock   sync.Mutex
 	synced chan struct{}
@@ -201,6 +221,7 @@ type Loop struct {
 	err    error
 	status string
 	feeds  int
+	dirty  bool
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -241,10 +262,20 @@ func (l *Loop) Feeds() int {
 	return l.feeds
 }
 
+// Started says whether Start ran.
+func (l *Loop) Started() bool { return l.done != nil }
+
 func (l *Loop) set(err error, status string) {
 	l.mu.Lock()
 	l.err, l.status = err, status
 	l.mu.Unlock()
+}
+
+func (l *Loop) what() string {
+	if l.What == "" && l.Server != nil {
+		return l.Server.What
+	}
+	return l.What
 }
 
 // Request is what the core asks to send next.
@@ -263,10 +294,14 @@ func (l *Loop) Feed(body string, status int, index string) (waypost.Report, erro
 	l.lock.Lock()
 	report, err := l.Registry.SourceFeed(l.Source, body, now, status, index)
 	l.lock.Unlock()
+	changed := err == nil && (report.Added+report.Updated+report.Removed > 0 || report.Resync)
 	l.mu.Lock()
 	l.feeds++
+	if changed {
+		l.dirty = true
+	}
 	l.mu.Unlock()
-	if err == nil && (report.Added+report.Updated+report.Removed > 0 || report.Resync) && l.OnChange != nil {
+	if changed && l.OnChange != nil {
 		l.OnChange(report)
 	}
 	return report, err
@@ -283,8 +318,47 @@ func (l *Loop) OK() {
 	}
 }
 
+// Watch feeds each message of s to the core until the core says resync,
+// the stream ends or ctx ends, then closes s. broke makes the error of a
+// failed stream; with endOK the server ending the stream (io.EOF) is no
+// error. With okOnResync a message that asks for a resync still marks the
+// mirror in sync.
+func (l *Loop) Watch(ctx context.Context, s *Stream, broke func(error) error, endOK, okOnResync bool) error {
+	defer s.Close()
+	for {
+		line, err := s.Next()
+		if ctx.Err() != nil || (endOK && errors.Is(err, io.EOF)) {
+			return nil
+		}
+		if err != nil {
+			return broke(err)
+		}
+		report, err := l.Feed(string(line), 200, "")
+		if err != nil {
+			return err
+		}
+		if okOnResync || !report.Resync {
+			l.OK()
+		}
+		if report.Resync {
+			return nil
+		}
+	}
+}
+
 func (l *Loop) run(ctx context.Context) {
 	defer close(l.done)
+	if l.CacheFile != "" {
+		// Its own goroutine, so cache writes keep their pace while a watch
+		// waits for the next change.
+		cached := make(chan struct{})
+		go l.cacheLoop(ctx, cached)
+		defer func() { <-cached }()
+	}
+	maxBackoff := l.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 5 * time.Second
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := l.Step(ctx)
@@ -302,10 +376,80 @@ func (l *Loop) run(ctx context.Context) {
 		if !Sleep(ctx, backoff) {
 			return
 		}
-		if backoff *= 2; backoff > 5*time.Second {
-			backoff = 5 * time.Second
+		if backoff *= 2; backoff > maxBackoff {
+			backoff = maxBackoff
 		}
 	}
+}
+
+func (l *Loop) cacheLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	interval := l.CacheInterval
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		l.mu.Lock()
+		dirty := l.dirty
+		l.dirty = false
+		l.mu.Unlock()
+		if !dirty {
+			continue
+		}
+		if err := l.writeCache(); err != nil {
+			l.set(err, l.Status())
+			if l.OnError != nil {
+				l.OnError(err)
+			}
+		}
+	}
+}
+
+func (l *Loop) writeCache() error {
+	l.lock.Lock()
+	text, err := l.Registry.Snapshot()
+	l.lock.Unlock()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(l.CacheFile), ".waypost-cache-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.WriteString(text)
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), l.CacheFile)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+	}
+	return werr
+}
+
+// RestoreCache is the registry a Loop cached at path (mirror state
+// included), or nil without error when there is no cache yet.
+func RestoreCache(path string) (*waypost.Registry, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return waypost.Restore(string(b))
 }
 
 // Sleep waits d or until ctx ends (false).
@@ -323,14 +467,15 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Start declares the source (unless the registry has it) and runs the loop
-// in a goroutine until ctx ends or Close is called.
+// Start declares the source (unless the registry has it, e.g. restored
+// from the cache) and runs the loop in a goroutine until ctx ends or Close
+// is called.
 func (l *Loop) Start(ctx context.Context) error {
 	if l.done != nil {
-		return errors.New(l.Server.What + ": mirror already started")
+		return errors.New(l.what() + ": Mirror already started")
 	}
 	if l.Registry == nil {
-		return errors.New(l.Server.What + ": Mirror.Registry is nil")
+		return errors.New(l.what() + ": Mirror.Registry is nil")
 	}
 	l.lock.Lock()
 	if _, err := l.Registry.SourceRequest(l.Source); err != nil {
@@ -355,9 +500,10 @@ func (l *Loop) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the loop (aborting the call in flight) and waits for it. It
-// returns the failure still standing (nil when the mirror was in sync).
-// Safe to call twice.
+// Close stops the loop (aborting the call in flight) and waits for it.
+// With a CacheFile it writes the cache a last time and returns that
+// write's failure; otherwise the failure still standing (nil when the
+// mirror was in sync). Safe to call twice.
 func (l *Loop) Close() error {
 	if l.done == nil {
 		return nil
@@ -365,8 +511,17 @@ func (l *Loop) Close() error {
 	l.closeOnce.Do(func() {
 		l.cancel()
 		<-l.done
-		l.Server.Close()
+		if l.Release != nil {
+			l.Release()
+		} else if l.Server != nil {
+			l.Server.Close()
+		}
 		err := l.Err()
+		if l.CacheFile != "" {
+			if werr := l.writeCache(); werr != nil {
+				err = werr
+			}
+		}
 		l.set(err, "stopped")
 		l.closeErr = err
 	})
