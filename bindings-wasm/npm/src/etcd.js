@@ -11,6 +11,7 @@
 // Several client URLs: a failing one is left for the next. Background
 // failures are visible: `error`, `status`, `on("error", fn)` / `onError`.
 import { EtcdError, Endpoints, Listeners, b64, sleep } from "./etcd-http.js";
+import { MirrorLoop, restoreCache } from "./store-http.js";
 
 export { EtcdError };
 export const DEFAULT_PREFIX = "/waypost/services";
@@ -153,198 +154,18 @@ export class EtcdRegistrar {
  * then a rename), at most every `cacheIntervalMs`, and on close;
  * `restoreCache(Registry, path)` gives the registry back, mirror state included.
  */
-export class StoreMirror {
-  constructor({ endpoints, registry, source, options, now = Date.now, timeoutMs = 2000, requestTimeoutMs, indexHeader,
-    minIntervalMs = 0, signal, onError, onChange, cacheFile, cacheIntervalMs = 5000 } = {}) {
+export class EtcdMirror extends MirrorLoop {
+  constructor({ endpoints, registry, prefix = DEFAULT_PREFIX, source = "etcd", now, timeoutMs = 2000, signal, onError, onChange,
+    cacheFile, cacheIntervalMs } = {}) {
     if (registry === undefined || typeof registry.sourceFeed !== "function") throw new TypeError("registry: a waypost Registry");
-    this.options = options;
-    this.requestTimeoutMs = requestTimeoutMs;
-    this.indexHeader = indexHeader;
-    this.minIntervalMs = minIntervalMs;
-    this.etcd = new Endpoints(endpoints, timeoutMs, options.kind);
-    this.registry = registry;
-    this.source = source;
-    this.now = now;
-    this.cacheFile = cacheFile;
-    this.cacheIntervalMs = cacheIntervalMs;
-    this.error = null;
-    this.status = "idle";
-    this.synced = false;
-    this.feeds = 0;
-    this.listeners = new Listeners();
-    if (onError) this.on("error", onError);
-    if (onChange) this.on("change", onChange);
-    this.stopper = new AbortController();
-    this.loop = null;
-    this.closing = null;
-    this.dirty = false;
-    this.cacheTimer = null;
-    this.signal = signal;
-    this.onAbort = () => { this.close().catch(() => {}); };
-    signal?.addEventListener("abort", this.onAbort, { once: true });
-    let resolve;
-    let reject;
-    this.syncedPromise = new Promise((res, rej) => { resolve = res; reject = rej; });
-    this.syncedPromise.catch(() => {});
-    this.resolveSynced = resolve;
-    this.rejectSynced = reject;
-  }
-
-  on(type, fn) { this.listeners.on(type, fn); return this; }
-  off(type, fn) { this.listeners.off(type, fn); return this; }
-  /** The client URL in use now. */
-  get endpoint() { return this.etcd.current; }
-
-  declare() {
-    try {
-      this.registry.sourceRequest(this.source); // declared already (e.g. a restored cache)
-    } catch (e) {
-      if (e?.code !== "invalid_argument") throw e;
-      this.registry.sourceAdd(this.source, this.options);
-    }
-  }
-
-  feed(body, status, index) {
-    const report = this.registry.sourceFeed(this.source, body, this.now(), { status, index });
-    this.feeds += 1;
-    if (report.added || report.updated || report.removed || report.resync) {
-      this.dirty = true;
-      this.listeners.emit("change", report);
-    }
-    return report;
-  }
-
-  ok() {
-    this.error = null;
-    this.status = "synced";
-    if (!this.synced) {
-      this.synced = true;
-      this.resolveSynced(this);
-      this.listeners.emit("synced", this);
-    }
-  }
-
-  async watch(stream) {
-    try {
-      for (;;) {
-        let line;
-        try {
-          line = await stream.next();
-        } catch (e) {
-          if (this.stopper.signal.aborted) return;
-          throw new EtcdError(`etcd ${stream.endpoint}: watch stream broke: ${e?.cause?.code ?? e?.message ?? e}`, { endpoint: stream.endpoint, path: "/v3/watch", cause: e });
-        }
-        if (this.stopper.signal.aborted) return;
-        if (line === null) throw new EtcdError(`etcd ${stream.endpoint}: watch stream ended`, { endpoint: stream.endpoint, path: "/v3/watch" });
-        const report = this.feed(line, 200);
-        this.ok();
-        if (report.resync) return;
-      }
-    } finally {
-      stream.close();
-    }
-  }
-
-  async step() {
-    const req = this.registry.sourceRequest(this.source);
-    const started = Date.now();
-    const answer = await this.etcd.request(req.method, req.path, req.body,
-      { stream: req.stream, signal: this.stopper.signal, timeoutMs: req.stream ? undefined : this.requestTimeoutMs });
-    if (answer.stream !== undefined) return this.watch(answer.stream);
-    const index = this.indexHeader === undefined ? undefined : answer.headers?.get(this.indexHeader) ?? undefined;
-    const failed = () => new EtcdError(`${this.etcd.store} ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300)}`,
-      { endpoint: this.endpoint, path: req.path, status: answer.status });
-    let report;
-    try {
-      report = this.feed(answer.text, answer.status, index);
-    } catch (e) {
-      if (answer.status === 200) throw e;
-      throw failed(); // a failed request the core does not use: name the endpoint
-    }
-    // A blocking query may answer at once without a change: keep a minimum pace.
-    if (this.minIntervalMs > 0) await sleep(this.minIntervalMs - (Date.now() - started), this.stopper.signal);
-    if (report.resync) return; // e.g. HTTP 410: the core reads everything again
-    if (answer.status !== 200) throw failed();
-    this.ok();
-  }
-
-  async run() {
-    let backoff = 100;
-    const s = this.stopper.signal;
-    while (!s.aborted) {
-      try {
-        await this.step();
-        backoff = 100;
-      } catch (e) {
-        if (s.aborted) return;
-        this.error = e;
-        this.status = "retrying";
-        this.listeners.emit("error", e);
-        await sleep(backoff, s);
-        backoff = Math.min(2000, backoff * 2);
-      }
-    }
-  }
-
-  async writeCache() {
-    const { writeFile, rename, unlink } = await import("node:fs/promises");
-    const text = this.registry.snapshot();
-    const tmp = `${this.cacheFile}.${process.pid}.tmp`;
-    try {
-      await writeFile(tmp, text);
-      await rename(tmp, this.cacheFile);
-    } catch (e) {
-      await unlink(tmp).catch(() => {});
-      throw e;
-    }
-  }
-
-  scheduleCache() {
-    this.cacheTimer = setTimeout(async () => {
-      if (this.dirty) {
-        this.dirty = false;
-        try { await this.writeCache(); } catch (e) { this.error = e; this.listeners.emit("error", e); }
-      }
-      if (!this.stopper.signal.aborted) this.scheduleCache();
-    }, this.cacheIntervalMs);
-  }
-
-  /** Starts mirroring; resolves once the store was read. */
-  start() {
-    if (this.loop === null) {
-      if (this.signal?.aborted) return Promise.reject(new EtcdError("aborted before start"));
-      this.declare();
-      this.status = "starting";
-      this.loop = this.run();
-      if (this.cacheFile !== undefined) this.scheduleCache();
-    }
-    return this.syncedPromise;
-  }
-
-  /** Stops mirroring (the registry keeps what it holds) and writes the cache a last time. Safe to call twice. */
-  close() {
-    this.closing ??= this.shutdown();
-    return this.closing;
-  }
-
-  async shutdown() {
-    this.signal?.removeEventListener("abort", this.onAbort);
-    this.stopper.abort();
-    clearTimeout(this.cacheTimer);
-    if (!this.synced) this.rejectSynced(new EtcdError("closed before the store was read", { endpoint: this.endpoint }));
-    const loop = this.loop;
-    if (loop !== null) {
-      await loop;
-      if (this.cacheFile !== undefined) await this.writeCache();
-    }
-    this.status = "stopped";
-  }
-}
-
-export class EtcdMirror extends StoreMirror {
-  constructor({ prefix = DEFAULT_PREFIX, source = "etcd", ...rest } = {}) {
-    super({ ...rest, source, options: { kind: "etcd", prefix } });
+    super(new Endpoints(endpoints, timeoutMs, "etcd"), { registry, source, options: { kind: "etcd", prefix }, now, signal, onError, onChange,
+      cacheFile, cacheIntervalMs, maxBackoffMs: 2000 });
+    this.etcd = this.server;
     this.prefix = prefix;
+  }
+
+  makeError(message, extra = {}) {
+    return new EtcdError(message, { endpoint: this.endpoint, ...extra });
   }
 
   /** The etcd revision applied (0 before the first read). */
@@ -353,17 +174,28 @@ export class EtcdMirror extends StoreMirror {
     if (!req.stream) return 0;
     return Number(JSON.parse(req.body).create_request?.start_revision ?? 1) - 1;
   }
+
+  async step(signal) {
+    const req = this.registry.sourceRequest(this.source);
+    const answer = await this.etcd.request(req.method, req.path, req.body, { stream: req.stream, signal });
+    if (answer.stream !== undefined) {
+      const { stream } = answer;
+      return this.watch(stream, (detail, cause) => new EtcdError(`etcd ${stream.endpoint}: ${detail}`,
+        { endpoint: stream.endpoint, path: "/v3/watch", cause }), { endIsError: true, okOnResync: true });
+    }
+    const failed = () => new EtcdError(`etcd ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300)}`,
+      { endpoint: this.endpoint, path: req.path, status: answer.status });
+    let report;
+    try {
+      report = this.feed(answer.text, answer.status);
+    } catch (e) {
+      if (answer.status === 200) throw e;
+      throw failed(); // a failed request the core does not use: name the endpoint
+    }
+    if (report.resync) return; // e.g. HTTP 410: the core reads everything again
+    if (answer.status !== 200) throw failed();
+    this.ok();
+  }
 }
 
-/** The registry an EtcdMirror cached at `path` (mirror state included), or null when there is none. */
-export async function restoreCache(Registry, path) {
-  const { readFile } = await import("node:fs/promises");
-  let text;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if (e?.code === "ENOENT") return null;
-    throw e;
-  }
-  return Registry.restore(text);
-}
+export { restoreCache };

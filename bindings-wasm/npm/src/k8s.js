@@ -99,23 +99,9 @@ export class K8sMirror extends MirrorLoop {
       if (!report.resync) this.ok();
       return;
     }
-    const { stream } = answer;
-    try {
-      for (;;) {
-        let line;
-        try {
-          line = await stream.next();
-        } catch (e) {
-          if (signal.aborted) return;
-          throw new KubernetesError(`kubernetes ${this.endpoint}: watch stream broke: ${e?.cause?.code ?? e?.message ?? e}`, { endpoint: this.endpoint, path: req.path, cause: e });
-        }
-        if (signal.aborted || line === null) return; // ended by the server: watch again from where it stood
-        const report = this.feed(line, 200);
-        if (report.resync) return; // an ERROR event (410): list again
-        this.ok();
-      }
-    } finally {
-      stream.close();
-    }
+    // Ended by the server: watch again from where it stood; an ERROR event
+    // (410) in it makes the core list again.
+    return this.watch(answer.stream, (detail, cause) => new KubernetesError(`kubernetes ${this.endpoint}: ${detail}`,
+      { endpoint: this.endpoint, path: req.path, cause }));
   }
 }

@@ -1,6 +1,6 @@
 // One HTTP(S) server (a Consul agent, a Kubernetes API server) over the
-// built-in fetch, and the loop a Consul or Kubernetes mirror runs. Internal
-// to waypost/consul and waypost/k8s.
+// built-in fetch, and the loop every mirror (etcd, Consul, Kubernetes) runs.
+// Internal to waypost/etcd, waypost/consul and waypost/k8s.
 //
 // fetch cannot be given a CA file; when one is (an API server whose
 // certificate the system does not trust), the call goes through node:https
@@ -62,6 +62,9 @@ export class Server {
     this.errorName = errorName;
   }
 
+  /** The server's URL. */
+  get current() { return this.url; }
+
   error(message, extra = {}) {
     return new StoreError(message, { endpoint: this.url, name: this.errorName, ...extra });
   }
@@ -102,18 +105,28 @@ export class Server {
 }
 
 /**
- * What the Consul and Kubernetes mirrors share: the loop (ask the core,
- * send, feed, obey), backoff, `error`/`status`/events, `start()` resolving
- * once synced, `close()` and the `signal` option.
+ * The loop every mirror runs: ask the core (`sourceRequest`), send with
+ * `server` (one server, or etcd's endpoints with failover), feed each answer
+ * or streamed message back (`sourceFeed`), obey the report, back off on
+ * failures (at most `maxBackoffMs`). `error`/`status`/events, `start()`
+ * resolving once synced, `close()` and the `signal` option. With
+ * `cacheFile` (Node only) the registry's snapshot is written there after
+ * changes (a temporary file, then a rename), at most every
+ * `cacheIntervalMs`, and on close; `restoreCache` gives it back.
+ * A subclass gives `step(signal)`, and may give `makeError(message, extra)`.
  */
 export class MirrorLoop {
-  constructor(server, { registry, source, options, now = Date.now, signal, onError, onChange }) {
+  constructor(server, { registry, source, options, now = Date.now, signal, onError, onChange, cacheFile,
+    cacheIntervalMs = 5000, maxBackoffMs = 5000 }) {
     if (registry === undefined || typeof registry.sourceFeed !== "function") throw new TypeError("registry: a waypost Registry");
     this.server = server;
     this.registry = registry;
     this.source = source;
     this.options = options;
     this.now = now;
+    this.cacheFile = cacheFile;
+    this.cacheIntervalMs = cacheIntervalMs;
+    this.maxBackoffMs = maxBackoffMs;
     this.error = null;
     this.status = "idle";
     this.synced = false;
@@ -124,6 +137,8 @@ export class MirrorLoop {
     this.stopper = new AbortController();
     this.loop = null;
     this.closing = null;
+    this.dirty = false;
+    this.cacheTimer = null;
     this.signal = signal;
     this.onAbort = () => { this.close().catch(() => {}); };
     signal?.addEventListener("abort", this.onAbort, { once: true });
@@ -137,13 +152,18 @@ export class MirrorLoop {
 
   on(type, fn) { this.listeners.on(type, fn); return this; }
   off(type, fn) { this.listeners.off(type, fn); return this; }
-  /** The server's URL. */
-  get endpoint() { return this.server.url; }
+  /** The server URL in use now. */
+  get endpoint() { return this.server.current; }
+
+  makeError(message, extra = {}) { return this.server.error(message, extra); }
 
   feed(body, status, index) {
     const report = this.registry.sourceFeed(this.source, body, this.now(), index === undefined || index === null ? { status } : { status, index });
     this.feeds += 1;
-    if (report.added || report.updated || report.removed || report.resync) this.listeners.emit("change", report);
+    if (report.added || report.updated || report.removed || report.resync) {
+      this.dirty = true;
+      this.listeners.emit("change", report);
+    }
     return report;
   }
 
@@ -154,6 +174,37 @@ export class MirrorLoop {
       this.synced = true;
       this.resolveSynced(this);
       this.listeners.emit("synced", this);
+    }
+  }
+
+  /**
+   * Feeds each message of `stream` until the core says resync, the stream
+   * ends (an error with `endIsError`) or the mirror stops; `broke(detail,
+   * cause)` makes the error. With `okOnResync` a message that asks for a
+   * resync still marks the mirror in sync.
+   */
+  async watch(stream, broke, { endIsError = false, okOnResync = false } = {}) {
+    const s = this.stopper.signal;
+    try {
+      for (;;) {
+        let line;
+        try {
+          line = await stream.next();
+        } catch (e) {
+          if (s.aborted) return;
+          throw broke(`watch stream broke: ${e?.cause?.code ?? e?.message ?? e}`, e);
+        }
+        if (s.aborted) return;
+        if (line === null) {
+          if (endIsError) throw broke("watch stream ended");
+          return; // ended by the server: watch again from where it stood
+        }
+        const report = this.feed(line, 200);
+        if (okOnResync || !report.resync) this.ok();
+        if (report.resync) return;
+      }
+    } finally {
+      stream.close();
     }
   }
 
@@ -170,28 +221,52 @@ export class MirrorLoop {
         this.status = "retrying";
         this.listeners.emit("error", e);
         await sleep(backoff, s);
-        backoff = Math.min(5000, backoff * 2);
+        backoff = Math.min(this.maxBackoffMs, backoff * 2);
       }
     }
+  }
+
+  async writeCache() {
+    const { writeFile, rename, unlink } = await import("node:fs/promises");
+    const text = this.registry.snapshot();
+    const tmp = `${this.cacheFile}.${process.pid}.tmp`;
+    try {
+      await writeFile(tmp, text);
+      await rename(tmp, this.cacheFile);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  scheduleCache() {
+    this.cacheTimer = setTimeout(async () => {
+      if (this.dirty) {
+        this.dirty = false;
+        try { await this.writeCache(); } catch (e) { this.error = e; this.listeners.emit("error", e); }
+      }
+      if (!this.stopper.signal.aborted) this.scheduleCache();
+    }, this.cacheIntervalMs);
   }
 
   /** Starts mirroring; resolves once the store was read. */
   start() {
     if (this.loop === null) {
-      if (this.signal?.aborted) return Promise.reject(this.server.error("aborted before start"));
+      if (this.signal?.aborted) return Promise.reject(this.makeError("aborted before start"));
       try {
-        this.registry.sourceRequest(this.source); // declared already (e.g. a restored snapshot)
+        this.registry.sourceRequest(this.source); // declared already (e.g. a restored snapshot or cache)
       } catch (e) {
         if (e?.code !== "invalid_argument") throw e;
         this.registry.sourceAdd(this.source, this.options);
       }
       this.status = "starting";
       this.loop = this.run();
+      if (this.cacheFile !== undefined) this.scheduleCache();
     }
     return this.syncedPromise;
   }
 
-  /** Stops mirroring: the call in flight is aborted; the registry keeps what it holds. Safe to call twice. */
+  /** Stops mirroring: the call in flight is aborted; the registry keeps what it holds; the cache is written a last time. Safe to call twice. */
   close() {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -200,9 +275,26 @@ export class MirrorLoop {
   async shutdown() {
     this.signal?.removeEventListener("abort", this.onAbort);
     this.stopper.abort();
-    if (!this.synced) this.rejectSynced(this.server.error("closed before the store was read"));
+    clearTimeout(this.cacheTimer);
+    if (!this.synced) this.rejectSynced(this.makeError("closed before the store was read"));
     const loop = this.loop;
-    if (loop !== null) await loop;
+    if (loop !== null) {
+      await loop;
+      if (this.cacheFile !== undefined) await this.writeCache();
+    }
     this.status = "stopped";
   }
+}
+
+/** The registry a mirror cached at `path` (mirror state included), or null when there is none. */
+export async function restoreCache(Registry, path) {
+  const { readFile } = await import("node:fs/promises");
+  let text;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    if (e?.code === "ENOENT") return null;
+    throw e;
+  }
+  return Registry.restore(text);
 }
