@@ -10,6 +10,29 @@ use crate::convert::{opt_text, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status};
 use crate::registry::{deref, waypost_registry};
 
+/// The body of every call here that answers JSON: checks `registry`, then
+/// each argument (converted by `text` or `opt_text`, named as its
+/// parameter), then the out slot, which is cleared first and set to the
+/// JSON of what `call` gives with the locked registry.
+macro_rules! json_call {
+    ($registry:ident, [$($conv:ident($arg:ident)),*], $out:ident, $out_err:ident, |$reg:ident| $call:expr) => {
+        guard($out_err, || {
+            // SAFETY: pointer validity is the caller's contract.
+            let reg = unsafe { deref($registry) }?;
+            $(let $arg = unsafe { $conv($arg, stringify!($arg)) }?;)*
+            let slot = unsafe { out($out, stringify!($out)) }?;
+            *slot = std::ptr::null_mut();
+            let json = {
+                let mut locked = reg.lock()?;
+                let $reg = &mut locked.reg;
+                ($call)?.to_json()
+            };
+            *slot = owned(json)?;
+            Ok(())
+        })
+    };
+}
+
 /// Makes the instances of `service` owned by `source` exactly the entries
 /// of `entries_json` (a JSON array of instance wire forms, each with an
 /// optional `"status"`), and sets `*out_report_json` to the report
@@ -29,21 +52,13 @@ pub unsafe extern "C" fn waypost_registry_sync(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let source = unsafe { text(source, "source") }?;
-        let service = unsafe { text(service, "service") }?;
-        let entries = unsafe { text(entries_json, "entries_json") }?;
-        let slot = unsafe { out(out_report_json, "out_report_json") }?;
-        *slot = std::ptr::null_mut();
-        let report = reg
-            .lock()?
-            .reg
-            .sync_json(source, service, entries, now_ms)?;
-        *slot = owned(report.to_json())?;
-        Ok(())
-    })
+    json_call!(
+        registry,
+        [text(source), text(service), text(entries_json)],
+        out_report_json,
+        out_err,
+        |reg| reg.sync_json(source, service, entries_json, now_ms)
+    )
 }
 
 /// Adds or replaces one entry of `source` (a watch event's put); the report
@@ -60,17 +75,13 @@ pub unsafe extern "C" fn waypost_registry_source_put(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let source = unsafe { text(source, "source") }?;
-        let entry = unsafe { text(entry_json, "entry_json") }?;
-        let slot = unsafe { out(out_report_json, "out_report_json") }?;
-        *slot = std::ptr::null_mut();
-        let report = reg.lock()?.reg.source_put_json(source, entry, now_ms)?;
-        *slot = owned(report.to_json())?;
-        Ok(())
-    })
+    json_call!(
+        registry,
+        [text(source), text(entry_json)],
+        out_report_json,
+        out_err,
+        |reg| reg.source_put_json(source, entry_json, now_ms)
+    )
 }
 
 /// Removes one id of `source` (a watch event's delete; an id the source
@@ -87,17 +98,13 @@ pub unsafe extern "C" fn waypost_registry_source_delete(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let source = unsafe { text(source, "source") }?;
-        let id = unsafe { text(id, "id") }?;
-        let slot = unsafe { out(out_report_json, "out_report_json") }?;
-        *slot = std::ptr::null_mut();
-        let report = reg.lock()?.reg.source_delete(source, id, now_ms)?;
-        *slot = owned(report.to_json())?;
-        Ok(())
-    })
+    json_call!(
+        registry,
+        [text(source), text(id)],
+        out_report_json,
+        out_err,
+        |reg| reg.source_delete(source, id, now_ms)
+    )
 }
 
 /// Declares a mirrored source `name` from `options_json`, e.g.
@@ -138,16 +145,8 @@ pub unsafe extern "C" fn waypost_registry_source_request(
     out_request_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let name = unsafe { text(name, "name") }?;
-        let slot = unsafe { out(out_request_json, "out_request_json") }?;
-        *slot = std::ptr::null_mut();
-        let request = reg.lock()?.reg.source_request(name)?;
-        *slot = owned(request.to_json())?;
-        Ok(())
-    })
+    json_call!(registry, [text(name)], out_request_json, out_err, |reg| reg
+        .source_request(name))
 }
 
 /// Hands source `name` what its last request brought back: `body` (a whole
@@ -171,19 +170,11 @@ pub unsafe extern "C" fn waypost_registry_source_feed(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let name = unsafe { text(name, "name") }?;
-        let body = unsafe { text(body, "body") }?;
-        let index = unsafe { opt_text(index, "index") }?;
-        let slot = unsafe { out(out_report_json, "out_report_json") }?;
-        *slot = std::ptr::null_mut();
-        let report = reg
-            .lock()?
-            .reg
-            .source_feed(name, body, now_ms, status, index)?;
-        *slot = owned(report.to_json())?;
-        Ok(())
-    })
+    json_call!(
+        registry,
+        [text(name), text(body), opt_text(index)],
+        out_report_json,
+        out_err,
+        |reg| reg.source_feed(name, body, now_ms, status, index)
+    )
 }
