@@ -754,8 +754,11 @@ impl Registry {
             released = true;
         }
         if released {
+            // Lease expiries held back behind these removals may be due
+            // too: apply them (or hold them again) before leaving
+            // self-preservation, as any advance does.
             self.lease_blocked = false;
-            self.check_self_preservation_exit(at);
+            self.advance(self.clock);
         }
     }
 }
