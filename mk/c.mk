@@ -38,7 +38,7 @@ c-unit: c-tools c-lib-test
 	cc $(C_WARN) -g -DWAYPOST_PANIC_TEST -I$(C_INC) bindings-c/tests/c/test_waypost.c $(C_DBG)/libwaypost.a $(C_LIBS) -o $(C_OUT)/test_waypost
 	cc $(C_WARN) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 	  -DWAYPOST_PANIC_TEST -I$(C_INC) bindings-c/tests/c/test_waypost.c $(C_DBG)/libwaypost.a $(C_LIBS) -o $(C_OUT)/test_waypost_asan
-	RUST_BACKTRACE=0 valgrind -q --leak-check=full --error-exitcode=1 $(C_OUT)/test_waypost 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
+	RUST_BACKTRACE=0 valgrind -q --fair-sched=yes --leak-check=full --error-exitcode=1 $(C_OUT)/test_waypost 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
 	RUST_BACKTRACE=0 $(C_OUT)/test_waypost_asan 2> >(grep -v -e '^thread' -e '^note:' -e '^forced' -e '^$$' >&2)
 
 c-cpp: c-tools c-lib-test
