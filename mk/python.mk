@@ -33,3 +33,4 @@ python-test: python-venv tools-etcd
 
 python-bench: python-venv
 	$(PY_BIN)/python bindings-python/bench/bench.py
+	$(PY_BIN)/python bindings-python/bench/feed_range.py
