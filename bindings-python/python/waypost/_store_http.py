@@ -90,6 +90,13 @@ class Server:
             headers.update(self.headers())
         try:
             conn.request(method, path, body=body or None, headers=headers)
+            # An abort that came while the socket was still being opened
+            # could not shut it down: look again now that it exists (an
+            # abort from here on finds the socket and shuts it).
+            with self._lock:
+                aborted = self._closed
+            if aborted:
+                raise OSError("aborted")
             return conn, conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             self._untrack(conn)
