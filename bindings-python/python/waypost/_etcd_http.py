@@ -37,11 +37,10 @@ def prefix_end(prefix: str) -> str:
     return b64(raw[:-1] + bytes([raw[-1] + 1]))
 
 
-def _split(endpoint: str, https: bool = False) -> tuple[str, int, bool]:
+def _split(endpoint: str) -> tuple[str, int, bool]:
     url = urllib.parse.urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    allowed = ("http", "https") if https else ("http",)
-    if url.scheme not in allowed or not url.hostname:
-        raise ValueError(f"endpoint {endpoint!r}: expected {' or '.join(allowed)}://host:port")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"endpoint {endpoint!r}: expected http://host:port or https://host:port")
     secure = url.scheme == "https"
     return url.hostname, url.port or (443 if secure else 2379), secure
 
@@ -71,9 +70,20 @@ class Stream:
         self.conn.close()
 
 
+def tls_context(ca_file: Optional[str], store: str = "etcd") -> ssl.SSLContext:
+    """Verifies the server's certificate against ``ca_file`` (PEM), or
+    against the system's trusted CAs when it is ``None``."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise EtcdError(f"{store}: cannot read CA file {ca_file!r}: {e}") from e
+
+
 class Endpoints:
     """Client URLs tried in turn: a call goes to the current one and moves
-    to the next when it cannot connect, times out or answers 5xx."""
+    to the next when it cannot connect, times out or answers 5xx. An
+    ``https://`` URL is verified with ``ssl_context`` (default: the
+    system's trusted CAs)."""
 
     def __init__(
         self,
@@ -92,7 +102,9 @@ class Endpoints:
         if not endpoints:
             raise ValueError("endpoints: give at least one etcd client URL")
         self.urls = [e.rstrip("/") for e in endpoints]
-        self._hosts = [_split(e, ssl_context is not None) for e in self.urls]
+        self._hosts = [_split(e) for e in self.urls]
+        if ssl_context is None and any(secure for _, _, secure in self._hosts):
+            self.ssl_context = tls_context(None, store)
         self.timeout_s = timeout_s
         self._current = 0
         self._lock = threading.Lock()

@@ -87,17 +87,42 @@ export class Stream {
 }
 
 /**
+ * A call through node:https with `ca` (PEM text) as the trusted CA,
+ * answered in fetch's shape (fetch cannot be given a CA).
+ */
+export async function httpsWithCa(url, { method, headers, body, signal }, ca) {
+  const https = await import("node:https");
+  const { Readable } = await import("node:stream");
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method, headers, ca, signal }, (res) => {
+      const web = Readable.toWeb(res);
+      resolve({
+        status: res.statusCode,
+        headers: { get: (k) => { const v = res.headers[k.toLowerCase()]; return Array.isArray(v) ? v[0] : v ?? null; } },
+        body: web,
+        text: async () => { let s = ""; const d = new TextDecoder(); for await (const c of web) s += d.decode(c, { stream: true }); return s + d.decode(); },
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
  * Client URLs tried in turn: a call goes to the current one and moves to
- * the next when it cannot connect, times out or answers 5xx.
+ * the next when it cannot connect, times out or answers 5xx. An https URL
+ * is verified against `caFile` (PEM; Node only), or the system's CAs.
  */
 export class Endpoints {
-  constructor(endpoints, timeoutMs = 2000, store = "etcd") {
+  constructor(endpoints, timeoutMs = 2000, store = "etcd", { caFile } = {}) {
+    this.caFile = caFile;
+    this.caText = null;
     this.store = store;
     const list = typeof endpoints === "string" ? [endpoints] : [...(endpoints ?? [])];
     if (list.length === 0) throw new TypeError("endpoints: give at least one etcd client URL");
     this.urls = list.map((e) => {
       const url = new URL(e.includes("://") ? e : `http://${e}`);
-      if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`etcd endpoint ${e}: expected http://host:port`);
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`etcd endpoint ${e}: expected http://host:port or https://host:port`);
       return url.origin;
     });
     this.timeoutMs = timeoutMs;
@@ -105,6 +130,12 @@ export class Endpoints {
   }
 
   get current() { return this.urls[this.index]; }
+
+  /** The CA file's text, read once. */
+  ca() {
+    this.caText ??= import("node:fs/promises").then(({ readFile }) => readFile(this.caFile, "utf8"));
+    return this.caText;
+  }
 
   /**
    * Sends one request to the first member that answers below 500. Resolves
@@ -123,10 +154,10 @@ export class Endpoints {
       const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
       let keep = false;
       try {
-        const res = await fetch(url + path, {
-          method, body: body === "" ? undefined : body, signal: controller.signal,
-          headers: { "content-type": "application/json" },
-        });
+        const init = { method, body: body === "" ? undefined : body, signal: controller.signal, headers: { "content-type": "application/json" } };
+        const res = this.caFile !== undefined && url.startsWith("https:")
+          ? await httpsWithCa(url + path, init, await this.ca())
+          : await fetch(url + path, init);
         if (res.status >= 500) {
           const detail = (await res.text()).slice(0, 500).trim();
           failures.push(`${url}: HTTP ${res.status} ${detail}`);

@@ -5,7 +5,7 @@
 // fetch cannot be given a CA file; when one is (an API server whose
 // certificate the system does not trust), the call goes through node:https
 // with that CA instead, the same way otherwise.
-import { Listeners, Stream, sleep } from "./etcd-http.js";
+import { Listeners, Stream, httpsWithCa, sleep } from "./etcd-http.js";
 
 export { Listeners, sleep };
 
@@ -23,25 +23,6 @@ export class StoreError extends Error {
 function describe(e) {
   const cause = e?.cause;
   return cause?.code ?? cause?.message ?? e?.message ?? String(e);
-}
-
-/** A call through node:https with a CA, answered in fetch's shape. */
-async function httpsWithCa(url, { method, headers, body, signal }, ca) {
-  const https = await import("node:https");
-  const { Readable } = await import("node:stream");
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, headers, ca, signal }, (res) => {
-      const web = Readable.toWeb(res);
-      resolve({
-        status: res.statusCode,
-        headers: { get: (k) => { const v = res.headers[k.toLowerCase()]; return Array.isArray(v) ? v[0] : v ?? null; } },
-        body: web,
-        text: async () => { let s = ""; const d = new TextDecoder(); for await (const c of web) s += d.decode(c, { stream: true }); return s + d.decode(); },
-      });
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
 }
 
 /**
