@@ -1,5 +1,6 @@
-// The etcd v3 JSON gateway over the built-in fetch, with failover across
-// several client URLs. Internal to waypost/etcd.
+// The etcd v3 JSON gateway (node:http/node:https in Node, fetch in
+// browsers), with failover across several client URLs. Internal to
+// waypost/etcd.
 
 /** A call to etcd failed: `endpoint` names the member(s) asked, `path` the call. */
 export class EtcdError extends Error {
@@ -86,15 +87,22 @@ export class Stream {
   }
 }
 
+const IN_NODE = typeof process !== "undefined" && typeof process.versions?.node === "string";
+
 /**
- * A call through node:https with `ca` (PEM text) as the trusted CA,
- * answered in fetch's shape (fetch cannot be given a CA).
+ * One call, answered in fetch's shape: in Node through node:http or
+ * node:https (with `ca`, PEM text, as the trusted CA when given), on a
+ * connection of its own that an abort destroys at once, whatever it was
+ * doing (fetch can neither take a CA nor close a connection it is still
+ * opening: it stays open after the abort); elsewhere with fetch.
  */
-export async function httpsWithCa(url, { method, headers, body, signal }, ca) {
-  const https = await import("node:https");
+export async function send(url, init, ca) {
+  if (!IN_NODE) return fetch(url, init);
+  const { method, headers, body, signal } = init;
+  const lib = url.startsWith("https:") ? await import("node:https") : await import("node:http");
   const { Readable } = await import("node:stream");
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, headers, ca, signal }, (res) => {
+    const req = lib.request(url, { method, headers, ca, signal, agent: false }, (res) => {
       const web = Readable.toWeb(res);
       resolve({
         status: res.statusCode,
@@ -151,13 +159,12 @@ export class Endpoints {
       const controller = new AbortController();
       const onAbort = () => controller.abort();
       signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) onAbort(); // closed before this call began: it ends at once
       const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
       let keep = false;
       try {
         const init = { method, body: body === "" ? undefined : body, signal: controller.signal, headers: { "content-type": "application/json" } };
-        const res = this.caFile !== undefined && url.startsWith("https:")
-          ? await httpsWithCa(url + path, init, await this.ca())
-          : await fetch(url + path, init);
+        const res = await send(url + path, init, this.caFile !== undefined && url.startsWith("https:") ? await this.ca() : undefined);
         if (res.status >= 500) {
           const detail = (await res.text()).slice(0, 500).trim();
           failures.push(`${url}: HTTP ${res.status} ${detail}`);

@@ -1,11 +1,8 @@
-// One HTTP(S) server (a Consul agent, a Kubernetes API server) over the
-// built-in fetch, and the loop every mirror (etcd, Consul, Kubernetes) runs.
-// Internal to waypost/etcd, waypost/consul and waypost/k8s.
-//
-// fetch cannot be given a CA file; when one is (an API server whose
-// certificate the system does not trust), the call goes through node:https
-// with that CA instead, the same way otherwise.
-import { Listeners, Stream, httpsWithCa, sleep } from "./etcd-http.js";
+// One HTTP(S) server (a Consul agent, a Kubernetes API server), and the
+// loop every mirror (etcd, Consul, Kubernetes) runs. Internal to
+// waypost/etcd, waypost/consul and waypost/k8s. Calls go through `send`
+// (node:http/node:https in Node, fetch elsewhere).
+import { Listeners, Stream, send, sleep } from "./etcd-http.js";
 
 export { Listeners, sleep };
 
@@ -59,6 +56,7 @@ export class Server {
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort(); // closed before this call began: it ends at once
     const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
     let keep = false;
     try {
@@ -66,9 +64,7 @@ export class Server {
         method, body: body === "" ? undefined : body, signal: controller.signal,
         headers: { accept: "application/json", ...(body === "" ? {} : { "content-type": "application/json" }), ...this.headers() },
       };
-      const res = this.ca !== undefined && this.url.startsWith("https:")
-        ? await httpsWithCa(this.url + path, init, this.ca)
-        : await fetch(this.url + path, init);
+      const res = await send(this.url + path, init, this.url.startsWith("https:") ? this.ca : undefined);
       if (stream && res.status === 200) {
         clearTimeout(timer);
         keep = true;
