@@ -219,7 +219,8 @@ class Mirror(MirrorLoop):
     from the next revision, each message fed to the core. After a failure
     the mirror moves to the next endpoint and the watch resumes from the
     last applied revision (or everything is read again when the core says
-    resync, e.g. after a compaction). See ``MirrorLoop`` for ``lock``,
+    resync, e.g. after a compaction; ``https://`` endpoints are verified
+    against ``ca_file``, or the system's CAs). See ``MirrorLoop`` for ``lock``,
     ``error``, ``on_error``, ``on_change`` and the failover cache
     (``cache_path``; ``restore_cache(path)`` gives the registry back, mirror
     state included, so a restarted client serves the last known fleet while
@@ -237,12 +238,13 @@ class Mirror(MirrorLoop):
         source: str = "etcd",
         now: Optional[Clock] = None,
         timeout_s: float = 2.0,
+        ca_file: Optional[str] = None,
         cache_path: Optional[str] = None,
         cache_interval_s: float = 5.0,
         on_error: Optional[ErrorCallback] = None,
         on_change: Optional[ChangeCallback] = None,
     ) -> None:
-        etcd = Endpoints(endpoints, timeout_s, "etcd")
+        etcd = Endpoints(endpoints, timeout_s, "etcd", ssl_context=tls_context(ca_file) if ca_file is not None else None)
         super().__init__(
             etcd, registry, source, {"kind": "etcd", "prefix": prefix}, now=now,
             on_error=on_error, on_change=on_change, cache_path=cache_path, cache_interval_s=cache_interval_s,
