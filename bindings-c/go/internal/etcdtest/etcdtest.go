@@ -124,7 +124,12 @@ func (s *Server) httpClient(timeout time.Duration) *http.Client {
 func (s *Server) PeerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.PeerPort) }
 
 // Client talks to this member.
-func (s *Server) Client() *Client { return &Client{Endpoint: s.Endpoint(), http: s.httpClient(0)} }
+func (s *Server) Client() *Client {
+	if s.TLS == nil {
+		return &Client{Endpoint: s.Endpoint()}
+	}
+	return &Client{Endpoint: s.Endpoint(), http: s.httpClient(0)}
+}
 
 func newServer(t testing.TB, name, dir string, peer int, initial string) *Server {
 	s := &Server{t: t, Name: name, Dir: dir, ClientPort: FreePort(t), PeerPort: peer, InitialCluster: initial}
@@ -206,7 +211,6 @@ func (s *Server) WaitReady(timeout time.Duration) {
 	s.t.Helper()
 	deadline := time.Now().Add(timeout)
 	c := s.httpClient(time.Second)
-	defer c.CloseIdleConnections()
 	for time.Now().Before(deadline) {
 		if !s.Running() {
 			s.t.Fatalf("etcd %s exited: %s", s.Name, s.logTail())
