@@ -24,13 +24,20 @@ after(async () => {
   await server?.close();
 });
 
-test("every scenario runs inside Chromium with the same transcript as in Node", async () => {
+/** Opens a test page and returns what it leaves in `window[name]`; the page
+ * must log no error. */
+async function pageResults(path, name, timeout) {
   const { page, problems } = await watchedPage(browser);
-  await page.goto(`${server.url}/bindings-wasm/npm/test/browser/scenarios.html`);
-  await page.waitForFunction(() => window.__waypostResults !== undefined, null, { timeout: 60_000 });
-  const results = await page.evaluate(() => window.__waypostResults);
+  await page.goto(`${server.url}/bindings-wasm/npm/test/browser/${path}`);
+  await page.waitForFunction((n) => window[n] !== undefined, name, { timeout });
+  const results = await page.evaluate((n) => window[n], name);
   await page.close();
   assert.deepEqual(problems, []);
+  return results;
+}
+
+test("every scenario runs inside Chromium with the same transcript as in Node", async () => {
+  const results = await pageResults("scenarios.html", "__waypostResults", 60_000);
   const names = Object.keys(results);
   assert.ok(names.length > 0, "no scenario ran");
   const outDir = process.env.WAYPOST_TRANSCRIPTS ? join(process.env.WAYPOST_TRANSCRIPTS, "browser") : null;
@@ -48,12 +55,7 @@ test("every scenario runs inside Chromium with the same transcript as in Node", 
 });
 
 test("hostile values and mutated snapshots inside Chromium: typed errors, no trap, the same counts as in Node", async () => {
-  const { page, problems } = await watchedPage(browser);
-  await page.goto(`${server.url}/bindings-wasm/npm/test/browser/adversarial.html`);
-  await page.waitForFunction(() => window.__waypostAdversarial !== undefined, null, { timeout: 120_000 });
-  const results = await page.evaluate(() => window.__waypostAdversarial);
-  await page.close();
-  assert.deepEqual(problems, []);
+  const results = await pageResults("adversarial.html", "__waypostAdversarial", 120_000);
   assert.deepEqual(Object.keys(results), Object.keys(CHECKS));
   for (const [name, run] of Object.entries(CHECKS)) {
     assert.equal(results[name].error, undefined, `${name}: ${results[name].error}`);
