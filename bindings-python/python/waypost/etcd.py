@@ -186,14 +186,17 @@ class Registrar:
 
     def close(self) -> None:
         """Stops the keep-alive thread and revokes the lease, so the key is
-        deleted at once. Safe to call twice; a failed revoke is in ``.error``
-        (the lease then simply expires)."""
+        deleted at once; a ``start()`` still registering in another thread
+        fails with ``EtcdError``. Safe to call twice; a failed revoke is in
+        ``.error`` (the lease then simply expires)."""
         self._stop.set()
+        self._etcd.abort()  # ends a registration or keep-alive in flight
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()
         with self._writing:
             lease, self.lease_id = self.lease_id, None
+        self._etcd.reset()
         if lease is not None:
             try:
                 self._etcd.call("/v3/lease/revoke", {"ID": lease})
