@@ -5,6 +5,7 @@ use std::ffi::c_char;
 
 use waypost_core::{CheckStatus, Handle, InstanceSpec};
 
+use crate::config::{WAYPOST_ID_BUFFER, WAYPOST_ZONE_BUFFER};
 use crate::convert::{copy_into, opt_out, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::registry::{deref, waypost_registry};
@@ -42,18 +43,19 @@ pub enum waypost_check_status {
 }
 
 /// The fields of one instance, copied into fixed buffers (every field fits:
-/// ids, services and addresses are at most 256 bytes, zones 128).
+/// ids, services and addresses are at most `WAYPOST_MAX_ID_BYTES` bytes,
+/// zones `WAYPOST_MAX_ZONE_BYTES`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct waypost_endpoint {
     /// Instance id, NUL-terminated.
-    pub id: [c_char; 257],
+    pub id: [c_char; WAYPOST_ID_BUFFER],
     /// Service name, NUL-terminated.
-    pub service: [c_char; 257],
+    pub service: [c_char; WAYPOST_ID_BUFFER],
     /// Host name or IP, NUL-terminated.
-    pub address: [c_char; 257],
+    pub address: [c_char; WAYPOST_ID_BUFFER],
     /// Zone, NUL-terminated ("" when none).
-    pub zone: [c_char; 129],
+    pub zone: [c_char; WAYPOST_ZONE_BUFFER],
     /// Port.
     pub port: u16,
     /// Failover tier (0 preferred).

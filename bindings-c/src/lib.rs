@@ -22,6 +22,7 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod config;
 mod convert;
 mod error;
 mod instances;
@@ -38,6 +39,7 @@ mod miri_tests;
 
 use std::ffi::{c_char, CString};
 
+pub use config::waypost_config;
 pub use error::{waypost_error, waypost_status};
 pub use instances::{waypost_check_status, waypost_endpoint, waypost_handle, waypost_health};
 pub use pick::{
@@ -45,7 +47,7 @@ pub use pick::{
     waypost_pick_result, waypost_strategy,
 };
 pub use picker::{waypost_picker, WAYPOST_PICKER_OUTCOME_BATCH, WAYPOST_PICKER_OUTCOME_DELAY_MS};
-pub use registry::{waypost_config, waypost_registry};
+pub use registry::waypost_registry;
 pub use watch::{waypost_info, WAYPOST_NO_DEADLINE};
 
 use error::guard_value;

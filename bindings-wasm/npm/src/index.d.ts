@@ -45,30 +45,38 @@ export type EventType =
 
 /** Registry configuration (SPEC §4); every key is optional. */
 export interface RegistryConfig {
-  /** Lease length in ms (default 30000). */
+  // BEGIN GENERATED config (make gen: the core's configuration keys)
+  /** Lease length in ms (1 ms – 1 day). */
   ttlMs?: number;
-  /** Time a lease may stay expired before removal; 0 = never (default 60000). */
+  /** Time a lease may stay expired before the instance is removed; 0 = never. */
   evictAfterMs?: number;
-  /** RNG seed, an integer below 2^53; drawn from crypto.getRandomValues when omitted. */
+  /** Seed of the registry RNG. The core never draws entropy: hosts supply it. */
   seed?: number;
+  /** Consecutive passing checks that make a failing instance healthy (1–1000). */
   checkRise?: number;
+  /** Consecutive failing checks that make an instance unhealthy (1–1000). */
   checkFall?: number;
-  /** Call failures in a row that eject an instance; 0 = off (default 5). */
+  /** Consecutive call failures that eject an instance; 0 = outlier detection off. */
   consecutiveFailures?: number;
+  /** First ejection length in ms; the n-th in a row lasts n times as long. */
   baseEjectionMs?: number;
+  /** Cap on one ejection's length in ms. */
   maxEjectionMs?: number;
+  /** Cap on the share of a service's instances ejected at once, in percent (0–100). */
   maxEjectionPercent?: number;
-  /** 0.0–1.0; 0 = off. */
+  /** Service panic threshold, 0.0–1.0; 0 = off. */
   panicThreshold?: number;
   /** Slow-start window in ms; 0 = off. */
   slowStartMs?: number;
-  /** 0.0–1.0; 0 = off. */
+  /** Registry-wide self-preservation threshold, 0.0–1.0; 0 = off. */
   selfPreservationThreshold?: number;
+  /** Self-preservation applies only from this many registered instances on. */
   selfPreservationMinInstances?: number;
-  /** Events kept for eventsSince (default 4096). */
+  /** Events kept for `events_since` (1 – 1 000 000). */
   eventRetention?: number;
-  /** Let a source's full sync with no entries remove instances (default false). */
+  /** Whether a source's full sync with no entries may remove a service's instances (SPEC §10.3); by default it is held as a likely error. */
   trustEmptySync?: boolean;
+  // END GENERATED config
 }
 
 /** The configuration in force, every key present. */
