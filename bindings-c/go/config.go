@@ -41,7 +41,8 @@ type Config struct {
 	SelfPreservationMinInstances uint32
 	// Events kept for `events_since` (1 – 1 000 000).
 	EventRetention uint32
-	// Whether a source's full sync with no entries may remove a service's instances (SPEC §10.3); by default it is held as a likely error.
+	// Whether a source's full sync with no entries may remove a service's
+	// instances (SPEC §10.3); by default it is held as a likely error.
 	TrustEmptySync bool
 }
 

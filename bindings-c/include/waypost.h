@@ -77,8 +77,8 @@
 #define WAYPOST_NO_DEADLINE UINT64_MAX
 
 /**
- * The result of every fallible call: 0 is success. Codes 1–7 are the
- * stable error codes of the specification, in the same order.
+ * The result of every fallible call: 0 is success. The core's error
+ * codes follow in their order (SPEC §8), then the two the C boundary adds.
  */
 typedef enum {
   /**
@@ -130,15 +130,15 @@ typedef enum {
  */
 typedef enum {
   /**
-   * Per-service counter: `candidates[c mod len]`.
+   * Per-service counter `c`: `candidates[c mod len]`, then `c += 1`.
    */
   WAYPOST_STRATEGY_ROUND_ROBIN = 0,
   /**
-   * Uniform, from the registry RNG.
+   * Uniform over candidates, from the registry RNG.
    */
   WAYPOST_STRATEGY_RANDOM = 1,
   /**
-   * Probability weight / Σweight.
+   * Probability weight / Σweight, from the registry RNG.
    */
   WAYPOST_STRATEGY_WEIGHTED_RANDOM = 2,
   /**
@@ -150,7 +150,7 @@ typedef enum {
    */
   WAYPOST_STRATEGY_LEAST_REQUEST = 4,
   /**
-   * Weighted rendezvous hashing of `key` (required).
+   * Weighted rendezvous hashing of a caller key.
    */
   WAYPOST_STRATEGY_CONSISTENT_HASH = 5,
   /**
@@ -172,7 +172,7 @@ typedef enum {
    */
   WAYPOST_HEALTH_UNHEALTHY = 1,
   /**
-   * In maintenance: registered, never picked.
+   * In maintenance: still registered, never picked.
    */
   WAYPOST_HEALTH_DRAINING = 2,
   /**
@@ -180,7 +180,7 @@ typedef enum {
    */
   WAYPOST_HEALTH_EJECTED = 3,
   /**
-   * Active check warns: picked only when its tier has no healthy one.
+   * Active check warns: picked only when its tier has no healthy candidate.
    */
   WAYPOST_HEALTH_DEGRADED = 4,
 } waypost_health;
@@ -194,7 +194,7 @@ typedef enum {
    */
   WAYPOST_CHECK_STATUS_PASS = 0,
   /**
-   * The check passed with a warning (degraded).
+   * The check passed with a warning: the instance is degraded.
    */
   WAYPOST_CHECK_STATUS_WARN = 1,
   /**
@@ -287,7 +287,8 @@ typedef struct {
    */
   uint32_t event_retention;
   /**
-   * Whether a source's full sync with no entries may remove a service's instances (SPEC §10.3); by default it is held as a likely error.
+   * Whether a source's full sync with no entries may remove a service's
+   * instances (SPEC §10.3); by default it is held as a likely error.
    */
   bool trust_empty_sync;
 } waypost_config;

@@ -69,7 +69,8 @@ pub struct waypost_config {
     pub self_preservation_min_instances: u32,
     /// Events kept for `events_since` (1 – 1 000 000).
     pub event_retention: u32,
-    /// Whether a source's full sync with no entries may remove a service's instances (SPEC §10.3); by default it is held as a likely error.
+    /// Whether a source's full sync with no entries may remove a service's
+    /// instances (SPEC §10.3); by default it is held as a likely error.
     pub trust_empty_sync: bool,
 }
 

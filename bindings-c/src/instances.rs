@@ -8,39 +8,12 @@ use waypost_core::{CheckStatus, Handle, InstanceSpec};
 use crate::config::{WAYPOST_ID_BUFFER, WAYPOST_ZONE_BUFFER};
 use crate::convert::{copy_into, opt_out, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
+pub use crate::names::{waypost_check_status, waypost_health};
 use crate::registry::{deref, waypost_registry};
 
 /// A registered instance: `generation << 32 | slot index`. Stays valid until
 /// the instance is removed; a reused slot never matches an old handle.
 pub type waypost_handle = u64;
-
-/// Health of an instance (SPEC §3).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_health {
-    /// Lease alive, checks passing, not draining, not ejected.
-    Healthy = 0,
-    /// Lease expired, or active checks failing.
-    Unhealthy = 1,
-    /// In maintenance: registered, never picked.
-    Draining = 2,
-    /// Temporarily removed by outlier detection.
-    Ejected = 3,
-    /// Active check warns: picked only when its tier has no healthy one.
-    Degraded = 4,
-}
-
-/// Result of an active check the host ran (pass an integer of this type).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_check_status {
-    /// The check passed.
-    Pass = 0,
-    /// The check passed with a warning (degraded).
-    Warn = 1,
-    /// The check failed.
-    Fail = 2,
-}
 
 /// The fields of one instance, copied into fixed buffers (every field fits:
 /// ids, services and addresses are at most `WAYPOST_MAX_ID_BYTES` bytes,

@@ -26,6 +26,7 @@ mod config;
 mod convert;
 mod error;
 mod instances;
+mod names;
 mod pick;
 mod picker;
 mod registry;
@@ -90,12 +91,10 @@ pub unsafe extern "C" fn waypost_string_free(text: *mut c_char) {
 /// NULL for a value out of range.
 #[no_mangle]
 pub extern "C" fn waypost_health_name(health: u32) -> *const c_char {
-    guard_value(std::ptr::null(), || match health {
-        0 => c"healthy".as_ptr(),
-        1 => c"unhealthy".as_ptr(),
-        2 => c"draining".as_ptr(),
-        3 => c"ejected".as_ptr(),
-        4 => c"degraded".as_ptr(),
-        _ => std::ptr::null(),
+    guard_value(std::ptr::null(), || {
+        let name = usize::try_from(health)
+            .ok()
+            .and_then(|h| names::HEALTH_NAMES.get(h));
+        name.map_or(std::ptr::null(), |n| n.as_ptr())
     })
 }

@@ -106,7 +106,7 @@ macro_rules! config_table {
             key: stringify!($key),
             kind: ConfigKind::$kind,
             range: config_table!(@range $($lo, $hi)?),
-            doc: concat!($($doc),*),
+            doc: concat!($($doc, "\n"),*),
         }),*];
 
         impl Config {

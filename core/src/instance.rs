@@ -257,7 +257,8 @@ impl InstanceSpec {
     }
 }
 
-const INSTANCE_KEYS: [&str; 11] = [
+/// The fields of an instance's wire form (SPEC §2), in documentation order.
+pub const INSTANCE_KEYS: [&str; 11] = [
     "id",
     "service",
     "address",

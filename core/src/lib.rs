@@ -43,6 +43,8 @@ mod prelude {
 
 #[macro_use]
 mod text;
+#[macro_use]
+mod names;
 
 mod balancer;
 mod config;
@@ -67,7 +69,7 @@ pub use config::{
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind, MAX_EVENT_INDEX};
 pub use health::{CheckStatus, Health};
-pub use instance::{Filter, Instance, InstanceSpec};
+pub use instance::{Filter, Instance, InstanceSpec, INSTANCE_KEYS};
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;

@@ -3,22 +3,40 @@
 
 /** Load-balancing strategies (SPEC §5). */
 export type Strategy =
+  // BEGIN GENERATED Strategy (make gen: the core's name table)
   | "round_robin"
   | "random"
   | "weighted_random"
   | "weighted_round_robin"
   | "least_request"
   | "consistent_hash"
-  | "first_available";
+  | "first_available"
+  // END GENERATED Strategy
+  ;
 
 /** Public health of an instance (SPEC §3). */
-export type Health = "healthy" | "unhealthy" | "draining" | "ejected" | "degraded";
+export type Health =
+  // BEGIN GENERATED Health (make gen: the core's name table)
+  | "healthy"
+  | "unhealthy"
+  | "draining"
+  | "ejected"
+  | "degraded"
+  // END GENERATED Health
+  ;
 
 /** An active check result the host reports. */
-export type CheckStatus = "pass" | "warn" | "fail";
+export type CheckStatus =
+  // BEGIN GENERATED CheckStatus (make gen: the core's name table)
+  | "pass"
+  | "warn"
+  | "fail"
+  // END GENERATED CheckStatus
+  ;
 
 /** Stable error codes (SPEC §8). */
 export type ErrorCode =
+  // BEGIN GENERATED ErrorCode (make gen: the core's name table)
   | "invalid_argument"
   | "not_found"
   | "unknown_service"
@@ -26,11 +44,13 @@ export type ErrorCode =
   | "conflict"
   | "invalid_snapshot"
   | "compacted"
+  // END GENERATED ErrorCode
   /** JavaScript only: the registry was used after `free()`. */
   | "freed";
 
 /** Event types (SPEC §6). */
 export type EventType =
+  // BEGIN GENERATED EventType (make gen: the core's name table)
   | "registered"
   | "updated"
   | "deregistered"
@@ -41,7 +61,9 @@ export type EventType =
   | "self_preservation_entered"
   | "self_preservation_exited"
   | "removal_held"
-  | "removal_released";
+  | "removal_released"
+  // END GENERATED EventType
+  ;
 
 /** Registry configuration (SPEC §4); every key is optional. */
 export interface RegistryConfig {

@@ -95,6 +95,10 @@ pub fn outputs() -> Vec<(Target, String)> {
             Target::Region("bindings-wasm/npm/src/index.d.ts", "config"),
             typescript(),
         ),
+        (
+            Target::Region("bindings-wasm/npm/src/facade.js", "instance keys"),
+            instance_keys(),
+        ),
     ]
 }
 
@@ -218,4 +222,12 @@ fn typescript() -> String {
         );
     }
     s
+}
+
+/// camelCase → wire name of each instance field, the facade's fast path.
+fn instance_keys() -> String {
+    waypost::INSTANCE_KEYS
+        .iter()
+        .map(|k| format!("  [\"{}\", \"{k}\"],\n", lower_camel(k)))
+        .collect()
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 mod config;
+mod names;
 
 /// Where one piece of generated text goes.
 pub enum Target {
@@ -89,18 +90,13 @@ fn apply(root: &Path, target: &Target, body: String) -> Result<(PathBuf, String,
     Ok((path, old, new))
 }
 
-fn main() -> ExitCode {
-    let write = std::env::args().any(|a| a == "--write");
+/// Checks (or with `write`, rewrites) every output; returns the stale
+/// files' paths.
+fn run(write: bool) -> Result<Vec<String>, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut stale = 0;
-    for (target, body) in config::outputs() {
-        let (path, old, new) = match apply(&root, &target, body) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("gen: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let mut stale = Vec::new();
+    for (target, body) in config::outputs().into_iter().chain(names::outputs()) {
+        let (path, old, new) = apply(&root, &target, body)?;
         if old == new {
             continue;
         }
@@ -110,20 +106,28 @@ fn main() -> ExitCode {
             .display()
             .to_string();
         if write {
-            if let Err(e) = std::fs::write(&path, new) {
-                eprintln!("gen: {shown}: {e}");
-                return ExitCode::FAILURE;
-            }
+            std::fs::write(&path, new).map_err(|e| format!("{shown}: {e}"))?;
             println!("gen: wrote {shown}");
-        } else {
-            eprintln!("gen: {shown} is stale (run `make gen`)");
-            stale += 1;
         }
+        stale.push(shown);
     }
-    if stale > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    Ok(stale)
+}
+
+fn main() -> ExitCode {
+    let write = std::env::args().any(|a| a == "--write");
+    match run(write) {
+        Err(e) => {
+            eprintln!("gen: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(stale) if !write && !stale.is_empty() => {
+            for shown in stale {
+                eprintln!("gen: {shown} is stale (run `make gen`)");
+            }
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
     }
 }
 
@@ -157,4 +161,12 @@ pub fn comment(doc: &str, prefix: &str) -> String {
         .filter(|l| !l.is_empty())
         .map(|l| format!("{prefix}{l}\n"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_files_are_current() {
+        assert_eq!(super::run(false), Ok(Vec::new()), "run `make gen`");
+    }
 }
