@@ -154,6 +154,8 @@ macro_rules! config_table {
     (@ratio $self:ident, $key:ident, $kind:ident) => { () };
 }
 
+// A new key is one entry here, marked `@later` (snapshots written before it
+// existed must read back unchanged), then `make gen` for the bindings.
 config_table! {
     /// Lease length in ms (1 ms – 1 day).
     ttl_ms: U64 = 30_000, range(1, DAY_MS);
