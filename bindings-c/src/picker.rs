@@ -195,10 +195,7 @@ pub unsafe extern "C" fn waypost_picker_pick_fields(
         // SAFETY: as the caller's contract.
         unsafe {
             hand_fields(known, result, fields, || {
-                picked
-                    .table
-                    .fields(picked.position)
-                    .map(|f| String::from(&**f))
+                picked.instance().map(|i| i.to_json())
             })
         }
     })

@@ -27,7 +27,7 @@ use crate::balancer::{
     Strategy, BUCKET_BITS,
 };
 use crate::error::{Error, Result};
-use crate::instance::check_name;
+use crate::instance::{check_name, Instance};
 use crate::rng::{mix64, Rng};
 
 /// Outcomes a picker holds before it asks to be refreshed.
@@ -109,9 +109,9 @@ pub struct PickTable {
     by_slot: Vec<u32>,
     /// Every member's generation and in-flight counter.
     members: Vec<(u32, Arc<AtomicU64>)>,
-    /// Every member's revision and registered fields (JSON wire form),
-    /// parallel to `members`: shared with later tables while unchanged.
-    fields: Vec<(u64, Arc<str>)>,
+    /// Every member's revision and registered fields, parallel to
+    /// `members`: shared with later tables while unchanged.
+    fields: Vec<(u64, Arc<Instance>)>,
     period: Option<Arc<SmoothPeriod>>,
     /// The period was built or judged too large: pickers stop asking.
     period_settled: bool,
@@ -160,12 +160,22 @@ impl PickTable {
     pub fn handle(&self, position: usize) -> Option<Handle> {
         self.handles.get(position).copied()
     }
-    /// The registered fields (the wire form of [`crate::Instance::to_json`])
-    /// of the candidate at `position`, as they were when the table was
-    /// published: they stay readable when the instance is removed later.
-    pub fn fields(&self, position: usize) -> Option<&Arc<str>> {
+    /// The registered fields of the candidate at `position`, as they were
+    /// when the table was published: they stay readable when the instance
+    /// is removed or replaced later.
+    pub fn instance(&self, position: usize) -> Option<&Arc<Instance>> {
+        self.member_fields(position).map(|(_, f)| f)
+    }
+    /// The revision of the candidate at `position` (it changes only when
+    /// the instance's fields do): with its handle, a host-side cache key.
+    pub fn revision(&self, position: usize) -> Option<u64> {
+        self.member_fields(position).map(|(r, _)| *r)
+    }
+
+    #[inline]
+    fn member_fields(&self, position: usize) -> Option<&(u64, Arc<Instance>)> {
         let member = *self.candidate_member.get(position)?;
-        self.fields.get(member as usize).map(|(_, f)| f)
+        self.fields.get(member as usize)
     }
 
     fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
@@ -444,8 +454,8 @@ pub struct Picked<'a> {
 
 impl<'a> Picked<'a> {
     /// The picked instance's registered fields, from its table.
-    pub fn fields(&self) -> &'a str {
-        self.table.fields(self.position).map_or("", |f| f)
+    pub fn instance(&self) -> Option<&'a Arc<Instance>> {
+        self.table.instance(self.position)
     }
 }
 
@@ -653,8 +663,8 @@ impl Registry {
                     _ => None,
                 }
             });
-            let text = kept.unwrap_or_else(|| Arc::from(entry.instance.to_json()));
-            fields.push((entry.revision, text));
+            let fields_now = kept.unwrap_or_else(|| Arc::new(entry.instance.clone()));
+            fields.push((entry.revision, fields_now));
             member_counters.push((generation, counter));
         }
         let c = &self.services[idx as usize].candidates;

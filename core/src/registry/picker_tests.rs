@@ -337,28 +337,26 @@ fn pickers_with_the_same_options_share_a_table_and_its_fields() -> Result<()> {
     assert_ne!(a.table().id(), plain.table().id());
     assert_eq!(a.table().len(), 2);
     let picked = a.pick_entry(Strategy::RoundRobin, None)?;
-    let id = reg.instance(picked.pick.handle).map(|i| i.to_json());
-    assert_eq!(id.as_deref(), Some(picked.fields()));
+    let json = reg.instance(picked.pick.handle).map(|i| i.to_json());
+    assert_eq!(json, picked.instance().map(|i| i.to_json()));
     // Fields outlive the instance in the table they were picked from.
     let handle = picked.pick.handle;
-    let before = String::from(picked.fields());
     let position = picked.position;
-    reg.deregister(
-        reg.instance(handle)
-            .map(|i| i.id().to_owned())
-            .unwrap_or_default()
-            .as_str(),
-        1,
-    )?;
+    let id = picked
+        .instance()
+        .map(|i| String::from(i.id()))
+        .unwrap_or_default();
+    reg.deregister(&id, 1)?;
+    assert!(reg.instance(handle).is_none());
     assert_eq!(
-        a.table().fields(position).map(|f| &**f),
-        Some(before.as_str())
+        a.table().instance(position).map(|i| i.id()),
+        Some(id.as_str())
     );
     // An unchanged instance's fields are shared with the next table.
-    let kept = a.table().fields(1 - position).cloned();
+    let kept = a.table().instance(1 - position).cloned();
     reg.refresh_picker(&mut a, 1)?;
     assert_eq!(a.table().len(), 1);
-    let again = a.table().fields(0).cloned();
+    let again = a.table().instance(0).cloned();
     assert!(matches!((kept, again), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y)));
     Ok(())
 }
