@@ -1,7 +1,9 @@
 //! `waypost.Picker`: a worker-local picker (SPEC §5.2). A pick reads only
-//! the picker and its table; the registry's lock is taken when the service
-//! changed (or outcomes are due) and on the first pick of each instance
-//! after a change, to build its Python object.
+//! the picker and its table and returns the instance object cached for
+//! that table position; the registry's lock is taken only when the service
+//! changed (or outcomes are due). The object of a position is built, once
+//! per instance revision, from the fields the table carries, so the pick
+//! and its fields always come from the same table and no pick is repeated.
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -20,9 +22,16 @@ use crate::registry::PyRegistry;
 pub struct PyPicker {
     registry: Py<PyRegistry>,
     picker: Picker,
-    /// Instance objects of this picker's table by slot (membership epoch).
-    epoch: u64,
-    instances: Vec<Option<(u64, Py<PyInstance>)>>,
+    /// The id of the table `by_position` belongs to.
+    table: u64,
+    /// Instance objects of that table, by candidate position.
+    by_position: Vec<Option<Py<PyInstance>>>,
+    /// `PickResult` objects of that table, by candidate position (the
+    /// panic flag is the table's).
+    results: Vec<Option<Py<PyPickResult>>>,
+    /// Instance objects by slot with their handle and revision: carried
+    /// from table to table while the instance is unchanged.
+    by_slot: Vec<Option<(u64, u64, Py<PyInstance>)>>,
 }
 
 impl PyPicker {
@@ -30,11 +39,15 @@ impl PyPicker {
         PyPicker {
             registry,
             picker,
-            epoch: u64::MAX,
-            instances: Vec::new(),
+            table: 0,
+            by_position: Vec::new(),
+            results: Vec::new(),
+            by_slot: Vec::new(),
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn refresh(&mut self, py: Python<'_>, now: u64) -> PyResult<()> {
         let picker = &mut self.picker;
         let done = self
@@ -44,65 +57,74 @@ impl PyPicker {
         errors::check(py, done)
     }
 
+    #[inline]
     fn pick_impl(
         &mut self,
         py: Python<'_>,
         strategy: Option<&Bound<'_, PyAny>>,
         key: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<(Py<PyInstance>, bool)> {
+    ) -> PyResult<(Py<PyInstance>, usize, bool)> {
         let strategy = convert::strategy(py, strategy)?;
         let now = now_arg(py, now)?;
         let key = opt_string(key, "key")?;
-        for _ in 0..8 {
-            if self.picker.needs_refresh(now) {
-                self.refresh(py, now)?;
-            }
-            let picked = errors::check(py, self.picker.pick(strategy, key.as_deref()))?;
-            if let Some(object) = self.instance(py, picked.handle)? {
-                return Ok((object, picked.panic));
-            }
-            // Removed between the table's publication and this lookup:
-            // refresh and pick again.
+        if self.picker.needs_refresh(now) {
             self.refresh(py, now)?;
         }
-        Err(errors::map(
-            py,
-            waypost::Error::NotFound {
-                id: "<picked instance>".into(),
-            },
-        ))
+        let picked = errors::check(py, self.picker.pick_entry(strategy, key.as_deref()))?;
+        let (position, panic) = (picked.position, picked.pick.panic);
+        if picked.table.id() == self.table {
+            if let Some(Some(object)) = self.by_position.get(position) {
+                return Ok((object.clone_ref(py), position, panic));
+            }
+        }
+        Ok((self.build(py, position)?, position, panic))
     }
 
-    /// The instance object of a picked handle: from this picker's cache
-    /// while its table's membership epoch holds, else from the registry.
-    fn instance(&mut self, py: Python<'_>, handle: Handle) -> PyResult<Option<Py<PyInstance>>> {
-        let epoch = self.picker.table().membership_epoch();
+    /// The object of the candidate at `position` of the current table,
+    /// from the slot cache or built from the table's fields.
+    #[cold]
+    #[inline(never)]
+    fn build(&mut self, py: Python<'_>, position: usize) -> PyResult<Py<PyInstance>> {
+        let table = self.picker.table();
+        if table.id() != self.table {
+            self.table = table.id();
+            self.by_position.clear();
+            self.by_position.resize_with(table.len(), || None);
+            self.results.clear();
+            self.results.resize_with(table.len(), || None);
+        }
+        let (Some(handle), Some(revision), Some(instance)) = (
+            table.handle(position),
+            table.revision(position),
+            table.instance(position),
+        ) else {
+            return Err(errors::map(
+                py,
+                waypost::Error::NotFound {
+                    id: "<picked instance>".into(),
+                },
+            ));
+        };
         let slot = handle.index() as usize;
         let bits = handle.to_bits();
-        if epoch == self.epoch {
-            if let Some(Some((h, object))) = self.instances.get(slot) {
-                if *h == bits {
-                    return Ok(Some(object.clone_ref(py)));
+        let object = match self.by_slot.get(slot) {
+            Some(Some((h, r, object))) if *h == bits && *r == revision => object.clone_ref(py),
+            _ => {
+                let object = Py::new(py, PyInstance::new(py, instance.to_spec(), handle)?)?;
+                if slot >= self.by_slot.len() {
+                    self.by_slot.resize_with(slot + 1, || None);
                 }
+                if let Some(entry) = self.by_slot.get_mut(slot) {
+                    *entry = Some((bits, revision, object.clone_ref(py)));
+                }
+                object
             }
-        } else {
-            self.instances.clear();
-            self.epoch = epoch;
+        };
+        if let Some(entry) = self.by_position.get_mut(position) {
+            *entry = Some(object.clone_ref(py));
         }
-        let registry = self.registry.get();
-        let lookup = registry.with(py, |st| st.lookup(py, handle))?;
-        if lookup.is_none() {
-            return Ok(None);
-        }
-        let object = registry.resolve(py, lookup)?;
-        if slot >= self.instances.len() {
-            self.instances.resize_with(slot + 1, || None);
-        }
-        if let Some(entry) = self.instances.get_mut(slot) {
-            *entry = Some((bits, object.clone_ref(py)));
-        }
-        Ok(Some(object))
+        Ok(object)
     }
 }
 
@@ -142,9 +164,17 @@ impl PyPicker {
         strategy: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         key: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyPickResult> {
-        let (instance, panic) = self.pick_impl(py, strategy, key, now)?;
-        Ok(PyPickResult::new(instance, panic))
+    ) -> PyResult<Py<PyPickResult>> {
+        let (instance, position, panic) = self.pick_impl(py, strategy, key, now)?;
+        // The result of a table position is the same object every time.
+        if let Some(Some(result)) = self.results.get(position) {
+            return Ok(result.clone_ref(py));
+        }
+        let result = Py::new(py, PyPickResult::new(py, instance, panic))?;
+        if let Some(slot) = self.results.get_mut(position) {
+            *slot = Some(result.clone_ref(py));
+        }
+        Ok(result)
     }
 
     /// Records a call's outcome for outlier detection; it reaches the
