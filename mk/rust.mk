@@ -13,7 +13,10 @@ rust-test: rust-lint
 	cargo test --workspace --release
 	# Again in a debug build: overflow checks and the debug_assert!s at the
 	# core's fallbacks (a corrupt index, a missing key) only run there.
-	# This includes a short run of the fuzz targets (mk/fuzz.mk).
+	# waypost-scenarios (tests/rust) holds the core's tests that read files,
+	# keep time or spawn threads, so core/ stays sans-IO: the scenario runner,
+	# a short run of the fuzz targets (mk/fuzz.mk), the etcd fixtures, pickers
+	# on threads and the footprint loop under a counting allocator.
 	cargo test -p waypost -p waypost-scenarios
 	cargo run --quiet --release -p waypost-examples --bin quickstart
 	cargo run --quiet --release -p waypost-examples --bin fleet > /dev/null

@@ -17,7 +17,7 @@
 //! reg.heartbeat("api-1", 9_000)?;
 //! // api-2's lease ran out at 10 000: at 10 001 only api-1 is picked.
 //! let pick = reg.pick("api", Strategy::RoundRobin, &PickOptions::default(), 10_001)?;
-//! assert_eq!(reg.instance(pick.handle).unwrap().id(), "api-1");
+//! assert_eq!(reg.instance(pick.handle).map(|i| i.id()), Some("api-1"));
 //! # Ok::<(), waypost::Error>(())
 //! ```
 #![no_std]
@@ -30,6 +30,8 @@
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
+#[cfg(test)]
+mod testing;
 
 /// What std's prelude would bring into every module, but `ToString`: its
 /// `to_string()` formats through `core::fmt` (see `text`).
