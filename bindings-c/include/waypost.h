@@ -897,8 +897,9 @@ waypost_status waypost_picker_pick(waypost_picker *picker,
 
 /**
  * `waypost_picker_pick` that also hands back the picked instance's
- * registered fields (JSON, the wire form of `waypost_register_json`, no
- * status) from the table it was picked from, in the same call and
+ * registered fields (JSON: the instance wire form of SPEC §2, with
+ * `source` for a source-owned one, and no status) as the table it was
+ * picked from holds them, in the same call and
  * without the registry's lock: `*out_instance_json` receives them (free
  * with `waypost_string_free`) unless `known` (may be NULL) says the caller
  * already holds slot `index` at the table's membership epoch, and is NULL
