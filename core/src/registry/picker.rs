@@ -268,7 +268,7 @@ impl Picker {
     ///
     /// # Errors
     /// As [`Picker::pick`].
-    #[inline]
+    #[inline(always)]
     pub fn pick_entry(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Picked<'_>> {
         let len = self.table.handles.len();
         let pos = if strategy == Strategy::RoundRobin && len > 0 {
