@@ -48,8 +48,9 @@ static TABLES_ALIVE: AtomicUsize = AtomicUsize::new(0);
 pub(crate) struct Publication {
     /// Moves on every change to the service's candidate set.
     signal: Option<Arc<AtomicU64>>,
-    /// The latest table handed out for each set of options in use
-    /// (unfiltered first when there is one).
+    /// The latest table handed out for each set of options (none: the
+    /// unfiltered one); a table no picker holds is dropped at the next
+    /// publication.
     tables: Vec<Arc<PickTable>>,
     /// Some picker asked for smooth WRR: tables carry the period.
     wrr_used: bool,
