@@ -2,14 +2,23 @@
 TEST_TARGETS += rust-test
 BENCH_TARGETS += rust-bench
 
-.PHONY: rust-test rust-lint rust-bench
+.PHONY: rust-test rust-lint rust-bench gen gen-check
+
+# The bindings' copies of the core's tables (the C config struct and limits,
+# Go's Config, the Python and TypeScript keyword lists, the name tables):
+# `make gen` rewrites them, gen-check fails when one is stale.
+gen:
+	cargo run --quiet -p waypost-gen -- --write
+
+gen-check:
+	cargo run --quiet -p waypost-gen
 
 rust-lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p waypost
 
-rust-test: rust-lint
+rust-test: rust-lint gen-check
 	cargo test --workspace --release
 	# Again in a debug build: overflow checks and the debug_assert!s at the
 	# core's fallbacks (a corrupt index, a missing key) only run there.

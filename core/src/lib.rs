@@ -45,6 +45,8 @@ mod prelude {
 
 #[macro_use]
 mod text;
+#[macro_use]
+mod names;
 
 mod balancer;
 mod config;
@@ -62,11 +64,14 @@ mod sort;
 mod source;
 
 pub use balancer::{fnv1a64, Strategy};
-pub use config::{Config, CONFIG_KEYS, DAY_MS};
+pub use config::{
+    Config, ConfigField, ConfigKind, CONFIG_FIELDS, CONFIG_KEYS, DAY_MS, MAX_ID_BYTES, MAX_META,
+    MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_TAGS, MAX_WEIGHT, MAX_ZONE_BYTES,
+};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind, MAX_EVENT_INDEX};
 pub use health::{CheckStatus, Health};
-pub use instance::{Filter, Instance, InstanceSpec, MAX_META, MAX_TAGS};
+pub use instance::{Filter, Instance, InstanceSpec, INSTANCE_KEYS};
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
