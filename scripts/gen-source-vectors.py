@@ -259,7 +259,7 @@ def write_scenarios():
     ], config={"ttl_ms": 1000, "evict_after_ms": 0})
 
     ten = [inst(f"i{n}", address=f"10.0.0.{n}") for n in range(10)]
-    more = [inst(f"j{n:02d}", address=f"10.0.1.{n}") for n in range(22)]
+    more = [inst(f"j{n:02d}", address=f"10.0.1.{n}") for n in range(30)]
     scenario(105, "source-removals-held", "source removals obey self-preservation and are released in id order when the fraction recovers", [
         step("sync", at=0, source="etcd", service="api", entries=ten, expect={"report": report(added=10)}),
         step("events", expect={"events": [{"type": "registered"}] * 10}),
@@ -277,9 +277,11 @@ def write_scenarios():
         step("source_delete", at=20, source="etcd", id="i5", expect={"report": report(held=1)}),
         step("sync", at=30, source="etcd", service="api", entries=ten[:2] + more[:21], expect={"report": report(added=21, unchanged=2, held=6)}),
         step("events", expect={"events": [{"type": "registered"}] * 21}),
-        step("sync", at=40, source="etcd", service="api", entries=ten[:2] + more, expect={"report": report(added=1, unchanged=23, held=6)}),
+        # The two removed at 10 still count in the population (window):
+        # 38 live, 6 held as lost, (38 - 6) / (38 + 2) = 0.8.
+        step("sync", at=40, source="etcd", service="api", entries=ten[:2] + more, expect={"report": report(added=9, unchanged=23, held=6)}),
         step("events", expect={"events": [
-            {"type": "registered", "id": "j21"},
+            {"type": "registered", "id": "j21"}] + [{"type": "registered"}] * 8 + [
             {"type": "removal_released", "id": "i4", "source": "etcd"}, {"type": "deregistered", "id": "i4", "source": "etcd"},
             {"type": "removal_released", "id": "i5"}, {"type": "deregistered", "id": "i5"},
             {"type": "removal_released", "id": "i6"}, {"type": "deregistered", "id": "i6"},
@@ -303,10 +305,14 @@ def write_scenarios():
             {"type": "deregistered", "id": "b", "at": 10},
             {"type": "self_preservation_entered", "at": 10},
             {"type": "removal_held", "id": "c"}, {"type": "removal_held", "id": "d"},
-            {"type": "removal_released", "id": "c", "at": 300}, {"type": "removal_released", "id": "d", "at": 300},
-            {"type": "health_changed", "id": "local", "to": "unhealthy", "at": 300},
-            {"type": "self_preservation_exited", "at": 300}]}),
+            {"type": "removal_released", "id": "c", "at": 300}, {"type": "removal_released", "id": "d", "at": 300}]}),
         step("get", id="c", expect={"held": False, "health": "healthy"}),
+        # b's removal at 10 still counts in the population: (4 - 1) / 5 < 0.7.
+        step("get", id="local", expect={"health": "healthy"}),
+        step("tick", at=60010, expect={"events": []}),
+        step("tick", at=60011, expect={"events": [
+            {"type": "health_changed", "id": "local", "to": "unhealthy"},
+            {"type": "self_preservation_exited", "at": 60011}]}),
     ], config={"self_preservation_threshold": 0.7, "self_preservation_min_instances": 3, "evict_after_ms": 0})
 
     scenario(107, "source-empty-sync-held", "an empty full sync is held until the source lists something again", [
@@ -481,6 +487,90 @@ def write_scenarios():
     ])
 
 
+def write_window_scenarios():
+    """Self-preservation over separate removals: the window (SPEC §10.3)."""
+    ten = [inst(f"i{n}", address=f"10.0.0.{n}") for n in range(10)]
+    half = {"self_preservation_threshold": 0.5, "self_preservation_min_instances": 3}
+    deletes = [step("source_delete", at=1 + n, source="etcd", id=f"i{n}", expect={"report": report(removed=1)}) for n in range(5)]
+
+    scenario(139, "source-deletes-one-by-one-held", "removals arriving one call at a time are judged together: the sixth of ten is held, the same call does not release it, and it goes when the window passes", [
+        step("sync", at=0, source="etcd", service="api", entries=ten, expect={"report": report(added=10)}),
+        step("events", expect={"events": [{"type": "registered"}] * 10}),
+        *deletes,
+        # Population 10 (five removals in the window), live 5: (5 - 1) / 10 < 0.5.
+        step("source_delete", at=6, source="etcd", id="i5", expect={"report": report(held=1)}),
+        step("get", id="i5", expect={"health": "healthy", "held": True}),
+        step("events", expect={"events": [
+            {"type": "deregistered", "id": "i0", "at": 1}, {"type": "deregistered", "id": "i1", "at": 2},
+            {"type": "deregistered", "id": "i2", "at": 3}, {"type": "deregistered", "id": "i3", "at": 4},
+            {"type": "deregistered", "id": "i4", "at": 5},
+            {"type": "self_preservation_entered", "at": 6},
+            {"type": "removal_held", "id": "i5", "at": 6, "source": "etcd"}]}),
+        step("source_delete", at=7, source="etcd", id="i6", expect={"report": report(held=1)}),
+        step("snapshot_restore"),
+        step("discover", service="api", expect={"ids": ["i5", "i6", "i7", "i8", "i9"]}),
+        # Two held, counted as lost: live - held = 3 of population 5 + 5.
+        # The removal at 1 still counts at 60001 and leaves after it.
+        step("tick", at=60001, expect={"events": []}),
+        # At 60004 the removals at 1, 2 and 3 have left: 3 / 7 < 0.5.
+        step("tick", at=60004, expect={"events": []}),
+        # At 60005 the one at 4 too: 3 / 6 = 0.5, both go in id order.
+        step("tick", at=60005, expect={"events": [
+            {"type": "removal_released", "id": "i5", "at": 60005, "source": "etcd"},
+            {"type": "deregistered", "id": "i5", "at": 60005, "source": "etcd"},
+            {"type": "removal_released", "id": "i6"}, {"type": "deregistered", "id": "i6"},
+            {"type": "self_preservation_exited", "at": 60005}]}),
+        step("discover", service="api", expect={"ids": ["i7", "i8", "i9"]}),
+    ], config=half)
+
+    scenario(140, "etcd-deletes-one-message-each-held", "leases expiring together reach an etcd mirror as separate watch messages, one delete each: the sixth of ten is held", [
+        step("source_add", at=0, name="etcd", options=ETCD),
+        step("etcd_range", payload=range_response(10, [kv("api", f"i{n}", ten[n], n + 1) for n in range(10)]), expect={"report": report(added=10)}),
+        step("etcd_watch", payload=watch(10, created=True), expect={"report": report()}),
+        *[step("etcd_watch", at=1000 + n, payload=watch(11 + n, [delete("api", f"i{n}", 11 + n)]), expect={"report": report(removed=1)}) for n in range(5)],
+        step("etcd_watch", at=1005, payload=watch(16, [delete("api", "i5", 16)]), expect={"report": report(held=1)}),
+        step("get", id="i5", expect={"health": "healthy", "held": True}),
+        step("discover", service="api", expect={"ids": ["i5", "i6", "i7", "i8", "i9"]}),
+        step("events", expect={"events": [{"type": "registered"}] * 10 + [{"type": "deregistered", "source": "etcd"}] * 5 + [
+            {"type": "self_preservation_entered", "at": 1005},
+            {"type": "removal_held", "id": "i5", "source": "etcd"}]}),
+    ], config=half)
+
+    scenario(141, "source-deletes-held-until-instances-return", "a hold over separate removals is released once enough removed instances come back", [
+        step("sync", at=0, source="etcd", service="api", entries=ten, expect={"report": report(added=10)}),
+        *deletes,
+        step("source_delete", at=6, source="etcd", id="i5", expect={"report": report(held=1)}),
+        # Back: population 6 + 5, (6 - 1) / 11 < 0.5.
+        step("source_put", at=10, source="etcd", entry=ten[0], expect={"report": report(added=1)}),
+        step("get", id="i5", expect={"held": True}),
+        # Population 7 + 5, (7 - 1) / 12 = 0.5.
+        step("source_put", at=11, source="etcd", entry=ten[1], expect={"report": report(added=1)}),
+        step("events", expect={"events": [{"type": "registered"}] * 10 + [{"type": "deregistered"}] * 5 + [
+            {"type": "self_preservation_entered", "at": 6},
+            {"type": "removal_held", "id": "i5"},
+            {"type": "registered", "id": "i0", "at": 10},
+            {"type": "registered", "id": "i1", "at": 11},
+            {"type": "removal_released", "id": "i5", "at": 11, "source": "etcd"},
+            {"type": "deregistered", "id": "i5", "at": 11, "source": "etcd"},
+            {"type": "self_preservation_exited", "at": 11}]}),
+        step("discover", service="api", expect={"ids": ["i0", "i1", "i6", "i7", "i8", "i9"]}),
+    ], config=half)
+
+    scenario(142, "source-window-zero", "with self_preservation_window_ms 0 only removals at the same clock count together", [
+        step("sync", at=0, source="etcd", service="api", entries=ten, expect={"report": report(added=10)}),
+        *[step("source_delete", at=1 + n, source="etcd", id=f"i{n}", expect={"report": report(removed=1)}) for n in range(8)],
+        step("sync", at=20, source="etcd", service="api", entries=ten[8:] + ten[:6], expect={"report": report(added=6, unchanged=2)}),
+        # Calls at the same clock count together: population 8, the fifth
+        # would leave (4 - 1) / 8.
+        *[step("source_delete", at=30, source="etcd", id=f"i{n}", expect={"report": report(removed=1)}) for n in range(3)],
+        step("source_delete", at=30, source="etcd", id="i3", expect={"report": report(removed=1)}),
+        step("source_delete", at=30, source="etcd", id="i4", expect={"report": report(held=1)}),
+        step("tick", at=31, expect={"events": [
+            {"type": "removal_released", "id": "i4", "at": 31}, {"type": "deregistered", "id": "i4", "at": 31},
+            {"type": "self_preservation_exited", "at": 31}]}),
+    ], config=dict(half, self_preservation_window_ms=0))
+
+
 def store_fixture(path):
     with open(os.path.join(ROOT, "tests", "fixtures", path)) as f:
         text = f.read()
@@ -518,3 +608,4 @@ if __name__ == "__main__":
     write_fixtures()
     write_scenarios()
     write_store_scenarios()
+    write_window_scenarios()

@@ -39,6 +39,11 @@ type Config struct {
 	SelfPreservationThreshold float64
 	// Self-preservation applies only from this many registered instances on.
 	SelfPreservationMinInstances uint32
+	// How long, in ms, a live instance a source removed still counts in the
+	// population self-preservation measures against (SPEC §10.3), so
+	// removals arriving one by one are judged together; 0 = only removals
+	// at the same clock (0 – 7 days).
+	SelfPreservationWindow time.Duration
 	// Events kept for `events_since` (1 – 1 000 000).
 	EventRetention uint32
 	// Whether a source's full sync with no entries may remove a service's
@@ -73,6 +78,7 @@ func DefaultConfig() Config {
 		SlowStart:                    d(c.slow_start_ms),
 		SelfPreservationThreshold:    float64(c.self_preservation_threshold),
 		SelfPreservationMinInstances: uint32(c.self_preservation_min_instances),
+		SelfPreservationWindow:       d(c.self_preservation_window_ms),
 		EventRetention:               uint32(c.event_retention),
 		TrustEmptySync:               bool(c.trust_empty_sync),
 	}
@@ -103,6 +109,7 @@ func (cfg Config) toC() (C.waypost_config, error) {
 	ms(&c.slow_start_ms, "SlowStart", cfg.SlowStart)
 	c.self_preservation_threshold = C.double(cfg.SelfPreservationThreshold)
 	c.self_preservation_min_instances = C.uint32_t(cfg.SelfPreservationMinInstances)
+	ms(&c.self_preservation_window_ms, "SelfPreservationWindow", cfg.SelfPreservationWindow)
 	c.event_retention = C.uint32_t(cfg.EventRetention)
 	c.trust_empty_sync = C.bool(cfg.TrustEmptySync)
 	return c, err

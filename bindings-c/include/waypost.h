@@ -283,6 +283,13 @@ typedef struct {
    */
   uint32_t self_preservation_min_instances;
   /**
+   * How long, in ms, a live instance a source removed still counts in the
+   * population self-preservation measures against (SPEC §10.3), so
+   * removals arriving one by one are judged together; 0 = only removals
+   * at the same clock (0 – 7 days).
+   */
+  uint64_t self_preservation_window_ms;
+  /**
    * Events kept for `events_since` (1 – 1 000 000).
    */
   uint32_t event_retention;

@@ -67,6 +67,11 @@ pub struct waypost_config {
     pub self_preservation_threshold: f64,
     /// Self-preservation applies only from this many registered instances on.
     pub self_preservation_min_instances: u32,
+    /// How long, in ms, a live instance a source removed still counts in the
+    /// population self-preservation measures against (SPEC §10.3), so
+    /// removals arriving one by one are judged together; 0 = only removals
+    /// at the same clock (0 – 7 days).
+    pub self_preservation_window_ms: u64,
     /// Events kept for `events_since` (1 – 1 000 000).
     pub event_retention: u32,
     /// Whether a source's full sync with no entries may remove a service's
@@ -94,6 +99,7 @@ impl waypost_config {
             slow_start_ms: self.slow_start_ms,
             self_preservation_threshold: self.self_preservation_threshold,
             self_preservation_min_instances: self.self_preservation_min_instances,
+            self_preservation_window_ms: self.self_preservation_window_ms,
             event_retention: self.event_retention,
             trust_empty_sync: self.trust_empty_sync,
         }
@@ -119,6 +125,7 @@ pub extern "C" fn waypost_config_default() -> waypost_config {
         slow_start_ms: c.slow_start_ms,
         self_preservation_threshold: c.self_preservation_threshold,
         self_preservation_min_instances: c.self_preservation_min_instances,
+        self_preservation_window_ms: c.self_preservation_window_ms,
         event_retention: c.event_retention,
         trust_empty_sync: c.trust_empty_sync,
     }

@@ -183,6 +183,11 @@ config_table! {
     self_preservation_threshold: Ratio = 0.0;
     /// Self-preservation applies only from this many registered instances on.
     self_preservation_min_instances: U32 = 3, range(0, 10_000_000);
+    /// How long, in ms, a live instance a source removed still counts in the
+    /// population self-preservation measures against (SPEC §10.3), so
+    /// removals arriving one by one are judged together; 0 = only removals
+    /// at the same clock (0 – 7 days).
+    self_preservation_window_ms: U64 = 60_000, range(0, 7 * DAY_MS), @later;
     /// Events kept for `events_since` (1 – 1 000 000).
     event_retention: U32 = 4096, range(1, 1_000_000);
     /// Whether a source's full sync with no entries may remove a service's

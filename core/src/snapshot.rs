@@ -43,6 +43,8 @@ struct SnapshotDoc {
     events: Vec<Event>,
     /// Declared sources, as written.
     mirrors: Vec<Json>,
+    /// Source removals still in the self-preservation window.
+    recent_removals: Vec<(u64, u64)>,
 }
 
 struct ServiceDoc {
@@ -557,6 +559,7 @@ impl SnapshotDoc {
         let instances = top.each("instances", instance);
         let events = top.each("events", event);
         let mirrors = sources::read_mirrors(&mut top);
+        let recent_removals = sources::read_recent_removals(&mut top);
         top.done();
         problems.verdict()?;
         Ok(SnapshotDoc {
@@ -572,6 +575,7 @@ impl SnapshotDoc {
             instances: instances.into_iter().flatten().collect(),
             events,
             mirrors,
+            recent_removals,
         })
     }
 }
@@ -680,6 +684,7 @@ impl Registry {
         write_array(w.key("events"), self.events.retained(), |out, e| {
             e.write_json(out)
         });
+        sources::write_recent_removals(&mut w, self);
         sources::write_mirrors(&mut w, self);
         w.end();
         out
@@ -714,11 +719,23 @@ impl Registry {
             reg.restore_instance(i, d, doc.last_index, &problems);
         }
         reg.written_mirrors = doc.mirrors;
+        let removals = &mut reg.recent_removals;
+        removals.total = doc
+            .recent_removals
+            .iter()
+            .fold(0u64, |sum, &(_, n)| sum.saturating_add(n));
+        removals.batches = doc.recent_removals.into();
         // Every service is in place (candidate tables below index them).
         problems.verdict()?;
         reg.rebuild_indexes();
         if let Some(problem) = sources::holds_problem(&reg) {
             problems.note(problem);
+        }
+        if let Some(problem) = reg
+            .recent_removals
+            .problem(reg.clock, reg.config.self_preservation_window_ms)
+        {
+            problems.note(problem.into());
         }
         for (i, s) in doc.services.iter().enumerate() {
             let mut slots = Vec::with_capacity(s.candidates.len());

@@ -116,6 +116,7 @@ fn config() -> impl proptest::strategy::Strategy<Value = Config> {
                 self_preservation_min_instances: sp_min,
                 event_retention: retention,
                 trust_empty_sync: false,
+                self_preservation_window_ms: 60_000,
             },
         )
 }

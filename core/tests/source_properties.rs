@@ -336,3 +336,97 @@ fn a_snapshot_with_held_removals_outside_self_preservation_is_refused() {
     let e = Registry::restore(&bad).unwrap_err();
     assert_eq!(e.code(), waypost::ErrorCode::InvalidSnapshot);
 }
+
+/// A source fleet of `n` instances `i0`… synced at 0 under `threshold`.
+fn source_fleet(n: usize, threshold: f64) -> Registry {
+    let mut reg = Registry::new(Config {
+        self_preservation_threshold: threshold,
+        self_preservation_min_instances: 3,
+        // Removing every instance in one call is then a removal like any other.
+        trust_empty_sync: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let entries = (0..n).map(|i| entry("api", (i as u8, 0, 0))).collect();
+    reg.sync("src", "api", entries, 0).unwrap();
+    reg
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// Removals arriving one call at a time within the window (etcd's one
+    /// delete per watch message) hold exactly as many as one call removing
+    /// them all; no hold is released by the call that made it; and once
+    /// the window has passed both registries keep the same fleet.
+    #[test]
+    fn separate_removals_are_judged_as_one_call(
+        (n, order, k) in (3usize..=12).prop_flat_map(|n| (Just(n), Just((0..n).collect::<Vec<usize>>()).prop_shuffle(), 0..=n)),
+        threshold in 0.05f64..0.95,
+        gaps in prop::collection::vec(0u64..5_000, 12),
+    ) {
+        let gone: Vec<usize> = order[..k].to_vec();
+        let mut one_by_one = source_fleet(n, threshold);
+        let mut now = 1;
+        let (mut removed, mut held) = (0, 0);
+        for (&i, gap) in gone.iter().zip(&gaps) {
+            now += gap;
+            let id = format!("i{i}");
+            let report = one_by_one.source_delete("src", &id, now).unwrap();
+            prop_assert_eq!(report.removed + report.held, 1);
+            if report.held == 1 {
+                // The call's own release check keeps it.
+                prop_assert!(one_by_one.get(&id, now).is_ok());
+            }
+            removed += report.removed;
+            held += report.held;
+            one_by_one.check_invariants().map_err(TestCaseError::fail)?;
+            let snap = one_by_one.snapshot();
+            let back = Registry::restore(&snap).map_err(|e| TestCaseError::fail(e.message()))?;
+            prop_assert_eq!(back.snapshot(), snap);
+        }
+        let mut at_once = source_fleet(n, threshold);
+        let kept = (0..n).filter(|i| !gone.contains(i)).map(|i| entry("api", (i as u8, 0, 0))).collect();
+        let report = at_once.sync("src", "api", kept, 1).unwrap();
+        prop_assert_eq!((removed, held), (report.removed, report.held));
+        prop_assert_eq!(one_by_one.in_self_preservation(), held > 0);
+        // Past every window: the same baseline, the same verdict.
+        let later = now + 60_001;
+        one_by_one.tick(later);
+        at_once.tick(later);
+        prop_assert_eq!(one_by_one.len(), at_once.len());
+        prop_assert_eq!(one_by_one.in_self_preservation(), at_once.in_self_preservation());
+        one_by_one.check_invariants().map_err(TestCaseError::fail)?;
+    }
+}
+
+#[test]
+fn a_snapshot_with_removals_outside_the_window_is_refused() {
+    let mut reg = source_fleet(10, 0.5);
+    for i in 0..6u64 {
+        reg.source_delete("src", &format!("i{i}"), 1 + i).unwrap();
+    }
+    let text = reg.snapshot();
+    let written = r#""recent_removals":[[1,1],[2,1],[3,1],[4,1],[5,1]]"#;
+    assert!(text.contains(written), "{text}");
+    let back = Registry::restore(&text).unwrap();
+    assert_eq!(back.snapshot(), text);
+    for bad in [
+        r#""recent_removals":[[2,1],[1,1],[3,1],[4,1],[5,1]]"#,
+        r#""recent_removals":[[1,0],[2,1],[3,1],[4,1],[5,1]]"#,
+        r#""recent_removals":[[1,1],[2,1],[3,1],[4,1],[7,1]]"#,
+        r#""recent_removals":[[1,1],[2,1],[3,1],[4,1],[5,-1]]"#,
+        r#""recent_removals":{}"#,
+    ] {
+        let e = Registry::restore(&text.replace(written, bad)).unwrap_err();
+        assert_eq!(e.code(), waypost::ErrorCode::InvalidSnapshot, "{bad}");
+    }
+    // Out of the window at the clock: a registry would have let it go.
+    let short = text.replace(
+        r#""self_preservation_min_instances":3,"#,
+        r#""self_preservation_min_instances":3,"self_preservation_window_ms":4,"#,
+    );
+    assert_ne!(short, text);
+    let e = Registry::restore(&short).unwrap_err();
+    assert_eq!(e.code(), waypost::ErrorCode::InvalidSnapshot);
+}

@@ -199,13 +199,14 @@ fn removals_obey_self_preservation_and_are_released_in_order() {
     // New instances lift the fraction: the held removals go, in id order.
     let mark = reg.last_index();
     let mut more = all[..2].to_vec();
-    // 21 more: (2 + 21) live of 8 + 21 = 0.79, still held.
+    // The two removed at 1 still count in the population (the window).
+    // 21 more: 29 live, 6 of them held, (29 - 6) / (29 + 2) < 0.8: held.
     more.extend((10..31).map(|i| entry(&format!("j{i}"), 80)));
     let r = reg.sync("etcd", "api", more.clone(), 2).unwrap();
     assert_eq!((r.added, r.held), (21, 6));
     assert!(reg.in_self_preservation());
-    // One more: 24 / 30 = 0.8.
-    more.push(entry("k", 80));
+    // Nine more: (38 - 6) / (38 + 2) = 0.8.
+    more.extend((0..9).map(|i| entry(&format!("k{i}"), 80)));
     reg.sync("etcd", "api", more, 3).unwrap();
     let released: Vec<String> = reg
         .events_since(mark)

@@ -199,6 +199,7 @@ class Registry:
         slow_start_ms: Optional[int] = None,
         self_preservation_threshold: Optional[float] = None,
         self_preservation_min_instances: Optional[int] = None,
+        self_preservation_window_ms: Optional[int] = None,
         event_retention: Optional[int] = None,
         trust_empty_sync: Optional[bool] = None,
         # END GENERATED config

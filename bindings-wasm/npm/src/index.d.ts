@@ -94,6 +94,8 @@ export interface RegistryConfig {
   selfPreservationThreshold?: number;
   /** Self-preservation applies only from this many registered instances on. */
   selfPreservationMinInstances?: number;
+  /** How long, in ms, a live instance a source removed still counts in the population self-preservation measures against (SPEC §10.3), so removals arriving one by one are judged together; 0 = only removals at the same clock (0 – 7 days). */
+  selfPreservationWindowMs?: number;
   /** Events kept for `events_since` (1 – 1 000 000). */
   eventRetention?: number;
   /** Whether a source's full sync with no entries may remove a service's instances (SPEC §10.3); by default it is held as a likely error. */

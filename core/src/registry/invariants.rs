@@ -91,6 +91,12 @@ impl Registry {
         if !self.held_ids.is_empty() && !self.self_preservation {
             return Err("removals held outside self-preservation".into());
         }
+        if let Some(problem) = self
+            .recent_removals
+            .problem(self.clock, self.config.self_preservation_window_ms)
+        {
+            return Err(problem.into());
+        }
         if self.non_draining != non_draining || self.live_non_draining != live {
             return Err("draining or live counters disagree".into());
         }

@@ -150,8 +150,9 @@ pub struct Registry {
     /// Ids of the source removals held back by self-preservation (any
     /// order: they are released smallest id first).
     pub(crate) held_ids: Vec<Arc<str>>,
-    /// Live instances the current reconcile call removed (0 outside one).
-    pub(crate) batch_removed: u64,
+    /// Live instances sources removed within the self-preservation window:
+    /// they still count in the population it is measured against.
+    pub(crate) recent_removals: time::RecentRemovals,
     /// The sources declared with `source_add`, in the order added.
     pub(crate) mirrors: Vec<mirrors::Mirror>,
     /// Mirrors a snapshot held, as written, until a mirror call reads
@@ -210,7 +211,7 @@ impl Registry {
             source_names: Vec::new(),
             sync_pass: 0,
             held_ids: Vec::new(),
-            batch_removed: 0,
+            recent_removals: time::RecentRemovals::default(),
             mirrors: Vec::new(),
             written_mirrors: Vec::new(),
         }

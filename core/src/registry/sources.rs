@@ -628,7 +628,7 @@ impl Registry {
             self.release_hold(slot, at);
         }
         if !draining {
-            self.batch_removed += 1;
+            self.recent_removals.record(at);
         }
         let service_idx = self.entry(slot).service_idx;
         self.services[service_idx as usize].metrics.deregistrations += 1;
@@ -720,7 +720,6 @@ impl Registry {
     /// After a reconcile: releases held removals the fraction now allows,
     /// then lets held lease expiries go as a renewal would.
     pub(crate) fn after_reconcile(&mut self) {
-        self.batch_removed = 0;
         self.lease_blocked = false;
         self.settle();
         self.release_held_removals();
@@ -747,6 +746,9 @@ impl Registry {
         {
             self.events.source = self.entry(slot).instance.source.clone();
             self.release_hold(slot, at);
+            if !self.entry(slot).inputs.is_draining() {
+                self.recent_removals.record(at);
+            }
             let service_idx = self.entry(slot).service_idx;
             self.services[service_idx as usize].metrics.deregistrations += 1;
             self.remove(slot, EventKind::Deregistered, at);

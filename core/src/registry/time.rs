@@ -2,6 +2,7 @@
 //! ends in (deadline, id) order; self-preservation holds expiries back.
 
 use crate::prelude::*;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::cmp::Reverse;
 
@@ -13,6 +14,70 @@ use crate::events::{Event, EventKind};
 enum TimerKind {
     Lease,
     Ejection,
+}
+
+/// The live instances sources removed lately, as `(at, count)` batches in
+/// time order (one per distinct `at`), with their sum: each counts in the
+/// self-preservation population while `clock ≤ at +
+/// self_preservation_window_ms` (SPEC §10.3).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecentRemovals {
+    pub(crate) batches: VecDeque<(u64, u64)>,
+    pub(crate) total: u64,
+}
+
+impl RecentRemovals {
+    /// Counts one removal at `at` (never before the last one recorded).
+    pub(crate) fn record(&mut self, at: u64) {
+        match self.batches.back_mut() {
+            Some(last) if last.0 == at => last.1 = last.1.saturating_add(1),
+            _ => self.batches.push_back((at, 1)),
+        }
+        self.total = self.total.saturating_add(1);
+    }
+
+    /// When the oldest batch leaves the window (`None`: no batch, or never).
+    #[inline]
+    pub(crate) fn next_ageing(&self, window: u64) -> Option<u64> {
+        let &(at, _) = self.batches.front()?;
+        at.checked_add(window)?.checked_add(1)
+    }
+
+    /// What makes these batches impossible for a registry at `clock` to
+    /// hold: batches out of time order, empty, after the clock or already
+    /// out of the window, or a sum that disagrees or passes 2^53 − 1.
+    pub(crate) fn problem(&self, clock: u64, window: u64) -> Option<&'static str> {
+        let mut sum = 0u64;
+        let mut previous: Option<u64> = None;
+        for &(at, count) in &self.batches {
+            if previous.is_some_and(|p| p >= at) {
+                return Some("recent_removals: not in time order");
+            }
+            if count == 0 || at > clock || at.saturating_add(window) < clock {
+                return Some("recent_removals: a batch outside the window");
+            }
+            previous = Some(at);
+            sum = sum.saturating_add(count);
+        }
+        if sum != self.total || sum > crate::events::MAX_EVENT_INDEX {
+            return Some("recent_removals: count out of range");
+        }
+        None
+    }
+
+    /// Drops the batches out of the window at `clock`; whether any left.
+    fn age(&mut self, clock: u64, window: u64) -> bool {
+        let mut aged = false;
+        while let Some(&(at, count)) = self.batches.front() {
+            if at.saturating_add(window) >= clock {
+                break;
+            }
+            self.batches.pop_front();
+            self.total = self.total.saturating_sub(count);
+            aged = true;
+        }
+        aged
+    }
 }
 
 impl Registry {
@@ -35,10 +100,14 @@ impl Registry {
             self.leases.peek().map(|t| t.0 .0)
         };
         let ejection = self.ejections.peek().map(|t| t.0 .0);
-        match (lease, ejection) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // While something is held, removals leaving the window may release it.
+        let ageing = if self.self_preservation {
+            self.recent_removals
+                .next_ageing(self.config.self_preservation_window_ms)
+        } else {
+            None
+        };
+        [lease, ejection, ageing].into_iter().flatten().min()
     }
 
     /// Instances whose active check should run now, in (due, id) order. Each
@@ -152,19 +221,37 @@ impl Registry {
             self.clock = now;
         }
         let clock = self.clock;
+        let aged = self
+            .recent_removals
+            .next_ageing(self.config.self_preservation_window_ms)
+            .is_some_and(|due| due <= clock)
+            && self.age_removals(clock);
         let lease_top = if self.lease_blocked {
             u64::MAX
         } else {
             self.leases.peek().map_or(u64::MAX, |t| t.0 .0)
         };
         let ejection_top = self.ejections.peek().map_or(u64::MAX, |t| t.0 .0);
-        if lease_top > clock && ejection_top > clock {
+        if lease_top > clock && ejection_top > clock && !aged {
             if self.self_preservation && !self.lease_blocked {
                 self.check_self_preservation_exit(clock);
             }
             return;
         }
         self.apply_due(from, clock);
+    }
+
+    /// Drops the source removals that left the window at `clock`. Returns
+    /// whether that may release something held: the population shrank
+    /// while in self-preservation (held lease expiries are looked at again).
+    #[inline(never)]
+    fn age_removals(&mut self, clock: u64) -> bool {
+        let window = self.config.self_preservation_window_ms;
+        if !self.recent_removals.age(clock, window) || !self.self_preservation {
+            return false;
+        }
+        self.lease_blocked = false;
+        true
     }
 
     /// Applies every timer due at or before `clock`, in due order; `from`
@@ -278,17 +365,24 @@ impl Registry {
         self.release_held_removals();
     }
 
+    /// The population the live fraction is measured against: instances
+    /// not draining, and the live ones sources removed within the window
+    /// (their instances are gone, but a mass loss must still show, as
+    /// expired leases stay counted until evicted).
+    fn preservation_population(&self) -> u64 {
+        self.non_draining.saturating_add(self.recent_removals.total)
+    }
+
     /// Whether losing one more live instance (a lease expiry or a source's
     /// removal) would take the live fraction below the threshold. Held
-    /// removals count as lost, and so do the removals the current
-    /// reconcile call already applied (their instances are gone, but the
-    /// fraction is measured against the population before the call).
+    /// removals count as lost, and the removals still in the window count
+    /// in the population.
     pub(super) fn would_breach_self_preservation(&self) -> bool {
         let threshold = self.config.self_preservation_threshold;
         if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
             return false;
         }
-        let population = self.non_draining + self.batch_removed;
+        let population = self.preservation_population();
         if population == 0 {
             return false;
         }
@@ -300,19 +394,22 @@ impl Registry {
 
     /// Whether the live fraction, held removals counted as lost, is at or
     /// above the threshold (or protection does not apply): the held
-    /// removals may go.
+    /// removals may go. Measured against the same population as
+    /// [`Registry::would_breach_self_preservation`], so a removal just held
+    /// stays held until the fleet recovers or the window passes.
     pub(super) fn fraction_recovered(&self) -> bool {
         let threshold = self.config.self_preservation_threshold;
         if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
             return true;
         }
-        if self.non_draining == 0 {
+        let population = self.preservation_population();
+        if population == 0 {
             return true;
         }
         let live = self
             .live_non_draining
             .saturating_sub(self.held_ids.len() as u64);
-        (live as f64) / (self.non_draining as f64) >= threshold
+        (live as f64) / (population as f64) >= threshold
     }
 
     pub(super) fn check_self_preservation_exit(&mut self, at: u64) {

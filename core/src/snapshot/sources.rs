@@ -125,6 +125,50 @@ pub(super) fn write_mirrors(w: &mut ObjectWriter, reg: &Registry) {
     out.push(']');
 }
 
+/// The optional top-level `recent_removals`: `[[at, count], ...]`, the
+/// source removals still in the self-preservation window (checked against
+/// the clock once the whole document is read).
+#[inline(never)]
+pub(super) fn read_recent_removals(top: &mut Fields) -> Vec<(u64, u64)> {
+    let Some(value) = top.optional("recent_removals") else {
+        return Vec::new();
+    };
+    let pair = |item: &Json| match item {
+        Json::Array(pair) => match pair.as_slice() {
+            [at, count] => Some((at.as_u64()?, count.as_u64()?)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let batches = match &value {
+        Json::Array(items) => items.iter().map(pair).collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    batches.unwrap_or_else(|| {
+        top.problems
+            .note("recent_removals: expected an array of [at, count] pairs".into());
+        Vec::new()
+    })
+}
+
+/// Writes `recent_removals` when any removal is still in the window.
+#[inline(never)]
+pub(super) fn write_recent_removals(w: &mut ObjectWriter, reg: &Registry) {
+    let batches = &reg.recent_removals.batches;
+    if batches.is_empty() {
+        return;
+    }
+    let out = w.key("recent_removals");
+    out.push('[');
+    for (i, (at, count)) in batches.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        put!(out, "[", *at, ",", *count, "]");
+    }
+    out.push(']');
+}
+
 /// Held removals outside self-preservation cannot happen: holding one
 /// enters it, and it is left only when none stays held.
 pub(super) fn holds_problem(reg: &Registry) -> Option<String> {
