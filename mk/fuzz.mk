@@ -1,7 +1,9 @@
 # Fuzzing on the stable toolchain (no nightly, so no cargo-fuzz here): a
 # time-budgeted proptest run of core/tests/fuzz.rs over Json::parse,
-# Registry::restore, the instance, config and filter readers and random
-# operation sequences, mutating the corpus in core/tests/fuzz/corpus/.
+# Registry::restore, the instance, config and filter readers, the etcd
+# payload reader (held to the whole-tree reader it replaced) and random
+# operation sequences, mutating the corpus in core/tests/fuzz/corpus/ and
+# the etcd payloads in tests/fixtures/etcd/.
 # Failures are saved as seeds to core/tests/fuzz/regressions.txt (check
 # them in: every run replays them first).
 #   make fuzz                     one minute per target

@@ -9,6 +9,11 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use waypost::{Config, InstanceSpec, PickOptions, Registry, SourceEntry, Strategy};
 
+// The payloads are built as the core's tests build them.
+#[path = "../../core/tests/support/base64.rs"]
+mod support;
+use support::base64;
+
 const N: usize = 10_000;
 
 fn entry(i: usize, port: u16) -> SourceEntry {
@@ -45,31 +50,13 @@ fn registry() -> Registry {
     .unwrap()
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                A[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 fn kv(i: usize, port: u16, revision: u64) -> String {
     let e = entry(i, port);
     let key = format!("/waypost/services/api/{}", e.spec.id);
     format!(
         r#"{{"key":"{}","create_revision":"2","mod_revision":"{revision}","version":"1","value":"{}","lease":"7587869812316352005"}}"#,
-        base64(key.as_bytes()),
-        base64(e.spec.to_json().as_bytes())
+        base64(key.as_bytes(), false, true),
+        base64(e.spec.to_json().as_bytes(), false, true)
     )
 }
 

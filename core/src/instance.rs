@@ -259,7 +259,8 @@ impl InstanceSpec {
     }
 }
 
-const INSTANCE_KEYS: [&str; 11] = [
+/// The fields of the instance wire form.
+pub(crate) const INSTANCE_KEYS: [&str; 11] = [
     "id",
     "service",
     "address",

@@ -16,6 +16,37 @@ use crate::error::{Error, Result};
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, Json, ObjectWriter};
 
+#[cfg(feature = "record-reader")]
+mod record;
+mod reference;
+
+#[doc(hidden)]
+pub use reference::etcd_readers_agree;
+
+/// Every member the reader looks at, at any depth; the JSON reader passes
+/// over the others without building them (most of a range answer's kv is
+/// revisions and a lease nobody reads). A watch message's own members
+/// come last: a range answer is read without them.
+const MEMBERS: [&str; 14] = [
+    "error",
+    "message",
+    "result",
+    "header",
+    "revision",
+    "kvs",
+    "key",
+    "value",
+    "canceled",
+    "compact_revision",
+    "events",
+    "type",
+    "kv",
+    "mod_revision",
+];
+
+/// How many of [`MEMBERS`] a range answer needs.
+const RANGE_MEMBERS: usize = 8;
+
 /// The mirror of every key under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Etcd {
@@ -114,7 +145,19 @@ impl Etcd {
                 ),
             ));
         }
-        let doc = Json::parse(body).map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
+        // The gateway writes `result` first in a watch message.
+        let watch = body.trim_start().starts_with("{\"result\"");
+        let keep = MEMBERS.get(..RANGE_MEMBERS).filter(|_| !watch);
+        let mut doc = Json::parse_keeping(body, keep.unwrap_or(&MEMBERS));
+        if keep.is_some() && doc.as_ref().is_ok_and(|d| d.get("result").is_some()) {
+            doc = Json::parse_keeping(body, &MEMBERS);
+        }
+        self.read(doc, &KvReader::FAST)
+    }
+
+    /// Reads a parsed payload, each kv with `kvs`.
+    fn read(&mut self, doc: core::result::Result<Json, String>, kvs: &KvReader) -> Result<Feed> {
+        let doc = doc.map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
         let Json::Object(top) = doc else {
             return Err(bad(
                 "body",
@@ -132,12 +175,12 @@ impl Etcd {
             ));
         }
         match get(&top, "result") {
-            Some(Json::Object(result)) => self.watch_message(result),
+            Some(Json::Object(result)) => self.watch_message(result, kvs),
             Some(other) => Err(bad(
                 "result",
                 &text!("expected an object, got ", describe(other)),
             )),
-            None => self.range(&top),
+            None => self.range(&top, kvs),
         }
     }
 
@@ -172,7 +215,7 @@ impl Etcd {
     }
 
     /// A `/v3/kv/range` response: the whole state at `header.revision`.
-    fn range(&mut self, top: &[(String, Json)]) -> Result<Feed> {
+    fn range(&mut self, top: &[(String, Json)], reader: &KvReader) -> Result<Feed> {
         let revision = Etcd::header_revision(top, "")?;
         let kvs: &[Json] = match get(top, "kvs") {
             None | Some(Json::Null) => &[],
@@ -185,6 +228,7 @@ impl Etcd {
             }
         };
         let mut feed = Feed::default();
+        let mut bufs = Buffers::default();
         let mut entries = Vec::with_capacity(kvs.len());
         for (i, kv) in kvs.iter().enumerate() {
             let at = || text!("kvs[", i, "]");
@@ -193,7 +237,7 @@ impl Etcd {
                     .push(rejected(at(), bad("kv", "expected an object")));
                 continue;
             };
-            match self.record(kv) {
+            match (reader.record)(self, kv, &mut bufs) {
                 Ok(Record::Put(entry)) => entries.push(entry),
                 // A naming record that says "deleted": simply not listed.
                 Ok(Record::Delete(_)) => {}
@@ -212,7 +256,7 @@ impl Etcd {
     }
 
     /// One message of the `/v3/watch` stream.
-    fn watch_message(&mut self, result: &[(String, Json)]) -> Result<Feed> {
+    fn watch_message(&mut self, result: &[(String, Json)], reader: &KvReader) -> Result<Feed> {
         if flag(get(result, "canceled")) || int64(get(result, "compact_revision")).unwrap_or(0) > 0
         {
             return Ok(self.reset());
@@ -232,6 +276,7 @@ impl Etcd {
             }
         };
         let mut feed = Feed::default();
+        let mut bufs = Buffers::default();
         let mut newest = revision;
         for (i, event) in events.iter().enumerate() {
             let at = || text!("events[", i, "]");
@@ -269,13 +314,13 @@ impl Etcd {
             };
             newest = newest.max(int64(get(kv, "mod_revision")).unwrap_or(0));
             if delete {
-                match self.key(kv) {
-                    Ok((_, _, id)) => feed.changes.push(Change::Delete(id)),
+                match (reader.id)(self, kv, &mut bufs) {
+                    Ok(id) => feed.changes.push(Change::Delete(id)),
                     Err((key, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
                 }
                 continue;
             }
-            match self.record(kv) {
+            match (reader.record)(self, kv, &mut bufs) {
                 Ok(Record::Put(entry)) => feed.changes.push(Change::Put(entry)),
                 Ok(Record::Delete(id)) => feed.changes.push(Change::Delete(id)),
                 Err((key, _, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
@@ -285,52 +330,83 @@ impl Etcd {
         Ok(feed)
     }
 
-    /// The key of a kv, decoded and split into `(key, service, id)`; on
-    /// failure the key text when it could be read, and why.
-    fn key(
+    /// The key of a kv (base64 text), decoded into `buf` and split into
+    /// `(key, service, id)`; on failure the key text when it could be
+    /// read, and why.
+    fn key<'b>(
         &self,
         kv: &[(String, Json)],
-    ) -> core::result::Result<(String, String, String), (Option<String>, Error)> {
+        buf: &'b mut Vec<u8>,
+    ) -> core::result::Result<(&'b str, &'b str, &'b str), (Option<String>, Error)> {
         let Some(Json::String(coded)) = get(kv, "key") else {
             return Err((None, bad("key", "expected a base64 string")));
         };
-        let Some(bytes) = base64::decode(coded) else {
+        if !base64::decode_into(coded, buf) {
             return Err((None, bad("key", "not base64")));
-        };
-        let Ok(key) = String::from_utf8(bytes) else {
+        }
+        let Ok(key) = core::str::from_utf8(buf) else {
             return Err((None, bad("key", "not UTF-8")));
         };
         let rest = key
             .strip_prefix(self.prefix.as_str())
             .and_then(|r| r.strip_prefix('/'));
-        let split = rest.and_then(|r| r.split_once('/'));
-        match split {
-            Some((service, id)) if !service.is_empty() && !id.is_empty() => {
-                let (service, id) = (String::from(service), String::from(id));
-                Ok((key, service, id))
-            }
-            _ => Err((Some(key), bad("key", "expected <prefix>/<service>/<id>"))),
+        match rest.and_then(|r| r.split_once('/')) {
+            Some((service, id)) if !service.is_empty() && !id.is_empty() => Ok((key, service, id)),
+            _ => Err((
+                Some(key.into()),
+                bad("key", "expected <prefix>/<service>/<id>"),
+            )),
         }
+    }
+
+    /// The id a kv's key names.
+    fn id(
+        &self,
+        kv: &[(String, Json)],
+        bufs: &mut Buffers,
+    ) -> core::result::Result<String, (Option<String>, Error)> {
+        self.key(kv, &mut bufs.key).map(|(_, _, id)| id.into())
     }
 
     /// A kv with a value: the entry it describes.
     fn record(
         &self,
         kv: &[(String, Json)],
-    ) -> core::result::Result<Record, (Option<String>, Option<String>, Error)> {
-        let (key, service, id) = self.key(kv).map_err(|(k, e)| (k, None, e))?;
+        bufs: &mut Buffers,
+    ) -> core::result::Result<Record, Failure> {
+        let (key, service, id) = self.key(kv, &mut bufs.key).map_err(|(k, e)| (k, None, e))?;
         // The key and id are only copied into a rejection, never before.
-        let record = value_members(kv).and_then(|members| {
-            let naming = members
-                .iter()
-                .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
-            if naming {
-                naming_record(&members, &service, &id)
-            } else {
-                wire_record(members, &service, &id)
+        let fail = |e: Error| (Some(String::from(key)), Some(String::from(id)), e);
+        let text = match get(kv, "value") {
+            Some(Json::String(coded)) => {
+                if !base64::decode_into(coded, &mut bufs.value) {
+                    return Err(fail(bad("value", "not base64")));
+                }
+                core::str::from_utf8(&bufs.value).map_err(|_| fail(bad("value", "not UTF-8")))?
             }
-        });
-        record.map_err(|e| (Some(key), Some(id), e))
+            None | Some(Json::Null) => "",
+            Some(other) => {
+                return Err(fail(bad(
+                    "value",
+                    &text!("expected a base64 string, got ", describe(other)),
+                )))
+            }
+        };
+        #[cfg(feature = "record-reader")]
+        if let Some(entry) = record::wire_entry(text, service, id) {
+            return Ok(Record::Put(entry));
+        }
+        let members = match Json::parse(text) {
+            Ok(Json::Object(members)) => members,
+            Ok(other) => {
+                return Err(fail(bad(
+                    "value",
+                    &text!("expected a JSON object, got ", describe(&other)),
+                )))
+            }
+            Err(e) => return Err(fail(bad("value", &text!("not valid JSON: ", e)))),
+        };
+        value_record(members, service, id).map_err(fail)
     }
 
     /// Appends the mirror's progress: `{"revision", "watching"}`.
@@ -364,29 +440,50 @@ impl Etcd {
     }
 }
 
-/// The members of a kv's value: base64 of a JSON object.
-fn value_members(kv: &[(String, Json)]) -> Result<Vec<(String, Json)>> {
-    let value = match get(kv, "value") {
-        Some(Json::String(coded)) => {
-            base64::decode(coded).ok_or_else(|| bad("value", "not base64"))?
-        }
-        None | Some(Json::Null) => Vec::new(),
-        Some(other) => {
-            return Err(bad(
-                "value",
-                &text!("expected a base64 string, got ", describe(other)),
-            ))
-        }
-    };
-    let text = core::str::from_utf8(&value).map_err(|_| bad("value", "not UTF-8"))?;
-    match Json::parse(text) {
-        Ok(Json::Object(members)) => Ok(members),
-        Ok(other) => Err(bad(
-            "value",
-            &text!("expected a JSON object, got ", describe(&other)),
-        )),
-        Err(e) => Err(bad("value", &text!("not valid JSON: ", e))),
+/// The entry a value's members describe: etcd's naming record or waypost's
+/// wire form.
+fn value_record(members: Vec<(String, Json)>, service: &str, id: &str) -> Result<Record> {
+    let naming = members
+        .iter()
+        .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
+    if naming {
+        naming_record(&members, service, id)
+    } else {
+        wire_record(members, service, id)
     }
+}
+
+/// Buffers the keys and values of one payload are decoded into, in turn.
+#[derive(Default)]
+struct Buffers {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// Why a kv was rejected: its key text when it could be read, its id when
+/// the key named one, and the error.
+type Failure = (Option<String>, Option<String>, Error);
+
+/// The members of a kv.
+type KvMembers = [(String, Json)];
+
+/// Why a key was rejected: its text when it could be read, and the error.
+type KeyFailure = (Option<String>, Error);
+
+/// How the kvs of a payload are read: the id of a deleted key, and what a
+/// kv with a value says.
+struct KvReader {
+    id: fn(&Etcd, &KvMembers, &mut Buffers) -> core::result::Result<String, KeyFailure>,
+    record: fn(&Etcd, &KvMembers, &mut Buffers) -> core::result::Result<Record, Failure>,
+}
+
+impl KvReader {
+    /// Keys and values decoded into reused buffers, a value in the wire
+    /// form read straight into its entry.
+    const FAST: KvReader = KvReader {
+        id: Etcd::id,
+        record: Etcd::record,
+    };
 }
 
 /// What one kv says.
