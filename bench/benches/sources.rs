@@ -7,27 +7,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use waypost::{Config, InstanceSpec, PickOptions, Registry, SourceEntry, Strategy};
+use waypost::{Config, PickOptions, Registry, SourceEntry, Strategy};
 
-// The payloads are built as the core's tests build them.
-#[path = "../../core/tests/support/base64.rs"]
-mod support;
-use support::base64;
-
-const N: usize = 10_000;
-
-fn entry(i: usize, port: u16) -> SourceEntry {
-    let mut spec = InstanceSpec::new(
-        format!("api-{i:07}"),
-        "api",
-        format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
-        port,
-    );
-    spec.weight = 1 + (i % 7) as u32;
-    spec.tags = vec!["v1".into()];
-    spec.zone = Some("eu-1".into());
-    SourceEntry::new(spec)
-}
+use waypost_bench::etcd::{entry, range_payload, watch_payload, N};
 
 fn entries(changed_every: usize) -> Vec<SourceEntry> {
     (0..N)
@@ -48,31 +30,6 @@ fn registry() -> Registry {
         ..Config::default()
     })
     .unwrap()
-}
-
-fn kv(i: usize, port: u16, revision: u64) -> String {
-    let e = entry(i, port);
-    let key = format!("/waypost/services/api/{}", e.spec.id);
-    format!(
-        r#"{{"key":"{}","create_revision":"2","mod_revision":"{revision}","version":"1","value":"{}","lease":"7587869812316352005"}}"#,
-        base64(key.as_bytes(), false, true),
-        base64(e.spec.to_json().as_bytes(), false, true)
-    )
-}
-
-fn range_payload() -> String {
-    let kvs: Vec<String> = (0..N).map(|i| kv(i, 8080, 5)).collect();
-    format!(
-        r#"{{"header":{{"cluster_id":"1","member_id":"2","revision":"10","raft_term":"2"}},"kvs":[{}],"count":"{N}"}}"#,
-        kvs.join(",")
-    )
-}
-
-fn watch_payload(port: u16, revision: u64) -> String {
-    format!(
-        r#"{{"result":{{"header":{{"cluster_id":"1","member_id":"2","revision":"{revision}","raft_term":"2"}},"events":[{{"kv":{}}}]}}}}"#,
-        kv(7, port, revision)
-    )
 }
 
 fn sources(c: &mut Criterion) {
@@ -146,6 +103,7 @@ fn sources(c: &mut Criterion) {
     let mut mirror = registry();
     mirror.source_add("etcd", r#"{"kind":"etcd"}"#).unwrap();
     let range = range_payload();
+    eprintln!("etcd range answer: {} keys, {} bytes", N, range.len());
     mirror.source_feed("etcd", &range, 0, 200, None).unwrap();
     let watches = [watch_payload(9090, 11), watch_payload(8080, 12)];
     let mut n = 0;
