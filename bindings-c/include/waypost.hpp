@@ -37,6 +37,7 @@ class error : public std::runtime_error {
 
 /// Load-balancing strategies (SPEC §5).
 enum class strategy : uint32_t {
+  // BEGIN GENERATED strategy (make gen: the core's name table)
   round_robin = WAYPOST_STRATEGY_ROUND_ROBIN,
   random = WAYPOST_STRATEGY_RANDOM,
   weighted_random = WAYPOST_STRATEGY_WEIGHTED_RANDOM,
@@ -44,13 +45,16 @@ enum class strategy : uint32_t {
   least_request = WAYPOST_STRATEGY_LEAST_REQUEST,
   consistent_hash = WAYPOST_STRATEGY_CONSISTENT_HASH,
   first_available = WAYPOST_STRATEGY_FIRST_AVAILABLE,
+  // END GENERATED strategy
 };
 
 /// Results of an active check.
 enum class check_status : uint32_t {
+  // BEGIN GENERATED check_status (make gen: the core's name table)
   pass = WAYPOST_CHECK_STATUS_PASS,
   warn = WAYPOST_CHECK_STATUS_WARN,
   fail = WAYPOST_CHECK_STATUS_FAIL,
+  // END GENERATED check_status
 };
 
 /// The library version.

@@ -10,27 +10,9 @@ use waypost_core::{
 use crate::convert::{filter_from_json, opt_text, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
+pub use crate::names::waypost_strategy;
+use crate::names::STRATEGY_NAMES;
 use crate::registry::{deref, waypost_registry, Locked};
-
-/// Load-balancing strategy (SPEC §5); pass its integer value.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_strategy {
-    /// Per-service counter: `candidates[c mod len]`.
-    RoundRobin = 0,
-    /// Uniform, from the registry RNG.
-    Random = 1,
-    /// Probability weight / Σweight.
-    WeightedRandom = 2,
-    /// Smooth weighted round robin (nginx).
-    WeightedRoundRobin = 3,
-    /// Power of two choices over in-flight counts per unit weight.
-    LeastRequest = 4,
-    /// Weighted rendezvous hashing of `key` (required).
-    ConsistentHash = 5,
-    /// `candidates[0]`.
-    FirstAvailable = 6,
-}
 
 /// Optional pick arguments; every pointer may be NULL. Passing NULL for the
 /// whole struct is the same as all NULL.
@@ -542,16 +524,6 @@ pub extern "C" fn waypost_strategy_name(strategy: u32) -> *const c_char {
         Err(_) => std::ptr::null(),
     })
 }
-
-static STRATEGY_NAMES: [&std::ffi::CStr; 7] = [
-    c"round_robin",
-    c"random",
-    c"weighted_random",
-    c"weighted_round_robin",
-    c"least_request",
-    c"consistent_hash",
-    c"first_available",
-];
 
 #[cfg(test)]
 mod tests {

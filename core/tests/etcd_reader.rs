@@ -248,24 +248,6 @@ proptest! {
 }
 
 #[test]
-fn the_fixtures_read_as_the_reference_reads_them() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/etcd");
-    let mut n = 0;
-    for file in std::fs::read_dir(dir).unwrap() {
-        let path = file.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            for watching in [false, true] {
-                etcd_readers_agree(PREFIX, 4, watching, &text)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            }
-            n += 1;
-        }
-    }
-    assert!(n >= 10, "the etcd fixtures are missing");
-}
-
-#[test]
 fn the_generators_reach_both_outcomes() {
     // The properties above are only worth something if the documents they
     // generate are read both ways: some accepted with entries, some

@@ -1,7 +1,9 @@
 /* Tests of the C ABI: every function, its error paths, NULLs, invalid UTF-8,
- * malformed JSON and snapshots, and a forced panic. Run under valgrind and
+ * malformed JSON and snapshots, a forced panic, and the heap footprint of a
+ * registry that instances keep entering and leaving. Run under valgrind and
  * under -fsanitize=address,undefined by `make c-test`. */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,6 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer's count of live heap bytes (GCC ships no header for it). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 #include "waypost.h"
 
@@ -830,6 +839,92 @@ static void test_pickers_under_churn(void) {
   CHECK(waypost_pick_tables_alive() == tables);
 }
 
+/* Bytes the process holds on the heap, from whichever allocator runs it:
+ * AddressSanitizer's own count, valgrind's count of blocks still allocated
+ * (a leak search that finds them all, reachable or not), else glibc's.
+ * The first two count what was asked for, byte for byte; glibc counts
+ * chunks, whose rounding depends on how free space was split, so a plain
+ * build gets `*slack` bytes of leeway (and should run with
+ * GLIBC_TUNABLES=glibc.malloc.tcache_count=0: cached chunks count as used). */
+static size_t heap_in_use(size_t *slack) {
+#if defined(__SANITIZE_ADDRESS__)
+  *slack = 0;
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  if (RUNNING_ON_VALGRIND) {
+    unsigned long leaked = 0, dubious = 0, reachable = 0, suppressed = 0;
+    VALGRIND_DO_QUICK_LEAK_CHECK;
+    VALGRIND_COUNT_LEAKS(leaked, dubious, reachable, suppressed);
+    *slack = 0;
+    return leaked + dubious + reachable + suppressed;
+  }
+  struct mallinfo2 m = mallinfo2();
+  *slack = 4096;
+  return m.uordblks + m.hblkhd; /* small chunks and mmapped ones */
+#endif
+}
+
+static int within(size_t a, size_t b, size_t slack) {
+  return a > b ? a - b <= slack : b - a <= slack;
+}
+
+/* Rounds of `per_round` instances over 50 services: half deregistered, half
+ * run out their lease and are evicted by a tick. After the first round the
+ * registry holds only capacity (tables and vectors keep the size the round
+ * needed; the event log its last `event_retention` events), so the heap
+ * after every later round equals the heap after the first, and freeing the
+ * registry gives back everything it took. Under valgrind the rounds are
+ * smaller (it runs the debug library some 50 times slower);
+ * WAYPOST_FOOTPRINT_PER_ROUND sets their size (100000: a million in all). */
+static void test_footprint_returns_after_churn(void) {
+  enum { ROUNDS = 10, SERVICES = 50 };
+  const char *asked = getenv("WAYPOST_FOOTPRINT_PER_ROUND");
+  const unsigned per_round = asked ? (unsigned)strtoul(asked, NULL, 10) : RUNNING_ON_VALGRIND ? 2000 : 20000;
+  char id[32], service[32];
+  size_t after[ROUNDS];
+  uint64_t now = 0;
+  size_t slack = 0;
+  size_t before = heap_in_use(&slack);
+  waypost_registry *reg = NULL;
+  waypost_config cfg = waypost_config_default();
+  cfg.ttl_ms = 1000;
+  cfg.evict_after_ms = 1000;
+  cfg.random_seed = false;
+  EXPECT_OK(waypost_registry_new(&cfg, &reg, e));
+  if (reg == NULL) return;
+  for (int round = 0; round < ROUNDS; round++) {
+    int failed = 0;
+    for (unsigned i = 0; i < per_round && !failed; i++) {
+      snprintf(id, sizeof id, "i%u", i);
+      snprintf(service, sizeof service, "svc-%u", i % SERVICES);
+      failed = waypost_register(reg, id, service, "10.0.0.1", 8080, now, NULL, NULL) != WAYPOST_STATUS_OK;
+    }
+    for (unsigned i = 0; i < per_round && !failed; i += 2) {
+      snprintf(id, sizeof id, "i%u", i);
+      failed = waypost_deregister(reg, id, now, NULL) != WAYPOST_STATUS_OK;
+    }
+    CHECK(!failed);
+    now += cfg.ttl_ms + cfg.evict_after_ms + 1;
+    char *events = NULL;
+    size_t count = 0;
+    EXPECT_OK(waypost_tick(reg, now, &events, &count, e));
+    waypost_string_free(events);
+    CHECK(count == per_round); /* an expiry and an eviction for each half */
+    waypost_info info;
+    EXPECT_OK(waypost_registry_info(reg, &info, e));
+    CHECK(info.instances == 0);
+    after[round] = heap_in_use(&slack);
+  }
+  for (int round = 1; round < ROUNDS; round++) CHECK(within(after[round], after[0], slack));
+  waypost_registry_free(reg);
+  size_t freed = heap_in_use(&slack);
+  CHECK(within(freed, before, slack));
+  printf("footprint: %u instances in and out; heap held after round 1: %zu B, after round %d: %zu B; "
+         "after the free: %+lld B against the start (leeway %zu B)\n",
+         ROUNDS * per_round, after[0] - before, ROUNDS, after[ROUNDS - 1] - before,
+         (long long)freed - (long long)before, slack);
+}
+
 int main(void) {
   test_static_functions();
   test_construction();
@@ -843,6 +938,7 @@ int main(void) {
   test_threads_load_adds_up();
   test_picker_basics();
   test_pickers_under_churn();
+  test_footprint_returns_after_churn();
   printf("%d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -4,9 +4,9 @@
 //! over random operation sequences.
 //!
 //! Inputs are mutations (byte flips, cuts, insertions, splices of another
-//! file) of the checked-in corpus in `tests/fuzz/corpus/`, plus arbitrary
-//! bytes; operation sequences are decoded from arbitrary bytes, libFuzzer
-//! style. A failing case is saved to `tests/fuzz/regressions.txt` (proptest
+//! file) of the checked-in corpus in `tests/fuzz/corpus/` (of this crate),
+//! plus arbitrary bytes; operation sequences are decoded from arbitrary
+//! bytes, libFuzzer style. A failing case is saved to `tests/fuzz/regressions.txt` (proptest
 //! seeds, replayed first on every run: check new ones in).
 //!
 //! `FUZZ_SECONDS` (default 2) bounds each target's run; `make fuzz` runs it
@@ -23,7 +23,7 @@ use proptest::strategy::Strategy as _;
 use proptest::test_runner::{Config as RunConfig, FileFailurePersistence, TestRunner};
 use waypost::json::Json;
 
-#[path = "support/base64.rs"]
+#[path = "../../../core/tests/support/base64.rs"]
 mod support;
 use support::base64;
 use waypost::{
@@ -352,7 +352,7 @@ fn random_operation_sequences() {
 
 /// The etcd payloads of `tests/fixtures/etcd`.
 fn etcd_corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/etcd");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/etcd");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
