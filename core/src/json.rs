@@ -463,7 +463,7 @@ impl<'a> Walker<'a> {
         let b = self.peek()?;
         if b == close {
             self.r.pos += 1;
-            self.r.depth -= 1;
+            self.r.depth = self.r.depth.saturating_sub(1);
             return Some(false);
         }
         if !core::mem::take(first) {
