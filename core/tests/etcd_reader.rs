@@ -142,6 +142,9 @@ fn range_doc() -> impl Strategy<Value = String> {
         Just(r#""header":{"revision":11}"#.to_string()),
         Just(r#""header":{}"#.to_string()),
         Just(r#""header":{"revision":"x"}"#.to_string()),
+        Just(r#""header":{"revision":"3","revision":"12"}"#.to_string()),
+        Just(r#""header":{"revision":"x","revision":13}"#.to_string()),
+        Just(r#""header":{"revision":null}"#.to_string()),
         Just(r#""header":[]"#.to_string()),
         Just(String::new()),
     ];

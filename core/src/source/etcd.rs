@@ -19,6 +19,8 @@ use crate::json::{describe, get, Json, ObjectWriter};
 #[cfg(feature = "record-reader")]
 mod record;
 mod reference;
+#[cfg(feature = "record-reader")]
+mod walk;
 
 #[doc(hidden)]
 pub use reference::etcd_readers_agree;
@@ -147,6 +149,12 @@ impl Etcd {
         }
         // The gateway writes `result` first in a watch message.
         let watch = body.trim_start().starts_with("{\"result\"");
+        #[cfg(feature = "record-reader")]
+        if let Some((revision, feed)) = (!watch).then(|| self.walk_range(body)).flatten() {
+            self.revision = revision;
+            self.watching = true;
+            return Ok(feed);
+        }
         let keep = MEMBERS.get(..RANGE_MEMBERS).filter(|_| !watch);
         let mut doc = Json::parse_keeping(body, keep.unwrap_or(&MEMBERS));
         if keep.is_some() && doc.as_ref().is_ok_and(|d| d.get("result").is_some()) {
@@ -237,17 +245,8 @@ impl Etcd {
                     .push(rejected(at(), bad("kv", "expected an object")));
                 continue;
             };
-            match (reader.record)(self, kv, &mut bufs) {
-                Ok(Record::Put(entry)) => entries.push(entry),
-                // A naming record that says "deleted": simply not listed.
-                Ok(Record::Delete(_)) => {}
-                Err((key, id, e)) => {
-                    if let Some(id) = id {
-                        feed.changes.push(Change::Keep(id));
-                    }
-                    feed.rejected.push(rejected(key.unwrap_or_else(at), e));
-                }
-            }
+            let record = (reader.record)(self, kv, &mut bufs);
+            list_record(record, at, &mut entries, &mut feed);
         }
         feed.changes.insert(0, Change::ReplaceAll(entries));
         self.revision = revision;
@@ -335,10 +334,10 @@ impl Etcd {
     /// read, and why.
     fn key<'b>(
         &self,
-        kv: &[(String, Json)],
+        coded: Option<&str>,
         buf: &'b mut Vec<u8>,
     ) -> core::result::Result<(&'b str, &'b str, &'b str), (Option<String>, Error)> {
-        let Some(Json::String(coded)) = get(kv, "key") else {
+        let Some(coded) = coded else {
             return Err((None, bad("key", "expected a base64 string")));
         };
         if !base64::decode_into(coded, buf) {
@@ -365,7 +364,8 @@ impl Etcd {
         kv: &[(String, Json)],
         bufs: &mut Buffers,
     ) -> core::result::Result<String, (Option<String>, Error)> {
-        self.key(kv, &mut bufs.key).map(|(_, _, id)| id.into())
+        self.key(coded_key(kv), &mut bufs.key)
+            .map(|(_, _, id)| id.into())
     }
 
     /// A kv with a value: the entry it describes.
@@ -374,18 +374,36 @@ impl Etcd {
         kv: &[(String, Json)],
         bufs: &mut Buffers,
     ) -> core::result::Result<Record, Failure> {
-        let (key, service, id) = self.key(kv, &mut bufs.key).map_err(|(k, e)| (k, None, e))?;
+        let value = match get(kv, "value") {
+            Some(Json::String(coded)) => Ok(Some(coded.as_str())),
+            None | Some(Json::Null) => Ok(None),
+            Some(other) => Err(other),
+        };
+        self.record_of(coded_key(kv), value, bufs)
+    }
+
+    /// What a kv says from its key and value as the payload gave them
+    /// (`None`: not a string; `Ok(None)`: no value; `Err`: not a string).
+    fn record_of(
+        &self,
+        key: Option<&str>,
+        value: core::result::Result<Option<&str>, &Json>,
+        bufs: &mut Buffers,
+    ) -> core::result::Result<Record, Failure> {
+        let (key, service, id) = self
+            .key(key, &mut bufs.key)
+            .map_err(|(k, e)| (k, None, e))?;
         // The key and id are only copied into a rejection, never before.
         let fail = |e: Error| (Some(String::from(key)), Some(String::from(id)), e);
-        let text = match get(kv, "value") {
-            Some(Json::String(coded)) => {
+        let text = match value {
+            Ok(Some(coded)) => {
                 if !base64::decode_into(coded, &mut bufs.value) {
                     return Err(fail(bad("value", "not base64")));
                 }
                 core::str::from_utf8(&bufs.value).map_err(|_| fail(bad("value", "not UTF-8")))?
             }
-            None | Some(Json::Null) => "",
-            Some(other) => {
+            Ok(None) => "",
+            Err(other) => {
                 return Err(fail(bad(
                     "value",
                     &text!("expected a base64 string, got ", describe(other)),
@@ -437,6 +455,35 @@ impl Etcd {
                 "expected {\"revision\": <integer>, \"watching\": <boolean>}",
             )),
         }
+    }
+}
+
+/// Takes what one kv of a range answer says: its entry, or its rejection
+/// (at its key, else at `at`) with its id kept as it is.
+fn list_record(
+    record: core::result::Result<Record, Failure>,
+    at: impl FnOnce() -> String,
+    entries: &mut Vec<SourceEntry>,
+    feed: &mut Feed,
+) {
+    match record {
+        Ok(Record::Put(entry)) => entries.push(entry),
+        // A naming record that says "deleted": simply not listed.
+        Ok(Record::Delete(_)) => {}
+        Err((key, id, e)) => {
+            if let Some(id) = id {
+                feed.changes.push(Change::Keep(id));
+            }
+            feed.rejected.push(rejected(key.unwrap_or_else(at), e));
+        }
+    }
+}
+
+/// A kv's `key`, when it is a string.
+fn coded_key(kv: &[(String, Json)]) -> Option<&str> {
+    match get(kv, "key") {
+        Some(Json::String(coded)) => Some(coded),
+        _ => None,
     }
 }
 
