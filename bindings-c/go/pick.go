@@ -184,10 +184,6 @@ func (r *Registry) pick(service string, ref C.uint32_t, known bool, strategy Str
 	return Pick{Instance: inst, Panic: panicked}, nil
 }
 
-// errVanished marks a picked handle that was gone when its fields were
-// fetched (pickers only: a registry pick gets its fields in the same call).
-var errVanished = newError(CodeNotFound, "the picked instance was removed concurrently")
-
 // remember caches the reference of a service known to exist.
 func (r *Registry) remember(service string) {
 	var ref C.uint32_t

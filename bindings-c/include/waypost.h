@@ -912,6 +912,23 @@ waypost_status waypost_picker_new(const waypost_registry *registry,
                                   waypost_error **out_err);
 
 /**
+ * `waypost_picker_new` for a picker whose picks draw from the candidates
+ * `waypost_pick` draws from with `options`' `zone` and `filter_json`
+ * (SPEC §5.2); `options` may be NULL; its `key` must be NULL (the key
+ * comes with each pick). Pickers with the same options share one table.
+ * Errors: `INVALID_ARGUMENT` (also for a key or a malformed zone or
+ * filter), `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * As `waypost_picker_new`; `options` NULL or readable.
+ */
+waypost_status waypost_picker_new_with(const waypost_registry *registry,
+                                       const char *service,
+                                       const waypost_pick_options *options,
+                                       waypost_picker **out_picker,
+                                       waypost_error **out_err);
+
+/**
  * Picks with the picker's own state, taking the registry's lock only when
  * the service changed since its table was published (or its outcomes are
  * due). `key` is required for `consistent_hash`, else may be NULL. Fills
@@ -928,6 +945,31 @@ waypost_status waypost_picker_pick(waypost_picker *picker,
                                    uint64_t now_ms,
                                    waypost_pick_result *out_result,
                                    waypost_error **out_err);
+
+/**
+ * `waypost_picker_pick` that also hands back the picked instance's
+ * registered fields (JSON: the instance wire form of SPEC §2, with
+ * `source` for a source-owned one, and no status) as the table it was
+ * picked from holds them, in the same call and
+ * without the registry's lock: `*out_instance_json` receives them (free
+ * with `waypost_string_free`) unless `known` (may be NULL) says the caller
+ * already holds slot `index` at the table's membership epoch, and is NULL
+ * then. As with `waypost_pick_fields`, nothing can remove the instance
+ * between the pick and its fields, so a host never picks twice.
+ * Errors: as `waypost_picker_pick`.
+ *
+ * # Safety
+ * As `waypost_picker_pick`; `known` NULL or readable, with `slots`
+ * readable for `words` words; `out_instance_json` writable.
+ */
+waypost_status waypost_picker_pick_fields(waypost_picker *picker,
+                                          uint32_t strategy,
+                                          const char *key,
+                                          uint64_t now_ms,
+                                          const waypost_pick_known *known,
+                                          waypost_pick_result *out_result,
+                                          char **out_instance_json,
+                                          waypost_error **out_err);
 
 /**
  * Records the outcome of a call for outlier detection; it reaches the

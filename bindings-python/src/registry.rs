@@ -760,11 +760,26 @@ impl PyRegistry {
 
     /// A worker-local picker for `service` (SPEC §5.2): picks without the
     /// registry's lock, which it takes only when the service changed. Make
-    /// one per thread.
-    fn picker(slf: &Bound<'_, Self>, service: &Bound<'_, PyAny>) -> PyResult<PyPicker> {
+    /// one per thread. With `zone`, `tags` or `meta` its picks draw from
+    /// the candidates `pick` draws from with the same options.
+    #[pyo3(signature = (service, *, zone=None, tags=None, meta=None))]
+    fn picker(
+        slf: &Bound<'_, Self>,
+        service: &Bound<'_, PyAny>,
+        zone: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
+        meta: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyPicker> {
         let py = slf.py();
         let name = string(service, "service")?;
-        let made = slf.get().with(py, |st| st.reg.picker(&name))?;
+        let options = PickOptions {
+            key: None,
+            zone: opt_string(zone, "zone")?,
+            filter: convert::filter(tags, meta)?,
+        };
+        let made = slf
+            .get()
+            .with(py, |st| st.reg.picker_with(&name, &options))?;
         let picker = errors::check(py, made)?;
         Ok(PyPicker::new(slf.clone().unbind(), picker))
     }
@@ -805,7 +820,7 @@ impl PyRegistry {
     ) -> PyResult<PyPickResult> {
         let (instance, panic) =
             self.pick_impl(py, service, strategy, key, zone, tags, meta, now)?;
-        Ok(PyPickResult::new(instance, panic))
+        Ok(PyPickResult::new(py, instance, panic))
     }
 
     /// Advances the clock to `now` and returns the events that produced

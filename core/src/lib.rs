@@ -77,7 +77,7 @@ pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
 #[cfg(feature = "pickers")]
 pub use registry::{
-    pick_tables_alive, PickTable, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    pick_tables_alive, PickTable, Picked, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
     PICKER_OUTCOME_DELAY_MS,
 };
 pub use registry::{

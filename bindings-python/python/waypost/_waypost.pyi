@@ -265,7 +265,14 @@ class Registry:
         meta: Optional[Mapping[str, str]] = None,
         now: Optional[int] = None,
     ) -> Discovery: ...
-    def picker(self, service: str) -> Picker: ...
+    def picker(
+        self,
+        service: str,
+        *,
+        zone: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        meta: Optional[Mapping[str, str]] = None,
+    ) -> Picker: ...
     def pick(
         self,
         service: str,

@@ -35,7 +35,7 @@ pub(crate) use entry::{Entry, Hold};
 pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
 #[cfg(feature = "pickers")]
 pub use picker::{
-    pick_tables_alive, PickTable, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    pick_tables_alive, PickTable, Picked, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
     PICKER_OUTCOME_DELAY_MS,
 };
 pub(crate) use service::{RoundRobin, Service};

@@ -103,7 +103,7 @@ impl<'a> Discovery<'a> {
 }
 
 /// A subset of the service chosen for one filtered or zoned pick.
-enum Subset {
+pub(super) enum Subset {
     /// Positions in the cached candidate table (zone preference only).
     Positions(Vec<usize>),
     /// Slots computed from the members (a tag or metadata filter).
@@ -251,7 +251,7 @@ impl Registry {
     }
 
     #[inline(always)]
-    fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
+    pub(super) fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
         // The common pick has no options: nothing to check.
         // A pre-filter on the raw fields: `Some("")` takes the slow path,
         // which reads them through `key()` and `zone()`.
@@ -511,7 +511,7 @@ impl Registry {
         }
     }
 
-    fn subset(&self, idx: u32, options: &PickOptions) -> Subset {
+    pub(super) fn subset(&self, idx: u32, options: &PickOptions) -> Subset {
         let svc = &self.services[idx as usize];
         if options.filter.is_empty() {
             let c = &svc.candidates;
@@ -588,15 +588,11 @@ impl Registry {
         c.slots.get(pos).copied()
     }
 
-    fn pick_subset(
-        &mut self,
-        idx: u32,
-        strategy: Strategy,
-        key: Option<&str>,
-        subset: Subset,
-    ) -> Option<u32> {
+    /// The slots of a subset and their effective weights (what a filtered
+    /// or zoned pick draws from; pickers with options read the same).
+    pub(super) fn subset_weights(&self, idx: u32, subset: &Subset) -> (Vec<u32>, Vec<u64>) {
         let clock = self.clock;
-        let (slots, weights): (Vec<u32>, Vec<u64>) = match &subset {
+        match subset {
             Subset::Positions(p) => {
                 let c = &self.services[idx as usize].candidates;
                 p.iter().map(|&i| (c.slots[i], c.weights[i])).unzip()
@@ -605,7 +601,17 @@ impl Registry {
                 .iter()
                 .map(|&slot| (slot, self.entry(slot).effective_weight(&self.config, clock)))
                 .unzip(),
-        };
+        }
+    }
+
+    fn pick_subset(
+        &mut self,
+        idx: u32,
+        strategy: Strategy,
+        key: Option<&str>,
+        subset: Subset,
+    ) -> Option<u32> {
+        let (slots, weights) = self.subset_weights(idx, &subset);
         let len = slots.len();
         if len == 0 {
             return None;
