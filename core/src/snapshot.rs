@@ -719,23 +719,21 @@ impl Registry {
             reg.restore_instance(i, d, doc.last_index, &problems);
         }
         reg.written_mirrors = doc.mirrors;
-        let removals = &mut reg.recent_removals;
-        removals.total = doc
-            .recent_removals
-            .iter()
-            .fold(0u64, |sum, &(_, n)| sum.saturating_add(n));
-        removals.batches = doc.recent_removals.into();
+        reg.recent_removals
+            .restore(doc.recent_removals, doc.config.self_preservation_window_ms);
         // Every service is in place (candidate tables below index them).
         problems.verdict()?;
         reg.rebuild_indexes();
         if let Some(problem) = sources::holds_problem(&reg) {
             problems.note(problem);
         }
-        if let Some(problem) = reg
-            .recent_removals
-            .problem(reg.clock, reg.config.self_preservation_window_ms)
-        {
+        if let Some(problem) = reg.recent_removals.problem(reg.clock) {
             problems.note(problem.into());
+        }
+        let window = reg.config.self_preservation_window_ms;
+        let oldest = reg.recent_removals.batches.first();
+        if oldest.is_some_and(|&(at, _)| at.saturating_add(window) < reg.clock) {
+            problems.note("recent_removals: a batch out of the window".into());
         }
         for (i, s) in doc.services.iter().enumerate() {
             let mut slots = Vec::with_capacity(s.candidates.len());

@@ -91,11 +91,19 @@ impl Registry {
         if !self.held_ids.is_empty() && !self.self_preservation {
             return Err("removals held outside self-preservation".into());
         }
-        if let Some(problem) = self
-            .recent_removals
-            .problem(self.clock, self.config.self_preservation_window_ms)
-        {
+        if let Some(problem) = self.recent_removals.problem(self.clock) {
             return Err(problem.into());
+        }
+        let window = self.config.self_preservation_window_ms;
+        let due = self
+            .recent_removals
+            .batches
+            .first()
+            .map_or(u64::MAX, |&(at, _)| {
+                at.saturating_add(window).saturating_add(1)
+            });
+        if self.recent_removals.due != due {
+            return Err("recent removals: stale due time".into());
         }
         if self.non_draining != non_draining || self.live_non_draining != live {
             return Err("draining or live counters disagree".into());

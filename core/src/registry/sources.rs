@@ -628,7 +628,8 @@ impl Registry {
             self.release_hold(slot, at);
         }
         if !draining {
-            self.recent_removals.record(at);
+            self.recent_removals
+                .record(at, self.config.self_preservation_window_ms);
         }
         let service_idx = self.entry(slot).service_idx;
         self.services[service_idx as usize].metrics.deregistrations += 1;
@@ -747,7 +748,8 @@ impl Registry {
             self.events.source = self.entry(slot).instance.source.clone();
             self.release_hold(slot, at);
             if !self.entry(slot).inputs.is_draining() {
-                self.recent_removals.record(at);
+                self.recent_removals
+                    .record(at, self.config.self_preservation_window_ms);
             }
             let service_idx = self.entry(slot).service_idx;
             self.services[service_idx as usize].metrics.deregistrations += 1;

@@ -2,7 +2,6 @@
 //! ends in (deadline, id) order; self-preservation holds expiries back.
 
 use crate::prelude::*;
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::cmp::Reverse;
 
@@ -20,41 +19,62 @@ enum TimerKind {
 /// time order (one per distinct `at`), with their sum: each counts in the
 /// self-preservation population while `clock ≤ at +
 /// self_preservation_window_ms` (SPEC §10.3).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct RecentRemovals {
-    pub(crate) batches: VecDeque<(u64, u64)>,
+    pub(crate) batches: Vec<(u64, u64)>,
     pub(crate) total: u64,
+    /// When the oldest batch leaves the window (`u64::MAX`: no batch, or
+    /// never): one comparison on the clock's fast path.
+    pub(crate) due: u64,
+}
+
+impl Default for RecentRemovals {
+    fn default() -> Self {
+        RecentRemovals {
+            batches: Vec::new(),
+            total: 0,
+            due: u64::MAX,
+        }
+    }
 }
 
 impl RecentRemovals {
-    /// Counts one removal at `at` (never before the last one recorded).
-    pub(crate) fn record(&mut self, at: u64) {
-        match self.batches.back_mut() {
-            Some(last) if last.0 == at => last.1 = last.1.saturating_add(1),
-            _ => self.batches.push_back((at, 1)),
-        }
-        self.total = self.total.saturating_add(1);
+    /// Takes the batches a snapshot held, for a window of `window`.
+    pub(crate) fn restore(&mut self, batches: Vec<(u64, u64)>, window: u64) {
+        self.total = batches
+            .iter()
+            .fold(0u64, |sum, &(_, n)| sum.saturating_add(n));
+        self.batches = batches;
+        self.set_due(window);
     }
 
-    /// When the oldest batch leaves the window (`None`: no batch, or never).
-    #[inline]
-    pub(crate) fn next_ageing(&self, window: u64) -> Option<u64> {
-        let &(at, _) = self.batches.front()?;
-        at.checked_add(window)?.checked_add(1)
+    fn set_due(&mut self, window: u64) {
+        self.due = self.batches.first().map_or(u64::MAX, |&(at, _)| {
+            at.saturating_add(window).saturating_add(1)
+        });
+    }
+
+    /// Counts one removal at `at` (never before the last one recorded).
+    pub(crate) fn record(&mut self, at: u64, window: u64) {
+        match self.batches.last_mut() {
+            Some(last) if last.0 == at => last.1 = last.1.saturating_add(1),
+            _ => self.batches.push((at, 1)),
+        }
+        self.total = self.total.saturating_add(1);
+        self.set_due(window);
     }
 
     /// What makes these batches impossible for a registry at `clock` to
-    /// hold: batches out of time order, empty, after the clock or already
-    /// out of the window, or a sum that disagrees or passes 2^53 − 1.
-    pub(crate) fn problem(&self, clock: u64, window: u64) -> Option<&'static str> {
+    /// hold: batches out of time order, empty or after the clock, or a sum
+    /// that disagrees or passes 2^53 − 1. (Batches out of the window may
+    /// stay until the population is next measured; a snapshot leaves them
+    /// out.)
+    pub(crate) fn problem(&self, clock: u64) -> Option<&'static str> {
         let mut sum = 0u64;
         let mut previous: Option<u64> = None;
         for &(at, count) in &self.batches {
-            if previous.is_some_and(|p| p >= at) {
-                return Some("recent_removals: not in time order");
-            }
-            if count == 0 || at > clock || at.saturating_add(window) < clock {
-                return Some("recent_removals: a batch outside the window");
+            if previous.is_some_and(|p| p >= at) || count == 0 || at > clock {
+                return Some("recent_removals: a batch out of order or after the clock");
             }
             previous = Some(at);
             sum = sum.saturating_add(count);
@@ -67,16 +87,22 @@ impl RecentRemovals {
 
     /// Drops the batches out of the window at `clock`; whether any left.
     fn age(&mut self, clock: u64, window: u64) -> bool {
-        let mut aged = false;
-        while let Some(&(at, count)) = self.batches.front() {
+        let mut gone = 0;
+        for &(at, count) in &self.batches {
             if at.saturating_add(window) >= clock {
                 break;
             }
-            self.batches.pop_front();
             self.total = self.total.saturating_sub(count);
-            aged = true;
+            gone += 1;
         }
-        aged
+        if gone == 0 {
+            return false;
+        }
+        let len = self.batches.len();
+        self.batches.copy_within(gone.., 0);
+        self.batches.truncate(len - gone);
+        self.set_due(window);
+        true
     }
 }
 
@@ -90,8 +116,9 @@ impl Registry {
     }
 
     /// The earliest time at which advancing the clock would change state
-    /// (an expiry, eviction or ejection end), so a host can sleep until then;
-    /// `None` when nothing is scheduled. Held-back expiries do not count.
+    /// (an expiry, eviction or ejection end; in self-preservation, a source
+    /// removal leaving the window), so a host can sleep until then; `None`
+    /// when nothing is scheduled. Held-back expiries do not count.
     pub fn next_deadline(&mut self) -> Option<u64> {
         self.repair_lease_top();
         let lease = if self.lease_blocked {
@@ -101,13 +128,15 @@ impl Registry {
         };
         let ejection = self.ejections.peek().map(|t| t.0 .0);
         // While something is held, removals leaving the window may release it.
-        let ageing = if self.self_preservation {
-            self.recent_removals
-                .next_ageing(self.config.self_preservation_window_ms)
-        } else {
-            None
+        let ageing = match self.recent_removals.due {
+            due if self.self_preservation && due != u64::MAX => due,
+            _ => u64::MAX,
         };
-        [lease, ejection, ageing].into_iter().flatten().min()
+        match (lease, ejection) {
+            (Some(a), Some(b)) => Some(a.min(b).min(ageing)),
+            (Some(a), None) | (None, Some(a)) => Some(a.min(ageing)),
+            (None, None) => (ageing != u64::MAX).then_some(ageing),
+        }
     }
 
     /// Instances whose active check should run now, in (due, id) order. Each
@@ -221,43 +250,49 @@ impl Registry {
             self.clock = now;
         }
         let clock = self.clock;
-        let aged = self
-            .recent_removals
-            .next_ageing(self.config.self_preservation_window_ms)
-            .is_some_and(|due| due <= clock)
-            && self.age_removals(clock);
         let lease_top = if self.lease_blocked {
             u64::MAX
         } else {
             self.leases.peek().map_or(u64::MAX, |t| t.0 .0)
         };
         let ejection_top = self.ejections.peek().map_or(u64::MAX, |t| t.0 .0);
-        if lease_top > clock && ejection_top > clock && !aged {
-            if self.self_preservation && !self.lease_blocked {
-                self.check_self_preservation_exit(clock);
+        if lease_top > clock && ejection_top > clock {
+            if self.self_preservation {
+                self.advance_held(from, clock);
             }
             return;
         }
         self.apply_due(from, clock);
     }
 
-    /// Drops the source removals that left the window at `clock`. Returns
-    /// whether that may release something held: the population shrank
-    /// while in self-preservation (held lease expiries are looked at again).
+    /// [`Registry::advance`] in self-preservation with no timer due:
+    /// source removals leaving the window may release what is held, else
+    /// self-preservation may end. (Outside it, removals leave the window
+    /// lazily, when the population is next measured.)
     #[inline(never)]
-    fn age_removals(&mut self, clock: u64) -> bool {
-        let window = self.config.self_preservation_window_ms;
-        if !self.recent_removals.age(clock, window) || !self.self_preservation {
-            return false;
+    fn advance_held(&mut self, from: u64, clock: u64) {
+        if self.recent_removals.due <= clock {
+            self.apply_due(from, clock);
+        } else if !self.lease_blocked {
+            self.check_self_preservation_exit(clock);
         }
-        self.lease_blocked = false;
-        true
+    }
+
+    /// Drops the source removals that left the window at `clock`. The
+    /// population shrank: in self-preservation, held lease expiries are
+    /// looked at again (and held removals, at the end of the advance).
+    pub(crate) fn age_removals(&mut self, clock: u64) {
+        let window = self.config.self_preservation_window_ms;
+        if self.recent_removals.age(clock, window) && self.self_preservation {
+            self.lease_blocked = false;
+        }
     }
 
     /// Applies every timer due at or before `clock`, in due order; `from`
     /// is the clock before this advance.
     #[inline(never)]
     fn apply_due(&mut self, from: u64, clock: u64) {
+        self.age_removals(clock);
         let mut batch: Vec<(Arc<str>, TimerKind, Timer)> = Vec::new();
         while let Some(due) = self.next_due() {
             if due > clock {
@@ -377,7 +412,8 @@ impl Registry {
     /// removal) would take the live fraction below the threshold. Held
     /// removals count as lost, and the removals still in the window count
     /// in the population.
-    pub(super) fn would_breach_self_preservation(&self) -> bool {
+    pub(super) fn would_breach_self_preservation(&mut self) -> bool {
+        self.age_removals(self.clock);
         let threshold = self.config.self_preservation_threshold;
         if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
             return false;
@@ -397,7 +433,8 @@ impl Registry {
     /// removals may go. Measured against the same population as
     /// [`Registry::would_breach_self_preservation`], so a removal just held
     /// stays held until the fleet recovers or the window passes.
-    pub(super) fn fraction_recovered(&self) -> bool {
+    pub(super) fn fraction_recovered(&mut self) -> bool {
+        self.age_removals(self.clock);
         let threshold = self.config.self_preservation_threshold;
         if threshold <= 0.0 || self.total < u64::from(self.config.self_preservation_min_instances) {
             return true;

@@ -130,41 +130,49 @@ pub(super) fn write_mirrors(w: &mut ObjectWriter, reg: &Registry) {
 /// the clock once the whole document is read).
 #[inline(never)]
 pub(super) fn read_recent_removals(top: &mut Fields) -> Vec<(u64, u64)> {
+    let mut batches = Vec::new();
     let Some(value) = top.optional("recent_removals") else {
-        return Vec::new();
+        return batches;
     };
-    let pair = |item: &Json| match item {
-        Json::Array(pair) => match pair.as_slice() {
-            [at, count] => Some((at.as_u64()?, count.as_u64()?)),
-            _ => None,
-        },
-        _ => None,
-    };
-    let batches = match &value {
-        Json::Array(items) => items.iter().map(pair).collect::<Option<Vec<_>>>(),
-        _ => None,
-    };
-    batches.unwrap_or_else(|| {
-        top.problems
-            .note("recent_removals: expected an array of [at, count] pairs".into());
-        Vec::new()
-    })
+    if let Json::Array(items) = &value {
+        for item in items {
+            let pair = match item {
+                Json::Array(pair) if pair.len() == 2 => pair[0].as_u64().zip(pair[1].as_u64()),
+                _ => None,
+            };
+            match pair {
+                Some(pair) => batches.push(pair),
+                None => break,
+            }
+        }
+        if batches.len() == items.len() {
+            return batches;
+        }
+    }
+    top.problems
+        .note("recent_removals: expected an array of [at, count] pairs".into());
+    Vec::new()
 }
 
-/// Writes `recent_removals` when any removal is still in the window.
+/// Writes `recent_removals` when any removal is still in the window
+/// (those out of it are dropped when the population is next measured).
 #[inline(never)]
 pub(super) fn write_recent_removals(w: &mut ObjectWriter, reg: &Registry) {
+    let window = reg.config.self_preservation_window_ms;
     let batches = &reg.recent_removals.batches;
-    if batches.is_empty() {
-        return;
+    // In time order: those still in the window are the last ones.
+    let mut start = 0;
+    while start < batches.len() && batches[start].0.saturating_add(window) < reg.clock {
+        start += 1;
     }
+    let Some(kept) = batches.get(start..).filter(|kept| !kept.is_empty()) else {
+        return;
+    };
     let out = w.key("recent_removals");
-    out.push('[');
-    for (i, (at, count)) in batches.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        put!(out, "[", *at, ",", *count, "]");
+    let mut sep = '[';
+    for &(at, count) in kept {
+        put!(out, sep, "[", at, ",", count, "]");
+        sep = ',';
     }
     out.push(']');
 }
