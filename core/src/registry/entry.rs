@@ -56,7 +56,18 @@ pub(crate) struct Entry {
     pub held: Option<Hold>,
     /// The reconcile pass that last listed it (see `Registry::sync`).
     pub sync_mark: u64,
+    /// The priority tier and health its service's tier counts hold it
+    /// under (`None`: not counted yet).
+    pub counted: Option<(u8, Health)>,
+    /// The service's candidate sequence number at which it last joined
+    /// the candidate table or changed weight there ([`NOT_CANDIDATE`]
+    /// while it is not in the table): consistent-hash memos older than
+    /// this do not know it.
+    pub cand_since: u32,
 }
+
+/// `cand_since` of an instance not in its service's candidate table.
+pub(crate) const NOT_CANDIDATE: u32 = u32::MAX;
 
 /// Why a source-driven removal is held back (SPEC §10.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +148,8 @@ impl Entry {
             carry_mark: 0,
             held: None,
             sync_mark: 0,
+            counted: None,
+            cand_since: NOT_CANDIDATE,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The registry: instances, services, leases and everything hosts call.
 
 use crate::prelude::*;
+mod candidates;
 mod entry;
 mod invariants;
 mod mirrors;
@@ -157,6 +158,11 @@ pub struct Registry {
     /// Mirrors a snapshot held, as written, until a mirror call reads
     /// them into `mirrors` (see `mirrors.rs`).
     pub(crate) written_mirrors: Vec<crate::json::Json>,
+    /// Tests only: every change rebuilds the candidate tables from scratch,
+    /// as they always did before they were updated in place (the reference
+    /// the in-place updates are checked against).
+    #[cfg(test)]
+    pub(crate) reference: bool,
 }
 
 /// An empty registry with the default configuration (which is valid, so
@@ -213,6 +219,8 @@ impl Registry {
             batch_removed: 0,
             mirrors: Vec::new(),
             written_mirrors: Vec::new(),
+            #[cfg(test)]
+            reference: false,
         }
     }
 
@@ -317,7 +325,7 @@ impl Registry {
         }
         self.services[service_idx as usize].metrics.registrations += 1;
         self.membership_epoch += 1;
-        self.service_touch(service_idx, index);
+        self.service_touch(service_idx, slot, index);
         self.renew(slot, at);
         Ok(Handle {
             index: slot,
@@ -666,7 +674,7 @@ impl Registry {
         service.counts[old as usize] -= 1;
         service.counts[new as usize] += 1;
         service.modify_index = index;
-        service.mark_dirty();
+        self.note_member(service_idx, slot);
         self.update_panic(service_idx, at);
     }
 }

@@ -468,6 +468,7 @@ impl Registry {
     /// changed since the last one (or `force`d, to add a period).
     fn publish(&mut self, idx: u32, force: bool) -> (Arc<AtomicU64>, Arc<PickTable>) {
         self.ensure_candidates(idx);
+        self.services[idx as usize].candidates.ensure_alias();
         let clock = self.clock;
         let svc = &mut self.services[idx as usize];
         let signal = svc

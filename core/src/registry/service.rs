@@ -16,13 +16,16 @@ impl Publication {
     #[inline(always)]
     pub fn changed(&self) {}
 }
+use super::candidates::{Rule, Tiers};
 use super::{Entry, Registry};
 use crate::balancer::{AliasTable, SmoothPeriod};
 use crate::events::EventKind;
 use crate::health::Health;
 use crate::metrics::ServiceMetrics;
 
-/// The cached candidate table of unfiltered picks.
+/// The cached candidate table of unfiltered picks. A change to one
+/// instance updates it in place (see `candidates.rs`): a binary search and
+/// a move of the entries after the instance's position.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Candidates {
     /// Slots in id order.
@@ -31,10 +34,12 @@ pub(crate) struct Candidates {
     pub generations: Vec<u32>,
     /// Effective weights (thousandths), parallel to `slots`.
     pub weights: Vec<u64>,
-    /// Prefix sums of `weights`.
-    pub prefix: Vec<u64>,
-    /// Alias table of `weights` (weighted random in O(1)).
+    /// Sum of `weights`.
+    pub total: u64,
+    /// Alias table of `weights` (weighted random in O(1)), valid while
+    /// `alias_fresh`: built at the first weighted-random pick after a change.
     pub alias: AliasTable,
+    pub alias_fresh: bool,
     /// Smooth-WRR `current`, parallel to `slots`.
     pub current: Vec<i64>,
     /// Until when some weight is still ramping (slow start); weights are
@@ -42,8 +47,18 @@ pub(crate) struct Candidates {
     pub ramp_until: u64,
     /// When `weights` were last computed.
     pub weights_at: u64,
-    /// Consistent-hash winners per key bucket (`u32::MAX` = not computed yet).
-    pub buckets: Vec<u32>,
+    /// Consistent-hash winner per key bucket: `(slot, seq)`, the winner
+    /// among the candidates as of sequence number `seq` (`u32::MAX` slot:
+    /// not computed yet).
+    pub buckets: Vec<(u32, u32)>,
+    /// Sequence number of the latest join or weight change in the table.
+    pub seq: u32,
+    /// The slots that joined or changed weight, numbered from `log_start`:
+    /// a bucket memo checks only the candidates that came after it.
+    pub log: Vec<u32>,
+    pub log_start: u32,
+    /// Which members the table holds.
+    pub rule: Rule,
     /// The smooth-WRR period of `weights`, once built.
     pub period: PeriodState,
     /// While `Some(p)`, the smooth-WRR state is step `p` of `period` and
@@ -79,8 +94,7 @@ impl Candidates {
         if !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period() {
             return self.smooth_next(ramping);
         }
-        let total = self.prefix.last().copied().unwrap_or(0);
-        crate::balancer::smooth_wrr(&self.weights, &mut self.current, total)
+        crate::balancer::smooth_wrr(&self.weights, &mut self.current, self.total)
     }
 
     /// Builds the period table if it was not tried for these weights, and
@@ -169,6 +183,10 @@ impl RoundRobin {
     }
 }
 
+/// Changes held for the next pick beyond which the caches are rebuilt
+/// instead (each applied change costs a search and a move of the table).
+pub(crate) const PENDING_MAX: usize = 128;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub name: Arc<str>,
@@ -185,8 +203,16 @@ pub(crate) struct Service {
     pub modify_index: u64,
     /// Round-robin counter `c` of SPEC §5.
     pub rr: RoundRobin,
-    /// Caches need rebuilding before the next pick or discover.
+    /// Caches need updating before the next pick or discover.
     pub dirty: bool,
+    /// ... by a full rebuild (else by applying `pending`).
+    pub full: bool,
+    /// Members changed since the caches were last brought up to date
+    /// (repeats allowed). Applied at the next pick or discover, so the
+    /// table moves from one pick to the next as a rebuild would.
+    pub pending: Vec<u32>,
+    /// Members per priority tier and health (what `Rule` is chosen by).
+    pub tiers: Tiers,
     /// Healthy members in id order (discover's default answer).
     pub healthy: Vec<u32>,
     pub candidates: Candidates,
@@ -207,6 +233,9 @@ impl Service {
             modify_index: 0,
             rr: RoundRobin::default(),
             dirty: true,
+            full: true,
+            pending: Vec::new(),
+            tiers: Tiers::default(),
             healthy: Vec::new(),
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
@@ -214,10 +243,31 @@ impl Service {
         }
     }
 
-    /// The candidate set may have changed: rebuild the caches before the
-    /// next pick, and tell this service's pickers their table is stale.
+    /// The candidate set may have changed in any way: rebuild the caches
+    /// before the next pick, and tell this service's pickers their table
+    /// is stale.
     #[inline]
     pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.full = true;
+        self.pending = Vec::new();
+        self.publication.changed();
+    }
+
+    /// Member `slot` may have changed (health, priority, weight, or it is
+    /// new): update the caches for it before the next pick, and tell this
+    /// service's pickers their table is stale. Past [`PENDING_MAX`] changes
+    /// a rebuild is cheaper.
+    #[inline]
+    pub fn note(&mut self, slot: u32) {
+        if !self.full {
+            if self.pending.len() < PENDING_MAX {
+                self.pending.push(slot);
+            } else {
+                self.full = true;
+                self.pending = Vec::new();
+            }
+        }
         self.dirty = true;
         self.publication.changed();
     }
@@ -258,7 +308,17 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
-        service.mark_dirty();
+        self.note_member(service_idx, slot);
+    }
+
+    /// Member `slot` of service `service_idx` may have changed.
+    #[inline]
+    pub(crate) fn note_member(&mut self, service_idx: u32, slot: u32) {
+        #[cfg(test)]
+        if self.reference {
+            return self.services[service_idx as usize].mark_dirty();
+        }
+        self.services[service_idx as usize].note(slot);
     }
 
     pub(crate) fn service_remove_member(
@@ -290,13 +350,17 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
-        service.mark_dirty();
+        #[cfg(test)]
+        if self.reference {
+            return self.services[service_idx as usize].mark_dirty();
+        }
+        self.unlist_candidate(service_idx, slot, entry);
     }
 
-    pub(crate) fn service_touch(&mut self, service_idx: u32, index: u64) {
-        let service = &mut self.services[service_idx as usize];
-        service.modify_index = index;
-        service.mark_dirty();
+    /// The fields of member `slot` were replaced.
+    pub(crate) fn service_touch(&mut self, service_idx: u32, slot: u32, index: u64) {
+        self.services[service_idx as usize].modify_index = index;
+        self.note_member(service_idx, slot);
     }
 
     /// Enters or leaves panic when the service's health counts cross the threshold.
