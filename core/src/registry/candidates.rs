@@ -21,7 +21,7 @@ use core::cmp::Ordering;
 use super::entry::NOT_CANDIDATE;
 use super::service::{Candidates, PeriodState, PENDING_MAX};
 use super::{Entry, Registry, Slot};
-use crate::balancer::{rendezvous, rendezvous_score, AliasTable, BUCKET_BITS};
+use crate::balancer::{rendezvous, rendezvous_score, AliasTable, BUCKET_BITS, WEIGHT_SCALE};
 use crate::health::Health;
 
 /// Which members a service's candidate table holds (SPEC §5 without a
@@ -50,58 +50,39 @@ impl Rule {
             Rule::Panic(p) => priority == p && health != Health::Draining,
         }
     }
-}
 
-/// Members per priority tier (ascending) and health.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Tiers(Vec<(u8, [u32; 5])>);
-
-impl Tiers {
-    /// Counts a member of this tier and health in (`up`) or out.
-    fn count(&mut self, (priority, health): (u8, Health), up: bool) {
-        let pos = match self.0.binary_search_by_key(&priority, |t| t.0) {
-            Ok(p) => p,
-            Err(_) if !up => return,
-            Err(p) => {
-                self.0.insert(p, (priority, [0; 5]));
-                p
-            }
-        };
-        if let Some((_, counts)) = self.0.get_mut(pos) {
-            if let Some(n) = counts.get_mut(health as usize) {
-                *n = if up {
-                    n.saturating_add(1)
-                } else {
-                    n.saturating_sub(1)
-                };
-            }
-            if counts.iter().all(|&n| n == 0) {
-                self.0.remove(pos);
-            }
+    /// The rule one member alone would give.
+    pub fn of(priority: u8, health: Health, panic: bool) -> Rule {
+        match health {
+            Health::Draining => Rule::Nothing,
+            _ if panic => Rule::Panic(priority),
+            Health::Healthy => Rule::Healthy(priority),
+            Health::Degraded => Rule::Degraded(priority),
+            _ => Rule::Nothing,
         }
     }
 
-    /// The rule of SPEC §5: the lowest tier with a healthy (else a
-    /// degraded) member; in panic the lowest with a non-draining one.
-    pub fn rule(&self, panic: bool) -> Rule {
-        for &(p, c) in &self.0 {
-            let n = |h: Health| c.get(h as usize).copied().unwrap_or(0);
-            if panic {
-                if c.iter().sum::<u32>() > n(Health::Draining) {
-                    return Rule::Panic(p);
-                }
-            } else if n(Health::Healthy) > 0 {
-                return Rule::Healthy(p);
-            } else if n(Health::Degraded) > 0 {
-                return Rule::Degraded(p);
-            }
+    /// Lower wins: the lowest tier, healthy before degraded (SPEC §5).
+    fn rank(self) -> u16 {
+        match self {
+            Rule::Nothing => u16::MAX,
+            Rule::Healthy(p) | Rule::Panic(p) => 2 * u16::from(p),
+            Rule::Degraded(p) => 2 * u16::from(p) + 1,
         }
-        Rule::Nothing
+    }
+
+    /// The better of two rules.
+    pub fn min(self, other: Rule) -> Rule {
+        if other.rank() < self.rank() {
+            other
+        } else {
+            self
+        }
     }
 }
 
-/// Slots that joined or changed weight kept for the hash memo; a bucket
-/// older than that many is computed again.
+/// Slots that joined or changed weight kept for the hash memo; past that
+/// many the log starts again, and older memos are computed again.
 const LOG_MAX: usize = 256;
 
 /// The entry in slot `s` if it is a member of service `idx`.
@@ -133,16 +114,21 @@ fn position(list: &[u32], slots: &[Slot], id: &str, gone: Option<u32>) -> Result
     })
 }
 
-/// Counts `entry` under its current tier and health.
-fn recount(tiers: &mut Tiers, entry: &mut Entry) {
-    let key = (entry.instance.priority, entry.health);
-    if entry.counted != Some(key) {
-        if let Some(old) = entry.counted {
-            tiers.count(old, false);
-        }
-        tiers.count(key, true);
-        entry.counted = Some(key);
-    }
+/// Weighted rendezvous over candidate slots with parallel weights.
+#[inline(never)]
+pub(super) fn rendezvous_among(
+    bucket: u32,
+    list: &[u32],
+    weights: &[u64],
+    slots: &[Slot],
+) -> Option<usize> {
+    rendezvous(
+        bucket,
+        list.iter().zip(weights).map(|(&s, &w)| {
+            let e = slots.get(s as usize).and_then(|x| x.entry.as_deref());
+            (e.map_or(0, |e| e.id_hash), w)
+        }),
+    )
 }
 
 /// Puts `slot` into or out of an id-ordered list as `want` says.
@@ -161,7 +147,9 @@ impl Candidates {
     /// internal index is corrupt; a rebuild then repairs them).
     fn is_parallel(&self) -> bool {
         let n = self.slots.len();
-        self.generations.len() == n && self.weights.len() == n && self.current.len() == n
+        self.generations.len() == n
+            && self.weights.len() == n
+            && (self.current.len() == n || self.current.is_empty())
     }
 
     /// The weights are about to change: the smooth-WRR state leaves the
@@ -181,19 +169,29 @@ impl Candidates {
         self.slots.insert(pos, slot);
         self.generations.insert(pos, generation);
         self.weights.insert(pos, weight);
-        self.current.insert(pos, 0);
+        if !self.current.is_empty() {
+            self.current.insert(pos, 0);
+        }
         self.total += weight;
     }
 
+    /// Removes position `pos` from every list that has it (a restored
+    /// table has no weights until its rebuild).
     fn remove_at(&mut self, pos: usize) {
-        if pos >= self.slots.len() || !self.is_parallel() {
+        if pos >= self.slots.len() {
             return;
         }
         self.weights_change();
         self.slots.remove(pos);
-        self.generations.remove(pos);
-        self.total -= self.weights.remove(pos);
-        self.current.remove(pos);
+        if pos < self.generations.len() {
+            self.generations.remove(pos);
+        }
+        if pos < self.weights.len() {
+            self.total = self.total.saturating_sub(self.weights.remove(pos));
+        }
+        if pos < self.current.len() {
+            self.current.remove(pos);
+        }
     }
 
     fn reweight_at(&mut self, pos: usize, weight: u64) -> bool {
@@ -216,9 +214,9 @@ impl Candidates {
         if !self.buckets.is_empty() {
             self.log.push(slot);
             if self.log.len() > LOG_MAX {
-                let drop = LOG_MAX / 2;
-                self.log.drain(..drop);
-                self.log_start += drop as u32;
+                // Memos older than the log are made again when next used.
+                self.log_start += self.log.len() as u32;
+                self.log.clear();
             }
         }
         self.seq
@@ -258,22 +256,33 @@ impl Registry {
         if svc.full || svc.candidates.seq > u32::MAX - 2 * PENDING_MAX as u32 {
             return self.rebuild_candidates(idx);
         }
-        let mut tiers = core::mem::take(&mut svc.tiers);
+        let mut pending = pending;
+        pending.sort_unstable();
+        pending.dedup();
+        // The rule stays while no changed member would give a better one
+        // and the table keeps a member (checked before anything moves, so
+        // a rebuild still finds every survivor).
+        let (rule, panic) = (svc.candidates.rule, svc.panic);
+        let (mut better, mut stays, mut leaving) = (false, false, 0);
         for &s in &pending {
-            if let Some(e) = member_mut(&mut self.slots, s, idx) {
-                recount(&mut tiers, e);
+            let Some(e) = member(&self.slots, s, idx) else {
+                continue;
+            };
+            let (priority, health) = (e.instance.priority, e.health);
+            better |= rule.min(Rule::of(priority, health, panic)) != rule;
+            if rule.admits(priority, health) {
+                stays = true;
+            } else if position(&svc.candidates.slots, &self.slots, &e.instance.id, None).is_ok() {
+                leaving += 1;
             }
         }
-        let svc = &mut self.services[idx as usize];
-        svc.tiers = tiers;
-        let rule = svc.tiers.rule(svc.panic);
-        if rule != svc.candidates.rule || !svc.candidates.is_parallel() {
+        let emptied = !stays && leaving >= svc.candidates.slots.len() && rule != Rule::Nothing;
+        if better || emptied || !svc.candidates.is_parallel() {
             return self.rebuild_candidates(idx);
         }
         let mut c = core::mem::take(&mut svc.candidates);
         let mut healthy = core::mem::take(&mut svc.healthy);
         let (clock, window) = (self.clock, self.config.slow_start_ms);
-        let mut ramping = false;
         for &s in &pending {
             let Some(e) = member(&self.slots, s, idx) else {
                 continue;
@@ -281,7 +290,6 @@ impl Registry {
             let id = &*e.instance.id;
             let want = rule.admits(e.instance.priority, e.health);
             let weight = e.effective_weight(&self.config, clock);
-            ramping |= want && window > 0 && e.healthy_since.saturating_add(window) > clock;
             let joined = match position(&c.slots, &self.slots, id, None) {
                 Ok(p) if want => c.reweight_at(p, weight),
                 Ok(p) => {
@@ -311,12 +319,12 @@ impl Registry {
             }
         }
         c.weights_at = clock;
-        let reweigh = window > 0 && (ramping || c.ramp_until != 0);
         let svc = &mut self.services[idx as usize];
         svc.candidates = c;
         svc.healthy = healthy;
         svc.dirty = false;
-        if reweigh {
+        // Slow start moves weights with time: they are all computed again.
+        if window > 0 {
             self.reweigh(idx);
         }
     }
@@ -328,19 +336,15 @@ impl Registry {
         let Some(svc) = self.services.get_mut(idx as usize) else {
             return;
         };
-        if let Some(key) = entry.counted {
-            svc.tiers.count(key, false);
+        // Even before a rebuild: the rebuild finds survivors in order.
+        let id = &*entry.instance.id;
+        let c = &mut svc.candidates;
+        if let Ok(p) = position(&c.slots, &self.slots, id, Some(slot)) {
+            c.remove_at(p);
         }
-        if !svc.full {
-            let id = &*entry.instance.id;
-            let c = &mut svc.candidates;
-            if let Ok(p) = position(&c.slots, &self.slots, id, Some(slot)) {
-                c.remove_at(p);
-            }
-            if let Ok(p) = position(&svc.healthy, &self.slots, id, Some(slot)) {
-                if p < svc.healthy.len() {
-                    svc.healthy.remove(p);
-                }
+        if let Ok(p) = position(&svc.healthy, &self.slots, id, Some(slot)) {
+            if p < svc.healthy.len() {
+                svc.healthy.remove(p);
             }
         }
         // The rule may have changed (and with slow start, the ramp end).
@@ -348,102 +352,72 @@ impl Registry {
         svc.publication.changed();
     }
 
-    /// Rebuilds a service's caches from its members.
+    /// Rebuilds a service's caches from its members. The old table is a
+    /// subsequence of the members (both in id order; a removal leaves it at
+    /// once), so one walk finds the survivors, which keep their smooth-WRR
+    /// state; newcomers start from zero.
     #[inline(never)]
     pub(super) fn rebuild_candidates(&mut self, idx: u32) {
-        let mut tiers = Tiers::default();
         let mut healthy = Vec::new();
-        let members = core::mem::take(&mut self.services[idx as usize].members);
+        let mut rule = Rule::Nothing;
+        let Some(svc) = self.services.get_mut(idx as usize) else {
+            return;
+        };
+        let members = core::mem::take(&mut svc.members);
+        let mut old = core::mem::take(&mut svc.candidates);
+        let panic = svc.panic;
         for &s in &members {
-            if let Some(e) = member_mut(&mut self.slots, s, idx) {
-                e.counted = None;
-                recount(&mut tiers, e);
+            if let Some(e) = member(&self.slots, s, idx) {
+                rule = rule.min(Rule::of(e.instance.priority, e.health, panic));
                 if e.health == Health::Healthy {
                     healthy.push(s);
                 }
             }
         }
-        let svc = &mut self.services[idx as usize];
-        svc.members = members;
-        let panic = svc.panic;
-        let rule = tiers.rule(panic);
-        svc.tiers = tiers;
-        let svc = &self.services[idx as usize];
-        let chosen = self.eligible(&svc.members, panic, None);
-        debug_assert!(
-            chosen.iter().all(|&s| {
-                let e = self.entry(s);
-                rule.admits(e.instance.priority, e.health)
-            }) && chosen.len()
-                == svc
-                    .members
-                    .iter()
-                    .filter(|&&s| {
-                        let e = self.entry(s);
-                        rule.admits(e.instance.priority, e.health)
-                    })
-                    .count(),
-            "the rule and the eligible set disagree"
-        );
-        let mut old = core::mem::take(&mut self.services[idx as usize].candidates);
         old.settle_wrr();
-        // Carry each surviving candidate's state through its entry; a slot
-        // freed and reused since the last build fails the generation check,
-        // so a newcomer starts from zero.
-        self.rebuilds += 1;
-        let mark = self.rebuilds;
-        for ((&s, &g), &c) in old.slots.iter().zip(&old.generations).zip(&old.current) {
-            let Some(slot) = self.slots.get_mut(s as usize) else {
-                continue;
-            };
-            if slot.generation == g {
-                if let Some(entry) = slot.entry.as_deref_mut() {
-                    entry.carry_wrr = c;
-                    entry.carry_mark = mark;
-                    if entry.service_idx == idx {
-                        entry.cand_since = NOT_CANDIDATE;
-                    }
-                }
-            }
-        }
-        let current = chosen
-            .iter()
-            .map(|&s| {
-                let entry = self.entry(s);
-                if entry.carry_mark == mark {
-                    entry.carry_wrr
-                } else {
-                    0
-                }
-            })
-            .collect();
-        for &s in &chosen {
-            if let Some(e) = member_mut(&mut self.slots, s, idx) {
-                e.cand_since = 0;
-            }
-        }
-        let mut candidates = Candidates {
-            generations: chosen
-                .iter()
-                .map(|&s| self.slots.get(s as usize).map_or(0, |x| x.generation))
-                .collect(),
-            slots: chosen,
-            current,
-            buckets: old.buckets,
+        let mut c = Candidates {
             // The period and alias table depend on the weights alone:
             // `reweigh` keeps them when they come out the same.
-            weights: old.weights,
-            alias: old.alias,
+            weights: core::mem::take(&mut old.weights),
+            alias: core::mem::take(&mut old.alias),
             alias_fresh: old.alias_fresh,
-            period: old.period,
+            period: core::mem::take(&mut old.period),
             ramp_until: old.ramp_until,
+            buckets: core::mem::take(&mut old.buckets),
             rule,
             ..Candidates::default()
         };
-        candidates.clear_memo();
+        let mut next = 0;
+        for &s in &members {
+            let survivor = old.slots.get(next) == Some(&s);
+            let state = old.current.get(next).copied().filter(|_| survivor);
+            next += usize::from(survivor);
+            let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
+            let Some(e) = member_mut(&mut self.slots, s, idx) else {
+                continue;
+            };
+            e.cand_since = NOT_CANDIDATE;
+            if rule.admits(e.instance.priority, e.health) {
+                e.cand_since = 0;
+                c.slots.push(s);
+                c.generations.push(generation);
+                c.current.push(state.unwrap_or(0));
+            }
+        }
+        debug_assert_eq!(
+            next,
+            old.slots.len(),
+            "the old table was not among the members"
+        );
+        // A table that never served a smooth-WRR pick keeps no state.
+        if old.current.is_empty() {
+            c.current = Vec::new();
+        }
+        c.clear_memo();
         let svc = &mut self.services[idx as usize];
+        svc.members = members;
         svc.healthy = healthy;
-        svc.candidates = candidates;
+        svc.candidates = c;
         svc.dirty = false;
         svc.full = false;
         svc.pending = Vec::new();
@@ -496,16 +470,10 @@ impl Registry {
     /// stays right while its winner stays, and only the candidates that
     /// joined (or changed weight) since it was made need a look.
     pub(super) fn hash_winner(&mut self, idx: u32, bucket: u32) -> Option<u32> {
-        let (clock, config, slots) = (self.clock, &self.config, &self.slots);
+        let (clock, slots) = (self.clock, &self.slots);
         let c = &mut self.services.get_mut(idx as usize)?.candidates;
         let scan = |c: &Candidates| {
-            let pos = rendezvous(
-                bucket,
-                c.slots.iter().zip(&c.weights).map(|(&s, &w)| {
-                    let e = slots.get(s as usize).and_then(|x| x.entry.as_deref());
-                    (e.map_or(0, |e| e.id_hash), w)
-                }),
-            )?;
+            let pos = rendezvous_among(bucket, &c.slots, &c.weights, slots)?;
             c.slots.get(pos).copied()
         };
         // Bucket winners are remembered unless slow start is still
@@ -518,8 +486,14 @@ impl Registry {
             c.clear_memo();
         }
         let (memo, seen) = c.buckets.get(bucket as usize).copied()?;
-        let score =
-            |e: &Entry| rendezvous_score(e.id_hash, bucket, e.effective_weight(config, clock));
+        // No weight ramps while memos are kept: every weight is full.
+        let score = |e: &Entry| {
+            rendezvous_score(
+                e.id_hash,
+                bucket,
+                u64::from(e.instance.weight) * WEIGHT_SCALE,
+            )
+        };
         let kept = member(slots, memo, idx)
             .filter(|e| e.cand_since <= seen && seen.saturating_add(1) >= c.log_start);
         let winner = match kept {

@@ -172,7 +172,7 @@ fn tables(reg: &Registry, when: bool) -> Vec<Option<String>> {
             let c = &s.candidates;
             (!s.dirty).then(|| {
                 format!(
-                    "{} {:?} {:?} {:?} {} {:?} {:?} ramp {} at {} {:?} {:?}",
+                    "{} {:?} {:?} {:?} {} {:?} {:?} ramp {} at {} {:?}",
                     s.name,
                     c.slots,
                     c.generations,
@@ -183,7 +183,6 @@ fn tables(reg: &Registry, when: bool) -> Vec<Option<String>> {
                     c.ramp_until,
                     if when { c.weights_at } else { 0 },
                     c.rule,
-                    s.tiers,
                 )
             })
         })

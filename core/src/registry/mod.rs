@@ -128,8 +128,6 @@ pub struct Registry {
     pub(crate) lease_blocked: bool,
     pub(crate) membership_epoch: u64,
     pub(crate) metrics: RegistryMetrics,
-    /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
-    pub(crate) rebuilds: u64,
     /// Pickers made so far (the last picker's number).
     #[cfg(feature = "pickers")]
     pub(crate) pickers: u64,
@@ -206,7 +204,6 @@ impl Registry {
             lease_blocked: false,
             membership_epoch: 0,
             metrics: RegistryMetrics::default(),
-            rebuilds: 0,
             #[cfg(feature = "pickers")]
             pickers: 0,
             #[cfg(feature = "pickers")]

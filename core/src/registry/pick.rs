@@ -3,9 +3,11 @@
 use crate::prelude::*;
 use alloc::borrow::Cow;
 
+use super::candidates::rendezvous_among;
+use super::candidates::Rule;
 use super::names::same_bytes;
 use super::{Handle, InstanceView, Registry, ServiceRef};
-use crate::balancer::{key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, Strategy};
+use crate::balancer::{key_bucket, smooth_wrr, two_choices, weighted_draw, Strategy};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::instance::{check_name, Filter};
@@ -87,6 +89,23 @@ impl<'a> Discovery<'a> {
         w.bool("panic", self.panic);
         w.end();
         out
+    }
+    /// Handles and health of the listed instances, without the rest of
+    /// their status (cheaper than [`Discovery::iter`] when that is all a
+    /// host copies out).
+    pub fn health(&self) -> impl ExactSizeIterator<Item = (Handle, Health)> + '_ {
+        let registry = self.registry;
+        self.slots.iter().map(move |&s| {
+            let slot = registry.slots.get(s as usize);
+            let handle = Handle {
+                index: s,
+                generation: slot.map_or(0, |x| x.generation),
+            };
+            let health = slot
+                .and_then(|x| x.entry.as_deref())
+                .map_or(Health::Unhealthy, |e| e.health);
+            (handle, health)
+        })
     }
     /// Handles of the listed instances.
     pub fn handles(&self) -> impl ExactSizeIterator<Item = Handle> + '_ {
@@ -354,41 +373,16 @@ impl Registry {
     /// healthy (else degraded) instance, or every non-draining one in panic
     /// (lowest tier first), then the zone if it has any.
     pub(super) fn eligible(&self, slots: &[u32], panic: bool, zone: Option<&str>) -> Vec<u32> {
-        let usable = |h: Health| {
-            if panic {
-                h != Health::Draining
-            } else {
-                matches!(h, Health::Healthy | Health::Degraded)
-            }
-        };
-        let mut tier: Option<u8> = None;
-        let mut tier_has_healthy = false;
-        for &s in slots {
+        let rule = slots.iter().fold(Rule::Nothing, |rule, &s| {
             let e = self.entry(s);
-            if !usable(e.health) {
-                continue;
-            }
-            let healthy = panic || e.health == Health::Healthy;
-            match tier {
-                Some(p) if e.instance.priority > p => {}
-                Some(p) if e.instance.priority == p => tier_has_healthy |= healthy,
-                _ => {
-                    tier = Some(e.instance.priority);
-                    tier_has_healthy = healthy;
-                }
-            }
-        }
-        let Some(tier) = tier else {
-            return Vec::new();
-        };
+            rule.min(Rule::of(e.instance.priority, e.health, panic))
+        });
         let chosen: Vec<u32> = slots
             .iter()
             .copied()
             .filter(|&s| {
                 let e = self.entry(s);
-                e.instance.priority == tier
-                    && usable(e.health)
-                    && (!tier_has_healthy || panic || e.health == Health::Healthy)
+                rule.admits(e.instance.priority, e.health)
             })
             .collect();
         match zone {
@@ -509,10 +503,16 @@ impl Registry {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
                         c.settle_wrr();
-                        let mut current: Vec<i64> = p.iter().map(|&i| c.current[i]).collect();
+                        c.use_current();
+                        let mut current: Vec<i64> = p
+                            .iter()
+                            .map(|&i| c.current.get(i).copied().unwrap_or(0))
+                            .collect();
                         let pos = smooth_wrr(&weights, &mut current, total)?;
                         for (&i, v) in p.iter().zip(current) {
-                            c.current[i] = v;
+                            if let Some(x) = c.current.get_mut(i) {
+                                *x = v;
+                            }
                         }
                         pos
                     }
@@ -535,14 +535,7 @@ impl Registry {
             Strategy::ConsistentHash => {
                 // `validate_pick_options` refused a consistent_hash pick without a key.
                 debug_assert!(key.is_some(), "consistent_hash pick without a key");
-                let bucket = key_bucket(key.unwrap_or(""));
-                rendezvous(
-                    bucket,
-                    slots
-                        .iter()
-                        .zip(&weights)
-                        .map(|(&s, &w)| (self.entry(s).id_hash, w)),
-                )?
+                rendezvous_among(key_bucket(key.unwrap_or("")), &slots, &weights, &self.slots)?
             }
         };
         slots.get(pos).copied()

@@ -16,7 +16,7 @@ impl Publication {
     #[inline(always)]
     pub fn changed(&self) {}
 }
-use super::candidates::{Rule, Tiers};
+use super::candidates::Rule;
 use super::{Entry, Registry};
 use crate::balancer::{AliasTable, SmoothPeriod};
 use crate::events::EventKind;
@@ -40,7 +40,9 @@ pub(crate) struct Candidates {
     /// `alias_fresh`: built at the first weighted-random pick after a change.
     pub alias: AliasTable,
     pub alias_fresh: bool,
-    /// Smooth-WRR `current`, parallel to `slots`.
+    /// Smooth-WRR `current`, parallel to `slots`; empty (all zeros) until
+    /// the first smooth-WRR pick, so a service that never makes one does
+    /// not move it on every change.
     pub current: Vec<i64>,
     /// Until when some weight is still ramping (slow start); weights are
     /// recomputed per pick before then.
@@ -66,6 +68,14 @@ pub(crate) struct Candidates {
     pub wrr_at: Option<usize>,
 }
 
+/// Whether the registry's own smooth-WRR picks read period tables (SPEC
+/// §5.1) — the same picks as the walk, in O(1) while the weights stay.
+/// The WebAssembly module, built without pickers for one-threaded hosts,
+/// walks: its size budget goes to updating candidate tables in place,
+/// which matters more where membership changes all day (a change sends
+/// the state off the period table until it passes through zero again).
+const PERIOD_TABLES: bool = cfg!(feature = "pickers");
+
 /// Whether a candidate table has its smooth-WRR period table.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum PeriodState {
@@ -85,13 +95,17 @@ impl Candidates {
     /// period), so both give the same sequence.
     #[inline]
     pub fn smooth_next(&mut self, ramping: bool) -> Option<usize> {
-        if let (Some(pos), PeriodState::Table(period)) = (self.wrr_at, &self.period) {
+        if let (true, Some(pos), PeriodState::Table(period)) =
+            (PERIOD_TABLES, self.wrr_at, &self.period)
+        {
             let winner = period.get(pos)?;
             let next = pos + 1;
             self.wrr_at = Some(if next == period.len() { 0 } else { next });
             return Some(winner);
         }
-        if !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period() {
+        self.use_current();
+        if PERIOD_TABLES && !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period()
+        {
             return self.smooth_next(ramping);
         }
         crate::balancer::smooth_wrr(&self.weights, &mut self.current, self.total)
@@ -120,10 +134,21 @@ impl Candidates {
         }
     }
 
+    /// Gives `current` its place for every candidate (zeros) if it has none.
+    #[inline]
+    pub fn use_current(&mut self) {
+        if self.current.len() != self.slots.len() && self.current.is_empty() {
+            self.current = vec![0; self.slots.len()];
+        }
+    }
+
     /// Writes the smooth-WRR state back into `current` (before anything
     /// reads or changes `current` or the weights).
     #[inline]
     pub fn settle_wrr(&mut self) {
+        if !PERIOD_TABLES {
+            return;
+        }
         if let Some(pos) = self.wrr_at.take() {
             if let PeriodState::Table(p) = &self.period {
                 self.current = p.state_at(pos, &self.weights);
@@ -135,9 +160,10 @@ impl Candidates {
     /// the table (for snapshots).
     pub fn wrr_current(&self) -> alloc::borrow::Cow<'_, [i64]> {
         match (self.wrr_at, &self.period) {
-            (Some(pos), PeriodState::Table(p)) => {
+            (Some(pos), PeriodState::Table(p)) if PERIOD_TABLES => {
                 alloc::borrow::Cow::Owned(p.state_at(pos, &self.weights))
             }
+            _ if self.current.is_empty() => alloc::borrow::Cow::Owned(vec![0; self.slots.len()]),
             _ => alloc::borrow::Cow::Borrowed(&self.current),
         }
     }
@@ -211,8 +237,6 @@ pub(crate) struct Service {
     /// (repeats allowed). Applied at the next pick or discover, so the
     /// table moves from one pick to the next as a rebuild would.
     pub pending: Vec<u32>,
-    /// Members per priority tier and health (what `Rule` is chosen by).
-    pub tiers: Tiers,
     /// Healthy members in id order (discover's default answer).
     pub healthy: Vec<u32>,
     pub candidates: Candidates,
@@ -235,7 +259,6 @@ impl Service {
             dirty: true,
             full: true,
             pending: Vec::new(),
-            tiers: Tiers::default(),
             healthy: Vec::new(),
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
@@ -246,7 +269,7 @@ impl Service {
     /// The candidate set may have changed in any way: rebuild the caches
     /// before the next pick, and tell this service's pickers their table
     /// is stale.
-    #[inline]
+    #[inline(never)]
     pub fn mark_dirty(&mut self) {
         self.dirty = true;
         self.full = true;
@@ -258,7 +281,6 @@ impl Service {
     /// new): update the caches for it before the next pick, and tell this
     /// service's pickers their table is stale. Past [`PENDING_MAX`] changes
     /// a rebuild is cheaper.
-    #[inline]
     pub fn note(&mut self, slot: u32) {
         if !self.full {
             if self.pending.len() < PENDING_MAX {
@@ -312,7 +334,7 @@ impl Registry {
     }
 
     /// Member `slot` of service `service_idx` may have changed.
-    #[inline]
+    #[inline(never)]
     pub(crate) fn note_member(&mut self, service_idx: u32, slot: u32) {
         #[cfg(test)]
         if self.reference {
@@ -350,11 +372,11 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
+        self.unlist_candidate(service_idx, slot, entry);
         #[cfg(test)]
         if self.reference {
-            return self.services[service_idx as usize].mark_dirty();
+            self.services[service_idx as usize].mark_dirty();
         }
-        self.unlist_candidate(service_idx, slot, entry);
     }
 
     /// The fields of member `slot` were replaced.
