@@ -119,16 +119,21 @@ fn position(list: &[u32], slots: &[Slot], id: &str, gone: Option<u32>) -> Result
 pub(super) fn rendezvous_among(
     bucket: u32,
     list: &[u32],
-    weights: &[u64],
+    weights: &[u32],
     slots: &[Slot],
 ) -> Option<usize> {
     rendezvous(
         bucket,
         list.iter().zip(weights).map(|(&s, &w)| {
             let e = slots.get(s as usize).and_then(|x| x.entry.as_deref());
-            (e.map_or(0, |e| e.id_hash), w)
+            (e.map_or(0, |e| e.id_hash), u64::from(w))
         }),
     )
+}
+
+/// A weight as the table keeps it (weights are at most 10 000 × 1 000).
+pub(super) fn table_weight(w: u64) -> u32 {
+    u32::try_from(w).unwrap_or(u32::MAX)
 }
 
 /// Puts `slot` into or out of an id-ordered list as `want` says.
@@ -161,7 +166,7 @@ impl Candidates {
         self.alias_fresh = false;
     }
 
-    fn insert_at(&mut self, pos: usize, slot: u32, generation: u32, weight: u64) {
+    fn insert_at(&mut self, pos: usize, slot: u32, generation: u32, weight: u32) {
         if pos > self.slots.len() || !self.is_parallel() {
             return;
         }
@@ -172,7 +177,7 @@ impl Candidates {
         if !self.current.is_empty() {
             self.current.insert(pos, 0);
         }
-        self.total += weight;
+        self.total += u64::from(weight);
     }
 
     /// Removes position `pos` from every list that has it (a restored
@@ -187,18 +192,20 @@ impl Candidates {
             self.generations.remove(pos);
         }
         if pos < self.weights.len() {
-            self.total = self.total.saturating_sub(self.weights.remove(pos));
+            self.total = self
+                .total
+                .saturating_sub(u64::from(self.weights.remove(pos)));
         }
         if pos < self.current.len() {
             self.current.remove(pos);
         }
     }
 
-    fn reweight_at(&mut self, pos: usize, weight: u64) -> bool {
+    fn reweight_at(&mut self, pos: usize, weight: u32) -> bool {
         match self.weights.get(pos) {
             Some(&w) if w != weight => {
                 self.weights_change();
-                self.total = self.total - w + weight;
+                self.total = self.total - u64::from(w) + u64::from(weight);
                 if let Some(x) = self.weights.get_mut(pos) {
                     *x = weight;
                 }
@@ -257,17 +264,20 @@ impl Registry {
             return self.rebuild_candidates(idx);
         }
         let mut pending = pending;
-        pending.sort_unstable();
-        pending.dedup();
+        // Repeats side by side, counted once (the crate's small sort: the
+        // standard one is large in the WebAssembly module).
+        crate::sort::sort_by(&mut pending, |a, b| a < b);
         // The rule stays while no changed member would give a better one
         // and the table keeps a member (checked before anything moves, so
         // a rebuild still finds every survivor).
         let (rule, panic) = (svc.candidates.rule, svc.panic);
         let (mut better, mut stays, mut leaving) = (false, false, 0);
+        let mut last = None;
         for &s in &pending {
-            let Some(e) = member(&self.slots, s, idx) else {
+            let Some(e) = member(&self.slots, s, idx).filter(|_| last != Some(s)) else {
                 continue;
             };
+            last = Some(s);
             let (priority, health) = (e.instance.priority, e.health);
             better |= rule.min(Rule::of(priority, health, panic)) != rule;
             if rule.admits(priority, health) {
@@ -289,7 +299,7 @@ impl Registry {
             };
             let id = &*e.instance.id;
             let want = rule.admits(e.instance.priority, e.health);
-            let weight = e.effective_weight(&self.config, clock);
+            let weight = table_weight(e.effective_weight(&self.config, clock));
             let joined = match position(&c.slots, &self.slots, id, None) {
                 Ok(p) if want => c.reweight_at(p, weight),
                 Ok(p) => {
@@ -437,14 +447,14 @@ impl Registry {
         let mut sum = 0u64;
         for &s in &c.slots {
             let entry = self.entry(s);
-            let w = entry.effective_weight(&self.config, clock);
+            let w = table_weight(entry.effective_weight(&self.config, clock));
             if window > 0 {
                 let end = entry.healthy_since.saturating_add(window);
                 if end > clock {
                     c.ramp_until = c.ramp_until.max(end);
                 }
             }
-            sum += w;
+            sum += u64::from(w);
             c.weights.push(w);
         }
         c.total = sum;

@@ -3,8 +3,8 @@
 use crate::prelude::*;
 use alloc::borrow::Cow;
 
-use super::candidates::rendezvous_among;
 use super::candidates::Rule;
+use super::candidates::{rendezvous_among, table_weight};
 use super::names::same_bytes;
 use super::{Handle, InstanceView, Registry, ServiceRef};
 use crate::balancer::{key_bucket, smooth_wrr, two_choices, weighted_draw, Strategy};
@@ -453,7 +453,7 @@ impl Registry {
                 let (cs, ws) = (&c.slots, &c.weights);
                 two_choices(&mut self.rng, len, |i| {
                     let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.load());
-                    (inflight, ws[i])
+                    (inflight, u64::from(ws[i]))
                 })?
             }
             // Answered above.
@@ -470,14 +470,17 @@ impl Registry {
         subset: Subset,
     ) -> Option<u32> {
         let clock = self.clock;
-        let (slots, weights): (Vec<u32>, Vec<u64>) = match &subset {
+        let (slots, weights): (Vec<u32>, Vec<u32>) = match &subset {
             Subset::Positions(p) => {
                 let c = &self.services[idx as usize].candidates;
                 p.iter().map(|&i| (c.slots[i], c.weights[i])).unzip()
             }
             Subset::Slots(s) => s
                 .iter()
-                .map(|&slot| (slot, self.entry(slot).effective_weight(&self.config, clock)))
+                .map(|&slot| {
+                    let w = self.entry(slot).effective_weight(&self.config, clock);
+                    (slot, table_weight(w))
+                })
                 .unzip(),
         };
         let len = slots.len();
@@ -491,14 +494,14 @@ impl Registry {
                 let prefix: Vec<u64> = weights
                     .iter()
                     .scan(0u64, |sum, &w| {
-                        *sum += w;
+                        *sum += u64::from(w);
                         Some(*sum)
                     })
                     .collect();
                 weighted_draw(&mut self.rng, &prefix)?
             }
             Strategy::WeightedRoundRobin => {
-                let total: u64 = weights.iter().sum();
+                let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
                 match &subset {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
@@ -530,7 +533,7 @@ impl Registry {
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
                 let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).load()).collect();
-                two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
+                two_choices(&mut self.rng, len, |i| (inflight[i], u64::from(weights[i])))?
             }
             Strategy::ConsistentHash => {
                 // `validate_pick_options` refused a consistent_hash pick without a key.

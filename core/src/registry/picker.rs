@@ -516,7 +516,7 @@ impl Registry {
             member_counters.push((generation, counter));
         }
         let c = &self.services[idx as usize].candidates;
-        let weights = c.weights.clone();
+        let weights: Vec<u64> = c.weights.iter().map(|&w| u64::from(w)).collect();
         let (period, period_settled) = if ramping {
             (None, true)
         } else {

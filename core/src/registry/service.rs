@@ -32,8 +32,10 @@ pub(crate) struct Candidates {
     pub slots: Vec<u32>,
     /// Slot generations when the table was built, parallel to `slots`.
     pub generations: Vec<u32>,
-    /// Effective weights (thousandths), parallel to `slots`.
-    pub weights: Vec<u64>,
+    /// Effective weights (thousandths), parallel to `slots`: at most
+    /// 10 000 × 1 000, so `u32` holds them, and a change moves half as
+    /// many bytes of them.
+    pub weights: Vec<u32>,
     /// Sum of `weights`.
     pub total: u64,
     /// Alias table of `weights` (weighted random in O(1)), valid while
