@@ -81,8 +81,8 @@ impl Rule {
     }
 }
 
-/// Slots that joined or changed weight kept for the hash memo; past that
-/// many the log starts again, and older memos are computed again.
+/// Slots that joined or changed weight kept for the hash memo; a bucket
+/// older than those is computed again.
 const LOG_MAX: usize = 256;
 
 /// The entry in slot `s` if it is a member of service `idx`.
@@ -221,9 +221,12 @@ impl Candidates {
         if !self.buckets.is_empty() {
             self.log.push(slot);
             if self.log.len() > LOG_MAX {
-                // Memos older than the log are made again when next used.
-                self.log_start += self.log.len() as u32;
-                self.log.clear();
+                // The older half goes: memos older than the rest are made
+                // again when next used (a key in use keeps up).
+                let (keep, len) = (LOG_MAX / 2, self.log.len());
+                self.log.copy_within(len - keep.., 0);
+                self.log.truncate(keep);
+                self.log_start += (len - keep) as u32;
             }
         }
         self.seq
