@@ -1,14 +1,16 @@
 # Fuzzing on the stable toolchain (no nightly, so no cargo-fuzz here): a
-# time-budgeted proptest run of core/tests/fuzz.rs over Json::parse,
+# time-budgeted proptest run of tests/rust/tests/fuzz.rs over Json::parse,
 # Registry::restore, the instance, config and filter readers and random
-# operation sequences, mutating the corpus in core/tests/fuzz/corpus/.
-# Failures are saved as seeds to core/tests/fuzz/regressions.txt (check
-# them in: every run replays them first).
+# operation sequences, mutating the corpus in tests/rust/tests/fuzz/corpus/.
+# Failures are saved as seeds to tests/rust/tests/fuzz/regressions.txt
+# (check them in: every run replays them first). It lives in the tests/rust
+# crate, not core/, because it reads files and keeps time.
 #   make fuzz                     one minute per target
 #   make fuzz FUZZ_SECONDS=600    longer
 # Release speed with overflow checks and debug assertions on, in a target
 # directory of its own so the ordinary release build is not disturbed.
-# `make test` runs the same targets for two seconds each (cargo test).
+# `make test` runs the same targets for two seconds each (rust-test, debug
+# and release).
 FUZZ_SECONDS ?= 60
 
 .PHONY: fuzz
@@ -16,7 +18,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
 	FUZZ_SECONDS=$(FUZZ_SECONDS) \
-	  cargo test -p waypost --release --target-dir target/fuzz --test fuzz -- --nocapture --test-threads=2
+	  cargo test -p waypost-scenarios --release --target-dir target/fuzz --test fuzz -- --nocapture --test-threads=2
 
 # Miri over the C binding's unsafe blocks (bindings-c/src/miri_tests.rs
 # drives every kind through the C entry points) and the WebAssembly

@@ -134,6 +134,43 @@ static wp_pick_ret wp_picker_pick(uintptr_t picker, uint32_t strategy, int has_k
 	return ret;
 }
 
+/* A picker's pick with the picked instance's fields from the table it
+ * came from (unless the picker's own cache, epoch + slot bitset, holds
+ * them): one call, no lock, no retry. */
+static wp_pick_fields_ret wp_picker_pick_fields(uintptr_t picker, uint32_t strategy, int has_key, _GoString_ key,
+		uint64_t now, uint64_t epoch, const uint64_t *slots, size_t words) {
+	wp_pick_fields_ret ret;
+	ret.err = NULL;
+	ret.json = NULL;
+	waypost_pick_known known = {epoch, slots, words};
+	if (!has_key) {
+		ret.status = waypost_picker_pick_fields(WP_PICKER, strategy, NULL, now, &known, &ret.r, &ret.json, &ret.err);
+		return ret;
+	}
+	char kb[WP_BUF];
+	char *k = wp_cstr(key, kb);
+	ret.status = waypost_picker_pick_fields(WP_PICKER, strategy, k, now, &known, &ret.r, &ret.json, &ret.err);
+	wp_cstr_free(k, kb);
+	return ret;
+}
+
+typedef struct { waypost_status status; waypost_error *err; waypost_picker *p; } wp_picker_ret;
+
+/* A picker with a zone and filter (has bit 1: zone, bit 2: filter). */
+static wp_picker_ret wp_picker_new_with(uintptr_t addr, _GoString_ service, int has, _GoString_ zone, _GoString_ filter) {
+	char sb[WP_BUF], zb[WP_BUF], fb[WP_BUF];
+	wp_picker_ret ret = {WAYPOST_STATUS_OK, NULL, NULL};
+	waypost_pick_options o = {NULL, NULL, NULL};
+	if (has & 2) o.zone = wp_cstr(zone, zb);
+	if (has & 4) o.filter_json = wp_cstr(filter, fb);
+	char *s = wp_cstr(service, sb);
+	ret.status = waypost_picker_new_with(WP_REG, s, has ? &o : NULL, &ret.p, &ret.err);
+	wp_cstr_free(s, sb);
+	if (has & 2) wp_cstr_free((char *)o.zone, zb);
+	if (has & 4) wp_cstr_free((char *)o.filter_json, fb);
+	return ret;
+}
+
 enum { WP_PICKER_OUTCOME_OK, WP_PICKER_OUTCOME_FAILED, WP_PICKER_BEGIN, WP_PICKER_END };
 
 static wp_ret wp_picker_call(uintptr_t picker, int op, waypost_handle h, uint64_t now) {

@@ -4,19 +4,6 @@ package waypost
 // plus the two the C boundary adds.
 type Code string
 
-// The error codes.
-const (
-	CodeInvalidArgument    Code = "invalid_argument"
-	CodeNotFound           Code = "not_found"
-	CodeUnknownService     Code = "unknown_service"
-	CodeNoEligibleInstance Code = "no_eligible_instance"
-	CodeConflict           Code = "conflict"
-	CodeInvalidSnapshot    Code = "invalid_snapshot"
-	CodeCompacted          Code = "compacted"
-	CodeNullArgument       Code = "null_argument"
-	CodePanic              Code = "panic"
-)
-
 // Error is every error this package returns: a stable code and a human
 // message naming the field or id at fault. Match codes with errors.Is
 // against the Err* values, or read Code.
@@ -35,15 +22,3 @@ func (e *Error) Is(target error) bool {
 }
 
 func newError(code Code, message string) *Error { return &Error{Code: code, Message: message} }
-
-// Sentinels for errors.Is.
-var (
-	ErrInvalidArgument    = newError(CodeInvalidArgument, "invalid argument")
-	ErrNotFound           = newError(CodeNotFound, "not found")
-	ErrUnknownService     = newError(CodeUnknownService, "unknown service")
-	ErrNoEligibleInstance = newError(CodeNoEligibleInstance, "no eligible instance")
-	ErrConflict           = newError(CodeConflict, "conflict")
-	ErrInvalidSnapshot    = newError(CodeInvalidSnapshot, "invalid snapshot")
-	ErrCompacted          = newError(CodeCompacted, "compacted")
-	ErrPanic              = newError(CodePanic, "internal panic")
-)

@@ -10,18 +10,9 @@ import (
 // Health is the public health of an instance (SPEC §3).
 type Health uint8
 
-// Health values.
-const (
-	Healthy   Health = C.WAYPOST_HEALTH_HEALTHY
-	Unhealthy Health = C.WAYPOST_HEALTH_UNHEALTHY
-	Draining  Health = C.WAYPOST_HEALTH_DRAINING
-	Ejected   Health = C.WAYPOST_HEALTH_EJECTED
-	Degraded  Health = C.WAYPOST_HEALTH_DEGRADED
-)
-
 var healthNames = func() map[string]Health {
 	m := map[string]Health{}
-	for h := Healthy; h <= Degraded; h++ {
+	for _, h := range allHealth {
 		m[h.String()] = h
 	}
 	return m

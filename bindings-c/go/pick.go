@@ -14,17 +14,6 @@ import (
 // Strategy is a load-balancing strategy (SPEC §5).
 type Strategy uint32
 
-// Strategies.
-const (
-	RoundRobin         Strategy = C.WAYPOST_STRATEGY_ROUND_ROBIN
-	Random             Strategy = C.WAYPOST_STRATEGY_RANDOM
-	WeightedRandom     Strategy = C.WAYPOST_STRATEGY_WEIGHTED_RANDOM
-	WeightedRoundRobin Strategy = C.WAYPOST_STRATEGY_WEIGHTED_ROUND_ROBIN
-	LeastRequest       Strategy = C.WAYPOST_STRATEGY_LEAST_REQUEST
-	ConsistentHash     Strategy = C.WAYPOST_STRATEGY_CONSISTENT_HASH
-	FirstAvailable     Strategy = C.WAYPOST_STRATEGY_FIRST_AVAILABLE
-)
-
 // String is the stable name, e.g. "round_robin".
 func (s Strategy) String() string {
 	p := C.waypost_strategy_name(C.uint32_t(s))
@@ -194,10 +183,6 @@ func (r *Registry) pick(service string, ref C.uint32_t, known bool, strategy Str
 	r.store(inst, uint64(ret.r.membership_epoch))
 	return Pick{Instance: inst, Panic: panicked}, nil
 }
-
-// errVanished marks a picked handle that was gone when its fields were
-// fetched (pickers only: a registry pick gets its fields in the same call).
-var errVanished = newError(CodeNotFound, "the picked instance was removed concurrently")
 
 // remember caches the reference of a service known to exist.
 func (r *Registry) remember(service string) {

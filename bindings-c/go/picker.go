@@ -21,22 +21,49 @@ type Picker struct {
 	ptr  *C.waypost_picker
 	addr C.uintptr_t
 	// Instances of the current table by slot index, valid for one
-	// membership epoch (the table's).
+	// membership epoch (the table's); known has bit i%64 of word i/64 set
+	// once instances[i] is stored: a pick hands it to C, which sends the
+	// fields of a slot not in it.
 	epoch     uint64
 	instances []*Instance
+	known     []uint64
 }
 
 // Picker returns a new picker for this service.
-func (s *Service) Picker() (*Picker, error) {
-	var ptr *C.waypost_picker
-	err := withName("service", s.name, func(n *C.char) error {
-		var e *C.waypost_error
-		return status(C.waypost_picker_new(s.r.ptr, n, &ptr, &e), e)
-	})
-	keepAlive(s.r)
-	if err != nil {
+func (s *Service) Picker() (*Picker, error) { return s.PickerWith(nil) }
+
+// PickerWith returns a picker whose picks draw from the candidates Pick
+// draws from with opts' Zone and Filter (SPEC §5.2); opts may be nil. Its
+// Key must be "": the key comes with each pick.
+func (s *Service) PickerWith(opts *PickOptions) (*Picker, error) {
+	if err := checkString("service", s.name); err != nil {
 		return nil, err
 	}
+	has, zone, filter := C.int(0), "", ""
+	if opts != nil {
+		if opts.Key != "" {
+			return nil, newError(CodeInvalidArgument, "invalid argument `key`: a picker takes its key with each pick")
+		}
+		if opts.Zone != "" {
+			if err := checkString("zone", opts.Zone); err != nil {
+				return nil, err
+			}
+			has, zone = has|2, opts.Zone
+		}
+		if !opts.Filter.empty() {
+			var err error
+			if filter, err = opts.Filter.json(); err != nil {
+				return nil, err
+			}
+			has |= 4
+		}
+	}
+	ret := C.wp_picker_new_with(s.r.addr, s.name, has, zone, filter)
+	keepAlive(s.r)
+	if err := status(ret.status, ret.err); err != nil {
+		return nil, err
+	}
+	ptr := ret.p
 	p := &Picker{r: s.r, ptr: ptr, addr: C.uintptr_t(uintptr(unsafe.Pointer(ptr)))}
 	runtime.SetFinalizer(p, (*Picker).Close)
 	return p, nil
@@ -62,58 +89,68 @@ func (p *Picker) Pick(strategy Strategy, key string, now time.Time) (Pick, error
 	if p.ptr == nil {
 		return Pick{}, newError(CodeInvalidArgument, "invalid argument `picker`: closed")
 	}
-	for attempt := 0; ; attempt++ {
-		var ret C.wp_pick_ret
-		if key == "" {
-			ret = C.wp_picker_pick(p.addr, C.uint32_t(strategy), 0, "", t)
-		} else {
-			if err := checkString("key", key); err != nil {
-				return Pick{}, err
-			}
-			ret = C.wp_picker_pick(p.addr, C.uint32_t(strategy), 1, key, t)
-		}
-		runtime.KeepAlive(p)
-		if err := status(ret.status, ret.err); err != nil {
+	hasKey := C.int(0)
+	if key != "" {
+		if err := checkString("key", key); err != nil {
 			return Pick{}, err
 		}
-		inst, err := p.instance(Handle(ret.r.handle), uint64(ret.r.membership_epoch))
-		if err == nil {
-			return Pick{Instance: inst, Panic: bool(ret.r.panic)}, nil
-		}
-		// Removed between the pick and the fetch of its fields: the
-		// picker sees the removal at its next pick.
-		if attempt >= 8 {
-			return Pick{}, errVanished
-		}
+		hasKey = 1
 	}
+	// The pick and the fields of what it picked come from one call, out of
+	// the table the pick read: nothing can remove the instance in between,
+	// so a pick is one step of the picker and never repeated.
+	var slots *C.uint64_t
+	if len(p.known) > 0 {
+		slots = (*C.uint64_t)(unsafe.Pointer(&p.known[0]))
+	}
+	ret := C.wp_picker_pick_fields(p.addr, C.uint32_t(strategy), hasKey, key, t,
+		C.uint64_t(p.epoch), slots, C.size_t(len(p.known)))
+	runtime.KeepAlive(p)
+	if err := status(ret.status, ret.err); err != nil {
+		return Pick{}, err
+	}
+	h := Handle(ret.r.handle)
+	panicked := bool(ret.r.panic)
+	i := slotIndex(h)
+	if ret.json == nil {
+		// The call found this slot in the cache at the table's epoch.
+		if i < len(p.instances) {
+			if inst := p.instances[i]; inst != nil && inst.Handle == h {
+				return Pick{Instance: inst, Panic: panicked}, nil
+			}
+		}
+		return Pick{}, newError(CodePanic, "the picker's instance cache disagrees with its table")
+	}
+	inst, err := decodeInstance(takeString(ret.json), h)
+	if err != nil {
+		return Pick{}, err
+	}
+	p.store(i, inst, uint64(ret.r.membership_epoch))
+	return Pick{Instance: inst, Panic: panicked}, nil
 }
 
-// instance returns the fields of a picked handle, from the picker's own
-// cache while its table's membership epoch holds.
-func (p *Picker) instance(h Handle, epoch uint64) (*Instance, error) {
-	i := slotIndex(h)
-	if epoch == p.epoch && i < len(p.instances) {
-		if inst := p.instances[i]; inst != nil && inst.Handle == h {
-			return inst, nil
-		}
-	}
-	inst, err := p.r.lookup(h, epoch)
-	if err != nil {
-		return nil, err
-	}
+// store caches the instance of slot i for the table's membership epoch.
+func (p *Picker) store(i int, inst *Instance, epoch uint64) {
 	if epoch != p.epoch {
 		for j := range p.instances {
 			p.instances[j] = nil
 		}
+		for j := range p.known {
+			p.known[j] = 0
+		}
 		p.epoch = epoch
 	}
 	if i >= len(p.instances) {
-		grown := make([]*Instance, 2*i+64)
+		n := (2*i + 64) &^ 63
+		grown := make([]*Instance, n)
 		copy(grown, p.instances)
 		p.instances = grown
+		known := make([]uint64, n/64)
+		copy(known, p.known)
+		p.known = known
 	}
 	p.instances[i] = inst
-	return inst, nil
+	p.known[i/64] |= 1 << (uint(i) % 64)
 }
 
 func (p *Picker) call(op C.int, h Handle, now time.Time) error {
@@ -155,10 +192,18 @@ type PickerPool struct {
 }
 
 // PickerPool returns a pool of pickers for this service.
-func (s *Service) PickerPool() *PickerPool {
+func (s *Service) PickerPool() *PickerPool { return s.PickerPoolWith(nil) }
+
+// PickerPoolWith returns a pool of pickers made with PickerWith(opts).
+func (s *Service) PickerPoolWith(opts *PickOptions) *PickerPool {
 	pp := &PickerPool{s: s}
+	var o *PickOptions
+	if opts != nil {
+		copied := *opts
+		o = &copied
+	}
 	pp.pool.New = func() any {
-		p, err := s.Picker()
+		p, err := s.PickerWith(o)
 		if err != nil {
 			return err
 		}

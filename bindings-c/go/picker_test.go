@@ -1,7 +1,10 @@
 package waypost
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,5 +166,180 @@ func TestPickersUnderChurn(t *testing.T) {
 	}
 	if count.Load() < 10 {
 		t.Fatalf("only %d removals ran", count.Load())
+	}
+}
+
+// picksCounted reads the registry's round-robin pick count for service
+// from its metrics (pickers fold theirs in at each refresh).
+func picksCounted(t *testing.T, reg *Registry, service string) uint64 {
+	t.Helper()
+	text, err := reg.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := `waypost_picks_total{service="` + service + `",strategy="round_robin"} `
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			n, err := strconv.ParseUint(strings.TrimPrefix(line, prefix), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// While another goroutine removes and re-registers instances, every pick
+// of a picker is one step of its sequence (the picks the registry counts
+// are exactly the picks answered: none is repeated because its instance
+// vanished) and hands back the fields of the instance it picked, from the
+// table it picked from.
+func TestPickerPickIsOneStepUnderDeregistration(t *testing.T) {
+	const n = 12
+	cfg := DefaultConfig()
+	cfg.TTL = time.Hour
+	cfg.RandomSeed, cfg.Seed = false, 11
+	reg, err := NewRegistry(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	spec := func(i int) InstanceSpec {
+		return InstanceSpec{ID: fmt.Sprintf("d%02d", i), Service: "dereg", Address: fmt.Sprintf("10.7.0.%d", i), Port: 9000 + uint16(i)}
+	}
+	for i := 0; i < n; i++ {
+		if _, err := reg.Register(spec(i), at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := reg.Service("dereg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	churned := make(chan error, 1)
+	go func() {
+		var err error
+		for k := 0; !stop.Load() && err == nil; k++ {
+			i := k % n
+			if err = reg.Deregister(spec(i).ID, at(0)); err == nil {
+				_, err = reg.Register(spec(i), at(0))
+			}
+		}
+		churned <- err
+	}()
+	const workers = 3
+	answered := make([]uint64, workers)
+	pickers := make([]*Picker, workers)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		p, err := svc.Picker()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pickers[w] = p
+		wg.Add(1)
+		go func(w int, p *Picker) {
+			defer wg.Done()
+			for i := 0; i < 3000; i++ {
+				pick, err := p.Pick(RoundRobin, "", at(0))
+				if err != nil {
+					var e *Error
+					if errors.As(err, &e) && (e.Code == CodeNoEligibleInstance || e.Code == CodeUnknownService) {
+						continue
+					}
+					errs <- err
+					return
+				}
+				answered[w]++
+				inst := pick.Instance
+				var k int
+				if _, err := fmt.Sscanf(inst.ID, "d%02d", &k); err != nil || inst.Port != 9000+uint16(k) ||
+					inst.Address != fmt.Sprintf("10.7.0.%d", k) || inst.Service != "dereg" {
+					errs <- fmt.Errorf("picked %+v: fields of another instance", inst)
+					return
+				}
+			}
+		}(w, p)
+	}
+	wg.Wait()
+	stop.Store(true)
+	if err := <-churned; err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// A change makes each picker refresh at its next pick (folding its
+	// count in); that pick is a random one, counted apart.
+	if _, err := reg.Register(spec(n), at(1)); err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for w, p := range pickers {
+		if _, err := p.Pick(Random, "", at(1)); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		total += answered[w]
+	}
+	if got := picksCounted(t, reg, "dereg"); got != total || total == 0 {
+		t.Fatalf("the registry counted %d round-robin picker steps for %d picks answered", got, total)
+	}
+}
+
+// A picker made with a zone and filter draws from what Pick draws from with
+// the same options.
+func TestPickerWithOptionsPicksAsPickDoes(t *testing.T) {
+	reg, _ := pickerFleet(t, 0)
+	for i := 0; i < 8; i++ {
+		s := InstanceSpec{ID: fmt.Sprintf("z%d", i), Service: "zoned", Address: "10.0.0.1", Port: 80, Zone: []string{"a", "b"}[i%2]}
+		if i%3 != 0 {
+			s.Tags = []string{"x"}
+		}
+		if _, err := reg.Register(s, at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := reg.Service("zoned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := PickOptions{Zone: "b", Filter: Filter{Tags: []string{"x"}}}
+	p, err := svc.PickerWith(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	pool := svc.PickerPoolWith(&opts)
+	want := map[string]bool{"z1": true, "z5": true, "z7": true}
+	for i := 0; i < 30; i++ {
+		pick, err := p.Pick(RoundRobin, "", at(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[pick.Instance.ID] {
+			t.Fatalf("picked %s outside zone b with tag x", pick.Instance.ID)
+		}
+		key := fmt.Sprintf("user-%d", i)
+		got, err := pool.Pick(ConsistentHash, key, at(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyed := opts
+		keyed.Key = key
+		ref, err := reg.Pick("zoned", ConsistentHash, &keyed, at(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Instance.ID != ref.Instance.ID {
+			t.Fatalf("key %s: picker %s, registry %s", key, got.Instance.ID, ref.Instance.ID)
+		}
+	}
+	if _, err := svc.PickerWith(&PickOptions{Key: "k"}); err == nil {
+		t.Fatal("a picker took a key at construction")
 	}
 }

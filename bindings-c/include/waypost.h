@@ -16,6 +16,51 @@
 #include <stdint.h>
 
 /**
+ * Most bytes in an id, a service, an address, a tag or a source name.
+ */
+#define WAYPOST_MAX_ID_BYTES 256
+
+/**
+ * Most bytes in a zone.
+ */
+#define WAYPOST_MAX_ZONE_BYTES 128
+
+/**
+ * Most bytes in a metadata key.
+ */
+#define WAYPOST_MAX_META_KEY_BYTES 128
+
+/**
+ * Most bytes in a metadata value.
+ */
+#define WAYPOST_MAX_META_VALUE_BYTES 512
+
+/**
+ * Most tags an instance may carry.
+ */
+#define WAYPOST_MAX_TAGS 64
+
+/**
+ * Most metadata entries an instance may carry.
+ */
+#define WAYPOST_MAX_META 64
+
+/**
+ * Highest instance weight.
+ */
+#define WAYPOST_MAX_WEIGHT 10000
+
+/**
+ * Size of a buffer that holds an id, a service or an address and its NUL.
+ */
+#define WAYPOST_ID_BUFFER 257
+
+/**
+ * Size of a buffer that holds a zone and its NUL.
+ */
+#define WAYPOST_ZONE_BUFFER 129
+
+/**
  * Outcomes a picker holds before it reports them.
  */
 #define WAYPOST_PICKER_OUTCOME_BATCH 64
@@ -32,8 +77,8 @@
 #define WAYPOST_NO_DEADLINE UINT64_MAX
 
 /**
- * The result of every fallible call: 0 is success. Codes 1–7 are the
- * stable error codes of the specification, in the same order.
+ * The result of every fallible call: 0 is success. The core's error
+ * codes follow in their order (SPEC §8), then the two the C boundary adds.
  */
 typedef enum {
   /**
@@ -85,15 +130,15 @@ typedef enum {
  */
 typedef enum {
   /**
-   * Per-service counter: `candidates[c mod len]`.
+   * Per-service counter `c`: `candidates[c mod len]`, then `c += 1`.
    */
   WAYPOST_STRATEGY_ROUND_ROBIN = 0,
   /**
-   * Uniform, from the registry RNG.
+   * Uniform over candidates, from the registry RNG.
    */
   WAYPOST_STRATEGY_RANDOM = 1,
   /**
-   * Probability weight / Σweight.
+   * Probability weight / Σweight, from the registry RNG.
    */
   WAYPOST_STRATEGY_WEIGHTED_RANDOM = 2,
   /**
@@ -105,7 +150,7 @@ typedef enum {
    */
   WAYPOST_STRATEGY_LEAST_REQUEST = 4,
   /**
-   * Weighted rendezvous hashing of `key` (required).
+   * Weighted rendezvous hashing of a caller key.
    */
   WAYPOST_STRATEGY_CONSISTENT_HASH = 5,
   /**
@@ -127,7 +172,7 @@ typedef enum {
    */
   WAYPOST_HEALTH_UNHEALTHY = 1,
   /**
-   * In maintenance: registered, never picked.
+   * In maintenance: still registered, never picked.
    */
   WAYPOST_HEALTH_DRAINING = 2,
   /**
@@ -135,7 +180,7 @@ typedef enum {
    */
   WAYPOST_HEALTH_EJECTED = 3,
   /**
-   * Active check warns: picked only when its tier has no healthy one.
+   * Active check warns: picked only when its tier has no healthy candidate.
    */
   WAYPOST_HEALTH_DEGRADED = 4,
 } waypost_health;
@@ -149,7 +194,7 @@ typedef enum {
    */
   WAYPOST_CHECK_STATUS_PASS = 0,
   /**
-   * The check passed with a warning (degraded).
+   * The check passed with a warning: the instance is degraded.
    */
   WAYPOST_CHECK_STATUS_WARN = 1,
   /**
@@ -177,6 +222,78 @@ typedef struct waypost_picker waypost_picker;
 typedef struct waypost_registry waypost_registry;
 
 /**
+ * Registry configuration (SPEC §4). Start from `waypost_config_default()`
+ * and change fields; durations are in milliseconds.
+ */
+typedef struct {
+  /**
+   * Lease length in ms (1 ms – 1 day).
+   */
+  uint64_t ttl_ms;
+  /**
+   * Time a lease may stay expired before the instance is removed; 0 = never.
+   */
+  uint64_t evict_after_ms;
+  /**
+   * Seed of the registry RNG. The core never draws entropy: hosts supply it.
+   */
+  uint64_t seed;
+  /**
+   * Draw the seed from the host's entropy instead of `seed` (the default).
+   */
+  bool random_seed;
+  /**
+   * Consecutive passing checks that make a failing instance healthy (1–1000).
+   */
+  uint32_t check_rise;
+  /**
+   * Consecutive failing checks that make an instance unhealthy (1–1000).
+   */
+  uint32_t check_fall;
+  /**
+   * Consecutive call failures that eject an instance; 0 = outlier detection off.
+   */
+  uint32_t consecutive_failures;
+  /**
+   * First ejection length in ms; the n-th in a row lasts n times as long.
+   */
+  uint64_t base_ejection_ms;
+  /**
+   * Cap on one ejection's length in ms.
+   */
+  uint64_t max_ejection_ms;
+  /**
+   * Cap on the share of a service's instances ejected at once, in percent (0–100).
+   */
+  uint32_t max_ejection_percent;
+  /**
+   * Service panic threshold, 0.0–1.0; 0 = off.
+   */
+  double panic_threshold;
+  /**
+   * Slow-start window in ms; 0 = off.
+   */
+  uint64_t slow_start_ms;
+  /**
+   * Registry-wide self-preservation threshold, 0.0–1.0; 0 = off.
+   */
+  double self_preservation_threshold;
+  /**
+   * Self-preservation applies only from this many registered instances on.
+   */
+  uint32_t self_preservation_min_instances;
+  /**
+   * Events kept for `events_since` (1 – 1 000 000).
+   */
+  uint32_t event_retention;
+  /**
+   * Whether a source's full sync with no entries may remove a service's
+   * instances (SPEC §10.3); by default it is held as a likely error.
+   */
+  bool trust_empty_sync;
+} waypost_config;
+
+/**
  * A registered instance: `generation << 32 | slot index`. Stays valid until
  * the instance is removed; a reused slot never matches an old handle.
  */
@@ -184,25 +301,26 @@ typedef uint64_t waypost_handle;
 
 /**
  * The fields of one instance, copied into fixed buffers (every field fits:
- * ids, services and addresses are at most 256 bytes, zones 128).
+ * ids, services and addresses are at most `WAYPOST_MAX_ID_BYTES` bytes,
+ * zones `WAYPOST_MAX_ZONE_BYTES`).
  */
 typedef struct {
   /**
    * Instance id, NUL-terminated.
    */
-  char id[257];
+  char id[WAYPOST_ID_BUFFER];
   /**
    * Service name, NUL-terminated.
    */
-  char service[257];
+  char service[WAYPOST_ID_BUFFER];
   /**
    * Host name or IP, NUL-terminated.
    */
-  char address[257];
+  char address[WAYPOST_ID_BUFFER];
   /**
    * Zone, NUL-terminated ("" when none).
    */
-  char zone[129];
+  char zone[WAYPOST_ZONE_BUFFER];
   /**
    * Port.
    */
@@ -324,78 +442,6 @@ typedef struct {
 } waypost_discovery;
 
 /**
- * Registry configuration (SPEC §4). Start from `waypost_config_default()`
- * and change fields; durations are in milliseconds.
- */
-typedef struct {
-  /**
-   * Lease length (1 ms – 1 day).
-   */
-  uint64_t ttl_ms;
-  /**
-   * Time a lease may stay expired before removal; 0 = never.
-   */
-  uint64_t evict_after_ms;
-  /**
-   * Seed of the registry RNG (used when `random_seed` is false).
-   */
-  uint64_t seed;
-  /**
-   * Draw the seed from the host's entropy instead of `seed` (the default).
-   */
-  bool random_seed;
-  /**
-   * Consecutive passing checks that make a failing instance healthy.
-   */
-  uint32_t check_rise;
-  /**
-   * Consecutive failing checks that make an instance unhealthy.
-   */
-  uint32_t check_fall;
-  /**
-   * Consecutive call failures that eject an instance; 0 = off.
-   */
-  uint32_t consecutive_failures;
-  /**
-   * First ejection length.
-   */
-  uint64_t base_ejection_ms;
-  /**
-   * Cap on one ejection's length.
-   */
-  uint64_t max_ejection_ms;
-  /**
-   * Cap on the share of a service's instances ejected at once (percent).
-   */
-  uint32_t max_ejection_percent;
-  /**
-   * Service panic threshold, 0.0–1.0; 0 = off.
-   */
-  double panic_threshold;
-  /**
-   * Slow-start window; 0 = off.
-   */
-  uint64_t slow_start_ms;
-  /**
-   * Registry-wide self-preservation threshold, 0.0–1.0; 0 = off.
-   */
-  double self_preservation_threshold;
-  /**
-   * Self-preservation applies only from this many instances on.
-   */
-  uint32_t self_preservation_min_instances;
-  /**
-   * Events kept for `waypost_events_since`.
-   */
-  uint32_t event_retention;
-  /**
-   * Whether a source's full sync with no entries may remove instances
-   * (by default it is held as a likely error).
-   */
-  bool trust_empty_sync;
-} waypost_config;
-
-/**
  * A point-in-time summary of a registry.
  */
 typedef struct {
@@ -451,6 +497,11 @@ void waypost_string_free(char *text);
  * NULL for a value out of range.
  */
 const char *waypost_health_name(uint32_t health);
+
+/**
+ * The default configuration (SPEC §4), with a random seed.
+ */
+waypost_config waypost_config_default(void);
 
 /**
  * The status carried by an error; `WAYPOST_STATUS_NULL_ARGUMENT` for NULL.
@@ -861,6 +912,23 @@ waypost_status waypost_picker_new(const waypost_registry *registry,
                                   waypost_error **out_err);
 
 /**
+ * `waypost_picker_new` for a picker whose picks draw from the candidates
+ * `waypost_pick` draws from with `options`' `zone` and `filter_json`
+ * (SPEC §5.2); `options` may be NULL; its `key` must be NULL (the key
+ * comes with each pick). Pickers with the same options share one table.
+ * Errors: `INVALID_ARGUMENT` (also for a key or a malformed zone or
+ * filter), `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * As `waypost_picker_new`; `options` NULL or readable.
+ */
+waypost_status waypost_picker_new_with(const waypost_registry *registry,
+                                       const char *service,
+                                       const waypost_pick_options *options,
+                                       waypost_picker **out_picker,
+                                       waypost_error **out_err);
+
+/**
  * Picks with the picker's own state, taking the registry's lock only when
  * the service changed since its table was published (or its outcomes are
  * due). `key` is required for `consistent_hash`, else may be NULL. Fills
@@ -877,6 +945,31 @@ waypost_status waypost_picker_pick(waypost_picker *picker,
                                    uint64_t now_ms,
                                    waypost_pick_result *out_result,
                                    waypost_error **out_err);
+
+/**
+ * `waypost_picker_pick` that also hands back the picked instance's
+ * registered fields (JSON: the instance wire form of SPEC §2, with
+ * `source` for a source-owned one, and no status) as the table it was
+ * picked from holds them, in the same call and
+ * without the registry's lock: `*out_instance_json` receives them (free
+ * with `waypost_string_free`) unless `known` (may be NULL) says the caller
+ * already holds slot `index` at the table's membership epoch, and is NULL
+ * then. As with `waypost_pick_fields`, nothing can remove the instance
+ * between the pick and its fields, so a host never picks twice.
+ * Errors: as `waypost_picker_pick`.
+ *
+ * # Safety
+ * As `waypost_picker_pick`; `known` NULL or readable, with `slots`
+ * readable for `words` words; `out_instance_json` writable.
+ */
+waypost_status waypost_picker_pick_fields(waypost_picker *picker,
+                                          uint32_t strategy,
+                                          const char *key,
+                                          uint64_t now_ms,
+                                          const waypost_pick_known *known,
+                                          waypost_pick_result *out_result,
+                                          char **out_instance_json,
+                                          waypost_error **out_err);
 
 /**
  * Records the outcome of a call for outlier detection; it reaches the
@@ -929,11 +1022,6 @@ size_t waypost_pick_tables_alive(void);
  * `picker` NULL or from `waypost_picker_new`, not used afterwards.
  */
 void waypost_picker_free(waypost_picker *picker);
-
-/**
- * The default configuration (SPEC §4), with a random seed.
- */
-waypost_config waypost_config_default(void);
 
 /**
  * Creates a registry from a configuration struct.

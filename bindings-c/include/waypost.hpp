@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "waypost.h"
 
@@ -37,6 +38,7 @@ class error : public std::runtime_error {
 
 /// Load-balancing strategies (SPEC §5).
 enum class strategy : uint32_t {
+  // BEGIN GENERATED strategy (make gen: the core's name table)
   round_robin = WAYPOST_STRATEGY_ROUND_ROBIN,
   random = WAYPOST_STRATEGY_RANDOM,
   weighted_random = WAYPOST_STRATEGY_WEIGHTED_RANDOM,
@@ -44,13 +46,16 @@ enum class strategy : uint32_t {
   least_request = WAYPOST_STRATEGY_LEAST_REQUEST,
   consistent_hash = WAYPOST_STRATEGY_CONSISTENT_HASH,
   first_available = WAYPOST_STRATEGY_FIRST_AVAILABLE,
+  // END GENERATED strategy
 };
 
 /// Results of an active check.
 enum class check_status : uint32_t {
+  // BEGIN GENERATED check_status (make gen: the core's name table)
   pass = WAYPOST_CHECK_STATUS_PASS,
   warn = WAYPOST_CHECK_STATUS_WARN,
   fail = WAYPOST_CHECK_STATUS_FAIL,
+  // END GENERATED check_status
 };
 
 /// The library version.
@@ -119,6 +124,15 @@ struct pick_result {
   uint64_t membership_epoch;  ///< cache key: fields by handle stay valid while unchanged
 };
 
+/// What picker::pick_fields returns: the pick and the picked instance's
+/// registered fields, from the table the pick read.
+struct picked {
+  pick_result pick;
+  /// JSON wire form of the instance's registered fields (no status);
+  /// shared with the picker's cache: read-only.
+  std::shared_ptr<const std::string> instance_json;
+};
+
 /// A worker-local picker for one service (RAII, movable; SPEC §5.2): one
 /// thread at a time uses it; it takes the registry's lock only after a
 /// change. Made by registry::picker; it may outlive the registry object.
@@ -135,6 +149,37 @@ class picker {
                                       now, &r, &err),
                   err);
     return pick_result{r.handle, r.panic, r.membership_epoch};
+  }
+
+  /// A pick with the picked instance's fields in the same call, from the
+  /// table it was picked from: never a second call that could find the
+  /// instance gone. Fields are cached per slot for the table's membership
+  /// epoch, so a repeated instance costs no copy.
+  picked pick_fields(strategy how, uint64_t now, std::string_view key = std::string_view()) {
+    detail::c_str k("key", key);
+    waypost_pick_result r;
+    waypost_pick_known known = {epoch_, known_.data(), known_.size()};
+    char *json = nullptr;
+    waypost_error *err = nullptr;
+    detail::check(waypost_picker_pick_fields(ptr_.get(), static_cast<uint32_t>(how),
+                                             key.empty() ? nullptr : k.get(), now, &known, &r, &json, &err),
+                  err);
+    pick_result result{r.handle, r.panic, r.membership_epoch};
+    if (json == nullptr) return picked{result, fields_.at(r.index)};
+    auto text = std::make_shared<const std::string>(detail::take(json));
+    if (r.membership_epoch != epoch_) {
+      fields_.assign(fields_.size(), nullptr);
+      known_.assign(known_.size(), 0);
+      epoch_ = r.membership_epoch;
+    }
+    if (r.index >= fields_.size()) {
+      size_t n = (2 * static_cast<size_t>(r.index) + 64) & ~static_cast<size_t>(63);
+      fields_.resize(n);
+      known_.resize(n / 64);
+    }
+    fields_[r.index] = text;
+    known_[r.index / 64] |= uint64_t{1} << (r.index % 64);
+    return picked{result, text};
   }
 
   /// Records a call's outcome (reaches the registry within 64 outcomes or 100 ms).
@@ -155,6 +200,11 @@ class picker {
 
  private:
   std::unique_ptr<waypost_picker, detail::picker_deleter> ptr_;
+  // Fields by slot index for membership epoch `epoch_`; bit i of `known_`
+  // is set once `fields_[i]` is.
+  uint64_t epoch_ = 0;
+  std::vector<std::shared_ptr<const std::string>> fields_;
+  std::vector<uint64_t> known_;
 };
 
 /// A service registry (RAII). Every `now` is milliseconds (see now_ms()).
@@ -255,12 +305,18 @@ class registry {
     return pick_result{r.handle, r.panic, r.membership_epoch};
   }
 
-  /// A worker-local picker for `service` (one per thread).
-  waypost::picker picker(std::string_view service) {
-    detail::c_str s("service", service);
+  /// A worker-local picker for `service` (one per thread). With options,
+  /// its picks draw from the candidates pick() draws from with the same
+  /// zone and filter_json; the key must be empty (it comes with each pick).
+  waypost::picker picker(std::string_view service, const pick_options &options = pick_options()) {
+    detail::c_str s("service", service), k("key", options.key), z("zone", options.zone),
+        f("filter_json", options.filter_json);
+    waypost_pick_options o = {options.key.empty() ? nullptr : k.get(),
+                              options.zone.empty() ? nullptr : z.get(),
+                              options.filter_json.empty() ? nullptr : f.get()};
     waypost_picker *p = nullptr;
     waypost_error *err = nullptr;
-    detail::check(waypost_picker_new(ptr_.get(), s.get(), &p, &err), err);
+    detail::check(waypost_picker_new_with(ptr_.get(), s.get(), &o, &p, &err), err);
     return waypost::picker(p);
   }
 

@@ -2,58 +2,11 @@
 //! point runs inside.
 
 use std::any::Any;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
-use waypost_core::ErrorCode;
-
-/// The result of every fallible call: 0 is success. Codes 1–7 are the
-/// stable error codes of the specification, in the same order.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_status {
-    /// Success.
-    Ok = 0,
-    /// `invalid_argument`: a value is out of range or malformed (including
-    /// invalid UTF-8 and bad JSON).
-    InvalidArgument = 1,
-    /// `not_found`: no instance with this id (or handle) is registered.
-    NotFound = 2,
-    /// `unknown_service`: the service has no registered instance.
-    UnknownService = 3,
-    /// `no_eligible_instance`: the service has no candidate for this pick.
-    NoEligibleInstance = 4,
-    /// `conflict`: the id is registered under another service.
-    Conflict = 5,
-    /// `invalid_snapshot`: a snapshot document could not be restored.
-    InvalidSnapshot = 6,
-    /// `compacted`: requested events were already dropped; resync from a snapshot.
-    Compacted = 7,
-    /// `null_argument`: a required pointer argument was NULL.
-    NullArgument = 8,
-    /// `panic`: the library caught an internal panic. A registry that was
-    /// in use at that moment answers every later call with this status.
-    Panic = 9,
-}
-
-impl waypost_status {
-    /// The stable code string, e.g. `"not_found"`.
-    pub(crate) fn code(self) -> &'static CStr {
-        match self {
-            waypost_status::Ok => c"ok",
-            waypost_status::InvalidArgument => c"invalid_argument",
-            waypost_status::NotFound => c"not_found",
-            waypost_status::UnknownService => c"unknown_service",
-            waypost_status::NoEligibleInstance => c"no_eligible_instance",
-            waypost_status::Conflict => c"conflict",
-            waypost_status::InvalidSnapshot => c"invalid_snapshot",
-            waypost_status::Compacted => c"compacted",
-            waypost_status::NullArgument => c"null_argument",
-            waypost_status::Panic => c"panic",
-        }
-    }
-}
+pub use crate::names::waypost_status;
 
 /// An error handed back through `waypost_error **out_err`: its status and a
 /// human message. Owned by the caller, released with `waypost_error_free`.
@@ -103,15 +56,7 @@ impl Failure {
 
 impl From<waypost_core::Error> for Failure {
     fn from(e: waypost_core::Error) -> Failure {
-        let status = match e.code() {
-            ErrorCode::InvalidArgument => waypost_status::InvalidArgument,
-            ErrorCode::NotFound => waypost_status::NotFound,
-            ErrorCode::UnknownService => waypost_status::UnknownService,
-            ErrorCode::NoEligibleInstance => waypost_status::NoEligibleInstance,
-            ErrorCode::Conflict => waypost_status::Conflict,
-            ErrorCode::InvalidSnapshot => waypost_status::InvalidSnapshot,
-            ErrorCode::Compacted => waypost_status::Compacted,
-        };
+        let status = waypost_status::of(e.code());
         Failure::new(status, e.to_string())
     }
 }

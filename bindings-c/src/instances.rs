@@ -5,55 +5,30 @@ use std::ffi::c_char;
 
 use waypost_core::{CheckStatus, Handle, InstanceSpec};
 
+use crate::config::{WAYPOST_ID_BUFFER, WAYPOST_ZONE_BUFFER};
 use crate::convert::{copy_into, opt_out, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
+pub use crate::names::{waypost_check_status, waypost_health};
 use crate::registry::{deref, waypost_registry};
 
 /// A registered instance: `generation << 32 | slot index`. Stays valid until
 /// the instance is removed; a reused slot never matches an old handle.
 pub type waypost_handle = u64;
 
-/// Health of an instance (SPEC §3).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_health {
-    /// Lease alive, checks passing, not draining, not ejected.
-    Healthy = 0,
-    /// Lease expired, or active checks failing.
-    Unhealthy = 1,
-    /// In maintenance: registered, never picked.
-    Draining = 2,
-    /// Temporarily removed by outlier detection.
-    Ejected = 3,
-    /// Active check warns: picked only when its tier has no healthy one.
-    Degraded = 4,
-}
-
-/// Result of an active check the host ran (pass an integer of this type).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_check_status {
-    /// The check passed.
-    Pass = 0,
-    /// The check passed with a warning (degraded).
-    Warn = 1,
-    /// The check failed.
-    Fail = 2,
-}
-
 /// The fields of one instance, copied into fixed buffers (every field fits:
-/// ids, services and addresses are at most 256 bytes, zones 128).
+/// ids, services and addresses are at most `WAYPOST_MAX_ID_BYTES` bytes,
+/// zones `WAYPOST_MAX_ZONE_BYTES`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct waypost_endpoint {
     /// Instance id, NUL-terminated.
-    pub id: [c_char; 257],
+    pub id: [c_char; WAYPOST_ID_BUFFER],
     /// Service name, NUL-terminated.
-    pub service: [c_char; 257],
+    pub service: [c_char; WAYPOST_ID_BUFFER],
     /// Host name or IP, NUL-terminated.
-    pub address: [c_char; 257],
+    pub address: [c_char; WAYPOST_ID_BUFFER],
     /// Zone, NUL-terminated ("" when none).
-    pub zone: [c_char; 129],
+    pub zone: [c_char; WAYPOST_ZONE_BUFFER],
     /// Port.
     pub port: u16,
     /// Failover tier (0 preferred).

@@ -22,9 +22,11 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod config;
 mod convert;
 mod error;
 mod instances;
+mod names;
 mod pick;
 mod picker;
 mod registry;
@@ -38,6 +40,7 @@ mod miri_tests;
 
 use std::ffi::{c_char, CString};
 
+pub use config::waypost_config;
 pub use error::{waypost_error, waypost_status};
 pub use instances::{waypost_check_status, waypost_endpoint, waypost_handle, waypost_health};
 pub use pick::{
@@ -45,7 +48,7 @@ pub use pick::{
     waypost_pick_result, waypost_strategy,
 };
 pub use picker::{waypost_picker, WAYPOST_PICKER_OUTCOME_BATCH, WAYPOST_PICKER_OUTCOME_DELAY_MS};
-pub use registry::{waypost_config, waypost_registry};
+pub use registry::waypost_registry;
 pub use watch::{waypost_info, WAYPOST_NO_DEADLINE};
 
 use error::guard_value;
@@ -88,12 +91,10 @@ pub unsafe extern "C" fn waypost_string_free(text: *mut c_char) {
 /// NULL for a value out of range.
 #[no_mangle]
 pub extern "C" fn waypost_health_name(health: u32) -> *const c_char {
-    guard_value(std::ptr::null(), || match health {
-        0 => c"healthy".as_ptr(),
-        1 => c"unhealthy".as_ptr(),
-        2 => c"draining".as_ptr(),
-        3 => c"ejected".as_ptr(),
-        4 => c"degraded".as_ptr(),
-        _ => std::ptr::null(),
+    guard_value(std::ptr::null(), || {
+        let name = usize::try_from(health)
+            .ok()
+            .and_then(|h| names::HEALTH_NAMES.get(h));
+        name.map_or(std::ptr::null(), |n| n.as_ptr())
     })
 }

@@ -10,27 +10,9 @@ use waypost_core::{
 use crate::convert::{filter_from_json, opt_text, out, owned, text};
 use crate::error::{guard, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
+pub use crate::names::waypost_strategy;
+use crate::names::STRATEGY_NAMES;
 use crate::registry::{deref, waypost_registry, Locked};
-
-/// Load-balancing strategy (SPEC §5); pass its integer value.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum waypost_strategy {
-    /// Per-service counter: `candidates[c mod len]`.
-    RoundRobin = 0,
-    /// Uniform, from the registry RNG.
-    Random = 1,
-    /// Probability weight / Σweight.
-    WeightedRandom = 2,
-    /// Smooth weighted round robin (nginx).
-    WeightedRoundRobin = 3,
-    /// Power of two choices over in-flight counts per unit weight.
-    LeastRequest = 4,
-    /// Weighted rendezvous hashing of `key` (required).
-    ConsistentHash = 5,
-    /// `candidates[0]`.
-    FirstAvailable = 6,
-}
 
 /// Optional pick arguments; every pointer may be NULL. Passing NULL for the
 /// whole struct is the same as all NULL.
@@ -104,6 +86,20 @@ pub struct waypost_discovery {
     pub modify_index: u64,
 }
 
+impl waypost_pick_result {
+    /// The result of `picked`, at membership epoch `membership_epoch`.
+    #[inline(always)]
+    pub(crate) fn of(picked: Pick, membership_epoch: u64) -> waypost_pick_result {
+        waypost_pick_result {
+            handle: picked.handle.to_bits(),
+            index: picked.handle.index(),
+            generation: picked.handle.generation(),
+            panic: picked.panic,
+            membership_epoch,
+        }
+    }
+}
+
 #[inline]
 pub(crate) fn strategy_of(code: u32) -> Result<Strategy, Failure> {
     u8::try_from(code)
@@ -113,10 +109,10 @@ pub(crate) fn strategy_of(code: u32) -> Result<Strategy, Failure> {
 }
 
 /// Pick options converted from C, before the lock is taken.
-struct Options<'a> {
-    key: Option<&'a str>,
-    zone: Option<&'a str>,
-    filter: Option<Filter>,
+pub(crate) struct Options<'a> {
+    pub key: Option<&'a str>,
+    pub zone: Option<&'a str>,
+    pub filter: Option<Filter>,
 }
 
 /// Options converted from C before the lock is taken; `None` when the
@@ -125,7 +121,7 @@ struct Options<'a> {
 /// # Safety
 /// `ptr` NULL or a readable struct whose strings are NUL-terminated.
 #[inline]
-unsafe fn pick_options<'a>(
+pub(crate) unsafe fn pick_options<'a>(
     ptr: *const waypost_pick_options,
 ) -> Result<Option<Options<'a>>, Failure> {
     // SAFETY: as the caller's contract.
@@ -189,13 +185,7 @@ fn pick_locked(
         scratch.filter = filter.unwrap_or_default();
     }
     let picked = pick(reg, scratch)?;
-    *out = waypost_pick_result {
-        handle: picked.handle.to_bits(),
-        index: picked.handle.index(),
-        generation: picked.handle.generation(),
-        panic: picked.panic,
-        membership_epoch: reg.membership_epoch(),
-    };
+    *out = waypost_pick_result::of(picked, reg.membership_epoch());
     Ok(())
 }
 
@@ -256,6 +246,44 @@ unsafe fn held(known: *const waypost_pick_known, epoch: u64, index: u32) -> bool
     bits >> (index % 64) & 1 == 1
 }
 
+/// The two outputs of a pick with fields, the JSON one set to NULL.
+///
+/// # Safety
+/// Both NULL or writable.
+#[inline]
+pub(crate) unsafe fn fields_outs<'a>(
+    out_result: *mut waypost_pick_result,
+    out_instance_json: *mut *mut c_char,
+) -> Result<(&'a mut waypost_pick_result, &'a mut *mut c_char), Failure> {
+    // SAFETY: as the caller's contract.
+    let result = unsafe { out(out_result, "out_result") }?;
+    let fields = unsafe { out(out_instance_json, "out_instance_json") }?;
+    *fields = std::ptr::null_mut();
+    Ok((result, fields))
+}
+
+/// Hands the picked instance's fields (`json`, called only then) to
+/// `*fields` unless `known` says the caller holds slot `result.index` at
+/// `result.membership_epoch`; NULL then.
+///
+/// # Safety
+/// As `held`.
+#[inline]
+pub(crate) unsafe fn hand_fields(
+    known: *const waypost_pick_known,
+    result: &waypost_pick_result,
+    fields: &mut *mut c_char,
+    json: impl FnOnce() -> Option<String>,
+) -> Result<(), Failure> {
+    // SAFETY: as the caller's contract.
+    if !unsafe { held(known, result.membership_epoch, result.index) } {
+        let text = json()
+            .ok_or_else(|| Failure::new(waypost_status::Panic, "picked a missing instance"))?;
+        *fields = owned(text)?;
+    }
+    Ok(())
+}
+
 /// A pick (by name, or by `service_ref` when `service` is NULL) that also
 /// hands back the picked instance's fields in the same locked call, so no
 /// other thread can remove it in between: `*out_instance_json` receives its
@@ -289,9 +317,7 @@ pub unsafe extern "C" fn waypost_pick_fields(
         // SAFETY: pointer validity is the caller's contract.
         let reg = unsafe { deref(registry) }?;
         let service = unsafe { opt_text(service, "service") }?;
-        let result = unsafe { out(out_result, "out_result") }?;
-        let fields = unsafe { out(out_instance_json, "out_instance_json") }?;
-        *fields = std::ptr::null_mut();
+        let (result, fields) = unsafe { fields_outs(out_result, out_instance_json) }?;
         let strategy = strategy_of(strategy)?;
         let options = unsafe { pick_options(options) }?;
         let mut locked = reg.lock()?;
@@ -310,14 +336,14 @@ pub unsafe extern "C" fn waypost_pick_fields(
             )?,
         }
         // SAFETY: as the caller's contract.
-        if !unsafe { held(known, result.membership_epoch, result.index) } {
-            let view = locked
-                .reg
-                .view_handle(Handle::from_bits(result.handle))
-                .ok_or_else(|| Failure::new(waypost_status::Panic, "picked a missing instance"))?;
-            *fields = owned(view.to_json())?;
+        unsafe {
+            hand_fields(known, result, fields, || {
+                locked
+                    .reg
+                    .view_handle(Handle::from_bits(result.handle))
+                    .map(|view| view.to_json())
+            })
         }
-        Ok(())
     })
 }
 
@@ -542,16 +568,6 @@ pub extern "C" fn waypost_strategy_name(strategy: u32) -> *const c_char {
         Err(_) => std::ptr::null(),
     })
 }
-
-static STRATEGY_NAMES: [&std::ffi::CStr; 7] = [
-    c"round_robin",
-    c"random",
-    c"weighted_random",
-    c"weighted_round_robin",
-    c"least_request",
-    c"consistent_hash",
-    c"first_available",
-];
 
 #[cfg(test)]
 mod tests {

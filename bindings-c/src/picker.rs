@@ -4,12 +4,15 @@
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
-use waypost_core::{Handle, Picker};
+use waypost_core::{Handle, PickOptions, Picked, Picker};
 
 use crate::convert::{opt_text, out, text};
 use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
-use crate::pick::{strategy_of, waypost_pick_result};
+use crate::pick::{
+    fields_outs, hand_fields, pick_options, strategy_of, waypost_pick_known, waypost_pick_options,
+    waypost_pick_result,
+};
 use crate::registry::{deref, lock, waypost_registry, Locked};
 
 /// A picker for one service. Use it from one thread at a time (each worker
@@ -29,6 +32,30 @@ impl waypost_picker {
         Ok(())
     }
 
+    /// One pick: the key converted, the picker refreshed when it asks,
+    /// one step of its sequences.
+    ///
+    /// # Safety
+    /// `key` NULL or NUL-terminated.
+    #[inline(always)]
+    unsafe fn pick(
+        &mut self,
+        strategy: u32,
+        key: *const c_char,
+        now_ms: u64,
+    ) -> Result<Picked<'_>, Failure> {
+        let key = if key.is_null() {
+            None
+        } else {
+            // SAFETY: as the caller's contract.
+            unsafe { opt_text(key, "key") }?
+        };
+        let strategy = strategy_of(strategy)?;
+        self.fresh(now_ms)?;
+        Ok(self.picker.pick_entry(strategy, key)?)
+    }
+
+    #[cold]
     #[inline(never)]
     fn refresh(&mut self, now_ms: u64) -> Result<(), Failure> {
         lock(&self.shared)?
@@ -63,12 +90,41 @@ pub unsafe extern "C" fn waypost_picker_new(
     out_picker: *mut *mut waypost_picker,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
+    // SAFETY: as this function's contract; no options.
+    unsafe { waypost_picker_new_with(registry, service, std::ptr::null(), out_picker, out_err) }
+}
+
+/// `waypost_picker_new` for a picker whose picks draw from the candidates
+/// `waypost_pick` draws from with `options`' `zone` and `filter_json`
+/// (SPEC §5.2); `options` may be NULL; its `key` must be NULL (the key
+/// comes with each pick). Pickers with the same options share one table.
+/// Errors: `INVALID_ARGUMENT` (also for a key or a malformed zone or
+/// filter), `NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `waypost_picker_new`; `options` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_picker_new_with(
+    registry: *const waypost_registry,
+    service: *const c_char,
+    options: *const waypost_pick_options,
+    out_picker: *mut *mut waypost_picker,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
     guard(out_err, || {
         // SAFETY: pointer validity is the caller's contract.
         let reg = unsafe { deref(registry) }?;
         let service = unsafe { text(service, "service") }?;
         let slot = unsafe { out(out_picker, "out_picker") }?;
-        let picker = reg.lock()?.reg.picker(service)?;
+        let options = match unsafe { pick_options(options) }? {
+            Some(o) => PickOptions {
+                key: o.key.map(String::from),
+                zone: o.zone.map(String::from),
+                filter: o.filter.unwrap_or_default(),
+            },
+            None => PickOptions::default(),
+        };
+        let picker = reg.lock()?.reg.picker_with(service, &options)?;
         *slot = Box::into_raw(Box::new(waypost_picker {
             shared: reg.inner.clone(),
             picker,
@@ -99,22 +155,50 @@ pub unsafe extern "C" fn waypost_picker_pick(
         // SAFETY: pointer validity is the caller's contract.
         let p = unsafe { picker_mut(picker) }?;
         let out = unsafe { out(out_result, "out_result") }?;
-        let key = if key.is_null() {
-            None
-        } else {
-            unsafe { opt_text(key, "key") }?
-        };
-        let strategy = strategy_of(strategy)?;
-        p.fresh(now_ms)?;
-        let picked = p.picker.pick(strategy, key)?;
-        *out = waypost_pick_result {
-            handle: picked.handle.to_bits(),
-            index: picked.handle.index(),
-            generation: picked.handle.generation(),
-            panic: picked.panic,
-            membership_epoch: p.picker.table().membership_epoch(),
-        };
+        let picked = unsafe { p.pick(strategy, key, now_ms) }?;
+        *out = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
         Ok(())
+    })
+}
+
+/// `waypost_picker_pick` that also hands back the picked instance's
+/// registered fields (JSON: the instance wire form of SPEC §2, with
+/// `source` for a source-owned one, and no status) as the table it was
+/// picked from holds them, in the same call and
+/// without the registry's lock: `*out_instance_json` receives them (free
+/// with `waypost_string_free`) unless `known` (may be NULL) says the caller
+/// already holds slot `index` at the table's membership epoch, and is NULL
+/// then. As with `waypost_pick_fields`, nothing can remove the instance
+/// between the pick and its fields, so a host never picks twice.
+/// Errors: as `waypost_picker_pick`.
+///
+/// # Safety
+/// As `waypost_picker_pick`; `known` NULL or readable, with `slots`
+/// readable for `words` words; `out_instance_json` writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn waypost_picker_pick_fields(
+    picker: *mut waypost_picker,
+    strategy: u32,
+    key: *const c_char,
+    now_ms: u64,
+    known: *const waypost_pick_known,
+    out_result: *mut waypost_pick_result,
+    out_instance_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    guard(out_err, || {
+        // SAFETY: pointer validity is the caller's contract.
+        let p = unsafe { picker_mut(picker) }?;
+        let (result, fields) = unsafe { fields_outs(out_result, out_instance_json) }?;
+        let picked = unsafe { p.pick(strategy, key, now_ms) }?;
+        *result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
+        // SAFETY: as the caller's contract.
+        unsafe {
+            hand_fields(known, result, fields, || {
+                picked.instance().map(|i| i.to_json())
+            })
+        }
     })
 }
 

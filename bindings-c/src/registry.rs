@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
 
+use crate::config::waypost_config;
 use crate::convert::{input, out, text};
 use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
 
@@ -69,75 +70,9 @@ pub(crate) unsafe fn deref<'a>(
     unsafe { input(ptr, "registry") }
 }
 
-/// Registry configuration (SPEC §4). Start from `waypost_config_default()`
-/// and change fields; durations are in milliseconds.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct waypost_config {
-    /// Lease length (1 ms – 1 day).
-    pub ttl_ms: u64,
-    /// Time a lease may stay expired before removal; 0 = never.
-    pub evict_after_ms: u64,
-    /// Seed of the registry RNG (used when `random_seed` is false).
-    pub seed: u64,
-    /// Draw the seed from the host's entropy instead of `seed` (the default).
-    pub random_seed: bool,
-    /// Consecutive passing checks that make a failing instance healthy.
-    pub check_rise: u32,
-    /// Consecutive failing checks that make an instance unhealthy.
-    pub check_fall: u32,
-    /// Consecutive call failures that eject an instance; 0 = off.
-    pub consecutive_failures: u32,
-    /// First ejection length.
-    pub base_ejection_ms: u64,
-    /// Cap on one ejection's length.
-    pub max_ejection_ms: u64,
-    /// Cap on the share of a service's instances ejected at once (percent).
-    pub max_ejection_percent: u32,
-    /// Service panic threshold, 0.0–1.0; 0 = off.
-    pub panic_threshold: f64,
-    /// Slow-start window; 0 = off.
-    pub slow_start_ms: u64,
-    /// Registry-wide self-preservation threshold, 0.0–1.0; 0 = off.
-    pub self_preservation_threshold: f64,
-    /// Self-preservation applies only from this many instances on.
-    pub self_preservation_min_instances: u32,
-    /// Events kept for `waypost_events_since`.
-    pub event_retention: u32,
-    /// Whether a source's full sync with no entries may remove instances
-    /// (by default it is held as a likely error).
-    pub trust_empty_sync: bool,
-}
-
-impl waypost_config {
-    fn to_core(self) -> Config {
-        Config {
-            ttl_ms: self.ttl_ms,
-            evict_after_ms: self.evict_after_ms,
-            seed: if self.random_seed {
-                random_seed()
-            } else {
-                self.seed
-            },
-            check_rise: self.check_rise,
-            check_fall: self.check_fall,
-            consecutive_failures: self.consecutive_failures,
-            base_ejection_ms: self.base_ejection_ms,
-            max_ejection_ms: self.max_ejection_ms,
-            max_ejection_percent: self.max_ejection_percent,
-            panic_threshold: self.panic_threshold,
-            slow_start_ms: self.slow_start_ms,
-            self_preservation_threshold: self.self_preservation_threshold,
-            self_preservation_min_instances: self.self_preservation_min_instances,
-            event_retention: self.event_retention,
-            trust_empty_sync: self.trust_empty_sync,
-        }
-    }
-}
-
 /// A seed from the host: the core never draws entropy, the binding does.
 /// `RandomState` is seeded by the OS; the clock and an address add spread.
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -145,30 +80,6 @@ fn random_seed() -> u64 {
     hasher.write_u128(nanos);
     hasher.write_usize(&hasher as *const _ as usize);
     hasher.finish()
-}
-
-/// The default configuration (SPEC §4), with a random seed.
-#[no_mangle]
-pub extern "C" fn waypost_config_default() -> waypost_config {
-    let c = guard_value(Config::default(), Config::default);
-    waypost_config {
-        ttl_ms: c.ttl_ms,
-        evict_after_ms: c.evict_after_ms,
-        seed: c.seed,
-        random_seed: true,
-        check_rise: c.check_rise,
-        check_fall: c.check_fall,
-        consecutive_failures: c.consecutive_failures,
-        base_ejection_ms: c.base_ejection_ms,
-        max_ejection_ms: c.max_ejection_ms,
-        max_ejection_percent: c.max_ejection_percent,
-        panic_threshold: c.panic_threshold,
-        slow_start_ms: c.slow_start_ms,
-        self_preservation_threshold: c.self_preservation_threshold,
-        self_preservation_min_instances: c.self_preservation_min_instances,
-        event_retention: c.event_retention,
-        trust_empty_sync: c.trust_empty_sync,
-    }
 }
 
 /// Creates a registry from a configuration struct.

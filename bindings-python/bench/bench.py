@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import time
 import timeit
 from typing import Any, Optional
 
@@ -80,8 +81,11 @@ class PlainRegistry:
 
 
 def per_call_ns(stmt: str, names: dict[str, Any], number: int, repeat: int = 5) -> float:
-    """Best-of-`repeat` cost of one `stmt`, as a caller would write it."""
-    return min(timeit.repeat(stmt, globals=names, number=number, repeat=repeat)) / number * 1e9
+    """Best-of-`repeat` cost of one `stmt`, as a caller would write it, in
+    CPU time of this process: on a shared machine, time others' processes
+    take the core away is not counted (wall-clock figures there move with
+    the neighbours' load)."""
+    return min(timeit.repeat(stmt, globals=names, number=number, repeat=repeat, timer=time.process_time)) / number * 1e9
 
 
 def fmt(ns: float) -> str:

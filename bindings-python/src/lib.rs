@@ -25,6 +25,7 @@ fn waypost_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SNAPSHOT_FORMAT", waypost::SNAPSHOT_FORMAT)?;
     m.add_class::<registry::PyRegistry>()?;
     m.add_class::<picker::PyPicker>()?;
+    picker::install_fast_methods(&m.py().get_type::<picker::PyPicker>())?;
     m.add_class::<objects::PyInstance>()?;
     m.add_class::<objects::PyInstanceView>()?;
     m.add_class::<objects::PyDiscovery>()?;

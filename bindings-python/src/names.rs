@@ -24,22 +24,6 @@ pub(crate) struct Names {
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
 
-const EVENT_KINDS: [EventKind; 11] = [
-    EventKind::Registered,
-    EventKind::Updated,
-    EventKind::Deregistered,
-    EventKind::HealthChanged,
-    EventKind::Evicted,
-    EventKind::PanicEntered,
-    EventKind::PanicExited,
-    EventKind::SelfPreservationEntered,
-    EventKind::SelfPreservationExited,
-    EventKind::RemovalHeld,
-    EventKind::RemovalReleased,
-];
-
-const CHECKS: [CheckStatus; 3] = [CheckStatus::Pass, CheckStatus::Warn, CheckStatus::Fail];
-
 fn members<'py>(
     enum_class: &Bound<'py, PyAny>,
     values: impl Iterator<Item = &'static str>,
@@ -57,30 +41,27 @@ pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
     for code in waypost::ErrorCode::ALL {
         let class = by_code.get_item(code as usize - 1)?;
         let class = class.cast_into::<PyType>()?;
-        debug_assert_eq!(class.getattr("code")?.extract::<String>()?, code.as_str());
+        // The classes are written by hand (each with its built-in base):
+        // their codes are checked against the core's list on import.
+        if class.getattr("code")?.extract::<String>()? != code.as_str() {
+            return Err(pyo3::exceptions::PyImportError::new_err(format!(
+                "waypost._errors.BY_CODE does not follow the core's error codes at `{code}`"
+            )));
+        }
         error_classes.push(class.unbind());
     }
     let names = Names {
         errors: error_classes,
-        health: members(
-            &enums.getattr("Health")?,
-            Health::ALL.iter().map(|h| h.as_str()),
-        )?,
+        health: members(&enums.getattr("Health")?, Health::NAMES.into_iter())?,
         check: members(
             &enums.getattr("CheckStatus")?,
-            CHECKS.iter().map(|c| c.as_str()),
+            CheckStatus::NAMES.into_iter(),
         )?,
-        event: members(
-            &enums.getattr("EventType")?,
-            EVENT_KINDS.iter().map(|k| k.as_str()),
-        )?,
-        strategy: members(
-            &enums.getattr("Strategy")?,
-            Strategy::ALL.iter().map(|s| s.as_str()),
-        )?,
-        strategy_str: Strategy::ALL
+        event: members(&enums.getattr("EventType")?, EventKind::NAMES.into_iter())?,
+        strategy: members(&enums.getattr("Strategy")?, Strategy::NAMES.into_iter())?,
+        strategy_str: Strategy::NAMES
             .iter()
-            .map(|s| PyString::intern(py, s.as_str()).unbind())
+            .map(|s| PyString::intern(py, s).unbind())
             .collect(),
     };
     let _ = NAMES.set(py, names);

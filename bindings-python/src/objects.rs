@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple};
 use waypost::{Event, Handle, InstanceSpec, InstanceStatus};
 
 use crate::convert::json_to_py;
@@ -23,9 +23,12 @@ fn repr(py: Python<'_>, text: &str) -> String {
 /// The registry returns the same object for the same registration as long
 /// as its fields are unchanged, so picks allocate nothing.
 #[pyclass(frozen, eq, hash, module = "waypost", name = "Instance")]
+///
+/// Every attribute but `meta` is a Python object stored in the instance, so
+/// reading one is a plain member read (no call into Rust).
 pub struct PyInstance {
     pub(crate) spec: InstanceSpec,
-    handle: u64,
+    handle_bits: u64,
     #[pyo3(get)]
     id: Py<PyString>,
     #[pyo3(get)]
@@ -33,13 +36,19 @@ pub struct PyInstance {
     #[pyo3(get)]
     address: Py<PyString>,
     #[pyo3(get)]
-    port: u16,
+    port: Py<PyInt>,
     #[pyo3(get)]
-    weight: u32,
+    weight: Py<PyInt>,
     #[pyo3(get)]
-    priority: u8,
+    priority: Py<PyInt>,
     #[pyo3(get)]
     tags: Py<PyTuple>,
+    /// Locality, or None.
+    #[pyo3(get)]
+    zone: Py<PyAny>,
+    /// The registry's handle of this registration (generation << 32 | slot).
+    #[pyo3(get)]
+    handle: Py<PyInt>,
 }
 
 impl PartialEq for PyInstance {
@@ -59,15 +68,21 @@ impl Hash for PyInstance {
 
 impl PyInstance {
     pub(crate) fn new(py: Python<'_>, spec: InstanceSpec, handle: Handle) -> PyResult<PyInstance> {
+        let int = |n: u64| n.into_pyobject(py).map(|i| i.unbind());
         Ok(PyInstance {
-            handle: handle.to_bits(),
+            handle_bits: handle.to_bits(),
             id: PyString::new(py, &spec.id).unbind(),
             service: PyString::new(py, &spec.service).unbind(),
             address: PyString::new(py, &spec.address).unbind(),
-            port: spec.port,
-            weight: spec.weight,
-            priority: spec.priority,
+            port: int(spec.port.into())?,
+            weight: int(spec.weight.into())?,
+            priority: int(spec.priority.into())?,
             tags: PyTuple::new(py, &spec.tags)?.unbind(),
+            zone: match &spec.zone {
+                Some(z) => PyString::new(py, z).into_any().unbind(),
+                None => py.None(),
+            },
+            handle: int(handle.to_bits())?,
             spec,
         })
     }
@@ -85,12 +100,6 @@ impl PyInstance {
         Ok(dict)
     }
 
-    /// Locality, or None.
-    #[getter]
-    fn zone(&self) -> Option<&str> {
-        self.spec.zone.as_deref()
-    }
-
     /// Per-instance lease length in ms, or None (the registry's applies).
     #[getter]
     fn ttl_ms(&self) -> Option<u64> {
@@ -101,12 +110,6 @@ impl PyInstance {
     #[getter]
     fn check_interval_ms(&self) -> Option<u64> {
         self.spec.check_interval_ms
-    }
-
-    /// The registry's handle of this registration (generation << 32 | slot).
-    #[getter]
-    fn handle(&self) -> u64 {
-        self.handle
     }
 
     /// The SPEC §2 fields as a dict (the wire form: unset optional fields are absent).
@@ -375,7 +378,9 @@ impl PyDiscovery {
 pub struct PyPickResult {
     #[pyo3(get)]
     instance: Py<PyInstance>,
-    #[pyo3(get)]
+    /// The service was in panic: the pick ignored health.
+    #[pyo3(get, name = "panic")]
+    panic_flag: Py<PyBool>,
     panic: bool,
 }
 
@@ -386,8 +391,12 @@ impl PartialEq for PyPickResult {
 }
 
 impl PyPickResult {
-    pub(crate) fn new(instance: Py<PyInstance>, panic: bool) -> PyPickResult {
-        PyPickResult { instance, panic }
+    pub(crate) fn new(py: Python<'_>, instance: Py<PyInstance>, panic: bool) -> PyPickResult {
+        PyPickResult {
+            instance,
+            panic_flag: PyBool::new(py, panic).to_owned().unbind(),
+            panic,
+        }
     }
 }
 
@@ -499,6 +508,6 @@ impl PyEvent {
 impl PyInstance {
     /// The handle bits, for Rust callers.
     pub(crate) fn handle_bits(&self) -> u64 {
-        self.handle
+        self.handle_bits
     }
 }

@@ -11,8 +11,8 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use waypost::json::Json;
 use waypost::{
-    Config, DiscoverOptions, Error, Filter, Handle, Health, InstanceSpec, PickOptions, Registry,
-    ServiceRef, Strategy,
+    Config, ConfigKind, DiscoverOptions, Error, Filter, Handle, Health, InstanceSpec, PickOptions,
+    Registry, ServiceRef, Strategy, CONFIG_FIELDS, CONFIG_KEYS,
 };
 
 use crate::convert::{
@@ -39,8 +39,6 @@ static NO_PICK_OPTIONS: PickOptions = PickOptions {
 };
 
 /// Keys whose values are ratios (floats); every other key is an integer.
-const RATIO_KEYS: [&str; 2] = ["panic_threshold", "self_preservation_threshold"];
-
 /// Name → id caches grow with the names callers use; past this many
 /// entries beyond the registry's size they are cleared.
 const NAME_CACHE_SLACK: usize = 4096;
@@ -317,61 +315,36 @@ impl PyRegistry {
 #[pymethods]
 impl PyRegistry {
     #[new]
-    #[pyo3(signature = (*, ttl_ms=None, evict_after_ms=None, seed=None, check_rise=None, check_fall=None,
-        consecutive_failures=None, base_ejection_ms=None, max_ejection_ms=None, max_ejection_percent=None,
-        panic_threshold=None, slow_start_ms=None, self_preservation_threshold=None,
-        self_preservation_min_instances=None, event_retention=None, trust_empty_sync=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        ttl_ms: Option<&Bound<'_, PyAny>>,
-        evict_after_ms: Option<&Bound<'_, PyAny>>,
-        seed: Option<&Bound<'_, PyAny>>,
-        check_rise: Option<&Bound<'_, PyAny>>,
-        check_fall: Option<&Bound<'_, PyAny>>,
-        consecutive_failures: Option<&Bound<'_, PyAny>>,
-        base_ejection_ms: Option<&Bound<'_, PyAny>>,
-        max_ejection_ms: Option<&Bound<'_, PyAny>>,
-        max_ejection_percent: Option<&Bound<'_, PyAny>>,
-        panic_threshold: Option<&Bound<'_, PyAny>>,
-        slow_start_ms: Option<&Bound<'_, PyAny>>,
-        self_preservation_threshold: Option<&Bound<'_, PyAny>>,
-        self_preservation_min_instances: Option<&Bound<'_, PyAny>>,
-        event_retention: Option<&Bound<'_, PyAny>>,
-        trust_empty_sync: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyRegistry> {
-        let given = [
-            ("ttl_ms", ttl_ms),
-            ("evict_after_ms", evict_after_ms),
-            ("seed", seed),
-            ("check_rise", check_rise),
-            ("check_fall", check_fall),
-            ("consecutive_failures", consecutive_failures),
-            ("base_ejection_ms", base_ejection_ms),
-            ("max_ejection_ms", max_ejection_ms),
-            ("max_ejection_percent", max_ejection_percent),
-            ("panic_threshold", panic_threshold),
-            ("slow_start_ms", slow_start_ms),
-            ("self_preservation_threshold", self_preservation_threshold),
-            (
-                "self_preservation_min_instances",
-                self_preservation_min_instances,
-            ),
-            ("event_retention", event_retention),
-            ("trust_empty_sync", trust_empty_sync),
-        ];
+    #[pyo3(signature = (**config))]
+    fn new(py: Python<'_>, config: Option<&Bound<'_, PyDict>>) -> PyResult<PyRegistry> {
+        // The keys and the kind of value each takes are the core's table.
+        let mut given = Vec::new();
+        if let Some(config) = config {
+            for (key, value) in config.iter() {
+                let key: String = key.extract()?;
+                let Some(field) = CONFIG_FIELDS.iter().find(|f| f.key == key) else {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "Registry() got an unexpected keyword argument '{key}'"
+                    )));
+                };
+                given.push((field, value));
+            }
+        }
+        // In the table's order, as keyword parameters were checked.
+        given.sort_by_key(|(field, _)| CONFIG_KEYS.iter().position(|k| *k == field.key));
         let mut config = Config::default();
         let mut seeded = false;
-        for (key, value) in given {
-            let Some(value) = value.filter(|v| !v.is_none()) else {
+        for (field, value) in &given {
+            let key = field.key;
+            if value.is_none() {
                 continue;
-            };
-            let json = if key == "trust_empty_sync" {
+            }
+            let json = if field.kind == ConfigKind::Flag {
                 if !value.is_instance_of::<pyo3::types::PyBool>() {
                     return Err(convert::type_error(key, "bool", value));
                 }
                 Json::Bool(value.is_truthy()?)
-            } else if RATIO_KEYS.contains(&key) {
+            } else if field.kind == ConfigKind::Ratio {
                 if value.is_instance_of::<pyo3::types::PyBool>() {
                     return Err(convert::type_error(key, "float", value));
                 }
@@ -787,11 +760,26 @@ impl PyRegistry {
 
     /// A worker-local picker for `service` (SPEC §5.2): picks without the
     /// registry's lock, which it takes only when the service changed. Make
-    /// one per thread.
-    fn picker(slf: &Bound<'_, Self>, service: &Bound<'_, PyAny>) -> PyResult<PyPicker> {
+    /// one per thread. With `zone`, `tags` or `meta` its picks draw from
+    /// the candidates `pick` draws from with the same options.
+    #[pyo3(signature = (service, *, zone=None, tags=None, meta=None))]
+    fn picker(
+        slf: &Bound<'_, Self>,
+        service: &Bound<'_, PyAny>,
+        zone: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
+        meta: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyPicker> {
         let py = slf.py();
         let name = string(service, "service")?;
-        let made = slf.get().with(py, |st| st.reg.picker(&name))?;
+        let options = PickOptions {
+            key: None,
+            zone: opt_string(zone, "zone")?,
+            filter: convert::filter(tags, meta)?,
+        };
+        let made = slf
+            .get()
+            .with(py, |st| st.reg.picker_with(&name, &options))?;
         let picker = errors::check(py, made)?;
         Ok(PyPicker::new(slf.clone().unbind(), picker))
     }
@@ -832,7 +820,7 @@ impl PyRegistry {
     ) -> PyResult<PyPickResult> {
         let (instance, panic) =
             self.pick_impl(py, service, strategy, key, zone, tags, meta, now)?;
-        Ok(PyPickResult::new(instance, panic))
+        Ok(PyPickResult::new(py, instance, panic))
     }
 
     /// Advances the clock to `now` and returns the events that produced

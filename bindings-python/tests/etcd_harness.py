@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -60,18 +61,41 @@ def prefix_end(prefix: str) -> str:
     return base64.b64encode(raw[:-1] + bytes([raw[-1] + 1])).decode()
 
 
+class Certs:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed,
+    made with the openssl CLI in ``folder``: ``ca`` (PEM), ``cert``, ``key``."""
+
+    def __init__(self, folder: str) -> None:
+        self.ca, self.cert, self.key = (os.path.join(folder, n) for n in ("ca.pem", "server.pem", "server.key"))
+        ca_key, csr, ext = (os.path.join(folder, n) for n in ("ca.key", "server.csr", "ext.cnf"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for argv in (
+            ["req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", "1", "-subj", "/CN=waypost-test-ca"],
+            ["req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial", "-out", self.cert,
+             "-days", "1", "-extfile", ext],
+        ):
+            subprocess.run(["openssl", *argv], check=True, capture_output=True)
+
+    def context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca)
+
+
 class EtcdClient:
     """Just enough of the v3 JSON gateway to check and poke the store."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, context: Optional[ssl.SSLContext] = None) -> None:
         self.endpoint = endpoint
+        self.context = context
 
     def call(self, path: str, body: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
         req = urllib.request.Request(
             self.endpoint + path, data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
             out: dict[str, Any] = json.loads(resp.read())
             return out
 
@@ -117,8 +141,10 @@ class EtcdServer:
         client_port: Optional[int] = None,
         peer_port: Optional[int] = None,
         fast_election: bool = False,
+        tls: Optional[Certs] = None,
     ) -> None:
         self.name = name
+        self.tls = tls
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="waypost-etcd-")
         self.data_dir = os.path.join(self.workdir, name + ".etcd")
@@ -131,7 +157,7 @@ class EtcdServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -139,7 +165,7 @@ class EtcdServer:
 
     @property
     def client(self) -> EtcdClient:
-        return EtcdClient(self.endpoint)
+        return EtcdClient(self.endpoint, self.tls.context() if self.tls else None)
 
     def launch(self) -> None:
         """Starts the process without waiting for it to be ready."""
@@ -152,6 +178,7 @@ class EtcdServer:
             "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
             "--initial-cluster-token", "waypost-test",
             *(["--heartbeat-interval", "50", "--election-timeout", "500"] if self.fast_election else []),
+            *(["--cert-file", self.tls.cert, "--key-file", self.tls.key] if self.tls else []),
             "--logger", "zap", "--log-outputs", "stderr",
         ]
         log = open(self.log_path, "ab")
@@ -170,7 +197,8 @@ class EtcdServer:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"etcd {self.name} exited ({self.proc.returncode}): {self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as resp:
+                context = self.tls.context() if self.tls else None
+                with urllib.request.urlopen(self.endpoint + "/health", timeout=1, context=context) as resp:
                     if json.loads(resp.read()).get("health") == "true":
                         return
             except (OSError, ValueError):

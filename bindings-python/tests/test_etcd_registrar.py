@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from etcd_harness import EtcdServer, free_port
+from etcd_harness import EtcdServer, b64, free_port
 from waypost.etcd import EtcdError, Registrar
 
 API1 = {"id": "api-1", "service": "api", "address": "10.0.0.1", "port": 8080}
@@ -49,6 +49,36 @@ def test_a_lost_lease_is_noticed_and_registered_again(etcd: EtcdServer, prefix: 
         assert r.key in etcd.client.get_prefix(prefix)
 
 
+def test_an_update_is_written_under_the_lease_and_outlives_a_lost_lease(etcd: EtcdServer, prefix: str) -> None:
+    drained = dict(API1, status="maintenance")
+    with Registrar(etcd.endpoint, API1, prefix=prefix, ttl_s=3) as r:
+        lease = r.lease_id
+        r.update(drained)
+        assert json.loads(etcd.client.get_prefix(prefix)[r.key]) == drained
+        assert r.lease_id == lease and r.registrations == 1
+        found = etcd.client.call("/v3/kv/range", {"key": b64(r.key)})["kvs"][0]
+        assert found["lease"] == lease
+        # The lease is revoked from outside: the registration that follows
+        # writes the updated value, not the one given at construction.
+        etcd.client.call("/v3/lease/revoke", {"ID": lease})
+        eventually(lambda: r.key in etcd.client.get_prefix(prefix), 5.0, "registered again")
+        assert r.lease_id != lease and r.registrations == 2
+        assert json.loads(etcd.client.get_prefix(prefix)[r.key]) == drained
+        # An update while the lease is gone registers again at once.
+        etcd.client.call("/v3/lease/revoke", {"ID": r.lease_id})
+        r.update(API1)
+        assert json.loads(etcd.client.get_prefix(prefix)[r.key]) == API1 and r.registrations == 3
+        with pytest.raises(ValueError):
+            r.update(dict(API1, id="api-2"))  # another key
+        with pytest.raises(ValueError):
+            r.update(dict(API1, service="web"))
+    assert etcd.client.get_prefix(prefix) == {}
+    r.update(drained)  # after close: kept for the next start, nothing written
+    assert etcd.client.get_prefix(prefix) == {}
+    with r:
+        assert json.loads(etcd.client.get_prefix(prefix)[r.key]) == drained
+
+
 def test_a_deleted_key_is_put_back_on_the_same_lease(etcd: EtcdServer, prefix: str) -> None:
     with Registrar(etcd.endpoint, API1, prefix=prefix, ttl_s=3) as r:
         lease = r.lease_id
@@ -77,7 +107,7 @@ def test_bad_arguments_are_value_errors() -> None:
     with pytest.raises(ValueError):
         Registrar(["http://127.0.0.1:1"], {"service": "api"})
     with pytest.raises(ValueError):
-        Registrar(["https://127.0.0.1:1"], API1)
+        Registrar(["ftp://127.0.0.1:1"], API1)
     with pytest.raises(ValueError):
         Registrar([], API1)
     with pytest.raises(ValueError):

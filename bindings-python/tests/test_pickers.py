@@ -106,3 +106,69 @@ def test_threads_pick_while_membership_changes() -> None:
         t.join()
     assert not errors, errors[0]
     assert k > 10
+
+
+def rr_steps_counted(reg: waypost.Registry, service: str) -> int:
+    prefix = f'waypost_picks_total{{service="{service}",strategy="round_robin"}} '
+    for line in reg.render_metrics().splitlines():
+        if line.startswith(prefix):
+            return int(line[len(prefix):])
+    return 0
+
+
+def test_a_pick_is_one_step_and_its_fields_come_from_its_table() -> None:
+    """While another thread removes and re-registers instances, each pick
+    answered is one step of the picker (the registry counts exactly the
+    picks answered) and carries the fields of the instance picked."""
+    reg = waypost.Registry(ttl_ms=1_000_000, seed=3)
+    for k in range(10):
+        reg.register(f"d{k}", "dereg", f"10.7.0.{k}", 9000 + k, now=0)
+    stop = threading.Event()
+
+    def churn() -> None:
+        k = 0
+        while not stop.is_set():
+            reg.deregister(f"d{k % 10}", now=0)
+            reg.register(f"d{k % 10}", "dereg", f"10.7.0.{k % 10}", 9000 + k % 10, now=0)
+            k += 1
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    picker = reg.picker("dereg")
+    answered = 0
+    try:
+        for _ in range(5000):
+            try:
+                inst = picker.pick(now=0)
+            except (waypost.NoEligibleInstanceError, waypost.UnknownServiceError):
+                continue
+            answered += 1
+            k = int(inst.id[1:])
+            assert (inst.port, inst.address, inst.service) == (9000 + k, f"10.7.0.{k}", "dereg")
+    finally:
+        stop.set()
+        churner.join()
+    # A change makes the picker fold its count in at its next pick.
+    reg.register("extra", "dereg", "10.7.1.1", 1, now=1)
+    picker.pick("random", now=1)
+    assert answered > 0
+    assert rr_steps_counted(reg, "dereg") == answered
+
+
+def test_a_picker_with_a_zone_and_tags_picks_as_pick_does() -> None:
+    reg = waypost.Registry(ttl_ms=1_000_000, seed=5)
+    for i in range(8):
+        reg.register(f"z{i}", "zoned", "10.0.0.1", 80, zone="ab"[i % 2],
+                     tags=["x"] if i % 3 else [], now=0)
+    picker = reg.picker("zoned", zone="b", tags=["x"])
+    assert {picker.pick(now=1).id for _ in range(30)} == {"z1", "z5", "z7"}
+    for k in range(30):
+        key = f"user-{k}"
+        want = reg.pick("zoned", "consistent_hash", key=key, zone="b", tags=["x"], now=1)
+        assert picker.pick("consistent_hash", key=key, now=1) == want
+    # Results are cached per table position: the same object each time.
+    first = picker.pick_result("first_available", now=1)
+    assert picker.pick_result("first_available", now=1) is first
+    assert first.panic is False and first.instance.zone == "b"
+    with pytest.raises(waypost.InvalidArgumentError):
+        reg.picker("zoned", tags=[""])

@@ -36,8 +36,8 @@ mod shapes;
 use wasm_bindgen::prelude::*;
 use waypost::json;
 use waypost::{
-    CheckStatus, Config, DiscoverOptions, Event, Handle, Health, InstanceSpec, PickOptions,
-    Registry, ServiceRef, Strategy, CONFIG_KEYS,
+    CheckStatus, Config, DiscoverOptions, Event, Handle, InstanceSpec, PickOptions, Registry,
+    ServiceRef, Strategy, CONFIG_KEYS,
 };
 
 use error::error_text;
@@ -574,8 +574,9 @@ fn unknown_strategy() -> waypost::Error {
     }
 }
 
-/// Names joined by commas, at compile time: the module carries the three
-/// lists as text instead of code that builds them (1.4 KB smaller).
+/// Names joined by commas, at compile time: the module carries the list as
+/// text instead of code that builds it. (The name tables reach JavaScript
+/// as generated arrays, scripts/gen.)
 macro_rules! joined {
     ($names:expr) => {{
         const NAMES: &[&str] = &$names;
@@ -617,35 +618,7 @@ const fn join<const N: usize>(names: &[&str]) -> [u8; N] {
     out
 }
 
-/// The names of every value of an enum with `ALL` and a `const fn as_str`.
-macro_rules! names_of {
-    ($ty:ty) => {{
-        const LEN: usize = <$ty>::ALL.len();
-        let mut names = [""; LEN];
-        let mut i = 0;
-        while i < LEN {
-            names[i] = <$ty>::ALL[i].as_str();
-            i += 1;
-        }
-        names
-    }};
-}
-
-const STRATEGY_NAMES: &str = joined!(names_of!(Strategy));
-const HEALTH_NAMES: &str = joined!(names_of!(Health));
 const CONFIG_KEY_NAMES: &str = joined!(CONFIG_KEYS);
-
-/// Strategy names in code order, comma-separated (`pickIndex` takes the position).
-#[wasm_bindgen(js_name = strategyNames)]
-pub fn strategy_names() -> String {
-    STRATEGY_NAMES.to_owned()
-}
-
-/// Health names in code order, comma-separated (the low bits of `discover` entries).
-#[wasm_bindgen(js_name = healthNames)]
-pub fn health_names() -> String {
-    HEALTH_NAMES.to_owned()
-}
 
 /// The configuration keys (snake_case, SPEC §4), comma-separated.
 #[wasm_bindgen(js_name = configKeys)]
@@ -672,12 +645,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn name_lists_follow_the_core() {
-        let strategies: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
-        let health: Vec<&str> = Health::ALL.iter().map(|h| h.as_str()).collect();
-        assert_eq!(strategy_names(), strategies.join(","));
-        assert_eq!(health_names(), health.join(","));
+    fn config_keys_follow_the_core() {
         assert_eq!(config_keys(), CONFIG_KEYS.join(","));
-        assert!(strategy_names().starts_with("round_robin,random,"));
+        assert!(config_keys().starts_with("ttl_ms,evict_after_ms,"));
     }
 }

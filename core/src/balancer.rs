@@ -9,52 +9,29 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::rng::{mix64, Rng};
 
-/// How `pick` chooses among the candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum Strategy {
-    /// Per-service counter `c`: `candidates[c mod len]`, then `c += 1`.
-    RoundRobin = 0,
-    /// Uniform over candidates, from the registry RNG.
-    Random = 1,
-    /// Probability weight / Σweight, from the registry RNG.
-    WeightedRandom = 2,
-    /// Smooth weighted round robin (nginx).
-    WeightedRoundRobin = 3,
-    /// Power of two choices over in-flight counts per unit weight.
-    LeastRequest = 4,
-    /// Weighted rendezvous hashing of a caller key.
-    ConsistentHash = 5,
-    /// `candidates[0]`.
-    FirstAvailable = 6,
+name_table! {
+    /// How `pick` chooses among the candidates.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Strategy {
+        /// Per-service counter `c`: `candidates[c mod len]`, then `c += 1`.
+        RoundRobin = 0 => "round_robin",
+        /// Uniform over candidates, from the registry RNG.
+        Random = 1 => "random",
+        /// Probability weight / Σweight, from the registry RNG.
+        WeightedRandom = 2 => "weighted_random",
+        /// Smooth weighted round robin (nginx).
+        WeightedRoundRobin = 3 => "weighted_round_robin",
+        /// Power of two choices over in-flight counts per unit weight.
+        LeastRequest = 4 => "least_request",
+        /// Weighted rendezvous hashing of a caller key.
+        ConsistentHash = 5 => "consistent_hash",
+        /// `candidates[0]`.
+        FirstAvailable = 6 => "first_available",
+    }
 }
 
 impl Strategy {
-    /// Every strategy, in numeric order.
-    pub const ALL: [Strategy; 7] = [
-        Strategy::RoundRobin,
-        Strategy::Random,
-        Strategy::WeightedRandom,
-        Strategy::WeightedRoundRobin,
-        Strategy::LeastRequest,
-        Strategy::ConsistentHash,
-        Strategy::FirstAvailable,
-    ];
-
-    /// The stable name, e.g. `"round_robin"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Strategy::RoundRobin => "round_robin",
-            Strategy::Random => "random",
-            Strategy::WeightedRandom => "weighted_random",
-            Strategy::WeightedRoundRobin => "weighted_round_robin",
-            Strategy::LeastRequest => "least_request",
-            Strategy::ConsistentHash => "consistent_hash",
-            Strategy::FirstAvailable => "first_available",
-        }
-    }
-
     /// The strategy with this numeric code (its `repr(u8)` value).
     #[inline(always)]
     pub fn from_u8(code: u8) -> Option<Strategy> {

@@ -9,87 +9,209 @@ use crate::json::{describe, Json, ObjectWriter};
 /// One day in milliseconds: the upper bound of every duration setting.
 pub const DAY_MS: u64 = 86_400_000;
 
-/// The configuration of a [`Registry`](crate::Registry).
-///
-/// Build it with [`Config::default`] and field updates, or from JSON with
-/// [`Config::from_json`]; [`Config::validate`] is run by
-/// [`Registry::new`](crate::Registry::new).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
+/// Most bytes in an id, a service, an address, a tag or a source name.
+pub const MAX_ID_BYTES: usize = 256;
+/// Most bytes in a zone.
+pub const MAX_ZONE_BYTES: usize = 128;
+/// Most bytes in a metadata key.
+pub const MAX_META_KEY_BYTES: usize = 128;
+/// Most bytes in a metadata value.
+pub const MAX_META_VALUE_BYTES: usize = 512;
+/// Most tags an instance may carry.
+pub const MAX_TAGS: usize = 64;
+/// Most metadata entries an instance may carry.
+pub const MAX_META: usize = 64;
+/// Highest instance weight.
+pub const MAX_WEIGHT: u32 = 10_000;
+
+/// The kind of value a configuration key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// A non-negative integer up to 2⁶⁴ − 1 (durations are in ms).
+    U64,
+    /// A non-negative integer up to 2³² − 1.
+    U32,
+    /// A number within 0.0..=1.0.
+    Ratio,
+    /// A boolean.
+    Flag,
+}
+
+/// One configuration key as [`CONFIG_FIELDS`] describes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfigField {
+    /// The key (snake_case, as in SPEC §4).
+    pub key: &'static str,
+    /// The kind of value it takes.
+    pub kind: ConfigKind,
+    /// Its inclusive range, for integer keys that have one.
+    pub range: Option<(u64, u64)>,
+    /// Its documentation line(s).
+    pub doc: &'static str,
+}
+
+/// The Rust type of a [`ConfigKind`].
+macro_rules! config_type {
+    (U64) => {
+        u64
+    };
+    (U32) => {
+        u32
+    };
+    (Ratio) => {
+        f64
+    };
+    (Flag) => {
+        bool
+    };
+}
+
+/// Every configuration key, written once: the struct, its defaults, the
+/// key list, the descriptors, the JSON reader and writer and the range
+/// checks all come from this table. A key marked `@later` came after the
+/// first snapshot format: a snapshot holds it only when it is set away from
+/// its default, so older snapshots are written back unchanged.
+macro_rules! config_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $kind:ident = $default:expr
+        $(, range($lo:expr, $hi:expr))?
+        $(, then($then:expr))?
+        $(, @$later:ident)?
+        ;
+    )*) => {
+        /// The configuration of a [`Registry`](crate::Registry).
+        ///
+        /// Build it with [`Config::default`] and field updates, or from JSON with
+        /// [`Config::from_json`]; [`Config::validate`] is run by
+        /// [`Registry::new`](crate::Registry::new).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Config {
+            $($(#[doc = $doc])* pub $key: config_type!($kind),)*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $($key: $default,)* }
+            }
+        }
+
+        /// The configuration keys, in documentation order.
+        pub const CONFIG_KEYS: [&str; [$(stringify!($key)),*].len()] = [$(stringify!($key)),*];
+
+        /// Every configuration key with its kind, range and documentation,
+        /// in documentation order: what bindings and generated code read.
+        pub const CONFIG_FIELDS: [ConfigField; CONFIG_KEYS.len()] = [$(ConfigField {
+            key: stringify!($key),
+            kind: ConfigKind::$kind,
+            range: config_table!(@range $($lo, $hi)?),
+            doc: concat!($($doc, "\n"),*),
+        }),*];
+
+        impl Config {
+            fn field(&mut self, key: &str) -> Option<Field<'_>> {
+                Some(match key {
+                    $(stringify!($key) => Field::$kind(&mut self.$key),)*
+                    _ => return None,
+                })
+            }
+
+            #[inline(never)]
+            fn write_keys(&self, out: &mut String, every_key: bool) {
+                let mut w = ObjectWriter::new(out);
+                $(config_table!(@write w, every_key, self, $key, $kind, $default $(, $later)?);)*
+                w.end();
+            }
+
+            /// Checks every value's range.
+            ///
+            /// # Errors
+            /// `invalid_argument` naming the first key out of range.
+            pub fn validate(&self) -> Result<()> {
+                $($(range(stringify!($key), self.$key.into(), $lo, $hi)?;)?
+                config_table!(@ratio self, $key, $kind);
+                $($then(self)?;)?)*
+                Ok(())
+            }
+        }
+    };
+    (@range) => { None };
+    (@range $lo:expr, $hi:expr) => { Some(($lo, $hi)) };
+    (@write $w:ident, $every:ident, $self:ident, $key:ident, $kind:ident, $default:expr) => {
+        config_table!(@put $w, $self, $key, $kind)
+    };
+    (@write $w:ident, $every:ident, $self:ident, $key:ident, $kind:ident, $default:expr, later) => {
+        if $every || $self.$key != $default {
+            config_table!(@put $w, $self, $key, $kind)
+        }
+    };
+    (@put $w:ident, $self:ident, $key:ident, U64) => { $w.u64(stringify!($key), $self.$key) };
+    (@put $w:ident, $self:ident, $key:ident, U32) => { $w.u64(stringify!($key), $self.$key.into()) };
+    (@put $w:ident, $self:ident, $key:ident, Ratio) => { $w.f64(stringify!($key), $self.$key) };
+    (@put $w:ident, $self:ident, $key:ident, Flag) => { $w.bool(stringify!($key), $self.$key) };
+    (@ratio $self:ident, $key:ident, Ratio) => { ratio(stringify!($key), $self.$key)? };
+    (@ratio $self:ident, $key:ident, $kind:ident) => { () };
+}
+
+// A new key is one entry here, marked `@later` (snapshots written before it
+// existed must read back unchanged), then `make gen` for the bindings.
+config_table! {
     /// Lease length in ms (1 ms – 1 day).
-    pub ttl_ms: u64,
+    ttl_ms: U64 = 30_000, range(1, DAY_MS);
     /// Time a lease may stay expired before the instance is removed; 0 = never.
-    pub evict_after_ms: u64,
+    evict_after_ms: U64 = 60_000, range(0, 7 * DAY_MS);
     /// Seed of the registry RNG. The core never draws entropy: hosts supply it.
-    pub seed: u64,
+    seed: U64 = 0;
     /// Consecutive passing checks that make a failing instance healthy (1–1000).
-    pub check_rise: u32,
+    check_rise: U32 = 1, range(1, 1000);
     /// Consecutive failing checks that make an instance unhealthy (1–1000).
-    pub check_fall: u32,
+    check_fall: U32 = 1, range(1, 1000);
     /// Consecutive call failures that eject an instance; 0 = outlier detection off.
-    pub consecutive_failures: u32,
+    consecutive_failures: U32 = 5, range(0, 1000);
     /// First ejection length in ms; the n-th in a row lasts n times as long.
-    pub base_ejection_ms: u64,
+    base_ejection_ms: U64 = 30_000, range(1, DAY_MS);
     /// Cap on one ejection's length in ms.
-    pub max_ejection_ms: u64,
+    max_ejection_ms: U64 = 300_000, range(1, 7 * DAY_MS), then(Config::check_ejection_cap);
     /// Cap on the share of a service's instances ejected at once, in percent (0–100).
-    pub max_ejection_percent: u32,
+    max_ejection_percent: U32 = 10, range(0, 100);
     /// Service panic threshold, 0.0–1.0; 0 = off.
-    pub panic_threshold: f64,
+    panic_threshold: Ratio = 0.0;
     /// Slow-start window in ms; 0 = off.
-    pub slow_start_ms: u64,
+    slow_start_ms: U64 = 0, range(0, DAY_MS);
     /// Registry-wide self-preservation threshold, 0.0–1.0; 0 = off.
-    pub self_preservation_threshold: f64,
+    self_preservation_threshold: Ratio = 0.0;
     /// Self-preservation applies only from this many registered instances on.
-    pub self_preservation_min_instances: u32,
+    self_preservation_min_instances: U32 = 3, range(0, 10_000_000);
     /// Events kept for `events_since` (1 – 1 000 000).
-    pub event_retention: u32,
+    event_retention: U32 = 4096, range(1, 1_000_000);
     /// Whether a source's full sync with no entries may remove a service's
     /// instances (SPEC §10.3); by default it is held as a likely error.
-    pub trust_empty_sync: bool,
+    trust_empty_sync: Flag = false, @later;
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            ttl_ms: 30_000,
-            evict_after_ms: 60_000,
-            seed: 0,
-            check_rise: 1,
-            check_fall: 1,
-            consecutive_failures: 5,
-            base_ejection_ms: 30_000,
-            max_ejection_ms: 300_000,
-            max_ejection_percent: 10,
-            panic_threshold: 0.0,
-            slow_start_ms: 0,
-            self_preservation_threshold: 0.0,
-            self_preservation_min_instances: 3,
-            event_retention: 4096,
-            trust_empty_sync: false,
-        }
+/// A configuration field to set, by the kind of value it takes: one read
+/// per kind rather than a `?` per key.
+enum Field<'c> {
+    U64(&'c mut u64),
+    U32(&'c mut u32),
+    Ratio(&'c mut f64),
+    Flag(&'c mut bool),
+}
+
+fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
+    if v < lo || v > hi {
+        return Err(Error::invalid(key, text!(v, " is outside ", lo, "..=", hi)));
     }
+    Ok(())
 }
 
-/// The configuration keys, in documentation order.
-pub const CONFIG_KEYS: [&str; 15] = [
-    "ttl_ms",
-    "evict_after_ms",
-    "seed",
-    "check_rise",
-    "check_fall",
-    "consecutive_failures",
-    "base_ejection_ms",
-    "max_ejection_ms",
-    "max_ejection_percent",
-    "panic_threshold",
-    "slow_start_ms",
-    "self_preservation_threshold",
-    "self_preservation_min_instances",
-    "event_retention",
-    "trust_empty_sync",
-];
+fn ratio(key: &str, v: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&v) {
+        return Err(Error::invalid(key, "must be within 0.0..=1.0"));
+    }
+    Ok(())
+}
 
 impl Config {
     /// Parses a JSON object of configuration keys (snake_case, as in SPEC §4);
@@ -149,33 +271,8 @@ impl Config {
             v.as_f64()
                 .ok_or_else(|| Error::invalid(key, text!("must be a number, got ", describe(v))))
         };
-        // The field first, then one read per kind of value: a `?` per key
-        // would copy the error out fourteen times.
-        enum Field<'c> {
-            U64(&'c mut u64),
-            U32(&'c mut u32),
-            Ratio(&'c mut f64),
-            Flag(&'c mut bool),
-        }
-        let field = match key {
-            "ttl_ms" => Field::U64(&mut self.ttl_ms),
-            "evict_after_ms" => Field::U64(&mut self.evict_after_ms),
-            "seed" => Field::U64(&mut self.seed),
-            "check_rise" => Field::U32(&mut self.check_rise),
-            "check_fall" => Field::U32(&mut self.check_fall),
-            "consecutive_failures" => Field::U32(&mut self.consecutive_failures),
-            "base_ejection_ms" => Field::U64(&mut self.base_ejection_ms),
-            "max_ejection_ms" => Field::U64(&mut self.max_ejection_ms),
-            "max_ejection_percent" => Field::U32(&mut self.max_ejection_percent),
-            "panic_threshold" => Field::Ratio(&mut self.panic_threshold),
-            "slow_start_ms" => Field::U64(&mut self.slow_start_ms),
-            "self_preservation_threshold" => Field::Ratio(&mut self.self_preservation_threshold),
-            "self_preservation_min_instances" => {
-                Field::U32(&mut self.self_preservation_min_instances)
-            }
-            "event_retention" => Field::U32(&mut self.event_retention),
-            "trust_empty_sync" => Field::Flag(&mut self.trust_empty_sync),
-            _ => return Err(Error::invalid(key, "unknown configuration key")),
+        let Some(field) = self.field(key) else {
+            return Err(Error::invalid(key, "unknown configuration key"));
         };
         match field {
             Field::U64(f) => *f = uint(value)?,
@@ -205,64 +302,8 @@ impl Config {
         self.write_keys(out, false);
     }
 
-    #[inline(never)]
-    fn write_keys(&self, out: &mut String, every_key: bool) {
-        let mut w = ObjectWriter::new(out);
-        w.u64("ttl_ms", self.ttl_ms);
-        w.u64("evict_after_ms", self.evict_after_ms);
-        w.u64("seed", self.seed);
-        w.u64("check_rise", self.check_rise.into());
-        w.u64("check_fall", self.check_fall.into());
-        w.u64("consecutive_failures", self.consecutive_failures.into());
-        w.u64("base_ejection_ms", self.base_ejection_ms);
-        w.u64("max_ejection_ms", self.max_ejection_ms);
-        w.u64("max_ejection_percent", self.max_ejection_percent.into());
-        w.f64("panic_threshold", self.panic_threshold);
-        w.u64("slow_start_ms", self.slow_start_ms);
-        w.f64(
-            "self_preservation_threshold",
-            self.self_preservation_threshold,
-        );
-        w.u64(
-            "self_preservation_min_instances",
-            self.self_preservation_min_instances.into(),
-        );
-        w.u64("event_retention", self.event_retention.into());
-        if every_key || self.trust_empty_sync {
-            w.bool("trust_empty_sync", self.trust_empty_sync);
-        }
-        w.end();
-    }
-
-    /// Checks every value's range.
-    ///
-    /// # Errors
-    /// `invalid_argument` naming the first key out of range.
-    pub fn validate(&self) -> Result<()> {
-        fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
-            if v < lo || v > hi {
-                return Err(Error::invalid(key, text!(v, " is outside ", lo, "..=", hi)));
-            }
-            Ok(())
-        }
-        fn ratio(key: &str, v: f64) -> Result<()> {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(Error::invalid(key, "must be within 0.0..=1.0"));
-            }
-            Ok(())
-        }
-        range("ttl_ms", self.ttl_ms, 1, DAY_MS)?;
-        range("evict_after_ms", self.evict_after_ms, 0, 7 * DAY_MS)?;
-        range("check_rise", self.check_rise.into(), 1, 1000)?;
-        range("check_fall", self.check_fall.into(), 1, 1000)?;
-        range(
-            "consecutive_failures",
-            self.consecutive_failures.into(),
-            0,
-            1000,
-        )?;
-        range("base_ejection_ms", self.base_ejection_ms, 1, DAY_MS)?;
-        range("max_ejection_ms", self.max_ejection_ms, 1, 7 * DAY_MS)?;
+    /// The one rule across keys: an ejection's cap is not below its base.
+    fn check_ejection_cap(&self) -> Result<()> {
         if self.max_ejection_ms < self.base_ejection_ms {
             return Err(Error::invalid(
                 "max_ejection_ms",
@@ -273,25 +314,11 @@ impl Config {
                 ),
             ));
         }
-        range(
-            "max_ejection_percent",
-            self.max_ejection_percent.into(),
-            0,
-            100,
-        )?;
-        ratio("panic_threshold", self.panic_threshold)?;
-        range("slow_start_ms", self.slow_start_ms, 0, DAY_MS)?;
-        ratio(
-            "self_preservation_threshold",
-            self.self_preservation_threshold,
-        )?;
-        range(
-            "self_preservation_min_instances",
-            self.self_preservation_min_instances.into(),
-            0,
-            10_000_000,
-        )?;
-        range("event_retention", self.event_retention.into(), 1, 1_000_000)?;
         Ok(())
+    }
+
+    /// The kind of value `key` takes, or `None` for an unknown key.
+    pub fn kind_of(key: &str) -> Option<ConfigKind> {
+        CONFIG_FIELDS.iter().find(|f| f.key == key).map(|f| f.kind)
     }
 }

@@ -124,49 +124,25 @@ impl crate::text::Piece for Error {
     }
 }
 
-/// The stable error codes (SPEC §8), as a closed set bindings can map one to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ErrorCode {
-    /// `invalid_argument`
-    InvalidArgument = 1,
-    /// `not_found`
-    NotFound = 2,
-    /// `unknown_service`
-    UnknownService = 3,
-    /// `no_eligible_instance`
-    NoEligibleInstance = 4,
-    /// `conflict`
-    Conflict = 5,
-    /// `invalid_snapshot`
-    InvalidSnapshot = 6,
-    /// `compacted`
-    Compacted = 7,
-}
-
-impl ErrorCode {
-    /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 7] = [
-        ErrorCode::InvalidArgument,
-        ErrorCode::NotFound,
-        ErrorCode::UnknownService,
-        ErrorCode::NoEligibleInstance,
-        ErrorCode::Conflict,
-        ErrorCode::InvalidSnapshot,
-        ErrorCode::Compacted,
-    ];
-
-    /// The code as its stable string, e.g. `"not_found"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "invalid_argument",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::UnknownService => "unknown_service",
-            ErrorCode::NoEligibleInstance => "no_eligible_instance",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::InvalidSnapshot => "invalid_snapshot",
-            ErrorCode::Compacted => "compacted",
-        }
+name_table! {
+    /// The stable error codes (SPEC §8), as a closed set bindings can map one to one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ErrorCode {
+        /// `invalid_argument`: a value is out of range or malformed (including
+        /// invalid UTF-8 and bad JSON).
+        InvalidArgument = 1 => "invalid_argument",
+        /// `not_found`: no instance with this id (or handle) is registered.
+        NotFound = 2 => "not_found",
+        /// `unknown_service`: the service has no registered instance.
+        UnknownService = 3 => "unknown_service",
+        /// `no_eligible_instance`: the service has no candidate for this pick.
+        NoEligibleInstance = 4 => "no_eligible_instance",
+        /// `conflict`: the id is registered under another service.
+        Conflict = 5 => "conflict",
+        /// `invalid_snapshot`: a snapshot document could not be restored.
+        InvalidSnapshot = 6 => "invalid_snapshot",
+        /// `compacted`: requested events were already dropped; resync from a snapshot.
+        Compacted = 7 => "compacted",
     }
 }
 

@@ -12,67 +12,34 @@ use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::json::{write_array, ObjectWriter};
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum EventKind {
-    /// A new instance was registered.
-    Registered = 0,
-    /// An existing instance was registered again with new fields.
-    Updated = 1,
-    /// An instance was deregistered by the host.
-    Deregistered = 2,
-    /// An instance's public health changed (`from` → `to`).
-    HealthChanged = 3,
-    /// An instance whose lease stayed expired was removed.
-    Evicted = 4,
-    /// A service fell below its panic threshold.
-    PanicEntered = 5,
-    /// A service rose back to its panic threshold.
-    PanicExited = 6,
-    /// The registry began holding back lease expiries.
-    SelfPreservationEntered = 7,
-    /// The registry stopped holding back lease expiries.
-    SelfPreservationExited = 8,
-    /// A removal a source asked for is held back (SPEC §10.3).
-    RemovalHeld = 9,
-    /// A held removal stopped being held: applied, or the source listed
-    /// the instance again.
-    RemovalReleased = 10,
-}
-
-impl EventKind {
-    /// Every kind, in code order.
-    pub const ALL: [EventKind; 11] = [
-        EventKind::Registered,
-        EventKind::Updated,
-        EventKind::Deregistered,
-        EventKind::HealthChanged,
-        EventKind::Evicted,
-        EventKind::PanicEntered,
-        EventKind::PanicExited,
-        EventKind::SelfPreservationEntered,
-        EventKind::SelfPreservationExited,
-        EventKind::RemovalHeld,
-        EventKind::RemovalReleased,
-    ];
-
-    /// The stable name, e.g. `"health_changed"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Registered => "registered",
-            EventKind::Updated => "updated",
-            EventKind::Deregistered => "deregistered",
-            EventKind::HealthChanged => "health_changed",
-            EventKind::Evicted => "evicted",
-            EventKind::PanicEntered => "panic_entered",
-            EventKind::PanicExited => "panic_exited",
-            EventKind::SelfPreservationEntered => "self_preservation_entered",
-            EventKind::SelfPreservationExited => "self_preservation_exited",
-            EventKind::RemovalHeld => "removal_held",
-            EventKind::RemovalReleased => "removal_released",
-        }
+name_table! {
+    /// What happened.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EventKind {
+        /// A new instance was registered.
+        Registered = 0 => "registered",
+        /// An existing instance was registered again with new fields.
+        Updated = 1 => "updated",
+        /// An instance was deregistered by the host.
+        Deregistered = 2 => "deregistered",
+        /// An instance's public health changed (`from` → `to`).
+        HealthChanged = 3 => "health_changed",
+        /// An instance whose lease stayed expired was removed.
+        Evicted = 4 => "evicted",
+        /// A service fell below its panic threshold.
+        PanicEntered = 5 => "panic_entered",
+        /// A service rose back to its panic threshold.
+        PanicExited = 6 => "panic_exited",
+        /// The registry began holding back lease expiries.
+        SelfPreservationEntered = 7 => "self_preservation_entered",
+        /// The registry stopped holding back lease expiries.
+        SelfPreservationExited = 8 => "self_preservation_exited",
+        /// A removal a source asked for is held back (SPEC §10.3).
+        RemovalHeld = 9 => "removal_held",
+        /// A held removal stopped being held: applied, or the source listed
+        /// the instance again.
+        RemovalReleased = 10 => "removal_released",
     }
 }
 

@@ -9,44 +9,23 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::source::SourceStatus;
 
-/// The public health of an instance.
-///
-/// Precedence when several apply: draining > unhealthy > ejected > degraded > healthy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum Health {
-    /// Lease alive, checks passing, not draining, not ejected.
-    Healthy = 0,
-    /// Lease expired, or active checks failing.
-    Unhealthy = 1,
-    /// In maintenance: still registered, never picked.
-    Draining = 2,
-    /// Temporarily removed by outlier detection.
-    Ejected = 3,
-    /// Active check warns: picked only when its tier has no healthy candidate.
-    Degraded = 4,
-}
-
-impl Health {
-    /// Every health value, in numeric order.
-    pub const ALL: [Health; 5] = [
-        Health::Healthy,
-        Health::Unhealthy,
-        Health::Draining,
-        Health::Ejected,
-        Health::Degraded,
-    ];
-
-    /// The stable name, e.g. `"healthy"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-            Health::Draining => "draining",
-            Health::Ejected => "ejected",
-            Health::Degraded => "degraded",
-        }
+name_table! {
+    /// The public health of an instance.
+    ///
+    /// Precedence when several apply: draining > unhealthy > ejected > degraded > healthy.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Health {
+        /// Lease alive, checks passing, not draining, not ejected.
+        Healthy = 0 => "healthy",
+        /// Lease expired, or active checks failing.
+        Unhealthy = 1 => "unhealthy",
+        /// In maintenance: still registered, never picked.
+        Draining = 2 => "draining",
+        /// Temporarily removed by outlier detection.
+        Ejected = 3 => "ejected",
+        /// Active check warns: picked only when its tier has no healthy candidate.
+        Degraded = 4 => "degraded",
     }
 }
 
@@ -66,42 +45,29 @@ impl FromStr for Health {
     }
 }
 
-/// The result of one active check the host ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum CheckStatus {
-    /// The check passed.
-    Pass = 0,
-    /// The check passed with a warning: the instance is degraded.
-    Warn = 1,
-    /// The check failed.
-    Fail = 2,
-}
-
-impl CheckStatus {
-    /// The stable name: `pass`, `warn` or `fail`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Pass => "pass",
-            CheckStatus::Warn => "warn",
-            CheckStatus::Fail => "fail",
-        }
+name_table! {
+    /// The result of one active check the host ran.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CheckStatus {
+        /// The check passed.
+        Pass = 0 => "pass",
+        /// The check passed with a warning: the instance is degraded.
+        Warn = 1 => "warn",
+        /// The check failed.
+        Fail = 2 => "fail",
     }
 }
 
 impl FromStr for CheckStatus {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "pass" => Ok(CheckStatus::Pass),
-            "warn" => Ok(CheckStatus::Warn),
-            "fail" => Ok(CheckStatus::Fail),
-            _ => Err(Error::invalid(
-                "status",
-                text!("`", s, "` is not one of pass, warn, fail"),
-            )),
-        }
+        CheckStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid("status", text!("`", s, "` is not one of pass, warn, fail"))
+            })
     }
 }
 

@@ -6,15 +6,13 @@ use alloc::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::DAY_MS;
+use crate::config::{
+    DAY_MS, MAX_ID_BYTES, MAX_META, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_TAGS, MAX_WEIGHT,
+    MAX_ZONE_BYTES,
+};
 use crate::error::{Error, Result};
 use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
 use crate::meta::Meta;
-
-/// Most tags an instance may carry.
-pub const MAX_TAGS: usize = 64;
-/// Most metadata entries an instance may carry.
-pub const MAX_META: usize = 64;
 
 /// What a host registers: the fields of SPEC §2.
 ///
@@ -206,16 +204,16 @@ impl InstanceSpec {
     /// # Errors
     /// `invalid_argument` naming the first field at fault.
     pub fn validate(&self) -> Result<()> {
-        check_name("id", &self.id, 256)?;
-        check_name("service", &self.service, 256)?;
-        check_name("address", &self.address, 256)?;
+        check_name("id", &self.id, MAX_ID_BYTES)?;
+        check_name("service", &self.service, MAX_ID_BYTES)?;
+        check_name("address", &self.address, MAX_ID_BYTES)?;
         if self.port == 0 {
             return Err(Error::invalid("port", "must be in 1..=65535"));
         }
-        if !(1..=10_000).contains(&self.weight) {
+        if !(1..=MAX_WEIGHT).contains(&self.weight) {
             return Err(Error::invalid(
                 "weight",
-                text!(self.weight, " is outside 1..=10000"),
+                text!(self.weight, " is outside 1..=", MAX_WEIGHT),
             ));
         }
         if self.tags.len() > MAX_TAGS {
@@ -226,8 +224,8 @@ impl InstanceSpec {
         }
         for (i, tag) in self.tags.iter().enumerate() {
             // The field name is only spelled out for an error.
-            if check_name("", tag, 256).is_err() {
-                check_name(&text!("tags[", i, "]"), tag, 256)?;
+            if check_name("", tag, MAX_ID_BYTES).is_err() {
+                check_name(&text!("tags[", i, "]"), tag, MAX_ID_BYTES)?;
             }
         }
         if self.meta.len() > MAX_META {
@@ -237,13 +235,13 @@ impl InstanceSpec {
             ));
         }
         for (k, v) in &self.meta {
-            check_name("meta key", k, 128)?;
-            if check_text("", v, 0, 512).is_err() {
-                check_text(&text!("meta.", k), v, 0, 512)?;
+            check_name("meta key", k, MAX_META_KEY_BYTES)?;
+            if check_text("", v, 0, MAX_META_VALUE_BYTES).is_err() {
+                check_text(&text!("meta.", k), v, 0, MAX_META_VALUE_BYTES)?;
             }
         }
         if let Some(zone) = &self.zone {
-            check_text("zone", zone, 0, 128)?;
+            check_text("zone", zone, 0, MAX_ZONE_BYTES)?;
         }
         for (field, value) in [
             ("ttl_ms", self.ttl_ms),
@@ -259,7 +257,8 @@ impl InstanceSpec {
     }
 }
 
-const INSTANCE_KEYS: [&str; 11] = [
+/// The fields of an instance's wire form (SPEC §2), in documentation order.
+pub const INSTANCE_KEYS: [&str; 11] = [
     "id",
     "service",
     "address",

@@ -17,7 +17,7 @@
 //! reg.heartbeat("api-1", 9_000)?;
 //! // api-2's lease ran out at 10 000: at 10 001 only api-1 is picked.
 //! let pick = reg.pick("api", Strategy::RoundRobin, &PickOptions::default(), 10_001)?;
-//! assert_eq!(reg.instance(pick.handle).unwrap().id(), "api-1");
+//! assert_eq!(reg.instance(pick.handle).map(|i| i.id()), Some("api-1"));
 //! # Ok::<(), waypost::Error>(())
 //! ```
 #![no_std]
@@ -30,6 +30,8 @@
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
+#[cfg(test)]
+mod testing;
 
 /// What std's prelude would bring into every module, but `ToString`: its
 /// `to_string()` formats through `core::fmt` (see `text`).
@@ -43,6 +45,8 @@ mod prelude {
 
 #[macro_use]
 mod text;
+#[macro_use]
+mod names;
 
 mod balancer;
 mod config;
@@ -60,17 +64,20 @@ mod sort;
 mod source;
 
 pub use balancer::{fnv1a64, Strategy};
-pub use config::{Config, CONFIG_KEYS, DAY_MS};
+pub use config::{
+    Config, ConfigField, ConfigKind, CONFIG_FIELDS, CONFIG_KEYS, DAY_MS, MAX_ID_BYTES, MAX_META,
+    MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_TAGS, MAX_WEIGHT, MAX_ZONE_BYTES,
+};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind, MAX_EVENT_INDEX};
 pub use health::{CheckStatus, Health};
-pub use instance::{Filter, Instance, InstanceSpec, MAX_META, MAX_TAGS};
+pub use instance::{Filter, Instance, InstanceSpec, INSTANCE_KEYS};
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
 #[cfg(feature = "pickers")]
 pub use registry::{
-    pick_tables_alive, PickTable, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
+    pick_tables_alive, PickTable, Picked, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
     PICKER_OUTCOME_DELAY_MS,
 };
 pub use registry::{

@@ -746,7 +746,7 @@ impl Registry {
 
     #[inline(never)]
     fn restore_service(&mut self, i: usize, s: &ServiceDoc, last_index: u64, problems: &Problems) {
-        if let Err(e) = crate::instance::check_name("service", &s.name, 256) {
+        if let Err(e) = crate::instance::check_name("service", &s.name, crate::MAX_ID_BYTES) {
             return problems.note(text!("services[", i, "].name: ", e));
         }
         if self.service_by_name.contains_key(&s.name) {

@@ -16,7 +16,11 @@ const GONE_SHOWN_MS = 500;       // a removed instance stays on screen, red, thi
 const TIMELINE_MAX = 300;
 
 const PREFIX = "/waypost/services/";
-const registry = new Registry({ panicThreshold: 0.3, seed: 7 });
+// Panic below 30 % healthy in a service. Self-preservation: removals that
+// would leave less than 80 % of the fleet live are held, and stay held while
+// the fleet that remains is less than 80 % live (one SIGKILLed instance of
+// the demo's six still goes).
+const registry = new Registry({ panicThreshold: 0.3, selfPreservationThreshold: 0.8, seed: 7 });
 const model = {
   leases: new Map(),     // id → lease id, as etcd sends it
   gone: new Map(),       // id → {service, at}: removed, still drawn red for a moment

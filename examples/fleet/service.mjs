@@ -4,7 +4,9 @@
 //
 // /hello answers with its id, /health with 200 (503 while draining);
 // /admin/fail?rate=0.5 fails that share of /hello calls, /admin/drain?on=1
-// marks it `maintenance` in etcd. Registration: waypost's EtcdRegistrar.
+// marks it `maintenance` in etcd, /admin/status?status=critical writes any
+// source status. Registration: waypost's EtcdRegistrar; a status change is
+// registrar.update, so a registration after a lost lease keeps it.
 // It also mirrors the whole fleet (EtcdMirror into a waypost Registry), as a
 // Node client of the other services would, and shows that view at /mirror
 // with the instant each change reached it.
@@ -37,17 +39,7 @@ const instance = {
 const endpoints = args.etcd.split(",");
 const registrar = new EtcdRegistrar({ endpoints, instance, ttl: Number(args.ttl) });
 
-// Writes the registered value again with `status`, under the same lease (the
-// registrar puts this value back if the key is ever lost).
-async function setStatus(status) {
-  registrar.value = JSON.stringify({ ...JSON.parse(registrar.value), status });
-  const b64 = (s) => Buffer.from(s).toString("base64");
-  const reply = await fetch(`${endpoints[0]}/v3/kv/put`, {
-    method: "POST",
-    body: JSON.stringify({ key: b64(registrar.key), value: b64(registrar.value), lease: registrar.leaseId }),
-  });
-  if (!reply.ok) throw new Error(`etcd put answered ${reply.status}`);
-}
+const STATUSES = ["passing", "warning", "critical", "maintenance"];
 
 // The fleet as this service sees it, and every change with its wall-clock ms.
 const peers = new Registry();
@@ -85,9 +77,17 @@ const server = createServer(async (req, res) => {
       state.failRate = Number(url.searchParams.get("rate") ?? "0.5");
       return reply(200, { id: args.id, fail_rate: state.failRate });
     case "/admin/drain":
-      state.draining = (url.searchParams.get("on") ?? "1") === "1";
-      await setStatus(state.draining ? "maintenance" : "passing");
-      return reply(200, { id: args.id, draining: state.draining });
+    case "/admin/status": {
+      if (url.pathname === "/admin/drain") state.draining = (url.searchParams.get("on") ?? "1") === "1";
+      const status = url.pathname === "/admin/drain" ? (state.draining ? "maintenance" : "passing") : url.searchParams.get("status");
+      if (!STATUSES.includes(status)) return reply(400, { error: `status: one of ${STATUSES.join(", ")}` });
+      try {
+        await registrar.update({ ...instance, status }); // under its lease, kept for any later registration
+      } catch (e) {
+        return reply(502, { id: args.id, error: e.message });
+      }
+      return reply(200, { id: args.id, status, draining: state.draining });
+    }
     default:
       return reply(404, { error: "not found" });
   }

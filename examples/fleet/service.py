@@ -4,13 +4,14 @@
 
 Answers /hello (with its id) and /health; /admin/fail?rate=0.5 makes it fail
 that share of /hello calls, /admin/drain?on=1 marks it `maintenance` in etcd
-(mirrors stop sending it new traffic). Registration: waypost.etcd.Registrar,
-the instance's wire form under /waypost/services/<service>/<id> with a lease.
+(mirrors stop sending it new traffic), /admin/status?status=critical writes
+any source status. Registration: waypost.etcd.Registrar, the instance's wire
+form under /waypost/services/<service>/<id> with a lease; a status change is
+Registrar.update, so a registration after a lost lease keeps it.
 """
 from __future__ import annotations
 
 import argparse
-import base64
 import http.server
 import json
 import os
@@ -18,23 +19,11 @@ import random
 import signal
 import threading
 import urllib.parse
-import urllib.request
 from typing import Any
 
-from waypost.etcd import Registrar
+from waypost.etcd import EtcdError, Registrar
 
-
-def set_status(registrar: Registrar, endpoints: list[str], status: str) -> None:
-    """Writes the registered value again with `status`, under the same lease
-    (the registrar puts this value back if the key is ever lost)."""
-    value = dict(json.loads(registrar.value), status=status)
-    registrar.value = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
-    body = json.dumps({"key": b64(registrar.key), "value": b64(registrar.value), "lease": registrar.lease_id})
-    request = urllib.request.Request(endpoints[0].rstrip("/") + "/v3/kv/put", data=body.encode(), method="POST")
-    urllib.request.urlopen(request, timeout=2).close()
+STATUSES = ("passing", "warning", "critical", "maintenance")
 
 
 def main() -> None:
@@ -80,10 +69,23 @@ def main() -> None:
                 self.reply(200, {"id": args.id, "fail_rate": state["fail_rate"]})
             elif url.path == "/admin/drain":
                 state["draining"] = query.get("on", "1") == "1"
-                set_status(registrar, endpoints, "maintenance" if state["draining"] else "passing")
-                self.reply(200, {"id": args.id, "draining": state["draining"]})
+                self.set_status("maintenance" if state["draining"] else "passing")
+            elif url.path == "/admin/status":
+                if query.get("status") not in STATUSES:
+                    self.reply(400, {"error": f"status: one of {', '.join(STATUSES)}"})
+                else:
+                    self.set_status(query["status"])
             else:
                 self.reply(404, {"error": "not found"})
+
+        def set_status(self, status: str) -> None:
+            # Under the registrar's lease, and kept for any later registration.
+            try:
+                registrar.update({**instance, "status": status})
+            except EtcdError as e:
+                self.reply(502, {"id": args.id, "error": str(e)})
+            else:
+                self.reply(200, {"id": args.id, "status": status, "draining": state["draining"]})
 
         def log_message(self, format: str, *a: object) -> None:
             pass

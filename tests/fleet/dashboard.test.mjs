@@ -147,3 +147,56 @@ test("the dashboard mirrors the fleet, shows an ejection and a SIGKILLed instanc
   assert.ok(inked / (width * height) > 0.02, `only ${inked} non-background pixels`);
   assert.ok(green > 500, `only ${green} pixels of the healthy badges' green`);
 });
+
+test("the panic and self-preservation banners appear and clear", async () => {
+  const { page, problems } = await watchedPage(browser);
+  await page.goto(fleet.dashboard);
+  await page.waitForSelector("body[data-state=live]", { timeout: 20_000 });
+  const banner = (kind) => page.$$eval(`#banners .banner-${kind}`, (els) => els.map((e) => e.textContent));
+  const setStatus = async (id, status) => {
+    const reply = await fetch(`http://127.0.0.1:${fleet.ports[id]}/admin/status?status=${status}`);
+    assert.equal(reply.status, 200, `${id} /admin/status: ${await reply.text()}`);
+  };
+
+  // Panic: both hello-node instances report critical (each through its
+  // registrar's update), so none of the service's two is healthy.
+  assert.deepEqual(await banner("panic"), []);
+  await setStatus("node-1", "critical");
+  await setStatus("node-2", "critical");
+  await page.waitForSelector("#banners .banner-panic", { timeout: 15_000 });
+  assert.match((await banner("panic")).join(), /hello-node/);
+  await setStatus("node-1", "passing");
+  await setStatus("node-2", "passing");
+  await page.waitForFunction(() => !document.querySelector("#banners .banner-panic"), null, { timeout: 15_000 });
+
+  // Self-preservation: eight instances of one process share a lease that is
+  // not kept alive; when it expires etcd deletes their keys in one revision,
+  // more than half of the fleet at once, and the page's mirror holds the removals.
+  const etcd = async (path, body) => {
+    const reply = await fetch(fleet.etcd + path, { method: "POST", body: JSON.stringify(body) });
+    assert.equal(reply.status, 200, `${path}: ${reply.status}`);
+    return reply.json();
+  };
+  const b64 = (s) => Buffer.from(s).toString("base64");
+  const batch = Array.from({ length: 8 }, (_, i) => ({ id: `batch-${i}`, service: "batch", address: "127.0.0.1", port: 9000 + i }));
+  const putAll = async (lease) => {
+    for (const inst of batch) await etcd("/v3/kv/put", { key: b64(`/waypost/services/batch/${inst.id}`), value: b64(JSON.stringify(inst)), lease });
+  };
+  assert.deepEqual(await banner("sp"), []);
+  const { ID: shortLease } = await etcd("/v3/lease/grant", { TTL: 3 });
+  await putAll(shortLease);
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-id^="batch-"]').length === 8, null, { timeout: 15_000 });
+  await page.waitForSelector("#banners .banner-sp", { timeout: 20_000 });
+  const held = await page.evaluate(() => window.__dashboard.registry.discover("batch", { all: true }).instances.length);
+  assert.ok(held > 0, "held removals keep their instances");
+  // The instances come back (a new lease): every hold ends, the banner clears.
+  const { ID: longLease } = await etcd("/v3/lease/grant", { TTL: 120 });
+  await putAll(longLease);
+  await page.waitForFunction(() => !document.querySelector("#banners .banner-sp"), null, { timeout: 15_000 });
+  // Removed one at a time, they go without a hold.
+  for (const inst of batch) await etcd("/v3/kv/deleterange", { key: b64(`/waypost/services/batch/${inst.id}`) });
+  await page.waitForFunction(() => !document.querySelector('tr[data-id^="batch-"]'), null, { timeout: 15_000 });
+  assert.deepEqual(await banner("sp"), []);
+  await page.close();
+  assert.deepEqual(problems, []);
+});

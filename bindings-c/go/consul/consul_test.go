@@ -236,3 +236,21 @@ func TestErrorsAreVisibleAndContextCloses(t *testing.T) {
 		t.Fatal("an instance without a service must be refused")
 	}
 }
+
+// A close whose first query is being connected (a TLS handshake that never
+// ends), or waits for an answer, returns at once and leaves nothing behind.
+func TestCloseWhileTheFirstQueryStalls(t *testing.T) {
+	stall := storetest.StartStall(t)
+	storetest.NoLeaks(t)
+	stall.CloseWhileStalled(t, func(url string) func() {
+		reg, err := waypost.NewRegistry(waypost.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &Mirror{Address: url, Registry: reg, Service: "web", Timeout: storetest.LongTimeout}
+		if err := m.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return func() { m.Close(); reg.Close() }
+	}, "http", "https")
+}

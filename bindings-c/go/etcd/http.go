@@ -50,7 +50,7 @@ type endpoints struct {
 	current int
 }
 
-func newEndpoints(list []string, timeout time.Duration) (*endpoints, error) {
+func newEndpoints(list []string, timeout time.Duration, caFile string) (*endpoints, error) {
 	if len(list) == 0 {
 		return nil, errors.New("etcd: Endpoints: give at least one etcd client URL")
 	}
@@ -65,12 +65,16 @@ func newEndpoints(list []string, timeout time.Duration) (*endpoints, error) {
 		}
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("etcd: endpoint %q: expected http://host:port", raw)
+			return nil, fmt.Errorf("etcd: endpoint %q: expected http://host:port or https://host:port", raw)
 		}
 		e.urls = append(e.urls, u.Scheme+"://"+u.Host)
 	}
 	// An own transport, so closing it leaves no idle connection (nor goroutine) behind.
-	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}}
+	tls, err := storehttp.TLSConfig("etcd", caFile)
+	if err != nil {
+		return nil, err
+	}
+	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second, TLSClientConfig: tls}}
 	return e, nil
 }
 

@@ -30,6 +30,7 @@ type Mirror struct {
 	Prefix        string               // default DefaultPrefix
 	Source        string               // default "etcd"
 	Timeout       time.Duration        // per request, until the headers; default 2 s
+	CAFile        string               // PEM CA for https endpoints; default the system's CAs
 	Now           func() time.Time     // default time.Now
 	CacheFile     string               // "" for none
 	CacheInterval time.Duration        // default 5 s
@@ -126,7 +127,7 @@ func (m *Mirror) Start(ctx context.Context) error {
 	if m.CacheInterval <= 0 {
 		m.CacheInterval = 5 * time.Second
 	}
-	e, err := newEndpoints(m.Endpoints, m.Timeout)
+	e, err := newEndpoints(m.Endpoints, m.Timeout, m.CAFile)
 	if err != nil {
 		return err
 	}

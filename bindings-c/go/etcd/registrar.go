@@ -29,18 +29,27 @@ const DefaultPrefix = "/waypost/services"
 // with a lease: kept alive every TTL/3, registered again with a new lease
 // when the lease is lost (or the key is gone), revoked on a clean stop so
 // the instance disappears at once. etcd raises a TTL below its minimum
-// (about 2 s): GrantedTTL says what it granted.
+// (about 2 s): GrantedTTL says what it granted. Update changes the value
+// (a drain is Update(ctx, instance, "maintenance")); every later
+// registration writes the updated one.
 type Registrar struct {
 	Endpoints []string
-	Instance  waypost.InstanceSpec
-	Prefix    string        // default DefaultPrefix
-	TTL       time.Duration // whole seconds, rounded up; default 10 s
-	Timeout   time.Duration // per request; default 2 s
-	OnError   func(error)   // called from the background goroutine
+	Instance  waypost.InstanceSpec // read at Start; change it later with Update
+	Prefix    string               // default DefaultPrefix
+	TTL       time.Duration        // whole seconds, rounded up; default 10 s
+	Timeout   time.Duration        // per request; default 2 s
+	CAFile    string               // PEM CA for https endpoints; default the system's CAs
+	OnError   func(error)          // called from the background goroutine
 
-	etcd  *endpoints
-	key   string
-	value string
+	etcd *endpoints
+	key  string
+
+	// writing is held while the registrar writes to etcd, so a
+	// registration and an Update never cross (the last value written is
+	// the last one given).
+	writing sync.Mutex
+	stopped bool   // under writing: Close has begun
+	value   string // written under writing and mu
 
 	mu            sync.Mutex
 	leaseID       string
@@ -77,17 +86,81 @@ func (r *Registrar) prepare() error {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	value, err := json.Marshal(r.Instance)
+	value, err := encodeValue(r.Instance, "")
 	if err != nil {
 		return err
 	}
-	e, err := newEndpoints(r.Endpoints, r.Timeout)
+	e, err := newEndpoints(r.Endpoints, r.Timeout, r.CAFile)
 	if err != nil {
 		return err
 	}
-	r.etcd, r.value = e, string(value)
-	r.key = strings.TrimRight(prefix, "/") + "/" + r.Instance.Service + "/" + r.Instance.ID
+	r.etcd, r.value = e, value
+	r.key = instanceKey(prefix, r.Instance)
 	return nil
+}
+
+func instanceKey(prefix string, spec waypost.InstanceSpec) string {
+	return strings.TrimRight(prefix, "/") + "/" + spec.Service + "/" + spec.ID
+}
+
+// encodeValue is the value a registrar writes: the instance wire form,
+// with the source status when one is given.
+func encodeValue(spec waypost.InstanceSpec, status string) (string, error) {
+	switch status {
+	case "", "passing", "warning", "critical", "maintenance":
+	default:
+		return "", fmt.Errorf("etcd: status %q: expected passing, warning, critical or maintenance", status)
+	}
+	b, err := json.Marshal(struct {
+		waypost.InstanceSpec
+		Status string `json:"status,omitempty"`
+	}{spec, status})
+	return string(b), err
+}
+
+// Update replaces the registered value with instance and status ("" or
+// "passing", "warning", "critical", "maintenance": what mirrors read;
+// "maintenance" drains it) under the registrar's lease, and keeps it: a
+// registration after a lost lease writes this value. The key stays: ID
+// and Service must not change. After Close it is only kept. When the lease
+// is gone the instance is registered again at once; when no endpoint
+// answers it returns the error (the value is kept and the keep-alive
+// goroutine writes it once etcd answers).
+func (r *Registrar) Update(ctx context.Context, instance waypost.InstanceSpec, status string) error {
+	if r.etcd == nil {
+		return errors.New("etcd: Registrar.Update before Start")
+	}
+	if instance.ID != r.Instance.ID || instance.Service != r.Instance.Service {
+		return fmt.Errorf("etcd: Update keeps the key %s (same ID and Service), got %s/%s", r.key, instance.Service, instance.ID)
+	}
+	value, err := encodeValue(instance, status)
+	if err != nil {
+		return err
+	}
+	r.writing.Lock()
+	defer r.writing.Unlock()
+	r.mu.Lock()
+	r.value = value
+	r.mu.Unlock()
+	lease := r.LeaseID()
+	if lease == "" || r.stopped {
+		return nil
+	}
+	var put struct{}
+	err = r.etcd.call(ctx, "/v3/kv/put", map[string]string{"key": b64(r.key), "value": b64(value), "lease": lease}, &put)
+	var refused *Error
+	if errors.As(err, &refused) && refused.Status != 0 {
+		return r.register(ctx) // etcd refuses a put under a lost lease
+	}
+	return err
+}
+
+// Value is the value registered (the instance wire form, JSON, with the
+// status Update gave).
+func (r *Registrar) Value() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.value
 }
 
 // Key is the instance's key in etcd.
@@ -134,6 +207,7 @@ func (r *Registrar) Status() string {
 // Endpoint is the client URL in use now.
 func (r *Registrar) Endpoint() string { return r.etcd.cur() }
 
+// register grants a lease and writes the value under it; r.writing is held.
 func (r *Registrar) register(ctx context.Context) error {
 	secs := int64((r.TTL + time.Second - 1) / time.Second)
 	var grant struct {
@@ -161,6 +235,11 @@ func (r *Registrar) register(ctx context.Context) error {
 // renew is one keep-alive round: renew the lease; register again when it
 // is gone, put the key back when only the key is gone.
 func (r *Registrar) renew(ctx context.Context) error {
+	r.writing.Lock()
+	defer r.writing.Unlock()
+	if r.stopped {
+		return nil
+	}
 	lease := r.LeaseID()
 	if lease == "" {
 		return r.register(ctx)
@@ -243,7 +322,10 @@ func (r *Registrar) Start(ctx context.Context) error {
 	if err := r.prepare(); err != nil {
 		return err
 	}
-	if err := r.register(ctx); err != nil {
+	r.writing.Lock()
+	err := r.register(ctx)
+	r.writing.Unlock()
+	if err != nil {
 		r.etcd.close()
 		return err
 	}
@@ -278,6 +360,9 @@ func (r *Registrar) Close() error {
 func (r *Registrar) shutdown() error {
 	r.cancel()
 	<-r.done
+	r.writing.Lock()
+	r.stopped = true
+	r.writing.Unlock()
 	r.mu.Lock()
 	lease := r.leaseID
 	r.leaseID = ""

@@ -184,3 +184,70 @@ func TestRegistrarSurvivesAnEtcdCrashAndStopsWithItsContext(t *testing.T) {
 		t.Fatalf("still there: %v", kv)
 	}
 }
+
+func TestRegistrarUpdateIsWrittenUnderTheLeaseAndOutlivesALostLease(t *testing.T) {
+	etcd := store(t)
+	noLeaks(t)
+	prefix := freshPrefix()
+	r := &Registrar{Endpoints: []string{etcd.Endpoint()}, Instance: api1, Prefix: prefix, TTL: 3 * time.Second}
+	if err := r.Update(context.Background(), api1, "maintenance"); err == nil {
+		t.Fatal("Update before Start should fail")
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	status := func() string {
+		kv, _ := etcd.Client().GetPrefix(prefix)
+		var v struct {
+			ID     string
+			Status string
+		}
+		if json.Unmarshal([]byte(kv[r.Key()]), &v) != nil || v.ID != api1.ID {
+			return "absent"
+		}
+		return v.Status
+	}
+	lease := r.LeaseID()
+	drained := api1
+	drained.Weight = 3
+	if err := r.Update(context.Background(), drained, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	if status() != "maintenance" || r.LeaseID() != lease || r.Registrations() != 1 {
+		t.Fatal(status(), r.LeaseID(), lease, r.Registrations())
+	}
+	// The lease is revoked from outside: the registration that follows
+	// writes the updated value, not the instance given at Start.
+	var out struct{}
+	if err := etcd.Client().Call("/v3/lease/revoke", map[string]string{"ID": lease}, &out); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "registered again", func() bool { return r.Registrations() == 2 && status() != "absent" })
+	if status() != "maintenance" || r.LeaseID() == lease || !strings.Contains(r.Value(), `"weight":3`) {
+		t.Fatal(status(), r.Value())
+	}
+	// An update while the lease is gone registers again at once.
+	if err := etcd.Client().Call("/v3/lease/revoke", map[string]string{"ID": r.LeaseID()}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update(context.Background(), api1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if status() != "" || r.Registrations() != 3 {
+		t.Fatal(status(), r.Registrations())
+	}
+	other := api1
+	other.ID = "api-2"
+	for _, bad := range []error{r.Update(context.Background(), other, ""), r.Update(context.Background(), api1, "sleepy")} {
+		if bad == nil {
+			t.Fatal("Update should refuse another key and an unknown status")
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update(context.Background(), api1, "maintenance"); err != nil || status() != "absent" {
+		t.Fatal("after Close an update is only kept", err, status())
+	}
+}

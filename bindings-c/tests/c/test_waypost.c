@@ -1,7 +1,9 @@
 /* Tests of the C ABI: every function, its error paths, NULLs, invalid UTF-8,
- * malformed JSON and snapshots, and a forced panic. Run under valgrind and
+ * malformed JSON and snapshots, a forced panic, and the heap footprint of a
+ * registry that instances keep entering and leaving. Run under valgrind and
  * under -fsanitize=address,undefined by `make c-test`. */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,6 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer's count of live heap bytes (GCC ships no header for it). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 #include "waypost.h"
 
@@ -830,6 +839,221 @@ static void test_pickers_under_churn(void) {
   CHECK(waypost_pick_tables_alive() == tables);
 }
 
+/* A picker's one-call form: the fields come from the table the pick read,
+ * with no lock, unless the caller's known set already holds the slot. */
+struct fields_churn {
+  waypost_registry *reg;
+  atomic_bool stop;
+  int errors;
+};
+
+static void *fields_churn_work(void *arg) {
+  struct fields_churn *c = arg;
+  char json[160];
+  for (int i = 0; !atomic_load(&c->stop); i++) {
+    int k = (i / 2) % 6;
+    char id[16];
+    snprintf(id, sizeof id, "f%d", k);
+    if (i % 2 == 0) {
+      if (waypost_deregister(c->reg, id, 1, NULL) != WAYPOST_STATUS_OK) c->errors++;
+    } else {
+      snprintf(json, sizeof json, "{\"id\":\"%s\",\"service\":\"f\",\"address\":\"10.9.0.%d\",\"port\":%d}", id, k, 8000 + k);
+      if (waypost_register_json(c->reg, json, 1, NULL, NULL) != WAYPOST_STATUS_OK) c->errors++;
+    }
+  }
+  return NULL;
+}
+
+static void test_picker_fields(void) {
+  size_t tables = waypost_pick_tables_alive();
+  waypost_registry *reg = NULL;
+  waypost_config cfg = waypost_config_default();
+  cfg.ttl_ms = 86400000;
+  cfg.random_seed = false;
+  cfg.seed = 3;
+  EXPECT_OK(waypost_registry_new(&cfg, &reg, e));
+  char json[200];
+  for (int k = 0; k < 6; k++) {
+    snprintf(json, sizeof json,
+             "{\"id\":\"f%d\",\"service\":\"f\",\"address\":\"10.9.0.%d\",\"port\":%d,\"zone\":\"%s\",\"tags\":[%s]}",
+             k, k, 8000 + k, k % 2 ? "b" : "a", k % 3 ? "\"x\"" : "");
+    EXPECT_OK(waypost_register_json(reg, json, 0, NULL, e));
+  }
+  waypost_picker *p = NULL;
+  EXPECT_OK(waypost_picker_new(reg, "f", &p, e));
+  waypost_pick_result r;
+  char *fields = (char *)1;
+  EXPECT_OK(waypost_picker_pick_fields(p, WAYPOST_STRATEGY_FIRST_AVAILABLE, NULL, 1, NULL, &r, &fields, e));
+  CHECK(fields != NULL && strstr(fields, "\"id\":\"f0\"") && strstr(fields, "\"port\":8000"));
+  CHECK(fields != NULL && strstr(fields, "\"health\"") == NULL); /* registered fields only */
+  waypost_string_free(fields);
+  uint64_t bits[1] = {(uint64_t)1 << r.index};
+  waypost_pick_known known = {r.membership_epoch, bits, 1};
+  EXPECT_OK(waypost_picker_pick_fields(p, WAYPOST_STRATEGY_FIRST_AVAILABLE, NULL, 1, &known, &r, &fields, e));
+  CHECK(fields == NULL);
+  known.membership_epoch += 1;
+  EXPECT_OK(waypost_picker_pick_fields(p, WAYPOST_STRATEGY_FIRST_AVAILABLE, NULL, 1, &known, &r, &fields, e));
+  CHECK(fields != NULL);
+  waypost_string_free(fields);
+  fields = (char *)1;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_picker_pick_fields(p, WAYPOST_STRATEGY_CONSISTENT_HASH, NULL, 1, NULL, &r, &fields, e));
+  CHECK(fields == NULL);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_picker_pick_fields(p, 0, NULL, 1, NULL, &r, NULL, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_picker_pick_fields(NULL, 0, NULL, 1, NULL, &r, &fields, e));
+
+  /* Options: the picker draws from what waypost_pick draws from. */
+  waypost_pick_options zoned = {NULL, "b", "{\"tags\":[\"x\"]}"};
+  waypost_picker *q = NULL;
+  EXPECT_OK(waypost_picker_new_with(reg, "f", &zoned, &q, e));
+  for (int i = 0; i < 12; i++) {
+    waypost_pick_result want;
+    EXPECT_OK(waypost_picker_pick_fields(q, WAYPOST_STRATEGY_ROUND_ROBIN, NULL, 1, NULL, &r, &fields, e));
+    /* Zone b with tag x: f1 and f5. */
+    CHECK(fields != NULL && (strstr(fields, "\"id\":\"f1\"") || strstr(fields, "\"id\":\"f5\"")));
+    waypost_string_free(fields);
+    zoned.key = "user";
+    EXPECT_OK(waypost_pick(reg, "f", WAYPOST_STRATEGY_CONSISTENT_HASH, &zoned, 1, &want, e));
+    zoned.key = NULL;
+    EXPECT_OK(waypost_picker_pick(q, WAYPOST_STRATEGY_CONSISTENT_HASH, "user", 1, &r, e));
+    CHECK(r.handle == want.handle);
+  }
+  waypost_pick_options keyed = {"k", NULL, NULL};
+  waypost_picker *bad = NULL;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_picker_new_with(reg, "f", &keyed, &bad, e));
+  waypost_pick_options broken = {NULL, NULL, "{\"tags\":"};
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_picker_new_with(reg, "f", &broken, &bad, e));
+  CHECK(bad == NULL);
+  waypost_picker_free(q);
+
+  /* Under concurrent removal and re-registration every pick succeeds once
+   * and hands back the fields of the instance it picked. */
+  char *snap = NULL;
+  EXPECT_OK(waypost_snapshot(reg, &snap, e));
+  unsigned long before = number_after(snap, "\"picks\":[");
+  waypost_string_free(snap);
+  struct fields_churn churn = {reg, false, 0};
+  pthread_t t;
+  pthread_create(&t, NULL, fields_churn_work, &churn);
+  long picked = 0, mismatched = 0, failed = 0;
+  for (int i = 0; i < 3000; i++) {
+    waypost_status s = waypost_picker_pick_fields(p, WAYPOST_STRATEGY_ROUND_ROBIN, NULL, 1, NULL, &r, &fields, NULL);
+    if (s == WAYPOST_STATUS_NO_ELIGIBLE_INSTANCE || s == WAYPOST_STATUS_UNKNOWN_SERVICE) continue;
+    if (s != WAYPOST_STATUS_OK || fields == NULL) {
+      failed++;
+      continue;
+    }
+    picked++;
+    int k = -1, port = -1;
+    const char *at = strstr(fields, "\"id\":\"f");
+    const char *pt = strstr(fields, "\"port\":");
+    if (at) k = atoi(at + 7);
+    if (pt) port = atoi(pt + 7);
+    if (k < 0 || port != 8000 + k) mismatched++;
+    waypost_string_free(fields);
+  }
+  atomic_store(&churn.stop, true);
+  pthread_join(t, NULL);
+  CHECK(churn.errors == 0 && failed == 0 && mismatched == 0 && picked > 0);
+  if (churn.errors || failed || mismatched)
+    fprintf(stderr, "  churn errors %d, failed %ld, mismatched %ld\n", churn.errors, failed, mismatched);
+  /* One pick, one step: the picks the picker folds into the registry are
+   * the picks it answered (the last one is folded at the next refresh). */
+  EXPECT_OK(waypost_register_json(reg, "{\"id\":\"g\",\"service\":\"f\",\"address\":\"h\",\"port\":1}", 2, NULL, e));
+  EXPECT_OK(waypost_picker_pick(p, WAYPOST_STRATEGY_RANDOM, NULL, 2, &r, e));
+  EXPECT_OK(waypost_snapshot(reg, &snap, e));
+  CHECK(number_after(snap, "\"picks\":[") == before + (unsigned long)picked);
+  waypost_string_free(snap);
+  waypost_picker_free(p);
+  waypost_registry_free(reg);
+  CHECK(waypost_pick_tables_alive() == tables);
+}
+
+/* Bytes the process holds on the heap, from whichever allocator runs it:
+ * AddressSanitizer's own count, valgrind's count of blocks still allocated
+ * (a leak search that finds them all, reachable or not), else glibc's.
+ * The first two count what was asked for, byte for byte; glibc counts
+ * chunks, whose rounding depends on how free space was split, so a plain
+ * build gets `*slack` bytes of leeway (and should run with
+ * GLIBC_TUNABLES=glibc.malloc.tcache_count=0: cached chunks count as used). */
+static size_t heap_in_use(size_t *slack) {
+#if defined(__SANITIZE_ADDRESS__)
+  *slack = 0;
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  if (RUNNING_ON_VALGRIND) {
+    unsigned long leaked = 0, dubious = 0, reachable = 0, suppressed = 0;
+    VALGRIND_DO_QUICK_LEAK_CHECK;
+    VALGRIND_COUNT_LEAKS(leaked, dubious, reachable, suppressed);
+    *slack = 0;
+    return leaked + dubious + reachable + suppressed;
+  }
+  struct mallinfo2 m = mallinfo2();
+  *slack = 4096;
+  return m.uordblks + m.hblkhd; /* small chunks and mmapped ones */
+#endif
+}
+
+static int within(size_t a, size_t b, size_t slack) {
+  return a > b ? a - b <= slack : b - a <= slack;
+}
+
+/* Rounds of `per_round` instances over 50 services: half deregistered, half
+ * run out their lease and are evicted by a tick. After the first round the
+ * registry holds only capacity (tables and vectors keep the size the round
+ * needed; the event log its last `event_retention` events), so the heap
+ * after every later round equals the heap after the first, and freeing the
+ * registry gives back everything it took. Under valgrind the rounds are
+ * smaller (it runs the debug library some 50 times slower);
+ * WAYPOST_FOOTPRINT_PER_ROUND sets their size (100000: a million in all). */
+static void test_footprint_returns_after_churn(void) {
+  enum { ROUNDS = 10, SERVICES = 50 };
+  const char *asked = getenv("WAYPOST_FOOTPRINT_PER_ROUND");
+  const unsigned per_round = asked ? (unsigned)strtoul(asked, NULL, 10) : RUNNING_ON_VALGRIND ? 2000 : 20000;
+  char id[32], service[32];
+  size_t after[ROUNDS];
+  uint64_t now = 0;
+  size_t slack = 0;
+  size_t before = heap_in_use(&slack);
+  waypost_registry *reg = NULL;
+  waypost_config cfg = waypost_config_default();
+  cfg.ttl_ms = 1000;
+  cfg.evict_after_ms = 1000;
+  cfg.random_seed = false;
+  EXPECT_OK(waypost_registry_new(&cfg, &reg, e));
+  if (reg == NULL) return;
+  for (int round = 0; round < ROUNDS; round++) {
+    int failed = 0;
+    for (unsigned i = 0; i < per_round && !failed; i++) {
+      snprintf(id, sizeof id, "i%u", i);
+      snprintf(service, sizeof service, "svc-%u", i % SERVICES);
+      failed = waypost_register(reg, id, service, "10.0.0.1", 8080, now, NULL, NULL) != WAYPOST_STATUS_OK;
+    }
+    for (unsigned i = 0; i < per_round && !failed; i += 2) {
+      snprintf(id, sizeof id, "i%u", i);
+      failed = waypost_deregister(reg, id, now, NULL) != WAYPOST_STATUS_OK;
+    }
+    CHECK(!failed);
+    now += cfg.ttl_ms + cfg.evict_after_ms + 1;
+    char *events = NULL;
+    size_t count = 0;
+    EXPECT_OK(waypost_tick(reg, now, &events, &count, e));
+    waypost_string_free(events);
+    CHECK(count == per_round); /* an expiry and an eviction for each half */
+    waypost_info info;
+    EXPECT_OK(waypost_registry_info(reg, &info, e));
+    CHECK(info.instances == 0);
+    after[round] = heap_in_use(&slack);
+  }
+  for (int round = 1; round < ROUNDS; round++) CHECK(within(after[round], after[0], slack));
+  waypost_registry_free(reg);
+  size_t freed = heap_in_use(&slack);
+  CHECK(within(freed, before, slack));
+  printf("footprint: %u instances in and out; heap held after round 1: %zu B, after round %d: %zu B; "
+         "after the free: %+lld B against the start (leeway %zu B)\n",
+         ROUNDS * per_round, after[0] - before, ROUNDS, after[ROUNDS - 1] - before,
+         (long long)freed - (long long)before, slack);
+}
+
 int main(void) {
   test_static_functions();
   test_construction();
@@ -843,6 +1067,8 @@ int main(void) {
   test_threads_load_adds_up();
   test_picker_basics();
   test_pickers_under_churn();
+  test_picker_fields();
+  test_footprint_returns_after_churn();
   printf("%d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -2,6 +2,7 @@
 // exceptions carrying the status and code, threads sharing one registry.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -188,6 +189,54 @@ TEST(Picker, OnePerThreadSeesRemovals) {
   auto moved = std::move(picker);
   EXPECT_EQ(code_of([&] { picker.pick(waypost::strategy::round_robin, 2); }), "null_argument");  // NOLINT(bugprone-use-after-move)
   EXPECT_FALSE(moved.pick(waypost::strategy::consistent_hash, 2, "user-1").panic);
+}
+
+TEST(Picker, PickFieldsComeFromTheTableUnderChurn) {
+  auto reg = fleet();
+  auto spec = [](int k) {
+    return "{\"id\":\"f" + std::to_string(k) + "\",\"service\":\"f\",\"address\":\"10.5.0." +
+           std::to_string(k) + "\",\"port\":" + std::to_string(7000 + k) + ",\"zone\":\"" +
+           (k % 2 ? "b" : "a") + "\"}";
+  };
+  for (int k = 0; k < 6; k++) reg.register_json(spec(k), 0);
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    for (int i = 0; !stop.load(); i++) {
+      int k = (i / 2) % 6;
+      if (i % 2 == 0) {
+        reg.deregister("f" + std::to_string(k), 1);
+      } else {
+        reg.register_json(spec(k), 1);
+      }
+    }
+  });
+  auto picker = reg.picker("f");
+  int picked = 0;
+  for (int i = 0; i < 3000; i++) {
+    waypost::picked p;
+    try {
+      p = picker.pick_fields(waypost::strategy::round_robin, 1);
+    } catch (const waypost::error &e) {
+      ASSERT_TRUE(e.status() == WAYPOST_STATUS_NO_ELIGIBLE_INSTANCE || e.status() == WAYPOST_STATUS_UNKNOWN_SERVICE);
+      continue;
+    }
+    picked++;
+    const std::string &json = *p.instance_json;
+    auto at = json.find("\"id\":\"f");
+    ASSERT_NE(at, std::string::npos);
+    int k = json[at + 7] - '0';
+    EXPECT_NE(json.find("\"port\":" + std::to_string(7000 + k)), std::string::npos) << json;
+  }
+  stop = true;
+  churn.join();
+  EXPECT_GT(picked, 0);
+  // With a zone: what pick() draws from.
+  auto zoned = reg.picker("f", waypost::pick_options{"", "b", ""});
+  for (int i = 0; i < 12; i++) {
+    auto p = zoned.pick_fields(waypost::strategy::round_robin, 2);
+    EXPECT_NE(p.instance_json->find("\"zone\":\"b\""), std::string::npos) << *p.instance_json;
+  }
+  EXPECT_EQ(code_of([&] { reg.picker("f", waypost::pick_options{"k", "", ""}); }), "invalid_argument");
 }
 
 TEST(Library, VersionAndClock) {

@@ -19,6 +19,7 @@ class _Named(str, enum.Enum):
 class Strategy(_Named):
     """How ``Registry.pick`` chooses among the candidates (SPEC.md §5)."""
 
+    # BEGIN GENERATED Strategy (make gen: the core's name table)
     ROUND_ROBIN = "round_robin"
     RANDOM = "random"
     WEIGHTED_RANDOM = "weighted_random"
@@ -26,29 +27,35 @@ class Strategy(_Named):
     LEAST_REQUEST = "least_request"
     CONSISTENT_HASH = "consistent_hash"
     FIRST_AVAILABLE = "first_available"
+    # END GENERATED Strategy
 
 
 class Health(_Named):
     """The public health of an instance (SPEC.md §3)."""
 
+    # BEGIN GENERATED Health (make gen: the core's name table)
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
     DRAINING = "draining"
     EJECTED = "ejected"
     DEGRADED = "degraded"
+    # END GENERATED Health
 
 
 class CheckStatus(_Named):
     """The result of one active check the host ran."""
 
+    # BEGIN GENERATED CheckStatus (make gen: the core's name table)
     PASS = "pass"
     WARN = "warn"
     FAIL = "fail"
+    # END GENERATED CheckStatus
 
 
 class EventType(_Named):
     """What an ``Event`` reports (SPEC.md §6)."""
 
+    # BEGIN GENERATED EventType (make gen: the core's name table)
     REGISTERED = "registered"
     UPDATED = "updated"
     DEREGISTERED = "deregistered"
@@ -60,3 +67,4 @@ class EventType(_Named):
     SELF_PRESERVATION_EXITED = "self_preservation_exited"
     REMOVAL_HELD = "removal_held"
     REMOVAL_RELEASED = "removal_released"
+    # END GENERATED EventType

@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 
 class EtcdError(Exception):
@@ -37,13 +37,35 @@ def prefix_end(prefix: str) -> str:
     return b64(raw[:-1] + bytes([raw[-1] + 1]))
 
 
-def _split(endpoint: str, https: bool = False) -> tuple[str, int, bool]:
+def _split(endpoint: str) -> tuple[str, int, bool]:
     url = urllib.parse.urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    allowed = ("http", "https") if https else ("http",)
-    if url.scheme not in allowed or not url.hostname:
-        raise ValueError(f"endpoint {endpoint!r}: expected {' or '.join(allowed)}://host:port")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"endpoint {endpoint!r}: expected http://host:port or https://host:port")
     secure = url.scheme == "https"
     return url.hostname, url.port or (443 if secure else 2379), secure
+
+
+class HTTPSConnection(http.client.HTTPSConnection):
+    """An https connection whose TLS socket exists before its handshake, so
+    another thread can shut it down while the handshake waits (the standard
+    connection wraps the socket inside the handshake: until it ends there is
+    nothing to shut down, and a server that never answers holds the caller
+    for the whole timeout). ``aborted()`` is asked once the TLS socket is in
+    place: an abort that came earlier found no socket to shut down."""
+
+    def __init__(self, host: str, port: int, *, timeout: Optional[float], context: ssl.SSLContext,
+                 aborted: Callable[[], bool] = lambda: False) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.tls = context
+        self.aborted = aborted
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        assert self.sock is not None
+        self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host, do_handshake_on_connect=False)
+        if self.aborted():
+            raise OSError("aborted")
+        self.sock.do_handshake()
 
 
 class Stream:
@@ -71,9 +93,20 @@ class Stream:
         self.conn.close()
 
 
+def tls_context(ca_file: Optional[str], store: str = "etcd") -> ssl.SSLContext:
+    """Verifies the server's certificate against ``ca_file`` (PEM), or
+    against the system's trusted CAs when it is ``None``."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise EtcdError(f"{store}: cannot read CA file {ca_file!r}: {e}") from e
+
+
 class Endpoints:
     """Client URLs tried in turn: a call goes to the current one and moves
-    to the next when it cannot connect, times out or answers 5xx."""
+    to the next when it cannot connect, times out or answers 5xx. An
+    ``https://`` URL is verified with ``ssl_context`` (default: the
+    system's trusted CAs)."""
 
     def __init__(
         self,
@@ -92,7 +125,9 @@ class Endpoints:
         if not endpoints:
             raise ValueError("endpoints: give at least one etcd client URL")
         self.urls = [e.rstrip("/") for e in endpoints]
-        self._hosts = [_split(e, ssl_context is not None) for e in self.urls]
+        self._hosts = [_split(e) for e in self.urls]
+        if ssl_context is None and any(secure for _, _, secure in self._hosts):
+            self.ssl_context = tls_context(None, store)
         self.timeout_s = timeout_s
         self._current = 0
         self._lock = threading.Lock()
@@ -117,14 +152,20 @@ class Endpoints:
 
     def _open(self, i: int, method: str, path: str, body: str, timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         host, port, secure = self._hosts[i]
-        conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=self.ssl_context)
-                if secure else http.client.HTTPConnection(host, port, timeout=timeout))
+        conn = (HTTPSConnection(host, port, timeout=timeout, context=self.ssl_context, aborted=self._is_aborted)
+                if secure and self.ssl_context is not None else http.client.HTTPConnection(host, port, timeout=timeout))
         try:
-            conn.connect()
+            # Known to abort() before it connects: a TLS handshake that does
+            # not end is on a socket abort() can shut down; an abort that
+            # comes before the socket exists is seen right after.
             with self._lock:
                 if self._aborted:
                     raise OSError("closed")
                 self._active = conn
+            conn.connect()
+            with self._lock:
+                if self._aborted:
+                    raise OSError("closed")
             conn.request(method, path, body=body.encode() if body else None, headers=self.headers)
             return conn, conn.getresponse()
         except BaseException:
@@ -135,6 +176,10 @@ class Endpoints:
         """Allows calls again after ``abort``."""
         with self._lock:
             self._aborted = False
+
+    def _is_aborted(self) -> bool:
+        with self._lock:
+            return self._aborted
 
     def abort(self) -> None:
         """Ends the call in flight (another thread waiting on it gets an error)."""

@@ -10,7 +10,7 @@ import threading
 import urllib.parse
 from typing import Callable, Mapping, Optional, Union
 
-from ._etcd_http import Stream
+from ._etcd_http import HTTPSConnection, Stream
 
 Connection = Union[http.client.HTTPConnection, http.client.HTTPSConnection]
 
@@ -65,8 +65,12 @@ class Server:
 
     def _connect(self, timeout: Optional[float]) -> Connection:
         if self._ssl is not None:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._ssl)
+            return HTTPSConnection(self.host, self.port, timeout=timeout, context=self._ssl, aborted=self._is_closed)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def _is_closed(self) -> bool:
+        with self._lock:
+            return self._closed
 
     def _track(self, conn: Connection) -> None:
         with self._lock:

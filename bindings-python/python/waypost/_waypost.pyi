@@ -185,6 +185,7 @@ class Registry:
     def __new__(
         cls,
         *,
+        # BEGIN GENERATED config (make gen: the core's configuration keys)
         ttl_ms: Optional[int] = None,
         evict_after_ms: Optional[int] = None,
         seed: Optional[int] = None,
@@ -200,6 +201,7 @@ class Registry:
         self_preservation_min_instances: Optional[int] = None,
         event_retention: Optional[int] = None,
         trust_empty_sync: Optional[bool] = None,
+        # END GENERATED config
     ) -> Registry: ...
     @staticmethod
     def restore(text: str) -> Registry: ...
@@ -263,7 +265,14 @@ class Registry:
         meta: Optional[Mapping[str, str]] = None,
         now: Optional[int] = None,
     ) -> Discovery: ...
-    def picker(self, service: str) -> Picker: ...
+    def picker(
+        self,
+        service: str,
+        *,
+        zone: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        meta: Optional[Mapping[str, str]] = None,
+    ) -> Picker: ...
     def pick(
         self,
         service: str,

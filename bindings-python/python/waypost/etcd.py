@@ -20,7 +20,7 @@ import threading
 from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ._etcd_http import EtcdError, Endpoints, Stream, b64
+from ._etcd_http import EtcdError, Endpoints, Stream, b64, tls_context
 from ._mirror import ChangeCallback, MirrorLoop, restore_cache
 from ._waypost import Registry
 from .helpers import Clock
@@ -28,6 +28,10 @@ from .helpers import Clock
 DEFAULT_PREFIX = "/waypost/services"
 
 ErrorCallback = Callable[[Exception], None]
+
+
+def _value(instance: Mapping[str, Any]) -> str:
+    return json.dumps(dict(instance), separators=(",", ":"), sort_keys=True)
 
 
 def _key(prefix: str, instance: Mapping[str, Any]) -> str:
@@ -48,7 +52,10 @@ class Registrar:
     ``granted_ttl / 3`` seconds, and any failure there is recorded in
     ``.error``, passed to ``on_error`` and retried (with the next endpoint).
     etcd raises a TTL below its minimum (about 2 s): ``granted_ttl`` says
-    what it granted.
+    what it granted. ``update(instance)`` changes the value (a drain is
+    ``update({**instance, "status": "maintenance"})``); every later
+    registration writes the updated one. ``https://`` endpoints are
+    verified against ``ca_file`` (PEM), or the system's CAs without it.
     """
 
     def __init__(
@@ -59,15 +66,21 @@ class Registrar:
         prefix: str = DEFAULT_PREFIX,
         ttl_s: int = 10,
         timeout_s: float = 2.0,
+        ca_file: Optional[str] = None,
         on_error: Optional[ErrorCallback] = None,
     ) -> None:
         if not isinstance(ttl_s, int) or ttl_s < 1:
             raise ValueError("ttl_s: a whole number of seconds >= 1")
+        self.prefix = prefix
         self.key = _key(prefix, instance)
-        self.value = json.dumps(dict(instance), separators=(",", ":"), sort_keys=True)
+        self.instance = dict(instance)
+        self.value = _value(instance)
         self.ttl_s = ttl_s
         self.on_error = on_error
-        self._etcd = Endpoints(endpoints, timeout_s)
+        self._etcd = Endpoints(endpoints, timeout_s, ssl_context=tls_context(ca_file) if ca_file is not None else None)
+        # Held while the registrar writes to etcd, so a registration and an
+        # update never cross (the last value written is the last one given).
+        self._writing = threading.Lock()
         self.lease_id: Optional[str] = None
         self.granted_ttl: Optional[int] = None
         self.registrations = 0
@@ -93,6 +106,11 @@ class Registrar:
     def _renew(self) -> None:
         """One keep-alive round: renew the lease; register again when it is
         gone, put the key back when only the key is gone."""
+        with self._writing:
+            if not self._stop.is_set():
+                self._renew_locked()
+
+    def _renew_locked(self) -> None:
         if self.lease_id is None:
             self._register()
             return
@@ -105,6 +123,30 @@ class Registrar:
         found = self._etcd.call("/v3/kv/range", {"key": b64(self.key), "count_only": True})
         if int(found.get("count", 0)) == 0:
             self._etcd.call("/v3/kv/put", {"key": b64(self.key), "value": b64(self.value), "lease": self.lease_id})
+
+    def update(self, instance: Mapping[str, Any]) -> None:
+        """Replaces the registered value with ``instance`` (same ``id`` and
+        ``service``, so the same key; a ``status`` member is what mirrors
+        read: ``"maintenance"`` drains it), under the registrar's lease, and
+        keeps it: a registration after a lost lease writes this value.
+        Before ``start()`` or after ``close()`` it is only kept. When the
+        lease is gone the instance is registered again at once; when no
+        endpoint answers it raises ``EtcdError`` (the value is kept and the
+        keep-alive thread writes it once etcd answers)."""
+        key = _key(self.prefix, instance)
+        if key != self.key:
+            raise ValueError(f"instance: update keeps the key {self.key!r} (same id and service), got {key!r}")
+        value = _value(instance)
+        with self._writing:
+            self.instance, self.value = dict(instance), value
+            lease = self.lease_id
+            if lease is None or self._stop.is_set():
+                return
+            status, data = self._etcd.request(
+                "POST", "/v3/kv/put", json.dumps({"key": b64(self.key), "value": b64(value), "lease": lease}))
+            if status != 200:
+                # The lease is gone (etcd refuses a put under it): register anew.
+                self._register()
 
     def _interval(self) -> float:
         return max(0.2, (self.granted_ttl or self.ttl_s) / 3)
@@ -134,22 +176,27 @@ class Registrar:
         starts the keep-alive thread."""
         if self._thread is not None:
             return self
-        self._register()
+        with self._writing:
+            self._stop.clear()
+            self._register()
         self.status = "registered"
-        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"waypost-etcd-registrar {self.key}", daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
         """Stops the keep-alive thread and revokes the lease, so the key is
-        deleted at once. Safe to call twice; a failed revoke is in ``.error``
-        (the lease then simply expires)."""
+        deleted at once; a ``start()`` still registering in another thread
+        fails with ``EtcdError``. Safe to call twice; a failed revoke is in
+        ``.error`` (the lease then simply expires)."""
         self._stop.set()
+        self._etcd.abort()  # ends a registration or keep-alive in flight
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()
-        lease, self.lease_id = self.lease_id, None
+        with self._writing:
+            lease, self.lease_id = self.lease_id, None
+        self._etcd.reset()
         if lease is not None:
             try:
                 self._etcd.call("/v3/lease/revoke", {"ID": lease})
@@ -175,7 +222,8 @@ class Mirror(MirrorLoop):
     from the next revision, each message fed to the core. After a failure
     the mirror moves to the next endpoint and the watch resumes from the
     last applied revision (or everything is read again when the core says
-    resync, e.g. after a compaction). See ``MirrorLoop`` for ``lock``,
+    resync, e.g. after a compaction; ``https://`` endpoints are verified
+    against ``ca_file``, or the system's CAs). See ``MirrorLoop`` for ``lock``,
     ``error``, ``on_error``, ``on_change`` and the failover cache
     (``cache_path``; ``restore_cache(path)`` gives the registry back, mirror
     state included, so a restarted client serves the last known fleet while
@@ -193,12 +241,13 @@ class Mirror(MirrorLoop):
         source: str = "etcd",
         now: Optional[Clock] = None,
         timeout_s: float = 2.0,
+        ca_file: Optional[str] = None,
         cache_path: Optional[str] = None,
         cache_interval_s: float = 5.0,
         on_error: Optional[ErrorCallback] = None,
         on_change: Optional[ChangeCallback] = None,
     ) -> None:
-        etcd = Endpoints(endpoints, timeout_s, "etcd")
+        etcd = Endpoints(endpoints, timeout_s, "etcd", ssl_context=tls_context(ca_file) if ca_file is not None else None)
         super().__init__(
             etcd, registry, source, {"kind": "etcd", "prefix": prefix}, now=now,
             on_error=on_error, on_change=on_change, cache_path=cache_path, cache_interval_s=cache_interval_s,

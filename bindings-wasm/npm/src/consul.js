@@ -185,7 +185,8 @@ export class ConsulRegistrar {
     if (loop === null) return;
     await loop;
     try {
-      await this.put(`/v1/agent/service/deregister/${encodeURIComponent(this.id)}`, "", undefined);
+      // null, not undefined: the stopper has aborted, and this call must still go out.
+      await this.put(`/v1/agent/service/deregister/${encodeURIComponent(this.id)}`, "", null);
     } catch (e) {
       this.error = e;
     }

@@ -1,5 +1,6 @@
-// The etcd v3 JSON gateway over the built-in fetch, with failover across
-// several client URLs. Internal to waypost/etcd.
+// The etcd v3 JSON gateway (node:http/node:https in Node, fetch in
+// browsers), with failover across several client URLs. Internal to
+// waypost/etcd.
 
 /** A call to etcd failed: `endpoint` names the member(s) asked, `path` the call. */
 export class EtcdError extends Error {
@@ -86,18 +87,50 @@ export class Stream {
   }
 }
 
+const IN_NODE = typeof process !== "undefined" && typeof process.versions?.node === "string";
+
+/**
+ * One call, answered in fetch's shape: in Node through node:http or
+ * node:https (with `ca`, PEM text, as the trusted CA when given), on a
+ * connection of its own that an abort destroys at once, whatever it was
+ * doing (fetch can neither take a CA nor close a connection it is still
+ * opening: it stays open after the abort); elsewhere with fetch.
+ */
+export async function send(url, init, ca) {
+  if (!IN_NODE) return fetch(url, init);
+  const { method, headers, body, signal } = init;
+  const lib = url.startsWith("https:") ? await import("node:https") : await import("node:http");
+  const { Readable } = await import("node:stream");
+  return new Promise((resolve, reject) => {
+    const req = lib.request(url, { method, headers, ca, signal, agent: false }, (res) => {
+      const web = Readable.toWeb(res);
+      resolve({
+        status: res.statusCode,
+        headers: { get: (k) => { const v = res.headers[k.toLowerCase()]; return Array.isArray(v) ? v[0] : v ?? null; } },
+        body: web,
+        text: async () => { let s = ""; const d = new TextDecoder(); for await (const c of web) s += d.decode(c, { stream: true }); return s + d.decode(); },
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 /**
  * Client URLs tried in turn: a call goes to the current one and moves to
- * the next when it cannot connect, times out or answers 5xx.
+ * the next when it cannot connect, times out or answers 5xx. An https URL
+ * is verified against `caFile` (PEM; Node only), or the system's CAs.
  */
 export class Endpoints {
-  constructor(endpoints, timeoutMs = 2000, store = "etcd") {
+  constructor(endpoints, timeoutMs = 2000, store = "etcd", { caFile } = {}) {
+    this.caFile = caFile;
+    this.caText = null;
     this.store = store;
     const list = typeof endpoints === "string" ? [endpoints] : [...(endpoints ?? [])];
     if (list.length === 0) throw new TypeError("endpoints: give at least one etcd client URL");
     this.urls = list.map((e) => {
       const url = new URL(e.includes("://") ? e : `http://${e}`);
-      if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`etcd endpoint ${e}: expected http://host:port`);
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`etcd endpoint ${e}: expected http://host:port or https://host:port`);
       return url.origin;
     });
     this.timeoutMs = timeoutMs;
@@ -105,6 +138,12 @@ export class Endpoints {
   }
 
   get current() { return this.urls[this.index]; }
+
+  /** The CA file's text, read once. */
+  ca() {
+    this.caText ??= import("node:fs/promises").then(({ readFile }) => readFile(this.caFile, "utf8"));
+    return this.caText;
+  }
 
   /**
    * Sends one request to the first member that answers below 500. Resolves
@@ -120,13 +159,12 @@ export class Endpoints {
       const controller = new AbortController();
       const onAbort = () => controller.abort();
       signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) onAbort(); // closed before this call began: it ends at once
       const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
       let keep = false;
       try {
-        const res = await fetch(url + path, {
-          method, body: body === "" ? undefined : body, signal: controller.signal,
-          headers: { "content-type": "application/json" },
-        });
+        const init = { method, body: body === "" ? undefined : body, signal: controller.signal, headers: { "content-type": "application/json" } };
+        const res = await send(url + path, init, this.caFile !== undefined && url.startsWith("https:") ? await this.ca() : undefined);
         if (res.status >= 500) {
           const detail = (await res.text()).slice(0, 500).trim();
           failures.push(`${url}: HTTP ${res.status} ${detail}`);

@@ -36,6 +36,8 @@ export interface EtcdRegistrarOptions {
   ttl?: number;
   /** Per request, until the headers (default 2000). */
   timeoutMs?: number;
+  /** PEM file of the CA that signed the members' certificates, for https endpoints (Node only; default: the system's CAs). */
+  caFile?: string;
   /** Aborting closes the registrar (and revokes its lease). */
   signal?: AbortSignal;
   onError?: (error: Error) => void;
@@ -59,8 +61,18 @@ export declare class EtcdRegistrar {
   readonly status: HelperStatus;
   /** The client URL in use now. */
   readonly endpoint: string;
+  /** The value registered now (the instance wire form as JSON). */
+  readonly value: string;
   /** Registers now (rejects with EtcdError when no endpoint answers), then keeps the lease alive. */
   start(): Promise<this>;
+  /**
+   * Replaces the registered value with `instance` (same id and service; a
+   * `status` of "maintenance" drains it) under the registrar's lease, and
+   * keeps it for every later registration. Before `start()` or after
+   * `close()` it is only kept; a lost lease is registered again at once;
+   * rejects with EtcdError when no endpoint answers (the value is kept).
+   */
+  update(instance: InstanceWire & { status?: "passing" | "warning" | "critical" | "maintenance" }): Promise<void>;
   /** Stops the keep-alives and revokes the lease. Safe to call twice. */
   close(): Promise<void>;
   on(type: "error", fn: (error: Error) => void): this;
@@ -96,6 +108,8 @@ export interface EtcdMirrorOptions {
   /** The clock handed to the core (default Date.now). */
   now?: () => number;
   timeoutMs?: number;
+  /** PEM file of the CA that signed the members' certificates, for https endpoints (Node only; default: the system's CAs). */
+  caFile?: string;
   /** Aborting closes the mirror. */
   signal?: AbortSignal;
   onError?: (error: Error) => void;

@@ -30,12 +30,17 @@ export class EtcdRegistrar {
    * @param {{endpoints: string[] | string, instance: object, prefix?: string, ttl?: number,
    *          timeoutMs?: number, signal?: AbortSignal, onError?: (e: Error) => void}} options
    */
-  constructor({ endpoints, instance, prefix = DEFAULT_PREFIX, ttl = 10, timeoutMs = 2000, signal, onError } = {}) {
+  constructor({ endpoints, instance, prefix = DEFAULT_PREFIX, ttl = 10, timeoutMs = 2000, caFile, signal, onError } = {}) {
     if (!Number.isInteger(ttl) || ttl < 1) throw new TypeError("ttl: a whole number of seconds >= 1");
+    this.prefix = prefix;
     this.key = instanceKey(prefix, instance);
+    this.instance = instance;
     this.value = JSON.stringify(instance);
     this.ttl = ttl;
-    this.etcd = new Endpoints(endpoints, timeoutMs);
+    this.etcd = new Endpoints(endpoints, timeoutMs, "etcd", { caFile });
+    // The registrar's writes to etcd, one after another, so a registration
+    // and an update never cross (the last value written is the last given).
+    this.writing = Promise.resolve();
     this.leaseId = null;
     this.grantedTtl = null;
     this.registrations = 0;
@@ -80,6 +85,36 @@ export class EtcdRegistrar {
     }
   }
 
+  /** Runs `fn` after every write before it. */
+  serial(fn) {
+    const run = this.writing.then(fn);
+    this.writing = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Replaces the registered value with `instance` (same id and service, so
+   * the same key; its `status` is what mirrors read: "maintenance" drains
+   * it) under the registrar's lease, and keeps it: a registration after a
+   * lost lease writes this value. Before `start()` or after `close()` it is
+   * only kept. When the lease is gone the instance is registered again at
+   * once; when no endpoint answers it rejects with EtcdError (the value is
+   * kept and the keep-alive loop writes it once etcd answers).
+   */
+  update(instance) {
+    const key = instanceKey(this.prefix, instance);
+    if (key !== this.key) return Promise.reject(new TypeError(`instance: update keeps the key ${this.key} (same id and service), got ${key}`));
+    const value = JSON.stringify(instance);
+    return this.serial(async () => {
+      this.instance = instance;
+      this.value = value;
+      const s = this.stopper.signal;
+      if (this.leaseId === null || s.aborted) return;
+      const { status } = await this.etcd.request("POST", "/v3/kv/put", JSON.stringify({ key: b64(key), value: b64(value), lease: this.leaseId }), { signal: s });
+      if (status !== 200) await this.register(); // etcd refuses a put under a lost lease
+    });
+  }
+
   interval() { return Math.max(200, ((this.grantedTtl ?? this.ttl) * 1000) / 3); }
 
   async run() {
@@ -89,7 +124,7 @@ export class EtcdRegistrar {
       await sleep(delay, s);
       if (s.aborted) return;
       try {
-        await this.renew();
+        await this.serial(() => (s.aborted ? undefined : this.renew()));
         this.error = null;
         this.status = "registered";
         delay = this.interval();
@@ -107,7 +142,7 @@ export class EtcdRegistrar {
   async start() {
     if (this.loop !== null) return this;
     if (this.signal?.aborted) throw new EtcdError("aborted before start");
-    await this.register();
+    await this.serial(() => this.register());
     this.status = "registered";
     this.loop = this.run();
     return this;
@@ -125,6 +160,7 @@ export class EtcdRegistrar {
     const loop = this.loop;
     this.loop = null;
     if (loop !== null) await loop;
+    await this.writing;
     const lease = this.leaseId;
     this.leaseId = null;
     if (lease !== null) {
@@ -155,10 +191,10 @@ export class EtcdRegistrar {
  * `restoreCache(Registry, path)` gives the registry back, mirror state included.
  */
 export class EtcdMirror extends MirrorLoop {
-  constructor({ endpoints, registry, prefix = DEFAULT_PREFIX, source = "etcd", now, timeoutMs = 2000, signal, onError, onChange,
+  constructor({ endpoints, registry, prefix = DEFAULT_PREFIX, source = "etcd", now, timeoutMs = 2000, caFile, signal, onError, onChange,
     cacheFile, cacheIntervalMs } = {}) {
     if (registry === undefined || typeof registry.sourceFeed !== "function") throw new TypeError("registry: a waypost Registry");
-    super(new Endpoints(endpoints, timeoutMs, "etcd"), { registry, source, options: { kind: "etcd", prefix }, now, signal, onError, onChange,
+    super(new Endpoints(endpoints, timeoutMs, "etcd", { caFile }), { registry, source, options: { kind: "etcd", prefix }, now, signal, onError, onChange,
       cacheFile, cacheIntervalMs, maxBackoffMs: 2000 });
     this.etcd = this.server;
     this.prefix = prefix;

@@ -10,18 +10,18 @@
 // an id has been seen.
 import {
   RegistryCore,
-  strategyNames,
-  healthNames,
   configKeys,
   version as coreVersion,
 } from "./waypost_wasm.js";
 
 // The entry module instantiates the WebAssembly module after this one has
 // been evaluated, so nothing here may call into it at load time: the
-// tables below are checked against the core when the first registry is made.
+// configuration keys are read from the core when the first registry is
+// made. The name tables below are generated from the core's (make gen).
 
 /** Every strategy name, in the core's code order. */
 export const STRATEGIES = Object.freeze([
+  // BEGIN GENERATED strategies (make gen: the core's name table)
   "round_robin",
   "random",
   "weighted_random",
@@ -29,14 +29,24 @@ export const STRATEGIES = Object.freeze([
   "least_request",
   "consistent_hash",
   "first_available",
+  // END GENERATED strategies
 ]);
 /** Every health value, in the core's code order. */
-export const HEALTH_VALUES = Object.freeze(["healthy", "unhealthy", "draining", "ejected", "degraded"]);
+export const HEALTH_VALUES = Object.freeze([
+  // BEGIN GENERATED health (make gen: the core's name table)
+  "healthy",
+  "unhealthy",
+  "draining",
+  "ejected",
+  "degraded",
+  // END GENERATED health
+]);
 // The same, unfrozen, for `discover`'s loop: V8 reads elements of a
 // frozen array several times slower (measured: ~4 µs of 1 000 lookups).
 const HEALTH_BY_CODE = HEALTH_VALUES.slice();
 /** Every error code (SPEC §8). */
 export const ERROR_CODES = Object.freeze([
+  // BEGIN GENERATED error codes (make gen: the core's name table)
   "invalid_argument",
   "not_found",
   "unknown_service",
@@ -44,6 +54,7 @@ export const ERROR_CODES = Object.freeze([
   "conflict",
   "invalid_snapshot",
   "compacted",
+  // END GENERATED error codes
   "freed",
 ]);
 
@@ -56,12 +67,10 @@ const STRATEGY_CODE = new Map(STRATEGIES.map((name, code) => [name, code]));
 let CONFIG_KEYS = null;
 
 function loadTables() {
-  if (strategyNames() !== STRATEGIES.join(",") || healthNames() !== HEALTH_VALUES.join(",")) {
-    throw new Error("waypost: the JavaScript tables do not match the WebAssembly core");
-  }
   CONFIG_KEYS = new Set(configKeys().split(","));
 }
 const INSTANCE_KEYS = new Map([
+  // BEGIN GENERATED instance keys (make gen: the core's instance fields)
   ["id", "id"],
   ["service", "service"],
   ["address", "address"],
@@ -73,6 +82,7 @@ const INSTANCE_KEYS = new Map([
   ["priority", "priority"],
   ["ttlMs", "ttl_ms"],
   ["checkIntervalMs", "check_interval_ms"],
+  // END GENERATED instance keys
 ]);
 // Slot and generation packed into one exact number (see RegistryCore.handleOf).
 const SLOT_SPAN = 16777216;

@@ -3,22 +3,40 @@
 
 /** Load-balancing strategies (SPEC §5). */
 export type Strategy =
+  // BEGIN GENERATED Strategy (make gen: the core's name table)
   | "round_robin"
   | "random"
   | "weighted_random"
   | "weighted_round_robin"
   | "least_request"
   | "consistent_hash"
-  | "first_available";
+  | "first_available"
+  // END GENERATED Strategy
+  ;
 
 /** Public health of an instance (SPEC §3). */
-export type Health = "healthy" | "unhealthy" | "draining" | "ejected" | "degraded";
+export type Health =
+  // BEGIN GENERATED Health (make gen: the core's name table)
+  | "healthy"
+  | "unhealthy"
+  | "draining"
+  | "ejected"
+  | "degraded"
+  // END GENERATED Health
+  ;
 
 /** An active check result the host reports. */
-export type CheckStatus = "pass" | "warn" | "fail";
+export type CheckStatus =
+  // BEGIN GENERATED CheckStatus (make gen: the core's name table)
+  | "pass"
+  | "warn"
+  | "fail"
+  // END GENERATED CheckStatus
+  ;
 
 /** Stable error codes (SPEC §8). */
 export type ErrorCode =
+  // BEGIN GENERATED ErrorCode (make gen: the core's name table)
   | "invalid_argument"
   | "not_found"
   | "unknown_service"
@@ -26,11 +44,13 @@ export type ErrorCode =
   | "conflict"
   | "invalid_snapshot"
   | "compacted"
+  // END GENERATED ErrorCode
   /** JavaScript only: the registry was used after `free()`. */
   | "freed";
 
 /** Event types (SPEC §6). */
 export type EventType =
+  // BEGIN GENERATED EventType (make gen: the core's name table)
   | "registered"
   | "updated"
   | "deregistered"
@@ -41,34 +61,44 @@ export type EventType =
   | "self_preservation_entered"
   | "self_preservation_exited"
   | "removal_held"
-  | "removal_released";
+  | "removal_released"
+  // END GENERATED EventType
+  ;
 
 /** Registry configuration (SPEC §4); every key is optional. */
 export interface RegistryConfig {
-  /** Lease length in ms (default 30000). */
+  // BEGIN GENERATED config (make gen: the core's configuration keys)
+  /** Lease length in ms (1 ms – 1 day). */
   ttlMs?: number;
-  /** Time a lease may stay expired before removal; 0 = never (default 60000). */
+  /** Time a lease may stay expired before the instance is removed; 0 = never. */
   evictAfterMs?: number;
-  /** RNG seed, an integer below 2^53; drawn from crypto.getRandomValues when omitted. */
+  /** Seed of the registry RNG. The core never draws entropy: hosts supply it. */
   seed?: number;
+  /** Consecutive passing checks that make a failing instance healthy (1–1000). */
   checkRise?: number;
+  /** Consecutive failing checks that make an instance unhealthy (1–1000). */
   checkFall?: number;
-  /** Call failures in a row that eject an instance; 0 = off (default 5). */
+  /** Consecutive call failures that eject an instance; 0 = outlier detection off. */
   consecutiveFailures?: number;
+  /** First ejection length in ms; the n-th in a row lasts n times as long. */
   baseEjectionMs?: number;
+  /** Cap on one ejection's length in ms. */
   maxEjectionMs?: number;
+  /** Cap on the share of a service's instances ejected at once, in percent (0–100). */
   maxEjectionPercent?: number;
-  /** 0.0–1.0; 0 = off. */
+  /** Service panic threshold, 0.0–1.0; 0 = off. */
   panicThreshold?: number;
   /** Slow-start window in ms; 0 = off. */
   slowStartMs?: number;
-  /** 0.0–1.0; 0 = off. */
+  /** Registry-wide self-preservation threshold, 0.0–1.0; 0 = off. */
   selfPreservationThreshold?: number;
+  /** Self-preservation applies only from this many registered instances on. */
   selfPreservationMinInstances?: number;
-  /** Events kept for eventsSince (default 4096). */
+  /** Events kept for `events_since` (1 – 1 000 000). */
   eventRetention?: number;
-  /** Let a source's full sync with no entries remove instances (default false). */
+  /** Whether a source's full sync with no entries may remove a service's instances (SPEC §10.3); by default it is held as a likely error. */
   trustEmptySync?: boolean;
+  // END GENERATED config
 }
 
 /** The configuration in force, every key present. */

@@ -1,11 +1,8 @@
-// One HTTP(S) server (a Consul agent, a Kubernetes API server) over the
-// built-in fetch, and the loop every mirror (etcd, Consul, Kubernetes) runs.
-// Internal to waypost/etcd, waypost/consul and waypost/k8s.
-//
-// fetch cannot be given a CA file; when one is (an API server whose
-// certificate the system does not trust), the call goes through node:https
-// with that CA instead, the same way otherwise.
-import { Listeners, Stream, sleep } from "./etcd-http.js";
+// One HTTP(S) server (a Consul agent, a Kubernetes API server), and the
+// loop every mirror (etcd, Consul, Kubernetes) runs. Internal to
+// waypost/etcd, waypost/consul and waypost/k8s. Calls go through `send`
+// (node:http/node:https in Node, fetch elsewhere).
+import { Listeners, Stream, send, sleep } from "./etcd-http.js";
 
 export { Listeners, sleep };
 
@@ -23,25 +20,6 @@ export class StoreError extends Error {
 function describe(e) {
   const cause = e?.cause;
   return cause?.code ?? cause?.message ?? e?.message ?? String(e);
-}
-
-/** A call through node:https with a CA, answered in fetch's shape. */
-async function httpsWithCa(url, { method, headers, body, signal }, ca) {
-  const https = await import("node:https");
-  const { Readable } = await import("node:stream");
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, headers, ca, signal }, (res) => {
-      const web = Readable.toWeb(res);
-      resolve({
-        status: res.statusCode,
-        headers: { get: (k) => { const v = res.headers[k.toLowerCase()]; return Array.isArray(v) ? v[0] : v ?? null; } },
-        body: web,
-        text: async () => { let s = ""; const d = new TextDecoder(); for await (const c of web) s += d.decode(c, { stream: true }); return s + d.decode(); },
-      });
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
 }
 
 /**
@@ -78,6 +56,7 @@ export class Server {
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort(); // closed before this call began: it ends at once
     const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
     let keep = false;
     try {
@@ -85,9 +64,7 @@ export class Server {
         method, body: body === "" ? undefined : body, signal: controller.signal,
         headers: { accept: "application/json", ...(body === "" ? {} : { "content-type": "application/json" }), ...this.headers() },
       };
-      const res = this.ca !== undefined && this.url.startsWith("https:")
-        ? await httpsWithCa(this.url + path, init, this.ca)
-        : await fetch(this.url + path, init);
+      const res = await send(this.url + path, init, this.url.startsWith("https:") ? this.ca : undefined);
       if (stream && res.status === 200) {
         clearTimeout(timer);
         keep = true;

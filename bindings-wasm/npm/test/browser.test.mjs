@@ -1,12 +1,14 @@
 // A real browser: Debian's Chromium runs every scenario file through the
 // package's browser entry (transcripts to $WAYPOST_TRANSCRIPTS/browser and
-// compared with Node's), and the browser example page renders its fleet.
+// compared with Node's), the hostile-input checks of adversarial.js (the
+// module the Node suite runs), and the browser example page renders its fleet.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as waypost from "../dist/node.js";
 import { runScenario } from "./scenario-runner.js";
+import { CHECKS } from "./adversarial.js";
 import { decodePng, launchChromium, repoDir, scenarioDir, serve, watchedPage } from "./helpers.mjs";
 
 let server;
@@ -22,13 +24,20 @@ after(async () => {
   await server?.close();
 });
 
-test("every scenario runs inside Chromium with the same transcript as in Node", async () => {
+/** Opens a test page and returns what it leaves in `window[name]`; the page
+ * must log no error. */
+async function pageResults(path, name, timeout) {
   const { page, problems } = await watchedPage(browser);
-  await page.goto(`${server.url}/bindings-wasm/npm/test/browser/scenarios.html`);
-  await page.waitForFunction(() => window.__waypostResults !== undefined, null, { timeout: 60_000 });
-  const results = await page.evaluate(() => window.__waypostResults);
+  await page.goto(`${server.url}/bindings-wasm/npm/test/browser/${path}`);
+  await page.waitForFunction((n) => window[n] !== undefined, name, { timeout });
+  const results = await page.evaluate((n) => window[n], name);
   await page.close();
   assert.deepEqual(problems, []);
+  return results;
+}
+
+test("every scenario runs inside Chromium with the same transcript as in Node", async () => {
+  const results = await pageResults("scenarios.html", "__waypostResults", 60_000);
   const names = Object.keys(results);
   assert.ok(names.length > 0, "no scenario ran");
   const outDir = process.env.WAYPOST_TRANSCRIPTS ? join(process.env.WAYPOST_TRANSCRIPTS, "browser") : null;
@@ -42,6 +51,16 @@ test("every scenario runs inside Chromium with the same transcript as in Node", 
       const text = result.transcript.map((l) => JSON.stringify(l) + "\n").join("");
       writeFileSync(join(outDir, name.replace(/\.json$/, ".jsonl")), text);
     }
+  }
+});
+
+test("hostile values and mutated snapshots inside Chromium: typed errors, no trap, the same counts as in Node", async () => {
+  const results = await pageResults("adversarial.html", "__waypostAdversarial", 120_000);
+  assert.deepEqual(Object.keys(results), Object.keys(CHECKS));
+  for (const [name, run] of Object.entries(CHECKS)) {
+    assert.equal(results[name].error, undefined, `${name}: ${results[name].error}`);
+    assert.deepEqual(results[name].counts, run(waypost), name);
+    console.log(`chromium: ${name}: ${JSON.stringify(results[name].counts)}`);
   }
 });
 

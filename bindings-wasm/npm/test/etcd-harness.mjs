@@ -4,8 +4,9 @@
 // stop, SIGKILL, restart on the same data and ports); `EtcdCluster` is three.
 // `EtcdClient` talks to the JSON gateway with fetch, independently of the
 // helpers under test.
-import { spawn } from "node:child_process";
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,15 +40,57 @@ export function prefixEnd(prefix) {
   return raw.toString("base64");
 }
 
+/**
+ * A throwaway CA and a server certificate for 127.0.0.1 it signed, made
+ * with the openssl CLI in `folder`: {ca, cert, key} (paths), or null when
+ * there is no openssl.
+ */
+export function makeCerts(folder) {
+  const [ca, cert, key, caKey, csr, ext] = ["ca.pem", "server.pem", "server.key", "ca.key", "server.csr", "ext.cnf"].map((n) => join(folder, n));
+  writeFileSync(ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  for (const argv of [
+    ["req", "-x509", ...ec, "-keyout", caKey, "-out", ca, "-days", "1", "-subj", "/CN=waypost-test-ca"],
+    ["req", ...ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+    ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext],
+  ]) {
+    const run = spawnSync("openssl", argv, { encoding: "utf8" });
+    if (run.error?.code === "ENOENT") return null;
+    if (run.status !== 0) throw new Error(`openssl ${argv[0]}: ${run.stderr}`);
+  }
+  return { ca, cert, key };
+}
+
+/** A POST through node:https trusting `ca` (PEM text): {status, text}. */
+function postWithCa(url, body, ca, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: body === undefined ? "GET" : "POST", ca, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => { text += c; });
+      res.on("end", () => resolve({ status: res.statusCode, text }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 export class EtcdClient {
-  constructor(endpoint) { this.endpoint = endpoint; }
+  /** `ca`: PEM text of the CA for an https endpoint. */
+  constructor(endpoint, ca) { this.endpoint = endpoint; this.ca = ca; }
 
   async call(path, body, timeoutMs = 5000) {
-    const res = await fetch(this.endpoint + path, {
-      method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
-    });
-    const out = await res.json();
-    if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(out)}`);
+    let status;
+    let text;
+    if (this.ca !== undefined) {
+      ({ status, text } = await postWithCa(this.endpoint + path, JSON.stringify(body), this.ca, timeoutMs));
+    } else {
+      const res = await fetch(this.endpoint + path, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+      [status, text] = [res.status, await res.text()];
+    }
+    const out = JSON.parse(text);
+    if (status !== 200) throw new Error(`${path}: ${status} ${JSON.stringify(out)}`);
     return out;
   }
 
@@ -80,8 +123,10 @@ export class EtcdClient {
 // A single member keeps etcd's default timing (minimum lease TTL ~2 s);
 // cluster members elect faster (heartbeat 50 ms, election 500 ms).
 export class EtcdServer {
-  constructor({ name = "n0", workdir, initialCluster, clientPort, peerPort, fastElection = false } = {}) {
+  /** `tls`: {ca, cert, key} (makeCerts) to serve clients over https. */
+  constructor({ name = "n0", workdir, initialCluster, clientPort, peerPort, fastElection = false, tls } = {}) {
     this.fastElection = fastElection;
+    this.tls = tls;
     this.name = name;
     this.ownDir = workdir === undefined;
     this.workdir = workdir ?? mkdtempSync(join(tmpdir(), "waypost-etcd-"));
@@ -93,9 +138,9 @@ export class EtcdServer {
     this.child = null;
   }
 
-  get endpoint() { return `http://127.0.0.1:${this.clientPort}`; }
+  get endpoint() { return `${this.tls ? "https" : "http"}://127.0.0.1:${this.clientPort}`; }
   get peerUrl() { return `http://127.0.0.1:${this.peerPort}`; }
-  get client() { return new EtcdClient(this.endpoint); }
+  get client() { return new EtcdClient(this.endpoint, this.tls ? readFileSync(this.tls.ca, "utf8") : undefined); }
   get running() { return this.child !== null && this.child.exitCode === null && this.child.signalCode === null; }
 
   async launch() {
@@ -112,6 +157,7 @@ export class EtcdServer {
         "--initial-cluster", this.initialCluster, "--initial-cluster-state", "new",
         "--initial-cluster-token", "waypost-test",
         ...(this.fastElection ? ["--heartbeat-interval", "50", "--election-timeout", "500"] : []),
+        ...(this.tls ? ["--cert-file", this.tls.cert, "--key-file", this.tls.key] : []),
         "--logger", "zap", "--log-outputs", "stderr",
       ], { stdio: ["ignore", log, log], detached: true });
     } finally {
@@ -131,8 +177,10 @@ export class EtcdServer {
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`etcd ${this.name} exited: ${this.logTail()}`);
       try {
-        const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-        if ((await res.json()).health === "true") return;
+        const text = this.tls
+          ? (await postWithCa(`${this.endpoint}/health`, undefined, readFileSync(this.tls.ca, "utf8"), 1000)).text
+          : await (await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) })).text();
+        if (JSON.parse(text).health === "true") return;
       } catch { /* not yet */ }
       await sleep(50);
     }

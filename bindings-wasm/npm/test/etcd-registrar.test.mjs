@@ -56,6 +56,41 @@ test("a lost lease is noticed and registered again", async () => {
   }
 });
 
+test("an update is written under the lease and outlives a lost lease", async () => {
+  const prefix = fresh();
+  const drained = { ...API1, status: "maintenance" };
+  const r = await new EtcdRegistrar({ endpoints: [etcd.endpoint], instance: API1, prefix, ttl: 3 }).start();
+  const value = async () => JSON.parse((await etcd.client.getPrefix(prefix))[r.key] ?? "null");
+  try {
+    const lease = r.leaseId;
+    await r.update(drained);
+    assert.deepEqual(await value(), drained);
+    assert.equal(r.leaseId, lease);
+    const [kv] = (await etcd.client.call("/v3/kv/range", { key: Buffer.from(r.key).toString("base64") })).kvs;
+    assert.equal(kv.lease, lease);
+    // The lease is revoked from outside: the registration that follows
+    // writes the updated value, not the one given at construction.
+    await etcd.client.call("/v3/lease/revoke", { ID: lease });
+    await eventually(async () => (await value()) !== null, 5000, "registered again");
+    assert.notEqual(r.leaseId, lease);
+    assert.equal(r.registrations, 2);
+    assert.deepEqual(await value(), drained);
+    // An update while the lease is gone registers again at once.
+    await etcd.client.call("/v3/lease/revoke", { ID: r.leaseId });
+    await r.update(API1);
+    assert.deepEqual(await value(), API1);
+    assert.equal(r.registrations, 3);
+    await assert.rejects(r.update({ ...API1, id: "api-2" }), TypeError);
+    await assert.rejects(r.update({ ...API1, service: "web" }), TypeError);
+  } finally {
+    await r.close();
+  }
+  assert.deepEqual(await etcd.client.getPrefix(prefix), {});
+  await r.update(drained); // after close: kept, nothing written
+  assert.deepEqual(await etcd.client.getPrefix(prefix), {});
+  assert.equal(r.value, JSON.stringify(drained));
+});
+
 test("a deleted key is put back on the same lease", async () => {
   const prefix = fresh();
   const r = await new EtcdRegistrar({ endpoints: [etcd.endpoint], instance: API1, prefix, ttl: 3 }).start();

@@ -116,23 +116,23 @@ fn position(list: &[u32], slots: &[Slot], id: &str, gone: Option<u32>) -> Result
 
 /// Weighted rendezvous over candidate slots with parallel weights.
 #[inline(never)]
-pub(super) fn rendezvous_among(
+pub(super) fn rendezvous_among<W: Copy + Into<u64>>(
     bucket: u32,
     list: &[u32],
-    weights: &[u32],
+    weights: &[W],
     slots: &[Slot],
 ) -> Option<usize> {
     rendezvous(
         bucket,
         list.iter().zip(weights).map(|(&s, &w)| {
             let e = slots.get(s as usize).and_then(|x| x.entry.as_deref());
-            (e.map_or(0, |e| e.id_hash), u64::from(w))
+            (e.map_or(0, |e| e.id_hash), w.into())
         }),
     )
 }
 
 /// A weight as the table keeps it (weights are at most 10 000 × 1 000).
-pub(super) fn table_weight(w: u64) -> u32 {
+fn table_weight(w: u64) -> u32 {
     u32::try_from(w).unwrap_or(u32::MAX)
 }
 

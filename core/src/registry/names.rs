@@ -216,6 +216,7 @@ impl NameIndex {
 mod tests {
     use super::*;
     use crate::prelude::*;
+    use crate::testing::{Present, TestResult};
 
     #[test]
     fn compares_every_byte_of_every_length() {
@@ -250,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn the_key_follows_the_seed() {
+    fn the_key_follows_the_seed() -> TestResult {
         let (k1, k2) = (NameKey::from_seed(1), NameKey::from_seed(2));
         assert_eq!(k1, NameKey::from_seed(1));
         assert_ne!(k1, k2);
@@ -264,7 +265,10 @@ mod tests {
                 .or_default()
                 .push(n);
         }
-        let crowd = by_hash.values().max_by_key(|v| v.len()).unwrap();
+        let crowd = by_hash
+            .values()
+            .max_by_key(|v| v.len())
+            .or_fail("a crowded bucket")?;
         assert!(crowd.len() > 40);
         let under_k2: std::collections::HashSet<u64> = crowd
             .iter()
@@ -276,6 +280,7 @@ mod tests {
             under_k2.len(),
             crowd.len()
         );
+        Ok(())
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use crate::prelude::*;
 use alloc::borrow::Cow;
 
+use super::candidates::rendezvous_among;
 use super::candidates::Rule;
-use super::candidates::{rendezvous_among, table_weight};
 use super::names::same_bytes;
 use super::{Handle, InstanceView, Registry, ServiceRef};
 use crate::balancer::{key_bucket, smooth_wrr, two_choices, weighted_draw, Strategy};
@@ -118,7 +118,7 @@ impl<'a> Discovery<'a> {
 }
 
 /// A subset of the service chosen for one filtered or zoned pick.
-enum Subset {
+pub(super) enum Subset {
     /// Positions in the cached candidate table (zone preference only).
     Positions(Vec<usize>),
     /// Slots computed from the members (a tag or metadata filter).
@@ -266,7 +266,7 @@ impl Registry {
     }
 
     #[inline(always)]
-    fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
+    pub(super) fn validate_pick(strategy: Strategy, options: &PickOptions) -> Result<()> {
         // The common pick has no options: nothing to check.
         // A pre-filter on the raw fields: `Some("")` takes the slow path,
         // which reads them through `key()` and `zone()`.
@@ -402,7 +402,7 @@ impl Registry {
         }
     }
 
-    fn subset(&self, idx: u32, options: &PickOptions) -> Subset {
+    pub(super) fn subset(&self, idx: u32, options: &PickOptions) -> Subset {
         let svc = &self.services[idx as usize];
         if options.filter.is_empty() {
             let c = &svc.candidates;
@@ -462,6 +462,27 @@ impl Registry {
         c.slots.get(pos).copied()
     }
 
+    /// The slots of a subset and their effective weights (what a filtered
+    /// or zoned pick draws from; pickers with options read the same).
+    pub(super) fn subset_weights(&self, idx: u32, subset: &Subset) -> (Vec<u32>, Vec<u64>) {
+        let clock = self.clock;
+        match subset {
+            Subset::Positions(p) => {
+                let c = &self.services[idx as usize].candidates;
+                p.iter()
+                    .map(|&i| {
+                        let w = c.weights.get(i).copied().unwrap_or(0);
+                        (c.slots.get(i).copied().unwrap_or(u32::MAX), u64::from(w))
+                    })
+                    .unzip()
+            }
+            Subset::Slots(s) => s
+                .iter()
+                .map(|&slot| (slot, self.entry(slot).effective_weight(&self.config, clock)))
+                .unzip(),
+        }
+    }
+
     fn pick_subset(
         &mut self,
         idx: u32,
@@ -469,20 +490,7 @@ impl Registry {
         key: Option<&str>,
         subset: Subset,
     ) -> Option<u32> {
-        let clock = self.clock;
-        let (slots, weights): (Vec<u32>, Vec<u32>) = match &subset {
-            Subset::Positions(p) => {
-                let c = &self.services[idx as usize].candidates;
-                p.iter().map(|&i| (c.slots[i], c.weights[i])).unzip()
-            }
-            Subset::Slots(s) => s
-                .iter()
-                .map(|&slot| {
-                    let w = self.entry(slot).effective_weight(&self.config, clock);
-                    (slot, table_weight(w))
-                })
-                .unzip(),
-        };
+        let (slots, weights) = self.subset_weights(idx, &subset);
         let len = slots.len();
         if len == 0 {
             return None;
@@ -494,14 +502,14 @@ impl Registry {
                 let prefix: Vec<u64> = weights
                     .iter()
                     .scan(0u64, |sum, &w| {
-                        *sum += u64::from(w);
+                        *sum += w;
                         Some(*sum)
                     })
                     .collect();
                 weighted_draw(&mut self.rng, &prefix)?
             }
             Strategy::WeightedRoundRobin => {
-                let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+                let total: u64 = weights.iter().sum();
                 match &subset {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
@@ -533,7 +541,7 @@ impl Registry {
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
                 let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).load()).collect();
-                two_choices(&mut self.rng, len, |i| (inflight[i], u64::from(weights[i])))?
+                two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
             }
             Strategy::ConsistentHash => {
                 // `validate_pick_options` refused a consistent_hash pick without a key.

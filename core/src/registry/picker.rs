@@ -9,19 +9,25 @@
 //! around the registry) when the generation moved. Outcomes wait in the
 //! picker until the next refresh; in-flight counts are atomic counters
 //! shared by every picker.
+//!
+//! A picker made with options (zone preference, required tags and
+//! metadata) reads a table of the candidates `pick` would draw from with
+//! the same options; the registry keeps one table per set of options in
+//! use. Every table carries its members' registered fields, so a host gets
+//! the fields of what it picked from the table it picked from.
 
 use crate::prelude::*;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::service::{PeriodState, RoundRobin};
-use super::{Handle, Pick, Registry};
+use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
-    key_bucket, rendezvous, smooth_wrr, two_choices, AliasTable, SmoothPeriod, Strategy,
-    BUCKET_BITS,
+    key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, AliasTable, SmoothPeriod,
+    Strategy, BUCKET_BITS,
 };
 use crate::error::{Error, Result};
-use crate::instance::check_name;
+use crate::instance::{check_name, Instance};
 use crate::rng::{mix64, Rng};
 
 /// Outcomes a picker holds before it asks to be refreshed.
@@ -42,8 +48,10 @@ static TABLES_ALIVE: AtomicUsize = AtomicUsize::new(0);
 pub(crate) struct Publication {
     /// Moves on every change to the service's candidate set.
     signal: Option<Arc<AtomicU64>>,
-    /// The latest table handed out.
-    table: Option<Arc<PickTable>>,
+    /// The latest table handed out for each set of options (none: the
+    /// unfiltered one); a table no picker holds is dropped at the next
+    /// publication.
+    tables: Vec<Arc<PickTable>>,
     /// Some picker asked for smooth WRR: tables carry the period.
     wrr_used: bool,
 }
@@ -69,6 +77,8 @@ impl Publication {
 pub struct PickTable {
     service: u32,
     name: Arc<str>,
+    /// The zone and filter it was built for; `None`: every candidate.
+    options: Option<Arc<PickOptions>>,
     /// Unique per registry: picker-local caches are keyed by it.
     id: u64,
     /// The signal value it was built at.
@@ -87,6 +97,10 @@ pub struct PickTable {
     weights: Vec<u64>,
     total: u64,
     alias: AliasTable,
+    /// Prefix sums of `weights`, for weighted random over a table built
+    /// with options (empty otherwise): the registry's own filtered picks
+    /// draw from prefix sums, unfiltered ones from the alias table.
+    prefix: Vec<u64>,
     id_hashes: Vec<u64>,
     /// Calls begun through the registry at publication, parallel to `slots`.
     base_load: Vec<u64>,
@@ -96,6 +110,9 @@ pub struct PickTable {
     by_slot: Vec<u32>,
     /// Every member's generation and in-flight counter.
     members: Vec<(u32, Arc<AtomicU64>)>,
+    /// Every member's revision and registered fields, parallel to
+    /// `members`: shared with later tables while unchanged.
+    fields: Vec<(u64, Arc<Instance>)>,
     period: Option<Arc<SmoothPeriod>>,
     /// The period was built or judged too large: pickers stop asking.
     period_settled: bool,
@@ -129,6 +146,37 @@ impl PickTable {
     /// the epoch it was filled at is this one.
     pub fn membership_epoch(&self) -> u64 {
         self.membership_epoch
+    }
+
+    /// Unique per registry: a host-side cache keyed by candidate position
+    /// is valid for the table with this id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The zone and filter it was built for; `None` for every candidate.
+    pub fn options(&self) -> Option<&PickOptions> {
+        self.options.as_deref()
+    }
+    /// The candidate at `position`.
+    pub fn handle(&self, position: usize) -> Option<Handle> {
+        self.handles.get(position).copied()
+    }
+    /// The registered fields of the candidate at `position`, as they were
+    /// when the table was published: they stay readable when the instance
+    /// is removed or replaced later.
+    pub fn instance(&self, position: usize) -> Option<&Arc<Instance>> {
+        self.member_fields(position).map(|(_, f)| f)
+    }
+    /// The revision of the candidate at `position` (it changes only when
+    /// the instance's fields do): with its handle, a host-side cache key.
+    pub fn revision(&self, position: usize) -> Option<u64> {
+        self.member_fields(position).map(|(r, _)| *r)
+    }
+
+    #[inline]
+    fn member_fields(&self, position: usize) -> Option<&(u64, Arc<Instance>)> {
+        let member = *self.candidate_member.get(position)?;
+        self.fields.get(member as usize)
     }
 
     fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
@@ -212,21 +260,36 @@ impl Picker {
     /// members; `no_eligible_instance` when none is a candidate.
     #[inline]
     pub fn pick(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Pick> {
+        self.pick_entry(strategy, key).map(|p| p.pick)
+    }
+
+    /// [`Picker::pick`], with the position of the candidate in the table it
+    /// was picked from (and so its fields): one pick, one step of the
+    /// picker's sequences.
+    ///
+    /// # Errors
+    /// As [`Picker::pick`].
+    #[inline(always)]
+    pub fn pick_entry(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Picked<'_>> {
         let len = self.table.handles.len();
         let pos = if strategy == Strategy::RoundRobin && len > 0 {
             Some(self.rr.next(len))
         } else {
             self.pick_other(strategy, key.filter(|k| !k.is_empty()))?
         };
-        let table = &*self.table;
-        match pos.and_then(|p| table.handles.get(p)) {
-            Some(&handle) => {
+        match pos.and_then(|p| Some((p, *self.table.handles.get(p)?))) {
+            Some((position, handle)) => {
                 if let Some(n) = self.picks.get_mut(strategy as usize) {
                     *n += 1;
                 }
-                Ok(Pick {
-                    handle,
-                    panic: table.panic,
+                let table = &*self.table;
+                Ok(Picked {
+                    pick: Pick {
+                        handle,
+                        panic: table.panic,
+                    },
+                    position,
+                    table,
                 })
             }
             None => Err(self.failed()),
@@ -265,7 +328,8 @@ impl Picker {
         Ok(match strategy {
             Strategy::RoundRobin => Some(self.rr.next(len)),
             Strategy::Random => Some(self.rng.below(len as u64) as usize),
-            Strategy::WeightedRandom => t.alias.draw(&mut self.rng),
+            Strategy::WeightedRandom if t.prefix.is_empty() => t.alias.draw(&mut self.rng),
+            Strategy::WeightedRandom => weighted_draw(&mut self.rng, &t.prefix),
             Strategy::WeightedRoundRobin => match &t.period {
                 Some(period) => period.get(self.wrr.next(period.len())),
                 None => {
@@ -378,6 +442,24 @@ impl Picker {
     }
 }
 
+/// A picker's pick with where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Picked<'a> {
+    /// The pick.
+    pub pick: Pick,
+    /// The candidate's position in `table`.
+    pub position: usize,
+    /// The table it was picked from.
+    pub table: &'a PickTable,
+}
+
+impl<'a> Picked<'a> {
+    /// The picked instance's registered fields, from its table.
+    pub fn instance(&self) -> Option<&'a Arc<Instance>> {
+        self.table.instance(self.position)
+    }
+}
+
 /// Candidate tables alive in this process, every registry together: a
 /// diagnostic for tests that check old tables are freed.
 pub fn pick_tables_alive() -> usize {
@@ -393,11 +475,36 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed service name.
     pub fn picker(&mut self, service: &str) -> Result<Picker> {
+        self.picker_with(service, &PickOptions::default())
+    }
+
+    /// [`Registry::picker`] whose picks draw from the candidates `pick`
+    /// draws from with `options`' zone and filter (SPEC §5.2); the key
+    /// comes with each pick.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a malformed service name, zone or filter, or
+    /// a key in `options`.
+    pub fn picker_with(&mut self, service: &str, options: &PickOptions) -> Result<Picker> {
         check_name("service", service, 256)?;
+        if options.key().is_some() {
+            return Err(Error::invalid(
+                "key",
+                "a picker takes its key with each pick",
+            ));
+        }
+        Self::validate_pick(Strategy::RoundRobin, options)?;
+        let options = (options.zone().is_some() || !options.filter.is_empty()).then(|| {
+            Arc::new(PickOptions {
+                key: None,
+                zone: options.zone().map(String::from),
+                filter: options.filter.clone(),
+            })
+        });
         let idx = self.service_index_or_insert(service);
         self.pickers += 1;
         let number = self.pickers;
-        let (signal, table) = self.publish(idx, false);
+        let (signal, table) = self.publish(idx, options.as_ref(), false);
         let mut rng = Rng::from_seed(mix64(self.config.seed ^ mix64(number)));
         let rr = RoundRobin::at(rng.next_u64());
         let wrr = RoundRobin::at(rng.next_u64());
@@ -457,16 +564,22 @@ impl Registry {
         if force {
             svc.publication.wrr_used = true;
         }
-        let (_, table) = self.publish(idx, force);
+        let options = picker.table.options.clone();
+        let (_, table) = self.publish(idx, options.as_ref(), force);
         picker.local = table.ramping;
         picker.seen = table.generation;
         picker.table = table;
         Ok(())
     }
 
-    /// The latest table of service `idx`, built anew when the service
-    /// changed since the last one (or `force`d, to add a period).
-    fn publish(&mut self, idx: u32, force: bool) -> (Arc<AtomicU64>, Arc<PickTable>) {
+    /// The latest table of service `idx` for `options`, built anew when
+    /// the service changed since the last one (or `force`d, to add a period).
+    fn publish(
+        &mut self,
+        idx: u32,
+        options: Option<&Arc<PickOptions>>,
+        force: bool,
+    ) -> (Arc<AtomicU64>, Arc<PickTable>) {
         self.ensure_candidates(idx);
         self.services[idx as usize].candidates.ensure_alias();
         let clock = self.clock;
@@ -476,28 +589,48 @@ impl Registry {
             .signal
             .get_or_insert_with(|| Arc::new(AtomicU64::new(1)))
             .clone();
-        let ramping = svc.candidates.ramp_until > clock;
         let wrr_used = svc.publication.wrr_used;
-        let needs_period = force
-            && !ramping
-            && svc
-                .publication
-                .table
-                .as_ref()
-                .is_some_and(|t| !t.period_settled);
-        if needs_period {
+        let at = svc
+            .publication
+            .tables
+            .iter()
+            .position(|t| t.options.as_deref() == options.map(|o| &**o));
+        let current = at.and_then(|i| svc.publication.tables.get(i));
+        if force && current.is_some_and(|t| !t.period_settled) {
             // A table with a period replaces one of the same candidates:
             // move the signal so every picker takes it.
             svc.publication.changed();
         }
         let generation = signal.load(Ordering::Acquire);
-        if let Some(t) = &svc.publication.table {
-            if t.generation == generation && t.weights_at == svc.candidates.weights_at {
+        if let Some(t) = current {
+            let weights_fresh = match options {
+                None => t.weights_at == svc.candidates.weights_at,
+                Some(_) => !t.ramping || t.weights_at == clock,
+            };
+            if t.generation == generation && weights_fresh {
                 return (signal, t.clone());
             }
         }
-        let previous = svc.publication.table.take();
-        let members = svc.members.clone();
+        let previous = at.map(|i| svc.publication.tables.swap_remove(i));
+        let table =
+            Arc::new(self.build_table(idx, options, generation, previous.as_deref(), wrr_used));
+        let publication = &mut self.services[idx as usize].publication;
+        // Tables no picker holds any more are dropped (built again if asked for).
+        publication.tables.retain(|t| Arc::strong_count(t) > 1);
+        publication.tables.push(table.clone());
+        (signal, table)
+    }
+
+    fn build_table(
+        &mut self,
+        idx: u32,
+        options: Option<&Arc<PickOptions>>,
+        generation: u64,
+        previous: Option<&PickTable>,
+        wrr_used: bool,
+    ) -> PickTable {
+        let clock = self.clock;
+        let members = self.services[idx as usize].members.clone();
         for &s in &members {
             let e = self.entry_mut(s);
             if e.shared_inflight.is_none() {
@@ -507,25 +640,77 @@ impl Registry {
         let mut by_slot =
             vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
         let mut member_counters = Vec::with_capacity(members.len());
+        let mut fields = Vec::with_capacity(members.len());
+        // Fields are rendered once per revision: later tables share them.
+        let donor = previous.or_else(|| {
+            self.services[idx as usize]
+                .publication
+                .tables
+                .first()
+                .map(|t| &**t)
+        });
         for (i, &s) in members.iter().enumerate() {
             if let Some(b) = by_slot.get_mut(s as usize) {
                 *b = i as u32;
             }
             let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
-            let counter = self.entry(s).shared_inflight.clone().unwrap_or_default();
+            let entry = self.entry(s);
+            let counter = entry.shared_inflight.clone().unwrap_or_default();
+            let kept = donor.and_then(|d| {
+                let at = *d.by_slot.get(s as usize)? as usize;
+                match (d.members.get(at), d.fields.get(at)) {
+                    (Some((g, _)), Some((r, f))) if *g == generation && *r == entry.revision => {
+                        Some(f.clone())
+                    }
+                    _ => None,
+                }
+            });
+            let fields_now = kept.unwrap_or_else(|| Arc::new(entry.instance.clone()));
+            fields.push((entry.revision, fields_now));
             member_counters.push((generation, counter));
         }
         let c = &self.services[idx as usize].candidates;
-        let weights: Vec<u64> = c.weights.iter().map(|&w| u64::from(w)).collect();
+        let (slots, weights, alias, prefix, ramping, weights_at) = match options {
+            None => (
+                c.slots.clone(),
+                c.weights.iter().map(|&w| u64::from(w)).collect(),
+                c.alias.clone(),
+                Vec::new(),
+                c.ramp_until > clock,
+                c.weights_at,
+            ),
+            Some(o) => {
+                let subset = self.subset(idx, o);
+                let (slots, weights) = self.subset_weights(idx, &subset);
+                let window = self.config.slow_start_ms;
+                let ramping = window > 0
+                    && slots
+                        .iter()
+                        .any(|&s| self.entry(s).healthy_since.saturating_add(window) > clock);
+                let prefix = weights
+                    .iter()
+                    .scan(0u64, |sum, &w| {
+                        *sum += w;
+                        Some(*sum)
+                    })
+                    .collect();
+                (
+                    slots,
+                    weights,
+                    AliasTable::default(),
+                    prefix,
+                    ramping,
+                    clock,
+                )
+            }
+        };
+        let c = &self.services[idx as usize].candidates;
         let (period, period_settled) = if ramping {
             (None, true)
         } else {
-            match &previous {
-                _ if matches!(c.period, PeriodState::Table(_)) => match &c.period {
-                    PeriodState::Table(p) => (Some(p.clone()), true),
-                    _ => (None, false),
-                },
-                Some(p) if p.weights == weights && (p.period_settled || !wrr_used) => {
+            match (&c.period, previous) {
+                (PeriodState::Table(p), _) if options.is_none() => (Some(p.clone()), true),
+                (_, Some(p)) if p.weights == weights && (p.period_settled || !wrr_used) => {
                     (p.period.clone(), p.period_settled)
                 }
                 _ if wrr_used => (SmoothPeriod::build(&weights).map(Arc::new), true),
@@ -535,40 +720,40 @@ impl Registry {
         self.publications += 1;
         TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
         let svc = &self.services[idx as usize];
-        let table = Arc::new(PickTable {
+        PickTable {
             service: idx,
             name: svc.name.clone(),
+            options: options.cloned(),
             id: self.publications,
             generation,
-            weights_at: c.weights_at,
+            weights_at,
             membership_epoch: self.membership_epoch,
             ramping,
             known: !members.is_empty(),
             panic: svc.panic,
-            handles: c
-                .slots
+            handles: slots
                 .iter()
-                .zip(&c.generations)
-                .map(|(&index, &generation)| Handle { index, generation })
+                .map(|&index| Handle {
+                    index,
+                    generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
+                })
                 .collect(),
             total: weights.iter().sum(),
             weights,
-            alias: c.alias.clone(),
-            id_hashes: c.slots.iter().map(|&s| self.entry(s).id_hash).collect(),
-            base_load: c.slots.iter().map(|&s| self.entry(s).inflight).collect(),
-            candidate_member: c
-                .slots
+            alias,
+            prefix,
+            id_hashes: slots.iter().map(|&s| self.entry(s).id_hash).collect(),
+            base_load: slots.iter().map(|&s| self.entry(s).inflight).collect(),
+            candidate_member: slots
                 .iter()
                 .map(|&s| by_slot.get(s as usize).copied().unwrap_or(u32::MAX))
                 .collect(),
             by_slot,
             members: member_counters,
+            fields,
             period,
             period_settled,
-        });
-        let svc = &mut self.services[idx as usize];
-        svc.publication.table = Some(table.clone());
-        (signal, table)
+        }
     }
 }
 

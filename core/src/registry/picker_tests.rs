@@ -1,6 +1,7 @@
 //! Tests of worker-local pickers.
 use super::*;
 use crate::{Config, InstanceSpec, PickOptions};
+use alloc::string::ToString;
 
 fn registry(n: usize, weights: &[u32]) -> Registry {
     let mut reg = Registry::default();
@@ -169,5 +170,193 @@ fn another_registrys_picker_is_refused() -> Result<()> {
         q.pick(Strategy::RoundRobin, None).map_err(|e| e.code()),
         Err(crate::ErrorCode::UnknownService)
     );
+    Ok(())
+}
+
+/// One instance of the generated fleets: zone, tags, priority, weight and
+/// what happens to it before the picks.
+#[derive(Debug, Clone)]
+struct Member {
+    zone: Option<&'static str>,
+    tags: Vec<&'static str>,
+    meta: bool,
+    priority: u8,
+    weight: u32,
+    fate: u8,
+}
+
+fn member() -> impl proptest::strategy::Strategy<Value = Member> {
+    use proptest::prelude::*;
+    (
+        proptest::option::of(prop_oneof![Just("a"), Just("b")]),
+        proptest::sample::subsequence(vec!["x", "y"], 0..=2),
+        any::<bool>(),
+        0u8..2,
+        1u32..5,
+        0u8..6,
+    )
+        .prop_map(|(zone, tags, meta, priority, weight, fate)| Member {
+            zone,
+            tags,
+            meta,
+            priority,
+            weight,
+            fate,
+        })
+}
+
+/// A fleet where some instances are drained, ejected or removed, and some
+/// ramp (slow start) at the time of the picks.
+fn fleet(members: &[Member], slow_start_ms: u64, panic_threshold: f64) -> Result<Registry> {
+    let mut reg = Registry::new(Config {
+        consecutive_failures: 1,
+        slow_start_ms,
+        panic_threshold,
+        seed: 99,
+        ..Config::default()
+    })?;
+    for (i, m) in members.iter().enumerate() {
+        let id = format!("i{i:02}");
+        let mut spec = InstanceSpec::new(&id, "api", "10.0.0.1", 80);
+        spec.zone = m.zone.map(String::from);
+        spec.tags = m.tags.iter().map(|t| String::from(*t)).collect();
+        if m.meta {
+            spec.meta.insert("env".into(), "prod".into());
+        }
+        spec.priority = m.priority;
+        spec.weight = m.weight;
+        reg.register(spec, i as u64 * 40)?;
+    }
+    let now = members.len() as u64 * 40;
+    for (i, m) in members.iter().enumerate() {
+        let id = format!("i{i:02}");
+        match m.fate {
+            0 => reg.drain(&id, true, now)?,
+            1 => reg.report_outcome(&id, false, now)?,
+            2 => reg.deregister(&id, now)?,
+            _ => {}
+        }
+    }
+    Ok(reg)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, .. Default::default() })]
+
+    /// A picker made with a zone and filter picks what `pick` picks with
+    /// the same options: the same candidates and weights, and, given the
+    /// registry's round-robin counter and RNG state, pick for pick the same
+    /// instance for every strategy (smooth WRR: from all-zero `current`,
+    /// before the picker asks for a period).
+    #[test]
+    fn a_picker_with_options_picks_as_pick_does(
+        members in proptest::collection::vec(member(), 1..12),
+        zone in proptest::option::of(proptest::prelude::prop_oneof![
+            proptest::strategy::Just("a"), proptest::strategy::Just("b"), proptest::strategy::Just("c")]),
+        tags in proptest::sample::subsequence(vec!["x", "y"], 0..=2),
+        meta: bool,
+        slow_start in proptest::prelude::prop_oneof![proptest::strategy::Just(0u64), proptest::strategy::Just(1_000u64)],
+        panic in proptest::prelude::prop_oneof![proptest::strategy::Just(0.0f64), proptest::strategy::Just(0.9f64)],
+    ) {
+        let mut reg = fleet(&members, slow_start, panic).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+        let now = members.len() as u64 * 40;
+        let mut options = PickOptions {
+            zone: zone.map(String::from),
+            ..PickOptions::default()
+        };
+        options.filter.tags = tags.iter().map(|t| String::from(*t)).collect();
+        if meta {
+            options.filter.meta.push(("env".into(), "prod".into()));
+        }
+        let strategies = [
+            Strategy::RoundRobin,
+            Strategy::Random,
+            Strategy::WeightedRandom,
+            Strategy::LeastRequest,
+            Strategy::FirstAvailable,
+            Strategy::ConsistentHash,
+            Strategy::WeightedRoundRobin,
+        ];
+        for strategy in strategies {
+            let mut picker = reg.picker_with("api", &options).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            if picker.needs_refresh(now) {
+                reg.refresh_picker(&mut picker, now).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            }
+            let idx = picker.table.service as usize;
+            picker.rng = reg.rng.clone();
+            picker.rr = reg.services[idx].rr;
+            for k in 0..24 {
+                let key = format!("user-{k}");
+                let mut o = options.clone();
+                o.key = Some(key.clone());
+                let want = reg.pick("api", strategy, &o, now).map(|p| p.handle).map_err(|e| e.code());
+                let got = picker.pick(strategy, Some(&key)).map(|p| p.handle).map_err(|e| e.code());
+                proptest::prop_assert_eq!(got, want, "{:?} pick {}", strategy, k);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_picker_with_options_refuses_a_key_and_bad_filters() -> Result<()> {
+    let mut reg = registry(2, &[1]);
+    let keyed = PickOptions {
+        key: Some("k".into()),
+        ..PickOptions::default()
+    };
+    assert!(reg.picker_with("api", &keyed).is_err());
+    let mut bad = PickOptions::default();
+    bad.filter.tags.push(String::new());
+    assert!(reg.picker_with("api", &bad).is_err());
+    // An empty zone is none: the picker reads the unfiltered table.
+    let none = PickOptions {
+        zone: Some(String::new()),
+        ..PickOptions::default()
+    };
+    let p = reg.picker_with("api", &none)?;
+    assert!(p.table().options().is_none());
+    Ok(())
+}
+
+#[test]
+fn pickers_with_the_same_options_share_a_table_and_its_fields() -> Result<()> {
+    let mut reg = Registry::default();
+    for (i, zone) in ["a", "b", "a"].iter().enumerate() {
+        let mut spec = InstanceSpec::new(format!("api-{i}"), "api", "10.0.0.1", 80 + i as u16);
+        spec.zone = Some((*zone).into());
+        reg.register(spec, 0)?;
+    }
+    let options = PickOptions {
+        zone: Some("a".into()),
+        ..PickOptions::default()
+    };
+    let mut a = reg.picker_with("api", &options)?;
+    let b = reg.picker_with("api", &options)?;
+    let plain = reg.picker("api")?;
+    assert_eq!(a.table().id(), b.table().id());
+    assert_ne!(a.table().id(), plain.table().id());
+    assert_eq!(a.table().len(), 2);
+    let picked = a.pick_entry(Strategy::RoundRobin, None)?;
+    let json = reg.instance(picked.pick.handle).map(|i| i.to_json());
+    assert_eq!(json, picked.instance().map(|i| i.to_json()));
+    // Fields outlive the instance in the table they were picked from.
+    let handle = picked.pick.handle;
+    let position = picked.position;
+    let id = picked
+        .instance()
+        .map(|i| String::from(i.id()))
+        .unwrap_or_default();
+    reg.deregister(&id, 1)?;
+    assert!(reg.instance(handle).is_none());
+    assert_eq!(
+        a.table().instance(position).map(|i| i.id()),
+        Some(id.as_str())
+    );
+    // An unchanged instance's fields are shared with the next table.
+    let kept = a.table().instance(1 - position).cloned();
+    reg.refresh_picker(&mut a, 1)?;
+    assert_eq!(a.table().len(), 1);
+    let again = a.table().instance(0).cloned();
+    assert!(matches!((kept, again), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y)));
     Ok(())
 }

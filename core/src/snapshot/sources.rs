@@ -75,7 +75,9 @@ pub(super) fn write_hold(st: &mut ObjectWriter, e: &Entry) {
 pub(super) fn owner(d: &InstanceDoc) -> Result<Option<&str>, (&'static str, String)> {
     let local = d.state.inputs.source == SourceStatus::Passing && d.state.held.is_none();
     match &d.source {
-        Json::String(name) if crate::instance::check_name("", name, 256).is_ok() => {
+        Json::String(name)
+            if crate::instance::check_name("", name, crate::MAX_ID_BYTES).is_ok() =>
+        {
             Ok(Some(name.as_str()))
         }
         Json::Null if local => Ok(None),

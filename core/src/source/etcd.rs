@@ -499,13 +499,13 @@ mod tests {
     }
 
     #[test]
-    fn requests() {
+    fn requests() -> Result<()> {
         let mut m = Etcd::new("/p".into());
         let r = m.request();
         assert_eq!(r.path, "/v3/kv/range");
         // "/p/" and "/p0"
         assert_eq!(r.body, r#"{"key":"L3Av","range_end":"L3Aw"}"#);
-        m.feed(r#"{"header":{"revision":"7"}}"#, 200, None).unwrap();
+        m.feed(r#"{"header":{"revision":"7"}}"#, 200, None)?;
         let r = m.request();
         assert_eq!(r.path, "/v3/watch");
         assert!(r.stream);
@@ -513,5 +513,6 @@ mod tests {
             r.body,
             r#"{"create_request":{"key":"L3Av","range_end":"L3Aw","start_revision":"8","progress_notify":true}}"#
         );
+        Ok(())
     }
 }

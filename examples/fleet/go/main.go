@@ -4,16 +4,16 @@
 //
 // /hello answers with its id, /health with 200 (503 while draining);
 // /admin/fail?rate=0.5 fails that share of /hello calls, /admin/drain?on=1
-// marks it `maintenance` in etcd so mirrors send it no new traffic.
+// marks it `maintenance` in etcd so mirrors send it no new traffic,
+// /admin/status?status=critical writes any source status. A status change is
+// Registrar.Update, so a registration after a lost lease keeps it.
 // It also mirrors the whole fleet from etcd (etcd.Mirror into a waypost
 // Registry) — what a Go client of the other services would do — and shows
 // that view at /mirror, with the instant each change reached it.
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -30,28 +30,6 @@ import (
 	"example.invalid/waypost"
 	"example.invalid/waypost/etcd"
 )
-
-// setStatus writes the instance's value again with `status`, under the
-// registrar's lease (mirrors map "maintenance" to draining).
-func setStatus(ctx context.Context, endpoint string, r *etcd.Registrar, status string) error {
-	value := map[string]any{}
-	spec, _ := json.Marshal(r.Instance)
-	json.Unmarshal(spec, &value)
-	value["status"] = status
-	raw, _ := json.Marshal(value)
-	b64 := base64.StdEncoding.EncodeToString
-	body, _ := json.Marshal(map[string]string{"key": b64([]byte(r.Key())), "value": b64(raw), "lease": r.LeaseID()})
-	req, _ := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(endpoint, "/")+"/v3/kv/put", bytes.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("etcd put answered %d", resp.StatusCode)
-	}
-	return nil
-}
 
 func env(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
@@ -114,6 +92,16 @@ func main() {
 		mu.Unlock()
 		reply(w, 200, map[string]any{"id": *id, "fail_rate": rate})
 	})
+	// Under the registrar's lease, and kept for any later registration.
+	setStatus := func(w http.ResponseWriter, r *http.Request, status string) {
+		if err := registrar.Update(r.Context(), spec, status); err != nil {
+			reply(w, 502, map[string]any{"id": *id, "error": err.Error()})
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		reply(w, 200, map[string]any{"id": *id, "status": status, "draining": draining})
+	}
 	mux.HandleFunc("/admin/drain", func(w http.ResponseWriter, r *http.Request) {
 		on := r.URL.Query().Get("on") != "0"
 		mu.Lock()
@@ -123,11 +111,15 @@ func main() {
 		if on {
 			status = "maintenance"
 		}
-		if err := setStatus(r.Context(), registrar.Endpoint(), registrar, status); err != nil {
-			reply(w, 502, map[string]any{"id": *id, "error": err.Error()})
+		setStatus(w, r, status)
+	})
+	mux.HandleFunc("/admin/status", func(w http.ResponseWriter, r *http.Request) {
+		status := r.URL.Query().Get("status")
+		if status == "" {
+			reply(w, 400, map[string]any{"error": "status: one of passing, warning, critical, maintenance"})
 			return
 		}
-		reply(w, 200, map[string]any{"id": *id, "draining": on})
+		setStatus(w, r, status)
 	})
 
 	peers, err := newPeerView(strings.Split(*endpoints, ","))

@@ -8,6 +8,8 @@ package etcdtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -51,19 +53,83 @@ type Server struct {
 	ClientPort     int
 	PeerPort       int
 	InitialCluster string
-	FastElection   bool // heartbeat 50 ms, election 500 ms (cluster members)
+	FastElection   bool   // heartbeat 50 ms, election 500 ms (cluster members)
+	TLS            *Certs // serve clients over https with these (StartTLS)
 	cmd            *exec.Cmd
 	done           chan struct{}
 }
 
 // Endpoint is the member's client URL.
-func (s *Server) Endpoint() string { return fmt.Sprintf("http://127.0.0.1:%d", s.ClientPort) }
+func (s *Server) Endpoint() string {
+	if s.TLS != nil {
+		return fmt.Sprintf("https://127.0.0.1:%d", s.ClientPort)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", s.ClientPort)
+}
+
+// Certs is a throwaway CA and a server certificate for 127.0.0.1 it
+// signed, made with the openssl CLI: the paths of CA (PEM), Cert and Key.
+type Certs struct{ CA, Cert, Key string }
+
+// MakeCerts writes them into dir; nil when there is no openssl CLI.
+func MakeCerts(t testing.TB, dir string) *Certs {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		return nil
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	c := &Certs{CA: p("ca.pem"), Cert: p("server.pem"), Key: p("server.key")}
+	if err := os.WriteFile(p("ext.cnf"), []byte("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ec := []string{"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"}
+	for _, argv := range [][]string{
+		append(append([]string{"req", "-x509"}, ec...), "-keyout", p("ca.key"), "-out", c.CA, "-days", "1", "-subj", "/CN=waypost-test-ca"),
+		append(append([]string{"req"}, ec...), "-keyout", c.Key, "-out", p("server.csr"), "-subj", "/CN=127.0.0.1"),
+		{"x509", "-req", "-in", p("server.csr"), "-CA", c.CA, "-CAkey", p("ca.key"), "-CAcreateserial", "-out", c.Cert, "-days", "1", "-extfile", p("ext.cnf")},
+	} {
+		if out, err := exec.Command("openssl", argv...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %s: %v: %s", argv[0], err, out)
+		}
+	}
+	return c
+}
+
+// StartTLS runs a single member serving its clients over https with certs.
+func StartTLS(t testing.TB, certs *Certs) *Server {
+	t.Helper()
+	s := newServer(t, "n0", t.TempDir(), 0, "")
+	s.TLS = certs
+	s.Start()
+	return s
+}
+
+// httpClient trusts the member's CA when it serves https.
+func (s *Server) httpClient(timeout time.Duration) *http.Client {
+	c := &http.Client{Timeout: timeout}
+	if s.TLS != nil {
+		pem, err := os.ReadFile(s.TLS.CA)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		// No kept connection: nothing outlives a call (the tests count goroutines).
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}
+	}
+	return c
+}
 
 // PeerURL is the member's peer URL.
 func (s *Server) PeerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.PeerPort) }
 
 // Client talks to this member.
-func (s *Server) Client() *Client { return &Client{Endpoint: s.Endpoint()} }
+func (s *Server) Client() *Client {
+	if s.TLS == nil {
+		return &Client{Endpoint: s.Endpoint()}
+	}
+	return &Client{Endpoint: s.Endpoint(), http: s.httpClient(0)}
+}
 
 func newServer(t testing.TB, name, dir string, peer int, initial string) *Server {
 	s := &Server{t: t, Name: name, Dir: dir, ClientPort: FreePort(t), PeerPort: peer, InitialCluster: initial}
@@ -106,6 +172,9 @@ func (s *Server) Launch() {
 	if s.FastElection {
 		args = append(args, "--heartbeat-interval", "50", "--election-timeout", "500")
 	}
+	if s.TLS != nil {
+		args = append(args, "--cert-file", s.TLS.Cert, "--key-file", s.TLS.Key)
+	}
 	cmd := exec.Command(Binary(), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -141,7 +210,7 @@ func (s *Server) logTail() string {
 func (s *Server) WaitReady(timeout time.Duration) {
 	s.t.Helper()
 	deadline := time.Now().Add(timeout)
-	c := &http.Client{Timeout: time.Second}
+	c := s.httpClient(time.Second)
 	for time.Now().Before(deadline) {
 		if !s.Running() {
 			s.t.Fatalf("etcd %s exited: %s", s.Name, s.logTail())
@@ -265,7 +334,10 @@ func (c *Cluster) WaitLeader(timeout time.Duration) *Server {
 }
 
 // Client is just enough of the v3 JSON gateway to check and poke the store.
-type Client struct{ Endpoint string }
+type Client struct {
+	Endpoint string
+	http     *http.Client // nil: http.DefaultClient
+}
 
 // B64 encodes a key or value.
 func B64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -283,7 +355,11 @@ func (c *Client) Call(path string, body, out any) error {
 	defer cancel()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequestWithContext(ctx, "POST", c.Endpoint+path, bytes.NewReader(b))
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

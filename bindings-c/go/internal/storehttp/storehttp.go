@@ -63,19 +63,29 @@ func NewServer(what, base string, defaultPort string, caFile string, timeout tim
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: 0}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot read CA file: %w", what, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: CA file %s holds no PEM certificate", what, caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := TLSConfig(what, caFile)
+	if err != nil {
+		return nil, err
 	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second, TLSClientConfig: tlsConfig}
 	return &Server{URL: u.Scheme + "://" + u.Host, What: what, Timeout: timeout, client: &http.Client{Transport: tr}}, nil
+}
+
+// TLSConfig trusts the CA certificates in caFile (PEM); nil (the
+// system's CAs) when caFile is "".
+func TLSConfig(what, caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read CA file: %w", what, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: CA file %s holds no PEM certificate", what, caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Close drops idle connections (no goroutine is left behind).

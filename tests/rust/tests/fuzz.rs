@@ -3,9 +3,9 @@
 //! and filter readers) and over random operation sequences.
 //!
 //! Inputs are mutations (byte flips, cuts, insertions, splices of another
-//! file) of the checked-in corpus in `tests/fuzz/corpus/`, plus arbitrary
-//! bytes; operation sequences are decoded from arbitrary bytes, libFuzzer
-//! style. A failing case is saved to `tests/fuzz/regressions.txt` (proptest
+//! file) of the checked-in corpus in `tests/fuzz/corpus/` (of this crate),
+//! plus arbitrary bytes; operation sequences are decoded from arbitrary
+//! bytes, libFuzzer style. A failing case is saved to `tests/fuzz/regressions.txt` (proptest
 //! seeds, replayed first on every run: check new ones in).
 //!
 //! `FUZZ_SECONDS` (default 2) bounds each target's run; `make fuzz` runs it

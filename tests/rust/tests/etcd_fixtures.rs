@@ -4,10 +4,7 @@
 use waypost::{Config, Health, Registry};
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../tests/fixtures/etcd/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../fixtures/etcd/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -1,4 +1,3 @@
-#![cfg(feature = "pickers")]
 //! Pickers on many threads while membership and health change: no pick
 //! returns an instance removed, drained or ejected before the pick began,
 //! and every table is freed at the end.
