@@ -1,7 +1,9 @@
 # Fuzzing on the stable toolchain (no nightly, so no cargo-fuzz here): a
 # time-budgeted proptest run of tests/rust/tests/fuzz.rs over Json::parse,
-# Registry::restore, the instance, config and filter readers and random
-# operation sequences, mutating the corpus in tests/rust/tests/fuzz/corpus/.
+# Registry::restore, the instance, config and filter readers, the etcd
+# payload reader (held to the whole-tree reader it replaced) and random
+# operation sequences, mutating the corpus in tests/rust/tests/fuzz/corpus/
+# and the etcd payloads in tests/fixtures/etcd/.
 # Failures are saved as seeds to tests/rust/tests/fuzz/regressions.txt
 # (check them in: every run replays them first). It lives in the tests/rust
 # crate, not core/, because it reads files and keeps time.

@@ -7,22 +7,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use waypost::{Config, InstanceSpec, PickOptions, Registry, SourceEntry, Strategy};
+use waypost::{Config, PickOptions, Registry, SourceEntry, Strategy};
 
-const N: usize = 10_000;
-
-fn entry(i: usize, port: u16) -> SourceEntry {
-    let mut spec = InstanceSpec::new(
-        format!("api-{i:07}"),
-        "api",
-        format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
-        port,
-    );
-    spec.weight = 1 + (i % 7) as u32;
-    spec.tags = vec!["v1".into()];
-    spec.zone = Some("eu-1".into());
-    SourceEntry::new(spec)
-}
+use waypost_bench::etcd::{entry, range_payload, watch_payload, N};
 
 fn entries(changed_every: usize) -> Vec<SourceEntry> {
     (0..N)
@@ -43,49 +30,6 @@ fn registry() -> Registry {
         ..Config::default()
     })
     .unwrap()
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                A[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
-fn kv(i: usize, port: u16, revision: u64) -> String {
-    let e = entry(i, port);
-    let key = format!("/waypost/services/api/{}", e.spec.id);
-    format!(
-        r#"{{"key":"{}","create_revision":"2","mod_revision":"{revision}","version":"1","value":"{}","lease":"7587869812316352005"}}"#,
-        base64(key.as_bytes()),
-        base64(e.spec.to_json().as_bytes())
-    )
-}
-
-fn range_payload() -> String {
-    let kvs: Vec<String> = (0..N).map(|i| kv(i, 8080, 5)).collect();
-    format!(
-        r#"{{"header":{{"cluster_id":"1","member_id":"2","revision":"10","raft_term":"2"}},"kvs":[{}],"count":"{N}"}}"#,
-        kvs.join(",")
-    )
-}
-
-fn watch_payload(port: u16, revision: u64) -> String {
-    format!(
-        r#"{{"result":{{"header":{{"cluster_id":"1","member_id":"2","revision":"{revision}","raft_term":"2"}},"events":[{{"kv":{}}}]}}}}"#,
-        kv(7, port, revision)
-    )
 }
 
 fn sources(c: &mut Criterion) {
@@ -159,6 +103,7 @@ fn sources(c: &mut Criterion) {
     let mut mirror = registry();
     mirror.source_add("etcd", r#"{"kind":"etcd"}"#).unwrap();
     let range = range_payload();
+    eprintln!("etcd range answer: {} keys, {} bytes", N, range.len());
     mirror.source_feed("etcd", &range, 0, 200, None).unwrap();
     let watches = [watch_payload(9090, 11), watch_payload(8080, 12)];
     let mut n = 0;

@@ -1,1 +1,62 @@
-//! Benchmarks of the waypost core: see `benches/`.
+//! Benchmarks of the waypost core: see `benches/`, and `src/bin/` for the
+//! ones that are not criterion's.
+
+// Base64 as the core's tests write it.
+#[path = "../../core/tests/support/base64.rs"]
+mod support;
+
+pub mod etcd {
+    //! The etcd payloads the source benchmarks feed: a 10 000-key range
+    //! answer and one-event watch messages, in the gateway's JSON (base64
+    //! keys and values, int64 as strings), each value an instance's wire
+    //! form (one tag, a zone, weights 1-7).
+
+    use waypost::{InstanceSpec, SourceEntry};
+
+    use crate::support::base64;
+
+    /// Keys in the range answer.
+    pub const N: usize = 10_000;
+
+    /// Instance `i` of service `api`, on `port`.
+    pub fn entry(i: usize, port: u16) -> SourceEntry {
+        let mut spec = InstanceSpec::new(
+            format!("api-{i:07}"),
+            "api",
+            format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+            port,
+        );
+        spec.weight = 1 + (i % 7) as u32;
+        spec.tags = vec!["v1".into()];
+        spec.zone = Some("eu-1".into());
+        SourceEntry::new(spec)
+    }
+
+    /// One kv of the range answer: instance `i` on `port`, written at `revision`.
+    pub fn kv(i: usize, port: u16, revision: u64) -> String {
+        let e = entry(i, port);
+        let key = format!("/waypost/services/api/{}", e.spec.id);
+        format!(
+            r#"{{"key":"{}","create_revision":"2","mod_revision":"{revision}","version":"1","value":"{}","lease":"7587869812316352005"}}"#,
+            base64(key.as_bytes(), false, true),
+            base64(e.spec.to_json().as_bytes(), false, true)
+        )
+    }
+
+    /// The range answer: every key under the prefix, at revision 10.
+    pub fn range_payload() -> String {
+        let kvs: Vec<String> = (0..N).map(|i| kv(i, 8080, 5)).collect();
+        format!(
+            r#"{{"header":{{"cluster_id":"1","member_id":"2","revision":"10","raft_term":"2"}},"kvs":[{}],"count":"{N}"}}"#,
+            kvs.join(",")
+        )
+    }
+
+    /// A watch message with one PUT event: instance 7 on `port`.
+    pub fn watch_payload(port: u16, revision: u64) -> String {
+        format!(
+            r#"{{"result":{{"header":{{"cluster_id":"1","member_id":"2","revision":"{revision}","raft_term":"2"}},"events":[{{"kv":{}}}]}}}}"#,
+            kv(7, port, revision)
+        )
+    }
+}

@@ -372,17 +372,26 @@ impl RegistryCore {
     /// `source_request(a = name)`, 5 `source_feed(a = name, c = body,
     /// status, b = index or "")`. Each is one core call; the answer is the
     /// report or request as JSON ("" for `source_add`), or `undefined` with
-    /// the error kept for `takeError`.
+    /// the error kept for `takeError`. `c` comes as UTF-8 bytes: copied in
+    /// whole, where a string is copied a character at a time while it is
+    /// ASCII (most of a 3 MB etcd answer).
     pub fn source(
         &mut self,
         op: u8,
         a: &str,
         b: &str,
-        c: &str,
+        c: &[u8],
         now: f64,
         status: u16,
     ) -> Option<String> {
         let (r, now) = (&mut self.inner, ms(now));
+        let Ok(c) = core::str::from_utf8(c) else {
+            let invalid = waypost::Error::InvalidArgument {
+                field: "body".to_owned(),
+                reason: "not valid UTF-8".to_owned(),
+            };
+            return kept(&mut self.error, Err(invalid));
+        };
         let answer = match op {
             0 => r.sync_json(a, b, c, now).map(|x| x.to_json()),
             1 => r.source_put_json(a, c, now).map(|x| x.to_json()),

@@ -16,6 +16,7 @@
 //! repeats a key, the last value counts.
 
 use crate::prelude::*;
+use alloc::borrow::Cow;
 mod float;
 
 /// Deepest nesting of arrays and objects the reader accepts.
@@ -55,11 +56,19 @@ impl Json {
     /// # Errors
     /// A message saying what is wrong and where (`line L column C`).
     pub fn parse(text: &str) -> Result<Json, String> {
+        Json::parse_keeping(text, &[])
+    }
+
+    /// Like [`Json::parse`], but an object keeps only the members named in
+    /// `keep` (all of them when it is empty): the others are checked as
+    /// `parse` checks them, then dropped without being built.
+    pub(crate) fn parse_keeping(text: &str, keep: &[&str]) -> Result<Json, String> {
         let mut reader = Reader {
             bytes: text.as_bytes(),
             text,
             pos: 0,
             depth: 0,
+            keep,
         };
         let value = reader.value()?;
         reader.skip_ws();
@@ -407,17 +416,154 @@ pub fn write_array<T>(
     out.push(']');
 }
 
+/// Reads a document a step at a time, for an adapter that knows the shape
+/// it expects and builds no tree of it (the etcd reader). Each step checks
+/// exactly what [`Json::parse`] checks, with the same nesting limit, so a
+/// document walked to its end is one `parse` accepts; a step answers `None`
+/// at the first problem (ask `parse` for the message then).
+#[cfg(feature = "record-reader")]
+pub(crate) struct Walker<'a> {
+    r: Reader<'a>,
+}
+
+#[cfg(feature = "record-reader")]
+impl<'a> Walker<'a> {
+    /// A walker at the start of `text`.
+    pub(crate) fn new(text: &'a str) -> Walker<'a> {
+        Walker {
+            r: Reader {
+                bytes: text.as_bytes(),
+                text,
+                pos: 0,
+                depth: 0,
+                keep: &[],
+            },
+        }
+    }
+
+    /// The first byte of the next value, past any whitespace.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.r.skip_ws();
+        self.r.peek()
+    }
+
+    /// Enters the array (`[`) or object (`{`) that comes next.
+    pub(crate) fn open(&mut self, bracket: u8) -> Option<()> {
+        if self.peek() != Some(bracket) || self.r.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.r.depth += 1;
+        self.r.pos += 1;
+        Some(())
+    }
+
+    /// Past the separator or the closing `close`: whether another element
+    /// follows (`first` starts true for each container).
+    fn next(&mut self, first: &mut bool, close: u8) -> Option<bool> {
+        let b = self.peek()?;
+        if b == close {
+            self.r.pos += 1;
+            self.r.depth = self.r.depth.saturating_sub(1);
+            return Some(false);
+        }
+        if !core::mem::take(first) {
+            if b != b',' {
+                return None;
+            }
+            self.r.pos += 1;
+        }
+        Some(true)
+    }
+
+    /// In an opened array: whether an item follows (then read it).
+    pub(crate) fn item(&mut self, first: &mut bool) -> Option<bool> {
+        self.next(first, b']')
+    }
+
+    /// In an opened object: the next member's name, its `:` read (then
+    /// read its value); `Some(None)` past the closing `}`.
+    pub(crate) fn member(&mut self, first: &mut bool) -> Option<Option<Cow<'a, str>>> {
+        if !self.next(first, b'}')? {
+            return Some(None);
+        }
+        let name = self.str()?;
+        if self.peek() != Some(b':') {
+            return None;
+        }
+        self.r.pos += 1;
+        Some(Some(name))
+    }
+
+    /// A string, borrowed from the text when it holds no escape.
+    pub(crate) fn str(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        self.r.string().ok()
+    }
+
+    /// Any value, as a tree.
+    pub(crate) fn value(&mut self) -> Option<Json> {
+        self.r.value().ok()
+    }
+
+    /// Passes over a value (a string without copying it).
+    pub(crate) fn skip(&mut self) -> Option<()> {
+        self.r.skip().ok()
+    }
+
+    /// A non-negative integer (`None` for any other value, too).
+    pub(crate) fn uint(&mut self) -> Option<u64> {
+        self.value()?.as_u64()
+    }
+
+    /// Whether only whitespace is left.
+    pub(crate) fn end(&mut self) -> Option<()> {
+        self.peek().is_none().then_some(())
+    }
+}
+
+/// How many bytes at the start of `bytes` a string holds as they are: up
+/// to the first `"`, `\\` or control character. Eight bytes at a time (a
+/// string's body is most of a payload's text): a byte of a word is one of
+/// those when it is zero after an XOR with `"` or `\\`, or below 0x20.
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    let found = |word: &[u8]| {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or([b'"'; 8]));
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (x.wrapping_sub(ONES * 0x20) & !x)
+    };
+    let mut len = 0;
+    for pair in bytes.chunks_exact(16) {
+        let (a, b) = pair.split_at(8);
+        if (found(a) | found(b)) & HIGH != 0 {
+            break;
+        }
+        len += 16;
+    }
+    let tail = bytes.get(len..).unwrap_or_default();
+    len + tail.iter().position(|&b| special(b)).unwrap_or(tail.len())
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     text: &'a str,
     pos: usize,
     depth: usize,
+    /// The object members to build; all when empty.
+    keep: &'a [&'a str],
 }
 
 // The reader's steps stay out of line: inlined into each other at the
 // core's opt-level they would multiply the WebAssembly module's size, and
 // nothing here is on a hot path.
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     #[cold]
     #[inline(never)]
     fn error(&self, what: &str) -> String {
@@ -437,6 +583,15 @@ impl Reader<'_> {
         self.bytes.get(self.pos).copied()
     }
 
+    /// Reads a value and drops it (a string without copying it).
+    fn skip(&mut self) -> Result<(), String> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            _ => self.value().map(drop),
+        }
+    }
+
     #[inline(never)]
     fn value(&mut self) -> Result<Json, String> {
         self.skip_ws();
@@ -445,7 +600,7 @@ impl Reader<'_> {
             Some(b'n') => self.literal("null", Json::Null),
             Some(b't') => self.literal("true", Json::Bool(true)),
             Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b'"') => Ok(Json::String(self.string()?.into_owned())),
             Some(b'[') => self.nested(Reader::array),
             Some(b'{') => self.nested(Reader::object),
             Some(b'-' | b'0'..=b'9') => self.number(),
@@ -519,8 +674,12 @@ impl Reader<'_> {
                 None => return Err(self.error("EOF while parsing an object")),
                 Some(_) => return Err(self.error("expected `:`")),
             }
-            let value = self.value()?;
-            members.push((key, value));
+            if self.keep.is_empty() || self.keep.contains(&&*key) {
+                let value = self.value()?;
+                members.push((key.into_owned(), value));
+            } else {
+                self.skip()?;
+            }
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -619,12 +778,19 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    /// A string; `pos` is at its opening quote.
+    /// A string, borrowed from the text when it holds no escape; `pos` is
+    /// at its opening quote.
     #[inline(never)]
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.pos += 1;
-        let mut out = String::new();
         let mut start = self.pos;
+        let plain = plain_len(self.bytes.get(start..).unwrap_or_default());
+        self.pos += plain;
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return Ok(Cow::Borrowed(cut(self.text, start, start + plain)));
+        }
+        let mut out = String::new();
         loop {
             let Some(b) = self.peek() else {
                 return Err(self.error("EOF while parsing a string"));
@@ -633,7 +799,7 @@ impl Reader<'_> {
                 b'"' => {
                     out.push_str(cut(self.text, start, self.pos));
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 b'\\' => {
                     out.push_str(cut(self.text, start, self.pos));

@@ -84,6 +84,8 @@ pub use registry::{
     DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
 };
 pub use snapshot::SNAPSHOT_FORMAT;
+#[doc(hidden)]
+pub use source::etcd_readers_agree;
 pub use source::{
     Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport, DEFAULT_ETCD_PREFIX,
 };

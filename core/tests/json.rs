@@ -236,3 +236,37 @@ proptest! {
         check(&text);
     }
 }
+
+/// A string body of plain runs (any length, so the reader's sixteen-byte
+/// scan meets its special bytes at every offset) and the bytes a string
+/// cannot hold as they are.
+fn string_body() -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::vec(
+        prop_oneof![
+            4 => "[a-zA-Z0-9+/=é ]{0,40}",
+            1 => Just("\"".to_string()),
+            1 => Just("\\".to_string()),
+            1 => Just("\n".to_string()),
+            1 => Just("\u{1}".to_string()),
+            1 => Just("\u{7f}".to_string()),
+        ],
+        0..8,
+    )
+}
+
+proptest! {
+    /// Every string reads back whatever lies around its escapes; the same
+    /// bytes raw (a quote ends it early, a control character is refused)
+    /// read as serde_json reads them.
+    #[test]
+    fn strings_read_back_at_every_offset(parts in string_body()) {
+        let s: String = parts.concat();
+        let quoted = serde_json::to_string(&s).unwrap();
+        prop_assert_eq!(Json::parse(&quoted).unwrap(), Json::String(s.clone()));
+        let raw = format!("\"{s}\"");
+        prop_assert_eq!(
+            Json::parse(&raw).ok().and_then(|v| v.as_str().map(String::from)),
+            serde_json::from_str::<String>(&raw).ok()
+        );
+    }
+}

@@ -108,7 +108,8 @@ function invalid(field, reason) {
   return new WaypostError("invalid_argument", `invalid argument \`${field}\`: ${reason}`);
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextEncoder();
+const none = new Uint8Array(0);
 
 function describe(value) {
   return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
@@ -539,29 +540,29 @@ export class Registry {
     // rejected record), so only instance objects are converted here.
     const list = Array.isArray(entries) ? entries.map((e) => (isRecord(e) ? wire("entry", e) : e)) : entries;
     const body = json("entries", list);
-    return JSON.parse(some(this.#core, this.#core.source(0, source, service, body, time(now), 0)));
+    return JSON.parse(some(this.#core, this.#core.source(0, source, service, utf8.encode(body), time(now), 0)));
   }
 
   /** Adds or replaces one entry of `source` (a watch event's put); returns the report. */
   sourcePut(source, entry, now) {
     text("source", source);
     const body = json("entry", wire("entry", entry));
-    return JSON.parse(some(this.#core, this.#core.source(1, source, "", body, time(now), 0)));
+    return JSON.parse(some(this.#core, this.#core.source(1, source, "", utf8.encode(body), time(now), 0)));
   }
 
   /** Removes one id of `source` (an id it does not hold is a no-op); returns the report. */
   sourceDelete(source, id, now) {
-    return JSON.parse(some(this.#core, this.#core.source(2, text("source", source), text("id", id), "", time(now), 0)));
+    return JSON.parse(some(this.#core, this.#core.source(2, text("source", source), text("id", id), none, time(now), 0)));
   }
 
   /** Declares a mirrored source, e.g. `{kind: "etcd", prefix: "/waypost/services"}`. */
   sourceAdd(name, options) {
-    some(this.#core, this.#core.source(3, text("name", name), "", json("options", record("options", options)), 0, 0));
+    some(this.#core, this.#core.source(3, text("name", name), "", utf8.encode(json("options", record("options", options))), 0, 0));
   }
 
   /** The request to send next for source `name`: `{method, path, body, stream}`. */
   sourceRequest(name) {
-    return JSON.parse(some(this.#core, this.#core.source(4, text("name", name), "", "", 0, 0)));
+    return JSON.parse(some(this.#core, this.#core.source(4, text("name", name), "", none, 0, 0)));
   }
 
   /**
@@ -572,14 +573,9 @@ export class Registry {
    */
   sourceFeed(name, body, now, { status = 200, index } = {}) {
     text("name", name);
-    if (typeof body !== "string") {
-      if (!(body instanceof Uint8Array)) throw new TypeError(`body must be a string or bytes, got ${describe(body)}`);
-      try {
-        body = utf8.decode(body);
-      } catch {
-        throw invalid("body", "not valid UTF-8");
-      }
-    }
+    // Bytes go in as they are (the module checks they are UTF-8).
+    if (typeof body === "string") body = utf8.encode(body);
+    else if (!(body instanceof Uint8Array)) throw new TypeError(`body must be a string or bytes, got ${describe(body)}`);
     if (!Number.isInteger(status) || status < 0 || status > 65535) throw invalid("status", `${status} is not an HTTP status`);
     const t = time(now);
     const idx = index === undefined || index === null ? "" : text("index", index);

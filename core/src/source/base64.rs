@@ -44,27 +44,43 @@ const VALUES: [u8; 256] = {
 /// The bytes of `text`; `None` when it is not base64 (a character outside
 /// both alphabets, padding in the middle, or a lone trailing character).
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    decode_into(text, &mut out).then_some(out)
+}
+
+/// Decodes `text` into `out` (emptied first), as [`decode`] does; false
+/// when it is not base64 (`out` then holds a part).
+pub(crate) fn decode_into(text: &str, out: &mut Vec<u8>) -> bool {
+    out.clear();
     let data = text.trim_end_matches('=');
     if text.len() - data.len() > 2 || data.len() % 4 == 1 {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(data.len() / 4 * 3 + 2);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for &c in data.as_bytes() {
+    let mut quads = data.as_bytes().chunks_exact(4);
+    out.resize(data.len() / 4 * 3, 0);
+    for (quad, bytes) in (&mut quads).zip(out.chunks_exact_mut(3)) {
+        let Some(n) = sextets(quad) else {
+            return false;
+        };
+        bytes.copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    // Two or three characters left: their leading 8 or 16 bits.
+    match (quads.remainder().len(), sextets(quads.remainder())) {
+        (_, None) => return false,
+        (2, Some(n)) => out.push((n >> 4) as u8),
+        (3, Some(n)) => out.extend_from_slice(&[(n >> 10) as u8, (n >> 2) as u8]),
+        _ => {}
+    }
+    true
+}
+
+/// The six-bit values of `chars`, one after another; `None` when one is in
+/// neither alphabet.
+fn sextets(chars: &[u8]) -> Option<u32> {
+    chars.iter().try_fold(0u32, |n, &c| {
         let v = VALUES[usize::from(c)];
-        if v == 0xFF {
-            return None;
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+        (v != 0xFF).then_some((n << 6) | u32::from(v))
+    })
 }
 
 #[cfg(test)]

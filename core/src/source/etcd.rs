@@ -16,6 +16,39 @@ use crate::error::{Error, Result};
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, Json, ObjectWriter};
 
+#[cfg(feature = "record-reader")]
+mod record;
+mod reference;
+#[cfg(feature = "record-reader")]
+mod walk;
+
+#[doc(hidden)]
+pub use reference::etcd_readers_agree;
+
+/// Every member the reader looks at, at any depth; the JSON reader passes
+/// over the others without building them (most of a range answer's kv is
+/// revisions and a lease nobody reads). A watch message's own members
+/// come last: a range answer is read without them.
+const MEMBERS: [&str; 14] = [
+    "error",
+    "message",
+    "result",
+    "header",
+    "revision",
+    "kvs",
+    "key",
+    "value",
+    "canceled",
+    "compact_revision",
+    "events",
+    "type",
+    "kv",
+    "mod_revision",
+];
+
+/// How many of [`MEMBERS`] a range answer needs.
+const RANGE_MEMBERS: usize = 8;
+
 /// The mirror of every key under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Etcd {
@@ -114,7 +147,25 @@ impl Etcd {
                 ),
             ));
         }
-        let doc = Json::parse(body).map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
+        // The gateway writes `result` first in a watch message.
+        let watch = body.trim_start().starts_with("{\"result\"");
+        #[cfg(feature = "record-reader")]
+        if let Some((revision, feed)) = (!watch).then(|| self.walk_range(body)).flatten() {
+            self.revision = revision;
+            self.watching = true;
+            return Ok(feed);
+        }
+        let keep = MEMBERS.get(..RANGE_MEMBERS).filter(|_| !watch);
+        let mut doc = Json::parse_keeping(body, keep.unwrap_or(&MEMBERS));
+        if keep.is_some() && doc.as_ref().is_ok_and(|d| d.get("result").is_some()) {
+            doc = Json::parse_keeping(body, &MEMBERS);
+        }
+        self.read(doc, &KvReader::FAST)
+    }
+
+    /// Reads a parsed payload, each kv with `kvs`.
+    fn read(&mut self, doc: core::result::Result<Json, String>, kvs: &KvReader) -> Result<Feed> {
+        let doc = doc.map_err(|e| bad("body", &text!("not valid JSON: ", e)))?;
         let Json::Object(top) = doc else {
             return Err(bad(
                 "body",
@@ -132,12 +183,12 @@ impl Etcd {
             ));
         }
         match get(&top, "result") {
-            Some(Json::Object(result)) => self.watch_message(result),
+            Some(Json::Object(result)) => self.watch_message(result, kvs),
             Some(other) => Err(bad(
                 "result",
                 &text!("expected an object, got ", describe(other)),
             )),
-            None => self.range(&top),
+            None => self.range(&top, kvs),
         }
     }
 
@@ -172,7 +223,7 @@ impl Etcd {
     }
 
     /// A `/v3/kv/range` response: the whole state at `header.revision`.
-    fn range(&mut self, top: &[(String, Json)]) -> Result<Feed> {
+    fn range(&mut self, top: &[(String, Json)], reader: &KvReader) -> Result<Feed> {
         let revision = Etcd::header_revision(top, "")?;
         let kvs: &[Json] = match get(top, "kvs") {
             None | Some(Json::Null) => &[],
@@ -185,6 +236,7 @@ impl Etcd {
             }
         };
         let mut feed = Feed::default();
+        let mut bufs = Buffers::default();
         let mut entries = Vec::with_capacity(kvs.len());
         for (i, kv) in kvs.iter().enumerate() {
             let at = || text!("kvs[", i, "]");
@@ -193,17 +245,8 @@ impl Etcd {
                     .push(rejected(at(), bad("kv", "expected an object")));
                 continue;
             };
-            match self.record(kv) {
-                Ok(Record::Put(entry)) => entries.push(entry),
-                // A naming record that says "deleted": simply not listed.
-                Ok(Record::Delete(_)) => {}
-                Err((key, id, e)) => {
-                    if let Some(id) = id {
-                        feed.changes.push(Change::Keep(id));
-                    }
-                    feed.rejected.push(rejected(key.unwrap_or_else(at), e));
-                }
-            }
+            let record = (reader.record)(self, kv, &mut bufs);
+            list_record(record, at, &mut entries, &mut feed);
         }
         feed.changes.insert(0, Change::ReplaceAll(entries));
         self.revision = revision;
@@ -212,7 +255,7 @@ impl Etcd {
     }
 
     /// One message of the `/v3/watch` stream.
-    fn watch_message(&mut self, result: &[(String, Json)]) -> Result<Feed> {
+    fn watch_message(&mut self, result: &[(String, Json)], reader: &KvReader) -> Result<Feed> {
         if flag(get(result, "canceled")) || int64(get(result, "compact_revision")).unwrap_or(0) > 0
         {
             return Ok(self.reset());
@@ -232,6 +275,7 @@ impl Etcd {
             }
         };
         let mut feed = Feed::default();
+        let mut bufs = Buffers::default();
         let mut newest = revision;
         for (i, event) in events.iter().enumerate() {
             let at = || text!("events[", i, "]");
@@ -269,13 +313,13 @@ impl Etcd {
             };
             newest = newest.max(int64(get(kv, "mod_revision")).unwrap_or(0));
             if delete {
-                match self.key(kv) {
-                    Ok((_, _, id)) => feed.changes.push(Change::Delete(id)),
+                match (reader.id)(self, kv, &mut bufs) {
+                    Ok(id) => feed.changes.push(Change::Delete(id)),
                     Err((key, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
                 }
                 continue;
             }
-            match self.record(kv) {
+            match (reader.record)(self, kv, &mut bufs) {
                 Ok(Record::Put(entry)) => feed.changes.push(Change::Put(entry)),
                 Ok(Record::Delete(id)) => feed.changes.push(Change::Delete(id)),
                 Err((key, _, e)) => feed.rejected.push(rejected(key.unwrap_or_else(at), e)),
@@ -285,52 +329,102 @@ impl Etcd {
         Ok(feed)
     }
 
-    /// The key of a kv, decoded and split into `(key, service, id)`; on
-    /// failure the key text when it could be read, and why.
-    fn key(
+    /// The key of a kv (base64 text), decoded into `buf` and split into
+    /// `(key, service, id)`; on failure the key text when it could be
+    /// read, and why.
+    fn key<'b>(
         &self,
-        kv: &[(String, Json)],
-    ) -> core::result::Result<(String, String, String), (Option<String>, Error)> {
-        let Some(Json::String(coded)) = get(kv, "key") else {
+        coded: Option<&str>,
+        buf: &'b mut Vec<u8>,
+    ) -> core::result::Result<(&'b str, &'b str, &'b str), (Option<String>, Error)> {
+        let Some(coded) = coded else {
             return Err((None, bad("key", "expected a base64 string")));
         };
-        let Some(bytes) = base64::decode(coded) else {
+        if !base64::decode_into(coded, buf) {
             return Err((None, bad("key", "not base64")));
-        };
-        let Ok(key) = String::from_utf8(bytes) else {
+        }
+        let Ok(key) = core::str::from_utf8(buf) else {
             return Err((None, bad("key", "not UTF-8")));
         };
         let rest = key
             .strip_prefix(self.prefix.as_str())
             .and_then(|r| r.strip_prefix('/'));
-        let split = rest.and_then(|r| r.split_once('/'));
-        match split {
-            Some((service, id)) if !service.is_empty() && !id.is_empty() => {
-                let (service, id) = (String::from(service), String::from(id));
-                Ok((key, service, id))
-            }
-            _ => Err((Some(key), bad("key", "expected <prefix>/<service>/<id>"))),
+        match rest.and_then(|r| r.split_once('/')) {
+            Some((service, id)) if !service.is_empty() && !id.is_empty() => Ok((key, service, id)),
+            _ => Err((
+                Some(key.into()),
+                bad("key", "expected <prefix>/<service>/<id>"),
+            )),
         }
+    }
+
+    /// The id a kv's key names.
+    fn id(
+        &self,
+        kv: &[(String, Json)],
+        bufs: &mut Buffers,
+    ) -> core::result::Result<String, (Option<String>, Error)> {
+        self.key(coded_key(kv), &mut bufs.key)
+            .map(|(_, _, id)| id.into())
     }
 
     /// A kv with a value: the entry it describes.
     fn record(
         &self,
         kv: &[(String, Json)],
-    ) -> core::result::Result<Record, (Option<String>, Option<String>, Error)> {
-        let (key, service, id) = self.key(kv).map_err(|(k, e)| (k, None, e))?;
+        bufs: &mut Buffers,
+    ) -> core::result::Result<Record, Failure> {
+        let value = match get(kv, "value") {
+            Some(Json::String(coded)) => Ok(Some(coded.as_str())),
+            None | Some(Json::Null) => Ok(None),
+            Some(other) => Err(other),
+        };
+        self.record_of(coded_key(kv), value, bufs)
+    }
+
+    /// What a kv says from its key and value as the payload gave them
+    /// (`None`: not a string; `Ok(None)`: no value; `Err`: not a string).
+    fn record_of(
+        &self,
+        key: Option<&str>,
+        value: core::result::Result<Option<&str>, &Json>,
+        bufs: &mut Buffers,
+    ) -> core::result::Result<Record, Failure> {
+        let (key, service, id) = self
+            .key(key, &mut bufs.key)
+            .map_err(|(k, e)| (k, None, e))?;
         // The key and id are only copied into a rejection, never before.
-        let record = value_members(kv).and_then(|members| {
-            let naming = members
-                .iter()
-                .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
-            if naming {
-                naming_record(&members, &service, &id)
-            } else {
-                wire_record(members, &service, &id)
+        let fail = |e: Error| (Some(String::from(key)), Some(String::from(id)), e);
+        let text = match value {
+            Ok(Some(coded)) => {
+                if !base64::decode_into(coded, &mut bufs.value) {
+                    return Err(fail(bad("value", "not base64")));
+                }
+                core::str::from_utf8(&bufs.value).map_err(|_| fail(bad("value", "not UTF-8")))?
             }
-        });
-        record.map_err(|e| (Some(key), Some(id), e))
+            Ok(None) => "",
+            Err(other) => {
+                return Err(fail(bad(
+                    "value",
+                    &text!("expected a base64 string, got ", describe(other)),
+                )))
+            }
+        };
+        #[cfg(feature = "record-reader")]
+        if let Some(entry) = record::wire_entry(text, service, id) {
+            return Ok(Record::Put(entry));
+        }
+        let members = match Json::parse(text) {
+            Ok(Json::Object(members)) => members,
+            Ok(other) => {
+                return Err(fail(bad(
+                    "value",
+                    &text!("expected a JSON object, got ", describe(&other)),
+                )))
+            }
+            Err(e) => return Err(fail(bad("value", &text!("not valid JSON: ", e)))),
+        };
+        value_record(members, service, id).map_err(fail)
     }
 
     /// Appends the mirror's progress: `{"revision", "watching"}`.
@@ -364,29 +458,79 @@ impl Etcd {
     }
 }
 
-/// The members of a kv's value: base64 of a JSON object.
-fn value_members(kv: &[(String, Json)]) -> Result<Vec<(String, Json)>> {
-    let value = match get(kv, "value") {
-        Some(Json::String(coded)) => {
-            base64::decode(coded).ok_or_else(|| bad("value", "not base64"))?
+/// Takes what one kv of a range answer says: its entry, or its rejection
+/// (at its key, else at `at`) with its id kept as it is.
+fn list_record(
+    record: core::result::Result<Record, Failure>,
+    at: impl FnOnce() -> String,
+    entries: &mut Vec<SourceEntry>,
+    feed: &mut Feed,
+) {
+    match record {
+        Ok(Record::Put(entry)) => entries.push(entry),
+        // A naming record that says "deleted": simply not listed.
+        Ok(Record::Delete(_)) => {}
+        Err((key, id, e)) => {
+            if let Some(id) = id {
+                feed.changes.push(Change::Keep(id));
+            }
+            feed.rejected.push(rejected(key.unwrap_or_else(at), e));
         }
-        None | Some(Json::Null) => Vec::new(),
-        Some(other) => {
-            return Err(bad(
-                "value",
-                &text!("expected a base64 string, got ", describe(other)),
-            ))
-        }
-    };
-    let text = core::str::from_utf8(&value).map_err(|_| bad("value", "not UTF-8"))?;
-    match Json::parse(text) {
-        Ok(Json::Object(members)) => Ok(members),
-        Ok(other) => Err(bad(
-            "value",
-            &text!("expected a JSON object, got ", describe(&other)),
-        )),
-        Err(e) => Err(bad("value", &text!("not valid JSON: ", e))),
     }
+}
+
+/// A kv's `key`, when it is a string.
+fn coded_key(kv: &[(String, Json)]) -> Option<&str> {
+    match get(kv, "key") {
+        Some(Json::String(coded)) => Some(coded),
+        _ => None,
+    }
+}
+
+/// The entry a value's members describe: etcd's naming record or waypost's
+/// wire form.
+fn value_record(members: Vec<(String, Json)>, service: &str, id: &str) -> Result<Record> {
+    let naming = members
+        .iter()
+        .any(|(k, _)| k == "Addr" || k == "Op" || k == "Metadata");
+    if naming {
+        naming_record(&members, service, id)
+    } else {
+        wire_record(members, service, id)
+    }
+}
+
+/// Buffers the keys and values of one payload are decoded into, in turn.
+#[derive(Default)]
+struct Buffers {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// Why a kv was rejected: its key text when it could be read, its id when
+/// the key named one, and the error.
+type Failure = (Option<String>, Option<String>, Error);
+
+/// The members of a kv.
+type KvMembers = [(String, Json)];
+
+/// Why a key was rejected: its text when it could be read, and the error.
+type KeyFailure = (Option<String>, Error);
+
+/// How the kvs of a payload are read: the id of a deleted key, and what a
+/// kv with a value says.
+struct KvReader {
+    id: fn(&Etcd, &KvMembers, &mut Buffers) -> core::result::Result<String, KeyFailure>,
+    record: fn(&Etcd, &KvMembers, &mut Buffers) -> core::result::Result<Record, Failure>,
+}
+
+impl KvReader {
+    /// Keys and values decoded into reused buffers, a value in the wire
+    /// form read straight into its entry.
+    const FAST: KvReader = KvReader {
+        id: Etcd::id,
+        record: Etcd::record,
+    };
 }
 
 /// What one kv says.

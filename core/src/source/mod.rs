@@ -12,6 +12,8 @@ use core::str::FromStr;
 
 mod base64;
 pub(crate) mod etcd;
+#[doc(hidden)]
+pub use etcd::etcd_readers_agree;
 
 use serde::{Deserialize, Serialize};
 

@@ -106,3 +106,23 @@ fn the_watch_stream_applies_batch_by_batch() {
     assert_eq!((r.removed, r.held), (0, 4));
     reg.check_invariants().unwrap();
 }
+
+/// The etcd reader reads every fixture as the whole-tree reference does
+/// (core/tests/etcd_reader.rs holds the two to it on generated payloads).
+#[test]
+fn the_fixtures_read_as_the_reference_reads_them() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/etcd");
+    let mut n = 0;
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for watching in [false, true] {
+                waypost::etcd_readers_agree("/waypost/services", 4, watching, &text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "the etcd fixtures are missing");
+}

@@ -1,6 +1,7 @@
 //! Fuzzing on the stable toolchain: a time-budgeted `proptest` run over
 //! every reader (`Json::parse`, `Registry::restore`, the instance, config
-//! and filter readers) and over random operation sequences.
+//! and filter readers, the etcd payload reader against its reference) and
+//! over random operation sequences.
 //!
 //! Inputs are mutations (byte flips, cuts, insertions, splices of another
 //! file) of the checked-in corpus in `tests/fuzz/corpus/` (of this crate),
@@ -11,7 +12,8 @@
 //! `FUZZ_SECONDS` (default 2) bounds each target's run; `make fuzz` runs it
 //! for a minute per target with overflow checks and debug assertions on.
 //! What must hold: no panic, every error typed, a restored registry passes
-//! `check_invariants`, and the registry keeps working after any failure.
+//! `check_invariants`, the registry keeps working after any failure, and
+//! the etcd reader reads every payload as the whole-tree reference does.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +22,10 @@ use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 use proptest::test_runner::{Config as RunConfig, FileFailurePersistence, TestRunner};
 use waypost::json::Json;
+
+#[path = "../../../core/tests/support/base64.rs"]
+mod support;
+use support::base64;
 use waypost::{
     CheckStatus, Config, DiscoverOptions, ErrorCode, Filter, InstanceSpec, PickOptions, Registry,
     Strategy,
@@ -340,6 +346,65 @@ fn random_operation_sequences() {
                 }
             }
             Ok(())
+        },
+    );
+}
+
+/// The etcd payloads of `tests/fixtures/etcd`.
+fn etcd_corpus() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/etcd");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let corpus: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert!(corpus.len() >= 10, "the etcd fixtures are missing");
+    corpus
+}
+
+/// The etcd reader and its reference on one payload, fed to a mirror
+/// that is reading the range and to one that is watching.
+fn etcd_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let text = String::from_utf8_lossy(bytes);
+    for watching in [false, true] {
+        waypost::etcd_readers_agree("/waypost/services", 7, watching, &text)
+            .map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn etcd_reader_on_mutated_payloads() {
+    let corpus = etcd_corpus();
+    let strategy = (any::<usize>(), proptest::collection::vec(edit(), 0..6));
+    fuzz(
+        "etcd_reader_on_mutated_payloads",
+        strategy,
+        |(pick, edits)| etcd_agree(&mutate(&corpus, pick, &edits)),
+    );
+}
+
+#[test]
+fn etcd_reader_on_mutated_records() {
+    // The records inside the values: mutated instance documents (and
+    // naming records), base64-coded into a range answer and a watch event.
+    let mut records = corpus();
+    records.push(br#"{"Op": 0, "Addr": "10.0.0.2:80", "Metadata": {"a": "b"}}"#.to_vec());
+    records.push(
+        br#"{"address": "10.0.0.1", "port": 80, "status": "warning", "source": "x"}"#.to_vec(),
+    );
+    let strategy = (any::<usize>(), proptest::collection::vec(edit(), 0..6));
+    fuzz(
+        "etcd_reader_on_mutated_records",
+        strategy,
+        |(pick, edits)| {
+            let value = base64(&mutate(&records, pick, &edits), false, true);
+            let key = base64(b"/waypost/services/api/a", false, true);
+            let kv = format!(r#"{{"key":"{key}","mod_revision":"9","value":"{value}"}}"#);
+            etcd_agree(format!(r#"{{"header":{{"revision":"9"}},"kvs":[{kv},{kv}]}}"#).as_bytes())?;
+            etcd_agree(format!(r#"{{"result":{{"events":[{{"kv":{kv}}}]}}}}"#).as_bytes())
         },
     );
 }
