@@ -81,12 +81,6 @@ impl Rule {
     }
 }
 
-/// Whether noted changes are applied in place (else the table is rebuilt,
-/// in one walk of the members, at the next pick or discover). The
-/// WebAssembly module rebuilds: its size budget has no room for the
-/// in-place path (its hosts hold thousands of instances, not 100 000).
-const IN_PLACE_UPDATES: bool = !cfg!(target_arch = "wasm32");
-
 /// Slots that joined or changed weight kept for the hash memo; a bucket
 /// older than those is computed again.
 const LOG_MAX: usize = 256;
@@ -269,7 +263,7 @@ impl Registry {
             return;
         };
         let pending = core::mem::take(&mut svc.pending);
-        if !IN_PLACE_UPDATES || svc.full || svc.candidates.seq > u32::MAX - 2 * PENDING_MAX as u32 {
+        if svc.full || svc.candidates.seq > u32::MAX - 2 * PENDING_MAX as u32 {
             return self.rebuild_candidates(idx);
         }
         let mut pending = pending;

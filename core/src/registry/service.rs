@@ -70,14 +70,6 @@ pub(crate) struct Candidates {
     pub wrr_at: Option<usize>,
 }
 
-/// Whether the registry's own smooth-WRR picks read period tables (SPEC
-/// §5.1) — the same picks as the walk, in O(1) while the weights stay.
-/// The WebAssembly module, built without pickers for one-threaded hosts,
-/// walks: its size budget goes to updating candidate tables in place,
-/// which matters more where membership changes all day (a change sends
-/// the state off the period table until it passes through zero again).
-const PERIOD_TABLES: bool = cfg!(feature = "pickers");
-
 /// Whether a candidate table has its smooth-WRR period table.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum PeriodState {
@@ -97,17 +89,14 @@ impl Candidates {
     /// period), so both give the same sequence.
     #[inline]
     pub fn smooth_next(&mut self, ramping: bool) -> Option<usize> {
-        if let (true, Some(pos), PeriodState::Table(period)) =
-            (PERIOD_TABLES, self.wrr_at, &self.period)
-        {
+        if let (Some(pos), PeriodState::Table(period)) = (self.wrr_at, &self.period) {
             let winner = period.get(pos)?;
             let next = pos + 1;
             self.wrr_at = Some(if next == period.len() { 0 } else { next });
             return Some(winner);
         }
         self.use_current();
-        if PERIOD_TABLES && !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period()
-        {
+        if !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period() {
             return self.smooth_next(ramping);
         }
         crate::balancer::smooth_wrr(&self.weights, &mut self.current, self.total)
@@ -148,9 +137,6 @@ impl Candidates {
     /// reads or changes `current` or the weights).
     #[inline]
     pub fn settle_wrr(&mut self) {
-        if !PERIOD_TABLES {
-            return;
-        }
         if let Some(pos) = self.wrr_at.take() {
             if let PeriodState::Table(p) = &self.period {
                 self.current = p.state_at(pos, &self.weights);
@@ -162,7 +148,7 @@ impl Candidates {
     /// the table (for snapshots).
     pub fn wrr_current(&self) -> alloc::borrow::Cow<'_, [i64]> {
         match (self.wrr_at, &self.period) {
-            (Some(pos), PeriodState::Table(p)) if PERIOD_TABLES => {
+            (Some(pos), PeriodState::Table(p)) => {
                 alloc::borrow::Cow::Owned(p.state_at(pos, &self.weights))
             }
             _ if self.current.is_empty() => alloc::borrow::Cow::Owned(vec![0; self.slots.len()]),
