@@ -128,17 +128,102 @@ fn discovery(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("healthy", n), &n, |b, _| {
             b.iter(|| black_box(reg.discover("api", &opts, 1).unwrap().len()))
         });
-        if n <= 1_000 {
-            // The first discover after a change pays the candidate-table rebuild.
-            let id = format!("api-{:07}", n / 2);
-            let mut on = false;
-            group.bench_with_input(BenchmarkId::new("after_a_drain", n), &n, |b, _| {
-                b.iter(|| {
-                    on = !on;
-                    reg.drain(&id, on, 1).unwrap();
-                    black_box(reg.discover("api", &opts, 1).unwrap().len())
-                })
-            });
+        // The first discover after a change pays for bringing the
+        // candidate table up to date.
+        let id = format!("api-{:07}", n / 2);
+        let mut on = false;
+        group.bench_with_input(BenchmarkId::new("after_a_drain", n), &n, |b, _| {
+            b.iter(|| {
+                on = !on;
+                reg.drain(&id, on, 1).unwrap();
+                black_box(reg.discover("api", &opts, 1).unwrap().len())
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Pick options that suit `strategy` (a key for consistent hashing).
+fn options_for(strategy: Strategy) -> PickOptions {
+    PickOptions {
+        key: (strategy == Strategy::ConsistentHash).then(|| "user-1234".into()),
+        ..PickOptions::default()
+    }
+}
+
+/// One change to one instance, then one `discover` or `pick`: what a reader
+/// pays right after a mirror changed membership. Each figure has its floor
+/// beside it: the same call with no change before it, in the same run.
+fn after_a_change(c: &mut Criterion) {
+    let mut group = c.benchmark_group("after_a_change");
+    for n in [1_000, 100_000] {
+        let mut reg = fleet(n);
+        let id = format!("api-{:07}", n / 2);
+        let opts = DiscoverOptions::default();
+        let mut on = false;
+        group.bench_with_input(BenchmarkId::new("discover/floor", n), &n, |b, _| {
+            b.iter(|| black_box(reg.discover("api", &opts, 1).unwrap().len()))
+        });
+        group.bench_with_input(BenchmarkId::new("discover/drain", n), &n, |b, _| {
+            b.iter(|| {
+                on = !on;
+                reg.drain(&id, on, 1).unwrap();
+                black_box(reg.discover("api", &opts, 1).unwrap().len())
+            })
+        });
+        // Registered again with another weight, and back.
+        let mut heavier = spec("api", n / 2);
+        let lighter = heavier.clone();
+        heavier.weight += 1;
+        let mut flip = false;
+        group.bench_with_input(BenchmarkId::new("discover/weight", n), &n, |b, _| {
+            b.iter(|| {
+                flip = !flip;
+                let s = if flip { &heavier } else { &lighter };
+                reg.register(s.clone(), 1).unwrap();
+                black_box(reg.discover("api", &opts, 1).unwrap().len())
+            })
+        });
+        // A new instance in the middle of the id order, then gone again.
+        let joiner = {
+            let mut s = spec("api", n / 2);
+            s.id = format!("api-{:07}x", n / 2);
+            s
+        };
+        let mut present = false;
+        group.bench_with_input(BenchmarkId::new("discover/join_or_leave", n), &n, |b, _| {
+            b.iter(|| {
+                present = !present;
+                if present {
+                    reg.register(joiner.clone(), 1).unwrap();
+                } else {
+                    reg.deregister(&joiner.id, 1).unwrap();
+                }
+                black_box(reg.discover("api", &opts, 1).unwrap().len())
+            })
+        });
+        // A registry per strategy: a service whose readers use one
+        // strategy keeps only that strategy's state up to date.
+        for strategy in Strategy::ALL {
+            let mut reg = fleet(n);
+            let o = options_for(strategy);
+            let name = strategy.as_str();
+            group.bench_with_input(
+                BenchmarkId::new(format!("pick/{name}/floor"), n),
+                &n,
+                |b, _| b.iter(|| black_box(reg.pick("api", strategy, &o, 1).unwrap())),
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("pick/{name}/drain"), n),
+                &n,
+                |b, _| {
+                    b.iter(|| {
+                        on = !on;
+                        reg.drain(&id, on, 1).unwrap();
+                        black_box(reg.pick("api", strategy, &o, 1).unwrap())
+                    })
+                },
+            );
         }
     }
     group.finish();
@@ -178,6 +263,6 @@ fn resilience(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(20);
-    targets = picks, membership, discovery, resilience
+    targets = picks, membership, discovery, after_a_change, resilience
 }
 criterion_main!(benches);

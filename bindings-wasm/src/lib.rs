@@ -430,8 +430,8 @@ impl RegistryCore {
         let generations = &mut self.generations;
         let mut out = Vec::with_capacity(found.len() + 1);
         out.push(u32::from(found.panic));
-        for view in found.iter() {
-            out.push((note(generations, view.handle) << 3) | view.status.health as u32);
+        for (handle, health) in found.health() {
+            out.push((note(generations, handle) << 3) | health as u32);
         }
         drop(found);
         if let (Some(flags), 1) = (out.first_mut(), self.stale()) {

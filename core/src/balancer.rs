@@ -124,14 +124,18 @@ pub(crate) fn rendezvous<I: Iterator<Item = (u64, u64)>>(
 /// per pass, so it predicts well). The strict `>` keeps the lowest position
 /// (lowest id) on ties. About a quarter faster than one fused loop.
 #[inline]
-pub(crate) fn smooth_wrr(weights: &[u64], current: &mut [i64], total: u64) -> Option<usize> {
+pub(crate) fn smooth_wrr<W: Copy + Into<u64>>(
+    weights: &[W],
+    current: &mut [i64],
+    total: u64,
+) -> Option<usize> {
     let n = weights.len().min(current.len());
     let (weights, current) = (&weights[..n], &mut current[..n]);
     if total == 0 || n == 0 {
         return None;
     }
     for (c, &w) in current.iter_mut().zip(weights) {
-        *c += w as i64;
+        *c += w.into() as i64;
     }
     let mut best = 0usize;
     let mut best_value = i64::MIN;
@@ -175,12 +179,12 @@ pub(crate) struct SmoothPeriod {
 impl SmoothPeriod {
     /// The period table of `weights`, or `None` when the weights are all
     /// zero or the table would pass [`PERIOD_MAX`] or [`PERIOD_WORK_MAX`].
-    pub fn build(weights: &[u64]) -> Option<SmoothPeriod> {
-        let g = weights.iter().fold(0, |a, &w| gcd(a, w));
+    pub fn build<W: Copy + Into<u64>>(weights: &[W]) -> Option<SmoothPeriod> {
+        let g = weights.iter().fold(0, |a, &w| gcd(a, w.into()));
         if g == 0 || weights.len() > u32::MAX as usize {
             return None;
         }
-        let reduced: Vec<u64> = weights.iter().map(|&w| w / g).collect();
+        let reduced: Vec<u64> = weights.iter().map(|&w| w.into() / g).collect();
         let total: u64 = reduced.iter().sum();
         if total > PERIOD_MAX || total.saturating_mul(weights.len() as u64) > PERIOD_WORK_MAX {
             return None;
@@ -207,8 +211,8 @@ impl SmoothPeriod {
 
     /// The walk's `current` after `pos` steps from all zeros (with the
     /// original, unreduced weights): `pos·w_i − Σw·(times i won)`.
-    pub fn state_at(&self, pos: usize, weights: &[u64]) -> Vec<i64> {
-        let total: u64 = weights.iter().sum();
+    pub fn state_at<W: Copy + Into<u64>>(&self, pos: usize, weights: &[W]) -> Vec<i64> {
+        let total: u64 = weights.iter().map(|&w| w.into()).sum();
         let mut wins = vec![0i64; weights.len()];
         for &i in self.order.iter().take(pos) {
             if let Some(w) = wins.get_mut(i as usize) {
@@ -218,7 +222,7 @@ impl SmoothPeriod {
         weights
             .iter()
             .zip(wins)
-            .map(|(&w, n)| (pos as i64) * (w as i64) - (total as i64) * n)
+            .map(|(&w, n)| (pos as i64) * (w.into() as i64) - (total as i64) * n)
             .collect()
     }
 }
@@ -246,14 +250,14 @@ pub(crate) struct AliasTable {
 }
 
 impl AliasTable {
-    pub fn new(weights: &[u64]) -> AliasTable {
+    pub fn new<W: Copy + Into<u64>>(weights: &[W]) -> AliasTable {
         let n = weights.len() as u64;
-        let total: u64 = weights.iter().sum();
+        let total: u64 = weights.iter().map(|&w| w.into()).sum();
         if n == 0 || total == 0 {
             return AliasTable::default();
         }
         // Column capacity is `total`; scaled weights sum to exactly n·total.
-        let mut scaled: Vec<u64> = weights.iter().map(|&w| w * n).collect();
+        let mut scaled: Vec<u64> = weights.iter().map(|&w| w.into() * n).collect();
         let mut keep = vec![total; weights.len()];
         let mut alias: Vec<u32> = (0..weights.len() as u32).collect();
         let (mut small, mut large): (Vec<u32>, Vec<u32>) =
@@ -323,7 +327,7 @@ mod tests {
 
     #[test]
     fn smooth_wrr_gives_the_nginx_sequence() {
-        let weights = [5, 1, 1];
+        let weights = [5u64, 1, 1];
         let mut current = [0i64; 3];
         let seq: String = (0..7)
             .filter_map(|_| smooth_wrr(&weights, &mut current, 7))
@@ -400,9 +404,12 @@ mod tests {
 
     #[test]
     fn period_table_has_a_size_line() {
-        assert!(SmoothPeriod::build(&[0, 0]).is_none());
-        assert!(SmoothPeriod::build(&[]).is_none());
-        assert_eq!(SmoothPeriod::build(&[4000, 2000]).map(|p| p.len()), Some(3));
+        assert!(SmoothPeriod::build(&[0u64, 0]).is_none());
+        assert!(SmoothPeriod::build::<u64>(&[]).is_none());
+        assert_eq!(
+            SmoothPeriod::build(&[4000u64, 2000]).map(|p| p.len()),
+            Some(3)
+        );
         // Coprime weights summing past the line.
         assert!(SmoothPeriod::build(&[PERIOD_MAX, 1]).is_none());
         let wide = vec![1u64; 5000];

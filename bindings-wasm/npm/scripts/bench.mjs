@@ -141,6 +141,13 @@ row("discover 1 000 healthy instances", discW, discP, "≥ 5× plain", discP / d
 // memo of the last answer never applies: the full path through the core.
 const discC = measure((n) => { for (let i = 0; i < n; i++) { wasm1k.drain(ids1k[0], (i & 1) === 0, T); sink += wasm1k.discover("api", T).instances.length; } }, 3_000);
 row("discover 1 000 after a change", discC, discP, "—", null);
+// One change, then a pick: the facade's pick cache keeps its entries (a
+// drain does not move the membership epoch); the core brings its candidate
+// table up to date in place.
+const pickC = measure((n) => { for (let i = 0; i < n; i++) { wasm1k.drain(ids1k[0], (i & 1) === 0, T); sink += wasm1k.pick("api", "round_robin", T).instance.port; } }, 20_000);
+const drainOnly = measure((n) => { for (let i = 0; i < n; i++) wasm1k.drain(ids1k[0], (i & 1) === 0, T); }, 20_000);
+row("drain alone (the change above)", drainOnly, null, "—", null);
+row("pick round_robin after a change", pickC, null, "—", null);
 
 const tickW = measure((n) => { for (let i = 0; i < n; i++) (sink += wasm10k.tick(T).length); }, 300_000);
 const tickP = measure((n) => { for (let i = 0; i < n; i++) (sink += plain10k.tick(T).length); }, 300);

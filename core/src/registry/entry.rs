@@ -48,15 +48,19 @@ pub(crate) struct Entry {
     pub shared_inflight: Option<Arc<AtomicU64>>,
     /// Smooth-WRR state for picks with a tag or metadata filter.
     pub filtered_wrr: i64,
-    /// Smooth-WRR state carried across a candidate-table rebuild, valid
-    /// while `carry_mark` equals the registry's current rebuild number.
-    pub carry_wrr: i64,
-    pub carry_mark: u64,
     /// Why a removal its source asked for is held back, while it is.
     pub held: Option<Hold>,
     /// The reconcile pass that last listed it (see `Registry::sync`).
     pub sync_mark: u64,
+    /// The service's candidate sequence number at which it last joined
+    /// the candidate table or changed weight there ([`NOT_CANDIDATE`]
+    /// while it is not in the table): consistent-hash memos older than
+    /// this do not know it.
+    pub cand_since: u32,
 }
+
+/// `cand_since` of an instance not in its service's candidate table.
+pub(crate) const NOT_CANDIDATE: u32 = u32::MAX;
 
 /// Why a source-driven removal is held back (SPEC §10.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,10 +137,9 @@ impl Entry {
             #[cfg(feature = "pickers")]
             shared_inflight: None,
             filtered_wrr: 0,
-            carry_wrr: 0,
-            carry_mark: 0,
             held: None,
             sync_mark: 0,
+            cand_since: NOT_CANDIDATE,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The registry: instances, services, leases and everything hosts call.
 
 use crate::prelude::*;
+mod candidates;
 mod entry;
 mod invariants;
 mod mirrors;
@@ -127,8 +128,6 @@ pub struct Registry {
     pub(crate) lease_blocked: bool,
     pub(crate) membership_epoch: u64,
     pub(crate) metrics: RegistryMetrics,
-    /// Counts candidate-table rebuilds (marks carried WRR state as fresh).
-    pub(crate) rebuilds: u64,
     /// Pickers made so far (the last picker's number).
     #[cfg(feature = "pickers")]
     pub(crate) pickers: u64,
@@ -158,6 +157,11 @@ pub struct Registry {
     /// Mirrors a snapshot held, as written, until a mirror call reads
     /// them into `mirrors` (see `mirrors.rs`).
     pub(crate) written_mirrors: Vec<crate::json::Json>,
+    /// Tests only: every change rebuilds the candidate tables from scratch,
+    /// as they always did before they were updated in place (the reference
+    /// the in-place updates are checked against).
+    #[cfg(test)]
+    pub(crate) reference: bool,
 }
 
 /// An empty registry with the default configuration (which is valid, so
@@ -201,7 +205,6 @@ impl Registry {
             lease_blocked: false,
             membership_epoch: 0,
             metrics: RegistryMetrics::default(),
-            rebuilds: 0,
             #[cfg(feature = "pickers")]
             pickers: 0,
             #[cfg(feature = "pickers")]
@@ -214,6 +217,8 @@ impl Registry {
             recent_removals: time::RecentRemovals::default(),
             mirrors: Vec::new(),
             written_mirrors: Vec::new(),
+            #[cfg(test)]
+            reference: false,
         }
     }
 
@@ -318,7 +323,7 @@ impl Registry {
         }
         self.services[service_idx as usize].metrics.registrations += 1;
         self.membership_epoch += 1;
-        self.service_touch(service_idx, index);
+        self.service_touch(service_idx, slot, index);
         self.renew(slot, at);
         Ok(Handle {
             index: slot,
@@ -667,7 +672,7 @@ impl Registry {
         service.counts[old as usize] -= 1;
         service.counts[new as usize] += 1;
         service.modify_index = index;
-        service.mark_dirty();
+        self.note_member(service_idx, slot);
         self.update_panic(service_idx, at);
     }
 }

@@ -3,13 +3,11 @@
 use crate::prelude::*;
 use alloc::borrow::Cow;
 
+use super::candidates::rendezvous_among;
+use super::candidates::Rule;
 use super::names::same_bytes;
-use super::service::Candidates;
 use super::{Handle, InstanceView, Registry, ServiceRef};
-use crate::balancer::AliasTable;
-use crate::balancer::{
-    key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, Strategy, BUCKET_BITS,
-};
+use crate::balancer::{key_bucket, smooth_wrr, two_choices, weighted_draw, Strategy};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::instance::{check_name, Filter};
@@ -91,6 +89,23 @@ impl<'a> Discovery<'a> {
         w.bool("panic", self.panic);
         w.end();
         out
+    }
+    /// Handles and health of the listed instances, without the rest of
+    /// their status (cheaper than [`Discovery::iter`] when that is all a
+    /// host copies out).
+    pub fn health(&self) -> impl ExactSizeIterator<Item = (Handle, Health)> + '_ {
+        let registry = self.registry;
+        self.slots.iter().map(move |&s| {
+            let slot = registry.slots.get(s as usize);
+            let handle = Handle {
+                index: s,
+                generation: slot.map_or(0, |x| x.generation),
+            };
+            let health = slot
+                .and_then(|x| x.entry.as_deref())
+                .map_or(Health::Unhealthy, |e| e.health);
+            (handle, health)
+        })
     }
     /// Handles of the listed instances.
     pub fn handles(&self) -> impl ExactSizeIterator<Item = Handle> + '_ {
@@ -351,147 +366,23 @@ impl Registry {
             }
             return;
         }
-        self.rebuild_candidates(idx);
-    }
-
-    #[inline(never)]
-    fn rebuild_candidates(&mut self, idx: u32) {
-        let svc = &self.services[idx as usize];
-        let healthy: Vec<u32> = svc
-            .members
-            .iter()
-            .copied()
-            .filter(|&s| self.entry(s).health == Health::Healthy)
-            .collect();
-        let panic = svc.panic;
-        let chosen = self.eligible(&svc.members, panic, None);
-        let mut old = core::mem::take(&mut self.services[idx as usize].candidates);
-        old.settle_wrr();
-        // Carry each surviving candidate's state through its entry; a slot
-        // freed and reused since the last build fails the generation check,
-        // so a newcomer starts from zero.
-        self.rebuilds += 1;
-        let mark = self.rebuilds;
-        for ((&s, &g), &c) in old.slots.iter().zip(&old.generations).zip(&old.current) {
-            let slot = &mut self.slots[s as usize];
-            if slot.generation == g {
-                if let Some(entry) = slot.entry.as_deref_mut() {
-                    entry.carry_wrr = c;
-                    entry.carry_mark = mark;
-                }
-            }
-        }
-        let current = chosen
-            .iter()
-            .map(|&s| {
-                let entry = self.entry(s);
-                if entry.carry_mark == mark {
-                    entry.carry_wrr
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let mut candidates = Candidates {
-            generations: chosen
-                .iter()
-                .map(|&s| self.slots[s as usize].generation)
-                .collect(),
-            slots: chosen,
-            current,
-            buckets: old.buckets,
-            // The period depends on the weights alone: `reweigh` keeps it
-            // when they come out the same.
-            weights: old.weights,
-            period: old.period,
-            ramp_until: old.ramp_until,
-            ..Candidates::default()
-        };
-        candidates.buckets.fill(u32::MAX);
-        let svc = &mut self.services[idx as usize];
-        svc.healthy = healthy;
-        svc.candidates = candidates;
-        svc.dirty = false;
-        self.reweigh(idx);
-    }
-
-    fn reweigh(&mut self, idx: u32) {
-        let clock = self.clock;
-        let window = self.config.slow_start_ms;
-        let mut c = core::mem::take(&mut self.services[idx as usize].candidates);
-        c.settle_wrr();
-        let old_weights = core::mem::take(&mut c.weights);
-        c.weights = Vec::with_capacity(old_weights.len());
-        c.prefix.clear();
-        let was_ramping = c.ramp_until > 0;
-        c.ramp_until = 0;
-        let mut sum = 0u64;
-        for &s in &c.slots {
-            let entry = self.entry(s);
-            let w = entry.effective_weight(&self.config, clock);
-            if window > 0 {
-                let end = entry.healthy_since.saturating_add(window);
-                if end > clock {
-                    c.ramp_until = c.ramp_until.max(end);
-                }
-            }
-            sum += w;
-            c.weights.push(w);
-            c.prefix.push(sum);
-        }
-        if c.weights_at != clock || c.ramp_until > 0 {
-            c.buckets.fill(u32::MAX);
-        }
-        c.weights_at = clock;
-        if was_ramping || c.weights != old_weights {
-            c.period = super::service::PeriodState::Unknown;
-        }
-        if c.ramp_until > 0 {
-            c.period = super::service::PeriodState::Walk;
-        }
-        c.alias = AliasTable::new(&c.weights);
-        self.services[idx as usize].candidates = c;
+        self.update_candidates(idx);
     }
 
     /// The candidates among `slots` (id order): lowest priority tier with a
     /// healthy (else degraded) instance, or every non-draining one in panic
     /// (lowest tier first), then the zone if it has any.
-    fn eligible(&self, slots: &[u32], panic: bool, zone: Option<&str>) -> Vec<u32> {
-        let usable = |h: Health| {
-            if panic {
-                h != Health::Draining
-            } else {
-                matches!(h, Health::Healthy | Health::Degraded)
-            }
-        };
-        let mut tier: Option<u8> = None;
-        let mut tier_has_healthy = false;
-        for &s in slots {
+    pub(super) fn eligible(&self, slots: &[u32], panic: bool, zone: Option<&str>) -> Vec<u32> {
+        let rule = slots.iter().fold(Rule::Nothing, |rule, &s| {
             let e = self.entry(s);
-            if !usable(e.health) {
-                continue;
-            }
-            let healthy = panic || e.health == Health::Healthy;
-            match tier {
-                Some(p) if e.instance.priority > p => {}
-                Some(p) if e.instance.priority == p => tier_has_healthy |= healthy,
-                _ => {
-                    tier = Some(e.instance.priority);
-                    tier_has_healthy = healthy;
-                }
-            }
-        }
-        let Some(tier) = tier else {
-            return Vec::new();
-        };
+            rule.min(Rule::of(e.instance.priority, e.health, panic))
+        });
         let chosen: Vec<u32> = slots
             .iter()
             .copied()
             .filter(|&s| {
                 let e = self.entry(s);
-                e.instance.priority == tier
-                    && usable(e.health)
-                    && (!tier_has_healthy || panic || e.health == Health::Healthy)
+                rule.admits(e.instance.priority, e.health)
             })
             .collect();
         match zone {
@@ -537,6 +428,11 @@ impl Registry {
 
     #[inline(never)]
     fn pick_table(&mut self, idx: u32, strategy: Strategy, key: Option<&str>) -> Option<u32> {
+        if strategy == Strategy::ConsistentHash {
+            // `validate_pick_options` refused a consistent_hash pick without a key.
+            debug_assert!(key.is_some(), "consistent_hash pick without a key");
+            return self.hash_winner(idx, key_bucket(key.unwrap_or("")));
+        }
         let svc = &mut self.services[idx as usize];
         let c = &mut svc.candidates;
         let len = c.slots.len();
@@ -546,7 +442,10 @@ impl Registry {
         let pos = match strategy {
             Strategy::RoundRobin => svc.rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
-            Strategy::WeightedRandom => c.alias.draw(&mut self.rng)?,
+            Strategy::WeightedRandom => {
+                c.ensure_alias();
+                c.alias.draw(&mut self.rng)?
+            }
             Strategy::WeightedRoundRobin => c.smooth_next(c.ramp_until > 0)?,
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
@@ -554,36 +453,11 @@ impl Registry {
                 let (cs, ws) = (&c.slots, &c.weights);
                 two_choices(&mut self.rng, len, |i| {
                     let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.load());
-                    (inflight, ws[i])
+                    (inflight, u64::from(ws[i]))
                 })?
             }
-            Strategy::ConsistentHash => {
-                // `validate_pick_options` refused a consistent_hash pick without a key.
-                debug_assert!(key.is_some(), "consistent_hash pick without a key");
-                let bucket = key_bucket(key.unwrap_or(""));
-                // Bucket winners are remembered unless slow start is still
-                // moving the weights.
-                let memo = c.ramp_until <= self.clock;
-                if memo && c.buckets.is_empty() {
-                    c.buckets = vec![u32::MAX; 1 << BUCKET_BITS];
-                }
-                match c.buckets.get(bucket as usize) {
-                    Some(&cached) if memo && cached != u32::MAX => cached as usize,
-                    _ => {
-                        let slots = &self.slots;
-                        let pos = rendezvous(
-                            bucket,
-                            c.slots.iter().zip(&c.weights).map(|(&s, &w)| {
-                                (slots[s as usize].entry.as_ref().map_or(0, |e| e.id_hash), w)
-                            }),
-                        )?;
-                        if memo {
-                            c.buckets[bucket as usize] = pos as u32;
-                        }
-                        pos
-                    }
-                }
-            }
+            // Answered above.
+            Strategy::ConsistentHash => return None,
         };
         c.slots.get(pos).copied()
     }
@@ -595,7 +469,12 @@ impl Registry {
         match subset {
             Subset::Positions(p) => {
                 let c = &self.services[idx as usize].candidates;
-                p.iter().map(|&i| (c.slots[i], c.weights[i])).unzip()
+                p.iter()
+                    .map(|&i| {
+                        let w = c.weights.get(i).copied().unwrap_or(0);
+                        (c.slots.get(i).copied().unwrap_or(u32::MAX), u64::from(w))
+                    })
+                    .unzip()
             }
             Subset::Slots(s) => s
                 .iter()
@@ -635,10 +514,16 @@ impl Registry {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
                         c.settle_wrr();
-                        let mut current: Vec<i64> = p.iter().map(|&i| c.current[i]).collect();
+                        c.use_current();
+                        let mut current: Vec<i64> = p
+                            .iter()
+                            .map(|&i| c.current.get(i).copied().unwrap_or(0))
+                            .collect();
                         let pos = smooth_wrr(&weights, &mut current, total)?;
                         for (&i, v) in p.iter().zip(current) {
-                            c.current[i] = v;
+                            if let Some(x) = c.current.get_mut(i) {
+                                *x = v;
+                            }
                         }
                         pos
                     }
@@ -661,14 +546,7 @@ impl Registry {
             Strategy::ConsistentHash => {
                 // `validate_pick_options` refused a consistent_hash pick without a key.
                 debug_assert!(key.is_some(), "consistent_hash pick without a key");
-                let bucket = key_bucket(key.unwrap_or(""));
-                rendezvous(
-                    bucket,
-                    slots
-                        .iter()
-                        .zip(&weights)
-                        .map(|(&s, &w)| (self.entry(s).id_hash, w)),
-                )?
+                rendezvous_among(key_bucket(key.unwrap_or("")), &slots, &weights, &self.slots)?
             }
         };
         slots.get(pos).copied()

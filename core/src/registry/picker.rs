@@ -581,6 +581,7 @@ impl Registry {
         force: bool,
     ) -> (Arc<AtomicU64>, Arc<PickTable>) {
         self.ensure_candidates(idx);
+        self.services[idx as usize].candidates.ensure_alias();
         let clock = self.clock;
         let svc = &mut self.services[idx as usize];
         let signal = svc
@@ -672,7 +673,7 @@ impl Registry {
         let (slots, weights, alias, prefix, ramping, weights_at) = match options {
             None => (
                 c.slots.clone(),
-                c.weights.clone(),
+                c.weights.iter().map(|&w| u64::from(w)).collect(),
                 c.alias.clone(),
                 Vec::new(),
                 c.ramp_until > clock,

@@ -50,7 +50,7 @@ impl Registry {
         }
         let service_idx = self.entry(slot).service_idx;
         // Warning flags change the candidate set even when health is masked.
-        self.services[service_idx as usize].mark_dirty();
+        self.note_member(service_idx, slot);
         self.refresh(slot, at);
         Ok(())
     }
@@ -139,7 +139,7 @@ impl Registry {
         let svc = &mut self.services[service_idx as usize];
         svc.ejected += 1;
         svc.metrics.ejections += 1;
-        svc.mark_dirty();
+        self.note_member(service_idx, slot);
         self.refresh(slot, at);
     }
 

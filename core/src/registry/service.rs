@@ -16,34 +16,53 @@ impl Publication {
     #[inline(always)]
     pub fn changed(&self) {}
 }
+use super::candidates::Rule;
 use super::{Entry, Registry};
 use crate::balancer::{AliasTable, SmoothPeriod};
 use crate::events::EventKind;
 use crate::health::Health;
 use crate::metrics::ServiceMetrics;
 
-/// The cached candidate table of unfiltered picks.
+/// The cached candidate table of unfiltered picks. A change to one
+/// instance updates it in place (see `candidates.rs`): a binary search and
+/// a move of the entries after the instance's position.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Candidates {
     /// Slots in id order.
     pub slots: Vec<u32>,
     /// Slot generations when the table was built, parallel to `slots`.
     pub generations: Vec<u32>,
-    /// Effective weights (thousandths), parallel to `slots`.
-    pub weights: Vec<u64>,
-    /// Prefix sums of `weights`.
-    pub prefix: Vec<u64>,
-    /// Alias table of `weights` (weighted random in O(1)).
+    /// Effective weights (thousandths), parallel to `slots`: at most
+    /// 10 000 × 1 000, so `u32` holds them, and a change moves half as
+    /// many bytes of them.
+    pub weights: Vec<u32>,
+    /// Sum of `weights`.
+    pub total: u64,
+    /// Alias table of `weights` (weighted random in O(1)), valid while
+    /// `alias_fresh`: built at the first weighted-random pick after a change.
     pub alias: AliasTable,
-    /// Smooth-WRR `current`, parallel to `slots`.
+    pub alias_fresh: bool,
+    /// Smooth-WRR `current`, parallel to `slots`; empty (all zeros) until
+    /// the first smooth-WRR pick, so a service that never makes one does
+    /// not move it on every change.
     pub current: Vec<i64>,
     /// Until when some weight is still ramping (slow start); weights are
     /// recomputed per pick before then.
     pub ramp_until: u64,
     /// When `weights` were last computed.
     pub weights_at: u64,
-    /// Consistent-hash winners per key bucket (`u32::MAX` = not computed yet).
-    pub buckets: Vec<u32>,
+    /// Consistent-hash winner per key bucket: `(slot, seq)`, the winner
+    /// among the candidates as of sequence number `seq` (`u32::MAX` slot:
+    /// not computed yet).
+    pub buckets: Vec<(u32, u32)>,
+    /// Sequence number of the latest join or weight change in the table.
+    pub seq: u32,
+    /// The slots that joined or changed weight, numbered from `log_start`:
+    /// a bucket memo checks only the candidates that came after it.
+    pub log: Vec<u32>,
+    pub log_start: u32,
+    /// Which members the table holds.
+    pub rule: Rule,
     /// The smooth-WRR period of `weights`, once built.
     pub period: PeriodState,
     /// While `Some(p)`, the smooth-WRR state is step `p` of `period` and
@@ -76,11 +95,11 @@ impl Candidates {
             self.wrr_at = Some(if next == period.len() { 0 } else { next });
             return Some(winner);
         }
+        self.use_current();
         if !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period() {
             return self.smooth_next(ramping);
         }
-        let total = self.prefix.last().copied().unwrap_or(0);
-        crate::balancer::smooth_wrr(&self.weights, &mut self.current, total)
+        crate::balancer::smooth_wrr(&self.weights, &mut self.current, self.total)
     }
 
     /// Builds the period table if it was not tried for these weights, and
@@ -106,6 +125,14 @@ impl Candidates {
         }
     }
 
+    /// Gives `current` its place for every candidate (zeros) if it has none.
+    #[inline]
+    pub fn use_current(&mut self) {
+        if self.current.len() != self.slots.len() && self.current.is_empty() {
+            self.current = vec![0; self.slots.len()];
+        }
+    }
+
     /// Writes the smooth-WRR state back into `current` (before anything
     /// reads or changes `current` or the weights).
     #[inline]
@@ -124,6 +151,7 @@ impl Candidates {
             (Some(pos), PeriodState::Table(p)) => {
                 alloc::borrow::Cow::Owned(p.state_at(pos, &self.weights))
             }
+            _ if self.current.is_empty() => alloc::borrow::Cow::Owned(vec![0; self.slots.len()]),
             _ => alloc::borrow::Cow::Borrowed(&self.current),
         }
     }
@@ -169,6 +197,10 @@ impl RoundRobin {
     }
 }
 
+/// Changes held for the next pick beyond which the caches are rebuilt
+/// instead (each applied change costs a search and a move of the table).
+pub(crate) const PENDING_MAX: usize = 128;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub name: Arc<str>,
@@ -185,8 +217,14 @@ pub(crate) struct Service {
     pub modify_index: u64,
     /// Round-robin counter `c` of SPEC §5.
     pub rr: RoundRobin,
-    /// Caches need rebuilding before the next pick or discover.
+    /// Caches need updating before the next pick or discover.
     pub dirty: bool,
+    /// ... by a full rebuild (else by applying `pending`).
+    pub full: bool,
+    /// Members changed since the caches were last brought up to date
+    /// (repeats allowed). Applied at the next pick or discover, so the
+    /// table moves from one pick to the next as a rebuild would.
+    pub pending: Vec<u32>,
     /// Healthy members in id order (discover's default answer).
     pub healthy: Vec<u32>,
     pub candidates: Candidates,
@@ -207,6 +245,8 @@ impl Service {
             modify_index: 0,
             rr: RoundRobin::default(),
             dirty: true,
+            full: true,
+            pending: Vec::new(),
             healthy: Vec::new(),
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
@@ -214,10 +254,30 @@ impl Service {
         }
     }
 
-    /// The candidate set may have changed: rebuild the caches before the
-    /// next pick, and tell this service's pickers their table is stale.
-    #[inline]
+    /// The candidate set may have changed in any way: rebuild the caches
+    /// before the next pick, and tell this service's pickers their table
+    /// is stale.
+    #[inline(never)]
     pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.full = true;
+        self.pending = Vec::new();
+        self.publication.changed();
+    }
+
+    /// Member `slot` may have changed (health, priority, weight, or it is
+    /// new): update the caches for it before the next pick, and tell this
+    /// service's pickers their table is stale. Past [`PENDING_MAX`] changes
+    /// a rebuild is cheaper.
+    pub fn note(&mut self, slot: u32) {
+        if !self.full {
+            if self.pending.len() < PENDING_MAX {
+                self.pending.push(slot);
+            } else {
+                self.full = true;
+                self.pending = Vec::new();
+            }
+        }
         self.dirty = true;
         self.publication.changed();
     }
@@ -258,7 +318,17 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
-        service.mark_dirty();
+        self.note_member(service_idx, slot);
+    }
+
+    /// Member `slot` of service `service_idx` may have changed.
+    #[inline(never)]
+    pub(crate) fn note_member(&mut self, service_idx: u32, slot: u32) {
+        #[cfg(test)]
+        if self.reference {
+            return self.services[service_idx as usize].mark_dirty();
+        }
+        self.services[service_idx as usize].note(slot);
     }
 
     pub(crate) fn service_remove_member(
@@ -290,13 +360,17 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
-        service.mark_dirty();
+        self.unlist_candidate(service_idx, slot, entry);
+        #[cfg(test)]
+        if self.reference {
+            self.services[service_idx as usize].mark_dirty();
+        }
     }
 
-    pub(crate) fn service_touch(&mut self, service_idx: u32, index: u64) {
-        let service = &mut self.services[service_idx as usize];
-        service.modify_index = index;
-        service.mark_dirty();
+    /// The fields of member `slot` were replaced.
+    pub(crate) fn service_touch(&mut self, service_idx: u32, slot: u32, index: u64) {
+        self.services[service_idx as usize].modify_index = index;
+        self.note_member(service_idx, slot);
     }
 
     /// Enters or leaves panic when the service's health counts cross the threshold.

@@ -527,7 +527,7 @@ impl Registry {
             self.membership_epoch += 1;
         }
         self.entry_mut(slot).modify_index = index;
-        self.service_touch(service_idx, index);
+        self.service_touch(service_idx, slot, index);
         if !same_status {
             let entry = self.entry_mut(slot);
             let before = entry.inputs.is_draining();

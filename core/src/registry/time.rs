@@ -471,6 +471,6 @@ impl Registry {
         self.refresh(slot, at);
         // Returning from ejection changes the candidate set even when the
         // public health was masked by a stronger state.
-        self.services[service_idx as usize].mark_dirty();
+        self.note_member(service_idx, slot);
     }
 }
