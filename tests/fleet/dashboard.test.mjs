@@ -193,10 +193,13 @@ test("the panic and self-preservation banners appear and clear", async () => {
   const { ID: longLease } = await etcd("/v3/lease/grant", { TTL: 120 });
   await putAll(longLease);
   await page.waitForFunction(() => !document.querySelector("#banners .banner-sp"), null, { timeout: 15_000 });
-  // Removed one at a time, they go without a hold.
+  // Removed one at a time, one revision each, they are a mass loss all the
+  // same: the removals of the last minute stay counted (SPEC §10.3), so the
+  // mirror holds the later ones and the banner comes back.
   for (const inst of batch) await etcd("/v3/kv/deleterange", { key: b64(`/waypost/services/batch/${inst.id}`) });
-  await page.waitForFunction(() => !document.querySelector('tr[data-id^="batch-"]'), null, { timeout: 15_000 });
-  assert.deepEqual(await banner("sp"), []);
+  await page.waitForSelector("#banners .banner-sp", { timeout: 20_000 });
+  const kept = await page.evaluate(() => window.__dashboard.registry.discover("batch", { all: true }).instances.length);
+  assert.ok(kept > 0 && kept < batch.length, `some removals applied, the rest held: ${kept} of ${batch.length} kept`);
   await page.close();
   assert.deepEqual(problems, []);
 });
