@@ -740,9 +740,17 @@ mod tests {
         assert_eq!(reg.entry(u32::MAX).inflight, 7);
         assert!(reg.slots[slot as usize].entry.is_none());
 
-        // The public calls that reach the slot answer instead of panicking.
+        // The public calls that reach the slot answer instead of panicking:
+        // a pick names the instance or finds no candidate (a rebuilt table
+        // skips the slot), never anything else.
         let picked = reg.pick("api", Strategy::RoundRobin, &PickOptions::default(), 1);
-        assert_eq!(picked.map(|p| p.handle), Ok(handle));
+        assert!(
+            matches!(
+                picked.as_ref().map(|p| p.handle),
+                Ok(h) if h == handle
+            ) || matches!(picked, Err(Error::NoEligibleInstance { .. })),
+            "{picked:?}"
+        );
         assert!(reg.get("api-1", 1).is_ok());
         assert!(!reg.snapshot().is_empty());
         Ok(())
