@@ -24,12 +24,14 @@ fuzz:
 
 # Miri over the C binding's unsafe blocks (bindings-c/src/miri_tests.rs
 # drives every kind through the C entry points) and the WebAssembly
-# allocator's native tests. Needs a nightly toolchain with the miri
-# component; not part of `make test`. The allocator works on integer
+# allocator's native tests. Installs (once) a nightly toolchain with the
+# miri component from rustup; not part of `make test`. The allocator works on integer
 # addresses (as in WebAssembly memory), hence permissive provenance; its
 # randomised test walks 300 steps under Miri instead of 20 000.
 .PHONY: miri
 
 miri:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal --no-self-update
+	rustup component add miri --toolchain nightly
 	cargo +nightly miri test -q -p waypost-c miri
 	MIRIFLAGS=-Zmiri-permissive-provenance cargo +nightly miri test -q -p waypost-wasm --lib heap

@@ -202,3 +202,110 @@ fn miri_every_kind_of_unsafe_block() {
         waypost_error_free(null_mut());
     }
 }
+
+#[test]
+fn miri_picker_entry_points() {
+    use crate::picker::*;
+    unsafe {
+        let mut reg: *mut waypost_registry = null_mut();
+        let mut err: *mut waypost_error = null_mut();
+        let config = c(r#"{"seed": 5}"#);
+        assert_eq!(
+            waypost_registry_new_json(p(&config), &mut reg, &mut err),
+            waypost_status::Ok
+        );
+        let specs = [
+            r#"{"id": "a", "service": "api", "address": "10.0.0.1", "port": 80, "zone": "z1", "tags": ["x"]}"#,
+            r#"{"id": "b", "service": "api", "address": "10.0.0.2", "port": 81, "zone": "z2"}"#,
+        ];
+        for spec in specs {
+            let mut h: waypost_handle = 0;
+            assert_eq!(
+                waypost_register_json(reg, p(&c(spec)), 0, &mut h, &mut err),
+                waypost_status::Ok
+            );
+        }
+
+        // Pickers made plain and with options (zone and a filter read from
+        // borrowed strings), a key refused.
+        let mut plain: *mut waypost_picker = null_mut();
+        assert_eq!(
+            waypost_picker_new(reg, p(&c("api")), &mut plain, &mut err),
+            waypost_status::Ok
+        );
+        let (zone, filter) = (c("z1"), c(r#"{"tags": ["x"]}"#));
+        let options = waypost_pick_options {
+            key: null(),
+            zone: p(&zone),
+            filter_json: p(&filter),
+        };
+        let mut zoned: *mut waypost_picker = null_mut();
+        assert_eq!(
+            waypost_picker_new_with(reg, p(&c("api")), &options, &mut zoned, &mut err),
+            waypost_status::Ok
+        );
+        let key = c("k");
+        let keyed = waypost_pick_options {
+            key: p(&key),
+            zone: null(),
+            filter_json: null(),
+        };
+        let mut none: *mut waypost_picker = null_mut();
+        let status = waypost_picker_new_with(reg, p(&c("api")), &keyed, &mut none, &mut err);
+        assert_eq!(failed(status, err), waypost_status::InvalidArgument);
+        assert!(none.is_null());
+
+        // Picks into a caller struct; fields handed out once, then not
+        // while the caller's bitset says it holds them.
+        let mut r = waypost_pick_result::default();
+        assert_eq!(
+            waypost_picker_pick(zoned, 0, null(), 1, &mut r, &mut err),
+            waypost_status::Ok
+        );
+        let mut fields: *mut c_char = null_mut();
+        assert_eq!(
+            waypost_picker_pick_fields(plain, 0, null(), 1, null(), &mut r, &mut fields, &mut err),
+            waypost_status::Ok
+        );
+        assert!(take(fields).contains("\"service\":\"api\""));
+        let bits = [u64::MAX];
+        let known = waypost_pick_known {
+            membership_epoch: r.membership_epoch,
+            slots: bits.as_ptr(),
+            words: 1,
+        };
+        assert_eq!(
+            waypost_picker_pick_fields(plain, 0, null(), 2, &known, &mut r, &mut fields, &mut err),
+            waypost_status::Ok
+        );
+        assert!(fields.is_null());
+        let status = waypost_picker_pick(plain, 99, null(), 3, &mut r, &mut err);
+        assert_eq!(failed(status, err), waypost_status::InvalidArgument);
+
+        // Outcomes and in-flight marks by handle; an unknown handle fails.
+        assert_eq!(
+            waypost_picker_begin(plain, r.handle, &mut err),
+            waypost_status::Ok
+        );
+        assert_eq!(
+            waypost_picker_end(plain, r.handle, &mut err),
+            waypost_status::Ok
+        );
+        assert_eq!(
+            waypost_picker_report_outcome(plain, r.handle, true, 4, &mut err),
+            waypost_status::Ok
+        );
+        let status = waypost_picker_begin(plain, u64::MAX, &mut err);
+        assert_eq!(failed(status, err), waypost_status::NotFound);
+
+        // Freed in any order: the registry outlives its last picker.
+        waypost_picker_free(zoned);
+        waypost_registry_free(reg);
+        assert_eq!(
+            waypost_picker_pick(plain, 0, null(), 5, &mut r, &mut err),
+            waypost_status::Ok
+        );
+        waypost_picker_free(plain);
+        waypost_picker_free(null_mut());
+    }
+}
