@@ -260,8 +260,8 @@ proptest! {
 /// Consistent hashing remembers winners per bucket across joins: a memo
 /// checked against the newcomers gives what a scan of every candidate gives.
 #[test]
-fn hash_memos_follow_joins_and_leaves() {
-    let mut reg = Registry::new(config(3, false, false)).unwrap();
+fn hash_memos_follow_joins_and_leaves() -> crate::testing::TestResult {
+    let mut reg = Registry::new(config(3, false, false))?;
     let mut reference = reg.clone();
     reference.reference = true;
     let mut now = 0;
@@ -292,4 +292,5 @@ fn hash_memos_follow_joins_and_leaves() {
             );
         }
     }
+    Ok(())
 }
