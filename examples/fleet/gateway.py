@@ -59,8 +59,11 @@ class Gateway:
                     instance = self.registry.pick(service, STRATEGY)
                 except waypost.Error as e:
                     return 503, json.dumps({"error": e.code, "message": str(e)}).encode(), ""
-                if instance.id in tried:    # the next in the rotation, once
-                    instance = self.registry.pick(service, STRATEGY)
+                if instance.id in tried:
+                    # Smooth WRR can pick the weight-3 instance three times
+                    # running: a retry goes to one not tried yet, in the
+                    # order discover() lists the healthy ones.
+                    instance = next((i for i in self.registry.discover(service) if i.id not in tried), instance)
                 self.registry.begin(instance.id)
             tried.add(instance.id)
             ok, body = False, b""
