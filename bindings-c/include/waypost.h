@@ -51,6 +51,21 @@
 #define WAYPOST_MAX_WEIGHT 10000
 
 /**
+ * Highest port (the lowest is 1).
+ */
+#define WAYPOST_MAX_PORT 65535
+
+/**
+ * Most bytes in a consistent-hash key.
+ */
+#define WAYPOST_MAX_KEY_BYTES 65536
+
+/**
+ * Most bytes in an etcd source's key prefix.
+ */
+#define WAYPOST_MAX_PREFIX_BYTES 1024
+
+/**
  * Size of a buffer that holds an id, a service or an address and its NUL.
  */
 #define WAYPOST_ID_BUFFER 257
@@ -546,7 +561,7 @@ const char *waypost_status_code(int32_t status);
  * 1, no tags, …), or replaces an existing one with the same id and service.
  * `out_handle` may be NULL.
  *
- * Errors: `INVALID_ARGUMENT` naming the field (port outside 1–65535 too);
+ * Errors: `INVALID_ARGUMENT` naming the field (port outside 1–`WAYPOST_MAX_PORT` too);
  * `CONFLICT` when the id belongs to another service; `NULL_ARGUMENT`.
  *
  * # Safety

@@ -27,6 +27,15 @@ const _: () = assert!(WAYPOST_MAX_META as u64 == waypost_core::MAX_META as u64);
 /// Highest instance weight.
 pub const WAYPOST_MAX_WEIGHT: usize = 10000;
 const _: () = assert!(WAYPOST_MAX_WEIGHT as u64 == waypost_core::MAX_WEIGHT as u64);
+/// Highest port (the lowest is 1).
+pub const WAYPOST_MAX_PORT: usize = 65535;
+const _: () = assert!(WAYPOST_MAX_PORT as u64 == waypost_core::MAX_PORT as u64);
+/// Most bytes in a consistent-hash key.
+pub const WAYPOST_MAX_KEY_BYTES: usize = 65536;
+const _: () = assert!(WAYPOST_MAX_KEY_BYTES as u64 == waypost_core::MAX_KEY_BYTES as u64);
+/// Most bytes in an etcd source's key prefix.
+pub const WAYPOST_MAX_PREFIX_BYTES: usize = 1024;
+const _: () = assert!(WAYPOST_MAX_PREFIX_BYTES as u64 == waypost_core::MAX_PREFIX_BYTES as u64);
 /// Size of a buffer that holds an id, a service or an address and its NUL.
 pub const WAYPOST_ID_BUFFER: usize = 257;
 const _: () = assert!(WAYPOST_ID_BUFFER == waypost_core::MAX_ID_BYTES + 1);

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use waypost_core::{CheckStatus, Handle, InstanceSpec};
+use waypost_core::{CheckStatus, Handle, InstanceSpec, MAX_PORT};
 
 use crate::config::{WAYPOST_ID_BUFFER, WAYPOST_ZONE_BUFFER};
 use crate::convert::{copy_into, opt_out, out, owned, text};
@@ -72,7 +72,7 @@ unsafe fn with_handle(
 /// 1, no tags, …), or replaces an existing one with the same id and service.
 /// `out_handle` may be NULL.
 ///
-/// Errors: `INVALID_ARGUMENT` naming the field (port outside 1–65535 too);
+/// Errors: `INVALID_ARGUMENT` naming the field (port outside 1–`WAYPOST_MAX_PORT` too);
 /// `CONFLICT` when the id belongs to another service; `NULL_ARGUMENT`.
 ///
 /// # Safety
@@ -99,7 +99,7 @@ pub unsafe extern "C" fn waypost_register(
             )
         };
         let port = u16::try_from(port)
-            .map_err(|_| Failure::invalid("port", format!("{port} is outside 1..=65535")))?;
+            .map_err(|_| Failure::invalid("port", format!("{port} is outside 1..={MAX_PORT}")))?;
         let handle = reg
             .lock()?
             .reg

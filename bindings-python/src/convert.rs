@@ -8,7 +8,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::Value;
-use waypost::json::Json;
+use waypost::json::{Json, MAX_DEPTH};
 use waypost::{CheckStatus, Filter, Strategy};
 
 use crate::errors;
@@ -244,7 +244,7 @@ fn json_at(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str, depth: usize) ->
         return Err(errors::invalid(
             py,
             field,
-            "nested deeper than 128 levels (or cyclic)",
+            format!("nested deeper than {MAX_DEPTH} levels (or cyclic)"),
         ));
     }
     if obj.is_none() {
@@ -292,9 +292,6 @@ fn json_at(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str, depth: usize) ->
         obj,
     ))
 }
-
-/// The deepest nesting `py_to_json` follows (the core's JSON limit).
-const MAX_DEPTH: usize = 128;
 
 pub(crate) fn json_object(
     py: Python<'_>,

@@ -9,20 +9,40 @@ use crate::json::{describe, Json, ObjectWriter};
 /// One day in milliseconds: the upper bound of every duration setting.
 pub const DAY_MS: u64 = 86_400_000;
 
-/// Most bytes in an id, a service, an address, a tag or a source name.
-pub const MAX_ID_BYTES: usize = 256;
-/// Most bytes in a zone.
-pub const MAX_ZONE_BYTES: usize = 128;
-/// Most bytes in a metadata key.
-pub const MAX_META_KEY_BYTES: usize = 128;
-/// Most bytes in a metadata value.
-pub const MAX_META_VALUE_BYTES: usize = 512;
-/// Most tags an instance may carry.
-pub const MAX_TAGS: usize = 64;
-/// Most metadata entries an instance may carry.
-pub const MAX_META: usize = 64;
-/// Highest instance weight.
-pub const MAX_WEIGHT: u32 = 10_000;
+/// Declares each limit as a constant and lists them all in [`LIMITS`],
+/// with their documentation, for the bindings' generated files.
+macro_rules! limit_table {
+    ($( $(#[doc = $doc:literal])* $name:ident: $ty:ty = $value:expr; )*) => {
+        $( $(#[doc = $doc])* pub const $name: $ty = $value; )*
+
+        /// Every limit above as `(name, value, documentation)`.
+        pub const LIMITS: [(&str, u64, &str); [$(stringify!($name)),*].len()] =
+            [$((stringify!($name), $name as u64, concat!($($doc, "\n"),*))),*];
+    };
+}
+
+limit_table! {
+    /// Most bytes in an id, a service, an address, a tag or a source name.
+    MAX_ID_BYTES: usize = 256;
+    /// Most bytes in a zone.
+    MAX_ZONE_BYTES: usize = 128;
+    /// Most bytes in a metadata key.
+    MAX_META_KEY_BYTES: usize = 128;
+    /// Most bytes in a metadata value.
+    MAX_META_VALUE_BYTES: usize = 512;
+    /// Most tags an instance may carry.
+    MAX_TAGS: usize = 64;
+    /// Most metadata entries an instance may carry.
+    MAX_META: usize = 64;
+    /// Highest instance weight.
+    MAX_WEIGHT: u32 = 10_000;
+    /// Highest port (the lowest is 1).
+    MAX_PORT: u16 = u16::MAX;
+    /// Most bytes in a consistent-hash key.
+    MAX_KEY_BYTES: usize = 65_536;
+    /// Most bytes in an etcd source's key prefix.
+    MAX_PREFIX_BYTES: usize = 1024;
+}
 
 /// The kind of value a configuration key takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use alloc::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    DAY_MS, MAX_ID_BYTES, MAX_META, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_TAGS, MAX_WEIGHT,
-    MAX_ZONE_BYTES,
+    DAY_MS, MAX_ID_BYTES, MAX_META, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_PORT, MAX_TAGS,
+    MAX_WEIGHT, MAX_ZONE_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
@@ -127,7 +127,7 @@ impl InstanceSpec {
                 return Err(Error::invalid(key.as_str(), "unknown instance field"));
             }
         }
-        let port = uint(map, "port", u64::from(u16::MAX))?
+        let port = uint(map, "port", u64::from(MAX_PORT))?
             .ok_or_else(|| Error::invalid("port", "is required"))?;
         let mut spec = InstanceSpec::new(
             required(map, "id")?,
@@ -138,7 +138,7 @@ impl InstanceSpec {
         if let Some(w) = uint(map, "weight", u64::from(u32::MAX))? {
             spec.weight = w as u32;
         }
-        if let Some(p) = uint(map, "priority", 255)? {
+        if let Some(p) = uint(map, "priority", u64::from(u8::MAX))? {
             spec.priority = p as u8;
         }
         spec.ttl_ms = uint(map, "ttl_ms", u64::MAX)?;
@@ -208,7 +208,10 @@ impl InstanceSpec {
         check_name("service", &self.service, MAX_ID_BYTES)?;
         check_name("address", &self.address, MAX_ID_BYTES)?;
         if self.port == 0 {
-            return Err(Error::invalid("port", "must be in 1..=65535"));
+            return Err(Error::invalid(
+                "port",
+                text!("must be in 1..=", u32::from(MAX_PORT)),
+            ));
         }
         if !(1..=MAX_WEIGHT).contains(&self.weight) {
             return Err(Error::invalid(

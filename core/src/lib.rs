@@ -65,8 +65,9 @@ mod source;
 
 pub use balancer::{fnv1a64, Strategy};
 pub use config::{
-    Config, ConfigField, ConfigKind, CONFIG_FIELDS, CONFIG_KEYS, DAY_MS, MAX_ID_BYTES, MAX_META,
-    MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_TAGS, MAX_WEIGHT, MAX_ZONE_BYTES,
+    Config, ConfigField, ConfigKind, CONFIG_FIELDS, CONFIG_KEYS, DAY_MS, LIMITS, MAX_ID_BYTES,
+    MAX_KEY_BYTES, MAX_META, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_PORT, MAX_PREFIX_BYTES,
+    MAX_TAGS, MAX_WEIGHT, MAX_ZONE_BYTES,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind, MAX_EVENT_INDEX};

@@ -12,6 +12,7 @@ use alloc::sync::Arc;
 use core::fmt::Debug;
 
 use super::Registry;
+use crate::config::MAX_ID_BYTES;
 use crate::error::{Error, Result};
 use crate::instance::check_name;
 use crate::json::{describe, Json, ObjectWriter};
@@ -130,7 +131,7 @@ fn revive(written: &Json) -> Result<(&str, Json, Box<dyn Adapter>)> {
             "needs a name, and options and state objects",
         ));
     };
-    check_name("name", name, 256)?;
+    check_name("name", name, MAX_ID_BYTES)?;
     let kind = SourceKind::from_json(&options.to_json())?;
     let mut live = adapter(&kind);
     live.restore_state(state)?;
@@ -193,7 +194,7 @@ impl Registry {
     /// `invalid_argument` for a bad name or options (naming the option);
     /// `conflict` when a source with this name was already added.
     pub fn source_add(&mut self, name: &str, options_json: &str) -> Result<()> {
-        check_name("name", name, 256)?;
+        check_name("name", name, MAX_ID_BYTES)?;
         let kind = SourceKind::from_json(options_json)?;
         self.read_mirrors()?;
         if self.mirrors.iter().any(|m| *m.name == *name) {

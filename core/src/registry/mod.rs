@@ -23,7 +23,7 @@ use core::cmp::Reverse;
 
 use names::{NameIndex, NameKey};
 
-use crate::config::Config;
+use crate::config::{Config, MAX_ID_BYTES};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventLog};
 use crate::health::{Health, HealthInputs};
@@ -336,7 +336,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn deregister(&mut self, id: &str, now: u64) -> Result<()> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         self.check_local(slot)?;
@@ -357,7 +357,7 @@ impl Registry {
         let slot = match self.by_id.get(id) {
             Some(&slot) => slot,
             None => {
-                check_name("id", id, 256)?;
+                check_name("id", id, MAX_ID_BYTES)?;
                 return Err(Error::not_found(id));
             }
         };
@@ -388,7 +388,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn drain(&mut self, id: &str, on: bool, now: u64) -> Result<()> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         let at = self.clock;
@@ -431,7 +431,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn get(&mut self, id: &str, now: u64) -> Result<InstanceView<'_>> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         Ok(self.view(slot))
@@ -477,7 +477,7 @@ impl Registry {
     /// A reference to a service by name, valid for the registry's lifetime.
     /// The service need not have instances (yet).
     pub fn service_ref(&mut self, name: &str) -> Result<ServiceRef> {
-        check_name("service", name, 256)?;
+        check_name("service", name, MAX_ID_BYTES)?;
         Ok(ServiceRef(self.service_index_or_insert(name)))
     }
 

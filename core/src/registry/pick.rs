@@ -8,6 +8,7 @@ use super::candidates::Rule;
 use super::names::same_bytes;
 use super::{Handle, InstanceView, Registry, ServiceRef};
 use crate::balancer::{key_bucket, smooth_wrr, two_choices, weighted_draw, Strategy};
+use crate::config::{MAX_ID_BYTES, MAX_KEY_BYTES, MAX_META_KEY_BYTES, MAX_ZONE_BYTES};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::instance::{check_name, Filter};
@@ -127,10 +128,10 @@ pub(super) enum Subset {
 
 fn validate_filter(filter: &Filter) -> Result<()> {
     for tag in &filter.tags {
-        check_name("tags", tag, 256)?;
+        check_name("tags", tag, MAX_ID_BYTES)?;
     }
     for (k, _) in &filter.meta {
-        check_name("meta key", k, 128)?;
+        check_name("meta key", k, MAX_META_KEY_BYTES)?;
     }
     Ok(())
 }
@@ -155,7 +156,7 @@ impl Registry {
         options: &DiscoverOptions,
         now: u64,
     ) -> Result<Discovery<'_>> {
-        check_name("service", service, 256)?;
+        check_name("service", service, MAX_ID_BYTES)?;
         validate_filter(&options.filter)?;
         self.advance(now);
         let idx = self.service_index(service)?;
@@ -202,7 +203,7 @@ impl Registry {
         // only a miss pays for validation (the hot path stays short).
         let known = self.find_service(service);
         if known.is_none() {
-            check_name("service", service, 256)?;
+            check_name("service", service, MAX_ID_BYTES)?;
         }
         Self::validate_pick(strategy, options)?;
         self.advance(now);
@@ -286,13 +287,19 @@ impl Registry {
             return Err(Error::invalid("key", "consistent_hash needs a key"));
         }
         if let Some(key) = options.key() {
-            if key.len() > 65_536 {
-                return Err(Error::invalid("key", "longer than 65536 bytes"));
+            if key.len() > MAX_KEY_BYTES {
+                return Err(Error::invalid(
+                    "key",
+                    text!("longer than ", MAX_KEY_BYTES, " bytes"),
+                ));
             }
         }
         if let Some(zone) = options.zone() {
-            if zone.len() > 128 {
-                return Err(Error::invalid("zone", "longer than 128 bytes"));
+            if zone.len() > MAX_ZONE_BYTES {
+                return Err(Error::invalid(
+                    "zone",
+                    text!("longer than ", MAX_ZONE_BYTES, " bytes"),
+                ));
             }
         }
         validate_filter(&options.filter)

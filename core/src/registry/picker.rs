@@ -26,6 +26,7 @@ use crate::balancer::{
     key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, AliasTable, SmoothPeriod,
     Strategy, BUCKET_BITS,
 };
+use crate::config::{MAX_ID_BYTES, MAX_KEY_BYTES};
 use crate::error::{Error, Result};
 use crate::instance::{check_name, Instance};
 use crate::rng::{mix64, Rng};
@@ -313,8 +314,11 @@ impl Picker {
     #[inline(never)]
     fn pick_other(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Option<usize>> {
         if let Some(k) = key {
-            if k.len() > 65_536 {
-                return Err(Error::invalid("key", "longer than 65536 bytes"));
+            if k.len() > MAX_KEY_BYTES {
+                return Err(Error::invalid(
+                    "key",
+                    text!("longer than ", MAX_KEY_BYTES, " bytes"),
+                ));
             }
         }
         let t = &*self.table;
@@ -486,7 +490,7 @@ impl Registry {
     /// `invalid_argument` for a malformed service name, zone or filter, or
     /// a key in `options`.
     pub fn picker_with(&mut self, service: &str, options: &PickOptions) -> Result<Picker> {
-        check_name("service", service, 256)?;
+        check_name("service", service, MAX_ID_BYTES)?;
         if options.key().is_some() {
             return Err(Error::invalid(
                 "key",

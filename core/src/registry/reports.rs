@@ -3,6 +3,7 @@
 use core::cmp::Reverse;
 
 use super::Registry;
+use crate::config::MAX_ID_BYTES;
 use crate::error::Result;
 use crate::health::CheckStatus;
 use crate::instance::check_name;
@@ -16,7 +17,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn report_check(&mut self, id: &str, status: CheckStatus, now: u64) -> Result<()> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         let at = self.clock;
@@ -64,7 +65,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn report_outcome(&mut self, id: &str, success: bool, now: u64) -> Result<()> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         self.outcome_slot(slot, success);
@@ -148,7 +149,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn begin(&mut self, id: &str, now: u64) -> Result<()> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         let entry = self.entry_mut(slot);
@@ -162,7 +163,7 @@ impl Registry {
     /// # Errors
     /// `invalid_argument` for a malformed id; `not_found` when it is not registered.
     pub fn end(&mut self, id: &str, now: u64) -> Result<()> {
-        check_name("id", id, 256)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
         let entry = self.entry_mut(slot);

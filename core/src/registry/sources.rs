@@ -9,6 +9,7 @@ use core::cmp::Reverse;
 use super::entry::Hold;
 use super::{Entry, Handle, Registry, Slot};
 use crate::balancer::fnv1a64;
+use crate::config::MAX_ID_BYTES;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::instance::{check_name, Instance, InstanceSpec};
@@ -77,8 +78,8 @@ impl Registry {
         entries: Vec<SourceEntry>,
         now: u64,
     ) -> Result<SyncReport> {
-        check_name("source", source, 256)?;
-        check_name("service", service, 256)?;
+        check_name("source", source, MAX_ID_BYTES)?;
+        check_name("service", service, MAX_ID_BYTES)?;
         self.advance(now);
         let src = self.intern_source(source);
         let items = entries
@@ -105,8 +106,8 @@ impl Registry {
         entries_json: &str,
         now: u64,
     ) -> Result<SyncReport> {
-        check_name("source", source, 256)?;
-        check_name("service", service, 256)?;
+        check_name("source", source, MAX_ID_BYTES)?;
+        check_name("service", service, MAX_ID_BYTES)?;
         let items = match Json::parse(entries_json) {
             Ok(Json::Array(items)) => items,
             Ok(_) => return Err(Error::invalid("entries", "must be a JSON array")),
@@ -134,7 +135,7 @@ impl Registry {
     /// is registered locally, owned by another source, or registered by
     /// this source in another service. Nothing changes then.
     pub fn source_put(&mut self, source: &str, entry: SourceEntry, now: u64) -> Result<SyncReport> {
-        check_name("source", source, 256)?;
+        check_name("source", source, MAX_ID_BYTES)?;
         self.advance(now);
         let src = self.intern_source(source);
         let mut report = SyncReport::default();
@@ -171,8 +172,8 @@ impl Registry {
     /// `invalid_argument` for a malformed name; `conflict` when the id is
     /// registered locally or owned by another source.
     pub fn source_delete(&mut self, source: &str, id: &str, now: u64) -> Result<SyncReport> {
-        check_name("source", source, 256)?;
-        check_name("id", id, 256)?;
+        check_name("source", source, MAX_ID_BYTES)?;
+        check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let src = self.intern_source(source);
         let mut report = SyncReport::default();

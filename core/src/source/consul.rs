@@ -28,6 +28,7 @@
 use crate::prelude::*;
 
 use super::{Change, Feed, Rejected, SourceRequest};
+use crate::config::MAX_PORT;
 use crate::error::{Error, ErrorCode, Result};
 use crate::json::{describe, get, Json, ObjectWriter};
 use entry::read_entries;
@@ -226,4 +227,18 @@ pub(super) fn optional_string<'a>(
 /// How a message names a value that may be missing.
 pub(super) fn shown(value: Option<&Json>) -> String {
     value.map_or_else(|| "nothing".into(), describe)
+}
+
+/// A port number (1..=[`MAX_PORT`]) at `path`.
+pub(super) fn port(value: Option<&Json>, path: &str) -> Result<u16, String> {
+    match value.and_then(Json::as_u64).map(u16::try_from) {
+        Some(Ok(p)) if (1..=MAX_PORT).contains(&p) => Ok(p),
+        _ => Err(text!(
+            path,
+            " must be an integer in 1..=",
+            u32::from(MAX_PORT),
+            ", got ",
+            shown(value)
+        )),
+    }
 }

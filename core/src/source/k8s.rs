@@ -34,7 +34,7 @@
 
 use crate::prelude::*;
 
-use super::consul::{escape, object, optional_string, reject, shown};
+use super::consul::{escape, object, optional_string, port, reject, shown};
 use super::{Change, Feed, Rejected, SourceEntry, SourceRequest, SourceStatus};
 use crate::error::{Error, ErrorCode, Result};
 use crate::instance::InstanceSpec;
@@ -295,15 +295,7 @@ impl K8sMirror {
             if !self.port.is_empty() && name.unwrap_or_default() != self.port {
                 continue;
             }
-            return match get(p, "port").and_then(Json::as_u64) {
-                Some(n @ 1..=65535) => Ok(n as u16),
-                _ => Err(text!(
-                    "ports[",
-                    k,
-                    "].port must be an integer in 1..=65535, got ",
-                    shown(get(p, "port"))
-                )),
-            };
+            return port(get(p, "port"), &text!("ports[", k, "].port"));
         }
         if self.port.is_empty() {
             Err("ports lists no port".into())

@@ -17,6 +17,7 @@ pub use etcd::etcd_readers_agree;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::MAX_PREFIX_BYTES;
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, write_array, Json, ObjectWriter};
@@ -339,10 +340,14 @@ impl SourceKind {
             "etcd" => {
                 let prefix = text_of("prefix", Some(DEFAULT_ETCD_PREFIX))?;
                 let trimmed = prefix.trim_end_matches('/');
-                if trimmed.is_empty() || prefix.len() > 1024 {
+                if trimmed.is_empty() || prefix.len() > MAX_PREFIX_BYTES {
                     return Err(Error::invalid(
                         "prefix",
-                        "must be 1-1024 bytes and not only slashes",
+                        text!(
+                            "must be 1-",
+                            MAX_PREFIX_BYTES,
+                            " bytes and not only slashes"
+                        ),
                     ));
                 }
                 SourceKind::Etcd {

@@ -3,7 +3,8 @@
 
 use crate::prelude::*;
 
-use super::{object, optional_string, reject, shown, Members};
+use super::{object, optional_string, port, reject, Members};
+use crate::config::MAX_WEIGHT;
 use crate::error::ErrorCode;
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, Json};
@@ -173,15 +174,7 @@ fn read_item(
     if address.is_empty() {
         return Err("Service.Address and Node.Address are both empty".into());
     }
-    let port = match get(svc, "Port").and_then(Json::as_u64) {
-        Some(p @ 1..=65535) => p as u16,
-        _ => {
-            return Err(text!(
-                "Service.Port must be an integer in 1..=65535, got ",
-                shown(get(svc, "Port"))
-            ))
-        }
-    };
+    let port = port(get(svc, "Port"), "Service.Port")?;
     let mut spec = InstanceSpec::new(id, service, address, port);
     spec.tags = tags(get(svc, "Tags"))?;
     spec.meta = meta(get(svc, "Meta"), "Service.Meta")?;
@@ -249,7 +242,7 @@ fn checks(value: Option<&Json>, id: &str) -> Result<(SourceStatus, Option<Source
 }
 
 /// `Weights.Passing` and `Weights.Warning`, 1 when absent, clamped into
-/// waypost's 1..=10000 (Consul allows a warning weight of 0).
+/// waypost's 1..=[`MAX_WEIGHT`] (Consul allows a warning weight of 0).
 fn weights(value: Option<&Json>) -> Result<(u32, u32), String> {
     let w = match value {
         None | Some(Json::Null) => return Ok((1, 1)),
@@ -260,7 +253,7 @@ fn weights(value: Option<&Json>) -> Result<(u32, u32), String> {
             None | Some(Json::Null) => Ok(1),
             Some(v) => v
                 .as_u64()
-                .map(|n| n.clamp(1, 10_000) as u32)
+                .map(|n| n.clamp(1, u64::from(MAX_WEIGHT)) as u32)
                 .ok_or_else(|| {
                     text!(
                         "Service.Weights.",
