@@ -3,8 +3,9 @@
 //!
 //! Every function here converts its arguments, makes one call on the core
 //! and passes errors through [`errors::map`]. The enums and exception
-//! classes are defined once in Python (`waypost._enums`, `waypost._errors`)
-//! and looked up here at import time.
+//! classes are defined once in Python (`waypost._enums`, `waypost._errors`,
+//! written by scripts/gen from the core's name tables) and looked up here
+//! at import time.
 
 mod convert;
 mod errors;

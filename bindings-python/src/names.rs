@@ -41,8 +41,8 @@ pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
     for code in waypost::ErrorCode::ALL {
         let class = by_code.get_item(code as usize - 1)?;
         let class = class.cast_into::<PyType>()?;
-        // The classes are written by hand (each with its built-in base):
-        // their codes are checked against the core's list on import.
+        // scripts/gen writes the classes from the core's list; a stale
+        // file still fails here, on import, rather than mapping codes wrongly.
         if class.getattr("code")?.extract::<String>()? != code.as_str() {
             return Err(pyo3::exceptions::PyImportError::new_err(format!(
                 "waypost._errors.BY_CODE does not follow the core's error codes at `{code}`"

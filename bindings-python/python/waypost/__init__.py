@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from ._enums import CheckStatus, EventType, Health, Strategy
 from ._errors import (
-    CompactedError,
-    ConflictError,
+    # BEGIN GENERATED error imports (make gen: the core's error codes)
     Error,
     InvalidArgumentError,
-    InvalidSnapshotError,
-    NoEligibleInstanceError,
     NotFoundError,
     UnknownServiceError,
+    NoEligibleInstanceError,
+    ConflictError,
+    InvalidSnapshotError,
+    CompactedError,
+    # END GENERATED error imports
 )
 from ._waypost import (
     SNAPSHOT_FORMAT,
@@ -40,28 +42,30 @@ from ._waypost import (
 from .helpers import Registrar, Ticker, track, wall_clock_ms
 
 __all__ = [
+    # BEGIN GENERATED error names (make gen: the core's error codes)
+    "Error",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "UnknownServiceError",
+    "NoEligibleInstanceError",
+    "ConflictError",
+    "InvalidSnapshotError",
+    "CompactedError",
+    # END GENERATED error names
     "SNAPSHOT_FORMAT",
     "CheckStatus",
-    "CompactedError",
-    "ConflictError",
     "Discovery",
-    "Error",
     "Event",
     "EventType",
     "Health",
     "Instance",
     "InstanceView",
-    "InvalidArgumentError",
-    "InvalidSnapshotError",
-    "NoEligibleInstanceError",
-    "NotFoundError",
     "PickResult",
     "Picker",
     "Registrar",
     "Registry",
     "Strategy",
     "Ticker",
-    "UnknownServiceError",
     "__version__",
     "track",
     "wall_clock_ms",
