@@ -52,3 +52,9 @@ var (
 	ErrCompacted          = newError(CodeCompacted, "compacted")
 	ErrPanic              = newError(CodePanic, "internal panic")
 )
+
+// SourceStatuses returns the statuses a source gives its instances
+// (SPEC §10.1), in code order.
+func SourceStatuses() []string {
+	return []string{"passing", "warning", "critical", "maintenance"}
+}

@@ -66,7 +66,10 @@ impl FromStr for CheckStatus {
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
-                Error::invalid("status", text!("`", s, "` is not one of pass, warn, fail"))
+                Error::invalid(
+                    "status",
+                    text!("`", s, "` is not one of ", CheckStatus::NAMES.join(", ")),
+                )
             })
     }
 }

@@ -106,10 +106,14 @@ func instanceKey(prefix string, spec waypost.InstanceSpec) string {
 // encodeValue is the value a registrar writes: the instance wire form,
 // with the source status when one is given.
 func encodeValue(spec waypost.InstanceSpec, status string) (string, error) {
-	switch status {
-	case "", "passing", "warning", "critical", "maintenance":
-	default:
-		return "", fmt.Errorf("etcd: status %q: expected passing, warning, critical or maintenance", status)
+	known := waypost.SourceStatuses()
+	valid := status == ""
+	for _, name := range known {
+		valid = valid || status == name
+	}
+	if !valid {
+		last := len(known) - 1
+		return "", fmt.Errorf("etcd: status %q: expected %s or %s", status, strings.Join(known[:last], ", "), known[last])
 	}
 	b, err := json.Marshal(struct {
 		waypost.InstanceSpec

@@ -27,6 +27,16 @@ export interface InstanceWire {
   [extra: string]: unknown;
 }
 
+/** A source's verdict on one of its instances (SPEC §10.1): what mirrors read. */
+export type SourceStatus =
+  // BEGIN GENERATED SourceStatus (make gen: the core's name table)
+  | "passing"
+  | "warning"
+  | "critical"
+  | "maintenance"
+  // END GENERATED SourceStatus
+  ;
+
 export interface EtcdRegistrarOptions {
   /** etcd client URLs, tried in turn. */
   endpoints: string[] | string;
@@ -72,7 +82,7 @@ export declare class EtcdRegistrar {
    * `close()` it is only kept; a lost lease is registered again at once;
    * rejects with EtcdError when no endpoint answers (the value is kept).
    */
-  update(instance: InstanceWire & { status?: "passing" | "warning" | "critical" | "maintenance" }): Promise<void>;
+  update(instance: InstanceWire & { status?: SourceStatus }): Promise<void>;
   /** Stops the keep-alives and revokes the lease. Safe to call twice. */
   close(): Promise<void>;
   on(type: "error", fn: (error: Error) => void): this;

@@ -228,7 +228,14 @@ export const ERROR_CODES: readonly ErrorCode[];
 export function version(): string;
 
 /** A source's verdict on one of its instances (SPEC §10.1). */
-export type SourceStatus = "passing" | "warning" | "critical" | "maintenance";
+export type SourceStatus =
+  // BEGIN GENERATED SourceStatus (make gen: the core's name table)
+  | "passing"
+  | "warning"
+  | "critical"
+  | "maintenance"
+  // END GENERATED SourceStatus
+  ;
 
 /** One instance as a source reports it. */
 export interface SourceEntry extends InstanceSpec {

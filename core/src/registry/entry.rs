@@ -73,6 +73,10 @@ pub(crate) enum Hold {
 }
 
 impl Hold {
+    /// Every reason, in the order of the names below.
+    pub const ALL: [Hold; 2] = [Hold::Preservation, Hold::EmptySync];
+
+    /// The name a snapshot's `held` member gives.
     pub fn as_str(self) -> &'static str {
         match self {
             Hold::Preservation => "self_preservation",

@@ -12,9 +12,6 @@ use crate::json::{Json, ObjectWriter};
 use crate::registry::{Entry, Hold, Registry};
 use crate::source::SourceStatus;
 
-const STATUS: [&str; 4] = ["passing", "warning", "critical", "maintenance"];
-const HOLD: [&str; 2] = ["self_preservation", "empty_sync"];
-
 /// Takes the `"source"` member out of an instance's wire form (the
 /// instance parser does not know it).
 #[inline(never)]
@@ -39,7 +36,7 @@ fn one_of(f: &mut Fields, key: &str, names: &[&str]) -> Option<usize> {
 /// The optional `source` member of `state.inputs`.
 #[inline(never)]
 pub(super) fn read_status(i: &mut Fields) -> SourceStatus {
-    one_of(i, "source", &STATUS)
+    one_of(i, "source", &SourceStatus::NAMES)
         .and_then(|n| SourceStatus::ALL.get(n).copied())
         .unwrap_or_default()
 }
@@ -47,13 +44,7 @@ pub(super) fn read_status(i: &mut Fields) -> SourceStatus {
 /// The optional `held` member of `state`.
 #[inline(never)]
 pub(super) fn read_hold(f: &mut Fields) -> Option<Hold> {
-    one_of(f, "held", &HOLD).map(|n| {
-        if n == 0 {
-            Hold::Preservation
-        } else {
-            Hold::EmptySync
-        }
-    })
+    one_of(f, "held", &Hold::ALL.map(Hold::as_str)).and_then(|n| Hold::ALL.get(n).copied())
 }
 
 #[inline(never)]

@@ -25,38 +25,26 @@ use crate::json::{describe, get, write_array, Json, ObjectWriter};
 pub(crate) mod consul;
 pub(crate) mod k8s;
 
-/// A source's verdict on one of its instances (SPEC §10.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceStatus {
-    /// Healthy.
-    #[default]
-    Passing,
-    /// Degraded (Consul `warning`).
-    Warning,
-    /// Unhealthy (Consul `critical`, Kubernetes not ready).
-    Critical,
-    /// Draining (Consul maintenance, Kubernetes serving and terminating).
-    Maintenance,
+name_table! {
+    /// A source's verdict on one of its instances (SPEC §10.1).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SourceStatus {
+        /// Healthy.
+        Passing = 0 => "passing",
+        /// Degraded (Consul `warning`).
+        Warning = 1 => "warning",
+        /// Unhealthy (Consul `critical`, Kubernetes not ready).
+        Critical = 2 => "critical",
+        /// Draining (Consul maintenance, Kubernetes serving and terminating).
+        Maintenance = 3 => "maintenance",
+    }
 }
 
-impl SourceStatus {
-    /// Every status, in wire order.
-    pub const ALL: [SourceStatus; 4] = [
-        SourceStatus::Passing,
-        SourceStatus::Warning,
-        SourceStatus::Critical,
-        SourceStatus::Maintenance,
-    ];
-
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SourceStatus::Passing => "passing",
-            SourceStatus::Warning => "warning",
-            SourceStatus::Critical => "critical",
-            SourceStatus::Maintenance => "maintenance",
-        }
+/// A source that gives no status means passing.
+impl Default for SourceStatus {
+    fn default() -> SourceStatus {
+        SourceStatus::Passing
     }
 }
 
@@ -70,7 +58,7 @@ impl FromStr for SourceStatus {
             .ok_or_else(|| {
                 Error::invalid(
                     "status",
-                    "must be one of passing, warning, critical, maintenance",
+                    text!("must be one of ", SourceStatus::NAMES.join(", ")),
                 )
             })
     }

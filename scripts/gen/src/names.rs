@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use waypost::{CheckStatus, ErrorCode, EventKind, Health, Strategy};
+use waypost::{CheckStatus, ErrorCode, EventKind, Health, SourceStatus, Strategy};
 
 use crate::{camel, comment, Target, GOFMT, RUSTFMT};
 
@@ -124,7 +124,8 @@ pub fn outputs() -> Vec<(Target, String)> {
     let check = CheckStatus::NAMES.as_slice();
     let error = ErrorCode::NAMES.as_slice();
     let event = EventKind::NAMES.as_slice();
-    let lists: [NameLists; 3] = [
+    let source = SourceStatus::NAMES.as_slice();
+    let lists: [NameLists; 4] = [
         (
             "bindings-wasm/npm/src/facade.js",
             |n| format!("  \"{n}\",\n"),
@@ -143,7 +144,13 @@ pub fn outputs() -> Vec<(Target, String)> {
                 ("CheckStatus", check),
                 ("ErrorCode", error),
                 ("EventType", event),
+                ("SourceStatus", source),
             ],
+        ),
+        (
+            "bindings-wasm/npm/src/etcd.d.ts",
+            |n| format!("  | \"{n}\"\n"),
+            vec![("SourceStatus", source)],
         ),
         (
             "bindings-python/python/waypost/_enums.py",
@@ -286,6 +293,15 @@ fn go_names() -> String {
         );
     }
     s += "\tErrPanic = newError(CodePanic, \"internal panic\")\n)\n";
+    let quoted: Vec<String> = SourceStatus::NAMES
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect();
+    let _ = write!(
+        s,
+        "\n// SourceStatuses returns the statuses a source gives its instances\n// (SPEC §10.1), in code order.\nfunc SourceStatuses() []string {{\n\treturn []string{{{}}}\n}}\n",
+        quoted.join(", ")
+    );
     s
 }
 
