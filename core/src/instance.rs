@@ -2,6 +2,7 @@
 
 use crate::prelude::*;
 use crate::text::CodePoint;
+use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -557,6 +558,8 @@ impl Filter {
     /// A filter from its JSON form, `{"tags": ["a", …], "meta": {"k": "v",
     /// …}}` (both keys optional): what the bindings that pass filters as
     /// text hand over. The contents are checked where the filter is used.
+    /// A repeated key (`tags` or `meta` given twice, a metadata key twice)
+    /// keeps its last value, as everywhere the core reads JSON.
     ///
     /// # Errors
     /// `invalid_argument` (field `filter`) for malformed JSON, an unknown
@@ -568,9 +571,15 @@ impl Filter {
         let Json::Object(members) = value else {
             return Err(Error::invalid(FIELD, "must be a JSON object"));
         };
+        // When a key repeats, the last value counts and the earlier ones
+        // are as if absent (as everywhere the core reads JSON).
+        let last = |name: &str| members.iter().rposition(|(k, _)| k == name);
+        let (last_tags, last_meta) = (last("tags"), last("meta"));
         let mut filter = Filter::default();
-        for (key, value) in members {
+        for (i, (key, value)) in members.into_iter().enumerate() {
             match (key.as_str(), value) {
+                ("tags", _) if Some(i) != last_tags => {}
+                ("meta", _) if Some(i) != last_meta => {}
                 ("tags", Json::Array(items)) => {
                     for item in items {
                         match item {
@@ -596,6 +605,7 @@ impl Filter {
                             }
                         }
                     }
+                    filter.meta = last_of_each(filter.meta);
                 }
                 ("tags", _) => {
                     return Err(Error::invalid(FIELD, "tags must be an array of strings"))
@@ -610,6 +620,25 @@ impl Filter {
         }
         Ok(filter)
     }
+}
+
+/// The pairs left when each key keeps only its last occurrence.
+fn last_of_each(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    if pairs.len() < 2 {
+        return pairs;
+    }
+    let mut seen = BTreeSet::new();
+    let mut keep: Vec<bool> = pairs
+        .iter()
+        .rev()
+        .map(|(k, _)| seen.insert(k.as_str()))
+        .collect();
+    keep.reverse();
+    pairs
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(pair, kept)| kept.then_some(pair))
+        .collect()
 }
 
 /// The scalar fields of the instance wire form.

@@ -569,6 +569,25 @@ fn filters_read_from_json() {
 }
 
 #[test]
+fn filters_read_from_json_keep_the_last_value_of_a_repeated_key() {
+    // As everywhere the core reads JSON: when an object repeats a key, the
+    // last value counts, and the earlier ones are as if absent.
+    let f =
+        Filter::from_json(r#"{"tags": ["a"], "meta": {"k": "1"}, "tags": ["b", "c"]}"#).unwrap();
+    assert_eq!(f.tags, ["b", "c"]);
+    assert_eq!(f.meta, [("k".into(), "1".into())]);
+    let f = Filter::from_json(r#"{"meta": {"k": "1", "j": "2"}, "meta": {"j": "3"}}"#).unwrap();
+    assert_eq!(f.meta, [("j".into(), "3".into())]);
+    let f = Filter::from_json(r#"{"meta": {"k": "1", "j": "2", "k": "3"}}"#).unwrap();
+    assert_eq!(f.meta, [("j".into(), "2".into()), ("k".into(), "3".into())]);
+    let f = Filter::from_json(r#"{"tags": [1], "tags": ["a"], "meta": 5, "meta": {}}"#).unwrap();
+    assert_eq!(f.tags, ["a"]);
+    assert!(f.meta.is_empty());
+    let err = Filter::from_json(r#"{"tags": ["a"], "tags": [1]}"#).unwrap_err();
+    assert!(err.to_string().contains("tags: 1 is not a string"), "{err}");
+}
+
+#[test]
 fn instance_json_errors_name_the_field() {
     let base = json!({"id": "a", "service": "api", "address": "h", "port": 80});
     let cases = [
