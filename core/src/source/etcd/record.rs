@@ -169,7 +169,7 @@ mod tests {
         /// The wire form a registrar writes is read without the tree.
         #[test]
         fn the_wire_form_is_read_without_the_tree(
-            port in 1u16.., weight in 1u32..=10_000, priority in any::<u8>(),
+            port in 1u16.., weight in 1..=crate::MAX_WEIGHT, priority in any::<u8>(),
             tags in proptest::collection::vec("[a-z]{1,4}", 0..4),
             meta in proptest::collection::vec(("[a-z]{1,4}", "[ -~]{0,6}"), 0..4),
             zone in proptest::option::of("[a-z0-9-]{0,6}"),
