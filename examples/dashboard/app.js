@@ -450,7 +450,9 @@ async function main() {
   }, 250);
   setInterval(() => { for (const id of model.gateway.keys()) model.dirty.add(id); schedule(); }, 100);
   if (cfg.gateway) setInterval(() => pollGateway(cfg.gateway), 500);
-  setInterval(() => pollLeases(mirror.endpoint), 1000);
+  // Twice a second: a lease that was not renewed is expiring only in its
+  // last second or so (see drawRow), which a poll every second can miss.
+  setInterval(() => pollLeases(mirror.endpoint), 500);
   for (const id of ["sim-service", "sim-strategy", "sim-zone", "sim-key", "sim-seed"]) $(id).addEventListener("change", simulate);
 }
 

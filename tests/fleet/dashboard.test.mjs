@@ -138,7 +138,8 @@ test("the dashboard mirrors the fleet, shows an ejection and a SIGKILLed instanc
     await page.waitForFunction(() => !document.querySelector('tr[data-id="py-2"]'), null,
       { timeout: (fleet.ttl_s + 2) * 1000 - (Date.now() - killed) });
     const gone = Date.now() - killed;
-    console.log(`${name}: py-2 red after ${red} ms, gone from the page after ${gone} ms (TTL ${fleet.ttl_s} s)`);
+    const how = await page.evaluate(() => (window.__expiringSeen.has("py-2") ? "lease not renewed" : "removed"));
+    console.log(`${name}: py-2 red (${how}) after ${red} ms, gone from the page after ${gone} ms (TTL ${fleet.ttl_s} s)`);
     assert.ok(gone <= (fleet.ttl_s + 2) * 1000);
     const rows = await rowsOf(page);
     assert.deepEqual(Object.keys(rows).sort(), ["go-1", "go-2", "node-1", "node-2", "py-1"]);
