@@ -1,7 +1,8 @@
 # The WebAssembly core and the npm package `waypost` (bindings-wasm/npm).
 #   make wasm        build the package into bindings-wasm/npm/dist
 #   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium
-#   make wasm-bench  the JS benchmarks beside a plain-JS registry
+#   make wasm-bench  the JS benchmarks beside a plain-JS registry; the etcd range
+#                    fed in Node (both modules) beside the core's figure
 TEST_TARGETS += wasm-test
 BENCH_TARGETS += wasm-bench etcd-bench
 
@@ -71,12 +72,18 @@ wasm: wasm-deps tools-rust tools-wasm-bindgen
 wasm-test: wasm tools-etcd
 	cd $(WASM_NPM) && node --test --test-concurrency=1 test/*.test.mjs
 
+# The etcd range's whole Node path (feed_range.mjs, both modules) runs
+# beside the core's own figure for the same payload (etcd_range_cpu).
 wasm-bench: wasm
 	node $(WASM_NPM)/scripts/bench.mjs
+	cargo run --quiet --release -p waypost-bench --bin etcd_range_cpu
+	node $(WASM_NPM)/scripts/feed_range.mjs
 
 # The etcd mirrors in Node, Python and Go against one local etcd, each beside
-# the `etcd3` npm client (gRPC) measured in the same run (bench/stores).
+# the `etcd3` npm client (gRPC) measured in the same run (bench/stores);
+# then the Node start with each module, in fresh processes (mirror_start.mjs).
 etcd-bench: wasm tools-etcd python-venv c-lib
 	@cd bench/stores && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 	  npm ci --no-audit --no-fund --loglevel=error; fi
 	node bench/stores/bench.mjs
+	node $(WASM_NPM)/scripts/mirror_start.mjs
