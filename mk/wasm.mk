@@ -1,6 +1,6 @@
 # The WebAssembly core and the npm package `waypost` (bindings-wasm/npm).
 #   make wasm        build the package into bindings-wasm/npm/dist
-#   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium
+#   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium and Firefox
 #   make wasm-bench  the JS benchmarks beside a plain-JS registry; the etcd range
 #                    fed in Node (both modules) beside the core's figure
 TEST_TARGETS += wasm-test
@@ -34,7 +34,8 @@ WASM_RAW := $(call wasm_raw,$(WASM_PROFILE))
 # minifies it (its -O2/-O3 made the etcd feed no faster). From the same
 # crate and glue as the browser's module: build.mjs checks that the two
 # have the same glue and the same minified names. A 10 000-key etcd range
-# fed in sync: ~13 ms against ~52 ms in the browser's module (BENCHMARKS.md).
+# fed in sync: ~16 ms against ~55 ms in the browser's module, ~9 ms native
+# (BENCHMARKS.md).
 WASM_NODE_PROFILE := wasm-node
 WASM_NODE_PROFILE_FLAGS := $(call wasm_profile,$(WASM_NODE_PROFILE),3) --features record-reader
 WASM_NODE_RAW := $(call wasm_raw,$(WASM_NODE_PROFILE))
@@ -43,10 +44,12 @@ WASM_MINIFY := --strip-debug --strip-producers --strip-target-features --minify-
 .PHONY: wasm wasm-deps wasm-test wasm-bench etcd-bench
 
 # npm dev dependencies (wasm-opt from `binaryen`, esbuild, typescript,
-# playwright-core), installed from the committed lockfile only when it changed.
+# playwright-core for Chromium, puppeteer-core for Firefox), installed from
+# the committed lockfile only when it changed. The browsers are Debian's
+# (tools-apt): nothing downloads one.
 wasm-deps:
 	@cd $(WASM_NPM) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
-	  npm ci --no-audit --no-fund --loglevel=error; fi
+	  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 
 # wasm-opt --low-memory-unused (~1% smaller): Rust puts a 1 MiB stack below
 # its data, growing down, so the low 1 KiB is only reached by a stack that
