@@ -1,28 +1,45 @@
 # The WebAssembly core and the npm package `waypost` (bindings-wasm/npm).
 #   make wasm        build the package into bindings-wasm/npm/dist
 #   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium and Firefox
-#   make wasm-bench  the JS benchmarks beside a plain-JS registry
+#   make wasm-bench  the JS benchmarks beside a plain-JS registry; the etcd range
+#                    fed in Node (both modules) beside the core's figure
 TEST_TARGETS += wasm-test
 BENCH_TARGETS += wasm-bench etcd-bench
 
 WASM_NPM := bindings-wasm/npm
-# A profile for the wasm build only, defined here so the workspace's native
-# profiles (which must keep unwinding) stay untouched; wasm32-unknown-unknown
-# cannot unwind, so abort costs nothing there. Size-first ("z") for every
-# crate but this binding (3), whose exports inline the core's hot paths.
-# The core's pick path is marked for inlining where "z" would otherwise
-# leave a call per step: measured, pick at 1 000 runs 31 ns at "z" against
-# 37-41 ns at 3, and the module is 25% smaller; heartbeat goes from ~35 to
-# ~50 ns (budget 120). "s" or "z" for the binding makes pick 30-70% slower.
+# The wasm builds' profiles, defined here so the workspace's native profiles
+# (which must keep unwinding) stay untouched; wasm32-unknown-unknown cannot
+# unwind, so abort costs nothing there. $(call wasm_profile,NAME,OPT-LEVEL).
+wasm_profile = \
+  --config 'profile.$1.inherits="release"' \
+  --config 'profile.$1.opt-level=$2' \
+  --config 'profile.$1.lto=true' \
+  --config 'profile.$1.codegen-units=1' \
+  --config 'profile.$1.panic="abort"'
+wasm_raw = $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/$1/waypost_wasm.wasm
+# The browser's module (dist/waypost_wasm_bg.wasm), under a size budget:
+# size-first ("z") for every crate but this binding (3), whose exports
+# inline the core's hot paths. The core's pick path is marked for inlining
+# where "z" would otherwise leave a call per step: measured, pick at 1 000
+# runs 31 ns at "z" against 37-41 ns at 3, and the module is 25% smaller;
+# heartbeat goes from ~35 to ~50 ns (budget 120). "s" or "z" for the
+# binding makes pick 30-70% slower.
 WASM_PROFILE := wasm-release
-WASM_PROFILE_FLAGS := \
-  --config 'profile.$(WASM_PROFILE).inherits="release"' \
-  --config 'profile.$(WASM_PROFILE).opt-level="z"' \
-  --config 'profile.$(WASM_PROFILE).package.waypost-wasm.opt-level=3' \
-  --config 'profile.$(WASM_PROFILE).lto=true' \
-  --config 'profile.$(WASM_PROFILE).codegen-units=1' \
-  --config 'profile.$(WASM_PROFILE).panic="abort"'
-WASM_RAW := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/$(WASM_PROFILE)/waypost_wasm.wasm
+WASM_PROFILE_FLAGS := $(call wasm_profile,$(WASM_PROFILE),"z") \
+  --config 'profile.$(WASM_PROFILE).package.waypost-wasm.opt-level=3'
+WASM_RAW := $(call wasm_raw,$(WASM_PROFILE))
+# The module Node loads (dist/waypost_wasm_node.wasm): a server does not pay
+# for bytes, so it is built for speed, every crate at opt-level 3 with the
+# core's `record-reader` (the etcd range walk), and wasm-opt only strips and
+# minifies it (its -O2/-O3 made the etcd feed no faster). From the same
+# crate and glue as the browser's module: build.mjs checks that the two
+# have the same glue and the same minified names. A 10 000-key etcd range
+# fed in sync: ~16 ms against ~55 ms in the browser's module, ~9 ms native
+# (BENCHMARKS.md).
+WASM_NODE_PROFILE := wasm-node
+WASM_NODE_PROFILE_FLAGS := $(call wasm_profile,$(WASM_NODE_PROFILE),3) --features record-reader
+WASM_NODE_RAW := $(call wasm_raw,$(WASM_NODE_PROFILE))
+WASM_MINIFY := --strip-debug --strip-producers --strip-target-features --minify-imports-and-exports-and-modules
 
 .PHONY: wasm wasm-deps wasm-test wasm-bench etcd-bench
 
@@ -45,22 +62,31 @@ wasm-deps:
 # map wasm-opt prints (build/names.json) and checks the imports by it.
 wasm: wasm-deps tools-rust tools-wasm-bindgen
 	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_PROFILE) $(WASM_PROFILE_FLAGS)
-	rm -rf $(WASM_NPM)/build && mkdir -p $(WASM_NPM)/build
+	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_NODE_PROFILE) $(WASM_NODE_PROFILE_FLAGS)
+	rm -rf $(WASM_NPM)/build && mkdir -p $(WASM_NPM)/build/node
 	wasm-bindgen --target web --out-dir $(WASM_NPM)/build --out-name waypost_wasm $(WASM_RAW)
-	$(WASM_NPM)/node_modules/.bin/wasm-opt --merge-similar-functions --flatten --rereloop -Oz -Oz --flatten --rereloop -Oz -Oz --low-memory-unused --strip-debug --strip-producers --strip-target-features \
-	  --minify-imports-and-exports-and-modules \
+	$(WASM_NPM)/node_modules/.bin/wasm-opt --merge-similar-functions --flatten --rereloop -Oz -Oz --flatten --rereloop -Oz -Oz --low-memory-unused $(WASM_MINIFY) \
 	  $(WASM_NPM)/build/waypost_wasm_bg.wasm -o $(WASM_NPM)/build/waypost_wasm_bg.wasm > $(WASM_NPM)/build/names.json
+	wasm-bindgen --target web --out-dir $(WASM_NPM)/build/node --out-name waypost_wasm $(WASM_NODE_RAW)
+	$(WASM_NPM)/node_modules/.bin/wasm-opt $(WASM_MINIFY) \
+	  $(WASM_NPM)/build/node/waypost_wasm_bg.wasm -o $(WASM_NPM)/build/node/waypost_wasm_bg.wasm > $(WASM_NPM)/build/node/names.json
 	node $(WASM_NPM)/scripts/build.mjs
 
 wasm-test: wasm tools-etcd
 	cd $(WASM_NPM) && node --test --test-concurrency=1 test/*.test.mjs
 
+# The etcd range's whole Node path (feed_range.mjs, both modules) runs
+# beside the core's own figure for the same payload (etcd_range_cpu).
 wasm-bench: wasm
 	node $(WASM_NPM)/scripts/bench.mjs
+	cargo run --quiet --release -p waypost-bench --bin etcd_range_cpu
+	node $(WASM_NPM)/scripts/feed_range.mjs
 
 # The etcd mirrors in Node, Python and Go against one local etcd, each beside
-# the `etcd3` npm client (gRPC) measured in the same run (bench/stores).
+# the `etcd3` npm client (gRPC) measured in the same run (bench/stores);
+# then the Node start with each module, in fresh processes (mirror_start.mjs).
 etcd-bench: wasm tools-etcd python-venv c-lib
 	@cd bench/stores && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 	  npm ci --no-audit --no-fund --loglevel=error; fi
 	node bench/stores/bench.mjs
+	node $(WASM_NPM)/scripts/mirror_start.mjs

@@ -2,8 +2,9 @@
 // the same operations in the same run, and the wasm-bindgen call floor.
 //
 //   make wasm-bench      (or: node bindings-wasm/npm/scripts/bench.mjs)
-import { Registry } from "../dist/node.js";
-import { RegistryCore, version as coreVersion } from "../dist/waypost_wasm.js";
+//   WAYPOST_WASM=browser node bindings-wasm/npm/scripts/bench.mjs
+//                        (the browser's size-built module, in Node)
+import { Registry, RegistryCore, coreVersion, moduleFile } from "./module.mjs";
 import os from "node:os";
 
 let sink = 0;
@@ -155,7 +156,7 @@ row("tick, nothing due, 10 000 instances", tickW, tickP, "≥ 100× plain", tick
 
 const fmt = (ns) => (ns === null ? "—" : ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(1)} ns`);
 const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-console.log(`waypost ${coreVersion()} (WebAssembly) in Node ${process.version}, ${cpu}, ${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)}`);
+console.log(`waypost ${coreVersion()} (WebAssembly, ${moduleFile}) in Node ${process.version}, ${cpu}, ${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)}`);
 console.log("");
 console.log("wasm-bindgen call floor (RegistryCore, no facade):");
 console.log(`  call returning a number      ${fmt(floorNumber)}`);

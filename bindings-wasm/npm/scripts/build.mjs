@@ -1,5 +1,7 @@
 // Assembles dist/ from the wasm-bindgen output in build/ and src/, bundles
-// the CommonJS entry, and checks the module: size budget and imports.
+// the CommonJS entry, and checks the modules: the browser's (built for size)
+// against its size budget, Node's (built for speed, in build/node/) for the
+// same glue and names, and both for their imports.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
@@ -32,6 +34,16 @@ const shortExport = new Map(names.exports);
 const shortImport = new Map(names.imports.map(([, name, short]) => [name, short]));
 const gluePath = join(build, "waypost_wasm.js");
 let glue = readFileSync(gluePath, "utf8");
+
+// Node's module comes from the same crate with other features and
+// optimizations, so one glue serves both only while wasm-bindgen wrote the
+// same glue for each and wasm-opt gave both the same short names.
+const nodeBuild = join(build, "node");
+if (readFileSync(join(nodeBuild, "waypost_wasm.js"), "utf8") !== glue ||
+    readFileSync(join(nodeBuild, "names.json"), "utf8") !== readFileSync(join(build, "names.json"), "utf8")) {
+  console.error("error: Node's module (build/node) does not share the browser module's glue and names");
+  process.exit(1);
+}
 const unmapped = new Set();
 glue = glue.replace(/\bwasm\.([A-Za-z_$][\w$]*)/g, (_, name) => {
   if (!shortExport.has(name)) unmapped.add(name);
@@ -53,7 +65,10 @@ if (unmapped.size > 0 || renamedImports !== shortImport.size || modules.size !==
 
 // The optimized module (dist/ gets this very file), read and compiled once.
 const bytes = readFileSync(join(build, "waypost_wasm_bg.wasm"));
-const moduleImports = WebAssembly.Module.imports(new WebAssembly.Module(bytes));
+const browserModule = new WebAssembly.Module(bytes);
+const moduleImports = WebAssembly.Module.imports(browserModule);
+const nodeBytes = readFileSync(join(nodeBuild, "waypost_wasm_bg.wasm"));
+const nodeModule = new WebAssembly.Module(nodeBytes);
 
 // The module name the imports now come from: the one wasm-opt chose.
 glue = glue.replace(moduleKey, `${JSON.stringify(moduleImports[0].module)}: import0`);
@@ -64,6 +79,7 @@ mkdirSync(dist, { recursive: true });
 for (const file of ["waypost_wasm.js", "waypost_wasm_bg.wasm"]) {
   copyFileSync(join(build, file), join(dist, file));
 }
+copyFileSync(join(nodeBuild, "waypost_wasm_bg.wasm"), join(dist, "waypost_wasm_node.wasm"));
 for (const file of ["facade.js", "node.js", "browser.js", "index.d.ts"]) {
   copyFileSync(join(src, file), join(dist, file));
 }
@@ -115,7 +131,12 @@ for (const [module, name] of names.imports) {
 }
 const imports = moduleImports.length;
 if (imports !== names.imports.length) problems.push(`${imports} imports, but ${names.imports.length} in names.json`);
-console.log(`waypost_wasm_bg.wasm: ${raw} B raw, ${gz} B gzipped (budget ${MAX_RAW} / ${MAX_GZIP}); ${imports} imports, all wasm-bindgen glue`);
+const shape = (m) => JSON.stringify([WebAssembly.Module.imports(m), WebAssembly.Module.exports(m)]);
+if (shape(nodeModule) !== shape(browserModule)) {
+  problems.push("waypost_wasm_node.wasm does not import and export what waypost_wasm_bg.wasm does");
+}
+console.log(`waypost_wasm_bg.wasm (browsers): ${raw} B raw, ${gz} B gzipped (budget ${MAX_RAW} / ${MAX_GZIP}); ${imports} imports, all wasm-bindgen glue`);
+console.log(`waypost_wasm_node.wasm (Node): ${nodeBytes.length} B raw, ${gzipSync(nodeBytes, { level: 9 }).length} B gzipped (no budget); the same imports and exports`);
 if (problems.length > 0) {
   for (const p of problems) console.error(`error: ${p}`);
   process.exit(1);

@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { initSync } from "../dist/waypost_wasm.js";
 
-// This file instantiates the module itself to see its memory; the facade
-// shares the instance. The export names are minified: the build's map
-// names the memory.
-const exports = initSync({ module: readFileSync(new URL("../dist/waypost_wasm_bg.wasm", import.meta.url)) });
+// This file instantiates the module itself (Node's, as dist/node.js does)
+// to see its memory; the facade shares the instance. The export names are
+// minified: the build's map names the memory.
+const exports = initSync({ module: readFileSync(new URL("../dist/waypost_wasm_node.wasm", import.meta.url)) });
 const names = JSON.parse(readFileSync(new URL("../build/names.json", import.meta.url), "utf8"));
 const wasm = { memory: exports[new Map(names.exports).get("memory")] };
 const { Registry } = await import("../dist/facade.js");
