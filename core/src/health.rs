@@ -68,7 +68,7 @@ impl FromStr for CheckStatus {
             .ok_or_else(|| {
                 Error::invalid(
                     "status",
-                    text!("`", s, "` is not one of ", CheckStatus::NAMES.join(", ")),
+                    text!("`", s, "` is not one of ", CheckStatus::LIST),
                 )
             })
     }

@@ -2,7 +2,6 @@
 
 use crate::prelude::*;
 use crate::text::CodePoint;
-use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -594,9 +593,13 @@ impl Filter {
                     }
                 }
                 ("meta", Json::Object(entries)) => {
+                    // A repeated metadata key keeps its last value.
+                    let mut meta = Meta::new();
                     for (k, v) in entries {
                         match v {
-                            Json::String(v) => filter.meta.push((k, v)),
+                            Json::String(v) => {
+                                meta.insert(k, v);
+                            }
                             other => {
                                 return Err(Error::invalid(
                                     FIELD,
@@ -605,7 +608,7 @@ impl Filter {
                             }
                         }
                     }
-                    filter.meta = last_of_each(filter.meta);
+                    filter.meta = meta.into_iter().collect();
                 }
                 ("tags", _) => {
                     return Err(Error::invalid(FIELD, "tags must be an array of strings"))
@@ -620,25 +623,6 @@ impl Filter {
         }
         Ok(filter)
     }
-}
-
-/// The pairs left when each key keeps only its last occurrence.
-fn last_of_each(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
-    if pairs.len() < 2 {
-        return pairs;
-    }
-    let mut seen = BTreeSet::new();
-    let mut keep: Vec<bool> = pairs
-        .iter()
-        .rev()
-        .map(|(k, _)| seen.insert(k.as_str()))
-        .collect();
-    keep.reverse();
-    pairs
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(pair, kept)| kept.then_some(pair))
-        .collect()
 }
 
 /// The scalar fields of the instance wire form.

@@ -3,8 +3,13 @@
 //! yields the enum, its codes, its stable names and their documentation.
 //! Bindings read these lists, directly or through generated files.
 
+/// The names, joined by `", "`, as one literal.
+macro_rules! join_names {
+    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
 /// Declares a `#[repr(u8)]` enum from one list of `Variant = code => "name"`
-/// entries, with `ALL`, `NAMES`, `DOCS` and `as_str`.
+/// entries, with `ALL`, `NAMES`, `LIST`, `DOCS` and `as_str`.
 macro_rules! name_table {
     (
         $(#[$meta:meta])*
@@ -23,6 +28,8 @@ macro_rules! name_table {
             pub const ALL: [$name; [$($code),*].len()] = [$($name::$variant),*];
             /// Every stable name, in code order.
             pub const NAMES: [&'static str; $name::ALL.len()] = [$($str),*];
+            /// The names, in code order, joined by `", "` (for messages).
+            pub const LIST: &'static str = join_names!($($str),*);
             /// Each value's documentation, in code order.
             pub const DOCS: [&'static str; $name::ALL.len()] = [$(concat!($($doc, "\n"),*)),*];
 

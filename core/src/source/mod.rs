@@ -58,7 +58,7 @@ impl FromStr for SourceStatus {
             .ok_or_else(|| {
                 Error::invalid(
                     "status",
-                    text!("must be one of ", SourceStatus::NAMES.join(", ")),
+                    text!("must be one of ", SourceStatus::LIST),
                 )
             })
     }
