@@ -2,7 +2,7 @@
 #   make demo            etcd + Python/Node/Go services + gateway on 127.0.0.1, a scripted story, then stop
 #   make demo SERVE=1    the same, then the fleet keeps running until Ctrl-C (dashboard URL printed)
 #   make demo-sim        the Rust simulation of a fleet in virtual time
-#   make demo-test       the story under a time limit, cleanup checks, the dashboard in headless Chromium
+#   make demo-test       the story under a time limit, cleanup checks, the dashboard in headless Chromium and Firefox
 TEST_TARGETS += demo-test
 
 FLEET_OUT := $(CURDIR)/target/fleet

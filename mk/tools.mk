@@ -1,5 +1,5 @@
 # Installs what a fresh machine lacks; every step is skipped when already done.
-APT_PACKAGES := golang-go cmake libgtest-dev chromium pkg-config etcd-server etcd-client
+APT_PACKAGES := golang-go cmake libgtest-dev chromium firefox-esr pkg-config etcd-server etcd-client
 WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;q}' Cargo.lock 2>/dev/null)
 CBINDGEN_VERSION := 0.29.4
 

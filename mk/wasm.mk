@@ -1,6 +1,6 @@
 # The WebAssembly core and the npm package `waypost` (bindings-wasm/npm).
 #   make wasm        build the package into bindings-wasm/npm/dist
-#   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium
+#   make wasm-test   node --test: API, errors, scenarios, types, packaging, Chromium and Firefox
 #   make wasm-bench  the JS benchmarks beside a plain-JS registry
 TEST_TARGETS += wasm-test
 BENCH_TARGETS += wasm-bench etcd-bench
@@ -27,10 +27,12 @@ WASM_RAW := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/$(WASM_PROFI
 .PHONY: wasm wasm-deps wasm-test wasm-bench etcd-bench
 
 # npm dev dependencies (wasm-opt from `binaryen`, esbuild, typescript,
-# playwright-core), installed from the committed lockfile only when it changed.
+# playwright-core for Chromium, puppeteer-core for Firefox), installed from
+# the committed lockfile only when it changed. The browsers are Debian's
+# (tools-apt): nothing downloads one.
 wasm-deps:
 	@cd $(WASM_NPM) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
-	  npm ci --no-audit --no-fund --loglevel=error; fi
+	  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 
 # wasm-opt --low-memory-unused (~1% smaller): Rust puts a 1 MiB stack below
 # its data, growing down, so the low 1 KiB is only reached by a stack that

@@ -195,6 +195,99 @@ def test_consul_registrar_registers_heartbeats_and_deregisters(server: StoreServ
     no_leaks(server, threads)
 
 
+def agent_calls(s: StoreServer) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = call(s, "GET", "/_test/consul/agent")
+    return out
+
+
+def sent(calls: list[dict[str, Any]]) -> list[str]:
+    return [f"{c['method']} {c['path']}" for c in calls]
+
+
+def from_update(s: StoreServer, mark: int) -> list[dict[str, Any]]:
+    """The agent calls from the update's registration on (a heartbeat may
+    have gone out between ``mark`` and the update)."""
+    calls = agent_calls(s)[mark:]
+    first = next(i for i, c in enumerate(calls) if c["path"] == "/v1/agent/service/register")
+    return calls[first:]
+
+
+def test_consul_registrar_update_maps_status_and_heartbeats_keep_it(server: StoreServer) -> None:
+    reg = registry()
+    inst = {"id": "pay-3", "service": "pay", "address": "10.0.0.9", "port": 9000}
+    beat_warn = "PUT /v1/agent/check/warn/service:pay-3"
+    beat_pass = "PUT /v1/agent/check/pass/service:pay-3"
+    with consul.Mirror(server.url, reg, "pay", min_interval_s=0.02) as m:
+        assert m.wait_synced(5)
+        r = consul.Registrar(server.url, inst, ttl_s=1, deregister_after_s=5)
+        r.update(dict(inst, port=9001))  # before start: only kept
+        assert agent_calls(server) == []
+        with r:
+            eventually(lambda: view(reg, "pay").get("pay-3") == ("healthy", "10.0.0.9", 9001, None), 5, "registered")
+
+            # warning: the new fields re-registered with the same ID and TTL check, the check warned.
+            mark = len(agent_calls(server))
+            r.update(dict(inst, port=9002, status="warning"))
+            calls = from_update(server, mark)
+            assert sent(calls) == ["PUT /v1/agent/service/register", beat_warn]
+            body = calls[0]["body"]
+            assert (body["ID"], body["Name"], body["Port"]) == ("pay-3", "pay", 9002)
+            assert body["Check"] == {"CheckID": "service:pay-3", "Name": "waypost TTL for pay-3", "TTL": "1s",
+                                     "Status": "warning", "DeregisterCriticalServiceAfter": "5s"}
+            eventually(lambda: view(reg, "pay").get("pay-3") == ("degraded", "10.0.0.9", 9002, None), 5, "warning → degraded")
+            assert reg.get("pay-3").to_dict()["status"] == "warning"
+            time.sleep(1.5)  # past the TTL: only heartbeats keep the check alive, and they keep it warning
+            beats = [c for c in sent(from_update(server, mark)[2:]) if "/check/" in c]
+            assert len(beats) >= 3 and set(beats) == {beat_warn}, beats
+            assert health(reg, "pay", "pay-3") == "degraded"
+
+            # maintenance: the agent's maintenance mode on a passing check.
+            mark = len(agent_calls(server))
+            r.update(dict(inst, status="maintenance"))
+            assert sent(from_update(server, mark)) == [
+                "PUT /v1/agent/service/register", beat_pass,
+                "PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A+maintenance"]
+            eventually(lambda: health(reg, "pay", "pay-3") == "draining", 5, "maintenance → draining")
+            assert reg.get("pay-3").to_dict()["status"] == "maintenance"
+            time.sleep(1.2)
+            assert health(reg, "pay", "pay-3") == "draining"
+            assert set(c for c in sent(from_update(server, mark)[3:]) if "/check/" in c) == {beat_pass}
+            # The agent forgets it: registered again, and maintenance turned on again.
+            registrations = r.registrations
+            call(server, "PUT", "/v1/agent/service/deregister/pay-3")
+            eventually(lambda: r.registrations == registrations + 1, 3, "registered again")
+            eventually(lambda: health(reg, "pay", "pay-3") == "draining", 5, "still draining after the re-registration")
+            assert sent(agent_calls(server))[-1].startswith("PUT /v1/agent/service/maintenance/pay-3?enable=true")
+
+            # Back to passing: maintenance off.
+            mark = len(agent_calls(server))
+            r.update(inst)
+            assert sent(from_update(server, mark)) == [
+                "PUT /v1/agent/service/register", beat_pass, "PUT /v1/agent/service/maintenance/pay-3?enable=false"]
+            eventually(lambda: view(reg, "pay").get("pay-3") == ("healthy", "10.0.0.9", 9000, None), 5, "passing again")
+            assert reg.get("pay-3").to_dict()["status"] == "passing"
+
+            mark = len(agent_calls(server))
+            with pytest.raises(ValueError):
+                r.update(dict(inst, id="pay-4"))  # another instance
+            with pytest.raises(ValueError):
+                r.update(dict(inst, service="web"))
+            with pytest.raises(ValueError):
+                r.update(dict(inst, status="draining"))
+            assert "/v1/agent/service/register" not in [c["path"] for c in agent_calls(server)[mark:]]
+            assert r.instance == inst and r.error is None
+        eventually(lambda: view(reg, "pay") == {}, 2, "deregistered on close")
+        # After close: only kept; the next start registers it critical.
+        mark = len(agent_calls(server))
+        r.update(dict(inst, status="critical"))
+        assert agent_calls(server)[mark:] == []
+        with r:
+            assert r.registrations >= 5
+            eventually(lambda: health(reg, "pay", "pay-3") == "unhealthy", 5, "registered critical")
+            assert agent_calls(server)[mark]["body"]["Check"]["Status"] == "critical"
+            assert sent(agent_calls(server)[mark + 1:mark + 2]) == ["PUT /v1/agent/check/fail/service:pay-3"]
+
+
 def test_consul_registrant_that_dies_goes_critical_then_away(server: StoreServer) -> None:
     reg = registry()
     inst = {"id": "pay-2", "service": "pay", "address": "10.0.0.9", "port": 9000}

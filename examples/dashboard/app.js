@@ -159,9 +159,11 @@ function drawRow(id, t) {
   const gw = model.gateway.get(id);
   const ttl = model.ttl.get(id);
   const ejection = gw?.ejected_until ? `${((gw.ejected_until - t) / 1000).toFixed(1)} s` : "";
-  // A lease kept alive every TTL/3 never falls to a third of its TTL: one
-  // that does has missed two renewals, and its instance is about to go.
-  const expiring = ttl != null && ttl.granted > 0 && ttl.left <= ttl.granted / 3;
+  // A lease kept alive every TTL/3 never falls below a third of its TTL:
+  // one that does has missed two renewals, and its instance is about to go.
+  // etcd counts what is left in whole seconds, rounded down, so a lease of
+  // 3 s renewed a moment late already reads 1: only 0 is below a third.
+  const expiring = ttl != null && ttl.granted > 0 && ttl.left < ttl.granted / 3;
   const cells = [id, inst.zone ?? "", String(inst.weight), badge(state.health),
     ttl == null ? "" : `${ttl.left} s${expiring ? " — not renewed" : ""}`,
     gw ? badge(gw.health) : "", gw ? String(gw.served) : "", gw ? String(gw.inflight) : "", ejection];
@@ -344,8 +346,11 @@ async function pollLeases(endpoint) {
     model.leases = new Map((answer.kvs ?? []).map((kv) => [idOf(atob(kv.key)), kv.lease ?? "0"]));
     await Promise.all([...model.leases.entries()].map(async ([id, lease]) => {
       const answer = lease === "0" ? {} : await post("/v3/lease/timetolive", { ID: lease });
-      const left = Number(answer.TTL ?? -1);
-      const shown = left < 0 ? null : { left, granted: Number(answer.grantedTTL ?? 0) };
+      // etcd leaves out zero values: a live lease under a second from its
+      // end has a grantedTTL and no TTL; a lease that is gone, TTL -1.
+      const granted = Number(answer.grantedTTL ?? 0);
+      const left = Number(answer.TTL ?? (granted > 0 ? 0 : -1));
+      const shown = left < 0 ? null : { left, granted };
       if (JSON.stringify(model.ttl.get(id)) !== JSON.stringify(shown)) { model.ttl.set(id, shown); model.dirty.add(id); }
     }));
     schedule();
@@ -445,7 +450,9 @@ async function main() {
   }, 250);
   setInterval(() => { for (const id of model.gateway.keys()) model.dirty.add(id); schedule(); }, 100);
   if (cfg.gateway) setInterval(() => pollGateway(cfg.gateway), 500);
-  setInterval(() => pollLeases(mirror.endpoint), 1000);
+  // Twice a second: a lease that was not renewed is expiring only in its
+  // last second or so (see drawRow), which a poll every second can miss.
+  setInterval(() => pollLeases(mirror.endpoint), 500);
   for (const id of ["sim-service", "sim-strategy", "sim-zone", "sim-key", "sim-seed"]) $(id).addEventListener("change", simulate);
 }
 

@@ -44,7 +44,9 @@ every bookmarking watch is told), ``k8s/expire`` (every open watch gets the
 in-stream ``ERROR`` 410 and ends), ``k8s/compact {bump?}`` (history dropped,
 after ``bump`` changes elsewhere: a watch from before now gets HTTP 410), ``k8s/drop`` (open watches end, as when the
 API server restarts). ``GET /_test/stats``: request counts by kind and the
-number of other connections open.
+number of other connections open; ``GET /_test/consul/agent``: every
+``PUT /v1/agent/...`` call so far, in order, as ``{method, path (with its
+query), body (JSON or null)}``.
 
 Run ``python3 store_server.py``: binds 127.0.0.1 on a free port, prints
 ``{"port": N}`` on a line, and stops when its stdin closes (so a test that
@@ -148,6 +150,7 @@ class State:
         self.blocking = True
         self.static: dict[str, list[Json]] = {}
         self.services: dict[str, _Service] = {}
+        self.agent_calls: list[dict[str, Any]] = []
         # Kubernetes
         self.rv = 1000
         self.slices: dict[tuple[str, str], dict[str, Any]] = {}
@@ -320,9 +323,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send(405, text="method not allowed\n")
             return
         now = time.monotonic()
+        body = self._body()
+        with state.cond:
+            state.agent_calls.append({"method": method, "path": self.path, "body": body})
         if path == "/v1/agent/service/register":
             state.count("consul_register")
-            body = self._body()
             if not isinstance(body, dict) or not body.get("Name"):
                 self._send(400, text="Missing service name\n")
                 return
@@ -367,6 +372,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         m = re.match(r"^/v1/agent/service/maintenance/(.+)$", path)
         if m:
+            state.count("consul_maintenance")
             with state.cond:
                 s = state.services.get(m.group(1))
                 if s is not None:
@@ -448,6 +454,11 @@ class Handler(BaseHTTPRequestHandler):
                           "consul_index": state.index, "k8s_resource_version": state.rv,
                           "consul_services": sorted(state.services)}
             self._send(200, counts)
+            return
+        if what == "consul/agent" and method == "GET":
+            with state.cond:
+                calls = list(state.agent_calls)
+            self._send(200, calls)
             return
         body: Any = self._body() or {}
         with state.cond:

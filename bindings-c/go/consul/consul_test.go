@@ -69,16 +69,23 @@ func register(t *testing.T, s *storetest.Server, id string) {
 		"Check": map[string]string{"TTL": "30s", "Status": "passing", "DeregisterCriticalServiceAfter": "1m"}}, nil)
 }
 
+// startMirror mirrors service from s into reg until the test ends.
+func startMirror(t *testing.T, s *storetest.Server, reg *waypost.Registry, service string) *Mirror {
+	t.Helper()
+	m := &Mirror{Address: s.URL, Registry: reg, Service: service, MinInterval: 20 * time.Millisecond}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	<-m.Synced()
+	return m
+}
+
 func TestMirrorFollowsRegistrationsHealthAndDeregistrations(t *testing.T) {
 	s := storetest.Start(t, "")
 	storetest.NoLeaks(t)
 	reg := registry(t)
-	m := &Mirror{Address: s.URL, Registry: reg, Service: "web", MinInterval: 20 * time.Millisecond}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	<-m.Synced()
+	m := startMirror(t, s, reg, "web")
 	v := func() map[string]entry { return view(reg, m.Locker(), "web") }
 	register(t, s, "web-1")
 	register(t, s, "web-2")
@@ -115,12 +122,7 @@ func TestMirrorMapsAFixtureAndSurvivesAnIndexGoingBackwards(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := registry(t)
-	m := &Mirror{Address: s.URL, Registry: reg, Service: "web", MinInterval: 20 * time.Millisecond}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	<-m.Synced()
+	m := startMirror(t, s, reg, "web")
 	v := func() map[string]entry { return view(reg, m.Locker(), "web") }
 	var nolock fakeLock
 	if got, want := v(), view(direct, &nolock, "web"); fmt.Sprint(got) != fmt.Sprint(want) || len(got) < 5 {
@@ -203,12 +205,7 @@ func TestRegistrarRegistersHeartbeatsAndDeregisters(t *testing.T) {
 	s := storetest.Start(t, "")
 	storetest.NoLeaks(t)
 	reg := registry(t)
-	m := &Mirror{Address: s.URL, Registry: reg, Service: "pay", MinInterval: 20 * time.Millisecond}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	<-m.Synced()
+	m := startMirror(t, s, reg, "pay")
 	v := func() map[string]entry { return view(reg, m.Locker(), "pay") }
 	inst := waypost.InstanceSpec{ID: "pay-1", Service: "pay", Address: "10.0.0.9", Port: 9000, Weight: 5, Zone: "eu-1a", Tags: []string{"v2"}}
 	r := &Registrar{Address: s.URL, Instance: inst, TTL: time.Second, DeregisterAfter: time.Second}
@@ -233,6 +230,173 @@ func TestRegistrarRegistersHeartbeatsAndDeregisters(t *testing.T) {
 	storetest.Eventually(t, time.Second, "gone at once", func() bool { _, ok := v()["pay-1"]; return !ok })
 	if time.Since(t0) > time.Second || r.Status() != "stopped" {
 		t.Fatalf("took %v, status %s", time.Since(t0), r.Status())
+	}
+	m.Close()
+}
+
+type agentCall struct {
+	Method string         `json:"method"`
+	Path   string         `json:"path"`
+	Body   map[string]any `json:"body"`
+}
+
+func agentCalls(t *testing.T, s *storetest.Server) []agentCall {
+	var calls []agentCall
+	s.Call(t, "GET", "/_test/consul/agent", nil, &calls)
+	return calls
+}
+
+func sent(calls []agentCall) []string {
+	out := []string{}
+	for _, c := range calls {
+		out = append(out, c.Method+" "+c.Path)
+	}
+	return out
+}
+
+// fromUpdate is the agent calls from the update's registration on (a
+// heartbeat may have gone out between mark and the update).
+func fromUpdate(t *testing.T, s *storetest.Server, mark int) []agentCall {
+	calls := agentCalls(t, s)[mark:]
+	for i, c := range calls {
+		if c.Path == "/v1/agent/service/register" {
+			return calls[i:]
+		}
+	}
+	t.Fatalf("no registration in %v", sent(calls))
+	return nil
+}
+
+// beats is the heartbeats among calls.
+func beats(calls []agentCall) map[string]int {
+	out := map[string]int{}
+	for _, c := range sent(calls) {
+		if strings.Contains(c, "/check/") {
+			out[c]++
+		}
+	}
+	return out
+}
+
+func TestRegistrarUpdateMapsTheStatusAndHeartbeatsKeepIt(t *testing.T) {
+	s := storetest.Start(t, "")
+	storetest.NoLeaks(t)
+	reg := registry(t)
+	m := startMirror(t, s, reg, "pay")
+	at := func() entry { return view(reg, m.Locker(), "pay")["pay-3"] }
+	status := func() string {
+		m.Locker().Lock()
+		defer m.Locker().Unlock()
+		got, err := reg.Get("pay-3", time.Now())
+		if err != nil {
+			return err.Error()
+		}
+		return got.SourceStatus
+	}
+	const beatWarn, beatPass = "PUT /v1/agent/check/warn/service:pay-3", "PUT /v1/agent/check/pass/service:pay-3"
+	inst := waypost.InstanceSpec{ID: "pay-3", Service: "pay", Address: "10.0.0.9", Port: 9000}
+	r := &Registrar{Address: s.URL, Instance: inst, TTL: time.Second, DeregisterAfter: 5 * time.Second}
+	if err := r.Update(context.Background(), inst, "warning"); err == nil {
+		t.Fatal("Update before Start must fail")
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	storetest.Eventually(t, 5*time.Second, "registered", func() bool { return at() == entry{"healthy", "10.0.0.9", 9000, ""} })
+
+	// warning: the new fields re-registered with the same ID and TTL check, the check warned.
+	mark := len(agentCalls(t, s))
+	moved := inst
+	moved.Port = 9002
+	if err := r.Update(context.Background(), moved, "warning"); err != nil {
+		t.Fatal(err)
+	}
+	calls := fromUpdate(t, s, mark)
+	if got := fmt.Sprint(sent(calls)); got != fmt.Sprint([]string{"PUT /v1/agent/service/register", beatWarn}) {
+		t.Fatalf("sent %s", got)
+	}
+	body := calls[0].Body
+	check := fmt.Sprint(body["Check"])
+	if body["ID"] != "pay-3" || body["Name"] != "pay" || body["Port"] != float64(9002) ||
+		check != "map[CheckID:service:pay-3 DeregisterCriticalServiceAfter:5s Name:waypost TTL for pay-3 Status:warning TTL:1s]" {
+		t.Fatalf("registered %v", body)
+	}
+	storetest.Eventually(t, 5*time.Second, "warning → degraded", func() bool { return at() == entry{"degraded", "10.0.0.9", 9002, ""} })
+	if got := status(); got != "warning" {
+		t.Fatalf("source status %s", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the TTL: only heartbeats keep the check alive, and they keep it warning
+	if got := beats(fromUpdate(t, s, mark)[2:]); len(got) != 1 || got[beatWarn] < 3 {
+		t.Fatalf("heartbeats after the update: %v", got)
+	}
+	if at().Health != "degraded" {
+		t.Fatalf("after the TTL: %+v", at())
+	}
+
+	// maintenance: the agent's maintenance mode on a passing check.
+	mark = len(agentCalls(t, s))
+	if err := r.Update(context.Background(), inst, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(sent(fromUpdate(t, s, mark))), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
+		"PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A+maintenance"}); got != want {
+		t.Fatalf("sent %s, want %s", got, want)
+	}
+	storetest.Eventually(t, 5*time.Second, "maintenance → draining", func() bool { return at().Health == "draining" })
+	if got := status(); got != "maintenance" {
+		t.Fatalf("source status %s", got)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if got := beats(fromUpdate(t, s, mark)[3:]); at().Health != "draining" || len(got) != 1 || got[beatPass] < 2 {
+		t.Fatalf("after the TTL: %+v, heartbeats %v", at(), got)
+	}
+	// The agent forgets it: registered again, and maintenance turned on again.
+	registrations := r.Registrations()
+	s.Call(t, "PUT", "/v1/agent/service/deregister/pay-3", nil, nil)
+	storetest.Eventually(t, 3*time.Second, "registered again", func() bool { return r.Registrations() == registrations+1 })
+	storetest.Eventually(t, 5*time.Second, "still draining", func() bool { return at().Health == "draining" })
+	if all := sent(agentCalls(t, s)); !strings.HasPrefix(all[len(all)-1], "PUT /v1/agent/service/maintenance/pay-3?enable=true") {
+		t.Fatalf("after the re-registration: %v", all[len(all)-3:])
+	}
+
+	// Back to passing: maintenance off.
+	mark = len(agentCalls(t, s))
+	if err := r.Update(context.Background(), inst, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(sent(fromUpdate(t, s, mark))), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
+		"PUT /v1/agent/service/maintenance/pay-3?enable=false"}); got != want {
+		t.Fatalf("sent %s, want %s", got, want)
+	}
+	storetest.Eventually(t, 5*time.Second, "passing again", func() bool { return at() == entry{"healthy", "10.0.0.9", 9000, ""} })
+	if got := status(); got != "passing" {
+		t.Fatalf("source status %s", got)
+	}
+
+	mark = len(agentCalls(t, s))
+	other, web := inst, inst
+	other.ID, web.Service = "pay-4", "web"
+	for _, bad := range []struct {
+		in     waypost.InstanceSpec
+		status string
+	}{{other, ""}, {web, ""}, {inst, "draining"}} {
+		if err := r.Update(context.Background(), bad.in, bad.status); err == nil {
+			t.Fatalf("Update(%s/%s, %q) must fail", bad.in.Service, bad.in.ID, bad.status)
+		}
+	}
+	for _, c := range agentCalls(t, s)[mark:] {
+		if c.Path == "/v1/agent/service/register" {
+			t.Fatal("a refused update registered")
+		}
+	}
+	if err := r.Close(); err != nil || r.Err() != nil {
+		t.Fatalf("Close: %v, %v", err, r.Err())
+	}
+	storetest.Eventually(t, time.Second, "gone", func() bool { _, ok := view(reg, m.Locker(), "pay")["pay-3"]; return !ok })
+	mark = len(agentCalls(t, s))
+	if err := r.Update(context.Background(), inst, "critical"); err != nil || len(agentCalls(t, s)) != mark {
+		t.Fatalf("after Close an update is only kept: %v, %v", err, sent(agentCalls(t, s)[mark:]))
 	}
 	m.Close()
 }

@@ -13,28 +13,58 @@ import (
 	"example.invalid/waypost/internal/storehttp"
 )
 
+// MaintenanceReason is the reason a Registrar gives with maintenance mode
+// (Consul keeps it in the _service_maintenance:<id> check's Notes).
+const MaintenanceReason = "waypost: maintenance"
+
+// checkOf maps a source status to the TTL check's status and the heartbeat
+// that keeps it. Maintenance is the agent's maintenance mode on top of a
+// passing check: the instance is alive, only drained.
+var checkOf = map[string]struct{ status, verb string }{
+	"": {"passing", "pass"}, "passing": {"passing", "pass"}, "warning": {"warning", "warn"},
+	"critical": {"critical", "fail"}, "maintenance": {"passing", "pass"},
+}
+
 // Registrar registers Instance with the agent (PUT /v1/agent/service/register)
 // with a TTL check and DeregisterCriticalServiceAfter, passes the check
 // every TTL/3, registers again when the agent no longer knows it, and
 // deregisters on a clean stop so the instance leaves at once.
+//
+// Update changes the registration in place (a drain is Update(ctx,
+// instance, "maintenance")); the status maps as the core's Consul reader
+// reads it back: "warning" and "critical" are the TTL check's status,
+// which every later heartbeat keeps (warn / fail instead of pass);
+// "maintenance" turns on the agent's maintenance mode for the service
+// (reason MaintenanceReason), a later other status turns it off. Every
+// later registration sends the updated instance.
 type Registrar struct {
 	Address         string
-	Instance        waypost.InstanceSpec
-	TTL             time.Duration // the check's TTL, whole seconds; default 10 s
-	DeregisterAfter time.Duration // critical this long → Consul removes it; default 1 min
+	Instance        waypost.InstanceSpec // read at Start; change it later with Update
+	TTL             time.Duration        // the check's TTL, whole seconds; default 10 s
+	DeregisterAfter time.Duration        // critical this long → Consul removes it; default 1 min
 	Token           string
 	CAFile          string
 	Timeout         time.Duration // per request; default 2 s
 	OnError         func(error)
 
 	server *storehttp.Server
-	body   string
+
+	// writing is held while the registrar writes to the agent, so a
+	// registration, a heartbeat and an Update never cross (the last
+	// instance written is the last one given).
+	writing     sync.Mutex
+	registered  bool   // under writing: Start registered it
+	stopped     bool   // under writing: Close has begun
+	body        string // under writing: the registration
+	status      string // under writing: the source status ("" is passing)
+	maintenance bool   // under writing: maintenance mode turned on
+	stale       bool   // under writing: an update not yet all sent
 
 	mu            sync.Mutex
 	registrations int
 	heartbeats    int
 	err           error
-	status        string
+	state         string
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -67,7 +97,22 @@ func (r *Registrar) prepare() error {
 	if r.Timeout == 0 {
 		r.Timeout = 2 * time.Second
 	}
-	in := r.Instance
+	body, err := r.registration(r.Instance, "")
+	if err != nil {
+		return err
+	}
+	r.body, r.status = body, ""
+	r.server, err = newServer(r.Address, r.Token, r.CAFile, r.Timeout)
+	return err
+}
+
+// registration is the body of PUT /v1/agent/service/register for in with
+// its TTL check starting in status's check status.
+func (r *Registrar) registration(in waypost.InstanceSpec, status string) (string, error) {
+	check, ok := checkOf[status]
+	if !ok {
+		return "", fmt.Errorf("consul: status %q: expected passing, warning, critical or maintenance", status)
+	}
 	weight := in.Weight
 	if weight == 0 {
 		weight = 1
@@ -78,19 +123,42 @@ func (r *Registrar) prepare() error {
 		"Weights": map[string]uint32{"Passing": weight, "Warning": 1},
 		"Check": map[string]string{
 			"CheckID": "service:" + in.ID, "Name": "waypost TTL for " + in.ID, "TTL": seconds(r.TTL),
-			"Status": "passing", "DeregisterCriticalServiceAfter": seconds(r.DeregisterAfter),
+			"Status": check.status, "DeregisterCriticalServiceAfter": seconds(r.DeregisterAfter),
 		},
 	}
 	if in.Zone != "" {
 		body["Locality"] = map[string]string{"Zone": in.Zone}
 	}
 	b, err := json.Marshal(body)
+	return string(b), err
+}
+
+// Update replaces the registration with instance and status ("" or
+// "passing", "warning", "critical", "maintenance": what mirrors read;
+// "maintenance" drains it), and keeps it: heartbeats keep its check status
+// and a registration after the agent forgot it sends this instance. ID and
+// Service must not change. After Close it is only kept. When the agent
+// cannot be reached or refuses it returns the error (the instance is kept
+// and the heartbeat goroutine sends it once the agent answers).
+func (r *Registrar) Update(ctx context.Context, instance waypost.InstanceSpec, status string) error {
+	if r.server == nil {
+		return errors.New("consul: Registrar.Update before Start")
+	}
+	if instance.ID != r.Instance.ID || instance.Service != r.Instance.Service {
+		return fmt.Errorf("consul: Update keeps the instance %s/%s (same ID and Service), got %s/%s",
+			r.Instance.Service, r.Instance.ID, instance.Service, instance.ID)
+	}
+	body, err := r.registration(instance, status)
 	if err != nil {
 		return err
 	}
-	r.body = string(b)
-	r.server, err = newServer(r.Address, r.Token, r.CAFile, r.Timeout)
-	return err
+	r.writing.Lock()
+	defer r.writing.Unlock()
+	r.body, r.status = body, status
+	if !r.registered || r.stopped {
+		return nil
+	}
+	return r.register(ctx)
 }
 
 // Registrations counts the registrations sent (1 + re-registrations).
@@ -118,10 +186,10 @@ func (r *Registrar) Err() error {
 func (r *Registrar) Status() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.status == "" {
+	if r.state == "" {
 		return "idle"
 	}
-	return r.status
+	return r.state
 }
 
 func (r *Registrar) put(ctx context.Context, path, body string) (int, error) {
@@ -135,27 +203,64 @@ func (r *Registrar) put(ctx context.Context, path, body string) (int, error) {
 	return a.Status, nil
 }
 
-func (r *Registrar) register(ctx context.Context) error {
-	const path = "/v1/agent/service/register"
-	status, err := r.put(ctx, path, r.body)
-	if err != nil {
-		return err
+// must is put where only 200 will do.
+func (r *Registrar) must(ctx context.Context, path, body string) error {
+	status, err := r.put(ctx, path, body)
+	if err == nil && status != 200 {
+		err = r.server.Fail(path, status, "PUT %s answered HTTP %d", path, status)
 	}
-	if status != 200 {
-		return r.server.Fail(path, status, "PUT %s answered HTTP %d", path, status)
+	return err
+}
+
+// checkPath is the heartbeat: the TTL check's kept status (pass, warn or
+// fail); r.writing is held.
+func (r *Registrar) checkPath() string {
+	return "/v1/agent/check/" + checkOf[r.status].verb + "/service:" + url.PathEscape(r.Instance.ID)
+}
+
+// register registers the instance as it is now: the registration, the
+// check's status (an agent that knew the check keeps its old one),
+// maintenance mode on, or off when it was on (a registration anew may
+// have dropped it: turned on again). Until all of it went through, the
+// next heartbeat does it again. r.writing is held.
+func (r *Registrar) register(ctx context.Context) error {
+	r.stale = true
+	if err := r.must(ctx, "/v1/agent/service/register", r.body); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	r.registrations++
 	r.mu.Unlock()
+	if err := r.must(ctx, r.checkPath(), ""); err != nil {
+		return err
+	}
+	if want := r.status == "maintenance"; want || r.maintenance {
+		query := url.Values{"enable": {fmt.Sprint(want)}}
+		if want {
+			query.Set("reason", MaintenanceReason)
+		}
+		if err := r.must(ctx, "/v1/agent/service/maintenance/"+url.PathEscape(r.Instance.ID)+"?"+query.Encode(), ""); err != nil {
+			return err
+		}
+		r.maintenance = want
+	}
+	r.stale = false
 	return nil
 }
 
 func (r *Registrar) beat(ctx context.Context) error {
-	status, err := r.put(ctx, "/v1/agent/check/pass/service:"+url.PathEscape(r.Instance.ID), "")
-	if err != nil {
-		return err
+	r.writing.Lock()
+	defer r.writing.Unlock()
+	if r.stopped {
+		return nil
 	}
-	if status == 404 {
+	if r.stale {
+		if err := r.register(ctx); err != nil {
+			return err
+		}
+	} else if status, err := r.put(ctx, r.checkPath(), ""); err != nil {
+		return err
+	} else if status == 404 {
 		if err := r.register(ctx); err != nil {
 			return err
 		}
@@ -179,7 +284,7 @@ func (r *Registrar) run(ctx context.Context) {
 				return
 			}
 			r.mu.Lock()
-			r.err, r.status = err, "retrying"
+			r.err, r.state = err, "retrying"
 			r.mu.Unlock()
 			if r.OnError != nil {
 				r.OnError(err)
@@ -190,7 +295,7 @@ func (r *Registrar) run(ctx context.Context) {
 			continue
 		}
 		r.mu.Lock()
-		r.err, r.status = nil, "registered"
+		r.err, r.state = nil, "registered"
 		r.mu.Unlock()
 		delay = interval
 	}
@@ -205,12 +310,16 @@ func (r *Registrar) Start(ctx context.Context) error {
 	if err := r.prepare(); err != nil {
 		return err
 	}
-	if err := r.register(ctx); err != nil {
+	r.writing.Lock()
+	err := r.register(ctx)
+	r.registered = err == nil
+	r.writing.Unlock()
+	if err != nil {
 		r.server.Close()
 		return err
 	}
 	r.mu.Lock()
-	r.status = "registered"
+	r.state = "registered"
 	r.mu.Unlock()
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
@@ -235,12 +344,15 @@ func (r *Registrar) Close() error {
 	r.closeOnce.Do(func() {
 		r.cancel()
 		<-r.done
+		r.writing.Lock()
+		r.stopped = true
+		r.writing.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*r.Timeout)
 		_, err := r.put(ctx, "/v1/agent/service/deregister/"+url.PathEscape(r.Instance.ID), "")
 		cancel()
 		r.server.Close()
 		r.mu.Lock()
-		r.status, r.err = "stopped", err
+		r.state, r.err = "stopped", err
 		r.mu.Unlock()
 		r.closeErr = err
 	})

@@ -12,6 +12,10 @@
   (``PUT /v1/agent/service/register``) with a TTL check and
   ``DeregisterCriticalServiceAfter``, passes the check every TTL/3, registers
   again when the agent forgot it, and deregisters on a clean stop.
+  ``update(instance)`` changes it in place; its ``status`` maps the way the
+  core reads it back (SPEC §10.4): ``warning`` / ``critical`` become the TTL
+  check's status (every heartbeat keeps it), ``maintenance`` the agent's
+  service maintenance mode.
 
 Background failures are visible: ``.error`` (the last one, ``None`` once
 healthy again), ``.status`` and an ``on_error`` callback.
@@ -120,10 +124,29 @@ class Mirror(MirrorLoop):
         self._ok()
 
 
-def _registration(instance: Mapping[str, Any], ttl_s: int, deregister_after_s: int) -> tuple[str, bytes]:
+#: A source status (the instance's ``status``) → the TTL check's status and
+#: the heartbeat that keeps it. Maintenance is the agent's own maintenance
+#: mode on top of a passing check: the instance is alive, only drained.
+_CHECK = {"passing": ("passing", "pass"), "warning": ("warning", "warn"),
+          "critical": ("critical", "fail"), "maintenance": ("passing", "pass")}
+
+#: The ``reason`` given with maintenance mode (Consul keeps it in the
+#: ``_service_maintenance:<id>`` check's ``Notes``).
+MAINTENANCE_REASON = "waypost: maintenance"
+
+
+def _status(instance: Mapping[str, Any]) -> str:
+    status = instance.get("status", "passing")
+    if status not in _CHECK:
+        raise ValueError(f"instance: status {status!r}: expected passing, warning, critical or maintenance")
+    return str(status)
+
+
+def _registration(instance: Mapping[str, Any], ttl_s: int, deregister_after_s: int) -> tuple[str, str, bytes]:
     ident, service = instance.get("id"), instance.get("service")
     if not isinstance(ident, str) or not ident or not isinstance(service, str) or not service:
         raise ValueError("instance: needs string `id` and `service` (the instance wire form)")
+    status = _status(instance)
     body: dict[str, Any] = {
         "ID": ident,
         "Name": service,
@@ -136,13 +159,13 @@ def _registration(instance: Mapping[str, Any], ttl_s: int, deregister_after_s: i
             "CheckID": f"service:{ident}",
             "Name": f"waypost TTL for {ident}",
             "TTL": f"{ttl_s}s",
-            "Status": "passing",
+            "Status": _CHECK[status][0],
             "DeregisterCriticalServiceAfter": f"{deregister_after_s}s",
         },
     }
     if instance.get("zone"):
         body["Locality"] = {"Zone": instance["zone"]}
-    return ident, json.dumps(body).encode()
+    return ident, service, json.dumps(body).encode()
 
 
 class Registrar:
@@ -157,6 +180,15 @@ class Registrar:
     the instance is registered again. ``start()`` raises ``ConsulError``
     when the agent refuses or cannot be reached; later failures go to
     ``.error``/``on_error`` and are retried.
+
+    ``update(instance)`` changes the registration in place (a drain is
+    ``update({**instance, "status": "maintenance"})``); the instance's
+    ``status`` (default ``passing``) maps as the core's Consul reader reads
+    it back: ``warning`` and ``critical`` are the TTL check's status, which
+    every later heartbeat keeps (``warn`` / ``fail`` instead of ``pass``);
+    ``maintenance`` turns on the agent's maintenance mode for the service
+    (reason ``MAINTENANCE_REASON``), a later other status turns it off.
+    Every later registration sends the updated instance.
     """
 
     def __init__(
@@ -175,20 +207,34 @@ class Registrar:
             raise ValueError("ttl_s: a whole number of seconds >= 1")
         if not isinstance(deregister_after_s, int) or deregister_after_s < 1:
             raise ValueError("deregister_after_s: a whole number of seconds >= 1")
-        self.id, self._body = _registration(instance, ttl_s, deregister_after_s)
+        self.id, self.service, self._body = _registration(instance, ttl_s, deregister_after_s)
+        self.instance = dict(instance)
+        self._source_status = _status(instance)
         self.ttl_s = ttl_s
+        self.deregister_after_s = deregister_after_s
         self.on_error = on_error
         self.registrations = 0
         self.heartbeats = 0
         self.error: Optional[Exception] = None
         self.status = "idle"
         self._server = _server(address, token, ca_file, timeout_s)
+        # Held while the registrar writes to the agent, so a registration,
+        # a heartbeat and an update never cross (the last instance written
+        # is the last one given).
+        self._writing = threading.Lock()
+        self._registered = False  # under _writing: started and not closed
+        self._maintenance = False  # under _writing: maintenance turned on
+        self._stale = False  # under _writing: an update not yet all sent
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     @property
     def endpoint(self) -> str:
         return self._server.url
+
+    @property
+    def _service_path(self) -> str:
+        return urllib.parse.quote(self.id, safe="")
 
     def _put(self, path: str, body: bytes = b"") -> int:
         status, _, data = self._server.request("PUT", path, body)
@@ -198,18 +244,61 @@ class Registrar:
                               endpoint=self.endpoint, path=path, status=status)
         return status
 
-    def _register(self) -> None:
-        path = "/v1/agent/service/register"
-        if self._put(path, self._body) != 200:
+    def _must(self, path: str, body: bytes = b"") -> None:
+        if self._put(path, body) != 200:
             raise ConsulError(f"consul {self.endpoint}: PUT {path} answered HTTP 404", endpoint=self.endpoint,
                               path=path, status=404)
+
+    def _set_maintenance(self, on: bool) -> None:
+        query = urllib.parse.urlencode({"enable": "true", "reason": MAINTENANCE_REASON} if on else {"enable": "false"})
+        self._must(f"/v1/agent/service/maintenance/{self._service_path}?{query}")
+        self._maintenance = on
+
+    def _check_path(self) -> str:
+        """The heartbeat: the TTL check's kept status (pass, warn or fail)."""
+        verb = _CHECK[self._source_status][1]
+        return f"/v1/agent/check/{verb}/" + urllib.parse.quote(f"service:{self.id}", safe=":")
+
+    def _register(self) -> None:
+        """Registers the instance as it is now: the registration, the
+        check's status (an agent that knew the check keeps its old one),
+        maintenance mode on, or off when it was on (a registration anew
+        may have dropped it: turned on again). Until all of it went
+        through, the next heartbeat does it again. ``_writing`` is held."""
+        self._stale = True
+        self._must("/v1/agent/service/register", self._body)
         self.registrations += 1
+        self._must(self._check_path())
+        want = self._source_status == "maintenance"
+        if want or self._maintenance:
+            self._set_maintenance(want)
+        self._stale = False
 
     def _beat(self) -> None:
-        path = "/v1/agent/check/pass/" + urllib.parse.quote(f"service:{self.id}", safe=":")
-        if self._put(path) == 404:
+        with self._writing:
+            if self._stop.is_set():
+                return
+            if self._stale or self._put(self._check_path()) == 404:
+                self._register()
+            self.heartbeats += 1
+
+    def update(self, instance: Mapping[str, Any]) -> None:
+        """Replaces the registration with ``instance`` (same ``id`` and
+        ``service``; its ``status`` maps as the class says: ``"maintenance"``
+        drains it) and keeps it: heartbeats keep its check status and a
+        registration after the agent forgot it sends this instance. Before
+        ``start()`` or after ``close()`` it is only kept. When the agent
+        cannot be reached or refuses it raises ``ConsulError`` (the instance
+        is kept and the heartbeat thread sends it once the agent answers)."""
+        ident, service, body = _registration(instance, self.ttl_s, self.deregister_after_s)
+        if (ident, service) != (self.id, self.service):
+            raise ValueError(f"instance: update keeps the id {self.id!r} and service {self.service!r}, "
+                             f"got {ident!r} in {service!r}")
+        with self._writing:
+            self.instance, self._body, self._source_status = dict(instance), body, _status(instance)
+            if not self._registered or self._stop.is_set():
+                return
             self._register()
-        self.heartbeats += 1
 
     def _run(self) -> None:
         interval = max(0.1, self.ttl_s / 3)
@@ -235,9 +324,11 @@ class Registrar:
         heartbeat thread."""
         if self._thread is not None:
             return self
-        self._register()
-        self.status = "registered"
         self._stop.clear()
+        with self._writing:
+            self._register()
+            self._registered = True
+        self.status = "registered"
         self._thread = threading.Thread(target=self._run, name=f"waypost-consul-registrar {self.id}", daemon=True)
         self._thread.start()
         return self
@@ -251,10 +342,12 @@ class Registrar:
         if thread is None:
             return
         thread.join()
-        try:
-            self._put("/v1/agent/service/deregister/" + urllib.parse.quote(self.id, safe=""))
-        except (StoreError, OSError) as e:
-            self.error = e
+        with self._writing:
+            self._registered = False
+            try:
+                self._put("/v1/agent/service/deregister/" + self._service_path)
+            except (StoreError, OSError) as e:
+                self.error = e
         self.status = "stopped"
 
     def __enter__(self) -> "Registrar":
@@ -269,4 +362,4 @@ class Registrar:
         self.close()
 
 
-__all__ = ["ConsulError", "DEFAULT_ADDRESS", "Mirror", "Registrar"]
+__all__ = ["ConsulError", "DEFAULT_ADDRESS", "MAINTENANCE_REASON", "Mirror", "Registrar"]

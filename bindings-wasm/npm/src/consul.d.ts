@@ -27,6 +27,12 @@ export interface InstanceWire {
   [extra: string]: unknown;
 }
 
+/** The `reason` a registrar gives with maintenance mode. */
+export declare const MAINTENANCE_REASON: "waypost: maintenance";
+
+/** A source status: what a mirror reads back as passing / degraded / unhealthy / draining. */
+export type SourceStatus = "passing" | "warning" | "critical" | "maintenance";
+
 /** A reconcile report (as `Registry.sync` returns it). */
 export interface SyncReport {
   added: number;
@@ -108,6 +114,9 @@ export interface ConsulRegistrarOptions {
 export declare class ConsulRegistrar {
   constructor(options: ConsulRegistrarOptions);
   readonly id: string;
+  readonly service: string;
+  /** The instance registered (the last one `update` gave). */
+  readonly instance: InstanceWire & { status?: SourceStatus };
   readonly registrations: number;
   readonly heartbeats: number;
   readonly error: Error | null;
@@ -115,6 +124,17 @@ export declare class ConsulRegistrar {
   readonly endpoint: string;
   /** Registers now (rejects with ConsulError on failure), then heartbeats. */
   start(): Promise<this>;
+  /**
+   * Replaces the registration with `instance` (same id and service) and
+   * keeps it. Its `status` maps as the core's Consul reader reads it back:
+   * "warning" / "critical" are the TTL check's status, which heartbeats
+   * keep; "maintenance" turns on the agent's maintenance mode (drains it),
+   * another status turns it off. Before `start()` or after `close()` it is
+   * only kept; rejects with ConsulError when the agent fails (the instance
+   * is kept and the heartbeats send it), with TypeError for another id or
+   * service or an unknown status.
+   */
+  update(instance: InstanceWire & { status?: SourceStatus }): Promise<void>;
   /** Stops the heartbeats and deregisters. Safe to call twice. */
   close(): Promise<void>;
   on(type: "error", fn: (error: Error) => void): this;

@@ -9,7 +9,10 @@
 // query return at once): two requests start at least `minIntervalMs` apart.
 // ConsulRegistrar: PUT /v1/agent/service/register with a TTL check and
 // DeregisterCriticalServiceAfter, the check passed every TTL/3, registered
-// again when the agent forgot it, deregistered on close.
+// again when the agent forgot it, deregistered on close. `update(instance)`
+// changes it in place; its `status` maps the way the core reads it back
+// (SPEC §10.4): warning / critical become the TTL check's status (every
+// heartbeat keeps it), maintenance the agent's service maintenance mode.
 import { MirrorLoop, Server, StoreError, Listeners, sleep } from "./store-http.js";
 
 export const DEFAULT_ADDRESS = "http://127.0.0.1:8500";
@@ -72,16 +75,36 @@ export class ConsulMirror extends MirrorLoop {
   }
 }
 
+// A source status (the instance's `status`) → the TTL check's status and the
+// heartbeat that keeps it. Maintenance is the agent's maintenance mode on top
+// of a passing check: the instance is alive, only drained.
+const CHECK = {
+  passing: ["passing", "pass"], warning: ["warning", "warn"],
+  critical: ["critical", "fail"], maintenance: ["passing", "pass"],
+};
+
+/** The `reason` given with maintenance mode (the `_service_maintenance:<id>` check's Notes). */
+export const MAINTENANCE_REASON = "waypost: maintenance";
+
+function sourceStatus(instance) {
+  const status = instance?.status ?? "passing";
+  if (!Object.hasOwn(CHECK, status)) {
+    throw new TypeError(`instance: status ${JSON.stringify(status)}: expected passing, warning, critical or maintenance`);
+  }
+  return status;
+}
+
 function registration(instance, ttl, deregisterAfter) {
   const { id, service } = instance ?? {};
   if (typeof id !== "string" || id === "" || typeof service !== "string" || service === "") {
     throw new TypeError("instance: needs string `id` and `service` (the instance wire form)");
   }
+  const status = sourceStatus(instance);
   const body = {
     ID: id, Name: service, Address: instance.address ?? "", Port: instance.port ?? 0,
     Tags: [...(instance.tags ?? [])], Meta: { ...(instance.meta ?? {}) },
     Weights: { Passing: instance.weight ?? 1, Warning: 1 },
-    Check: { CheckID: `service:${id}`, Name: `waypost TTL for ${id}`, TTL: `${ttl}s`, Status: "passing", DeregisterCriticalServiceAfter: `${deregisterAfter}s` },
+    Check: { CheckID: `service:${id}`, Name: `waypost TTL for ${id}`, TTL: `${ttl}s`, Status: CHECK[status][0], DeregisterCriticalServiceAfter: `${deregisterAfter}s` },
   };
   if (instance.zone) body.Locality = { Zone: instance.zone };
   return JSON.stringify(body);
@@ -92,6 +115,15 @@ function registration(instance, ttl, deregisterAfter) {
  * keeps its TTL check passing every `ttl`/3 seconds until `close()`, which
  * deregisters it. Consul removes an instance whose check stayed critical
  * for `deregisterAfter` seconds (a process that died without closing).
+ *
+ * `update(instance)` changes the registration in place (a drain is
+ * `update({ ...instance, status: "maintenance" })`); the instance's `status`
+ * (default "passing") maps as the core's Consul reader reads it back:
+ * "warning" and "critical" are the TTL check's status, which every later
+ * heartbeat keeps (warn / fail instead of pass); "maintenance" turns on the
+ * agent's maintenance mode for the service (reason MAINTENANCE_REASON), a
+ * later other status turns it off. Every later registration sends the
+ * updated instance.
  */
 export class ConsulRegistrar {
   constructor({ address, instance, ttl = 10, deregisterAfter = 60, token, timeoutMs = 2000, signal, onError } = {}) {
@@ -99,7 +131,18 @@ export class ConsulRegistrar {
     if (!Number.isInteger(deregisterAfter) || deregisterAfter < 1) throw new TypeError("deregisterAfter: a whole number of seconds >= 1");
     this.body = registration(instance, ttl, deregisterAfter);
     this.id = instance.id;
+    this.service = instance.service;
+    this.instance = instance;
+    this.sourceStatus = sourceStatus(instance);
     this.ttl = ttl;
+    this.deregisterAfter = deregisterAfter;
+    // The registrar's writes to the agent, one after another, so a
+    // registration, a heartbeat and an update never cross (the last
+    // instance written is the last one given).
+    this.writing = Promise.resolve();
+    this.registered = false; // started and not closed
+    this.maintenance = false; // maintenance mode turned on
+    this.stale = false; // an update not yet all sent
     this.server = server(address, token, timeoutMs);
     this.registrations = 0;
     this.heartbeats = 0;
@@ -128,15 +171,74 @@ export class ConsulRegistrar {
     return answer.status;
   }
 
+  async must(path, body = "") {
+    if (await this.put(path, body) !== 200) throw new ConsulError(`consul ${this.endpoint}: PUT ${path} answered HTTP 404`, { endpoint: this.endpoint, path, status: 404 });
+  }
+
+  /** The heartbeat: the TTL check's kept status (pass, warn or fail). */
+  checkPath() { return `/v1/agent/check/${CHECK[this.sourceStatus][1]}/service:${encodeURIComponent(this.id)}`; }
+
+  /**
+   * Registers the instance as it is now: the registration, the check's
+   * status (an agent that knew the check keeps its old one), maintenance
+   * mode on, or off when it was on (a registration anew may have dropped
+   * it: turned on again). Until all of it went through, the next heartbeat
+   * does it again. Runs inside `serial`.
+   */
   async register() {
-    const path = "/v1/agent/service/register";
-    if (await this.put(path, this.body) !== 200) throw new ConsulError(`consul ${this.endpoint}: PUT ${path} answered HTTP 404`, { endpoint: this.endpoint, path, status: 404 });
+    this.stale = true;
+    await this.must("/v1/agent/service/register", this.body);
     this.registrations += 1;
+    await this.must(this.checkPath());
+    const want = this.sourceStatus === "maintenance";
+    if (want || this.maintenance) {
+      const query = want ? `enable=true&reason=${encodeURIComponent(MAINTENANCE_REASON)}` : "enable=false";
+      await this.must(`/v1/agent/service/maintenance/${encodeURIComponent(this.id)}?${query}`);
+      this.maintenance = want;
+    }
+    this.stale = false;
   }
 
   async beat() {
-    if (await this.put(`/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`) === 404) await this.register();
+    if (this.stale || await this.put(this.checkPath()) === 404) await this.register();
     this.heartbeats += 1;
+  }
+
+  /** Runs `fn` after every write before it. */
+  serial(fn) {
+    const run = this.writing.then(fn);
+    this.writing = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Replaces the registration with `instance` (same id and service; its
+   * `status` maps as the class says: "maintenance" drains it) and keeps it:
+   * heartbeats keep its check status and a registration after the agent
+   * forgot it sends this instance. Before `start()` or after `close()` it
+   * is only kept. Rejects with ConsulError when the agent cannot be reached
+   * or refuses (the instance is kept and the heartbeat loop sends it once
+   * the agent answers).
+   */
+  update(instance) {
+    let body;
+    try {
+      body = registration(instance, this.ttl, this.deregisterAfter);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (instance.id !== this.id || instance.service !== this.service) {
+      return Promise.reject(new TypeError(`instance: update keeps the id ${JSON.stringify(this.id)} and service ${JSON.stringify(this.service)}, ` +
+        `got ${JSON.stringify(instance.id)} in ${JSON.stringify(instance.service)}`));
+    }
+    const status = sourceStatus(instance);
+    return this.serial(async () => {
+      this.instance = instance;
+      this.body = body;
+      this.sourceStatus = status;
+      if (!this.registered || this.stopper.signal.aborted) return;
+      await this.register();
+    });
   }
 
   async run() {
@@ -147,7 +249,7 @@ export class ConsulRegistrar {
       await sleep(delay, s);
       if (s.aborted) return;
       try {
-        await this.beat();
+        await this.serial(() => (s.aborted ? undefined : this.beat()));
         this.error = null;
         this.status = "registered";
         delay = interval;
@@ -165,7 +267,10 @@ export class ConsulRegistrar {
   async start() {
     if (this.loop !== null) return this;
     if (this.signal?.aborted) throw new ConsulError("aborted before start");
-    await this.register();
+    await this.serial(async () => {
+      await this.register();
+      this.registered = true;
+    });
     this.status = "registered";
     this.loop = this.run();
     return this;
@@ -184,6 +289,8 @@ export class ConsulRegistrar {
     this.loop = null;
     if (loop === null) return;
     await loop;
+    await this.writing;
+    this.registered = false;
     try {
       // null, not undefined: the stopper has aborted, and this call must still go out.
       await this.put(`/v1/agent/service/deregister/${encodeURIComponent(this.id)}`, "", null);

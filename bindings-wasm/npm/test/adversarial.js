@@ -1,6 +1,6 @@
 // Hostile input through every entry point of the facade, shared by the Node
-// suite (adversarial.test.mjs) and the Chromium page (browser/adversarial.html):
-// always a WaypostError or TypeError (or a correct answer), never a trap, and
+// suite (adversarial.test.mjs) and the browser page (browser/adversarial.html,
+// in Chromium and Firefox): always a WaypostError or TypeError (or a correct answer), never a trap, and
 // the registry (and the WebAssembly instance behind it) works afterwards.
 // Snapshots mutated leaf by leaf either restore into a registry that
 // snapshots and restores identically and keeps working, or are

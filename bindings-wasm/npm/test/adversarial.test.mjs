@@ -1,5 +1,5 @@
 // The hostile-input checks of adversarial.js in Node; browser.test.mjs runs
-// the same module in Chromium.
+// the same module in Chromium and Firefox.
 import { test } from "node:test";
 import * as waypost from "../dist/node.js";
 import { CHECKS } from "./adversarial.js";

@@ -195,6 +195,93 @@ test("ConsulRegistrar registers, heartbeats, re-registers and deregisters on clo
   }
 });
 
+const agentCalls = (s) => s.call("GET", "/_test/consul/agent");
+const sent = (calls) => calls.map((c) => `${c.method} ${c.path}`);
+// The agent calls from the update's registration on (a heartbeat may have
+// gone out between `mark` and the update).
+async function fromUpdate(s, mark) {
+  const calls = (await agentCalls(s)).slice(mark);
+  return calls.slice(calls.findIndex((c) => c.path === "/v1/agent/service/register"));
+}
+const sleepMs = (ms) => new Promise((res) => setTimeout(res, ms));
+
+test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () => {
+  const s = await startServer();
+  try {
+    const reg = registry();
+    const m = new ConsulMirror({ address: s.url, registry: reg, service: "pay", minIntervalMs: 20 });
+    await m.start();
+    const inst = { id: "pay-3", service: "pay", address: "10.0.0.9", port: 9000 };
+    const beatWarn = "PUT /v1/agent/check/warn/service:pay-3";
+    const beatPass = "PUT /v1/agent/check/pass/service:pay-3";
+    const at = () => view(reg, "pay")["pay-3"] ?? null;
+    const r = new ConsulRegistrar({ address: s.url, instance: inst, ttl: 1, deregisterAfter: 5 });
+    await r.update({ ...inst, port: 9001 }); // before start: only kept
+    assert.deepEqual(await agentCalls(s), []);
+    await r.start();
+    await eventually(() => JSON.stringify(at()) === JSON.stringify(["healthy", "10.0.0.9", 9001, null]), "registered");
+
+    // warning: the new fields re-registered with the same ID and TTL check, the check warned.
+    let mark = (await agentCalls(s)).length;
+    await r.update({ ...inst, port: 9002, status: "warning" });
+    const calls = await fromUpdate(s, mark);
+    assert.deepEqual(sent(calls), ["PUT /v1/agent/service/register", beatWarn]);
+    const body = calls[0].body;
+    assert.deepEqual([body.ID, body.Name, body.Port], ["pay-3", "pay", 9002]);
+    assert.deepEqual(body.Check, { CheckID: "service:pay-3", Name: "waypost TTL for pay-3", TTL: "1s", Status: "warning", DeregisterCriticalServiceAfter: "5s" });
+    await eventually(() => JSON.stringify(at()) === JSON.stringify(["degraded", "10.0.0.9", 9002, null]), "warning → degraded");
+    assert.equal(reg.get("pay-3").status, "warning");
+    await sleepMs(1500); // past the TTL: only heartbeats keep the check alive, and they keep it warning
+    const beats = sent((await fromUpdate(s, mark)).slice(2)).filter((c) => c.includes("/check/"));
+    assert.ok(beats.length >= 3 && beats.every((c) => c === beatWarn), beats.join(", "));
+    assert.equal(health(reg, "pay", "pay-3"), "degraded");
+
+    // maintenance: the agent's maintenance mode on a passing check.
+    mark = (await agentCalls(s)).length;
+    await r.update({ ...inst, status: "maintenance" });
+    assert.deepEqual(sent(await fromUpdate(s, mark)), [
+      "PUT /v1/agent/service/register", beatPass,
+      "PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A%20maintenance"]);
+    await eventually(() => health(reg, "pay", "pay-3") === "draining", "maintenance → draining");
+    assert.equal(reg.get("pay-3").status, "maintenance");
+    await sleepMs(1200);
+    assert.equal(health(reg, "pay", "pay-3"), "draining");
+    assert.ok(sent((await fromUpdate(s, mark)).slice(3)).filter((c) => c.includes("/check/")).every((c) => c === beatPass));
+    // The agent forgets it: registered again, and maintenance turned on again.
+    const registrations = r.registrations;
+    await s.call("PUT", "/v1/agent/service/deregister/pay-3");
+    await eventually(() => r.registrations === registrations + 1, "registered again");
+    await eventually(() => health(reg, "pay", "pay-3") === "draining", "still draining after the re-registration");
+    assert.match(sent(await agentCalls(s)).at(-1), /^PUT \/v1\/agent\/service\/maintenance\/pay-3\?enable=true/);
+
+    // Back to passing: maintenance off.
+    mark = (await agentCalls(s)).length;
+    await r.update(inst);
+    assert.deepEqual(sent(await fromUpdate(s, mark)), [
+      "PUT /v1/agent/service/register", beatPass, "PUT /v1/agent/service/maintenance/pay-3?enable=false"]);
+    await eventually(() => JSON.stringify(at()) === JSON.stringify(["healthy", "10.0.0.9", 9000, null]), "passing again");
+    assert.equal(reg.get("pay-3").status, "passing");
+
+    mark = (await agentCalls(s)).length;
+    await assert.rejects(r.update({ ...inst, id: "pay-4" }), TypeError); // another instance
+    await assert.rejects(r.update({ ...inst, service: "web" }), TypeError);
+    await assert.rejects(r.update({ ...inst, status: "draining" }), TypeError);
+    assert.ok(!(await agentCalls(s)).slice(mark).some((c) => c.path === "/v1/agent/service/register"));
+    assert.equal(r.instance, inst);
+    assert.equal(r.error, null);
+    await r.close();
+    await eventually(() => !("pay-3" in view(reg, "pay")), "deregistered on close");
+    mark = (await agentCalls(s)).length;
+    await r.update({ ...inst, status: "critical" }); // after close: only kept
+    assert.deepEqual((await agentCalls(s)).slice(mark), []);
+    assert.equal(r.instance.status, "critical");
+    await m.close();
+    await noOpenConnections(s);
+  } finally {
+    await s.close();
+  }
+});
+
 test("Consul helpers: errors are visible, AbortSignal closes", async () => {
   const s = await startServer();
   const dead = s.url;

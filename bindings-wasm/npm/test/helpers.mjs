@@ -81,6 +81,53 @@ export async function launchChromium() {
   });
 }
 
+/** The browsers the browser tests drive, each a stock Debian build: Chromium
+ * through playwright-core (CDP), Firefox ESR through puppeteer-core
+ * (WebDriver BiDi; playwright-core can only drive its own patched Firefox).
+ * `WAYPOST_BROWSERS=chromium` narrows a local run. */
+export const BROWSERS = (process.env.WAYPOST_BROWSERS ?? "chromium,firefox").split(",").filter(Boolean);
+
+/** Launches one of BROWSERS: its pages answer the Playwright calls the tests make. */
+export function launchBrowser(name) {
+  if (name === "chromium") return launchChromium();
+  if (name === "firefox") return launchFirefox();
+  throw new Error(`no such browser: ${name}`);
+}
+
+/** Debian's Firefox ESR through puppeteer-core, headless, fresh profile
+ * (puppeteer makes one and removes it on close). */
+export async function launchFirefox() {
+  const { default: puppeteer } = await import("puppeteer-core");
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    protocol: "webDriverBiDi",
+    executablePath: process.env.WAYPOST_FIREFOX ?? "/usr/bin/firefox-esr",
+    headless: true,
+  });
+  return {
+    version: () => browser.version(),
+    newPage: async () => playwrightShaped(await browser.newPage()),
+    close: () => browser.close(),
+  };
+}
+
+/** A puppeteer page with the Playwright calls the tests use and nothing more. */
+function playwrightShaped(page) {
+  return {
+    on: (event, fn) => page.on(event, fn),
+    goto: (url) => page.goto(url),
+    setViewportSize: (size) => page.setViewport(size),
+    waitForSelector: (selector, options) => page.waitForSelector(selector, options),
+    waitForFunction: (fn, arg, options) => page.waitForFunction(fn, options, arg),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    $$eval: (selector, fn, arg) => page.$$eval(selector, fn, arg),
+    fill: (selector, value) => page.locator(selector).fill(value),
+    selectOption: (selector, value) => page.select(selector, value),
+    screenshot: async (options) => Buffer.from(await page.screenshot(options)),
+    close: () => page.close(),
+  };
+}
+
 /** A page that records console errors and uncaught exceptions in `problems`. */
 export async function watchedPage(browser) {
   const page = await browser.newPage();

@@ -1,7 +1,7 @@
 // Runs one scenario document (SPEC §9, tests/scenarios/README.md) through the
 // public JavaScript API and returns its transcript: one plain object per
 // step, the same fields as the Rust reference runner. Used by Node and by
-// the Chromium page, so it touches no Node API.
+// the browser page (Chromium and Firefox), so it touches no Node API.
 
 const camel = (key) => key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 

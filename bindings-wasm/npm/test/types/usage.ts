@@ -100,4 +100,7 @@ import { K8sMirror, KubernetesError } from "waypost/k8s";
   // @ts-expect-error: the service is required
   void new ConsulMirror({ registry: reg });
   void Promise.all([c.start(), r.start(), k.start()]).then(([cm, cr, km]) => [cm.index, cr.heartbeats, km.resourceVersion, km.lists]);
+  void r.update({ ...r.instance, port: 81, status: "maintenance" });
+  // @ts-expect-error: not a source status
+  void r.update({ ...r.instance, status: "draining" });
 }
