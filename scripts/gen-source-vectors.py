@@ -170,8 +170,11 @@ def scenario(number, slug, name, steps, config=None):
 
 
 def report(**fields):
+    """A whole report; `changed` follows SPEC §10.2 unless given."""
     base = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "held": 0, "rejected": [], "resync": False}
     base.update(fields)
+    counts = base["added"] + base["updated"] + base["removed"] + base["held"]
+    base.setdefault("changed", counts > 0 or base["resync"])
     return base
 
 
@@ -604,8 +607,30 @@ def write_store_scenarios():
     ])
 
 
+def write_report_scenarios():
+    a, b = inst("a"), inst("b", address="10.0.0.2")
+    k8s = {"kind": "k8s", "namespace": "default", "service": "api", "port": "http"}
+    listed = store_fixture("k8s/endpointslice-list.json")
+    scenario(143, "source-report-changed", "a report says whether anything changed: a held-only or resync-only report did, re-listing the same state did not", [
+        step("sync", at=0, source="etcd", service="api", entries=[a, b], expect={"report": report(added=2, changed=True)}),
+        step("sync", at=1, source="etcd", service="api", entries=[b, a], expect={"report": report(unchanged=2, changed=False)}),
+        step("source_put", at=2, source="etcd", entry=a, expect={"report": report(unchanged=1, changed=False)}),
+        step("source_delete", at=3, source="etcd", id="never-seen", expect={"report": report(changed=False)}),
+        step("sync", at=4, source="etcd", service="api", entries=[a, b, inst("c", service="web")], expect={"report": report(
+            unchanged=2, rejected=[{"at": "2", "code": "invalid_argument", "message": "invalid argument `service`: `web` is not `api`"}], changed=False)}),
+        step("sync", at=5, source="etcd", service="api", entries=[], expect={"report": report(held=2, changed=True)}),
+        step("sync", at=6, source="etcd", service="api", entries=[], expect={"report": report(held=2, changed=True)}),
+        step("source_add", name="k8s", options=k8s),
+        step("k8s_slices", at=7, payload=listed),
+        step("k8s_slices", at=8, payload=store_fixture("k8s/watch-error-410.json"), expect={"report": report(
+            resync=True, rejected=[{"at": "status", "code": "invalid_argument", "message": "Kubernetes Status 410 Expired: too old resource version: 10245 (12000)"}], changed=True)}),
+        step("k8s_slices", at=9, payload=listed, expect={"report": report(unchanged=5, changed=False)}),
+    ])
+
+
 if __name__ == "__main__":
     write_fixtures()
     write_scenarios()
     write_store_scenarios()
     write_window_scenarios()
+    write_report_scenarios()

@@ -17,6 +17,9 @@ type Report struct {
 	Rejected  []Rejected `json:"rejected"`
 	// Resync: the mirror was reset; the next request reads everything again.
 	Resync bool `json:"resync"`
+	// Changed: something was added, updated, removed or held back, or the
+	// mirror was reset; the mirrors call OnChange exactly then.
+	Changed bool `json:"changed"`
 }
 
 // Rejected is a record a reconcile skipped (the rest of its batch applied).

@@ -10,7 +10,7 @@ const api1 = `{"id":"api-1","service":"api","address":"10.0.0.1","port":8080}`
 func TestSyncPutDeleteReports(t *testing.T) {
 	reg := newFleet(t)
 	rep, err := reg.Sync("etcd", "api", `[`+api1+`,{"id":"api-2","service":"api","address":"10.0.0.2","port":80,"status":"warning"}]`, at(1))
-	if err != nil || rep.Added != 2 || rep.Resync || len(rep.Rejected) != 0 {
+	if err != nil || rep.Added != 2 || rep.Resync || !rep.Changed || len(rep.Rejected) != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}
 	st, err := reg.Get("api-2", at(1))
@@ -27,7 +27,7 @@ func TestSyncPutDeleteReports(t *testing.T) {
 	if rep, err = reg.SourceDelete("etcd", "api-3", at(4)); err != nil || rep.Removed != 1 {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	if rep, err = reg.SourceDelete("etcd", "api-3", at(5)); err != nil || rep.Removed != 0 {
+	if rep, err = reg.SourceDelete("etcd", "api-3", at(5)); err != nil || rep.Removed != 0 || rep.Changed {
 		t.Fatalf("a repeated delete is a no-op: %+v %v", rep, err)
 	}
 	wantCode(t, reg.Deregister("api-1", at(6)), CodeConflict)

@@ -37,7 +37,9 @@ macro_rules! json_call {
 /// of `entries_json` (a JSON array of instance wire forms, each with an
 /// optional `"status"`), and sets `*out_report_json` to the report
 /// (`{"added", "updated", "removed", "unchanged", "held", "rejected",
-/// "resync"}`). Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT`, `CONFLICT`.
+/// "resync", "changed"}`; `"changed"`: anything added, updated, removed or
+/// held back, or a resync). Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT`,
+/// `CONFLICT`.
 ///
 /// # Safety
 /// `registry` live; strings NUL-terminated; `out_report_json` writable;

@@ -42,7 +42,7 @@ pub(crate) fn body(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 /// A report as a dict: `{"added", "updated", "removed", "unchanged",
-/// "held", "rejected": [{"at", "code", "message"}], "resync"}`.
+/// "held", "rejected": [{"at", "code", "message"}], "resync", "changed"}`.
 pub(crate) fn report<'py>(py: Python<'py>, r: &SyncReport) -> PyResult<Bound<'py, PyAny>> {
     let d = PyDict::new(py);
     d.set_item("added", r.added)?;
@@ -60,6 +60,7 @@ pub(crate) fn report<'py>(py: Python<'py>, r: &SyncReport) -> PyResult<Bound<'py
     }
     d.set_item("rejected", rejected)?;
     d.set_item("resync", r.resync)?;
+    d.set_item("changed", r.changed())?;
     Ok(d.into_any())
 }
 

@@ -155,6 +155,21 @@ def test_consul_loop_is_rate_limited_when_queries_do_not_block(server: StoreServ
     assert 2 <= made <= 7, made
 
 
+def test_consul_on_change_fires_only_for_reports_the_core_marks_changed(server: StoreServer) -> None:
+    call(server, "POST", "/_test/consul/blocking", {"on": False})
+    register(server, "web-1")
+    reg = registry()
+    changes: list[dict[str, Any]] = []
+    with consul.Mirror(server.url, reg, "web", min_interval_s=0.02, on_change=changes.append) as m:
+        assert m.wait_synced(5)
+        # The same answer again and again: the core reports it unchanged.
+        eventually(lambda: m.feeds >= 5, 5, "the same answer read several times")
+        assert [(c["added"], c["changed"]) for c in changes] == [(1, True)]
+        call(server, "PUT", "/v1/agent/service/deregister/web-1")
+        eventually(lambda: len(changes) == 2, 5, "the removal reported")
+        assert (changes[1]["removed"], changes[1]["changed"]) == (1, True)
+
+
 def test_consul_registrar_registers_heartbeats_and_deregisters(server: StoreServer) -> None:
     reg = registry()
     threads = threading.active_count()

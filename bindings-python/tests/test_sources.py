@@ -7,7 +7,7 @@ import pytest
 
 import waypost
 
-REPORT_KEYS = {"added", "updated", "removed", "unchanged", "held", "rejected", "resync"}
+REPORT_KEYS = {"added", "updated", "removed", "unchanged", "held", "rejected", "resync", "changed"}
 
 
 def entry(i: int, **extra: Any) -> dict[str, Any]:
@@ -17,10 +17,10 @@ def entry(i: int, **extra: Any) -> dict[str, Any]:
 def test_sync_reconciles_and_reports() -> None:
     reg = waypost.Registry(seed=1)
     r = reg.sync("etcd", "api", [entry(1), entry(2, status="warning")], now=1)
-    assert set(r) == REPORT_KEYS and (r["added"], r["rejected"], r["resync"]) == (2, [], False)
+    assert set(r) == REPORT_KEYS and (r["added"], r["rejected"], r["resync"], r["changed"]) == (2, [], False, True)
     assert reg.get("api-2").health is waypost.Health.DEGRADED
     r = reg.sync("etcd", "api", (entry(1), entry(2, status="warning")), now=2)
-    assert (r["added"], r["updated"], r["unchanged"]) == (0, 0, 2)
+    assert (r["added"], r["updated"], r["unchanged"], r["changed"]) == (0, 0, 2, False)
     r = reg.sync("etcd", "api", [entry(1, weight=3)], now=3)
     assert (r["updated"], r["removed"]) == (1, 1)
     assert [i.id for i in reg.discover("api", now=3)] == ["api-1"]

@@ -268,7 +268,7 @@ fn json_forms() {
             r#"{"added":1,"updated":0,"removed":0,"unchanged":0,"held":0,"rejected":["#,
             r#"{"at":"1","code":"invalid_argument","message":"invalid argument `port`: is required"},"#,
             r#"{"at":"2","code":"invalid_argument","message":"invalid argument `service`: `web` is not `api`"},"#,
-            r#"{"at":"3","code":"invalid_argument","message":"invalid argument `entry`: must be a JSON object"}],"resync":false}"#
+            r#"{"at":"3","code":"invalid_argument","message":"invalid argument `entry`: must be a JSON object"}],"resync":false,"changed":true}"#
         )
     );
     assert_eq!(

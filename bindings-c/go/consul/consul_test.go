@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,6 +168,36 @@ func TestMirrorIsRateLimited(t *testing.T) {
 	m.Close()
 	if made < 2 || made > 7 {
 		t.Fatalf("%d queries in 1 s with MinInterval 200 ms", made)
+	}
+}
+
+func TestOnChangeFiresOnlyForReportsTheCoreMarksChanged(t *testing.T) {
+	s := storetest.Start(t, "")
+	s.Call(t, "POST", "/_test/consul/blocking", map[string]bool{"on": false}, nil)
+	register(t, s, "web-1")
+	var mu sync.Mutex
+	var changes []waypost.Report
+	m := &Mirror{Address: s.URL, Registry: registry(t), Service: "web", MinInterval: 20 * time.Millisecond,
+		OnChange: func(r waypost.Report) { mu.Lock(); changes = append(changes, r); mu.Unlock() }}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	<-m.Synced()
+	seen := func() []waypost.Report {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]waypost.Report(nil), changes...)
+	}
+	// The same answer again and again: the core reports it unchanged.
+	storetest.Eventually(t, 5*time.Second, "the same answer read several times", func() bool { return m.Feeds() >= 5 })
+	if got := seen(); len(got) != 1 || got[0].Added != 1 || !got[0].Changed {
+		t.Fatalf("want one change (the add), got %+v", got)
+	}
+	s.Call(t, "PUT", "/v1/agent/service/deregister/web-1", nil, nil)
+	storetest.Eventually(t, 5*time.Second, "the removal reported", func() bool { return len(seen()) == 2 })
+	if got := seen(); got[1].Removed != 1 || !got[1].Changed {
+		t.Fatalf("want the removal, got %+v", got[1])
 	}
 }
 

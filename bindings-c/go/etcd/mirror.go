@@ -35,7 +35,7 @@ type Mirror struct {
 	CacheFile     string               // "" for none
 	CacheInterval time.Duration        // default 5 s
 	OnError       func(error)          // called from the mirror's goroutine
-	OnChange      func(waypost.Report) // a report that changed something
+	OnChange      func(waypost.Report) // a report the core marks Changed
 
 	etcd *endpoints
 	loop storehttp.Loop

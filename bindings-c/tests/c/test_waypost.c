@@ -543,7 +543,11 @@ static void test_sources(void) {
       "{\"id\":\"s2\",\"service\":\"api\",\"address\":\"10.0.1.2\",\"port\":80}", 2, &report, e));
   waypost_string_free(report);
   EXPECT_OK(waypost_registry_source_delete(reg, "etcd", "s2", 3, &report, e));
-  CHECK(strstr(report, "\"removed\":1") != NULL);
+  CHECK(strstr(report, "\"removed\":1") != NULL && strstr(report, "\"changed\":true") != NULL);
+  waypost_string_free(report);
+  /* A repeated delete changes nothing, and the report says so. */
+  EXPECT_OK(waypost_registry_source_delete(reg, "etcd", "s2", 3, &report, e));
+  CHECK(strstr(report, "\"removed\":0") != NULL && strstr(report, "\"changed\":false") != NULL);
   waypost_string_free(report);
   EXPECT_ERR(WAYPOST_STATUS_CONFLICT, waypost_deregister(reg, "s1", 4, e));
   EXPECT_ERR(WAYPOST_STATUS_CONFLICT, waypost_registry_source_put(reg, "etcd",

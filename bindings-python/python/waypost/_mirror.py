@@ -45,8 +45,8 @@ class MirrorLoop:
     ``lock`` is held while the mirror touches the registry; take it too to
     read several things at once. ``error`` is the last failure (``None``
     once a request succeeds again), also passed to ``on_error``;
-    ``on_change`` gets every report that changed something (an instance
-    added, updated, removed or held back, or a resync). With
+    ``on_change`` gets every report the core marks ``"changed"`` (an
+    instance added, updated, removed or held back, or a resync). With
     ``cache_path`` the registry's snapshot is written there (a temporary
     file, then a rename) after changes, at most every ``cache_interval_s``
     seconds, and on close; ``restore_cache(path)`` gives it back.
@@ -101,7 +101,7 @@ class MirrorLoop:
         with self.lock:
             report = self.registry.source_feed(self.source, body, now=self.now(), status=status, index=index)
         self.feeds += 1
-        if report["added"] or report["updated"] or report["removed"] or report["held"] or report["resync"]:
+        if report["changed"]:
             self._dirty.set()
             if self.on_change is not None:
                 try:

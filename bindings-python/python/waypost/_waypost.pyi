@@ -225,7 +225,8 @@ class Registry:
     ) -> Instance: ...
     def register_spec(self, spec: Mapping[str, Any], *, now: Optional[int] = None) -> Instance: ...
     # Sources (SPEC §10). A report is {"added", "updated", "removed",
-    # "unchanged", "held", "rejected": [{"at", "code", "message"}], "resync"};
+    # "unchanged", "held", "rejected": [{"at", "code", "message"}], "resync",
+    # "changed"} ("changed": anything added, updated, removed, held or a resync);
     # a request is {"method", "path", "body", "stream"}.
     def sync(
         self,

@@ -106,6 +106,8 @@ export interface SyncReport {
   held: number;
   rejected: { at: string; code: string; message: string }[];
   resync: boolean;
+  /** Anything added, updated, removed or held back, or a resync: what "change" fires on. */
+  changed: boolean;
 }
 
 export interface EtcdMirrorOptions {

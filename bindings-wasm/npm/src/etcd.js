@@ -184,8 +184,8 @@ export class EtcdRegistrar {
  *
  * `await start()` resolves once the store was read (or rejects when
  * `signal` aborts or `close()` is called first); the mirror carries on
- * until `close()` or the signal. Events: "change" (a report that changed
- * something: an instance added, updated, removed or held back, or a
+ * until `close()` or the signal. Events: "change" (a report the core marks
+ * `changed`: an instance added, updated, removed or held back, or a
  * resync), "error", "synced". With `cacheFile` (Node only) the
  * registry's snapshot is written there after changes (a temporary file,
  * then a rename), at most every `cacheIntervalMs`, and on close;

@@ -531,7 +531,7 @@ export class Registry {
    * Makes `service`'s instances owned by `source` exactly `entries`
    * (instances as `register` takes them, each with an optional `status`:
    * "passing" | "warning" | "critical" | "maintenance"); returns the report
-   * `{added, updated, removed, unchanged, held, rejected, resync}`.
+   * `{added, updated, removed, unchanged, held, rejected, resync, changed}`.
    */
   sync(source, service, entries, now) {
     text("source", source);

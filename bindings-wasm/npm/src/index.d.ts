@@ -252,6 +252,8 @@ export interface SyncReport {
   rejected: { at: string; code: ErrorCode; message: string }[];
   /** The mirror was reset: the next request reads everything again. */
   resync: boolean;
+  /** Anything added, updated, removed or held back, or a resync: what a mirror's "change" event fires on. */
+  changed: boolean;
 }
 
 /** The request a mirror's host sends next (SPEC §10.4). */

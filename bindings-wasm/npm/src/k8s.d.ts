@@ -22,6 +22,8 @@ export interface SyncReport {
   held: number;
   rejected: { at: string; code: string; message: string }[];
   resync: boolean;
+  /** Anything added, updated, removed or held back, or a resync: what "change" fires on. */
+  changed: boolean;
 }
 
 /** What a mirror needs of a waypost `Registry`. */

@@ -137,7 +137,7 @@ export class MirrorLoop {
   feed(body, status, index) {
     const report = this.registry.sourceFeed(this.source, body, this.now(), index === undefined || index === null ? { status } : { status, index });
     this.feeds += 1;
-    if (report.added || report.updated || report.removed || report.held || report.resync) {
+    if (report.changed) {
       this.dirty = true;
       this.listeners.emit("change", report);
     }

@@ -145,6 +145,26 @@ test("ConsulMirror is rate-limited when queries do not block", async () => {
   }
 });
 
+test("ConsulMirror emits \"change\" only for reports the core marks changed", async () => {
+  const s = await startServer();
+  try {
+    await s.call("POST", "/_test/consul/blocking", { on: false });
+    await register(s, "web-1");
+    const changes = [];
+    const m = new ConsulMirror({ address: s.url, registry: registry(), service: "web", minIntervalMs: 20, onChange: (r) => changes.push(r) });
+    await m.start();
+    // The same answer again and again: the core reports it unchanged.
+    await eventually(() => m.feeds >= 5, "the same answer read several times");
+    assert.deepEqual(changes.map((c) => [c.added, c.changed]), [[1, true]]);
+    await s.call("PUT", "/v1/agent/service/deregister/web-1");
+    await eventually(() => changes.length === 2, "the removal reported");
+    assert.deepEqual([changes[1].removed, changes[1].changed], [1, true]);
+    await m.close();
+  } finally {
+    await s.close();
+  }
+});
+
 test("ConsulRegistrar registers, heartbeats, re-registers and deregisters on close", async () => {
   const s = await startServer();
   try {

@@ -4,16 +4,18 @@ import assert from "node:assert/strict";
 import { Registry, WaypostError } from "../dist/node.js";
 
 const entry = (i, extra = {}) => ({ id: `api-${i}`, service: "api", address: `10.0.0.${i}`, port: 8080, ...extra });
-const REPORT_KEYS = ["added", "held", "rejected", "removed", "resync", "unchanged", "updated"];
+const REPORT_KEYS = ["added", "changed", "held", "rejected", "removed", "resync", "unchanged", "updated"];
 
 test("sync reconciles and reports", () => {
   const reg = new Registry({ seed: 1 });
   let r = reg.sync("etcd", "api", [entry(1), entry(2, { status: "warning" })], 1);
   assert.deepEqual(Object.keys(r).sort(), REPORT_KEYS);
   assert.equal(r.added, 2);
+  assert.equal(r.changed, true);
   assert.equal(reg.get("api-2", 1).health, "degraded");
   r = reg.sync("etcd", "api", [entry(1), entry(2, { status: "warning" })], 2);
   assert.equal(r.unchanged, 2);
+  assert.equal(r.changed, false);
   r = reg.sync("etcd", "api", [entry(1, { weight: 3 })], 3);
   assert.equal(r.updated, 1);
   assert.equal(r.removed, 1);

@@ -24,6 +24,8 @@ use crate::json::{describe, get, write_array, Json, ObjectWriter};
 
 pub(crate) mod consul;
 pub(crate) mod k8s;
+#[cfg(test)]
+mod tests;
 
 name_table! {
     /// A source's verdict on one of its instances (SPEC §10.1).
@@ -216,9 +218,18 @@ impl Rejected {
 }
 
 impl SyncReport {
+    /// Whether the call changed anything a host reacts to: an instance
+    /// added, updated, removed or held back, or the mirror reset
+    /// (`resync`). Unchanged entries and rejected records alone are not a
+    /// change. Written into the report JSON as `"changed"`, so every
+    /// binding's change callback fires on this one rule (SPEC §10.2).
+    pub fn changed(&self) -> bool {
+        self.added > 0 || self.updated > 0 || self.removed > 0 || self.held > 0 || self.resync
+    }
+
     /// The report as a JSON object: `{"added", "updated", "removed",
     /// "unchanged", "held", "rejected": [{"at", "code", "message"}],
-    /// "resync"}` (SPEC §10.2).
+    /// "resync", "changed"}` (SPEC §10.2).
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         let mut w = ObjectWriter::new(&mut out);
@@ -235,6 +246,7 @@ impl SyncReport {
             w.end();
         });
         w.bool("resync", self.resync);
+        w.bool("changed", self.changed());
         w.end();
         out
     }

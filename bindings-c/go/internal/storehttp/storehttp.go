@@ -304,7 +304,7 @@ func (l *Loop) Feed(body string, status int, index string) (waypost.Report, erro
 	l.lock.Lock()
 	report, err := l.Registry.SourceFeed(l.Source, body, now, status, index)
 	l.lock.Unlock()
-	changed := err == nil && (report.Added+report.Updated+report.Removed+report.Held > 0 || report.Resync)
+	changed := err == nil && report.Changed
 	l.mu.Lock()
 	l.feeds++
 	if changed {

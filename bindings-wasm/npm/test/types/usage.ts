@@ -78,12 +78,12 @@ import { EtcdError, EtcdMirror, EtcdRegistrar } from "waypost/etcd";
   const request = reg.sourceRequest("etcd");
   const stream: boolean = request.stream;
   const fed = reg.sourceFeed("etcd", new Uint8Array(2), 3, { status: 200 });
-  const resync: boolean = fed.resync || reg.sourceDelete("etcd", "a").resync;
+  const resync: boolean = fed.resync || reg.sourceDelete("etcd", "a").resync || fed.changed;
   // @ts-expect-error: a status the core does not know
   reg.sync("etcd", "api", [{ id: "a", service: "api", address: "h", port: 1, status: "down" }]);
   const r = new EtcdRegistrar({ endpoints: ["http://127.0.0.1:2379"], instance: { id: "a", service: "api", address: "h", port: 1 }, ttl: 5 });
   const m = new EtcdMirror({ endpoints: "http://127.0.0.1:2379", registry: reg, signal: AbortSignal.timeout(10), cacheFile: "/tmp/x" });
-  m.on("change", (rep) => rep.added).on("error", (e) => e instanceof EtcdError);
+  m.on("change", (rep) => rep.changed && rep.added).on("error", (e) => e instanceof EtcdError);
   void Promise.all([r.start(), m.start()]).then(([reg2, mirror]) => [reg2.grantedTtl, mirror.revision, added, rejectedCode, stream, resync]);
 }
 
@@ -93,10 +93,10 @@ import { K8sMirror, KubernetesError } from "waypost/k8s";
 {
   const reg = new Registry({ seed: 1 });
   const c = new ConsulMirror({ address: "http://127.0.0.1:8500", registry: reg, service: "web", minIntervalMs: 500, signal: AbortSignal.timeout(10) });
-  c.on("change", (rep) => rep.updated).on("error", (e) => e instanceof ConsulError);
+  c.on("change", (rep) => rep.changed && rep.updated).on("error", (e) => e instanceof ConsulError);
   const r = new ConsulRegistrar({ instance: { id: "web-1", service: "web", address: "10.0.0.1", port: 80 }, ttl: 10, deregisterAfter: 60 });
   const k = new K8sMirror({ apiServer: "https://10.96.0.1", registry: reg, namespace: "shop", service: "api", port: "http", caFile: "/ca.crt" });
-  k.on("error", (e) => e instanceof KubernetesError);
+  k.on("change", (rep) => rep.changed).on("error", (e) => e instanceof KubernetesError);
   // @ts-expect-error: the service is required
   void new ConsulMirror({ registry: reg });
   void Promise.all([c.start(), r.start(), k.start()]).then(([cm, cr, km]) => [cm.index, cr.heartbeats, km.resourceVersion, km.lists]);
