@@ -558,7 +558,8 @@ impl Filter {
     /// …}}` (both keys optional): what the bindings that pass filters as
     /// text hand over. The contents are checked where the filter is used.
     /// A repeated key (`tags` or `meta` given twice, a metadata key twice)
-    /// keeps its last value, as everywhere the core reads JSON.
+    /// keeps its last value, as everywhere the core reads JSON; the
+    /// metadata pairs come back in key order.
     ///
     /// # Errors
     /// `invalid_argument` (field `filter`) for malformed JSON, an unknown
