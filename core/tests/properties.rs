@@ -340,6 +340,7 @@ proptest! {
                 Op::Heartbeat(i) if ok => want.entry(owner[&id(*i)].clone()).or_default()[2] += 1,
                 Op::HeartbeatRaw(raw) if ok => want.entry(owner[raw].clone()).or_default()[2] += 1,
                 Op::Pick { service: s, .. } if !result.contains('_') => want.entry(service(*s)).or_default()[3] += 1,
+                Op::PickRaw(s) if ok => want.entry(s.clone()).or_default()[3] += 1,
                 _ => {}
             }
         }
