@@ -75,9 +75,11 @@ pub(crate) enum Hold {
 impl Hold {
     /// Every reason, in the order of the names below.
     pub const ALL: [Hold; 2] = [Hold::Preservation, Hold::EmptySync];
+    /// Their names, in the same order.
+    pub const NAMES: [&'static str; 2] = [Hold::ALL[0].as_str(), Hold::ALL[1].as_str()];
 
     /// The name a snapshot's `held` member gives.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Hold::Preservation => "self_preservation",
             Hold::EmptySync => "empty_sync",

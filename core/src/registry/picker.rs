@@ -315,10 +315,7 @@ impl Picker {
     fn pick_other(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Option<usize>> {
         if let Some(k) = key {
             if k.len() > MAX_KEY_BYTES {
-                return Err(Error::invalid(
-                    "key",
-                    text!("longer than ", MAX_KEY_BYTES, " bytes"),
-                ));
+                return Err(crate::instance::too_long("key", MAX_KEY_BYTES));
             }
         }
         let t = &*self.table;

@@ -44,7 +44,7 @@ pub(super) fn read_status(i: &mut Fields) -> SourceStatus {
 /// The optional `held` member of `state`.
 #[inline(never)]
 pub(super) fn read_hold(f: &mut Fields) -> Option<Hold> {
-    one_of(f, "held", &Hold::ALL.map(Hold::as_str)).and_then(|n| Hold::ALL.get(n).copied())
+    one_of(f, "held", &Hold::NAMES).and_then(|n| Hold::ALL.get(n).copied())
 }
 
 #[inline(never)]

@@ -57,12 +57,7 @@ impl FromStr for SourceStatus {
         SourceStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "status",
-                    text!("must be one of ", SourceStatus::LIST),
-                )
-            })
+            .ok_or_else(|| Error::invalid("status", text!("must be one of ", SourceStatus::LIST)))
     }
 }
 
