@@ -276,7 +276,9 @@ impl PyRegistry {
             spec.tags = convert::string_list(t, "tags")?;
         }
         if let Some(m) = meta.filter(|m| !m.is_none()) {
-            spec.meta = convert::string_map(m, "meta")?.into_iter().collect();
+            let pairs = convert::string_map(m, "meta")?;
+            waypost::Meta::check_count(pairs.len()).map_err(|e| crate::errors::map(py, e))?;
+            spec.meta = pairs.into_iter().collect();
         }
         spec.zone = opt_string(zone, "zone")?;
         if let Some(p) = priority {

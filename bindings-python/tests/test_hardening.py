@@ -135,3 +135,20 @@ def test_racing_removals_raise_not_found_never_a_bare_key_error() -> None:
     assert bad == []
     # Every heartbeat that returned was counted once, none was lost.
     assert reg.service_metrics()[0]["heartbeats"] == sum(ok_heartbeats)
+
+
+def test_more_metadata_than_an_instance_carries_is_refused_before_it_is_read() -> None:
+    # Every reader used to insert each member into the sorted map before
+    # counting them: 60 000 keys in descending order took seconds.
+    many = {f"k{100_000 - i:06d}": "v" for i in range(100_000)}
+    reg = registry()
+    with pytest.raises(waypost.InvalidArgumentError, match="`meta`"):
+        reg.register("big", "api", "h", 1, meta=many, now=0)
+    with pytest.raises(waypost.InvalidArgumentError, match="`meta`"):
+        reg.pick("api", waypost.Strategy.ROUND_ROBIN, meta=many, now=0)
+    with pytest.raises(waypost.InvalidArgumentError, match="`meta`"):
+        reg.discover("api", meta=many, now=0)
+    sixty_four = dict(list(many.items())[:64])
+    reg.register("ok", "api", "h", 1, meta=sixty_four, now=0)
+    assert reg.get("ok", now=0).instance.meta == sixty_four
+    assert [i.id for i in reg.discover("api", meta=sixty_four, now=0)] == ["ok"]

@@ -7,8 +7,8 @@ use alloc::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    DAY_MS, MAX_ID_BYTES, MAX_META, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_PORT, MAX_TAGS,
-    MAX_WEIGHT, MAX_ZONE_BYTES,
+    DAY_MS, MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_PORT, MAX_TAGS, MAX_WEIGHT,
+    MAX_ZONE_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
@@ -161,6 +161,7 @@ impl InstanceSpec {
         match get(map, "meta") {
             None | Some(Json::Null) => {}
             Some(Json::Object(entries)) => {
+                Meta::check_count(entries.len())?;
                 for (k, v) in entries {
                     match v {
                         Json::String(s) => {
@@ -231,12 +232,7 @@ impl InstanceSpec {
                 check_name(&text!("tags[", i, "]"), tag, MAX_ID_BYTES)?;
             }
         }
-        if self.meta.len() > MAX_META {
-            return Err(Error::invalid(
-                "meta",
-                text!("more than ", MAX_META, " entries"),
-            ));
-        }
+        Meta::check_count(self.meta.len())?;
         for (k, v) in &self.meta {
             check_name("meta key", k, MAX_META_KEY_BYTES)?;
             if check_text("", v, 0, MAX_META_VALUE_BYTES).is_err() {
@@ -276,6 +272,13 @@ pub const INSTANCE_KEYS: [&str; 11] = [
 ];
 
 /// Checks a name-like string: 1..=max bytes, no control characters.
+/// The error for a value longer than `max` bytes (one copy of the message).
+#[cold]
+#[inline(never)]
+pub(crate) fn too_long(field: &str, max: usize) -> Error {
+    Error::invalid(field, text!("longer than ", max, " bytes"))
+}
+
 pub(crate) fn check_name(field: &str, value: &str, max: usize) -> Result<()> {
     check_text(field, value, 1, max)
 }
@@ -595,6 +598,7 @@ impl Filter {
                 }
                 ("meta", Json::Object(entries)) => {
                     // A repeated metadata key keeps its last value.
+                    Meta::check_count(entries.len())?;
                     let mut meta = Meta::new();
                     for (k, v) in entries {
                         match v {

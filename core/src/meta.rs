@@ -59,6 +59,18 @@ impl Meta {
         self.entries.is_empty()
     }
 
+    /// `invalid_argument` (field `meta`) when `count` entries are more than
+    /// an instance may carry ([`MAX_META`](crate::MAX_META)). Readers check
+    /// a member count before inserting: each insert keeps the entries
+    /// sorted, so a hostile object of many keys would cost quadratic time.
+    #[inline]
+    pub fn check_count(count: usize) -> crate::Result<()> {
+        if count > crate::MAX_META {
+            return Err(too_many());
+        }
+        Ok(())
+    }
+
     /// The entries in key order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
         self.into_iter()
@@ -67,6 +79,12 @@ impl Meta {
     fn position(&self, key: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn too_many() -> crate::Error {
+    crate::Error::invalid("meta", text!("more than ", crate::MAX_META, " entries"))
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Meta {

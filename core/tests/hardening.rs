@@ -2,6 +2,9 @@
 //! attacker would; each test names what used to happen.
 
 use serde_json::{json, Value};
+
+#[path = "support/base64.rs"]
+mod support;
 use waypost::{Config, ErrorCode, InstanceSpec, PickOptions, Registry, Strategy, MAX_EVENT_INDEX};
 
 fn registry(config: Config) -> Registry {
@@ -453,4 +456,73 @@ fn counters_at_the_top_of_the_range_are_refused() {
     let mut d = doc(&reg);
     d["metrics"]["unknown_service_picks"] = json!(u64::MAX);
     refused(&d, "counters");
+}
+
+/// A metadata object of `n` members, keys in descending order (the order
+/// that made each sorted insert shift every entry before it).
+fn many_meta(n: usize) -> serde_json::Map<String, Value> {
+    (0..n)
+        .map(|i| (format!("k{:06}", n - i), Value::from("v")))
+        .collect()
+}
+
+/// Every reader refused an object of more metadata than an instance may
+/// carry only after inserting all of it, each insert keeping the entries
+/// sorted: 60 000 keys took seconds. Each reader now counts first.
+#[test]
+fn readers_refuse_too_much_metadata_before_reading_it() {
+    let too_many = waypost::MAX_META + 1;
+    let instance = json!({"id": "a", "service": "api", "address": "h", "port": 1,
+                          "meta": many_meta(too_many)});
+    let e = InstanceSpec::from_json(&instance.to_string()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.message().contains("`meta`"), "{e}");
+    let mut ok = instance.clone();
+    ok["meta"] = Value::Object(many_meta(waypost::MAX_META));
+    assert_eq!(
+        InstanceSpec::from_json(&ok.to_string()).unwrap().meta.len(),
+        waypost::MAX_META
+    );
+
+    // A filter can require no more pairs than an instance carries.
+    let filter = json!({"meta": many_meta(too_many)}).to_string();
+    let e = waypost::Filter::from_json(&filter).unwrap_err();
+    assert!(e.message().contains("`meta`"), "{e}");
+    let mut reg = registry(Config::default());
+    let options = PickOptions {
+        filter: waypost::Filter {
+            meta: many_meta(too_many)
+                .into_iter()
+                .map(|(k, _)| (k, "v".into()))
+                .collect(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = reg
+        .pick("api", Strategy::RoundRobin, &options, 0)
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.message().contains("`meta`"), "{e}");
+
+    // An etcd record with too much metadata is rejected, the rest applied.
+    let value = |id: &str, meta| {
+        json!({"id": id, "service": "api", "address": "h", "port": 1, "meta": meta}).to_string()
+    };
+    let kv = |id: &str, meta| {
+        json!({"key": support::base64(format!("/waypost/services/api/{id}").as_bytes(), false, true),
+               "value": support::base64(value(id, meta).as_bytes(), false, true),
+               "mod_revision": "5"})
+    };
+    let range = json!({"header": {"revision": "5"}, "count": "2",
+                       "kvs": [kv("big", many_meta(too_many)), kv("ok", many_meta(2))]});
+    let mut reg = Registry::new(Config::default()).unwrap();
+    reg.source_add("etcd", r#"{"kind":"etcd"}"#).unwrap();
+    let report = reg
+        .source_feed("etcd", &range.to_string(), 0, 200, None)
+        .unwrap();
+    assert_eq!(report.added, 1);
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert!(report.rejected[0].message.contains("meta"), "{report:?}");
+    waypost::etcd_readers_agree("/waypost/services", 0, false, &range.to_string()).unwrap();
 }

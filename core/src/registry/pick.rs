@@ -130,6 +130,7 @@ fn validate_filter(filter: &Filter) -> Result<()> {
     for tag in &filter.tags {
         check_name("tags", tag, MAX_ID_BYTES)?;
     }
+    crate::Meta::check_count(filter.meta.len())?;
     for (k, _) in &filter.meta {
         check_name("meta key", k, MAX_META_KEY_BYTES)?;
     }
@@ -288,18 +289,12 @@ impl Registry {
         }
         if let Some(key) = options.key() {
             if key.len() > MAX_KEY_BYTES {
-                return Err(Error::invalid(
-                    "key",
-                    text!("longer than ", MAX_KEY_BYTES, " bytes"),
-                ));
+                return Err(crate::instance::too_long("key", MAX_KEY_BYTES));
             }
         }
         if let Some(zone) = options.zone() {
             if zone.len() > MAX_ZONE_BYTES {
-                return Err(Error::invalid(
-                    "zone",
-                    text!("longer than ", MAX_ZONE_BYTES, " bytes"),
-                ));
+                return Err(crate::instance::too_long("zone", MAX_ZONE_BYTES));
             }
         }
         validate_filter(&options.filter)

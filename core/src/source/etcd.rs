@@ -590,6 +590,7 @@ fn naming_record(members: &[(String, Json)], service: &str, id: &str) -> Result<
     match get(members, "Metadata") {
         None | Some(Json::Null) => {}
         Some(Json::Object(meta)) => {
+            crate::Meta::check_count(meta.len())?;
             for (k, v) in meta {
                 let value = match v {
                     Json::String(s) => s.clone(),

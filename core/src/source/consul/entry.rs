@@ -305,6 +305,9 @@ fn meta(value: Option<&Json>, path: &str) -> Result<Meta, String> {
     match value {
         None | Some(Json::Null) => {}
         Some(Json::Object(members)) => {
+            if members.len() > crate::MAX_META {
+                return Err(text!(path, " has more than ", crate::MAX_META, " entries"));
+            }
             for (k, v) in members {
                 let v = v
                     .as_str()

@@ -52,6 +52,11 @@ pub(super) fn wire_entry(text: &str, service: &str, id: &str) -> Option<SourceEn
                 w.open(b'{')?;
                 let mut first = true;
                 while let Some(key) = w.member(&mut first)? {
+                    // More entries than an instance may carry: the general
+                    // reader names the problem (and bounds the work).
+                    if spec.meta.len() >= crate::MAX_META {
+                        return None;
+                    }
                     let value = w.str()?.into_owned();
                     spec.meta.insert(key.into_owned(), value);
                 }
