@@ -13,6 +13,7 @@ use crate::config::{
 use crate::error::{Error, Result};
 use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
 use crate::meta::Meta;
+use crate::InstanceStatus;
 
 /// What a host registers: the fields of SPEC §2.
 ///
@@ -181,6 +182,31 @@ impl InstanceSpec {
     /// optional fields left out): the wire form every binding shares.
     pub fn to_json(&self) -> String {
         let mut out = String::new();
+        self.open_members(&mut out).end();
+        out
+    }
+
+    /// The wire form of an instance view ([`InstanceView::to_json`]) from
+    /// its parts: this spec, the source that owns the instance (if any) and
+    /// its status. For a binding that keeps the spec and the status apart.
+    ///
+    /// [`InstanceView::to_json`]: crate::InstanceView::to_json
+    pub fn view_json(&self, source: Option<&str>, status: &InstanceStatus) -> String {
+        let mut out = String::new();
+        let mut w = self.open_members(&mut out);
+        if let Some(source) = source {
+            w.str("source", source);
+        }
+        status.write_members(&mut w);
+        w.end();
+        out
+    }
+
+    /// Opens an object and writes the wire form's members into it.
+    // Inlined so `to_json` compiles as it did when it wrote them itself
+    // (the WebAssembly module, which writes specs, stays the same size).
+    #[inline(always)]
+    fn open_members<'a>(&self, out: &'a mut String) -> ObjectWriter<'a> {
         let fields = Fields {
             id: &self.id,
             service: &self.service,
@@ -194,10 +220,9 @@ impl InstanceSpec {
         };
         let mut tags = self.tags.iter().map(String::as_str);
         let mut meta = self.meta.iter();
-        let mut w = ObjectWriter::new(&mut out);
+        let mut w = ObjectWriter::new(out);
         write_members(&mut w, &fields, &mut tags, &mut meta);
-        w.end();
-        out
+        w
     }
 
     /// Checks every SPEC §2 rule.

@@ -155,6 +155,8 @@ proptest! {
                     m.extend(s);
                 }
                 same(&view.to_json(), expected);
+                let spec = view.instance.to_spec();
+                prop_assert_eq!(spec.view_json(view.instance.source(), &view.status), view.to_json());
             }
         }
         if let Ok(found) = reg.discover("svc", &DiscoverOptions { all: true, ..Default::default() }, now) {
@@ -165,4 +167,34 @@ proptest! {
         let events = reg.events_since(0).unwrap();
         same_text(&waypost::Event::list_to_json(&events), &events);
     }
+}
+
+/// A view written from its parts (spec, owning source, status) is the
+/// view's own wire form, for source-owned and held instances too.
+#[test]
+fn a_view_written_from_its_parts_is_the_views_wire_form() {
+    let mut reg = Registry::new(Config::default()).unwrap();
+    let mut local = InstanceSpec::new("local", "svc", "h", 80);
+    local.zone = Some("eu".into());
+    local.ttl_ms = Some(5_000);
+    reg.register(local, 0).unwrap();
+    let entries = r#"[{"id":"s-1","service":"store","address":"a","port":1,"status":"warning","tags":["t"]},
+                      {"id":"s-2","service":"store","address":"b","port":2,"status":"maintenance"}]"#;
+    reg.sync_json("etcd", "store", entries, 10).unwrap();
+    let mut written = vec![];
+    for (now, held) in [(10, false), (20, true)] {
+        if held {
+            reg.sync_json("etcd", "store", "[]", now).unwrap();
+        }
+        for id in ["local", "s-1", "s-2"] {
+            let view = reg.get(id, now).unwrap();
+            assert_eq!(view.status.held, held && id != "local");
+            let spec = view.instance.to_spec();
+            let text = spec.view_json(view.instance.source(), &view.status);
+            assert_eq!(text, view.to_json());
+            written.push(text);
+        }
+    }
+    assert!(written.iter().any(|v| v.contains(r#""source":"etcd""#)));
+    assert!(written.iter().any(|v| v.contains(r#""held":true"#)));
 }
