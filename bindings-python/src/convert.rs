@@ -4,11 +4,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
-use serde_json::Value;
-use waypost::json::{Json, MAX_DEPTH};
+use waypost::json::{Json, Number, MAX_DEPTH};
 use waypost::{CheckStatus, Filter, Strategy};
 
 use crate::errors;
@@ -200,28 +199,38 @@ pub(crate) fn filter(
     Ok(f)
 }
 
-/// A JSON value as the matching Python object.
-pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+/// A wire form the core wrote, as the matching Python object: the core's
+/// writer, its reader, then [`json_to_py`], so every binding hands out the
+/// same members, in the same order, with the same value types.
+pub(crate) fn wire_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    match Json::parse(text) {
+        Ok(value) => json_to_py(py, &value),
+        Err(e) => Err(PyRuntimeError::new_err(format!(
+            "waypost: internal error (the core wrote unreadable JSON: {e}); please report it"
+        ))),
+    }
+}
+
+/// A JSON value as the matching Python object: integers as `int`, other
+/// numbers as `float`, objects as dicts in member order.
+pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Json) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => u.into_pyobject(py)?.into_any(),
-            (None, Some(i), _) => i.into_pyobject(py)?.into_any(),
-            (None, None, Some(f)) => PyFloat::new(py, f).into_any(),
-            _ => py.None().into_bound(py),
-        },
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
+        Json::Null => py.None().into_bound(py),
+        Json::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Json::Number(Number::UInt(u)) => u.into_pyobject(py)?.into_any(),
+        Json::Number(Number::Int(i)) => i.into_pyobject(py)?.into_any(),
+        Json::Number(Number::Float(f)) => PyFloat::new(py, *f).into_any(),
+        Json::String(s) => PyString::new(py, s).into_any(),
+        Json::Array(items) => {
             let list = PyList::empty(py);
             for item in items {
                 list.append(json_to_py(py, item)?)?;
             }
             list.into_any()
         }
-        Value::Object(map) => {
+        Json::Object(members) => {
             let dict = PyDict::new(py);
-            for (k, v) in map {
+            for (k, v) in members {
                 dict.set_item(k, json_to_py(py, v)?)?;
             }
             dict.into_any()

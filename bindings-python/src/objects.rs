@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple};
 use waypost::{Event, Handle, InstanceSpec, InstanceStatus};
 
-use crate::convert::json_to_py;
+use crate::convert::wire_to_py;
 use crate::names;
 
 /// Python's own `repr` of a string (quotes and escapes as Python writes them).
@@ -114,7 +114,7 @@ impl PyInstance {
 
     /// The SPEC §2 fields as a dict (the wire form: unset optional fields are absent).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &serde_json::to_value(&self.spec).unwrap_or_default())
+        wire_to_py(py, &self.spec.to_json())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -244,16 +244,8 @@ impl PyInstanceView {
 
     /// The wire form shared by every binding: SPEC §2 fields plus status.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let mut value = serde_json::to_value(&self.instance.get().spec).unwrap_or_default();
-        if let (serde_json::Value::Object(map), Ok(serde_json::Value::Object(status))) =
-            (&mut value, serde_json::to_value(self.status))
-        {
-            map.extend(status);
-            if let Some(source) = &self.source {
-                map.insert("source".into(), source.as_str().into());
-            }
-        }
-        json_to_py(py, &value)
+        let spec = &self.instance.get().spec;
+        wire_to_py(py, &spec.view_json(self.source.as_deref(), &self.status))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -477,7 +469,7 @@ impl PyEvent {
 
     /// The wire form shared by every binding (`from`/`to` only when set).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &serde_json::to_value(&self.event).unwrap_or_default())
+        wire_to_py(py, &self.event.to_json())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

@@ -16,7 +16,7 @@ use waypost::{
 };
 
 use crate::convert::{
-    self, json_to_py, now as now_arg, opt_string, opt_uint, stored_u64, string, uint, uint_as,
+    self, now as now_arg, opt_string, opt_uint, stored_u64, string, uint, uint_as, wire_to_py,
 };
 use crate::errors;
 use crate::names;
@@ -914,10 +914,8 @@ impl PyRegistry {
     /// The configuration in force, as a dict of SPEC §4 keys.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let value = self.with(py, |st| {
-            serde_json::to_value(st.reg.config()).unwrap_or_default()
-        })?;
-        json_to_py(py, &value)
+        let text = self.with(py, |st| st.reg.config().to_json())?;
+        wire_to_py(py, &text)
     }
 
     /// The registry clock: the latest `now` seen (ms).
