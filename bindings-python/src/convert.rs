@@ -213,7 +213,7 @@ pub(crate) fn wire_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py
 
 /// A JSON value as the matching Python object: integers as `int`, other
 /// numbers as `float`, objects as dicts in member order.
-pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Json) -> PyResult<Bound<'py, PyAny>> {
+fn json_to_py<'py>(py: Python<'py>, value: &Json) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
         Json::Null => py.None().into_bound(py),
         Json::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
