@@ -9,8 +9,8 @@ use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
 
 use crate::config::waypost_config;
-use crate::convert::{input, out, text};
-use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
+use crate::convert::{input, Cleared};
+use crate::error::{ffi, guard_value, waypost_error, waypost_status, Failure};
 
 /// A registry behind a lock: safe to share between threads. Pickers hold
 /// the lock too, so it lives until the registry and its last picker are freed.
@@ -94,14 +94,12 @@ pub unsafe extern "C" fn waypost_registry_new(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let config = unsafe { input(config, "config") }?;
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        *slot = std::ptr::null_mut();
-        *slot = waypost_registry::boxed(Registry::new(config.to_core())?);
-        Ok(())
-    })
+    ffi!(
+        out_err,
+        |config: &waypost_config, out_registry: Cleared<waypost_registry>| {
+            out_registry.set(waypost_registry::boxed(Registry::new(config.to_core())?));
+        }
+    )
 }
 
 /// Creates a registry from a JSON object of SPEC §4 keys (missing keys keep
@@ -119,19 +117,17 @@ pub unsafe extern "C" fn waypost_registry_new_json(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let json = unsafe { text(config_json, "config_json") }?;
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        *slot = std::ptr::null_mut();
-        let mut config = Config::from_json(json)?;
-        let has_seed = Json::parse(json).is_ok_and(|v| v.get("seed").is_some());
-        if !has_seed {
-            config.seed = random_seed();
+    ffi!(
+        out_err,
+        |config_json: &str, out_registry: Cleared<waypost_registry>| {
+            let mut config = Config::from_json(config_json)?;
+            let has_seed = Json::parse(config_json).is_ok_and(|v| v.get("seed").is_some());
+            if !has_seed {
+                config.seed = random_seed();
+            }
+            out_registry.set(waypost_registry::boxed(Registry::new(config)?));
         }
-        *slot = waypost_registry::boxed(Registry::new(config)?);
-        Ok(())
-    })
+    )
 }
 
 /// Creates a registry from a snapshot (`waypost_snapshot`, from any binding);
@@ -148,11 +144,7 @@ pub unsafe extern "C" fn waypost_registry_restore(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        // NULL on every failure, whatever the caller's variable held.
-        *slot = std::ptr::null_mut();
+    ffi!(out_err, |out_registry: Cleared<waypost_registry>| {
         if snapshot_json.is_null() {
             return Err(Failure::null("snapshot_json"));
         }
@@ -166,8 +158,7 @@ pub unsafe extern "C" fn waypost_registry_restore(
                     e.valid_up_to()
                 ))
             })?;
-        *slot = waypost_registry::boxed(Registry::restore(json)?);
-        Ok(())
+        out_registry.set(waypost_registry::boxed(Registry::restore(json)?));
     })
 }
 
