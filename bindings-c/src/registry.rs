@@ -9,7 +9,7 @@ use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
 
 use crate::config::waypost_config;
-use crate::convert::{input, Cleared};
+use crate::convert::Cleared;
 use crate::error::{ffi, guard_value, waypost_error, waypost_status, Failure};
 
 /// A registry behind a lock: safe to share between threads. Pickers hold
@@ -56,18 +56,6 @@ pub(crate) fn lock(inner: &Mutex<Locked>) -> Result<MutexGuard<'_, Locked>, Fail
             "registry is unusable after an internal panic",
         )
     })
-}
-
-/// The registry behind a handle argument.
-///
-/// # Safety
-/// `ptr` is NULL or a live registry from `waypost_registry_new*`.
-#[inline]
-pub(crate) unsafe fn deref<'a>(
-    ptr: *const waypost_registry,
-) -> Result<&'a waypost_registry, Failure> {
-    // SAFETY: as the caller's contract.
-    unsafe { input(ptr, "registry") }
 }
 
 /// A seed from the host: the core never draws entropy, the binding does.
