@@ -117,6 +117,16 @@ impl FromC<'_> for Strategy {
     }
 }
 
+/// A `waypost_service_ref` argument: any value is one (an unknown one is
+/// the core's to find).
+impl FromC<'_> for ServiceRef {
+    type C = u32;
+    #[inline(always)]
+    unsafe fn from_c(raw: u32, _name: &str) -> Result<Self, Failure> {
+        Ok(ServiceRef::from_index(raw))
+    }
+}
+
 /// Pick options converted from C, before the lock is taken.
 pub(crate) struct Options<'a> {
     pub key: Option<&'a str>,
@@ -316,6 +326,7 @@ pub unsafe extern "C" fn waypost_pick_fields(
 ) -> waypost_status {
     ffi!(out_err, |registry: &waypost_registry,
                    service: Option<&str>,
+                   service_ref: ServiceRef,
                    out_result: &mut waypost_pick_result,
                    out_instance_json: Cleared<c_char>,
                    strategy: Strategy,
@@ -331,7 +342,7 @@ pub unsafe extern "C" fn waypost_pick_fields(
             None => pick_locked(
                 &mut locked,
                 options,
-                |r, o| r.pick_ref(ServiceRef::from_index(service_ref), strategy, o, now_ms),
+                |r, o| r.pick_ref(service_ref, strategy, o, now_ms),
                 out_result,
             )?,
         }
@@ -383,15 +394,15 @@ pub unsafe extern "C" fn waypost_pick_ref(
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
     ffi!(out_err, |registry: &waypost_registry,
+                   service_ref: ServiceRef,
                    out_result: &mut waypost_pick_result,
                    strategy: Strategy,
                    options: Option<Options>| {
-        let service = ServiceRef::from_index(service_ref);
         let mut locked = registry.lock()?;
         pick_locked(
             &mut locked,
             options,
-            |r, o| r.pick_ref(service, strategy, o, now_ms),
+            |r, o| r.pick_ref(service_ref, strategy, o, now_ms),
             out_result,
         )
     })
