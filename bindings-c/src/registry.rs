@@ -9,7 +9,7 @@ use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
 
 use crate::config::waypost_config;
-use crate::convert::Cleared;
+use crate::convert::{Cleared, FromC};
 use crate::error::{ffi, guard_value, waypost_error, waypost_status, Failure};
 
 /// A registry behind a lock: safe to share between threads. Pickers hold
@@ -56,6 +56,30 @@ pub(crate) fn lock(inner: &Mutex<Locked>) -> Result<MutexGuard<'_, Locked>, Fail
             "registry is unusable after an internal panic",
         )
     })
+}
+
+/// A snapshot document argument: a string, but text that is not UTF-8 is
+/// no snapshot (`INVALID_SNAPSHOT`) rather than a bad argument.
+struct Document<'a>(&'a str);
+
+impl<'a> FromC<'a> for Document<'a> {
+    type C = *const c_char;
+    unsafe fn from_c(raw: *const c_char, name: &str) -> Result<Self, Failure> {
+        if raw.is_null() {
+            return Err(Failure::null(name));
+        }
+        // SAFETY: non-NULL; NUL-terminated and valid for the call by the
+        // caller's contract.
+        let text = unsafe { std::ffi::CStr::from_ptr(raw) }
+            .to_str()
+            .map_err(|e| {
+                waypost_core::Error::InvalidSnapshot(format!(
+                    "not a snapshot document: not valid UTF-8 after byte {}",
+                    e.valid_up_to()
+                ))
+            })?;
+        Ok(Document(text))
+    }
 }
 
 /// A seed from the host: the core never draws entropy, the binding does.
@@ -132,21 +156,9 @@ pub unsafe extern "C" fn waypost_registry_restore(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    ffi!(out_err, |out_registry: Cleared<waypost_registry>| {
-        if snapshot_json.is_null() {
-            return Err(Failure::null("snapshot_json"));
-        }
-        // SAFETY: non-NULL; NUL-terminated and valid for the call by the
-        // caller's contract.
-        let json = unsafe { std::ffi::CStr::from_ptr(snapshot_json) }
-            .to_str()
-            .map_err(|e| {
-                waypost_core::Error::InvalidSnapshot(format!(
-                    "not a snapshot document: not valid UTF-8 after byte {}",
-                    e.valid_up_to()
-                ))
-            })?;
-        out_registry.set(waypost_registry::boxed(Registry::restore(json)?));
+    ffi!(out_err, |out_registry: Cleared<waypost_registry>,
+                   snapshot_json: Document| {
+        out_registry.set(waypost_registry::boxed(Registry::restore(snapshot_json.0)?));
     })
 }
 
