@@ -54,6 +54,7 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str,
 ///
 /// # Safety
 /// As [`text`].
+#[inline]
 pub(crate) unsafe fn opt_text<'a>(
     ptr: *const c_char,
     name: &str,

@@ -4,13 +4,14 @@
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
-use waypost_core::{Handle, PickOptions, Picked, Picker, Strategy};
+use waypost_core::{Handle, PickOptions, Picked, Picker};
 
-use crate::convert::Cleared;
+use crate::convert::{opt_text, Cleared};
 use crate::error::{ffi, guard_value, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
 use crate::pick::{
-    hand_fields, waypost_pick_known, waypost_pick_options, waypost_pick_result, Options,
+    hand_fields, strategy_of, waypost_pick_known, waypost_pick_options, waypost_pick_result,
+    Options,
 };
 use crate::registry::{lock, waypost_registry, Locked};
 
@@ -31,15 +32,25 @@ impl waypost_picker {
         Ok(())
     }
 
-    /// One pick: the picker refreshed when it asks, one step of its
-    /// sequences.
+    /// One pick: the key converted, the picker refreshed when it asks,
+    /// one step of its sequences.
+    ///
+    /// # Safety
+    /// `key` NULL or NUL-terminated.
     #[inline(always)]
-    fn pick(
+    unsafe fn pick(
         &mut self,
-        strategy: Strategy,
-        key: Option<&str>,
+        strategy: u32,
+        key: *const c_char,
         now_ms: u64,
     ) -> Result<Picked<'_>, Failure> {
+        let key = if key.is_null() {
+            None
+        } else {
+            // SAFETY: as the caller's contract.
+            unsafe { opt_text(key, "key") }?
+        };
+        let strategy = strategy_of(strategy)?;
         self.fresh(now_ms)?;
         Ok(self.picker.pick_entry(strategy, key)?)
     }
@@ -135,13 +146,14 @@ pub unsafe extern "C" fn waypost_picker_pick(
     out_result: *mut waypost_pick_result,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    ffi!(out_err, |picker: &mut waypost_picker,
-                   out_result: &mut waypost_pick_result,
-                   key: Option<&str>,
-                   strategy: Strategy| {
-        let picked = picker.pick(strategy, key, now_ms)?;
-        *out_result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
-    })
+    ffi!(
+        out_err,
+        |picker: &mut waypost_picker, out_result: &mut waypost_pick_result| {
+            // SAFETY: as the caller's contract.
+            let picked = unsafe { picker.pick(strategy, key, now_ms) }?;
+            *out_result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
+        }
+    )
 }
 
 /// `waypost_picker_pick` that also hands back the picked instance's
@@ -170,20 +182,22 @@ pub unsafe extern "C" fn waypost_picker_pick_fields(
     out_instance_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    ffi!(out_err, |picker: &mut waypost_picker,
-                   out_result: &mut waypost_pick_result,
-                   out_instance_json: Cleared<c_char>,
-                   key: Option<&str>,
-                   strategy: Strategy| {
-        let picked = picker.pick(strategy, key, now_ms)?;
-        *out_result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
-        // SAFETY: as the caller's contract.
-        unsafe {
-            hand_fields(known, out_result, out_instance_json, || {
-                picked.instance().map(|i| i.to_json())
-            })
+    ffi!(
+        out_err,
+        |picker: &mut waypost_picker,
+         out_result: &mut waypost_pick_result,
+         out_instance_json: Cleared<c_char>| {
+            // SAFETY: as the caller's contract.
+            let picked = unsafe { picker.pick(strategy, key, now_ms) }?;
+            *out_result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
+            // SAFETY: as the caller's contract.
+            unsafe {
+                hand_fields(known, out_result, out_instance_json, || {
+                    picked.instance().map(|i| i.to_json())
+                })
+            }
         }
-    })
+    )
 }
 
 /// Records the outcome of a call for outlier detection; it reaches the
