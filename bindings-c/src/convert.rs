@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 
-use waypost_core::{Error, Filter};
+use waypost_core::{Error, Filter, Handle};
 
 use crate::error::Failure;
 
@@ -54,6 +54,7 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str,
 ///
 /// # Safety
 /// As [`text`].
+#[inline]
 pub(crate) unsafe fn opt_text<'a>(
     ptr: *const c_char,
     name: &str,
@@ -94,6 +95,101 @@ pub(crate) unsafe fn opt_out<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
 pub(crate) unsafe fn input<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
     // SAFETY: as the caller's contract.
     unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(name))
+}
+
+/// A Rust argument made from its C parameter: what `ffi!` does to each
+/// argument it lists, in the order listed, before any work. `name` is the
+/// parameter's name, for the error.
+pub(crate) trait FromC<'a>: Sized {
+    /// The parameter's C type.
+    type C;
+
+    /// # Safety
+    /// `raw` is valid as the entry point's contract says of that parameter.
+    unsafe fn from_c(raw: Self::C, name: &str) -> Result<Self, Failure>;
+}
+
+/// A required borrowed string ([`text`]).
+impl<'a> FromC<'a> for &'a str {
+    type C = *const c_char;
+    #[inline(always)]
+    unsafe fn from_c(raw: *const c_char, name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        unsafe { text(raw, name) }
+    }
+}
+
+/// An optional borrowed string ([`opt_text`]).
+impl<'a> FromC<'a> for Option<&'a str> {
+    type C = *const c_char;
+    #[inline(always)]
+    unsafe fn from_c(raw: *const c_char, name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        unsafe { opt_text(raw, name) }
+    }
+}
+
+/// A required input struct or handle ([`input`]).
+impl<'a, T> FromC<'a> for &'a T {
+    type C = *const T;
+    #[inline(always)]
+    unsafe fn from_c(raw: *const T, name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        unsafe { input(raw, name) }
+    }
+}
+
+/// A required out-pointer or mutable handle ([`out`]), left as it is.
+impl<'a, T> FromC<'a> for &'a mut T {
+    type C = *mut T;
+    #[inline(always)]
+    unsafe fn from_c(raw: *mut T, name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        unsafe { out(raw, name) }
+    }
+}
+
+/// An optional out-pointer ([`opt_out`]).
+impl<'a, T> FromC<'a> for Option<&'a mut T> {
+    type C = *mut T;
+    #[inline(always)]
+    unsafe fn from_c(raw: *mut T, _name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        Ok(unsafe { opt_out(raw) })
+    }
+}
+
+/// A handle argument: any value is one (a stale one is the core's to find).
+impl FromC<'_> for Handle {
+    type C = u64;
+    #[inline(always)]
+    unsafe fn from_c(raw: u64, _name: &str) -> Result<Self, Failure> {
+        Ok(Handle::from_bits(raw))
+    }
+}
+
+/// A required out-pointer to a pointer the caller will own (a string, a
+/// registry), set to NULL as soon as it is checked: NULL on every failure,
+/// whatever the caller's variable held.
+pub(crate) struct Cleared<'a, T>(&'a mut *mut T);
+
+impl<'a, T> FromC<'a> for Cleared<'a, T> {
+    type C = *mut *mut T;
+    #[inline(always)]
+    unsafe fn from_c(raw: *mut *mut T, name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        let slot = unsafe { out(raw, name) }?;
+        *slot = std::ptr::null_mut();
+        Ok(Cleared(slot))
+    }
+}
+
+impl<'a, T> Cleared<'a, T> {
+    /// Hands `value` to the caller.
+    #[inline(always)]
+    pub(crate) fn set(self, value: *mut T) {
+        *self.0 = value;
+    }
 }
 
 /// An owned C string for the caller, released by `waypost_string_free`.

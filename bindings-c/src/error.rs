@@ -93,6 +93,63 @@ pub(crate) fn guard(
     status
 }
 
+/// What an entry point's body may end with: nothing, or a result (the
+/// core's error mapped by [`Failure::from`]).
+pub(crate) trait Done {
+    fn done(self) -> Result<(), Failure>;
+}
+
+impl Done for () {
+    #[inline(always)]
+    fn done(self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+impl Done for Result<(), Failure> {
+    #[inline(always)]
+    fn done(self) -> Result<(), Failure> {
+        self
+    }
+}
+
+impl Done for waypost_core::Result<()> {
+    #[inline(always)]
+    fn done(self) -> Result<(), Failure> {
+        Ok(self?)
+    }
+}
+
+/// The frame of a fallible entry point, written once: inside [`guard`]
+/// (panics caught, the outcome handed back as a status and an error
+/// object through `$out_err`), each listed parameter is converted to its
+/// listed Rust type by [`FromC`](crate::convert::FromC), in order, under
+/// its own name (a NULL or invalid one fails the call, naming it); then
+/// the body runs on the converted arguments and the parameters left out,
+/// its `?` mapping any error.
+///
+/// ```ignore
+/// ffi!(out_err, |registry: &waypost_registry, id: &str| {
+///     registry.lock()?.reg.deregister(id, now_ms)
+/// })
+/// ```
+///
+/// The `extern "C"` function around it stays written out, so cbindgen
+/// (which does not expand macros) sees its signature and documentation.
+macro_rules! ffi {
+    ($out_err:ident, |$($arg:ident: $ty:ty),* $(,)?| $body:block) => {
+        $crate::error::guard($out_err, || {
+            $(
+                // SAFETY: pointer validity is the caller's contract.
+                let $arg: $ty =
+                    unsafe { $crate::convert::FromC::from_c($arg, stringify!($arg)) }?;
+            )*
+            $crate::error::Done::done($body)
+        })
+    };
+}
+pub(crate) use ffi;
+
 /// Like [`guard`] for entry points that cannot fail: a panic yields `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)

@@ -6,10 +6,10 @@ use std::ffi::c_char;
 use waypost_core::{CheckStatus, Handle, InstanceSpec, MAX_PORT};
 
 use crate::config::{WAYPOST_ID_BUFFER, WAYPOST_ZONE_BUFFER};
-use crate::convert::{copy_into, opt_out, out, owned, text};
-use crate::error::{guard, waypost_error, waypost_status, Failure};
+use crate::convert::{copy_into, owned, Cleared, FromC};
+use crate::error::{ffi, waypost_error, waypost_status, Failure};
 pub use crate::names::{waypost_check_status, waypost_health};
-use crate::registry::{deref, waypost_registry};
+use crate::registry::waypost_registry;
 
 /// A registered instance: `generation << 32 | slot index`. Stays valid until
 /// the instance is removed; a reused slot never matches an old handle.
@@ -37,35 +37,28 @@ pub struct waypost_endpoint {
     pub weight: u32,
 }
 
-/// Runs `f` on the locked registry with a required id argument.
-///
-/// # Safety
-/// `reg` NULL or live; `id` NULL or NUL-terminated.
-unsafe fn with_id(
-    reg: *const waypost_registry,
-    id: *const c_char,
-    f: impl FnOnce(&mut waypost_core::Registry, &str) -> waypost_core::Result<()>,
-) -> Result<(), Failure> {
-    // SAFETY: pointer validity is the caller's contract.
-    let reg = unsafe { deref(reg) }?;
-    let id = unsafe { text(id, "id") }?;
-    f(&mut reg.lock()?.reg, id)?;
-    Ok(())
+/// A `waypost_check_status` argument.
+impl FromC<'_> for CheckStatus {
+    type C = u32;
+    unsafe fn from_c(raw: u32, name: &str) -> Result<Self, Failure> {
+        match raw {
+            0 => Ok(CheckStatus::Pass),
+            1 => Ok(CheckStatus::Warn),
+            2 => Ok(CheckStatus::Fail),
+            other => Err(Failure::invalid(
+                name,
+                format!("{other} is not a waypost_check_status"),
+            )),
+        }
+    }
 }
 
-/// Runs `f` on the locked registry with a handle argument.
-///
-/// # Safety
-/// `reg` NULL or live.
-unsafe fn with_handle(
-    reg: *const waypost_registry,
-    handle: waypost_handle,
-    f: impl FnOnce(&mut waypost_core::Registry, Handle) -> waypost_core::Result<()>,
-) -> Result<(), Failure> {
-    // SAFETY: pointer validity is the caller's contract.
-    let reg = unsafe { deref(reg) }?;
-    f(&mut reg.lock()?.reg, Handle::from_bits(handle))?;
-    Ok(())
+/// The error for a handle that names no registered instance.
+fn not_registered(handle: waypost_handle) -> Failure {
+    Failure::new(
+        waypost_status::NotFound,
+        format!("handle {handle} is not registered"),
+    )
 }
 
 /// Registers an instance with the required fields and every default (weight
@@ -88,27 +81,23 @@ pub unsafe extern "C" fn waypost_register(
     out_handle: *mut waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let (id, service, address) = unsafe {
-            (
-                text(id, "id")?,
-                text(service, "service")?,
-                text(address, "address")?,
-            )
-        };
-        let port = u16::try_from(port)
-            .map_err(|_| Failure::invalid("port", format!("{port} is outside 1..={MAX_PORT}")))?;
-        let handle = reg
-            .lock()?
-            .reg
-            .register(InstanceSpec::new(id, service, address, port), now_ms)?;
-        if let Some(slot) = unsafe { opt_out(out_handle) } {
-            *slot = handle.to_bits();
+    ffi!(
+        out_err,
+        |registry: &waypost_registry,
+         id: &str,
+         service: &str,
+         address: &str,
+         out_handle: Option<&mut waypost_handle>| {
+            let port = u16::try_from(port).map_err(|_| {
+                Failure::invalid("port", format!("{port} is outside 1..={MAX_PORT}"))
+            })?;
+            let spec = InstanceSpec::new(id, service, address, port);
+            let handle = registry.lock()?.reg.register(spec, now_ms)?;
+            if let Some(slot) = out_handle {
+                *slot = handle.to_bits();
+            }
         }
-        Ok(())
-    })
+    )
 }
 
 /// Registers an instance from a JSON object with the SPEC §2 fields (id,
@@ -127,16 +116,18 @@ pub unsafe extern "C" fn waypost_register_json(
     out_handle: *mut waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let spec = InstanceSpec::from_json(unsafe { text(instance_json, "instance_json") }?)?;
-        let handle = reg.lock()?.reg.register(spec, now_ms)?;
-        if let Some(slot) = unsafe { opt_out(out_handle) } {
-            *slot = handle.to_bits();
+    ffi!(
+        out_err,
+        |registry: &waypost_registry,
+         instance_json: &str,
+         out_handle: Option<&mut waypost_handle>| {
+            let spec = InstanceSpec::from_json(instance_json)?;
+            let handle = registry.lock()?.reg.register(spec, now_ms)?;
+            if let Some(slot) = out_handle {
+                *slot = handle.to_bits();
+            }
         }
-        Ok(())
-    })
+    )
 }
 
 /// Removes an instance. Errors: `NOT_FOUND`, `INVALID_ARGUMENT`, `NULL_ARGUMENT`.
@@ -150,9 +141,8 @@ pub unsafe extern "C" fn waypost_deregister(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_id(registry, id, |r, id| r.deregister(id, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, id: &str| {
+        registry.lock()?.reg.deregister(id, now_ms)
     })
 }
 
@@ -169,9 +159,8 @@ pub unsafe extern "C" fn waypost_heartbeat(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_id(registry, id, |r, id| r.heartbeat(id, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, id: &str| {
+        registry.lock()?.reg.heartbeat(id, now_ms)
     })
 }
 
@@ -187,9 +176,8 @@ pub unsafe extern "C" fn waypost_heartbeat_handle(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_handle(registry, handle, |r, h| r.heartbeat_handle(h, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, handle: Handle| {
+        registry.lock()?.reg.heartbeat_handle(handle, now_ms)
     })
 }
 
@@ -206,9 +194,8 @@ pub unsafe extern "C" fn waypost_drain(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_id(registry, id, |r, id| r.drain(id, on, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, id: &str| {
+        registry.lock()?.reg.drain(id, on, now_ms)
     })
 }
 
@@ -226,20 +213,10 @@ pub unsafe extern "C" fn waypost_report_check(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        let status = match status {
-            0 => CheckStatus::Pass,
-            1 => CheckStatus::Warn,
-            2 => CheckStatus::Fail,
-            other => {
-                return Err(Failure::invalid(
-                    "status",
-                    format!("{other} is not a waypost_check_status"),
-                ))
-            }
-        };
-        // SAFETY: forwarded contract.
-        unsafe { with_id(registry, id, |r, id| r.report_check(id, status, now_ms)) }
+    ffi!(out_err, |status: CheckStatus,
+                   registry: &waypost_registry,
+                   id: &str| {
+        registry.lock()?.reg.report_check(id, status, now_ms)
     })
 }
 
@@ -256,9 +233,8 @@ pub unsafe extern "C" fn waypost_report_outcome(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_id(registry, id, |r, id| r.report_outcome(id, success, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, id: &str| {
+        registry.lock()?.reg.report_outcome(id, success, now_ms)
     })
 }
 
@@ -274,11 +250,11 @@ pub unsafe extern "C" fn waypost_report_outcome_handle(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_handle(registry, handle, |r, h| {
-            r.report_outcome_handle(h, success, now_ms)
-        })
+    ffi!(out_err, |registry: &waypost_registry, handle: Handle| {
+        registry
+            .lock()?
+            .reg
+            .report_outcome_handle(handle, success, now_ms)
     })
 }
 
@@ -294,9 +270,8 @@ pub unsafe extern "C" fn waypost_begin(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_id(registry, id, |r, id| r.begin(id, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, id: &str| {
+        registry.lock()?.reg.begin(id, now_ms)
     })
 }
 
@@ -312,9 +287,8 @@ pub unsafe extern "C" fn waypost_end(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_id(registry, id, |r, id| r.end(id, now_ms))
+    ffi!(out_err, |registry: &waypost_registry, id: &str| {
+        registry.lock()?.reg.end(id, now_ms)
     })
 }
 
@@ -328,9 +302,8 @@ pub unsafe extern "C" fn waypost_begin_handle(
     handle: waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_handle(registry, handle, |r, h| r.begin_handle(h))
+    ffi!(out_err, |registry: &waypost_registry, handle: Handle| {
+        registry.lock()?.reg.begin_handle(handle)
     })
 }
 
@@ -344,9 +317,8 @@ pub unsafe extern "C" fn waypost_end_handle(
     handle: waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    // SAFETY: forwarded contract.
-    guard(out_err, || unsafe {
-        with_handle(registry, handle, |r, h| r.end_handle(h))
+    ffi!(out_err, |registry: &waypost_registry, handle: Handle| {
+        registry.lock()?.reg.end_handle(handle)
     })
 }
 
@@ -366,15 +338,11 @@ pub unsafe extern "C" fn waypost_get(
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let id = unsafe { text(id, "id") }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let mut locked = reg.lock()?;
-        *slot = owned(locked.reg.get(id, now_ms)?.to_json())?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   id: &str,
+                   out_json: Cleared<c_char>| {
+        let json = registry.lock()?.reg.get(id, now_ms)?.to_json();
+        out_json.set(owned(json)?);
     })
 }
 
@@ -395,27 +363,22 @@ pub unsafe extern "C" fn waypost_instance(
     out_membership_epoch: *mut u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let locked = reg.lock()?;
-        let view = locked
-            .reg
-            .view_handle(Handle::from_bits(handle))
-            .ok_or_else(|| {
-                Failure::new(
-                    waypost_status::NotFound,
-                    format!("handle {handle} is not registered"),
-                )
-            })?;
-        *slot = owned(view.to_json())?;
-        if let Some(epoch) = unsafe { opt_out(out_membership_epoch) } {
-            *epoch = locked.reg.membership_epoch();
+    ffi!(
+        out_err,
+        |registry: &waypost_registry,
+         out_json: Cleared<c_char>,
+         out_membership_epoch: Option<&mut u64>| {
+            let locked = registry.lock()?;
+            let view = locked
+                .reg
+                .view_handle(Handle::from_bits(handle))
+                .ok_or_else(|| not_registered(handle))?;
+            out_json.set(owned(view.to_json())?);
+            if let Some(epoch) = out_membership_epoch {
+                *epoch = locked.reg.membership_epoch();
+            }
         }
-        Ok(())
-    })
+    )
 }
 
 /// Copies the fields of the instance behind a handle into a caller-owned
@@ -430,27 +393,21 @@ pub unsafe extern "C" fn waypost_instance_endpoint(
     out_endpoint: *mut waypost_endpoint,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let ep = unsafe { out(out_endpoint, "out_endpoint") }?;
-        let locked = reg.lock()?;
-        let instance = locked
-            .reg
-            .instance(Handle::from_bits(handle))
-            .ok_or_else(|| {
-                Failure::new(
-                    waypost_status::NotFound,
-                    format!("handle {handle} is not registered"),
-                )
-            })?;
-        copy_into(&mut ep.id, instance.id());
-        copy_into(&mut ep.service, instance.service());
-        copy_into(&mut ep.address, instance.address());
-        copy_into(&mut ep.zone, instance.zone().unwrap_or(""));
-        ep.port = instance.port();
-        ep.priority = instance.priority();
-        ep.weight = instance.weight();
-        Ok(())
-    })
+    ffi!(
+        out_err,
+        |registry: &waypost_registry, out_endpoint: &mut waypost_endpoint| {
+            let locked = registry.lock()?;
+            let instance = locked
+                .reg
+                .instance(Handle::from_bits(handle))
+                .ok_or_else(|| not_registered(handle))?;
+            copy_into(&mut out_endpoint.id, instance.id());
+            copy_into(&mut out_endpoint.service, instance.service());
+            copy_into(&mut out_endpoint.address, instance.address());
+            copy_into(&mut out_endpoint.zone, instance.zone().unwrap_or(""));
+            out_endpoint.port = instance.port();
+            out_endpoint.priority = instance.priority();
+            out_endpoint.weight = instance.weight();
+        }
+    )
 }

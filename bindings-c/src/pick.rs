@@ -7,12 +7,12 @@ use waypost_core::{
     DiscoverOptions, Filter, Handle, Pick, PickOptions, Registry, ServiceRef, Strategy,
 };
 
-use crate::convert::{filter_from_json, opt_text, out, owned, text};
-use crate::error::{guard, waypost_error, waypost_status, Failure};
+use crate::convert::{filter_from_json, opt_text, owned, Cleared, FromC};
+use crate::error::{ffi, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
 pub use crate::names::waypost_strategy;
 use crate::names::STRATEGY_NAMES;
-use crate::registry::{deref, waypost_registry, Locked};
+use crate::registry::{waypost_registry, Locked};
 
 /// Optional pick arguments; every pointer may be NULL. Passing NULL for the
 /// whole struct is the same as all NULL.
@@ -108,6 +108,25 @@ pub(crate) fn strategy_of(code: u32) -> Result<Strategy, Failure> {
         .ok_or_else(|| Failure::invalid("strategy", format!("{code} is not a waypost_strategy")))
 }
 
+/// A `waypost_strategy` argument.
+impl FromC<'_> for Strategy {
+    type C = u32;
+    #[inline(always)]
+    unsafe fn from_c(raw: u32, _name: &str) -> Result<Self, Failure> {
+        strategy_of(raw)
+    }
+}
+
+/// A `waypost_service_ref` argument: any value is one (an unknown one is
+/// the core's to find).
+impl FromC<'_> for ServiceRef {
+    type C = u32;
+    #[inline(always)]
+    unsafe fn from_c(raw: u32, _name: &str) -> Result<Self, Failure> {
+        Ok(ServiceRef::from_index(raw))
+    }
+}
+
 /// Pick options converted from C, before the lock is taken.
 pub(crate) struct Options<'a> {
     pub key: Option<&'a str>,
@@ -137,6 +156,16 @@ pub(crate) unsafe fn pick_options<'a>(
                 .map(filter_from_json)
                 .transpose()?,
         }))
+    }
+}
+
+/// A `waypost_pick_options` argument ([`pick_options`]).
+impl<'a> FromC<'a> for Option<Options<'a>> {
+    type C = *const waypost_pick_options;
+    #[inline(always)]
+    unsafe fn from_c(raw: Self::C, _name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        unsafe { pick_options(raw) }
     }
 }
 
@@ -211,19 +240,17 @@ pub unsafe extern "C" fn waypost_pick(
     out_result: *mut waypost_pick_result,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { text(service, "service") }?;
-        let out = unsafe { out(out_result, "out_result") }?;
-        let strategy = strategy_of(strategy)?;
-        let options = unsafe { pick_options(options) }?;
-        let mut locked = reg.lock()?;
+    ffi!(out_err, |registry: &waypost_registry,
+                   service: &str,
+                   out_result: &mut waypost_pick_result,
+                   strategy: Strategy,
+                   options: Option<Options>| {
+        let mut locked = registry.lock()?;
         pick_locked(
             &mut locked,
             options,
             |r, o| r.pick(service, strategy, o, now_ms),
-            out,
+            out_result,
         )
     })
 }
@@ -246,24 +273,8 @@ unsafe fn held(known: *const waypost_pick_known, epoch: u64, index: u32) -> bool
     bits >> (index % 64) & 1 == 1
 }
 
-/// The two outputs of a pick with fields, the JSON one set to NULL.
-///
-/// # Safety
-/// Both NULL or writable.
-#[inline]
-pub(crate) unsafe fn fields_outs<'a>(
-    out_result: *mut waypost_pick_result,
-    out_instance_json: *mut *mut c_char,
-) -> Result<(&'a mut waypost_pick_result, &'a mut *mut c_char), Failure> {
-    // SAFETY: as the caller's contract.
-    let result = unsafe { out(out_result, "out_result") }?;
-    let fields = unsafe { out(out_instance_json, "out_instance_json") }?;
-    *fields = std::ptr::null_mut();
-    Ok((result, fields))
-}
-
 /// Hands the picked instance's fields (`json`, called only then) to
-/// `*fields` unless `known` says the caller holds slot `result.index` at
+/// `fields` unless `known` says the caller holds slot `result.index` at
 /// `result.membership_epoch`; NULL then.
 ///
 /// # Safety
@@ -272,14 +283,14 @@ pub(crate) unsafe fn fields_outs<'a>(
 pub(crate) unsafe fn hand_fields(
     known: *const waypost_pick_known,
     result: &waypost_pick_result,
-    fields: &mut *mut c_char,
+    fields: Cleared<'_, c_char>,
     json: impl FnOnce() -> Option<String>,
 ) -> Result<(), Failure> {
     // SAFETY: as the caller's contract.
     if !unsafe { held(known, result.membership_epoch, result.index) } {
         let text = json()
             .ok_or_else(|| Failure::new(waypost_status::Panic, "picked a missing instance"))?;
-        *fields = owned(text)?;
+        fields.set(owned(text)?);
     }
     Ok(())
 }
@@ -313,34 +324,34 @@ pub unsafe extern "C" fn waypost_pick_fields(
     out_instance_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { opt_text(service, "service") }?;
-        let (result, fields) = unsafe { fields_outs(out_result, out_instance_json) }?;
-        let strategy = strategy_of(strategy)?;
-        let options = unsafe { pick_options(options) }?;
-        let mut locked = reg.lock()?;
+    ffi!(out_err, |registry: &waypost_registry,
+                   service: Option<&str>,
+                   service_ref: ServiceRef,
+                   out_result: &mut waypost_pick_result,
+                   out_instance_json: Cleared<c_char>,
+                   strategy: Strategy,
+                   options: Option<Options>| {
+        let mut locked = registry.lock()?;
         match service {
             Some(name) => pick_locked(
                 &mut locked,
                 options,
                 |r, o| r.pick(name, strategy, o, now_ms),
-                result,
+                out_result,
             )?,
             None => pick_locked(
                 &mut locked,
                 options,
-                |r, o| r.pick_ref(ServiceRef::from_index(service_ref), strategy, o, now_ms),
-                result,
+                |r, o| r.pick_ref(service_ref, strategy, o, now_ms),
+                out_result,
             )?,
         }
         // SAFETY: as the caller's contract.
         unsafe {
-            hand_fields(known, result, fields, || {
+            hand_fields(known, out_result, out_instance_json, || {
                 locked
                     .reg
-                    .view_handle(Handle::from_bits(result.handle))
+                    .view_handle(Handle::from_bits(out_result.handle))
                     .map(|view| view.to_json())
             })
         }
@@ -360,13 +371,10 @@ pub unsafe extern "C" fn waypost_service_ref(
     out_ref: *mut u32,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { text(service, "service") }?;
-        let slot = unsafe { out(out_ref, "out_ref") }?;
-        *slot = reg.lock()?.reg.service_ref(service)?.index();
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   service: &str,
+                   out_ref: &mut u32| {
+        *out_ref = registry.lock()?.reg.service_ref(service)?.index();
     })
 }
 
@@ -385,19 +393,17 @@ pub unsafe extern "C" fn waypost_pick_ref(
     out_result: *mut waypost_pick_result,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let out = unsafe { out(out_result, "out_result") }?;
-        let strategy = strategy_of(strategy)?;
-        let options = unsafe { pick_options(options) }?;
-        let service = ServiceRef::from_index(service_ref);
-        let mut locked = reg.lock()?;
+    ffi!(out_err, |registry: &waypost_registry,
+                   service_ref: ServiceRef,
+                   out_result: &mut waypost_pick_result,
+                   strategy: Strategy,
+                   options: Option<Options>| {
+        let mut locked = registry.lock()?;
         pick_locked(
             &mut locked,
             options,
-            |r, o| r.pick_ref(service, strategy, o, now_ms),
-            out,
+            |r, o| r.pick_ref(service_ref, strategy, o, now_ms),
+            out_result,
         )
     })
 }
@@ -413,12 +419,8 @@ pub unsafe extern "C" fn waypost_strategy_from_name(
     out_strategy: *mut u32,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let name = unsafe { text(name, "name") }?;
-        let slot = unsafe { out(out_strategy, "out_strategy") }?;
-        *slot = name.parse::<Strategy>()? as u32;
-        Ok(())
+    ffi!(out_err, |name: &str, out_strategy: &mut u32| {
+        *out_strategy = name.parse::<Strategy>()? as u32;
     })
 }
 
@@ -442,6 +444,15 @@ unsafe fn discover_options(
     })
 }
 
+/// A `waypost_discover_options` argument ([`discover_options`]).
+impl FromC<'_> for DiscoverOptions {
+    type C = *const waypost_discover_options;
+    unsafe fn from_c(raw: Self::C, _name: &str) -> Result<Self, Failure> {
+        // SAFETY: as the caller's contract.
+        unsafe { discover_options(raw) }
+    }
+}
+
 /// Lists a service's instances in id order as JSON:
 /// `{"panic": bool, "instances": [<instance>, …]}` where each instance is the
 /// wire form of `waypost_get`. By default the healthy ones; with `all` every
@@ -461,17 +472,16 @@ pub unsafe extern "C" fn waypost_discover(
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { text(service, "service") }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let options = unsafe { discover_options(options) }?;
-        let mut locked = reg.lock()?;
-        let found = locked.reg.discover(service, &options, now_ms)?;
-        *slot = owned(found.to_json())?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   service: &str,
+                   out_json: Cleared<c_char>,
+                   options: DiscoverOptions| {
+        let json = registry
+            .lock()?
+            .reg
+            .discover(service, &options, now_ms)?
+            .to_json();
+        out_json.set(owned(json)?);
     })
 }
 
@@ -499,41 +509,40 @@ pub unsafe extern "C" fn waypost_discover_handles(
     out_info: *mut waypost_discovery,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { text(service, "service") }?;
-        let info = unsafe { out(out_info, "out_info") }?;
-        if capacity > 0 && out_handles.is_null() {
-            return Err(Failure::null("out_handles"));
-        }
-        let options = unsafe { discover_options(options) }?;
-        let mut locked = reg.lock()?;
-        let found = locked.reg.discover(service, &options, now_ms)?;
-        let n = found.len().min(capacity);
-        if n > 0 {
-            // SAFETY: non-NULL and writable for `capacity >= n` elements.
-            let handles = unsafe { std::slice::from_raw_parts_mut(out_handles, n) };
-            for (dst, h) in handles.iter_mut().zip(found.handles()) {
-                *dst = h.to_bits();
+    ffi!(
+        out_err,
+        |registry: &waypost_registry, service: &str, out_info: &mut waypost_discovery| {
+            if capacity > 0 && out_handles.is_null() {
+                return Err(Failure::null("out_handles"));
             }
-            if !out_health.is_null() {
-                // SAFETY: as above.
-                let health = unsafe { std::slice::from_raw_parts_mut(out_health, n) };
-                for (dst, v) in health.iter_mut().zip(found.iter()) {
-                    *dst = v.status.health as u8;
+            // SAFETY: as the caller's contract; checked after `out_handles`.
+            let options = unsafe { discover_options(options) }?;
+            let mut locked = registry.lock()?;
+            let found = locked.reg.discover(service, &options, now_ms)?;
+            let n = found.len().min(capacity);
+            if n > 0 {
+                // SAFETY: non-NULL and writable for `capacity >= n` elements.
+                let handles = unsafe { std::slice::from_raw_parts_mut(out_handles, n) };
+                for (dst, h) in handles.iter_mut().zip(found.handles()) {
+                    *dst = h.to_bits();
+                }
+                if !out_health.is_null() {
+                    // SAFETY: as above.
+                    let health = unsafe { std::slice::from_raw_parts_mut(out_health, n) };
+                    for (dst, v) in health.iter_mut().zip(found.iter()) {
+                        *dst = v.status.health as u8;
+                    }
                 }
             }
+            let (count, panic) = (found.len(), found.panic);
+            *out_info = waypost_discovery {
+                count,
+                panic,
+                membership_epoch: locked.reg.membership_epoch(),
+                modify_index: locked.reg.service_modify_index(service)?,
+            };
         }
-        let (count, panic) = (found.len(), found.panic);
-        *info = waypost_discovery {
-            count,
-            panic,
-            membership_epoch: locked.reg.membership_epoch(),
-            modify_index: locked.reg.service_modify_index(service)?,
-        };
-        Ok(())
-    })
+    )
 }
 
 /// Names of the services with at least one instance, in byte order, as a
@@ -548,14 +557,10 @@ pub unsafe extern "C" fn waypost_services(
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let names = reg.lock()?.reg.services(now_ms);
-        *slot = owned(strings_to_json(&names))?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_json: Cleared<c_char>| {
+        let names = registry.lock()?.reg.services(now_ms);
+        out_json.set(owned(strings_to_json(&names))?);
     })
 }
 

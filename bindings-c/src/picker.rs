@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use waypost_core::{Handle, PickOptions, Picked, Picker};
 
-use crate::convert::{opt_text, out, text};
-use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
+use crate::convert::{opt_text, Cleared};
+use crate::error::{ffi, guard_value, waypost_error, waypost_status, Failure};
 use crate::instances::waypost_handle;
 use crate::pick::{
-    fields_outs, hand_fields, pick_options, strategy_of, waypost_pick_known, waypost_pick_options,
-    waypost_pick_result,
+    hand_fields, strategy_of, waypost_pick_known, waypost_pick_options, waypost_pick_result,
+    Options,
 };
-use crate::registry::{deref, lock, waypost_registry, Locked};
+use crate::registry::{lock, waypost_registry, Locked};
 
 /// A picker for one service. Use it from one thread at a time (each worker
 /// thread makes its own); it keeps the registry's state alive until freed.
@@ -65,15 +65,12 @@ impl waypost_picker {
     }
 }
 
-/// The picker behind a handle argument.
-///
-/// # Safety
-/// `ptr` is NULL or a live picker from `waypost_picker_new`, used by no
-/// other thread during the call.
-#[inline(always)]
-unsafe fn picker_mut<'a>(ptr: *mut waypost_picker) -> Result<&'a mut waypost_picker, Failure> {
-    // SAFETY: as the caller's contract.
-    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null("picker"))
+/// The error for a handle that is not a member of the picker's table.
+fn not_member(handle: Handle) -> Failure {
+    waypost_core::Error::NotFound {
+        id: format!("#{}", handle.to_bits()),
+    }
+    .into()
 }
 
 /// Makes a worker-local picker for `service` (which need not have
@@ -111,12 +108,11 @@ pub unsafe extern "C" fn waypost_picker_new_with(
     out_picker: *mut *mut waypost_picker,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { text(service, "service") }?;
-        let slot = unsafe { out(out_picker, "out_picker") }?;
-        let options = match unsafe { pick_options(options) }? {
+    ffi!(out_err, |registry: &waypost_registry,
+                   service: &str,
+                   out_picker: &mut *mut waypost_picker,
+                   options: Option<Options>| {
+        let options = match options {
             Some(o) => PickOptions {
                 key: o.key.map(String::from),
                 zone: o.zone.map(String::from),
@@ -124,12 +120,11 @@ pub unsafe extern "C" fn waypost_picker_new_with(
             },
             None => PickOptions::default(),
         };
-        let picker = reg.lock()?.reg.picker_with(service, &options)?;
-        *slot = Box::into_raw(Box::new(waypost_picker {
-            shared: reg.inner.clone(),
+        let picker = registry.lock()?.reg.picker_with(service, &options)?;
+        *out_picker = Box::into_raw(Box::new(waypost_picker {
+            shared: registry.inner.clone(),
             picker,
         }));
-        Ok(())
     })
 }
 
@@ -151,14 +146,14 @@ pub unsafe extern "C" fn waypost_picker_pick(
     out_result: *mut waypost_pick_result,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let p = unsafe { picker_mut(picker) }?;
-        let out = unsafe { out(out_result, "out_result") }?;
-        let picked = unsafe { p.pick(strategy, key, now_ms) }?;
-        *out = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
-        Ok(())
-    })
+    ffi!(
+        out_err,
+        |picker: &mut waypost_picker, out_result: &mut waypost_pick_result| {
+            // SAFETY: as the caller's contract.
+            let picked = unsafe { picker.pick(strategy, key, now_ms) }?;
+            *out_result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
+        }
+    )
 }
 
 /// `waypost_picker_pick` that also hands back the picked instance's
@@ -187,19 +182,22 @@ pub unsafe extern "C" fn waypost_picker_pick_fields(
     out_instance_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let p = unsafe { picker_mut(picker) }?;
-        let (result, fields) = unsafe { fields_outs(out_result, out_instance_json) }?;
-        let picked = unsafe { p.pick(strategy, key, now_ms) }?;
-        *result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
-        // SAFETY: as the caller's contract.
-        unsafe {
-            hand_fields(known, result, fields, || {
-                picked.instance().map(|i| i.to_json())
-            })
+    ffi!(
+        out_err,
+        |picker: &mut waypost_picker,
+         out_result: &mut waypost_pick_result,
+         out_instance_json: Cleared<c_char>| {
+            // SAFETY: as the caller's contract.
+            let picked = unsafe { picker.pick(strategy, key, now_ms) }?;
+            *out_result = waypost_pick_result::of(picked.pick, picked.table.membership_epoch());
+            // SAFETY: as the caller's contract.
+            unsafe {
+                hand_fields(known, out_result, out_instance_json, || {
+                    picked.instance().map(|i| i.to_json())
+                })
+            }
         }
-    })
+    )
 }
 
 /// Records the outcome of a call for outlier detection; it reaches the
@@ -217,15 +215,10 @@ pub unsafe extern "C" fn waypost_picker_report_outcome(
     now_ms: u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let p = unsafe { picker_mut(picker) }?;
-        if p.picker
-            .report_outcome(Handle::from_bits(handle), success, now_ms)
-        {
-            p.refresh(now_ms)?;
+    ffi!(out_err, |picker: &mut waypost_picker, handle: Handle| {
+        if picker.picker.report_outcome(handle, success, now_ms) {
+            picker.refresh(now_ms)?;
         }
-        Ok(())
     })
 }
 
@@ -241,17 +234,9 @@ pub unsafe extern "C" fn waypost_picker_begin(
     handle: waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let p = unsafe { picker_mut(picker) }?;
-        let handle = Handle::from_bits(handle);
-        if p.picker.begin(handle) {
-            Ok(())
-        } else {
-            Err(waypost_core::Error::NotFound {
-                id: format!("#{}", handle.to_bits()),
-            }
-            .into())
+    ffi!(out_err, |picker: &mut waypost_picker, handle: Handle| {
+        if !picker.picker.begin(handle) {
+            return Err(not_member(handle));
         }
     })
 }
@@ -266,17 +251,9 @@ pub unsafe extern "C" fn waypost_picker_end(
     handle: waypost_handle,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let p = unsafe { picker_mut(picker) }?;
-        let handle = Handle::from_bits(handle);
-        if p.picker.end(handle) {
-            Ok(())
-        } else {
-            Err(waypost_core::Error::NotFound {
-                id: format!("#{}", handle.to_bits()),
-            }
-            .into())
+    ffi!(out_err, |picker: &mut waypost_picker, handle: Handle| {
+        if !picker.picker.end(handle) {
+            return Err(not_member(handle));
         }
     })
 }

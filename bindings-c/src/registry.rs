@@ -9,8 +9,8 @@ use waypost_core::json::Json;
 use waypost_core::{Config, PickOptions, Registry};
 
 use crate::config::waypost_config;
-use crate::convert::{input, out, text};
-use crate::error::{guard, guard_value, waypost_error, waypost_status, Failure};
+use crate::convert::{Cleared, FromC};
+use crate::error::{ffi, guard_value, waypost_error, waypost_status, Failure};
 
 /// A registry behind a lock: safe to share between threads. Pickers hold
 /// the lock too, so it lives until the registry and its last picker are freed.
@@ -58,16 +58,28 @@ pub(crate) fn lock(inner: &Mutex<Locked>) -> Result<MutexGuard<'_, Locked>, Fail
     })
 }
 
-/// The registry behind a handle argument.
-///
-/// # Safety
-/// `ptr` is NULL or a live registry from `waypost_registry_new*`.
-#[inline]
-pub(crate) unsafe fn deref<'a>(
-    ptr: *const waypost_registry,
-) -> Result<&'a waypost_registry, Failure> {
-    // SAFETY: as the caller's contract.
-    unsafe { input(ptr, "registry") }
+/// A snapshot document argument: a string, but text that is not UTF-8 is
+/// no snapshot (`INVALID_SNAPSHOT`) rather than a bad argument.
+struct Document<'a>(&'a str);
+
+impl<'a> FromC<'a> for Document<'a> {
+    type C = *const c_char;
+    unsafe fn from_c(raw: *const c_char, name: &str) -> Result<Self, Failure> {
+        if raw.is_null() {
+            return Err(Failure::null(name));
+        }
+        // SAFETY: non-NULL; NUL-terminated and valid for the call by the
+        // caller's contract.
+        let text = unsafe { std::ffi::CStr::from_ptr(raw) }
+            .to_str()
+            .map_err(|e| {
+                waypost_core::Error::InvalidSnapshot(format!(
+                    "not a snapshot document: not valid UTF-8 after byte {}",
+                    e.valid_up_to()
+                ))
+            })?;
+        Ok(Document(text))
+    }
 }
 
 /// A seed from the host: the core never draws entropy, the binding does.
@@ -94,14 +106,12 @@ pub unsafe extern "C" fn waypost_registry_new(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let config = unsafe { input(config, "config") }?;
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        *slot = std::ptr::null_mut();
-        *slot = waypost_registry::boxed(Registry::new(config.to_core())?);
-        Ok(())
-    })
+    ffi!(
+        out_err,
+        |config: &waypost_config, out_registry: Cleared<waypost_registry>| {
+            out_registry.set(waypost_registry::boxed(Registry::new(config.to_core())?));
+        }
+    )
 }
 
 /// Creates a registry from a JSON object of SPEC §4 keys (missing keys keep
@@ -119,19 +129,17 @@ pub unsafe extern "C" fn waypost_registry_new_json(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let json = unsafe { text(config_json, "config_json") }?;
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        *slot = std::ptr::null_mut();
-        let mut config = Config::from_json(json)?;
-        let has_seed = Json::parse(json).is_ok_and(|v| v.get("seed").is_some());
-        if !has_seed {
-            config.seed = random_seed();
+    ffi!(
+        out_err,
+        |config_json: &str, out_registry: Cleared<waypost_registry>| {
+            let mut config = Config::from_json(config_json)?;
+            let has_seed = Json::parse(config_json).is_ok_and(|v| v.get("seed").is_some());
+            if !has_seed {
+                config.seed = random_seed();
+            }
+            out_registry.set(waypost_registry::boxed(Registry::new(config)?));
         }
-        *slot = waypost_registry::boxed(Registry::new(config)?);
-        Ok(())
-    })
+    )
 }
 
 /// Creates a registry from a snapshot (`waypost_snapshot`, from any binding);
@@ -148,26 +156,9 @@ pub unsafe extern "C" fn waypost_registry_restore(
     out_registry: *mut *mut waypost_registry,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let slot = unsafe { out(out_registry, "out_registry") }?;
-        // NULL on every failure, whatever the caller's variable held.
-        *slot = std::ptr::null_mut();
-        if snapshot_json.is_null() {
-            return Err(Failure::null("snapshot_json"));
-        }
-        // SAFETY: non-NULL; NUL-terminated and valid for the call by the
-        // caller's contract.
-        let json = unsafe { std::ffi::CStr::from_ptr(snapshot_json) }
-            .to_str()
-            .map_err(|e| {
-                waypost_core::Error::InvalidSnapshot(format!(
-                    "not a snapshot document: not valid UTF-8 after byte {}",
-                    e.valid_up_to()
-                ))
-            })?;
-        *slot = waypost_registry::boxed(Registry::restore(json)?);
-        Ok(())
+    ffi!(out_err, |out_registry: Cleared<waypost_registry>,
+                   snapshot_json: Document| {
+        out_registry.set(waypost_registry::boxed(Registry::restore(snapshot_json.0)?));
     })
 }
 

@@ -6,32 +6,9 @@
 
 use std::ffi::c_char;
 
-use crate::convert::{opt_text, out, owned, text};
-use crate::error::{guard, waypost_error, waypost_status};
-use crate::registry::{deref, waypost_registry};
-
-/// The body of every call here that answers JSON: checks `registry`, then
-/// each argument (converted by `text` or `opt_text`, named as its
-/// parameter), then the out slot, which is cleared first and set to the
-/// JSON of what `call` gives with the locked registry.
-macro_rules! json_call {
-    ($registry:ident, [$($conv:ident($arg:ident)),*], $out:ident, $out_err:ident, |$reg:ident| $call:expr) => {
-        guard($out_err, || {
-            // SAFETY: pointer validity is the caller's contract.
-            let reg = unsafe { deref($registry) }?;
-            $(let $arg = unsafe { $conv($arg, stringify!($arg)) }?;)*
-            let slot = unsafe { out($out, stringify!($out)) }?;
-            *slot = std::ptr::null_mut();
-            let json = {
-                let mut locked = reg.lock()?;
-                let $reg = &mut locked.reg;
-                ($call)?.to_json()
-            };
-            *slot = owned(json)?;
-            Ok(())
-        })
-    };
-}
+use crate::convert::{owned, Cleared};
+use crate::error::{ffi, waypost_error, waypost_status};
+use crate::registry::waypost_registry;
 
 /// Makes the instances of `service` owned by `source` exactly the entries
 /// of `entries_json` (a JSON array of instance wire forms, each with an
@@ -54,12 +31,19 @@ pub unsafe extern "C" fn waypost_registry_sync(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    json_call!(
-        registry,
-        [text(source), text(service), text(entries_json)],
-        out_report_json,
+    ffi!(
         out_err,
-        |reg| reg.sync_json(source, service, entries_json, now_ms)
+        |registry: &waypost_registry,
+         source: &str,
+         service: &str,
+         entries_json: &str,
+         out_report_json: Cleared<c_char>| {
+            let report = registry
+                .lock()?
+                .reg
+                .sync_json(source, service, entries_json, now_ms)?;
+            out_report_json.set(owned(report.to_json())?);
+        }
     )
 }
 
@@ -77,12 +61,18 @@ pub unsafe extern "C" fn waypost_registry_source_put(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    json_call!(
-        registry,
-        [text(source), text(entry_json)],
-        out_report_json,
+    ffi!(
         out_err,
-        |reg| reg.source_put_json(source, entry_json, now_ms)
+        |registry: &waypost_registry,
+         source: &str,
+         entry_json: &str,
+         out_report_json: Cleared<c_char>| {
+            let report = registry
+                .lock()?
+                .reg
+                .source_put_json(source, entry_json, now_ms)?;
+            out_report_json.set(owned(report.to_json())?);
+        }
     )
 }
 
@@ -100,12 +90,12 @@ pub unsafe extern "C" fn waypost_registry_source_delete(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    json_call!(
-        registry,
-        [text(source), text(id)],
-        out_report_json,
+    ffi!(
         out_err,
-        |reg| reg.source_delete(source, id, now_ms)
+        |registry: &waypost_registry, source: &str, id: &str, out_report_json: Cleared<c_char>| {
+            let report = registry.lock()?.reg.source_delete(source, id, now_ms)?;
+            out_report_json.set(owned(report.to_json())?);
+        }
     )
 }
 
@@ -122,13 +112,10 @@ pub unsafe extern "C" fn waypost_registry_source_add(
     options_json: *const c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let name = unsafe { text(name, "name") }?;
-        let options = unsafe { text(options_json, "options_json") }?;
-        reg.lock()?.reg.source_add(name, options)?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   name: &str,
+                   options_json: &str| {
+        registry.lock()?.reg.source_add(name, options_json)
     })
 }
 
@@ -147,8 +134,13 @@ pub unsafe extern "C" fn waypost_registry_source_request(
     out_request_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    json_call!(registry, [text(name)], out_request_json, out_err, |reg| reg
-        .source_request(name))
+    ffi!(
+        out_err,
+        |registry: &waypost_registry, name: &str, out_request_json: Cleared<c_char>| {
+            let report = registry.lock()?.reg.source_request(name)?;
+            out_request_json.set(owned(report.to_json())?);
+        }
+    )
 }
 
 /// Hands source `name` what its last request brought back: `body` (a whole
@@ -172,11 +164,18 @@ pub unsafe extern "C" fn waypost_registry_source_feed(
     out_report_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    json_call!(
-        registry,
-        [text(name), text(body), opt_text(index)],
-        out_report_json,
+    ffi!(
         out_err,
-        |reg| reg.source_feed(name, body, now_ms, status, index)
+        |registry: &waypost_registry,
+         name: &str,
+         body: &str,
+         index: Option<&str>,
+         out_report_json: Cleared<c_char>| {
+            let report = registry
+                .lock()?
+                .reg
+                .source_feed(name, body, now_ms, status, index)?;
+            out_report_json.set(owned(report.to_json())?);
+        }
     )
 }

@@ -5,9 +5,9 @@ use std::ffi::c_char;
 
 use waypost_core::json::strings_to_json;
 
-use crate::convert::{opt_out, out, owned, text};
-use crate::error::{guard, waypost_error, waypost_status};
-use crate::registry::{deref, waypost_registry};
+use crate::convert::{owned, Cleared};
+use crate::error::{ffi, waypost_error, waypost_status};
+use crate::registry::waypost_registry;
 
 /// `waypost_next_deadline` value when nothing is scheduled.
 pub const WAYPOST_NO_DEADLINE: u64 = u64::MAX;
@@ -44,23 +44,20 @@ pub unsafe extern "C" fn waypost_tick(
     out_count: *mut usize,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let json = unsafe { opt_out(out_events_json) };
-        let count = unsafe { opt_out(out_count) };
-        let events = reg.lock()?.reg.tick(now_ms);
-        if let Some(count) = count {
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_events_json: Option<&mut *mut c_char>,
+                   out_count: Option<&mut usize>| {
+        let events = registry.lock()?.reg.tick(now_ms);
+        if let Some(count) = out_count {
             *count = events.len();
         }
-        if let Some(json) = json {
+        if let Some(json) = out_events_json {
             *json = if events.is_empty() {
                 std::ptr::null_mut()
             } else {
                 owned(waypost_core::Event::list_to_json(&events))?
             };
         }
-        Ok(())
     })
 }
 
@@ -76,16 +73,13 @@ pub unsafe extern "C" fn waypost_next_deadline(
     out_deadline: *mut u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_deadline, "out_deadline") }?;
-        *slot = reg
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_deadline: &mut u64| {
+        *out_deadline = registry
             .lock()?
             .reg
             .next_deadline()
             .unwrap_or(WAYPOST_NO_DEADLINE);
-        Ok(())
     })
 }
 
@@ -102,14 +96,10 @@ pub unsafe extern "C" fn waypost_due_checks(
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let ids = reg.lock()?.reg.due_checks(now_ms);
-        *slot = owned(strings_to_json(&ids))?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_json: Cleared<c_char>| {
+        let ids = registry.lock()?.reg.due_checks(now_ms);
+        out_json.set(owned(strings_to_json(&ids))?);
     })
 }
 
@@ -127,14 +117,10 @@ pub unsafe extern "C" fn waypost_events_since(
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let events = reg.lock()?.reg.events_since(after)?;
-        *slot = owned(waypost_core::Event::list_to_json(&events))?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_json: Cleared<c_char>| {
+        let events = registry.lock()?.reg.events_since(after)?;
+        out_json.set(owned(waypost_core::Event::list_to_json(&events))?);
     })
 }
 
@@ -150,13 +136,10 @@ pub unsafe extern "C" fn waypost_service_modify_index(
     out_index: *mut u64,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let service = unsafe { text(service, "service") }?;
-        let slot = unsafe { out(out_index, "out_index") }?;
-        *slot = reg.lock()?.reg.service_modify_index(service)?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   service: &str,
+                   out_index: &mut u64| {
+        *out_index = registry.lock()?.reg.service_modify_index(service)?;
     })
 }
 
@@ -172,14 +155,10 @@ pub unsafe extern "C" fn waypost_snapshot(
     out_json: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_json, "out_json") }?;
-        *slot = std::ptr::null_mut();
-        let text = reg.lock()?.reg.snapshot();
-        *slot = owned(text)?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_json: Cleared<c_char>| {
+        let text = registry.lock()?.reg.snapshot();
+        out_json.set(owned(text)?);
     })
 }
 
@@ -194,14 +173,10 @@ pub unsafe extern "C" fn waypost_render_metrics(
     out_text: *mut *mut c_char,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_text, "out_text") }?;
-        *slot = std::ptr::null_mut();
-        let text = reg.lock()?.reg.render_metrics();
-        *slot = owned(text)?;
-        Ok(())
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_text: Cleared<c_char>| {
+        let text = registry.lock()?.reg.render_metrics();
+        out_text.set(owned(text)?);
     })
 }
 
@@ -216,19 +191,16 @@ pub unsafe extern "C" fn waypost_registry_info(
     out_info: *mut waypost_info,
     out_err: *mut *mut waypost_error,
 ) -> waypost_status {
-    guard(out_err, || {
-        // SAFETY: pointer validity is the caller's contract.
-        let reg = unsafe { deref(registry) }?;
-        let slot = unsafe { out(out_info, "out_info") }?;
-        let locked = reg.lock()?;
+    ffi!(out_err, |registry: &waypost_registry,
+                   out_info: &mut waypost_info| {
+        let locked = registry.lock()?;
         let r = &locked.reg;
-        *slot = waypost_info {
+        *out_info = waypost_info {
             clock: r.clock(),
             last_index: r.last_index(),
             instances: r.len() as u64,
             membership_epoch: r.membership_epoch(),
             self_preservation: r.in_self_preservation(),
         };
-        Ok(())
     })
 }
