@@ -4,15 +4,14 @@ use crate::prelude::*;
 use core::fmt;
 use core::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
 use crate::rng::{mix64, Rng};
 
 name_table! {
     /// How `pick` chooses among the candidates.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    #[serde(rename_all = "snake_case")]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+    #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
     pub enum Strategy {
         /// Per-service counter `c`: `candidates[c mod len]`, then `c += 1`.
         RoundRobin = 0 => "round_robin",

@@ -1,7 +1,6 @@
 //! Registry configuration (SPEC §4) and its validation.
 
 use crate::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::json::{describe, Json, ObjectWriter};
@@ -105,8 +104,9 @@ macro_rules! config_table {
         /// Build it with [`Config::default`] and field updates, or from JSON with
         /// [`Config::from_json`]; [`Config::validate`] is run by
         /// [`Registry::new`](crate::Registry::new).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        #[serde(default, deny_unknown_fields)]
+        #[derive(Debug, Clone, PartialEq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
         pub struct Config {
             $($(#[doc = $doc])* pub $key: config_type!($kind),)*
         }

@@ -4,8 +4,6 @@ use crate::prelude::*;
 use core::fmt;
 use core::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
 use crate::source::SourceStatus;
 
@@ -13,8 +11,9 @@ name_table! {
     /// The public health of an instance.
     ///
     /// Precedence when several apply: draining > unhealthy > ejected > degraded > healthy.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-    #[serde(rename_all = "snake_case")]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+    #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
     pub enum Health {
         /// Lease alive, checks passing, not draining, not ejected.
         Healthy = 0 => "healthy",
@@ -47,8 +46,9 @@ impl FromStr for Health {
 
 name_table! {
     /// The result of one active check the host ran.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    #[serde(rename_all = "snake_case")]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+    #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
     pub enum CheckStatus {
         /// The check passed.
         Pass = 0 => "pass",

@@ -4,8 +4,6 @@ use crate::prelude::*;
 use crate::text::CodePoint;
 use alloc::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{
     DAY_MS, MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_PORT, MAX_TAGS, MAX_WEIGHT,
     MAX_ZONE_BYTES,
@@ -19,7 +17,8 @@ use crate::InstanceStatus;
 ///
 /// Optional fields take their defaults; [`InstanceSpec::validate`] (run by
 /// `register`) checks every rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstanceSpec {
     /// Unique id, 1–256 bytes, no control characters.
     pub id: String,
@@ -30,28 +29,38 @@ pub struct InstanceSpec {
     /// Port, 1–65535.
     pub port: u16,
     /// Weight, 1–10000.
-    #[serde(default = "default_weight")]
+    #[cfg_attr(feature = "serde", serde(default = "default_weight"))]
     pub weight: u32,
     /// Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub tags: Vec<String>,
     /// Up to 64 entries; key 1–128 bytes, value up to 512 bytes.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub meta: Meta,
     /// Locality for zone preference, up to 128 bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub zone: Option<String>,
     /// Failover tier, 0 preferred.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub priority: u8,
     /// Lease length overriding the registry's, 1 ms – 1 day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub ttl_ms: Option<u64>,
     /// How often the host should run this instance's active check, 1 ms – 1 day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub check_interval_ms: Option<u64>,
 }
 
+#[cfg(feature = "serde")]
 fn default_weight() -> u32 {
     1
 }

@@ -20,6 +20,13 @@
 //! assert_eq!(reg.instance(pick.handle).map(|i| i.id()), Some("api-1"));
 //! # Ok::<(), waypost::Error>(())
 //! ```
+//!
+//! Cargo features: `pickers` (default) adds worker-local pickers
+//! (`Registry::picker`); `record-reader` (default) reads etcd records
+//! without building a JSON tree; `serde` (off by default) derives serde's
+//! `Serialize` / `Deserialize` on the public types (`Config`,
+//! `InstanceSpec`, `InstanceStatus` and `Event` as the same JSON as their
+//! `to_json`).
 #![no_std]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

@@ -1,10 +1,6 @@
 //! [`Meta`]: an instance's metadata, a small map kept in key order.
 
 use crate::prelude::*;
-use core::fmt;
-
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Metadata of an instance: string keys to string values, in key order,
 /// each key once (inserting a key again replaces its value).
@@ -133,32 +129,44 @@ impl<'a> IntoIterator for &'a Meta {
     }
 }
 
-impl Serialize for Meta {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter())
-    }
-}
+/// `Serialize` / `Deserialize` for Rust users (feature `serde`): a map of
+/// strings to strings, the same text as the wire form.
+#[cfg(feature = "serde")]
+mod serde_impls {
+    use super::Meta;
+    use crate::prelude::*;
+    use core::fmt;
 
-impl<'de> Deserialize<'de> for Meta {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Meta, D::Error> {
-        struct MetaVisitor;
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-        impl<'de> Visitor<'de> for MetaVisitor {
-            type Value = Meta;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of strings to strings")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Meta, A::Error> {
-                let mut meta = Meta::new();
-                while let Some((k, v)) = map.next_entry::<String, String>()? {
-                    meta.insert(k, v);
-                }
-                Ok(meta)
-            }
+    impl Serialize for Meta {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.iter())
         }
+    }
 
-        deserializer.deserialize_map(MetaVisitor)
+    impl<'de> Deserialize<'de> for Meta {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Meta, D::Error> {
+            struct MetaVisitor;
+
+            impl<'de> Visitor<'de> for MetaVisitor {
+                type Value = Meta;
+
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a map of strings to strings")
+                }
+
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Meta, A::Error> {
+                    let mut meta = Meta::new();
+                    while let Some((k, v)) = map.next_entry::<String, String>()? {
+                        meta.insert(k, v);
+                    }
+                    Ok(meta)
+                }
+            }
+
+            deserializer.deserialize_map(MetaVisitor)
+        }
     }
 }

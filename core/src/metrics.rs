@@ -2,15 +2,14 @@
 
 use crate::prelude::*;
 
-use serde::{Deserialize, Serialize};
-
 use crate::balancer::Strategy;
 use crate::health::Health;
 use crate::json::{write_array, write_u64, ObjectWriter};
 use crate::Registry;
 
 /// Per-service counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ServiceMetrics {
     /// Successful picks, indexed by `Strategy as usize`.
     pub picks: [u64; 7],
@@ -47,7 +46,8 @@ impl ServiceMetrics {
 }
 
 /// Registry-wide counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RegistryMetrics {
     /// Picks for services that do not exist.
     pub unknown_service_picks: u64,

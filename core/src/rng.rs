@@ -2,10 +2,9 @@
 //! SplitMix64. Fixed, portable and tiny, so a seed gives the same picks on
 //! every platform and in every binding, and its state fits in a snapshot.
 
-use serde::{Deserialize, Serialize};
-
 /// A seeded xoshiro256++ generator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Rng {
     s: [u64; 4],
 }

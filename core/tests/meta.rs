@@ -37,6 +37,7 @@ fn built_from_pairs_the_last_value_of_a_key_wins() {
     assert_eq!(m, same);
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn serializes_as_a_map_in_key_order() {
     let m: Meta = [("z", "1"), ("a", "\"q\"")].into();

@@ -4,7 +4,6 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 #[cfg(feature = "pickers")]
 use core::sync::atomic::{AtomicU64, Ordering};
-use serde::{Deserialize, Serialize};
 
 use crate::balancer::{effective_weight, WEIGHT_SCALE};
 use crate::config::Config;
@@ -208,7 +207,8 @@ impl Entry {
 }
 
 /// The dynamic state of an instance at the registry clock.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstanceStatus {
     /// Public health.
     pub health: Health,
@@ -224,7 +224,10 @@ pub struct InstanceStatus {
     /// `last_renewal + ttl`: the lease is expired at any later instant.
     /// `u64::MAX` (and left out of the wire form) for a source-owned
     /// instance, which has no lease.
-    #[serde(default = "no_lease", skip_serializing_if = "is_no_lease")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default = "no_lease", skip_serializing_if = "is_no_lease")
+    )]
     pub lease_deadline: u64,
     /// Weight after slow start.
     pub effective_weight: f64,
@@ -237,14 +240,18 @@ pub struct InstanceStatus {
     /// The last active-check result reported.
     pub last_check: Option<CheckStatus>,
     /// The owning source's verdict, for a source-owned instance.
-    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "status", default, skip_serializing_if = "Option::is_none")
+    )]
     pub source_status: Option<SourceStatus>,
     /// Whether a removal its source asked for is held back (SPEC §10.3);
     /// in the wire form only when true.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub held: bool,
 }
 
+#[cfg(feature = "serde")]
 fn no_lease() -> u64 {
     u64::MAX
 }
@@ -253,6 +260,7 @@ fn is_no_lease(deadline: &u64) -> bool {
     *deadline == u64::MAX
 }
 
+#[cfg(feature = "serde")]
 fn is_false(b: &bool) -> bool {
     !*b
 }

@@ -15,8 +15,6 @@ pub(crate) mod etcd;
 #[doc(hidden)]
 pub use etcd::etcd_readers_agree;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::MAX_PREFIX_BYTES;
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
@@ -29,8 +27,9 @@ mod tests;
 
 name_table! {
     /// A source's verdict on one of its instances (SPEC §10.1).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    #[serde(rename_all = "snake_case")]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+    #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
     pub enum SourceStatus {
         /// Healthy.
         Passing = 0 => "passing",
