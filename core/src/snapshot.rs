@@ -662,21 +662,21 @@ impl Registry {
             i.bool("check_warning", e.inputs.check_warning);
             sources::write_status(&mut i, e);
             i.end();
-            st.u64("last_renewal", e.last_renewal);
-            st.u64("registered_at", e.registered_at);
+            st.u64("last_renewal", e.lease.last_renewal);
+            st.u64("registered_at", e.lease.registered_at);
             st.u64("healthy_since", e.healthy_since);
             st.u64("modify_index", e.modify_index);
             st.u64("revision", e.revision);
-            st.u64("check_pass_streak", e.check_pass_streak.into());
-            st.u64("check_fail_streak", e.check_fail_streak.into());
-            st.opt_str("last_check", e.last_check.map(CheckStatus::as_str));
-            st.opt_u64("next_check_at", e.next_check_at);
-            st.u64("failures", e.failures.into());
-            st.u64("ejections_in_row", e.ejections_in_row.into());
-            st.u64("ejected_until", e.ejected_until);
-            st.bool("probation", e.probation);
-            st.u64("inflight", e.inflight);
-            st.i64("filtered_wrr", e.filtered_wrr);
+            st.u64("check_pass_streak", e.checks.pass_streak.into());
+            st.u64("check_fail_streak", e.checks.fail_streak.into());
+            st.opt_str("last_check", e.checks.last.map(CheckStatus::as_str));
+            st.opt_u64("next_check_at", e.checks.next_at);
+            st.u64("failures", e.outlier.failures.into());
+            st.u64("ejections_in_row", e.outlier.ejections_in_row.into());
+            st.u64("ejected_until", e.outlier.ejected_until);
+            st.bool("probation", e.outlier.probation);
+            st.u64("inflight", e.load.inflight);
+            st.i64("filtered_wrr", e.load.filtered_wrr);
             sources::write_hold(&mut st, e);
             st.end();
             w.end();
@@ -843,24 +843,24 @@ impl Registry {
         );
         entry.health = st.health;
         entry.inputs = st.inputs;
-        entry.last_renewal = st.last_renewal;
+        entry.lease.last_renewal = st.last_renewal;
         entry.healthy_since = st.healthy_since;
         entry.modify_index = st.modify_index;
-        entry.check_pass_streak = st.check_pass_streak;
-        entry.check_fail_streak = st.check_fail_streak;
-        entry.last_check = st.last_check;
-        entry.next_check_at = if entry.instance.check_interval_ms.is_some() {
+        entry.checks.pass_streak = st.check_pass_streak;
+        entry.checks.fail_streak = st.check_fail_streak;
+        entry.checks.last = st.last_check;
+        entry.checks.next_at = if entry.instance.check_interval_ms.is_some() {
             st.next_check_at
         } else {
             None
         };
-        entry.failures = st.failures;
-        entry.ejections_in_row = st.ejections_in_row;
-        entry.ejected_until = st.ejected_until;
-        entry.probation = st.probation;
-        entry.inflight = st.inflight;
-        entry.filtered_wrr = st.filtered_wrr;
-        entry.held = st.held;
+        entry.outlier.failures = st.failures;
+        entry.outlier.ejections_in_row = st.ejections_in_row;
+        entry.outlier.ejected_until = st.ejected_until;
+        entry.outlier.probation = st.probation;
+        entry.load.inflight = st.inflight;
+        entry.load.filtered_wrr = st.filtered_wrr;
+        entry.source.held = st.held;
         let slot = self.slots.len() as u32;
         self.slots.push(Slot {
             generation: 0,
@@ -892,13 +892,13 @@ impl Registry {
                 }
             }
             if let Some(due) = e.lease_due(evict_after) {
-                e.lease_timer = due;
+                e.lease.timer = due;
                 leases.push(Reverse((due, slot, s.generation)));
             }
             if e.inputs.ejected {
-                ejections.push(Reverse((e.ejected_until, slot, s.generation)));
+                ejections.push(Reverse((e.outlier.ejected_until, slot, s.generation)));
             }
-            if let Some(due) = e.next_check_at {
+            if let Some(due) = e.checks.next_at {
                 checks.push(Reverse((due, slot, s.generation)));
             }
         }

@@ -90,9 +90,9 @@ impl Registry {
             .iter()
             .filter_map(|s| s.entry.as_deref())
             .any(|e| {
-                e.registered_at > e.last_renewal
-                    || e.last_renewal > clock
-                    || e.registered_at > e.healthy_since
+                e.lease.registered_at > e.lease.last_renewal
+                    || e.lease.last_renewal > clock
+                    || e.lease.registered_at > e.healthy_since
                     || e.healthy_since > clock
                     || e.revision > e.modify_index
                     || (e.inputs.lease_expired && clock <= e.deadline())

@@ -22,24 +22,54 @@ pub(crate) struct Entry {
     pub id_hash: u64,
     pub health: Health,
     pub inputs: HealthInputs,
-    pub ttl: u64,
-    pub last_renewal: u64,
-    pub registered_at: u64,
     /// When it last became healthy (slow start counts from here).
     pub healthy_since: u64,
     pub modify_index: u64,
     /// Index of its registration or latest update.
     pub revision: u64,
+    pub lease: Lease,
+    pub checks: Checks,
+    pub outlier: Outlier,
+    pub load: Load,
+    pub source: SourceState,
+    /// The service's candidate sequence number at which it last joined
+    /// the candidate table or changed weight there ([`NOT_CANDIDATE`]
+    /// while it is not in the table): consistent-hash memos older than
+    /// this do not know it.
+    pub cand_since: u32,
+}
+
+/// Its lease: how long it lives unrenewed, and when it was renewed.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub ttl: u64,
+    pub last_renewal: u64,
+    pub registered_at: u64,
     /// Due time of this instance's live entry in the lease heap.
-    pub lease_timer: u64,
-    pub check_pass_streak: u32,
-    pub check_fail_streak: u32,
-    pub last_check: Option<CheckStatus>,
-    pub next_check_at: Option<u64>,
+    pub timer: u64,
+}
+
+/// Its active health checks: the streaks, the last result, the next one due.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Checks {
+    pub pass_streak: u32,
+    pub fail_streak: u32,
+    pub last: Option<CheckStatus>,
+    pub next_at: Option<u64>,
+}
+
+/// Its outlier detection: failures in a row and the ejections they caused.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outlier {
     pub failures: u32,
     pub ejections_in_row: u32,
     pub ejected_until: u64,
     pub probation: bool,
+}
+
+/// The calls it carries and the balancing state picks keep for it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Load {
     pub inflight: u64,
     /// Calls in flight begun through pickers (shared by every picker;
     /// created at the first publication that lists the instance).
@@ -47,15 +77,15 @@ pub(crate) struct Entry {
     pub shared_inflight: Option<Arc<AtomicU64>>,
     /// Smooth-WRR state for picks with a tag or metadata filter.
     pub filtered_wrr: i64,
+}
+
+/// Where its owning source's reconcile passes left it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceState {
     /// Why a removal its source asked for is held back, while it is.
     pub held: Option<Hold>,
     /// The reconcile pass that last listed it (see `Registry::sync`).
     pub sync_mark: u64,
-    /// The service's candidate sequence number at which it last joined
-    /// the candidate table or changed weight there ([`NOT_CANDIDATE`]
-    /// while it is not in the table): consistent-hash memos older than
-    /// this do not know it.
-    pub cand_since: u32,
 }
 
 /// `cand_since` of an instance not in its service's candidate table.
@@ -86,10 +116,10 @@ impl Hold {
     }
 }
 
-impl Entry {
+impl Load {
     /// Calls in flight: begun through the registry plus through pickers.
     #[inline]
-    pub fn load(&self) -> u64 {
+    pub fn total(&self) -> u64 {
         #[cfg(feature = "pickers")]
         {
             let shared = self
@@ -101,7 +131,9 @@ impl Entry {
         #[cfg(not(feature = "pickers"))]
         self.inflight
     }
+}
 
+impl Entry {
     /// The placeholder [`Registry::entry`](super::Registry) falls back on:
     /// an empty instance in no service.
     pub fn detached() -> Entry {
@@ -123,33 +155,25 @@ impl Entry {
             id_hash,
             health: Health::Healthy,
             inputs: HealthInputs::default(),
-            ttl,
-            last_renewal: at,
-            registered_at: at,
             healthy_since: at,
             modify_index: index,
             revision: index,
-            lease_timer: NO_TIMER,
-            check_pass_streak: 0,
-            check_fail_streak: 0,
-            last_check: None,
-            next_check_at: None,
-            failures: 0,
-            ejections_in_row: 0,
-            ejected_until: 0,
-            probation: false,
-            inflight: 0,
-            #[cfg(feature = "pickers")]
-            shared_inflight: None,
-            filtered_wrr: 0,
-            held: None,
-            sync_mark: 0,
+            lease: Lease {
+                ttl,
+                last_renewal: at,
+                registered_at: at,
+                timer: NO_TIMER,
+            },
+            checks: Checks::default(),
+            outlier: Outlier::default(),
+            load: Load::default(),
+            source: SourceState::default(),
             cand_since: NOT_CANDIDATE,
         }
     }
 
     pub fn deadline(&self) -> u64 {
-        self.last_renewal.saturating_add(self.ttl)
+        self.lease.last_renewal.saturating_add(self.lease.ttl)
     }
 
     /// When the lease heap must next look at this instance: the first
@@ -184,24 +208,24 @@ impl Entry {
             health: self.health,
             modify_index: self.modify_index,
             revision: self.revision,
-            registered_at: self.registered_at,
-            last_renewal: self.last_renewal,
+            registered_at: self.lease.registered_at,
+            last_renewal: self.lease.last_renewal,
             lease_deadline: if self.instance.source.is_some() {
                 u64::MAX
             } else {
                 self.deadline()
             },
             effective_weight: self.effective_weight(config, now) as f64 / WEIGHT_SCALE as f64,
-            inflight: self.inflight,
-            consecutive_failures: self.failures,
+            inflight: self.load.inflight,
+            consecutive_failures: self.outlier.failures,
             ejected_until: if self.inputs.ejected {
-                Some(self.ejected_until)
+                Some(self.outlier.ejected_until)
             } else {
                 None
             },
-            last_check: self.last_check,
+            last_check: self.checks.last,
             source_status: self.instance.source.as_ref().map(|_| self.inputs.source),
-            held: self.held.is_some(),
+            held: self.source.held.is_some(),
         }
     }
 }

@@ -52,10 +52,10 @@ impl Registry {
                     e.instance.id
                 ));
             }
-            if e.held == Some(super::Hold::Preservation) {
+            if e.source.held == Some(super::Hold::Preservation) {
                 held_ids.push(e.instance.id.clone());
             }
-            if e.held.is_some() && e.instance.source.is_none() {
+            if e.source.held.is_some() && e.instance.source.is_none() {
                 return Err(format!("local `{}` has a held removal", e.instance.id));
             }
             if !e.inputs.is_draining() {

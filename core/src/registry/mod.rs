@@ -312,11 +312,11 @@ impl Registry {
         let entry = self.entry_mut(slot);
         let old_interval = entry.instance.check_interval_ms;
         entry.instance = instance;
-        entry.ttl = ttl;
+        entry.lease.ttl = ttl;
         entry.revision = index;
         entry.modify_index = index;
         if new_interval != old_interval {
-            entry.next_check_at = new_interval.map(|_| at);
+            entry.checks.next_at = new_interval.map(|_| at);
             if new_interval.is_some() {
                 self.checks.push(Reverse((at, slot, generation)));
             }
@@ -589,7 +589,7 @@ impl Registry {
     /// Renews the lease of `slot` at `at`, recovering an expired one.
     fn renew(&mut self, slot: u32, at: u64) {
         let entry = self.entry_mut(slot);
-        entry.last_renewal = at;
+        entry.lease.last_renewal = at;
         if entry.inputs.lease_expired {
             entry.inputs.lease_expired = false;
             if !entry.inputs.is_draining() {
@@ -611,7 +611,7 @@ impl Registry {
             debug_assert!(false, "removing slot {slot}, which has no entry");
             return;
         };
-        if entry.held == Some(entry::Hold::Preservation) {
+        if entry.source.held == Some(entry::Hold::Preservation) {
             self.unlist_held(&entry.instance.id);
         }
         let slot_ref = &mut self.slots[slot as usize];
@@ -656,7 +656,7 @@ impl Registry {
         {
             entry.healthy_since = at;
         }
-        entry.filtered_wrr = 0;
+        entry.load.filtered_wrr = 0;
         let service_idx = entry.service_idx;
         let id = entry.instance.id.clone();
         let service_name = entry.instance.service.clone();
@@ -736,8 +736,8 @@ mod tests {
         reg.slots[slot as usize].entry = None;
         assert_eq!(reg.entry(slot).instance.id(), "");
         assert_eq!(reg.entry(u32::MAX).service_idx, u32::MAX);
-        reg.entry_mut(slot).inflight = 7;
-        assert_eq!(reg.entry(u32::MAX).inflight, 7);
+        reg.entry_mut(slot).load.inflight = 7;
+        assert_eq!(reg.entry(u32::MAX).load.inflight, 7);
         assert!(reg.slots[slot as usize].entry.is_none());
 
         // The public calls that reach the slot answer instead of panicking:

@@ -454,7 +454,10 @@ impl Registry {
                 let slots = &self.slots;
                 let (cs, ws) = (&c.slots, &c.weights);
                 two_choices(&mut self.rng, len, |i| {
-                    let inflight = slots[cs[i] as usize].entry.as_ref().map_or(0, |e| e.load());
+                    let inflight = slots[cs[i] as usize]
+                        .entry
+                        .as_ref()
+                        .map_or(0, |e| e.load.total());
                     (inflight, u64::from(ws[i]))
                 })?
             }
@@ -531,10 +534,10 @@ impl Registry {
                     }
                     Subset::Slots(s) => {
                         let mut current: Vec<i64> =
-                            s.iter().map(|&x| self.entry(x).filtered_wrr).collect();
+                            s.iter().map(|&x| self.entry(x).load.filtered_wrr).collect();
                         let pos = smooth_wrr(&weights, &mut current, total)?;
                         for (&x, v) in s.iter().zip(current) {
-                            self.entry_mut(x).filtered_wrr = v;
+                            self.entry_mut(x).load.filtered_wrr = v;
                         }
                         pos
                     }
@@ -542,7 +545,8 @@ impl Registry {
             }
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
-                let inflight: Vec<u64> = slots.iter().map(|&s| self.entry(s).load()).collect();
+                let inflight: Vec<u64> =
+                    slots.iter().map(|&s| self.entry(s).load.total()).collect();
                 two_choices(&mut self.rng, len, |i| (inflight[i], weights[i]))?
             }
             Strategy::ConsistentHash => {

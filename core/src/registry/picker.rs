@@ -634,8 +634,8 @@ impl Registry {
         let members = self.services[idx as usize].members.clone();
         for &s in &members {
             let e = self.entry_mut(s);
-            if e.shared_inflight.is_none() {
-                e.shared_inflight = Some(Arc::new(AtomicU64::new(0)));
+            if e.load.shared_inflight.is_none() {
+                e.load.shared_inflight = Some(Arc::new(AtomicU64::new(0)));
             }
         }
         let mut by_slot =
@@ -656,7 +656,7 @@ impl Registry {
             }
             let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
             let entry = self.entry(s);
-            let counter = entry.shared_inflight.clone().unwrap_or_default();
+            let counter = entry.load.shared_inflight.clone().unwrap_or_default();
             let kept = donor.and_then(|d| {
                 let at = *d.by_slot.get(s as usize)? as usize;
                 match (d.members.get(at), d.fields.get(at)) {
@@ -744,7 +744,7 @@ impl Registry {
             alias,
             prefix,
             id_hashes: slots.iter().map(|&s| self.entry(s).id_hash).collect(),
-            base_load: slots.iter().map(|&s| self.entry(s).inflight).collect(),
+            base_load: slots.iter().map(|&s| self.entry(s).load.inflight).collect(),
             candidate_member: slots
                 .iter()
                 .map(|&s| by_slot.get(s as usize).copied().unwrap_or(u32::MAX))

@@ -24,28 +24,28 @@ impl Registry {
         let (rise, fall) = (self.config.check_rise, self.config.check_fall);
         let generation = self.slots[slot as usize].generation;
         let entry = self.entry_mut(slot);
-        entry.last_check = Some(status);
+        entry.checks.last = Some(status);
         match status {
             CheckStatus::Pass | CheckStatus::Warn => {
-                entry.check_fail_streak = 0;
-                entry.check_pass_streak = entry.check_pass_streak.saturating_add(1);
-                if entry.inputs.check_failing && entry.check_pass_streak >= rise {
+                entry.checks.fail_streak = 0;
+                entry.checks.pass_streak = entry.checks.pass_streak.saturating_add(1);
+                if entry.inputs.check_failing && entry.checks.pass_streak >= rise {
                     entry.inputs.check_failing = false;
                 }
                 entry.inputs.check_warning = status == CheckStatus::Warn;
             }
             CheckStatus::Fail => {
-                entry.check_pass_streak = 0;
-                entry.check_fail_streak = entry.check_fail_streak.saturating_add(1);
-                if !entry.inputs.check_failing && entry.check_fail_streak >= fall {
+                entry.checks.pass_streak = 0;
+                entry.checks.fail_streak = entry.checks.fail_streak.saturating_add(1);
+                if !entry.inputs.check_failing && entry.checks.fail_streak >= fall {
                     entry.inputs.check_failing = true;
                 }
             }
         }
         if let Some(interval) = entry.instance.check_interval_ms {
             let next = at.saturating_add(interval);
-            if entry.next_check_at != Some(next) {
-                entry.next_check_at = Some(next);
+            if entry.checks.next_at != Some(next) {
+                entry.checks.next_at = Some(next);
                 self.checks.push(Reverse((next, slot, generation)));
             }
         }
@@ -96,18 +96,18 @@ impl Registry {
             return;
         }
         if success {
-            entry.failures = 0;
-            if entry.probation {
-                entry.probation = false;
-                entry.ejections_in_row = 0;
+            entry.outlier.failures = 0;
+            if entry.outlier.probation {
+                entry.outlier.probation = false;
+                entry.outlier.ejections_in_row = 0;
             }
             return;
         }
-        entry.failures = entry.failures.saturating_add(1);
+        entry.outlier.failures = entry.outlier.failures.saturating_add(1);
         if threshold == 0 {
             return;
         }
-        if entry.probation || entry.failures >= threshold {
+        if entry.outlier.probation || entry.outlier.failures >= threshold {
             self.try_eject(slot);
         }
     }
@@ -127,15 +127,15 @@ impl Registry {
         }
         let generation = self.slots[slot as usize].generation;
         let entry = self.entry_mut(slot);
-        entry.ejections_in_row = entry.ejections_in_row.saturating_add(1);
+        entry.outlier.ejections_in_row = entry.outlier.ejections_in_row.saturating_add(1);
         let length = base
-            .saturating_mul(u64::from(entry.ejections_in_row))
+            .saturating_mul(u64::from(entry.outlier.ejections_in_row))
             .min(max);
         let until = at.saturating_add(length);
         entry.inputs.ejected = true;
-        entry.ejected_until = until;
-        entry.failures = 0;
-        entry.probation = false;
+        entry.outlier.ejected_until = until;
+        entry.outlier.failures = 0;
+        entry.outlier.probation = false;
         self.ejections.push(Reverse((until, slot, generation)));
         let svc = &mut self.services[service_idx as usize];
         svc.ejected += 1;
@@ -153,7 +153,7 @@ impl Registry {
         self.advance(now);
         let slot = self.slot_of(id)?;
         let entry = self.entry_mut(slot);
-        entry.inflight = entry.inflight.saturating_add(1);
+        entry.load.inflight = entry.load.inflight.saturating_add(1);
         Ok(())
     }
 
@@ -167,7 +167,7 @@ impl Registry {
         self.advance(now);
         let slot = self.slot_of(id)?;
         let entry = self.entry_mut(slot);
-        entry.inflight = entry.inflight.saturating_sub(1);
+        entry.load.inflight = entry.load.inflight.saturating_sub(1);
         Ok(())
     }
 
@@ -179,7 +179,7 @@ impl Registry {
     pub fn begin_handle(&mut self, handle: super::Handle) -> Result<()> {
         let slot = self.slot_of_handle(handle)?;
         let entry = self.entry_mut(slot);
-        entry.inflight = entry.inflight.saturating_add(1);
+        entry.load.inflight = entry.load.inflight.saturating_add(1);
         Ok(())
     }
 
@@ -191,7 +191,7 @@ impl Registry {
     pub fn end_handle(&mut self, handle: super::Handle) -> Result<()> {
         let slot = self.slot_of_handle(handle)?;
         let entry = self.entry_mut(slot);
-        entry.inflight = entry.inflight.saturating_sub(1);
+        entry.load.inflight = entry.load.inflight.saturating_sub(1);
         Ok(())
     }
 }

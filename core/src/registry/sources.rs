@@ -320,7 +320,7 @@ impl Registry {
         let listed_any = items.peek().is_some() || !keep.is_empty();
         for id in keep {
             if let Some(&slot) = self.by_id.get(id.as_str()) {
-                self.entry_mut(slot).sync_mark = pass;
+                self.entry_mut(slot).source.sync_mark = pass;
             }
         }
         self.events.source = Some(src.clone());
@@ -365,7 +365,7 @@ impl Registry {
     fn unlisted(&self, src: &Arc<str>, scope: Scope<'_>, pass: u64) -> Vec<u32> {
         let owned_unlisted = |slot: &u32| {
             let e = self.entry(*slot);
-            e.sync_mark != pass
+            e.source.sync_mark != pass
                 && e.instance
                     .source
                     .as_ref()
@@ -422,7 +422,7 @@ impl Registry {
         }
         let slot = self.by_id.get(spec.id.as_str()).copied();
         if let Some(slot) = slot {
-            if self.entry(slot).sync_mark == pass {
+            if self.entry(slot).source.sync_mark == pass {
                 return Err(Error::invalid(
                     "id",
                     text!("`", spec.id, "` is listed twice"),
@@ -489,11 +489,11 @@ impl Registry {
         let at = self.clock;
         let Some(slot) = slot else {
             let handle = self.insert(spec, Some(src.clone()), status, at);
-            self.entry_mut(handle.index).sync_mark = pass;
+            self.entry_mut(handle.index).source.sync_mark = pass;
             return Outcome::Added;
         };
-        self.entry_mut(slot).sync_mark = pass;
-        if self.entry(slot).held.is_some() {
+        self.entry_mut(slot).source.sync_mark = pass;
+        if self.entry(slot).source.held.is_some() {
             self.release_hold(slot, at);
         }
         let same_status = self.entry(slot).inputs.source == status;
@@ -520,7 +520,7 @@ impl Registry {
             entry.instance = instance;
             entry.revision = index;
             if new_interval != old_interval {
-                entry.next_check_at = new_interval.map(|_| at);
+                entry.checks.next_at = new_interval.map(|_| at);
                 if new_interval.is_some() {
                     self.checks.push(Reverse((at, slot, generation)));
                 }
@@ -578,7 +578,7 @@ impl Registry {
         entry.health = entry.inputs.health();
         let draining = entry.inputs.is_draining();
         // A new instance's first check is due at once.
-        entry.next_check_at = check_at;
+        entry.checks.next_at = check_at;
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -615,7 +615,7 @@ impl Registry {
         let at = self.clock;
         let (draining, held) = {
             let e = self.entry(slot);
-            (e.inputs.is_draining(), e.held)
+            (e.inputs.is_draining(), e.source.held)
         };
         if held == Some(Hold::Preservation) {
             report.held += 1;
@@ -642,11 +642,11 @@ impl Registry {
     fn hold(&mut self, slot: u32, why: Hold, report: &mut SyncReport) {
         report.held += 1;
         let at = self.clock;
-        let previous = self.entry(slot).held;
+        let previous = self.entry(slot).source.held;
         if previous == Some(why) {
             return;
         }
-        self.entry_mut(slot).held = Some(why);
+        self.entry_mut(slot).source.held = Some(why);
         let (id, service) = {
             let e = self.entry(slot);
             (e.instance.id.clone(), e.instance.service.clone())
@@ -673,7 +673,7 @@ impl Registry {
 
     /// Ends the hold on `slot` (`removal_released`).
     fn release_hold(&mut self, slot: u32, at: u64) {
-        let Some(why) = self.entry_mut(slot).held.take() else {
+        let Some(why) = self.entry_mut(slot).source.held.take() else {
             return;
         };
         let (id, service) = {
@@ -712,7 +712,7 @@ impl Registry {
         self.held_ids.clear();
         for s in &self.slots {
             if let Some(e) = s.entry.as_deref() {
-                if e.held == Some(Hold::Preservation) {
+                if e.source.held == Some(Hold::Preservation) {
                     self.held_ids.push(e.instance.id.clone());
                 }
             }

@@ -154,7 +154,7 @@ impl Registry {
             let Some(entry) = self.live_entry(slot, generation) else {
                 continue;
             };
-            if entry.next_check_at != Some(at) {
+            if entry.checks.next_at != Some(at) {
                 continue;
             }
             due.push((at, entry.instance.id.clone(), slot));
@@ -165,7 +165,7 @@ impl Registry {
             let entry = self.entry_mut(*slot);
             if let Some(interval) = entry.instance.check_interval_ms {
                 let next = now.saturating_add(interval);
-                entry.next_check_at = Some(next);
+                entry.checks.next_at = Some(next);
                 self.checks.push(Reverse((next, *slot, generation)));
             }
         }
@@ -187,12 +187,12 @@ impl Registry {
         let evict_after = self.config.evict_after_ms;
         let entry = self.entry_mut(slot);
         match entry.lease_due(evict_after) {
-            Some(due) if due < entry.lease_timer => {
-                entry.lease_timer = due;
+            Some(due) if due < entry.lease.timer => {
+                entry.lease.timer = due;
                 self.leases.push(Reverse((due, slot, generation)));
             }
             Some(_) => {}
-            None => entry.lease_timer = NO_TIMER,
+            None => entry.lease.timer = NO_TIMER,
         }
     }
 
@@ -204,7 +204,7 @@ impl Registry {
                 self.leases.pop();
                 continue;
             };
-            if entry.lease_timer != due {
+            if entry.lease.timer != due {
                 self.leases.pop();
                 continue;
             }
@@ -212,14 +212,14 @@ impl Registry {
                 Some(true_due) if true_due == due => return,
                 Some(true_due) => {
                     // One sift-down in place instead of a pop and a push.
-                    self.entry_mut(slot).lease_timer = true_due;
+                    self.entry_mut(slot).lease.timer = true_due;
                     if let Some(mut top) = self.leases.peek_mut() {
                         *top = Reverse((true_due, slot, generation));
                     }
                 }
                 None => {
                     self.leases.pop();
-                    self.entry_mut(slot).lease_timer = NO_TIMER;
+                    self.entry_mut(slot).lease.timer = NO_TIMER;
                 }
             }
         }
@@ -343,7 +343,7 @@ impl Registry {
             self.ejections.pop();
             let Reverse((_, slot, generation)) = t;
             if let Some(entry) = self.live_entry(slot, generation) {
-                if entry.inputs.ejected && entry.ejected_until == due {
+                if entry.inputs.ejected && entry.outlier.ejected_until == due {
                     let id = entry.instance.id.clone();
                     batch.push((id, TimerKind::Ejection, t));
                 }
@@ -360,7 +360,7 @@ impl Registry {
             return true;
         }
         let entry = self.entry_mut(slot);
-        entry.lease_timer = NO_TIMER;
+        entry.lease.timer = NO_TIMER;
         if entry.inputs.lease_expired {
             let service_idx = entry.service_idx;
             self.services[service_idx as usize].metrics.evictions += 1;
@@ -375,7 +375,7 @@ impl Registry {
                     .push(EventKind::SelfPreservationEntered, at, None, None, None);
             }
             let entry = self.entry_mut(slot);
-            entry.lease_timer = due;
+            entry.lease.timer = due;
             return false;
         }
         let entry = self.entry_mut(slot);
@@ -465,7 +465,7 @@ impl Registry {
         }
         let entry = self.entry_mut(slot);
         entry.inputs.ejected = false;
-        entry.probation = true;
+        entry.outlier.probation = true;
         let service_idx = entry.service_idx;
         self.services[service_idx as usize].ejected -= 1;
         self.refresh(slot, at);

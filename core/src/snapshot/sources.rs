@@ -56,7 +56,7 @@ pub(super) fn write_status(i: &mut ObjectWriter, e: &Entry) {
 
 #[inline(never)]
 pub(super) fn write_hold(st: &mut ObjectWriter, e: &Entry) {
-    if let Some(hold) = e.held {
+    if let Some(hold) = e.source.held {
         st.str("held", hold.as_str());
     }
 }
