@@ -229,7 +229,8 @@ def test_consul_registrar_update_maps_status_and_heartbeats_keep_it(server: Stor
             mark = len(agent_calls(server))
             r.update(dict(inst, port=9002, status="warning"))
             calls = from_update(server, mark)
-            assert sent(calls) == ["PUT /v1/agent/service/register", beat_warn]
+            # The update's own calls: a heartbeat may follow them at once.
+            assert sent(calls)[:2] == ["PUT /v1/agent/service/register", beat_warn]
             body = calls[0]["body"]
             assert (body["ID"], body["Name"], body["Port"]) == ("pay-3", "pay", 9002)
             assert body["Check"] == {"CheckID": "service:pay-3", "Name": "waypost TTL for pay-3", "TTL": "1s",
@@ -244,7 +245,7 @@ def test_consul_registrar_update_maps_status_and_heartbeats_keep_it(server: Stor
             # maintenance: the agent's maintenance mode on a passing check.
             mark = len(agent_calls(server))
             r.update(dict(inst, status="maintenance"))
-            assert sent(from_update(server, mark)) == [
+            assert sent(from_update(server, mark))[:3] == [
                 "PUT /v1/agent/service/register", beat_pass,
                 "PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A+maintenance"]
             eventually(lambda: health(reg, "pay", "pay-3") == "draining", 5, "maintenance → draining")
@@ -257,12 +258,14 @@ def test_consul_registrar_update_maps_status_and_heartbeats_keep_it(server: Stor
             call(server, "PUT", "/v1/agent/service/deregister/pay-3")
             eventually(lambda: r.registrations == registrations + 1, 3, "registered again")
             eventually(lambda: health(reg, "pay", "pay-3") == "draining", 5, "still draining after the re-registration")
-            assert sent(agent_calls(server))[-1].startswith("PUT /v1/agent/service/maintenance/pay-3?enable=true")
+            everything = sent(agent_calls(server))
+            again = max(i for i, c in enumerate(everything) if c == "PUT /v1/agent/service/register")
+            assert any(c.startswith("PUT /v1/agent/service/maintenance/pay-3?enable=true") for c in everything[again:])
 
             # Back to passing: maintenance off.
             mark = len(agent_calls(server))
             r.update(inst)
-            assert sent(from_update(server, mark)) == [
+            assert sent(from_update(server, mark))[:3] == [
                 "PUT /v1/agent/service/register", beat_pass, "PUT /v1/agent/service/maintenance/pay-3?enable=false"]
             eventually(lambda: view(reg, "pay").get("pay-3") == ("healthy", "10.0.0.9", 9000, None), 5, "passing again")
             assert reg.get("pay-3").to_dict()["status"] == "passing"

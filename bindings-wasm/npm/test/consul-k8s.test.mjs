@@ -225,7 +225,8 @@ test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () 
     let mark = (await agentCalls(s)).length;
     await r.update({ ...inst, port: 9002, status: "warning" });
     const calls = await fromUpdate(s, mark);
-    assert.deepEqual(sent(calls), ["PUT /v1/agent/service/register", beatWarn]);
+    // The update's own calls: a heartbeat may follow them at once.
+    assert.deepEqual(sent(calls).slice(0, 2), ["PUT /v1/agent/service/register", beatWarn]);
     const body = calls[0].body;
     assert.deepEqual([body.ID, body.Name, body.Port], ["pay-3", "pay", 9002]);
     assert.deepEqual(body.Check, { CheckID: "service:pay-3", Name: "waypost TTL for pay-3", TTL: "1s", Status: "warning", DeregisterCriticalServiceAfter: "5s" });
@@ -239,7 +240,7 @@ test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () 
     // maintenance: the agent's maintenance mode on a passing check.
     mark = (await agentCalls(s)).length;
     await r.update({ ...inst, status: "maintenance" });
-    assert.deepEqual(sent(await fromUpdate(s, mark)), [
+    assert.deepEqual(sent(await fromUpdate(s, mark)).slice(0, 3), [
       "PUT /v1/agent/service/register", beatPass,
       "PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A%20maintenance"]);
     await eventually(() => health(reg, "pay", "pay-3") === "draining", "maintenance → draining");
@@ -252,12 +253,14 @@ test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () 
     await s.call("PUT", "/v1/agent/service/deregister/pay-3");
     await eventually(() => r.registrations === registrations + 1, "registered again");
     await eventually(() => health(reg, "pay", "pay-3") === "draining", "still draining after the re-registration");
-    assert.match(sent(await agentCalls(s)).at(-1), /^PUT \/v1\/agent\/service\/maintenance\/pay-3\?enable=true/);
+    const everything = sent(await agentCalls(s));
+    const again = everything.lastIndexOf("PUT /v1/agent/service/register");
+    assert.ok(everything.slice(again).some((c) => /^PUT \/v1\/agent\/service\/maintenance\/pay-3\?enable=true/.test(c)), everything.slice(again).join(", "));
 
     // Back to passing: maintenance off.
     mark = (await agentCalls(s)).length;
     await r.update(inst);
-    assert.deepEqual(sent(await fromUpdate(s, mark)), [
+    assert.deepEqual(sent(await fromUpdate(s, mark)).slice(0, 3), [
       "PUT /v1/agent/service/register", beatPass, "PUT /v1/agent/service/maintenance/pay-3?enable=false"]);
     await eventually(() => JSON.stringify(at()) === JSON.stringify(["healthy", "10.0.0.9", 9000, null]), "passing again");
     assert.equal(reg.get("pay-3").status, "passing");
