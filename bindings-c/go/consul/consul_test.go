@@ -267,13 +267,12 @@ func fromUpdate(t *testing.T, s *storetest.Server, mark int) []agentCall {
 	return nil
 }
 
-// updateCalls is the n calls an update sends, from its registration on:
-// the registrar's lock keeps heartbeats out of them, but one may follow
-// at once, before the test reads the log.
-func updateCalls(t *testing.T, s *storetest.Server, mark, n int) []string {
-	calls := sent(fromUpdate(t, s, mark))
+// first is at most the first n of calls: an update's own calls, which
+// the registrar's lock keeps heartbeats out of, though one may follow at
+// once, before the test reads the log.
+func first(calls []string, n int) []string {
 	if len(calls) > n {
-		calls = calls[:n]
+		return calls[:n]
 	}
 	return calls
 }
@@ -324,7 +323,7 @@ func TestRegistrarUpdateMapsTheStatusAndHeartbeatsKeepIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := fromUpdate(t, s, mark)
-	if got := fmt.Sprint(updateCalls(t, s, mark, 2)); got != fmt.Sprint([]string{"PUT /v1/agent/service/register", beatWarn}) {
+	if got := fmt.Sprint(first(sent(calls), 2)); got != fmt.Sprint([]string{"PUT /v1/agent/service/register", beatWarn}) {
 		t.Fatalf("sent %s", got)
 	}
 	body := calls[0].Body
@@ -350,7 +349,7 @@ func TestRegistrarUpdateMapsTheStatusAndHeartbeatsKeepIt(t *testing.T) {
 	if err := r.Update(context.Background(), inst, "maintenance"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fmt.Sprint(updateCalls(t, s, mark, 3)), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
+	if got, want := fmt.Sprint(first(sent(fromUpdate(t, s, mark)), 3)), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
 		"PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A+maintenance"}); got != want {
 		t.Fatalf("sent %s, want %s", got, want)
 	}
@@ -387,7 +386,7 @@ func TestRegistrarUpdateMapsTheStatusAndHeartbeatsKeepIt(t *testing.T) {
 	if err := r.Update(context.Background(), inst, ""); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fmt.Sprint(updateCalls(t, s, mark, 3)), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
+	if got, want := fmt.Sprint(first(sent(fromUpdate(t, s, mark)), 3)), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
 		"PUT /v1/agent/service/maintenance/pay-3?enable=false"}); got != want {
 		t.Fatalf("sent %s, want %s", got, want)
 	}
