@@ -1,7 +1,7 @@
 //! Worker-local pickers (SPEC §5.2): picks that never touch the registry.
 //!
 //! The registry publishes, per service, an immutable [`PickTable`] (the
-//! candidates in order, their weights, the alias table, the instances' hash
+//! candidates in order, their weights, their running sums when uneven, the instances' hash
 //! inputs, the smooth-WRR period, the panic flag) and a generation counter
 //! shared with every picker of the service. A [`Picker`] keeps its own
 //! round-robin and smooth-WRR positions and its own RNG stream, reads only
@@ -23,8 +23,8 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use super::service::{PeriodState, RoundRobin};
 use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
-    key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, AliasTable, SmoothPeriod,
-    Strategy, BUCKET_BITS,
+    key_bucket, rejection_bound, rejection_draw, rendezvous, running_sum_draw, running_sums,
+    smooth_wrr, two_choices, weighted_draw, SmoothPeriod, Strategy, BUCKET_BITS,
 };
 use crate::config::{MAX_ID_BYTES, MAX_KEY_BYTES};
 use crate::error::{Error, Result};
@@ -97,10 +97,10 @@ pub struct PickTable {
     handles: Vec<Handle>,
     weights: Vec<u64>,
     total: u64,
-    alias: AliasTable,
-    /// Prefix sums of `weights`, for weighted random over a table built
-    /// with options (empty otherwise): the registry's own filtered picks
-    /// draw from prefix sums, unfiltered ones from the alias table.
+    /// The rejection draw's bound over `weights` (0: `prefix` draws).
+    bound: u64,
+    /// Running sums of `weights` when `bound` is 0 (a table built with
+    /// options, or weights too uneven for the rejection draw), else empty.
     prefix: Vec<u64>,
     id_hashes: Vec<u64>,
     /// Calls begun through the registry at publication, parallel to `slots`.
@@ -329,7 +329,10 @@ impl Picker {
         Ok(match strategy {
             Strategy::RoundRobin => Some(self.rr.next(len)),
             Strategy::Random => Some(self.rng.below(len as u64) as usize),
-            Strategy::WeightedRandom if t.prefix.is_empty() => t.alias.draw(&mut self.rng),
+            Strategy::WeightedRandom if t.bound > 0 => {
+                rejection_draw(&mut self.rng, &t.weights, t.bound)
+                    .or_else(|| running_sum_draw(&mut self.rng, &t.weights))
+            }
             Strategy::WeightedRandom => weighted_draw(&mut self.rng, &t.prefix),
             Strategy::WeightedRoundRobin => match &t.period {
                 Some(period) => period.get(self.wrr.next(period.len())),
@@ -582,7 +585,6 @@ impl Registry {
         force: bool,
     ) -> (Arc<AtomicU64>, Arc<PickTable>) {
         self.ensure_candidates(idx);
-        self.services[idx as usize].candidates.ensure_alias();
         let clock = self.clock;
         let svc = &mut self.services[idx as usize];
         let signal = svc
@@ -670,13 +672,16 @@ impl Registry {
             fields.push((entry.revision, fields_now));
             member_counters.push((generation, counter));
         }
+        let prefix = match options {
+            None => self.services[idx as usize].candidates.prefix_for_tables(),
+            Some(_) => Vec::new(),
+        };
         let c = &self.services[idx as usize].candidates;
-        let (slots, weights, alias, prefix, ramping, weights_at) = match options {
+        let (slots, weights, prefix, ramping, weights_at) = match options {
             None => (
                 c.slots.clone(),
                 c.weights.iter().map(|&w| u64::from(w)).collect(),
-                c.alias.clone(),
-                Vec::new(),
+                prefix,
                 c.ramp_until > clock,
                 c.weights_at,
             ),
@@ -688,21 +693,8 @@ impl Registry {
                     && slots
                         .iter()
                         .any(|&s| self.entry(s).healthy_since.saturating_add(window) > clock);
-                let prefix = weights
-                    .iter()
-                    .scan(0u64, |sum, &w| {
-                        *sum += w;
-                        Some(*sum)
-                    })
-                    .collect();
-                (
-                    slots,
-                    weights,
-                    AliasTable::default(),
-                    prefix,
-                    ramping,
-                    clock,
-                )
+                let prefix = running_sums(&weights);
+                (slots, weights, prefix, ramping, clock)
             }
         };
         let c = &self.services[idx as usize].candidates;
@@ -718,6 +710,8 @@ impl Registry {
                 _ => (None, false),
             }
         };
+        let total = weights.iter().sum();
+        let max = weights.iter().copied().max().unwrap_or(0);
         self.publications += 1;
         TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
         let svc = &self.services[idx as usize];
@@ -739,9 +733,13 @@ impl Registry {
                     generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
                 })
                 .collect(),
-            total: weights.iter().sum(),
+            total,
+            bound: match options {
+                None => rejection_bound(weights.len(), total, max),
+                Some(_) => None,
+            }
+            .unwrap_or(0),
             weights,
-            alias,
             prefix,
             id_hashes: slots.iter().map(|&s| self.entry(s).id_hash).collect(),
             base_load: slots.iter().map(|&s| self.entry(s).load.inflight).collect(),
