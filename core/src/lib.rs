@@ -95,7 +95,8 @@ pub use snapshot::SNAPSHOT_FORMAT;
 #[doc(hidden)]
 pub use source::etcd_readers_agree;
 pub use source::{
-    Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport, DEFAULT_ETCD_PREFIX,
+    ConsulRegistration, Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport,
+    DEFAULT_ETCD_PREFIX, MAX_CONSUL_CHECK_S,
 };
 
 /// The crate version, as every binding reports it.

@@ -32,10 +32,14 @@ use crate::config::MAX_PORT;
 use crate::error::{Error, ErrorCode, Result};
 use crate::json::{describe, get, Json, ObjectWriter};
 use entry::read_entries;
+pub use register::{ConsulRegistration, MAX_CONSUL_CHECK_S};
 
 mod entry;
 #[cfg(test)]
 pub(super) mod fuzz;
+mod register;
+#[cfg(test)]
+mod register_tests;
 #[cfg(test)]
 mod tests;
 
