@@ -291,3 +291,25 @@ fn the_shared_fixture_holds() -> TestResult {
     }
     Ok(())
 }
+
+proptest::proptest! {
+    /// Whatever an instance holds, the registration is an error or a body
+    /// that is JSON naming that instance; nothing panics.
+    #[test]
+    fn any_entry_gives_an_error_or_a_readable_body(
+        members in proptest::collection::vec(
+            (proptest::sample::select(&["id", "service", "address", "port", "weight", "tags", "meta", "zone", "status", "x"][..]), super::fuzz::json()),
+            0..8,
+        ),
+        ttl_s in 0u64..100_000,
+        deregister_after_s in proptest::prelude::any::<u64>(),
+    ) {
+        let entry = Json::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect()).to_json();
+        if let Ok(r) = ConsulRegistration::new(&entry, ttl_s, deregister_after_s) {
+            let body = Json::parse(&r.body).map_err(proptest::test_runner::TestCaseError::fail)?;
+            proptest::prop_assert_eq!(body.get("ID").and_then(Json::as_str), Some(r.id.as_str()));
+            proptest::prop_assert!(r.heartbeat_path.starts_with("/v1/agent/check/"));
+            proptest::prop_assert!(Json::parse(&r.to_json()).is_ok());
+        }
+    }
+}
