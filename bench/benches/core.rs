@@ -21,6 +21,15 @@ fn spec(service: &str, i: usize) -> InstanceSpec {
     s
 }
 
+/// [`spec`] in the wire form, with the optional fields a host commonly sets.
+fn spec_json(service: &str, i: usize) -> String {
+    let mut s = spec(service, i);
+    s.tags = vec!["http".into(), "v2".into()];
+    s.meta.insert("version".into(), "1.4.2".into());
+    s.zone = Some("zone-a".into());
+    s.to_json()
+}
+
 /// A registry with `n` instances in service "api" and 1 000 other services
 /// of 3 instances each (picks must not depend on how many services exist).
 fn fleet(n: usize) -> Registry {
@@ -109,6 +118,19 @@ fn membership(c: &mut Criterion) {
                     (0..iters as usize).map(|i| spec("new", i)).collect();
                 let start = Instant::now();
                 for s in specs {
+                    reg.register(s, 1).unwrap();
+                }
+                start.elapsed()
+            })
+        });
+        // The same through the core's reader, as every binding registers.
+        group.bench_with_input(BenchmarkId::new("register_json", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut reg = fleet(n);
+                let texts: Vec<String> = (0..iters as usize).map(|i| spec_json("new", i)).collect();
+                let start = Instant::now();
+                for t in &texts {
+                    let s = InstanceSpec::from_json(black_box(t)).unwrap();
                     reg.register(s, 1).unwrap();
                 }
                 start.elapsed()
