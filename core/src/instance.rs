@@ -4,12 +4,13 @@ use crate::prelude::*;
 use crate::text::CodePoint;
 use alloc::sync::Arc;
 
-use crate::config::{
-    DAY_MS, MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES, MAX_PORT, MAX_TAGS, MAX_WEIGHT,
-    MAX_ZONE_BYTES,
-};
+use crate::config::{MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES};
 use crate::error::{Error, Result};
-use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
+use crate::instance_fields::{bounds, field, Slot, SLOTS};
+pub use crate::instance_fields::{
+    InstanceDefault, InstanceField, InstanceKind, INSTANCE_FIELDS, INSTANCE_KEYS,
+};
+use crate::json::{describe, write_array, write_str, Json, ObjectWriter};
 use crate::meta::Meta;
 use crate::InstanceStatus;
 
@@ -107,84 +108,107 @@ impl InstanceSpec {
     /// # Errors
     /// As [`InstanceSpec::from_json`].
     pub fn from_object(map: &[(String, Json)]) -> Result<InstanceSpec> {
-        fn string(map: &[(String, Json)], key: &str) -> Result<Option<String>> {
-            match get(map, key) {
-                None | Some(Json::Null) => Ok(None),
-                Some(Json::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(Error::invalid(
-                    key,
-                    text!("must be a string, got ", describe(v)),
-                )),
+        // One pass puts each member in its field's slot; a repeated key
+        // keeps its last value and `null` is as if absent, as everywhere
+        // the core reads JSON.
+        let mut slots: [Option<&Json>; INSTANCE_FIELDS.len()] = [None; INSTANCE_FIELDS.len()];
+        for (key, value) in map {
+            let slot = InstanceField::position(key).ok_or_else(|| unknown_field(key))?;
+            if let Some(s) = slots.get_mut(slot) {
+                *s = Some(value).filter(|v| !matches!(v, Json::Null));
             }
         }
-        fn required(map: &[(String, Json)], key: &str) -> Result<String> {
-            string(map, key)?.ok_or_else(|| Error::invalid(key, "is required"))
-        }
-        fn uint(map: &[(String, Json)], key: &str, max: u64) -> Result<Option<u64>> {
-            match get(map, key) {
-                None | Some(Json::Null) => Ok(None),
-                Some(v) => match v.as_u64() {
-                    Some(n) if n <= max => Ok(Some(n)),
-                    _ => Err(Error::invalid(
-                        key,
-                        text!("must be an integer in 0..=", max, ", got ", describe(v)),
-                    )),
-                },
+        let mut spec = InstanceSpec::new(String::new(), String::new(), String::new(), 0);
+        for slot in READ_ORDER {
+            let f = field(slot);
+            match slots.get(slot as usize).copied().flatten() {
+                Some(v) => spec.read(slot, f, v)?,
+                None if f.is_required() => return Err(Error::invalid(f.key, "is required")),
+                None => {}
             }
         }
-        for (key, _) in map {
-            if !INSTANCE_KEYS.contains(&key.as_str()) {
-                return Err(Error::invalid(key.as_str(), "unknown instance field"));
-            }
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Sets the field `key` (a SPEC §2 name) from a JSON value, checking
+    /// its type, not its rules (`validate`, run by `register`, does that);
+    /// `null` leaves the field as it is. For a binding that reads a host's
+    /// arguments one by one.
+    ///
+    /// # Errors
+    /// `invalid_argument` naming the field when it is unknown or the value
+    /// has the wrong type.
+    pub fn set(&mut self, key: &str, value: &Json) -> Result<()> {
+        let slot = InstanceField::position(key).ok_or_else(|| unknown_field(key))?;
+        match (SLOTS.get(slot), INSTANCE_FIELDS.get(slot), value) {
+            (_, _, Json::Null) => Ok(()),
+            (Some(&slot), Some(field), v) => self.read(slot, field, v),
+            _ => Err(unknown_field(key)),
         }
-        let port = uint(map, "port", u64::from(MAX_PORT))?
-            .ok_or_else(|| Error::invalid("port", "is required"))?;
-        let mut spec = InstanceSpec::new(
-            required(map, "id")?,
-            required(map, "service")?,
-            required(map, "address")?,
-            port as u16,
-        );
-        if let Some(w) = uint(map, "weight", u64::from(u32::MAX))? {
-            spec.weight = w as u32;
-        }
-        if let Some(p) = uint(map, "priority", u64::from(u8::MAX))? {
-            spec.priority = p as u8;
-        }
-        spec.ttl_ms = uint(map, "ttl_ms", u64::MAX)?;
-        spec.check_interval_ms = uint(map, "check_interval_ms", u64::MAX)?;
-        spec.zone = string(map, "zone")?;
-        match get(map, "tags") {
-            None | Some(Json::Null) => {}
-            Some(Json::Array(items)) => {
+    }
+
+    /// Reads one present field's value, of the type its kind says.
+    fn read(&mut self, slot: Slot, field: &InstanceField, v: &Json) -> Result<()> {
+        let key = field.key;
+        let string = || match v {
+            Json::String(s) => Ok(s.clone()),
+            _ => Err(Error::invalid(
+                key,
+                text!("must be a string, got ", describe(v)),
+            )),
+        };
+        let max = field.kind.max();
+        let uint = || match v.as_u64() {
+            Some(n) if n <= max => Ok(n),
+            _ => Err(Error::invalid(
+                key,
+                text!("must be an integer in 0..=", max, ", got ", describe(v)),
+            )),
+        };
+        // Each narrowing below is within the kind's range, checked by `uint`.
+        match slot {
+            Slot::id => self.id = string()?,
+            Slot::service => self.service = string()?,
+            Slot::address => self.address = string()?,
+            Slot::port => self.port = uint()? as u16,
+            Slot::weight => self.weight = uint()? as u32,
+            Slot::tags => {
+                let Json::Array(items) = v else {
+                    return Err(Error::invalid(key, "must be an array of strings"));
+                };
+                self.tags.clear();
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Json::String(s) => spec.tags.push(s.clone()),
+                        Json::String(s) => self.tags.push(s.clone()),
                         _ => {
                             return Err(Error::invalid(text!("tags[", i, "]"), "must be a string"))
                         }
                     }
                 }
             }
-            Some(_) => return Err(Error::invalid("tags", "must be an array of strings")),
-        }
-        match get(map, "meta") {
-            None | Some(Json::Null) => {}
-            Some(Json::Object(entries)) => {
+            Slot::meta => {
+                let Json::Object(entries) = v else {
+                    return Err(Error::invalid(key, "must be an object of strings"));
+                };
+                // Counted before inserting: each insert keeps the order.
                 Meta::check_count(entries.len())?;
+                self.meta = Meta::new();
                 for (k, v) in entries {
                     match v {
                         Json::String(s) => {
-                            spec.meta.insert(k.clone(), s.clone());
+                            self.meta.insert(k.clone(), s.clone());
                         }
                         _ => return Err(Error::invalid(text!("meta.", k), "must be a string")),
                     }
                 }
             }
-            Some(_) => return Err(Error::invalid("meta", "must be an object of strings")),
+            Slot::zone => self.zone = Some(string()?),
+            Slot::priority => self.priority = uint()? as u8,
+            Slot::ttl_ms => self.ttl_ms = Some(uint()?),
+            Slot::check_interval_ms => self.check_interval_ms = Some(uint()?),
         }
-        spec.validate()?;
-        Ok(spec)
+        Ok(())
     }
 
     /// The spec as a JSON object with the SPEC §2 field names (absent
@@ -239,26 +263,32 @@ impl InstanceSpec {
     /// # Errors
     /// `invalid_argument` naming the first field at fault.
     pub fn validate(&self) -> Result<()> {
-        check_name("id", &self.id, MAX_ID_BYTES)?;
-        check_name("service", &self.service, MAX_ID_BYTES)?;
-        check_name("address", &self.address, MAX_ID_BYTES)?;
-        if self.port == 0 {
+        // The bounds are the table's (`INSTANCE_FIELDS`), fixed at compile time.
+        const NAMES: [Slot; 3] = [Slot::id, Slot::service, Slot::address];
+        for (slot, value) in NAMES
+            .into_iter()
+            .zip([&self.id, &self.service, &self.address])
+        {
+            let (lo, hi) = bounds(slot);
+            check_text(field(slot).key, value, lo, hi)?;
+        }
+        const PORT: (u64, u64) = field(Slot::port).range;
+        if !(PORT.0..=PORT.1).contains(&u64::from(self.port)) {
             return Err(Error::invalid(
                 "port",
-                text!("must be in 1..=", u32::from(MAX_PORT)),
+                text!("must be in ", PORT.0, "..=", PORT.1),
             ));
         }
-        if !(1..=MAX_WEIGHT).contains(&self.weight) {
+        const WEIGHT: (u64, u64) = field(Slot::weight).range;
+        if !(WEIGHT.0..=WEIGHT.1).contains(&u64::from(self.weight)) {
             return Err(Error::invalid(
                 "weight",
-                text!(self.weight, " is outside 1..=", MAX_WEIGHT),
+                text!(self.weight, " is outside ", WEIGHT.0, "..=", WEIGHT.1),
             ));
         }
-        if self.tags.len() > MAX_TAGS {
-            return Err(Error::invalid(
-                "tags",
-                text!("more than ", MAX_TAGS, " tags"),
-            ));
+        const TAGS: (usize, usize) = bounds(Slot::tags);
+        if self.tags.len() > TAGS.1 {
+            return Err(Error::invalid("tags", text!("more than ", TAGS.1, " tags")));
         }
         for (i, tag) in self.tags.iter().enumerate() {
             // The field name is only spelled out for an error.
@@ -274,15 +304,20 @@ impl InstanceSpec {
             }
         }
         if let Some(zone) = &self.zone {
-            check_text("zone", zone, 0, MAX_ZONE_BYTES)?;
+            const ZONE: (usize, usize) = bounds(Slot::zone);
+            check_text("zone", zone, ZONE.0, ZONE.1)?;
         }
-        for (field, value) in [
-            ("ttl_ms", self.ttl_ms),
-            ("check_interval_ms", self.check_interval_ms),
+        for (slot, value) in [
+            (Slot::ttl_ms, self.ttl_ms),
+            (Slot::check_interval_ms, self.check_interval_ms),
         ] {
+            let (lo, hi) = field(slot).range;
             if let Some(ms) = value {
-                if !(1..=DAY_MS).contains(&ms) {
-                    return Err(Error::invalid(field, text!(ms, " is outside 1..=", DAY_MS)));
+                if !(lo..=hi).contains(&ms) {
+                    return Err(Error::invalid(
+                        field(slot).key,
+                        text!(ms, " is outside ", lo, "..=", hi),
+                    ));
                 }
             }
         }
@@ -290,20 +325,27 @@ impl InstanceSpec {
     }
 }
 
-/// The fields of an instance's wire form (SPEC §2), in documentation order.
-pub const INSTANCE_KEYS: [&str; 11] = [
-    "id",
-    "service",
-    "address",
-    "port",
-    "weight",
-    "tags",
-    "meta",
-    "zone",
-    "priority",
-    "ttl_ms",
-    "check_interval_ms",
+/// The order the reader takes the fields in, which decides the error a
+/// spec with several faults gets (the port first, as it always was).
+pub(crate) const READ_ORDER: [Slot; SLOTS.len()] = [
+    Slot::port,
+    Slot::id,
+    Slot::service,
+    Slot::address,
+    Slot::weight,
+    Slot::priority,
+    Slot::ttl_ms,
+    Slot::check_interval_ms,
+    Slot::zone,
+    Slot::tags,
+    Slot::meta,
 ];
+
+/// The error for a member that is no instance field.
+#[cold]
+fn unknown_field(key: &str) -> Error {
+    Error::invalid(key, "unknown instance field")
+}
 
 /// Checks a name-like string: 1..=max bytes, no control characters.
 /// The error for a value longer than `max` bytes (one copy of the message).

@@ -61,6 +61,7 @@ mod error;
 mod events;
 mod health;
 mod instance;
+mod instance_fields;
 pub mod json;
 mod meta;
 mod metrics;
@@ -79,7 +80,10 @@ pub use config::{
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind, MAX_EVENT_INDEX};
 pub use health::{CheckStatus, Health};
-pub use instance::{Filter, Instance, InstanceSpec, INSTANCE_KEYS};
+pub use instance::{
+    Filter, Instance, InstanceDefault, InstanceField, InstanceKind, InstanceSpec, INSTANCE_FIELDS,
+    INSTANCE_KEYS,
+};
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;

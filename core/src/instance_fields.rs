@@ -1,0 +1,237 @@
+//! The fields of an instance (SPEC §2), written once: the key list, the
+//! descriptors the bindings' generated code reads, the reader's slots and
+//! the bounds `InstanceSpec::validate` checks all come from this table.
+
+use crate::config::{
+    DAY_MS, MAX_ID_BYTES, MAX_META, MAX_PORT, MAX_TAGS, MAX_WEIGHT, MAX_ZONE_BYTES,
+};
+
+/// The kind of value an instance field takes, as its wire form (JSON)
+/// carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceKind {
+    /// A string; the field's range bounds its length in bytes.
+    Str,
+    /// An array of strings; the range bounds how many.
+    StrList,
+    /// An object of string values; the range bounds how many entries.
+    StrMap,
+    /// An integer up to 2⁸ − 1; the range bounds the value.
+    U8,
+    /// An integer up to 2¹⁶ − 1; the range bounds the value.
+    U16,
+    /// An integer up to 2³² − 1; the range bounds the value.
+    U32,
+    /// An integer up to 2⁶⁴ − 1; the range bounds the value (a `_ms`
+    /// field is a duration in milliseconds).
+    U64,
+}
+
+impl InstanceKind {
+    /// The largest integer the kind holds (what a reader accepts before
+    /// the field's own range is checked); 0 for a kind that is no integer.
+    pub const fn max(self) -> u64 {
+        match self {
+            InstanceKind::U8 => u8::MAX as u64,
+            InstanceKind::U16 => u16::MAX as u64,
+            InstanceKind::U32 => u32::MAX as u64,
+            InstanceKind::U64 => u64::MAX,
+            InstanceKind::Str | InstanceKind::StrList | InstanceKind::StrMap => 0,
+        }
+    }
+}
+
+/// What an absent instance field means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceDefault {
+    /// Nothing: the field must be given.
+    Required,
+    /// This integer.
+    Value(u64),
+    /// No entries (a list or a map).
+    Empty,
+    /// Not set: the field's documentation says what that means.
+    Unset,
+}
+
+/// One instance field as [`INSTANCE_FIELDS`] describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceField {
+    /// The key (snake_case, as in SPEC §2 and the wire form).
+    pub key: &'static str,
+    /// The kind of value it takes.
+    pub kind: InstanceKind,
+    /// Whether it is required, or what its absence means.
+    pub default: InstanceDefault,
+    /// Its inclusive bounds: the value of an integer, the length in bytes
+    /// of a string, the number of items of a list or map.
+    pub range: (u64, u64),
+    /// The name of the constant that gives the upper bound (one of
+    /// [`LIMITS`](crate::LIMITS), `DAY_MS` or a type's `MAX`).
+    pub limit: &'static str,
+    /// Its documentation line(s).
+    pub doc: &'static str,
+}
+
+impl InstanceField {
+    /// The position in [`INSTANCE_FIELDS`] of the field named `key`.
+    #[inline]
+    pub fn position(key: &str) -> Option<usize> {
+        INSTANCE_KEYS.iter().position(|k| *k == key)
+    }
+
+    /// Whether the field must be given.
+    pub const fn is_required(&self) -> bool {
+        matches!(self.default, InstanceDefault::Required)
+    }
+}
+
+macro_rules! instance_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $kind:ident, $default:expr, range($lo:expr, $hi:path);
+    )*) => {
+        /// The fields of an instance's wire form (SPEC §2), in documentation order.
+        pub const INSTANCE_KEYS: [&str; [$(stringify!($key)),*].len()] = [$(stringify!($key)),*];
+
+        /// Every instance field with its kind, default, bounds and
+        /// documentation, in documentation order: what the core's reader
+        /// and the bindings' generated code read.
+        pub const INSTANCE_FIELDS: [InstanceField; INSTANCE_KEYS.len()] = [$(InstanceField {
+            key: stringify!($key),
+            kind: InstanceKind::$kind,
+            default: $default,
+            range: ($lo as u64, $hi as u64),
+            limit: stringify!($hi),
+            doc: concat!($($doc, "\n"),*),
+        }),*];
+
+        /// A field by name, for code that handles each field (a `match` on
+        /// it fails to compile when the table gains a field).
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Slot {
+            $($key,)*
+        }
+
+        /// Every slot, in the table's order.
+        pub(crate) const SLOTS: [Slot; INSTANCE_KEYS.len()] = [$(Slot::$key),*];
+    };
+}
+
+use InstanceDefault::{Empty, Required, Unset, Value};
+
+// A new field is one entry here, then the reader's `match`, the spec's
+// struct and writer (core/src/instance.rs), and `make gen` for the bindings.
+instance_table! {
+    /// Unique id, 1–256 bytes, no control characters.
+    id: Str, Required, range(1, MAX_ID_BYTES);
+    /// Service name, same rule as `id`.
+    service: Str, Required, range(1, MAX_ID_BYTES);
+    /// Host name or IP, 1–256 bytes, no control characters.
+    address: Str, Required, range(1, MAX_ID_BYTES);
+    /// Port, 1–65535.
+    port: U16, Required, range(1, MAX_PORT);
+    /// Weight, 1–10000 (default 1).
+    weight: U32, Value(1), range(1, MAX_WEIGHT);
+    /// Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept.
+    tags: StrList, Empty, range(0, MAX_TAGS);
+    /// Up to 64 entries; key 1–128 bytes, value up to 512 bytes.
+    meta: StrMap, Empty, range(0, MAX_META);
+    /// Locality for zone preference, up to 128 bytes; empty or unset is no zone.
+    zone: Str, Unset, range(0, MAX_ZONE_BYTES);
+    /// Failover tier, 0–255, 0 preferred (default 0).
+    priority: U8, Value(0), range(0, u8::MAX);
+    /// Lease length overriding the registry's `ttl_ms`, 1 ms – 1 day.
+    ttl_ms: U64, Unset, range(1, DAY_MS);
+    /// How often the host should run this instance's active check, 1 ms – 1 day; unset: no check.
+    check_interval_ms: U64, Unset, range(1, DAY_MS);
+}
+
+/// The table's entry for `slot`.
+pub(crate) const fn field(slot: Slot) -> &'static InstanceField {
+    // `Slot` has one variant per entry, in the same order.
+    &INSTANCE_FIELDS[slot as usize]
+}
+
+/// The bounds of `slot`'s field, as `usize` (lengths and counts).
+pub(crate) const fn bounds(slot: Slot) -> (usize, usize) {
+    let (lo, hi) = field(slot).range;
+    (lo as usize, hi as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn slots_follow_the_table() {
+        for (i, slot) in SLOTS.iter().enumerate() {
+            assert_eq!(*slot as usize, i);
+            assert_eq!(field(*slot).key, INSTANCE_KEYS[i]);
+        }
+        assert_eq!(InstanceField::position("ttl_ms"), Some(9));
+        assert_eq!(InstanceField::position("color"), None);
+    }
+
+    #[test]
+    fn the_reader_takes_every_field_once() {
+        let mut order: Vec<usize> = crate::instance::READ_ORDER
+            .iter()
+            .map(|s| *s as usize)
+            .collect();
+        order.sort_unstable();
+        assert_eq!(order, (0..INSTANCE_KEYS.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_writer_follows_the_table() {
+        let mut spec = crate::InstanceSpec::new("a", "api", "h", 80);
+        spec.zone = Some("z".into());
+        spec.ttl_ms = Some(1);
+        spec.check_interval_ms = Some(1);
+        let members = match crate::json::Json::parse(&spec.to_json()) {
+            Ok(crate::json::Json::Object(members)) => members,
+            _ => Vec::new(),
+        };
+        let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, INSTANCE_KEYS);
+        let read = crate::InstanceSpec::from_object(&members);
+        assert_eq!(read.as_ref(), Ok(&spec));
+    }
+
+    #[test]
+    fn set_reads_one_field_as_the_reader_does() {
+        use crate::json::Json;
+        let mut spec = crate::InstanceSpec::new("a", "api", "h", 80);
+        assert!(spec.set("weight", &Json::from(7u64)).is_ok());
+        assert_eq!(spec.weight, 7);
+        assert!(spec.set("weight", &Json::Null).is_ok());
+        assert_eq!(spec.weight, 7);
+        let err = spec.set("colour", &Json::from(1u64)).err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("invalid argument `colour`: unknown instance field".into())
+        );
+        let err = spec.set("port", &Json::from(65_536u64)).err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("invalid argument `port`: must be an integer in 0..=65535, got 65536".into())
+        );
+    }
+
+    #[test]
+    fn every_integer_range_fits_its_kind() {
+        for f in INSTANCE_FIELDS {
+            assert!(f.range.0 <= f.range.1, "{}", f.key);
+            if f.kind.max() > 0 {
+                assert!(f.range.1 <= f.kind.max(), "{}", f.key);
+            }
+            if let InstanceDefault::Value(v) = f.default {
+                assert!((f.range.0..=f.range.1).contains(&v), "{}", f.key);
+            }
+        }
+    }
+}
