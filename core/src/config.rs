@@ -224,7 +224,8 @@ enum Field<'c> {
     Flag(&'c mut bool),
 }
 
-fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
+/// `invalid_argument` naming `key` unless `v` is within `lo..=hi`.
+pub(crate) fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
     if v < lo || v > hi {
         return Err(Error::invalid(key, text!(v, " is outside ", lo, "..=", hi)));
     }

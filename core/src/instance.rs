@@ -4,13 +4,13 @@ use crate::prelude::*;
 use crate::text::CodePoint;
 use alloc::sync::Arc;
 
-use crate::config::{MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES};
+use crate::config::{range, MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES};
 use crate::error::{Error, Result};
-use crate::instance_fields::{bounds, field, Slot, SLOTS};
+use crate::instance_fields::{bounds, field, key, kind_max, Slot, REQUIRED, SLOTS};
 pub use crate::instance_fields::{
     InstanceDefault, InstanceField, InstanceKind, INSTANCE_FIELDS, INSTANCE_KEYS,
 };
-use crate::json::{describe, write_array, write_str, Json, ObjectWriter};
+use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
 use crate::meta::Meta;
 use crate::InstanceStatus;
 
@@ -108,23 +108,19 @@ impl InstanceSpec {
     /// # Errors
     /// As [`InstanceSpec::from_json`].
     pub fn from_object(map: &[(String, Json)]) -> Result<InstanceSpec> {
-        // One pass puts each member in its field's slot; a repeated key
-        // keeps its last value and `null` is as if absent, as everywhere
-        // the core reads JSON.
-        let mut slots: [Option<&Json>; INSTANCE_FIELDS.len()] = [None; INSTANCE_FIELDS.len()];
-        for (key, value) in map {
-            let slot = InstanceField::position(key).ok_or_else(|| unknown_field(key))?;
-            if let Some(s) = slots.get_mut(slot) {
-                *s = Some(value).filter(|v| !matches!(v, Json::Null));
+        for (key, _) in map {
+            if InstanceField::position(key).is_none() {
+                return Err(unknown_field(key));
             }
         }
         let mut spec = InstanceSpec::new(String::new(), String::new(), String::new(), 0);
         for slot in READ_ORDER {
-            let f = field(slot);
-            match slots.get(slot as usize).copied().flatten() {
-                Some(v) => spec.read(slot, f, v)?,
-                None if f.is_required() => return Err(Error::invalid(f.key, "is required")),
-                None => {}
+            match get(map, key(slot)) {
+                None | Some(Json::Null) if REQUIRED.get(slot as usize) == Some(&true) => {
+                    return Err(Error::invalid(key(slot), "is required"))
+                }
+                None | Some(Json::Null) => {}
+                Some(v) => spec.read(slot, v)?,
             }
         }
         spec.validate()?;
@@ -141,38 +137,25 @@ impl InstanceSpec {
     /// has the wrong type.
     pub fn set(&mut self, key: &str, value: &Json) -> Result<()> {
         let slot = InstanceField::position(key).ok_or_else(|| unknown_field(key))?;
-        match (SLOTS.get(slot), INSTANCE_FIELDS.get(slot), value) {
-            (_, _, Json::Null) => Ok(()),
-            (Some(&slot), Some(field), v) => self.read(slot, field, v),
-            _ => Err(unknown_field(key)),
+        match (SLOTS.get(slot), value) {
+            (_, Json::Null) => Ok(()),
+            (Some(&slot), v) => self.read(slot, v),
+            (None, _) => Err(unknown_field(key)),
         }
     }
 
     /// Reads one present field's value, of the type its kind says.
-    fn read(&mut self, slot: Slot, field: &InstanceField, v: &Json) -> Result<()> {
-        let key = field.key;
-        let string = || match v {
-            Json::String(s) => Ok(s.clone()),
-            _ => Err(Error::invalid(
-                key,
-                text!("must be a string, got ", describe(v)),
-            )),
-        };
-        let max = field.kind.max();
-        let uint = || match v.as_u64() {
-            Some(n) if n <= max => Ok(n),
-            _ => Err(Error::invalid(
-                key,
-                text!("must be an integer in 0..=", max, ", got ", describe(v)),
-            )),
-        };
+    fn read(&mut self, slot: Slot, v: &Json) -> Result<()> {
+        let key = key(slot);
+        let string = || json_string(key, v);
+        let uint = |max: u64| json_uint(key, v, max);
         // Each narrowing below is within the kind's range, checked by `uint`.
         match slot {
             Slot::id => self.id = string()?,
             Slot::service => self.service = string()?,
             Slot::address => self.address = string()?,
-            Slot::port => self.port = uint()? as u16,
-            Slot::weight => self.weight = uint()? as u32,
+            Slot::port => self.port = uint(const { kind_max(Slot::port) })? as u16,
+            Slot::weight => self.weight = uint(const { kind_max(Slot::weight) })? as u32,
             Slot::tags => {
                 let Json::Array(items) = v else {
                     return Err(Error::invalid(key, "must be an array of strings"));
@@ -204,9 +187,11 @@ impl InstanceSpec {
                 }
             }
             Slot::zone => self.zone = Some(string()?),
-            Slot::priority => self.priority = uint()? as u8,
-            Slot::ttl_ms => self.ttl_ms = Some(uint()?),
-            Slot::check_interval_ms => self.check_interval_ms = Some(uint()?),
+            Slot::priority => self.priority = uint(const { kind_max(Slot::priority) })? as u8,
+            Slot::ttl_ms => self.ttl_ms = Some(uint(const { kind_max(Slot::ttl_ms) })?),
+            Slot::check_interval_ms => {
+                self.check_interval_ms = Some(uint(const { kind_max(Slot::check_interval_ms) })?)
+            }
         }
         Ok(())
     }
@@ -264,28 +249,20 @@ impl InstanceSpec {
     /// `invalid_argument` naming the first field at fault.
     pub fn validate(&self) -> Result<()> {
         // The bounds are the table's (`INSTANCE_FIELDS`), fixed at compile time.
-        const NAMES: [Slot; 3] = [Slot::id, Slot::service, Slot::address];
-        for (slot, value) in NAMES
-            .into_iter()
-            .zip([&self.id, &self.service, &self.address])
-        {
-            let (lo, hi) = bounds(slot);
-            check_text(field(slot).key, value, lo, hi)?;
-        }
+        const ID: (usize, usize) = bounds(Slot::id);
+        check_text("id", &self.id, ID.0, ID.1)?;
+        const SERVICE: (usize, usize) = bounds(Slot::service);
+        check_text("service", &self.service, SERVICE.0, SERVICE.1)?;
+        const ADDRESS: (usize, usize) = bounds(Slot::address);
+        check_text("address", &self.address, ADDRESS.0, ADDRESS.1)?;
         const PORT: (u64, u64) = field(Slot::port).range;
+        // The message spells the lowest port out.
+        const _: () = assert!(PORT.0 == 1);
         if !(PORT.0..=PORT.1).contains(&u64::from(self.port)) {
-            return Err(Error::invalid(
-                "port",
-                text!("must be in ", PORT.0, "..=", PORT.1),
-            ));
+            return Err(Error::invalid("port", text!("must be in 1..=", PORT.1)));
         }
         const WEIGHT: (u64, u64) = field(Slot::weight).range;
-        if !(WEIGHT.0..=WEIGHT.1).contains(&u64::from(self.weight)) {
-            return Err(Error::invalid(
-                "weight",
-                text!(self.weight, " is outside ", WEIGHT.0, "..=", WEIGHT.1),
-            ));
-        }
+        range("weight", self.weight.into(), WEIGHT.0, WEIGHT.1)?;
         const TAGS: (usize, usize) = bounds(Slot::tags);
         if self.tags.len() > TAGS.1 {
             return Err(Error::invalid("tags", text!("more than ", TAGS.1, " tags")));
@@ -307,18 +284,14 @@ impl InstanceSpec {
             const ZONE: (usize, usize) = bounds(Slot::zone);
             check_text("zone", zone, ZONE.0, ZONE.1)?;
         }
-        for (slot, value) in [
-            (Slot::ttl_ms, self.ttl_ms),
-            (Slot::check_interval_ms, self.check_interval_ms),
+        const TTL: (u64, u64) = field(Slot::ttl_ms).range;
+        const CHECK: (u64, u64) = field(Slot::check_interval_ms).range;
+        for (key, value, (lo, hi)) in [
+            ("ttl_ms", self.ttl_ms, TTL),
+            ("check_interval_ms", self.check_interval_ms, CHECK),
         ] {
-            let (lo, hi) = field(slot).range;
             if let Some(ms) = value {
-                if !(lo..=hi).contains(&ms) {
-                    return Err(Error::invalid(
-                        field(slot).key,
-                        text!(ms, " is outside ", lo, "..=", hi),
-                    ));
-                }
+                range(key, ms, lo, hi)?;
             }
         }
         Ok(())
@@ -340,6 +313,28 @@ pub(crate) const READ_ORDER: [Slot; SLOTS.len()] = [
     Slot::tags,
     Slot::meta,
 ];
+
+/// A string member's value.
+fn json_string(key: &str, v: &Json) -> Result<String> {
+    match v {
+        Json::String(s) => Ok(s.clone()),
+        _ => Err(Error::invalid(
+            key,
+            text!("must be a string, got ", describe(v)),
+        )),
+    }
+}
+
+/// An integer member's value, up to `max` (its type's largest).
+fn json_uint(key: &str, v: &Json, max: u64) -> Result<u64> {
+    match v.as_u64() {
+        Some(n) if n <= max => Ok(n),
+        _ => Err(Error::invalid(
+            key,
+            text!("must be an integer in 0..=", max, ", got ", describe(v)),
+        )),
+    }
+}
 
 /// The error for a member that is no instance field.
 #[cold]

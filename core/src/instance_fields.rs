@@ -148,10 +148,35 @@ instance_table! {
     check_interval_ms: U64, Unset, range(1, DAY_MS);
 }
 
-/// The table's entry for `slot`.
+/// Whether each field is required, by slot. The code the WebAssembly
+/// module holds reads these derived constants (and [`INSTANCE_KEYS`]), never
+/// the table itself at run time, so the table's documentation stays out of
+/// the module.
+pub(crate) const REQUIRED: [bool; INSTANCE_KEYS.len()] = {
+    let mut out = [false; INSTANCE_KEYS.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = INSTANCE_FIELDS[i].is_required();
+        i += 1;
+    }
+    out
+};
+
+/// The table's entry for `slot` (for constants: see [`REQUIRED`]).
 pub(crate) const fn field(slot: Slot) -> &'static InstanceField {
     // `Slot` has one variant per entry, in the same order.
     &INSTANCE_FIELDS[slot as usize]
+}
+
+/// The key of `slot`'s field.
+pub(crate) const fn key(slot: Slot) -> &'static str {
+    // `Slot` has one variant per key, in the same order.
+    INSTANCE_KEYS[slot as usize]
+}
+
+/// The largest integer `slot`'s field's kind holds.
+pub(crate) const fn kind_max(slot: Slot) -> u64 {
+    field(slot).kind.max()
 }
 
 /// The bounds of `slot`'s field, as `usize` (lengths and counts).
@@ -188,7 +213,12 @@ mod tests {
 
     #[test]
     fn the_writer_follows_the_table() {
+        // Every field away from its default: the reader must take each.
         let mut spec = crate::InstanceSpec::new("a", "api", "h", 80);
+        spec.weight = 2;
+        spec.tags = vec!["t".into()];
+        spec.meta.insert("k".into(), "v".into());
+        spec.priority = 3;
         spec.zone = Some("z".into());
         spec.ttl_ms = Some(1);
         spec.check_interval_ms = Some(1);

@@ -5,6 +5,7 @@
 use crate::prelude::*;
 
 use crate::instance::{InstanceSpec, INSTANCE_KEYS};
+use crate::instance_fields::{Slot, SLOTS};
 use crate::json::Walker;
 use crate::source::{SourceEntry, SourceStatus};
 
@@ -35,20 +36,22 @@ pub(super) fn wire_entry(text: &str, service: &str, id: &str) -> Option<SourceEn
             return None;
         }
         seen |= bit;
-        match field {
-            0 => (w.str()? == id).then_some(())?,
-            1 => (w.str()? == service).then_some(())?,
-            2 => spec.address = w.str()?.into_owned(),
-            3 => spec.port = u16::try_from(w.uint()?).ok()?,
-            4 => spec.weight = u32::try_from(w.uint()?).ok()?,
-            5 => {
+        // Positions past the instance's fields are `ENTRY_KEYS`; a field the
+        // table gains fails to compile here until it is read.
+        match SLOTS.get(field) {
+            Some(Slot::id) => (w.str()? == id).then_some(())?,
+            Some(Slot::service) => (w.str()? == service).then_some(())?,
+            Some(Slot::address) => spec.address = w.str()?.into_owned(),
+            Some(Slot::port) => spec.port = u16::try_from(w.uint()?).ok()?,
+            Some(Slot::weight) => spec.weight = u32::try_from(w.uint()?).ok()?,
+            Some(Slot::tags) => {
                 w.open(b'[')?;
                 let mut first = true;
                 while w.item(&mut first)? {
                     spec.tags.push(w.str()?.into_owned());
                 }
             }
-            6 => {
+            Some(Slot::meta) => {
                 w.open(b'{')?;
                 let mut first = true;
                 while let Some(key) = w.member(&mut first)? {
@@ -61,17 +64,18 @@ pub(super) fn wire_entry(text: &str, service: &str, id: &str) -> Option<SourceEn
                     spec.meta.insert(key.into_owned(), value);
                 }
             }
-            7 => spec.zone = Some(w.str()?.into_owned()),
-            8 => spec.priority = u8::try_from(w.uint()?).ok()?,
-            9 => spec.ttl_ms = Some(w.uint()?),
-            10 => spec.check_interval_ms = Some(w.uint()?),
-            11 => status = w.str()?.parse().ok()?,
-            _ => w.skip()?,
+            Some(Slot::zone) => spec.zone = Some(w.str()?.into_owned()),
+            Some(Slot::priority) => spec.priority = u8::try_from(w.uint()?).ok()?,
+            Some(Slot::ttl_ms) => spec.ttl_ms = Some(w.uint()?),
+            Some(Slot::check_interval_ms) => spec.check_interval_ms = Some(w.uint()?),
+            None if field == SLOTS.len() => status = w.str()?.parse().ok()?,
+            None => w.skip()?,
         }
     }
     w.end()?;
-    // `address` and `port` are required.
-    if seen & 0b1100 != 0b1100 {
+    // The required fields but `id` and `service`, which the key gives.
+    const NEEDED: u32 = (1 << Slot::address as u32) | (1 << Slot::port as u32);
+    if seen & NEEDED != NEEDED {
         return None;
     }
     spec.id = id.into();
