@@ -79,33 +79,24 @@ type InstanceStatus struct {
 	Held bool
 }
 
-// wireInstance is the JSON wire form shared by every binding.
+// wireInstance is the JSON wire form shared by every binding: the spec's
+// fields (generated from the core's table), then the status.
 type wireInstance struct {
-	ID                  string            `json:"id"`
-	Service             string            `json:"service"`
-	Address             string            `json:"address"`
-	Port                uint16            `json:"port"`
-	Weight              uint32            `json:"weight"`
-	Tags                []string          `json:"tags"`
-	Meta                map[string]string `json:"meta"`
-	Zone                *string           `json:"zone"`
-	Priority            uint8             `json:"priority"`
-	TTLMs               uint64            `json:"ttl_ms"`
-	CheckIntervalMs     uint64            `json:"check_interval_ms"`
-	Health              Health            `json:"health"`
-	ModifyIndex         uint64            `json:"modify_index"`
-	Revision            uint64            `json:"revision"`
-	RegisteredAt        uint64            `json:"registered_at"`
-	LastRenewal         uint64            `json:"last_renewal"`
-	LeaseDeadline       uint64            `json:"lease_deadline"`
-	EffectiveWeight     float64           `json:"effective_weight"`
-	Inflight            uint64            `json:"inflight"`
-	ConsecutiveFailures uint32            `json:"consecutive_failures"`
-	EjectedUntil        *uint64           `json:"ejected_until"`
-	LastCheck           *string           `json:"last_check"`
-	Source              string            `json:"source"`
-	SourceStatus        string            `json:"status"`
-	Held                bool              `json:"held"`
+	instanceWire
+	Health              Health  `json:"health"`
+	ModifyIndex         uint64  `json:"modify_index"`
+	Revision            uint64  `json:"revision"`
+	RegisteredAt        uint64  `json:"registered_at"`
+	LastRenewal         uint64  `json:"last_renewal"`
+	LeaseDeadline       uint64  `json:"lease_deadline"`
+	EffectiveWeight     float64 `json:"effective_weight"`
+	Inflight            uint64  `json:"inflight"`
+	ConsecutiveFailures uint32  `json:"consecutive_failures"`
+	EjectedUntil        *uint64 `json:"ejected_until"`
+	LastCheck           *string `json:"last_check"`
+	Source              string  `json:"source"`
+	SourceStatus        string  `json:"status"`
+	Held                bool    `json:"held"`
 }
 
 func msTime(v uint64) time.Time { return time.UnixMilli(int64(v)) }
@@ -114,7 +105,7 @@ func (w *wireInstance) status() InstanceStatus {
 	s := InstanceStatus{
 		Instance: Instance{
 			ID: w.ID, Service: w.Service, Address: w.Address, Port: w.Port,
-			Weight: w.Weight, Tags: w.Tags, Meta: w.Meta, Priority: w.Priority,
+			Weight: w.Weight, Tags: w.Tags, Meta: w.Meta, Zone: w.Zone, Priority: w.Priority,
 			TTL:           time.Duration(w.TTLMs) * time.Millisecond,
 			CheckInterval: time.Duration(w.CheckIntervalMs) * time.Millisecond,
 			Source:        w.Source,
@@ -130,9 +121,6 @@ func (w *wireInstance) status() InstanceStatus {
 		ConsecutiveFailures: w.ConsecutiveFailures,
 		SourceStatus:        w.SourceStatus,
 		Held:                w.Held,
-	}
-	if w.Zone != nil {
-		s.Zone = *w.Zone
 	}
 	if w.EjectedUntil != nil {
 		s.EjectedUntil = msTime(*w.EjectedUntil)

@@ -89,36 +89,11 @@ func (r *Registry) Close() {
 	}
 }
 
-// InstanceSpec is what a host registers (SPEC §2). Zero values take the
-// defaults: weight 1, priority 0, the registry TTL, no active check.
-type InstanceSpec struct {
-	ID            string            `json:"id"`
-	Service       string            `json:"service"`
-	Address       string            `json:"address"`
-	Port          uint16            `json:"port"`
-	Weight        uint32            `json:"weight,omitempty"`
-	Tags          []string          `json:"tags,omitempty"`
-	Meta          map[string]string `json:"meta,omitempty"`
-	Zone          string            `json:"zone,omitempty"`
-	Priority      uint8             `json:"priority,omitempty"`
-	TTL           time.Duration     `json:"-"`
-	CheckInterval time.Duration     `json:"-"`
-}
-
 // Register adds an instance, or replaces the fields of the one with the
 // same id and service (renewing its lease).
 func (r *Registry) Register(spec InstanceSpec, now time.Time) (Handle, error) {
-	type wire struct {
-		InstanceSpec
-		TTLMs           uint64 `json:"ttl_ms,omitempty"`
-		CheckIntervalMs uint64 `json:"check_interval_ms,omitempty"`
-	}
-	w := wire{InstanceSpec: spec}
-	var err error
-	if w.TTLMs, err = durationMs("TTL", spec.TTL); err != nil {
-		return 0, err
-	}
-	if w.CheckIntervalMs, err = durationMs("CheckInterval", spec.CheckInterval); err != nil {
+	w, err := spec.wire()
+	if err != nil {
 		return 0, err
 	}
 	text, err := json.Marshal(w)

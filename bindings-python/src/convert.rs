@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use waypost::json::{Json, Number, MAX_DEPTH};
-use waypost::{CheckStatus, Filter, Strategy};
+use waypost::{CheckStatus, Filter, InstanceKind, InstanceSpec, Strategy, INSTANCE_FIELDS};
 
 use crate::errors;
 use crate::names;
@@ -183,6 +183,42 @@ pub(crate) fn string_map(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<(S
         out.push((string(&k, field)?, string(&v, field)?));
     }
     Ok(out)
+}
+
+/// An instance spec from `register`'s arguments, one per field of the
+/// core's table, in its order (`None`: not given). Each is converted by the
+/// field's kind (a wrong Python type is a `TypeError`) and set through the
+/// core, which checks the rest. `None` given for an optional field is as if
+/// not given; for a required one it is the wrong type.
+pub(crate) fn instance_spec(
+    py: Python<'_>,
+    args: [Option<&Bound<'_, PyAny>>; INSTANCE_FIELDS.len()],
+) -> PyResult<InstanceSpec> {
+    let mut spec = InstanceSpec::new(String::new(), String::new(), String::new(), 0);
+    for (field, arg) in INSTANCE_FIELDS.iter().zip(args) {
+        let Some(obj) = arg.filter(|o| field.is_required() || !o.is_none()) else {
+            continue;
+        };
+        let key = field.key;
+        let value = match field.kind {
+            InstanceKind::Str => Json::String(string(obj, key)?),
+            InstanceKind::StrList => Json::Array(
+                string_list(obj, key)?
+                    .into_iter()
+                    .map(Json::String)
+                    .collect(),
+            ),
+            InstanceKind::StrMap => Json::Object(
+                string_map(obj, key)?
+                    .into_iter()
+                    .map(|(k, v)| (k, Json::String(v)))
+                    .collect(),
+            ),
+            _ => Json::from(uint(py, obj, key)?),
+        };
+        errors::check(py, spec.set(key, &value))?;
+    }
+    Ok(spec)
 }
 
 pub(crate) fn filter(

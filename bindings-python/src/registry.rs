@@ -248,47 +248,6 @@ impl PyRegistry {
         Ok((self.resolve(py, lookup)?, panic))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn spec_from_args(
-        py: Python<'_>,
-        id: &Bound<'_, PyAny>,
-        service: &Bound<'_, PyAny>,
-        address: &Bound<'_, PyAny>,
-        port: &Bound<'_, PyAny>,
-        weight: Option<&Bound<'_, PyAny>>,
-        tags: Option<&Bound<'_, PyAny>>,
-        meta: Option<&Bound<'_, PyAny>>,
-        zone: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        ttl_ms: Option<&Bound<'_, PyAny>>,
-        check_interval_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<InstanceSpec> {
-        let mut spec = InstanceSpec::new(
-            string(id, "id")?,
-            string(service, "service")?,
-            string(address, "address")?,
-            uint_as::<u16>(py, port, "port")?,
-        );
-        if let Some(w) = weight {
-            spec.weight = uint_as::<u32>(py, w, "weight")?;
-        }
-        if let Some(t) = tags.filter(|t| !t.is_none()) {
-            spec.tags = convert::string_list(t, "tags")?;
-        }
-        if let Some(m) = meta.filter(|m| !m.is_none()) {
-            let pairs = convert::string_map(m, "meta")?;
-            waypost::Meta::check_count(pairs.len()).map_err(|e| crate::errors::map(py, e))?;
-            spec.meta = pairs.into_iter().collect();
-        }
-        spec.zone = opt_string(zone, "zone")?;
-        if let Some(p) = priority {
-            spec.priority = uint_as::<u8>(py, p, "priority")?;
-        }
-        spec.ttl_ms = opt_uint(py, ttl_ms, "ttl_ms")?;
-        spec.check_interval_ms = opt_uint(py, check_interval_ms, "check_interval_ms")?;
-        Ok(spec)
-    }
-
     fn register_core(
         &self,
         py: Python<'_>,
@@ -395,13 +354,20 @@ impl PyRegistry {
     }
 
     /// Registers an instance (or replaces the fields of one with the same id
-    /// and service) and returns it.
-    #[pyo3(signature = (id, service, address, port, *, weight=None, tags=None, meta=None, zone=None,
-        priority=None, ttl_ms=None, check_interval_ms=None, now=None))]
+    /// and service) and returns it. The parameters are the core's instance
+    /// fields (SPEC §2), in its table's order.
+    #[pyo3(signature = (
+        // BEGIN GENERATED register signature (make gen: the core's instance fields)
+        id, service, address, port,
+        *, weight=None, tags=None, meta=None, zone=None, priority=None, ttl_ms=None, check_interval_ms=None,
+        // END GENERATED register signature
+        now=None,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn register(
         &self,
         py: Python<'_>,
+        // BEGIN GENERATED register parameters (make gen: the core's instance fields)
         id: &Bound<'_, PyAny>,
         service: &Bound<'_, PyAny>,
         address: &Bound<'_, PyAny>,
@@ -413,21 +379,26 @@ impl PyRegistry {
         priority: Option<&Bound<'_, PyAny>>,
         ttl_ms: Option<&Bound<'_, PyAny>>,
         check_interval_ms: Option<&Bound<'_, PyAny>>,
+        // END GENERATED register parameters
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyInstance>> {
-        let spec = Self::spec_from_args(
+        let spec = convert::instance_spec(
             py,
-            id,
-            service,
-            address,
-            port,
-            weight,
-            tags,
-            meta,
-            zone,
-            priority,
-            ttl_ms,
-            check_interval_ms,
+            [
+                // BEGIN GENERATED register arguments (make gen: the core's instance fields)
+                Some(id),
+                Some(service),
+                Some(address),
+                Some(port),
+                weight,
+                tags,
+                meta,
+                zone,
+                priority,
+                ttl_ms,
+                check_interval_ms,
+                // END GENERATED register arguments
+            ],
         )?;
         let now = now_arg(py, now)?;
         self.register_core(py, spec, now)

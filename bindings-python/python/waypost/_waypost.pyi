@@ -210,6 +210,7 @@ class Registry:
     def snapshot(self) -> str: ...
     def register(
         self,
+        # BEGIN GENERATED register (make gen: the core's instance fields)
         id: str,
         service: str,
         address: str,
@@ -222,6 +223,7 @@ class Registry:
         priority: Optional[int] = None,
         ttl_ms: Optional[int] = None,
         check_interval_ms: Optional[int] = None,
+        # END GENERATED register
         now: Optional[int] = None,
     ) -> Instance: ...
     def register_spec(self, spec: Mapping[str, Any], *, now: Optional[int] = None) -> Instance: ...

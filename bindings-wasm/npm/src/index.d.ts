@@ -108,25 +108,35 @@ export type ResolvedConfig = Required<RegistryConfig>;
 
 /** What a host registers (SPEC §2). */
 export interface InstanceSpec {
+  // BEGIN GENERATED InstanceSpec fields (make gen: the core's instance fields)
+  /** Unique id, 1–256 bytes, no control characters. */
   id: string;
+  /** Service name, same rule as `id`. */
   service: string;
+  /** Host name or IP, 1–256 bytes, no control characters. */
   address: string;
+  /** Port, 1–65535. */
   port: number;
-  /** 1–10000 (default 1). */
+  /** Weight, 1–10000 (default 1). */
   weight?: number;
+  /** Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept. */
   tags?: readonly string[];
+  /** Up to 64 entries; key 1–128 bytes, value up to 512 bytes. */
   meta?: Readonly<Record<string, string>>;
+  /** Locality for zone preference, up to 128 bytes; empty or unset is no zone. */
   zone?: string | null;
-  /** 0–255, 0 preferred (default 0). */
+  /** Failover tier, 0–255, 0 preferred (default 0). */
   priority?: number;
-  /** Overrides the registry's ttlMs for this instance. */
+  /** Lease length overriding the registry's `ttl_ms`, 1 ms – 1 day. */
   ttlMs?: number | null;
-  /** How often the host should run this instance's active check. */
+  /** How often the host should run this instance's active check, 1 ms – 1 day; unset: no check. */
   checkIntervalMs?: number | null;
+  // END GENERATED InstanceSpec fields
 }
 
 /** A registered instance (frozen; the same object while it is unchanged). */
 export interface Instance {
+  // BEGIN GENERATED Instance fields (make gen: the core's instance fields)
   readonly id: string;
   readonly service: string;
   readonly address: string;
@@ -138,6 +148,7 @@ export interface Instance {
   readonly priority: number;
   readonly ttlMs: number | null;
   readonly checkIntervalMs: number | null;
+  // END GENERATED Instance fields
 }
 
 /** An instance with its status at the registry clock (`get`). */

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 mod config;
+mod instance;
 mod names;
 
 /// Where one piece of generated text goes.
@@ -95,7 +96,11 @@ fn apply(root: &Path, target: &Target, body: String) -> Result<(PathBuf, String,
 fn run(write: bool) -> Result<Vec<String>, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut stale = Vec::new();
-    for (target, body) in config::outputs().into_iter().chain(names::outputs()) {
+    for (target, body) in config::outputs()
+        .into_iter()
+        .chain(instance::outputs())
+        .chain(names::outputs())
+    {
         let (path, old, new) = apply(&root, &target, body)?;
         if old == new {
             continue;
@@ -152,6 +157,15 @@ pub fn lower_camel(key: &str) -> String {
     chars
         .next()
         .map_or(String::new(), |f| f.to_lowercase().chain(chars).collect())
+}
+
+/// A Go field name: `CamelCase` with Go's initialisms; a duration (a
+/// `_ms` key of a 64-bit integer, a `time.Duration` in Go) drops the suffix.
+pub fn go_field(key: &str, duration: bool) -> String {
+    camel(
+        key.strip_suffix("_ms").filter(|_| duration).unwrap_or(key),
+        true,
+    )
 }
 
 /// A documentation text as comment lines with `prefix`.
