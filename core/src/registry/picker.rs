@@ -20,7 +20,8 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::service::{PeriodState, RoundRobin};
+use super::publication::{BaseLoad, Member, Members};
+use super::service::RoundRobin;
 use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
     key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, AliasTable, SmoothPeriod,
@@ -43,80 +44,48 @@ pub const PICKER_OUTCOME_CAP: usize = 4096;
 /// Tables alive in this process (a diagnostic for leak tests).
 static TABLES_ALIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// What the registry keeps per service for its pickers. A cloned registry
-/// starts without pickers, so the copy gets an empty publication.
-#[derive(Debug, Default)]
-pub(crate) struct Publication {
-    /// Moves on every change to the service's candidate set.
-    signal: Option<Arc<AtomicU64>>,
-    /// The latest table handed out for each set of options (none: the
-    /// unfiltered one); a table no picker holds is dropped at the next
-    /// publication.
-    tables: Vec<Arc<PickTable>>,
-    /// Some picker asked for smooth WRR: tables carry the period.
-    wrr_used: bool,
-}
-
-impl Clone for Publication {
-    fn clone(&self) -> Publication {
-        Publication::default()
-    }
-}
-
-impl Publication {
-    /// The candidate set may have changed.
-    #[inline]
-    pub fn changed(&self) {
-        if let Some(signal) = &self.signal {
-            signal.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
 /// One published, immutable candidate table of a service.
 #[derive(Debug)]
 pub struct PickTable {
-    service: u32,
-    name: Arc<str>,
+    pub(super) service: u32,
+    pub(super) name: Arc<str>,
     /// The zone and filter it was built for; `None`: every candidate.
-    options: Option<Arc<PickOptions>>,
+    pub(super) options: Option<Arc<PickOptions>>,
     /// Unique per registry: picker-local caches are keyed by it.
-    id: u64,
+    pub(super) id: u64,
     /// The signal value it was built at.
-    generation: u64,
+    pub(super) generation: u64,
     /// When the weights were computed (registry clock).
-    weights_at: u64,
+    pub(super) weights_at: u64,
     /// The registry's membership epoch at publication.
-    membership_epoch: u64,
+    pub(super) membership_epoch: u64,
     /// Some weight is still ramping (slow start): stale once time moves.
-    ramping: bool,
+    pub(super) ramping: bool,
     /// The service has members (else picks fail with `unknown_service`).
-    known: bool,
-    panic: bool,
+    pub(super) known: bool,
+    pub(super) panic: bool,
     /// The candidates, in id order.
-    handles: Vec<Handle>,
-    weights: Vec<u64>,
-    total: u64,
-    alias: AliasTable,
+    pub(super) handles: Vec<Handle>,
+    /// Their weights (at most 10 000 × 1 000 each).
+    pub(super) weights: Vec<u32>,
+    pub(super) total: u64,
+    /// Alias table of `weights`, for weighted random over every
+    /// candidate; carried once some picker of the service drew so (until
+    /// then a picker builds it for itself).
+    pub(super) alias: Option<Arc<AliasTable>>,
     /// Prefix sums of `weights`, for weighted random over a table built
     /// with options (empty otherwise): the registry's own filtered picks
     /// draw from prefix sums, unfiltered ones from the alias table.
-    prefix: Vec<u64>,
-    id_hashes: Vec<u64>,
-    /// Calls begun through the registry at publication, parallel to `slots`.
-    base_load: Vec<u64>,
-    /// Each candidate's position in `members` (its in-flight counter).
-    candidate_member: Vec<u32>,
-    /// Member slot → position in `members` (`u32::MAX`: not a member).
-    by_slot: Vec<u32>,
-    /// Every member's generation and in-flight counter.
-    members: Vec<(u32, Arc<AtomicU64>)>,
-    /// Every member's revision and registered fields, parallel to
-    /// `members`: shared with later tables while unchanged.
-    fields: Vec<(u64, Arc<Instance>)>,
-    period: Option<Arc<SmoothPeriod>>,
+    pub(super) prefix: Vec<u64>,
+    /// Every member's generation, in-flight counter, revision, registered
+    /// fields and hash input: shared with later tables while the service's
+    /// members and their fields are unchanged.
+    pub(super) members: Arc<Members>,
+    /// Calls begun through the registry per member at publication.
+    pub(super) base_load: Arc<BaseLoad>,
+    pub(super) period: Option<Arc<SmoothPeriod>>,
     /// The period was built or judged too large: pickers stop asking.
-    period_settled: bool,
+    pub(super) period_settled: bool,
 }
 
 impl Drop for PickTable {
@@ -166,27 +135,33 @@ impl PickTable {
     /// when the table was published: they stay readable when the instance
     /// is removed or replaced later.
     pub fn instance(&self, position: usize) -> Option<&Arc<Instance>> {
-        self.member_fields(position).map(|(_, f)| f)
+        self.member(position).map(|m| &m.fields)
     }
     /// The revision of the candidate at `position` (it changes only when
     /// the instance's fields do): with its handle, a host-side cache key.
     pub fn revision(&self, position: usize) -> Option<u64> {
-        self.member_fields(position).map(|(r, _)| *r)
+        self.member(position).map(|m| m.revision)
     }
 
     #[inline]
-    fn member_fields(&self, position: usize) -> Option<&(u64, Arc<Instance>)> {
-        let member = *self.candidate_member.get(position)?;
-        self.fields.get(member as usize)
+    fn member(&self, position: usize) -> Option<&Member> {
+        self.members.get(*self.handles.get(position)?)
     }
 
     fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
-        let at = *self.by_slot.get(handle.index as usize)?;
-        match self.members.get(at as usize) {
-            Some((generation, counter)) if *generation == handle.generation => Some(counter),
-            _ => None,
-        }
+        self.members.get(handle).map(|m| &*m.counter)
     }
+
+    /// Whether it lacks a period or an alias table that pickers asked for.
+    pub(super) fn lacks(&self, wrr_used: bool, alias_used: bool) -> bool {
+        (wrr_used && !self.period_settled)
+            || (alias_used && self.options.is_none() && self.alias.is_none())
+    }
+}
+
+/// A table was made (see [`pick_tables_alive`]).
+pub(super) fn table_born() {
+    TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A worker-local picker for one service: see the module documentation and
@@ -211,6 +186,11 @@ pub struct Picker {
     buckets_table: u64,
     /// The table has no period yet and smooth WRR was asked for.
     wants_period: bool,
+    /// The alias table of a table that carries none (id of its table),
+    /// and the wish that later tables carry it.
+    alias: AliasTable,
+    alias_table: u64,
+    wants_alias: bool,
     /// Something besides the signal may call for a refresh (a wish for
     /// the period, a ramping weight, held outcomes): one test on the hot path.
     local: bool,
@@ -245,6 +225,7 @@ impl Picker {
     #[inline(never)]
     fn local_due(&self, now: u64) -> bool {
         self.wants_period
+            || self.wants_alias
             || (self.table.ramping && now > self.table.weights_at)
             || (!self.outcomes.is_empty()
                 && (self.outcomes.len() >= PICKER_OUTCOME_BATCH
@@ -329,7 +310,20 @@ impl Picker {
         Ok(match strategy {
             Strategy::RoundRobin => Some(self.rr.next(len)),
             Strategy::Random => Some(self.rng.below(len as u64) as usize),
-            Strategy::WeightedRandom if t.prefix.is_empty() => t.alias.draw(&mut self.rng),
+            Strategy::WeightedRandom if t.prefix.is_empty() => match &t.alias {
+                Some(alias) => alias.draw(&mut self.rng),
+                None => {
+                    // The same table the registry would build: the draw
+                    // does not depend on who built it.
+                    if self.alias_table != t.id {
+                        self.alias = AliasTable::new(&t.weights);
+                        self.alias_table = t.id;
+                    }
+                    self.wants_alias = true;
+                    self.local = true;
+                    self.alias.draw(&mut self.rng)
+                }
+            },
             Strategy::WeightedRandom => weighted_draw(&mut self.rng, &t.prefix),
             Strategy::WeightedRoundRobin => match &t.period {
                 Some(period) => period.get(self.wrr.next(period.len())),
@@ -348,16 +342,12 @@ impl Picker {
             },
             Strategy::FirstAvailable => Some(0),
             Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
-                let base = t.base_load.get(i).copied().unwrap_or(0);
-                let shared = t
-                    .candidate_member
-                    .get(i)
-                    .and_then(|&m| t.members.get(m as usize))
-                    .map_or(0, |(_, c)| c.load(Ordering::Relaxed));
-                (
-                    base.saturating_add(shared),
-                    t.weights.get(i).copied().unwrap_or(0),
-                )
+                let member = t.handles.get(i).and_then(|&h| t.members.find(h));
+                let load = member.map_or(0, |(at, m)| {
+                    let shared = m.counter.load(Ordering::Relaxed);
+                    t.base_load.get(at).saturating_add(shared)
+                });
+                (load, t.weights.get(i).copied().map_or(0, u64::from))
             }),
             Strategy::ConsistentHash => {
                 let Some(key) = key else {
@@ -375,7 +365,9 @@ impl Picker {
                     _ => {
                         let pos = rendezvous(
                             bucket,
-                            t.id_hashes.iter().copied().zip(t.weights.iter().copied()),
+                            t.handles.iter().zip(&t.weights).map(|(&h, &w)| {
+                                (t.members.get(h).map_or(0, |m| m.id_hash), u64::from(w))
+                            }),
                         );
                         if let (true, Some(p), Some(slot)) =
                             (memo, pos, self.buckets.get_mut(bucket as usize))
@@ -523,6 +515,9 @@ impl Registry {
             buckets: Vec::new(),
             buckets_table: 0,
             wants_period: false,
+            alias: AliasTable::default(),
+            alias_table: 0,
+            wants_alias: false,
             local,
             outcomes: Vec::new(),
             outcomes_since: 0,
@@ -561,200 +556,17 @@ impl Registry {
             *total += core::mem::take(n);
         }
         svc.metrics.pick_failures += core::mem::take(&mut picker.failures);
-        let force = core::mem::take(&mut picker.wants_period);
-        if force {
-            svc.publication.wrr_used = true;
-        }
+        let wants_period = core::mem::take(&mut picker.wants_period);
+        let wants_alias = core::mem::take(&mut picker.wants_alias);
+        svc.publication.wrr_used |= wants_period;
+        svc.publication.alias_used |= wants_alias;
+        let force = wants_period || wants_alias;
         let options = picker.table.options.clone();
         let (_, table) = self.publish(idx, options.as_ref(), force);
         picker.local = table.ramping;
         picker.seen = table.generation;
         picker.table = table;
         Ok(())
-    }
-
-    /// The latest table of service `idx` for `options`, built anew when
-    /// the service changed since the last one (or `force`d, to add a period).
-    fn publish(
-        &mut self,
-        idx: u32,
-        options: Option<&Arc<PickOptions>>,
-        force: bool,
-    ) -> (Arc<AtomicU64>, Arc<PickTable>) {
-        self.ensure_candidates(idx);
-        self.services[idx as usize].candidates.ensure_alias();
-        let clock = self.clock;
-        let svc = &mut self.services[idx as usize];
-        let signal = svc
-            .publication
-            .signal
-            .get_or_insert_with(|| Arc::new(AtomicU64::new(1)))
-            .clone();
-        let wrr_used = svc.publication.wrr_used;
-        let at = svc
-            .publication
-            .tables
-            .iter()
-            .position(|t| t.options.as_deref() == options.map(|o| &**o));
-        let current = at.and_then(|i| svc.publication.tables.get(i));
-        if force && current.is_some_and(|t| !t.period_settled) {
-            // A table with a period replaces one of the same candidates:
-            // move the signal so every picker takes it.
-            svc.publication.changed();
-        }
-        let generation = signal.load(Ordering::Acquire);
-        if let Some(t) = current {
-            let weights_fresh = match options {
-                None => t.weights_at == svc.candidates.weights_at,
-                Some(_) => !t.ramping || t.weights_at == clock,
-            };
-            if t.generation == generation && weights_fresh {
-                return (signal, t.clone());
-            }
-        }
-        let previous = at.map(|i| svc.publication.tables.swap_remove(i));
-        let table =
-            Arc::new(self.build_table(idx, options, generation, previous.as_deref(), wrr_used));
-        let publication = &mut self.services[idx as usize].publication;
-        // Tables no picker holds any more are dropped (built again if asked for).
-        publication.tables.retain(|t| Arc::strong_count(t) > 1);
-        publication.tables.push(table.clone());
-        (signal, table)
-    }
-
-    fn build_table(
-        &mut self,
-        idx: u32,
-        options: Option<&Arc<PickOptions>>,
-        generation: u64,
-        previous: Option<&PickTable>,
-        wrr_used: bool,
-    ) -> PickTable {
-        let clock = self.clock;
-        let members = self.services[idx as usize].members.clone();
-        for &s in &members {
-            let e = self.entry_mut(s);
-            if e.load.shared_inflight.is_none() {
-                e.load.shared_inflight = Some(Arc::new(AtomicU64::new(0)));
-            }
-        }
-        let mut by_slot =
-            vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
-        let mut member_counters = Vec::with_capacity(members.len());
-        let mut fields = Vec::with_capacity(members.len());
-        // Fields are rendered once per revision: later tables share them.
-        let donor = previous.or_else(|| {
-            self.services[idx as usize]
-                .publication
-                .tables
-                .first()
-                .map(|t| &**t)
-        });
-        for (i, &s) in members.iter().enumerate() {
-            if let Some(b) = by_slot.get_mut(s as usize) {
-                *b = i as u32;
-            }
-            let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
-            let entry = self.entry(s);
-            let counter = entry.load.shared_inflight.clone().unwrap_or_default();
-            let kept = donor.and_then(|d| {
-                let at = *d.by_slot.get(s as usize)? as usize;
-                match (d.members.get(at), d.fields.get(at)) {
-                    (Some((g, _)), Some((r, f))) if *g == generation && *r == entry.revision => {
-                        Some(f.clone())
-                    }
-                    _ => None,
-                }
-            });
-            let fields_now = kept.unwrap_or_else(|| Arc::new(entry.instance.clone()));
-            fields.push((entry.revision, fields_now));
-            member_counters.push((generation, counter));
-        }
-        let c = &self.services[idx as usize].candidates;
-        let (slots, weights, alias, prefix, ramping, weights_at) = match options {
-            None => (
-                c.slots.clone(),
-                c.weights.iter().map(|&w| u64::from(w)).collect(),
-                c.alias.clone(),
-                Vec::new(),
-                c.ramp_until > clock,
-                c.weights_at,
-            ),
-            Some(o) => {
-                let subset = self.subset(idx, o);
-                let (slots, weights) = self.subset_weights(idx, &subset);
-                let window = self.config.slow_start_ms;
-                let ramping = window > 0
-                    && slots
-                        .iter()
-                        .any(|&s| self.entry(s).healthy_since.saturating_add(window) > clock);
-                let prefix = weights
-                    .iter()
-                    .scan(0u64, |sum, &w| {
-                        *sum += w;
-                        Some(*sum)
-                    })
-                    .collect();
-                (
-                    slots,
-                    weights,
-                    AliasTable::default(),
-                    prefix,
-                    ramping,
-                    clock,
-                )
-            }
-        };
-        let c = &self.services[idx as usize].candidates;
-        let (period, period_settled) = if ramping {
-            (None, true)
-        } else {
-            match (&c.period, previous) {
-                (PeriodState::Table(p), _) if options.is_none() => (Some(p.clone()), true),
-                (_, Some(p)) if p.weights == weights && (p.period_settled || !wrr_used) => {
-                    (p.period.clone(), p.period_settled)
-                }
-                _ if wrr_used => (SmoothPeriod::build(&weights).map(Arc::new), true),
-                _ => (None, false),
-            }
-        };
-        self.publications += 1;
-        TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
-        let svc = &self.services[idx as usize];
-        PickTable {
-            service: idx,
-            name: svc.name.clone(),
-            options: options.cloned(),
-            id: self.publications,
-            generation,
-            weights_at,
-            membership_epoch: self.membership_epoch,
-            ramping,
-            known: !members.is_empty(),
-            panic: svc.panic,
-            handles: slots
-                .iter()
-                .map(|&index| Handle {
-                    index,
-                    generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
-                })
-                .collect(),
-            total: weights.iter().sum(),
-            weights,
-            alias,
-            prefix,
-            id_hashes: slots.iter().map(|&s| self.entry(s).id_hash).collect(),
-            base_load: slots.iter().map(|&s| self.entry(s).load.inflight).collect(),
-            candidate_member: slots
-                .iter()
-                .map(|&s| by_slot.get(s as usize).copied().unwrap_or(u32::MAX))
-                .collect(),
-            by_slot,
-            members: member_counters,
-            fields,
-            period,
-            period_settled,
-        }
     }
 }
 

@@ -4,7 +4,7 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 
 #[cfg(feature = "pickers")]
-use super::picker::Publication;
+use super::publication::Publication;
 
 /// Without pickers there is nothing to publish.
 #[cfg(not(feature = "pickers"))]
@@ -15,6 +15,8 @@ pub(crate) struct Publication;
 impl Publication {
     #[inline(always)]
     pub fn changed(&self) {}
+    #[inline(always)]
+    pub fn members_changed(&mut self) {}
 }
 use super::candidates::Rule;
 use super::{Entry, Registry};
@@ -318,6 +320,7 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
+        service.publication.members_changed();
         self.note_member(service_idx, slot);
     }
 
@@ -360,6 +363,7 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
+        service.publication.members_changed();
         self.unlist_candidate(service_idx, slot, entry);
         #[cfg(test)]
         if self.reference {
@@ -369,7 +373,9 @@ impl Registry {
 
     /// The fields of member `slot` were replaced.
     pub(crate) fn service_touch(&mut self, service_idx: u32, slot: u32, index: u64) {
-        self.services[service_idx as usize].modify_index = index;
+        let service = &mut self.services[service_idx as usize];
+        service.modify_index = index;
+        service.publication.members_changed();
         self.note_member(service_idx, slot);
     }
 
