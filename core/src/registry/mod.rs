@@ -16,6 +16,8 @@ mod picker;
 mod publication;
 mod reports;
 mod service;
+#[cfg(feature = "pickers")]
+mod slot_trie;
 mod sources;
 mod time;
 

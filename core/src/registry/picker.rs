@@ -342,10 +342,12 @@ impl Picker {
             },
             Strategy::FirstAvailable => Some(0),
             Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
-                let member = t.handles.get(i).and_then(|&h| t.members.find(h));
-                let load = member.map_or(0, |(at, m)| {
-                    let shared = m.counter.load(Ordering::Relaxed);
-                    t.base_load.get(at).saturating_add(shared)
+                let load = t.handles.get(i).map_or(0, |&h| {
+                    let shared = t
+                        .members
+                        .get(h)
+                        .map_or(0, |m| m.counter.load(Ordering::Relaxed));
+                    t.base_load.get(h).saturating_add(shared)
                 });
                 (load, t.weights.get(i).copied().map_or(0, u64::from))
             }),

@@ -371,14 +371,14 @@ fn contents(t: &PickTable, with_base: bool) -> Vec<String> {
         t.known, t.panic, t.total, t.ramping, t.membership_epoch, t.options
     )];
     for (i, (&h, &w)) in t.handles.iter().zip(&t.weights).enumerate() {
-        let m = t.members.find(h);
+        let m = t.members.get(h);
         out.push(format!(
             "{h:?} w {w} rev {:?} fields {:?} hash {:?} base {:?} counter {:?}",
             t.revision(i),
             t.instance(i).map(|f| f.to_json()),
-            m.map(|(_, m)| m.id_hash),
-            m.filter(|_| with_base).map(|(at, _)| t.base_load.get(at)),
-            m.map(|(_, m)| Arc::as_ptr(&m.counter)),
+            m.map(|m| m.id_hash),
+            m.filter(|_| with_base).map(|_| t.base_load.get(h)),
+            m.map(|m| Arc::as_ptr(&m.counter)),
         ));
     }
     if let Some(alias) = &t.alias {

@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::picker::{table_born, PickTable};
 use super::service::PeriodState;
+use super::slot_trie::SlotTrie;
 use super::{Handle, PickOptions, Registry};
 use crate::balancer::SmoothPeriod;
 use crate::instance::Instance;
@@ -43,7 +44,17 @@ pub(crate) struct Publication {
     /// registered fields are replaced: [`Members`] built at another
     /// version are stale.
     members: u64,
+    /// The slots whose membership or fields changed, with the version each
+    /// change made, from version `log_floor` on: [`Members`] of a later
+    /// version than the floor are brought up to date by setting those
+    /// slots alone.
+    log: Vec<(u64, u32)>,
+    log_floor: u64,
 }
+
+/// Member changes logged at most; past it, tables build their members
+/// again (which costs about as much as applying that many changes).
+const LOG_MAX: usize = 256;
 
 impl Clone for Publication {
     fn clone(&self) -> Publication {
@@ -60,22 +71,36 @@ impl Publication {
         }
     }
 
-    /// The member list, or a member's registered fields, changed.
+    /// Member `slot` joined or left, or its registered fields changed.
     #[inline]
-    pub fn members_changed(&mut self) {
-        self.members = self.members.wrapping_add(1);
+    pub fn members_changed(&mut self, slot: u32) {
+        self.members += 1;
+        if self.tables.is_empty() || self.log.len() >= LOG_MAX {
+            self.log.clear();
+            self.log_floor = self.members;
+        } else {
+            self.log.push((self.members, slot));
+        }
+    }
+
+    /// Forgets logged changes every table's members already include.
+    fn trim_log(&mut self) {
+        let oldest = self.tables.iter().map(|t| t.members.version).min();
+        let seen = oldest.unwrap_or(self.members);
+        let stale = self.log.iter().take_while(|(v, _)| *v <= seen).count();
+        if stale > 0 {
+            self.log.drain(..stale);
+        }
     }
 }
 
 /// The parts of a table that depend only on the service's members and
-/// their registered fields, in member (id) order.
+/// their registered fields, by slot.
 #[derive(Debug, Default)]
 pub(crate) struct Members {
     /// The member version of the service it was built at.
     version: u64,
-    /// Member slot → position in `list` (`u32::MAX`: not a member).
-    by_slot: Vec<u32>,
-    list: Vec<Member>,
+    by_slot: SlotTrie<Member>,
 }
 
 /// One member as a table keeps it.
@@ -93,39 +118,29 @@ pub(crate) struct Member {
 }
 
 impl Members {
-    /// The member `handle` names and its position in member order.
-    #[inline]
-    pub fn find(&self, handle: Handle) -> Option<(usize, &Member)> {
-        let at = *self.by_slot.get(handle.index() as usize)? as usize;
-        let m = self.list.get(at)?;
-        (m.generation == handle.generation()).then_some((at, m))
-    }
-
     /// The member `handle` names.
     #[inline]
     pub fn get(&self, handle: Handle) -> Option<&Member> {
-        self.find(handle).map(|(_, m)| m)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        let m = self.by_slot.get(handle.index())?;
+        (m.generation == handle.generation()).then_some(&**m)
     }
 }
 
-/// Calls begun through the registry per member (parallel to the members'
-/// list) when it was built; empty when every count was zero.
+/// Calls begun through the registry per member with any (by handle), as
+/// they were at the registry's load version `at`.
 #[derive(Debug, Default)]
 pub(crate) struct BaseLoad {
-    /// The member version and the registry's load version it was read at.
-    members: u64,
     at: u64,
-    load: Vec<u64>,
+    load: Vec<(Handle, u64)>,
 }
 
 impl BaseLoad {
     #[inline]
-    pub fn get(&self, member: usize) -> u64 {
-        self.load.get(member).copied().unwrap_or(0)
+    pub fn get(&self, handle: Handle) -> u64 {
+        match self.load.binary_search_by_key(&handle, |&(h, _)| h) {
+            Ok(i) => self.load.get(i).map_or(0, |&(_, l)| l),
+            Err(_) => 0,
+        }
     }
 }
 
@@ -189,6 +204,7 @@ impl Registry {
         // Tables no picker holds any more are dropped (built again if asked for).
         publication.tables.retain(|t| Arc::strong_count(t) > 1);
         publication.tables.push(table.clone());
+        publication.trim_log();
         (signal, table)
     }
 
@@ -206,7 +222,7 @@ impl Registry {
         };
         let donor = wanted.previous.or(other.as_deref());
         let members = self.table_members(idx, donor);
-        let base_load = self.table_load(idx, &members, donor);
+        let base_load = self.table_load(idx, donor);
         let publication = &self.services[idx as usize].publication;
         let (wrr_used, alias_used) = (publication.wrr_used, publication.alias_used);
         let (handles, weights, total, prefix, ramping, weights_at) = match wanted.options {
@@ -306,7 +322,7 @@ impl Registry {
             weights_at,
             membership_epoch: self.membership_epoch,
             ramping,
-            known: !members.is_empty(),
+            known: !svc.members.is_empty(),
             panic: svc.panic,
             handles,
             total,
@@ -321,109 +337,140 @@ impl Registry {
     }
 
     /// The service's [`Members`]: the donor's while the member version
-    /// holds, else built again (fields whose revision held are shared).
+    /// holds, the donor's with the logged changes applied while the log
+    /// reaches back to it, else built again (fields whose revision held
+    /// are shared).
     fn table_members(&mut self, idx: u32, donor: Option<&PickTable>) -> Arc<Members> {
-        let version = self.services[idx as usize].publication.members;
+        let publication = &self.services[idx as usize].publication;
+        let version = publication.members;
         let donor = donor.map(|d| &d.members);
-        if let Some(kept) = donor.filter(|m| m.version == version) {
-            debug_assert!(
-                self.members_match(idx, kept),
-                "a member changed without moving the service's member version"
-            );
-            return kept.clone();
-        }
-        let members = core::mem::take(&mut self.services[idx as usize].members);
-        let mut by_slot =
-            vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
-        let mut list = Vec::with_capacity(members.len());
-        for (i, &s) in members.iter().enumerate() {
-            if let Some(b) = by_slot.get_mut(s as usize) {
-                *b = i as u32;
-            }
-            let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
-            let e = self.entry_mut(s);
-            let counter = e
-                .load
-                .shared_inflight
-                .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
-                .clone();
-            let (revision, id_hash) = (e.revision, e.id_hash);
-            let kept = donor.and_then(|d| {
-                match d.get(Handle {
-                    index: s,
-                    generation,
-                }) {
-                    Some(m) if m.revision == revision => Some(m.fields.clone()),
-                    _ => None,
+        let members = match donor {
+            Some(kept) if kept.version == version => kept.clone(),
+            Some(kept) if kept.version >= publication.log_floor => {
+                let changed: Vec<u32> = publication
+                    .log
+                    .iter()
+                    .filter(|(v, _)| *v > kept.version)
+                    .map(|&(_, s)| s)
+                    .collect();
+                let mut by_slot = kept.by_slot.clone();
+                for s in changed {
+                    let member = self.table_member(idx, s, Some(kept));
+                    by_slot.set(s, member);
                 }
-            });
-            let fields = kept.unwrap_or_else(|| Arc::new(self.entry(s).instance.clone()));
-            list.push(Member {
-                generation,
-                counter,
-                revision,
-                fields,
-                id_hash,
-            });
-        }
-        self.services[idx as usize].members = members;
-        Arc::new(Members {
-            version,
-            by_slot,
-            list,
-        })
+                Arc::new(Members { version, by_slot })
+            }
+            _ => {
+                let slots = core::mem::take(&mut self.services[idx as usize].members);
+                let mut by_slot = SlotTrie::default();
+                for &s in &slots {
+                    by_slot.set(s, self.table_member(idx, s, donor.map(|d| &**d)));
+                }
+                self.services[idx as usize].members = slots;
+                Arc::new(Members { version, by_slot })
+            }
+        };
+        debug_assert!(
+            self.members_match(idx, &members),
+            "a member changed without moving the service's member version"
+        );
+        members
     }
 
-    /// Whether `kept` still describes service `idx`'s members (a check of
-    /// the member version in debug builds).
-    fn members_match(&self, idx: u32, kept: &Members) -> bool {
-        let members = &self.services[idx as usize].members;
-        members.len() == kept.list.len()
-            && members
-                .iter()
-                .zip(&kept.list)
-                .enumerate()
-                .all(|(i, (&s, m))| {
-                    let e = self.entry(s);
-                    let generation = self.slots.get(s as usize).map(|x| x.generation);
-                    kept.by_slot.get(s as usize) == Some(&(i as u32))
-                        && generation == Some(m.generation)
-                        && e.revision == m.revision
-                        && e.id_hash == m.id_hash
-                        && *m.fields == e.instance
-                        && e.load
-                            .shared_inflight
-                            .as_ref()
-                            .is_some_and(|c| Arc::ptr_eq(c, &m.counter))
-                })
+    /// Slot `s` as a table keeps it, if it holds a member of service `idx`
+    /// (its fields taken from `donor` while its revision holds).
+    fn table_member(&mut self, idx: u32, s: u32, donor: Option<&Members>) -> Option<Arc<Member>> {
+        let slot = self.slots.get_mut(s as usize)?;
+        let generation = slot.generation;
+        let e = slot.entry.as_deref_mut().filter(|e| e.service_idx == idx)?;
+        let counter = e
+            .load
+            .shared_inflight
+            .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
+            .clone();
+        let kept = donor.and_then(|d| {
+            d.get(Handle {
+                index: s,
+                generation,
+            })
+        });
+        let fields = match kept {
+            Some(m) if m.revision == e.revision => m.fields.clone(),
+            _ => Arc::new(e.instance.clone()),
+        };
+        Some(Arc::new(Member {
+            generation,
+            counter,
+            revision: e.revision,
+            fields,
+            id_hash: e.id_hash,
+        }))
+    }
+
+    /// Whether `members` describes service `idx`'s members (a check of
+    /// the member version and log in debug builds).
+    fn members_match(&self, idx: u32, members: &Members) -> bool {
+        let slots = &self.services[idx as usize].members;
+        slots.len() == members.by_slot.len()
+            && slots.iter().all(|&s| {
+                let e = self.entry(s);
+                let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
+                members
+                    .get(Handle {
+                        index: s,
+                        generation,
+                    })
+                    .is_some_and(|m| {
+                        e.revision == m.revision
+                            && e.id_hash == m.id_hash
+                            && *m.fields == e.instance
+                            && e.load
+                                .shared_inflight
+                                .as_ref()
+                                .is_some_and(|c| Arc::ptr_eq(c, &m.counter))
+                    })
+            })
     }
 
     /// The calls begun through the registry per member: the donor's while
-    /// neither the members nor any registry count moved.
-    fn table_load(&self, idx: u32, members: &Members, donor: Option<&PickTable>) -> Arc<BaseLoad> {
+    /// no registry count moved (an instance that joins starts at none; one
+    /// that leaves is not looked up again, its handle being gone).
+    fn table_load(&self, idx: u32, donor: Option<&PickTable>) -> Arc<BaseLoad> {
         let moves = self.load_moves;
-        let kept = donor
-            .map(|d| &d.base_load)
-            .filter(|b| b.members == members.version && b.at == moves);
         let fresh = || {
-            let load: Vec<u64> = self.services[idx as usize]
+            let mut load: Vec<(Handle, u64)> = self.services[idx as usize]
                 .members
                 .iter()
-                .map(|&s| self.entry(s).load.inflight)
+                .filter_map(|&s| {
+                    let inflight = self.entry(s).load.inflight;
+                    let generation = self.slots.get(s as usize)?.generation;
+                    (inflight > 0).then_some((
+                        Handle {
+                            index: s,
+                            generation,
+                        },
+                        inflight,
+                    ))
+                })
                 .collect();
-            if load.iter().all(|&l| l == 0) {
-                Vec::new()
-            } else {
-                load
-            }
+            crate::sort::sort_by(&mut load, |a, b| a.0 < b.0);
+            load
         };
-        match kept {
+        match donor.map(|d| &d.base_load).filter(|b| b.at == moves) {
             Some(b) => {
-                debug_assert!(b.load == fresh(), "a registry count moved unseen");
+                debug_assert!(
+                    self.services[idx as usize].members.iter().all(|&s| {
+                        let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
+                        b.get(Handle {
+                            index: s,
+                            generation,
+                        }) == self.entry(s).load.inflight
+                    }),
+                    "a registry count moved unseen"
+                );
                 b.clone()
             }
             None => Arc::new(BaseLoad {
-                members: members.version,
                 at: moves,
                 load: fresh(),
             }),

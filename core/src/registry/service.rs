@@ -16,7 +16,7 @@ impl Publication {
     #[inline(always)]
     pub fn changed(&self) {}
     #[inline(always)]
-    pub fn members_changed(&mut self) {}
+    pub fn members_changed(&mut self, _slot: u32) {}
 }
 use super::candidates::Rule;
 use super::{Entry, Registry};
@@ -320,7 +320,7 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
-        service.publication.members_changed();
+        service.publication.members_changed(slot);
         self.note_member(service_idx, slot);
     }
 
@@ -363,7 +363,7 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
-        service.publication.members_changed();
+        service.publication.members_changed(slot);
         self.unlist_candidate(service_idx, slot, entry);
         #[cfg(test)]
         if self.reference {
@@ -375,7 +375,7 @@ impl Registry {
     pub(crate) fn service_touch(&mut self, service_idx: u32, slot: u32, index: u64) {
         let service = &mut self.services[service_idx as usize];
         service.modify_index = index;
-        service.publication.members_changed();
+        service.publication.members_changed(slot);
         self.note_member(service_idx, slot);
     }
 
