@@ -267,6 +267,18 @@ fn publication(c: &mut Criterion) {
                 black_box(reg.pick("api", Strategy::RoundRobin, &o, 1).unwrap())
             })
         });
+        // The picks themselves, from the table of the last refresh.
+        for strategy in [
+            Strategy::RoundRobin,
+            Strategy::Random,
+            Strategy::LeastRequest,
+        ] {
+            group.bench_with_input(
+                BenchmarkId::new(format!("picker_pick/{}", strategy.as_str()), n),
+                &n,
+                |b, _| b.iter(|| black_box(picker.pick(strategy, None).unwrap())),
+            );
+        }
         // A join or a leave changes the member list itself.
         let joiner = joiner(n);
         let mut present = false;

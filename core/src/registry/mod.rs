@@ -19,6 +19,8 @@ mod service;
 #[cfg(feature = "pickers")]
 mod slot_trie;
 mod sources;
+#[cfg(feature = "pickers")]
+mod table_parts;
 mod time;
 
 use alloc::collections::BinaryHeap;

@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::publication::{BaseLoad, Member, Members};
 use super::service::RoundRobin;
+use super::table_parts::Parts;
 use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
     key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, AliasTable, SmoothPeriod,
@@ -64,10 +65,11 @@ pub struct PickTable {
     /// The service has members (else picks fail with `unknown_service`).
     pub(super) known: bool,
     pub(super) panic: bool,
-    /// The candidates, in id order.
-    pub(super) handles: Vec<Handle>,
-    /// Their weights (at most 10 000 × 1 000 each).
-    pub(super) weights: Vec<u32>,
+    /// The candidates, in id order, and their weights (at most
+    /// 10 000 × 1 000 each): parts shared with the table before.
+    pub(super) parts: Parts,
+    /// The registry's candidate-table change the parts include.
+    pub(super) edits_at: u64,
     pub(super) total: u64,
     /// Alias table of `weights`, for weighted random over every
     /// candidate; carried once some picker of the service drew so (until
@@ -97,11 +99,11 @@ impl Drop for PickTable {
 impl PickTable {
     /// Candidates in the table.
     pub fn len(&self) -> usize {
-        self.handles.len()
+        self.parts.len()
     }
     /// True when no instance is a candidate.
     pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
+        self.parts.len() == 0
     }
     /// Whether smooth WRR reads a period table (O(1)) rather than walking.
     pub fn has_period(&self) -> bool {
@@ -129,7 +131,7 @@ impl PickTable {
     }
     /// The candidate at `position`.
     pub fn handle(&self, position: usize) -> Option<Handle> {
-        self.handles.get(position).copied()
+        self.parts.handle(position)
     }
     /// The registered fields of the candidate at `position`, as they were
     /// when the table was published: they stay readable when the instance
@@ -145,7 +147,7 @@ impl PickTable {
 
     #[inline]
     fn member(&self, position: usize) -> Option<&Member> {
-        self.members.get(*self.handles.get(position)?)
+        self.members.get(self.parts.handle(position)?)
     }
 
     fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
@@ -178,8 +180,10 @@ pub struct Picker {
     rng: Rng,
     rr: RoundRobin,
     wrr: RoundRobin,
-    /// Smooth-WRR `current` when the table has no period (id of its table).
+    /// Smooth-WRR `current` when the table has no period, and the
+    /// table's weights (id of their table).
     walk: Vec<i64>,
+    walk_weights: Vec<u32>,
     walk_table: u64,
     /// Consistent-hash winners per bucket (id of their table).
     buckets: Vec<u32>,
@@ -253,13 +257,13 @@ impl Picker {
     /// As [`Picker::pick`].
     #[inline(always)]
     pub fn pick_entry(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Picked<'_>> {
-        let len = self.table.handles.len();
+        let len = self.table.parts.len();
         let pos = if strategy == Strategy::RoundRobin && len > 0 {
             Some(self.rr.next(len))
         } else {
             self.pick_other(strategy, key.filter(|k| !k.is_empty()))?
         };
-        match pos.and_then(|p| Some((p, *self.table.handles.get(p)?))) {
+        match pos.and_then(|p| Some((p, self.table.parts.handle(p)?))) {
             Some((position, handle)) => {
                 if let Some(n) = self.picks.get_mut(strategy as usize) {
                     *n += 1;
@@ -300,7 +304,7 @@ impl Picker {
             }
         }
         let t = &*self.table;
-        let len = t.handles.len();
+        let len = t.parts.len();
         if len == 0 {
             if strategy == Strategy::ConsistentHash && key.is_none() {
                 return Err(Error::invalid("key", "consistent_hash needs a key"));
@@ -316,7 +320,7 @@ impl Picker {
                     // The same table the registry would build: the draw
                     // does not depend on who built it.
                     if self.alias_table != t.id {
-                        self.alias = AliasTable::new(&t.weights);
+                        self.alias = AliasTable::new(&t.parts.weights());
                         self.alias_table = t.id;
                     }
                     self.wants_alias = true;
@@ -335,21 +339,22 @@ impl Picker {
                     if self.walk_table != t.id {
                         self.walk.clear();
                         self.walk.resize(len, 0);
+                        self.walk_weights = t.parts.weights().into_owned();
                         self.walk_table = t.id;
                     }
-                    smooth_wrr(&t.weights, &mut self.walk, t.total)
+                    smooth_wrr(&self.walk_weights, &mut self.walk, t.total)
                 }
             },
             Strategy::FirstAvailable => Some(0),
             Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
-                let load = t.handles.get(i).map_or(0, |&h| {
+                let load = t.parts.handle(i).map_or(0, |h| {
                     let shared = t
                         .members
                         .get(h)
                         .map_or(0, |m| m.counter.load(Ordering::Relaxed));
                     t.base_load.get(h).saturating_add(shared)
                 });
-                (load, t.weights.get(i).copied().map_or(0, u64::from))
+                (load, t.parts.weight(i).map_or(0, u64::from))
             }),
             Strategy::ConsistentHash => {
                 let Some(key) = key else {
@@ -367,7 +372,7 @@ impl Picker {
                     _ => {
                         let pos = rendezvous(
                             bucket,
-                            t.handles.iter().zip(&t.weights).map(|(&h, &w)| {
+                            t.parts.iter().map(|(h, w)| {
                                 (t.members.get(h).map_or(0, |m| m.id_hash), u64::from(w))
                             }),
                         );
@@ -513,6 +518,7 @@ impl Registry {
             rr,
             wrr,
             walk: Vec::new(),
+            walk_weights: Vec::new(),
             walk_table: 0,
             buckets: Vec::new(),
             buckets_table: 0,

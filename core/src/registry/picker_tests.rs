@@ -370,7 +370,7 @@ fn contents(t: &PickTable, with_base: bool) -> Vec<String> {
         "known {} panic {} total {} ramping {} epoch {} options {:?}",
         t.known, t.panic, t.total, t.ramping, t.membership_epoch, t.options
     )];
-    for (i, (&h, &w)) in t.handles.iter().zip(&t.weights).enumerate() {
+    for (i, (h, w)) in t.parts.iter().enumerate() {
         let m = t.members.get(h);
         out.push(format!(
             "{h:?} w {w} rev {:?} fields {:?} hash {:?} base {:?} counter {:?}",

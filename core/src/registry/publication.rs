@@ -21,6 +21,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::picker::{table_born, PickTable};
 use super::service::PeriodState;
 use super::slot_trie::SlotTrie;
+use super::table_parts::Parts;
 use super::{Handle, PickOptions, Registry};
 use crate::balancer::SmoothPeriod;
 use crate::instance::Instance;
@@ -225,28 +226,45 @@ impl Registry {
         let base_load = self.table_load(idx, donor);
         let publication = &self.services[idx as usize].publication;
         let (wrr_used, alias_used) = (publication.wrr_used, publication.alias_used);
-        let (handles, weights, total, prefix, ramping, weights_at) = match wanted.options {
+        let (parts, edits_at, total, prefix, ramping, weights_at) = match wanted.options {
             None => {
                 let c = &self.services[idx as usize].candidates;
+                let edits = wanted
+                    .previous
+                    .and_then(|p| Some((p, c.edits.since(p.edits_at)?)));
+                let parts = match edits {
+                    Some((p, edits)) => {
+                        let mut parts = p.parts.clone();
+                        parts.apply_all(edits);
+                        parts
+                    }
+                    None => Parts::cut(
+                        c.slots
+                            .iter()
+                            .zip(&c.generations)
+                            .map(|(&index, &generation)| Handle { index, generation }),
+                        &c.weights,
+                    ),
+                };
                 debug_assert!(
-                    c.slots.len() == c.generations.len()
-                        && c.slots.iter().zip(&c.generations).all(|(&s, &g)| {
-                            self.slots.get(s as usize).map(|x| x.generation) == Some(g)
-                        }),
-                    "the candidate table's generations are stale"
+                    parts.len() == c.slots.len()
+                        && c.slots.len() == c.generations.len()
+                        && parts
+                            .iter()
+                            .zip(c.slots.iter().zip(&c.generations).zip(&c.weights))
+                            .all(|((h, w), ((&s, &g), &cw))| {
+                                h.index == s
+                                    && h.generation == g
+                                    && w == cw
+                                    && self.slots.get(s as usize).map(|x| x.generation) == Some(g)
+                            }),
+                    "a table's parts differ from the registry's candidates"
                 );
-                let handles = c
-                    .slots
-                    .iter()
-                    .zip(&c.generations)
-                    .map(|(&index, &generation)| Handle { index, generation })
-                    .collect();
                 let ramping = c.ramp_until > clock;
-                let total = c.total;
                 (
-                    handles,
-                    c.weights.clone(),
-                    total,
+                    parts,
+                    c.edits.seq(),
+                    c.total,
                     Vec::new(),
                     ramping,
                     c.weights_at,
@@ -268,25 +286,23 @@ impl Registry {
                     })
                     .collect();
                 let total = prefix.last().copied().unwrap_or(0);
-                let handles = slots
-                    .iter()
-                    .map(|&index| Handle {
-                        index,
-                        generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
-                    })
-                    .collect();
+                let handles = slots.iter().map(|&index| Handle {
+                    index,
+                    generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
+                });
                 // Weights are at most 10 000 × 1 000: `u32` holds them.
-                let weights = weights
+                let weights: Vec<u32> = weights
                     .iter()
                     .map(|&w| u32::try_from(w).unwrap_or(u32::MAX))
                     .collect();
-                (handles, weights, total, prefix, ramping, clock)
+                let parts = Parts::cut(handles, &weights);
+                (parts, 0, total, prefix, ramping, clock)
             }
         };
         let alias = match (wanted.options, wanted.previous) {
             (Some(_), _) => None,
             _ if !alias_used => None,
-            (None, Some(p)) if p.alias.is_some() && p.weights == weights => p.alias.clone(),
+            (None, Some(p)) if p.alias.is_some() && p.parts.same_weights(&parts) => p.alias.clone(),
             (None, _) => {
                 let c = &mut self.services[idx as usize].candidates;
                 c.ensure_alias();
@@ -302,11 +318,11 @@ impl Registry {
                 // (Weights are compared only where the answer matters.)
                 (_, Some(p))
                     if (p.period_settled || (p.period.is_some() && !wrr_used))
-                        && p.weights == weights =>
+                        && p.parts.same_weights(&parts) =>
                 {
                     (p.period.clone(), p.period_settled)
                 }
-                _ if wrr_used => (SmoothPeriod::build(&weights).map(Arc::new), true),
+                _ if wrr_used => (SmoothPeriod::build(&parts.weights()).map(Arc::new), true),
                 _ => (None, false),
             }
         };
@@ -324,9 +340,9 @@ impl Registry {
             ramping,
             known: !svc.members.is_empty(),
             panic: svc.panic,
-            handles,
+            parts,
+            edits_at,
             total,
-            weights,
             alias,
             prefix,
             members,

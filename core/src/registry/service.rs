@@ -70,6 +70,9 @@ pub(crate) struct Candidates {
     /// While `Some(p)`, the smooth-WRR state is step `p` of `period` and
     /// `current` is out of date ([`Candidates::settle_wrr`] writes it).
     pub wrr_at: Option<usize>,
+    /// The changes made to `slots` and `weights`, for picker tables.
+    #[cfg(feature = "pickers")]
+    pub edits: super::table_parts::EditLog,
 }
 
 /// Whether a candidate table has its smooth-WRR period table.
