@@ -35,9 +35,12 @@ WASM_RAW := $(call wasm_raw,$(WASM_PROFILE))
 # crate and glue as the browser's module: build.mjs checks that the two
 # have the same glue and the same minified names. A 10 000-key etcd range
 # fed in sync: ~16 ms against ~55 ms in the browser's module, ~9 ms native
-# (BENCHMARKS.md).
+# (BENCHMARKS.md). It alone also builds the Consul registration
+# (`consul-registration`, what waypost/consul's registrar sends): through
+# an op of an export both modules have, so the glue stays one and the
+# browser's module does not grow.
 WASM_NODE_PROFILE := wasm-node
-WASM_NODE_PROFILE_FLAGS := $(call wasm_profile,$(WASM_NODE_PROFILE),3) --features record-reader
+WASM_NODE_PROFILE_FLAGS := $(call wasm_profile,$(WASM_NODE_PROFILE),3) --features record-reader,consul-registration
 WASM_NODE_RAW := $(call wasm_raw,$(WASM_NODE_PROFILE))
 WASM_MINIFY := --strip-debug --strip-producers --strip-target-features --minify-imports-and-exports-and-modules
 

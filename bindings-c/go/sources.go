@@ -177,3 +177,35 @@ func (r *Registry) SourceFeed(name, body string, now time.Time, status int, inde
 	})
 	return rep, err
 }
+
+// ConsulRegistration is what a Consul registrar sends the local agent for
+// one instance (SPEC §10.4, Consul registration), as the core builds it.
+type ConsulRegistration struct {
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	// CheckID is the TTL check's id, "service:<id>".
+	CheckID string `json:"check_id"`
+	// Body is the text to PUT to /v1/agent/service/register.
+	Body string `json:"body"`
+	// HeartbeatPath keeps the check's status: /v1/agent/check/<pass|warn|fail>/service:<id>.
+	HeartbeatPath string `json:"heartbeat_path"`
+	// Maintenance: the agent's maintenance mode for the service is on.
+	Maintenance bool `json:"maintenance"`
+}
+
+// NewConsulRegistration is the registration of entryJSON (the instance wire
+// form plus an optional "status": passing, warning, critical or
+// maintenance) with a TTL check of ttlS seconds that Consul removes after
+// deregisterAfterS seconds critical (each 1-86400).
+func NewConsulRegistration(entryJSON string, ttlS, deregisterAfterS uint64) (ConsulRegistration, error) {
+	var reg ConsulRegistration
+	err := withName("entry", entryJSON, func(entry *C.char) error {
+		var out *C.char
+		var e *C.waypost_error
+		if err := status(C.waypost_consul_registration(entry, C.uint64_t(ttlS), C.uint64_t(deregisterAfterS), &out, &e), e); err != nil {
+			return err
+		}
+		return decode(takeString(out), &reg)
+	})
+	return reg, err
+}

@@ -1192,6 +1192,26 @@ waypost_status waypost_registry_source_feed(const waypost_registry *registry,
                                             char **out_report_json,
                                             waypost_error **out_err);
 
+/**
+ * Sets `*out_registration_json` to what a Consul registrar sends the
+ * local agent for `entry_json` (the instance wire form plus an optional
+ * `"status"`) with a TTL check of `ttl_s` seconds that Consul removes
+ * after `deregister_after_s` seconds critical (SPEC §10.4, Consul
+ * registration): `{"id", "service", "check_id", "body", "heartbeat_path",
+ * "maintenance"}`, `body` the text of `PUT /v1/agent/service/register`.
+ * Needs no registry. Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (a bad
+ * instance or status, or a duration outside 1–86400 s).
+ *
+ * # Safety
+ * `entry_json` NUL-terminated; `out_registration_json` writable; `out_err`
+ * NULL or writable.
+ */
+waypost_status waypost_consul_registration(const char *entry_json,
+                                           uint64_t ttl_s,
+                                           uint64_t deregister_after_s,
+                                           char **out_registration_json,
+                                           waypost_error **out_err);
+
 #if defined(WAYPOST_PANIC_TEST)
 /**
  * Panics inside the guard. With a registry, panics while holding its lock:

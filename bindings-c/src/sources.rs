@@ -9,6 +9,7 @@ use std::ffi::c_char;
 use crate::convert::{owned, Cleared};
 use crate::error::{ffi, waypost_error, waypost_status};
 use crate::registry::waypost_registry;
+use waypost_core::ConsulRegistration;
 
 /// Makes the instances of `service` owned by `source` exactly the entries
 /// of `entries_json` (a JSON array of instance wire forms, each with an
@@ -176,6 +177,35 @@ pub unsafe extern "C" fn waypost_registry_source_feed(
                 .reg
                 .source_feed(name, body, now_ms, status, index)?;
             out_report_json.set(owned(report.to_json())?);
+        }
+    )
+}
+
+/// Sets `*out_registration_json` to what a Consul registrar sends the
+/// local agent for `entry_json` (the instance wire form plus an optional
+/// `"status"`) with a TTL check of `ttl_s` seconds that Consul removes
+/// after `deregister_after_s` seconds critical (SPEC §10.4, Consul
+/// registration): `{"id", "service", "check_id", "body", "heartbeat_path",
+/// "maintenance"}`, `body` the text of `PUT /v1/agent/service/register`.
+/// Needs no registry. Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (a bad
+/// instance or status, or a duration outside 1–86400 s).
+///
+/// # Safety
+/// `entry_json` NUL-terminated; `out_registration_json` writable; `out_err`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_consul_registration(
+    entry_json: *const c_char,
+    ttl_s: u64,
+    deregister_after_s: u64,
+    out_registration_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    ffi!(
+        out_err,
+        |entry_json: &str, out_registration_json: Cleared<c_char>| {
+            let registration = ConsulRegistration::new(entry_json, ttl_s, deregister_after_s)?;
+            out_registration_json.set(owned(registration.to_json())?);
         }
     )
 }

@@ -32,5 +32,6 @@ fn waypost_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::PyDiscovery>()?;
     m.add_class::<objects::PyPickResult>()?;
     m.add_class::<objects::PyEvent>()?;
+    m.add_function(wrap_pyfunction!(sources::consul_registration, m)?)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString};
 use waypost::json::Json;
-use waypost::{SourceRequest, SyncReport};
+use waypost::{ConsulRegistration, SourceRequest, SyncReport};
 
 use crate::convert::{self, type_error};
 use crate::errors;
@@ -72,4 +72,23 @@ pub(crate) fn request<'py>(py: Python<'py>, r: &SourceRequest) -> PyResult<Bound
     d.set_item("body", &r.body)?;
     d.set_item("stream", r.stream)?;
     Ok(d.into_any())
+}
+
+/// What a Consul registrar sends for `instance` (an entry mapping: the
+/// instance wire form plus an optional `status`) with a TTL check of
+/// `ttl_s` seconds, deregistered after `deregister_after_s` seconds
+/// critical (SPEC §10.4, Consul registration): `{"id", "service",
+/// "check_id", "body", "heartbeat_path", "maintenance"}`.
+#[pyfunction]
+pub(crate) fn consul_registration<'py>(
+    py: Python<'py>,
+    instance: &Bound<'_, PyAny>,
+    ttl_s: &Bound<'_, PyAny>,
+    deregister_after_s: &Bound<'_, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let instance = object_json(py, instance, "instance")?;
+    let ttl_s = convert::uint(py, ttl_s, "ttl_s")?;
+    let deregister_after_s = convert::uint(py, deregister_after_s, "deregister_after_s")?;
+    let registration = ConsulRegistration::new(&instance, ttl_s, deregister_after_s);
+    convert::wire_to_py(py, &errors::check(py, registration)?.to_json())
 }

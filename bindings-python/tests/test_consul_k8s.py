@@ -291,6 +291,31 @@ def test_consul_registrar_update_maps_status_and_heartbeats_keep_it(server: Stor
             assert sent(agent_calls(server)[mark + 1:mark + 2]) == ["PUT /v1/agent/check/fail/service:pay-3"]
 
 
+def test_consul_registration_is_the_cores_byte_for_byte() -> None:
+    """The shared cases (tests/fixtures/consul/registration.json): the same
+    instance gives the same registration, body bytes included, in every
+    language; and the registrar sends exactly that body."""
+    cases = json.loads((FIXTURES / "consul" / "registration.json").read_text())["cases"]
+    for case in cases:
+        args = (case["instance"], case["ttl_s"], case["deregister_after_s"])
+        if "error" in case:
+            with pytest.raises(waypost.Error) as caught:
+                waypost._waypost.consul_registration(*args)
+            assert caught.value.code == case["error"], case["name"]
+            continue
+        got = waypost._waypost.consul_registration(*args)
+        assert got == case["expect"], case["name"]
+        assert list(got) == ["id", "service", "check_id", "body", "heartbeat_path", "maintenance"]
+    with StoreServer() as s:
+        first = cases[0]
+        r = consul.Registrar(s.url, first["instance"], ttl_s=first["ttl_s"],
+                             deregister_after_s=first["deregister_after_s"])
+        with r:
+            calls = agent_calls(s)
+        assert calls[0]["path"] == "/v1/agent/service/register"
+        assert calls[0]["raw"] == first["expect"]["body"]
+
+
 def test_consul_registrant_that_dies_goes_critical_then_away(server: StoreServer) -> None:
     reg = registry()
     inst = {"id": "pay-2", "service": "pay", "address": "10.0.0.9", "port": 9000}

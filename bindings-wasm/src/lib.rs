@@ -370,7 +370,11 @@ impl RegistryCore {
     /// 1 `source_put(a = source, c = entry)`, 2 `source_delete(a = source,
     /// b = id)`, 3 `source_add(a = name, c = options)`, 4
     /// `source_request(a = name)`, 5 `source_feed(a = name, c = body,
-    /// status, b = index or "")`. Each is one core call; the answer is the
+    /// status, b = index or "")`; in Node's module (feature
+    /// `consul-registration`) also 6 `ConsulRegistration::new(c = entry,
+    /// a = ttl_s, b = deregister_after_s)`, the seconds as decimal text, its
+    /// answer the registration (the browser's module leaves it out for size
+    /// and reads 6 as 5). Each is one core call; the answer is the
     /// report or request as JSON ("" for `source_add`), or `undefined` with
     /// the error kept for `takeError`. `c` comes as UTF-8 bytes: copied in
     /// whole, where a string is copied a character at a time while it is
@@ -398,6 +402,8 @@ impl RegistryCore {
             2 => r.source_delete(a, b, now).map(|x| x.to_json()),
             3 => r.source_add(a, c).map(|()| String::new()),
             4 => r.source_request(a).map(|x| x.to_json()),
+            #[cfg(feature = "consul-registration")]
+            6 => consul_registration(a, b, c),
             _ => {
                 let index = (!b.is_empty()).then_some(b);
                 r.source_feed(a, c, now, status, index).map(|x| x.to_json())
@@ -639,6 +645,28 @@ pub fn config_keys() -> String {
 #[wasm_bindgen]
 pub fn version() -> String {
     waypost::VERSION.to_owned()
+}
+
+/// The Consul registration of `entry` with the durations as the facade
+/// passes them: whole seconds in decimal text.
+#[cfg(feature = "consul-registration")]
+fn consul_registration(
+    ttl_s: &str,
+    deregister_after_s: &str,
+    entry: &str,
+) -> waypost::Result<String> {
+    let seconds = |field: &str, text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| waypost::Error::InvalidArgument {
+                field: field.to_owned(),
+                reason: ["`", text, "` is not a whole number of seconds"].concat(),
+            })
+    };
+    let (ttl_s, deregister_after_s) = (
+        seconds("ttl_s", ttl_s)?,
+        seconds("deregister_after_s", deregister_after_s)?,
+    );
+    waypost::ConsulRegistration::new(entry, ttl_s, deregister_after_s).map(|r| r.to_json())
 }
 
 /// Without std, a panic is a trap: the module is dead either way (the

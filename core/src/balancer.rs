@@ -237,56 +237,134 @@ pub(crate) fn weighted_draw(rng: &mut Rng, prefix: &[u64]) -> Option<usize> {
     Some(prefix.partition_point(|&p| p <= r))
 }
 
-/// Walker/Vose alias table over integer weights: a weighted draw in O(1)
-/// with exact probabilities `w / Σw` (integer arithmetic, so every platform
-/// draws the same sequence).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AliasTable {
-    /// Column `i` keeps itself when `r < keep[i]` (r uniform in `0..total`).
-    keep: Vec<u64>,
-    alias: Vec<u32>,
-    total: u64,
+/// Refused draws after which a rejection draw hands over to the running
+/// sums (reached with probability below (3/4)^64).
+const REJECTION_TRIES: u32 = 64;
+
+/// The bound of the rejection draw (SPEC §5.3): the power of two above the
+/// largest of `n` weights summing to `total`, when `n · bound ≤ 4 · total`
+/// (a draw is then kept at least one time in four); `None` when the
+/// weights are too uneven for it (the running sums draw) or there are none.
+pub(crate) fn rejection_bound(n: usize, total: u64, max: u64) -> Option<u64> {
+    let bits = 64 - max.leading_zeros();
+    if n == 0 || total == 0 || max == 0 || bits >= 64 {
+        return None;
+    }
+    let bound = 1u64 << bits;
+    let span = u128::from(n as u64) * u128::from(bound);
+    (span <= 4 * u128::from(total) && span <= u128::from(u64::MAX)).then_some(bound)
 }
 
-impl AliasTable {
-    pub fn new<W: Copy + Into<u64>>(weights: &[W]) -> AliasTable {
-        let n = weights.len() as u64;
-        let total: u64 = weights.iter().map(|&w| w.into()).sum();
-        if n == 0 || total == 0 {
-            return AliasTable::default();
+/// Weighted random by rejection: one draw `x = below(n · bound)` gives a
+/// uniform position `i = x / bound` and `u = x mod bound`; `i` is kept when
+/// `u < w_i`, else a new `x` is drawn. Nothing to rebuild when a weight
+/// changes, and no table beside the weights. `None` after
+/// [`REJECTION_TRIES`] refusals: the caller then draws from running sums.
+#[inline]
+pub(crate) fn rejection_draw<W: Copy + Into<u64>>(
+    rng: &mut Rng,
+    weights: &[W],
+    bound: u64,
+) -> Option<usize> {
+    rejection_draw_by(rng, weights.len(), bound, |i| {
+        weights.get(i).map_or(0, |&w| w.into())
+    })
+}
+
+/// [`rejection_draw`] over `n` weights read by position.
+#[inline]
+pub(crate) fn rejection_draw_by(
+    rng: &mut Rng,
+    n: usize,
+    bound: u64,
+    weight: impl Fn(usize) -> u64,
+) -> Option<usize> {
+    let n = n as u64;
+    if n == 0 || !bound.is_power_of_two() {
+        return None;
+    }
+    // `bound` is a power of two and `n · bound` fits (`rejection_bound`).
+    let shift = bound.trailing_zeros();
+    let span = n.saturating_mul(bound);
+    for _ in 0..REJECTION_TRIES {
+        let x = rng.below(span);
+        let i = (x >> shift) as usize;
+        if x & (bound - 1) < weight(i) {
+            return Some(i);
         }
-        // Column capacity is `total`; scaled weights sum to exactly n·total.
-        let mut scaled: Vec<u64> = weights.iter().map(|&w| w.into() * n).collect();
-        let mut keep = vec![total; weights.len()];
-        let mut alias: Vec<u32> = (0..weights.len() as u32).collect();
-        let (mut small, mut large): (Vec<u32>, Vec<u32>) =
-            (0..weights.len() as u32).partition(|&i| scaled[i as usize] < total);
-        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
-            small.pop();
-            keep[s as usize] = scaled[s as usize];
-            alias[s as usize] = l;
-            let rest = scaled[l as usize] - (total - scaled[s as usize]);
-            scaled[l as usize] = rest;
-            if rest < total {
-                large.pop();
-                small.push(l);
-            }
+    }
+    None
+}
+
+/// The running sums of `weights`, for [`weighted_draw`].
+pub(crate) fn running_sums<W: Copy + Into<u64>>(weights: &[W]) -> Vec<u64> {
+    weights
+        .iter()
+        .scan(0u64, |sum, &w| {
+            *sum += w.into();
+            Some(*sum)
+        })
+        .collect()
+}
+
+/// [`weighted_draw`] without the running sums at hand: `r = below(Σw)`,
+/// then the first position whose running sum exceeds `r`.
+#[cfg(any(feature = "pickers", test))]
+#[inline(never)]
+pub(crate) fn running_sum_draw<W: Copy + Into<u64>>(rng: &mut Rng, weights: &[W]) -> Option<usize> {
+    let total: u64 = weights.iter().map(|&w| w.into()).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut r = rng.below(total);
+    weights.iter().position(|&w| match r.checked_sub(w.into()) {
+        Some(rest) => {
+            r = rest;
+            false
         }
-        AliasTable { keep, alias, total }
+        None => true,
+    })
+}
+
+/// How many weights fall in each power-of-two class (`2^k ≤ w < 2^(k+1)`),
+/// kept beside a table's weights so the rejection bound follows a change
+/// in O(1).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WeightClasses {
+    counts: [u32; 32],
+}
+
+impl WeightClasses {
+    fn class(w: u32) -> Option<usize> {
+        (w > 0).then(|| 31 - w.leading_zeros() as usize)
     }
 
-    #[inline]
-    pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
-        if self.keep.is_empty() {
-            return None;
+    pub fn add(&mut self, w: u32) {
+        if let Some(c) = Self::class(w).and_then(|k| self.counts.get_mut(k)) {
+            *c += 1;
         }
-        let column = rng.below(self.keep.len() as u64) as usize;
-        let r = rng.below(self.total);
-        Some(if r < self.keep[column] {
-            column
-        } else {
-            self.alias[column] as usize
-        })
+    }
+
+    pub fn remove(&mut self, w: u32) {
+        if let Some(c) = Self::class(w).and_then(|k| self.counts.get_mut(k)) {
+            *c = c.saturating_sub(1);
+        }
+    }
+
+    pub fn of(weights: &[u32]) -> WeightClasses {
+        let mut classes = WeightClasses::default();
+        for &w in weights {
+            classes.add(w);
+        }
+        classes
+    }
+
+    /// The rejection bound of these weights (see [`rejection_bound`]); 0
+    /// when the running sums draw.
+    pub fn bound(&self, n: usize, total: u64) -> u64 {
+        let top = self.counts.iter().rposition(|&c| c > 0);
+        top.and_then(|k| rejection_bound(n, total, 1u64 << k))
+            .unwrap_or(0)
     }
 }
 
@@ -417,28 +495,57 @@ mod tests {
     }
 
     #[test]
-    fn alias_table_has_exact_probabilities() {
-        let weights = [5u64, 1, 1, 3];
-        let table = AliasTable::new(&weights);
-        // Probability of j = Σ over columns of P(column) · P(j | column), in units of 1/(n·total).
-        let (n, total) = (weights.len() as u64, 10u64);
-        let mut mass = [0u64; 4];
-        for i in 0..4 {
-            mass[i] += table.keep[i];
-            mass[table.alias[i] as usize] += total - table.keep[i];
-        }
-        for (j, &w) in weights.iter().enumerate() {
-            assert_eq!(mass[j], w * n, "column mass of {j}");
-        }
-        let mut rng = Rng::from_seed(3);
+    fn rejection_bound_is_the_power_of_two_above_the_largest_weight() {
+        assert_eq!(rejection_bound(4, 10_000, 4_000), Some(4_096));
+        assert_eq!(rejection_bound(2, 2_048, 1_024), Some(2_048));
+        // Uneven: n · bound above 4 · total.
+        assert_eq!(rejection_bound(7, 18_000, 12_000), None);
+        assert_eq!(rejection_bound(0, 0, 0), None);
+        assert_eq!(rejection_bound(3, 0, 0), None);
+        assert_eq!(rejection_bound(1, u64::MAX, u64::MAX), None);
+        let classes = WeightClasses::of(&[1_000, 2_000, 3_000, 4_000]);
+        assert_eq!(classes.bound(4, 10_000), 4_096);
+        let mut classes = WeightClasses::of(&[1_000; 6]);
+        classes.add(12_000);
+        assert_eq!(classes.bound(7, 18_000), 0);
+        classes.remove(12_000);
+        assert_eq!(classes.bound(6, 6_000), 1_024);
+    }
+
+    #[test]
+    fn rejection_draw_follows_weights() {
+        let weights = [1_000u32, 2_000, 3_000, 4_000];
+        let bound = rejection_bound(4, 10_000, 4_000).unwrap_or(0);
+        let mut rng = Rng::from_seed(5);
         let mut counts = [0u32; 4];
         for _ in 0..100_000 {
-            if let Some(i) = table.draw(&mut rng) {
+            if let Some(i) = rejection_draw(&mut rng, &weights, bound) {
                 counts[i] += 1;
             }
         }
-        assert!((48_000..52_000).contains(&counts[0]), "{counts:?}");
-        assert!((28_500..31_500).contains(&counts[3]), "{counts:?}");
+        for (i, &c) in counts.iter().enumerate() {
+            let want = 10_000 * (i as u32 + 1);
+            assert!(c.abs_diff(want) < 1_000, "{counts:?}");
+        }
+        // Zero weights are never drawn; too many refusals hand over to the
+        // running sums, which draw the same as a walk of the weights.
+        let mut rng = Rng::from_seed(6);
+        for _ in 0..100 {
+            assert_eq!(rejection_draw(&mut rng, &[0u32, 7, 0], 8), Some(1));
+        }
+        assert_eq!(rejection_draw(&mut rng, &[0u32, 0, 5], 1 << 40), None);
+        assert_eq!(rejection_draw(&mut rng, &[0u32, 0], 8), None);
+        assert_eq!(rejection_draw::<u32>(&mut rng, &[], 8), None);
+        assert_eq!(rejection_draw(&mut rng, &[1u32], 3), None);
+        let prefix = running_sums(&[0u32, 0, 5, 0, 2]);
+        assert_eq!(prefix, [0, 0, 5, 5, 7]);
+        let (mut a, mut b) = (Rng::from_seed(8), Rng::from_seed(8));
+        for _ in 0..100 {
+            assert_eq!(
+                weighted_draw(&mut a, &prefix),
+                running_sum_draw(&mut b, &[0u32, 0, 5, 0, 2])
+            );
+        }
     }
 
     #[test]

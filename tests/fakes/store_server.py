@@ -46,7 +46,7 @@ after ``bump`` changes elsewhere: a watch from before now gets HTTP 410), ``k8s/
 API server restarts). ``GET /_test/stats``: request counts by kind and the
 number of other connections open; ``GET /_test/consul/agent``: every
 ``PUT /v1/agent/...`` call so far, in order, as ``{method, path (with its
-query), body (JSON or null)}``.
+query), body (JSON or null), raw (the body's text as sent)}``.
 
 Run ``python3 store_server.py``: binds 127.0.0.1 on a free port, prints
 ``{"port": N}`` on a line, and stops when its stdin closes (so a test that
@@ -260,9 +260,12 @@ class Handler(BaseHTTPRequestHandler):
             return True
 
     def _body(self) -> Json:
+        return self._raw_body()[1]
+
+    def _raw_body(self) -> tuple[str, Json]:
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b""
-        return json.loads(raw) if raw.strip() else None
+        return raw.decode(errors="replace"), json.loads(raw) if raw.strip() else None
 
     def _send(self, code: int, body: Json = None, headers: Optional[dict[str, str]] = None, text: Optional[str] = None) -> None:
         data = (text if text is not None else json.dumps(body)).encode()
@@ -323,9 +326,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(405, text="method not allowed\n")
             return
         now = time.monotonic()
-        body = self._body()
+        raw, body = self._raw_body()
         with state.cond:
-            state.agent_calls.append({"method": method, "path": self.path, "body": body})
+            state.agent_calls.append({"method": method, "path": self.path, "body": body, "raw": raw})
         if path == "/v1/agent/service/register":
             state.count("consul_register")
             if not isinstance(body, dict) or not body.get("Name"):

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -238,6 +239,7 @@ type agentCall struct {
 	Method string         `json:"method"`
 	Path   string         `json:"path"`
 	Body   map[string]any `json:"body"`
+	Raw    string         `json:"raw"`
 }
 
 func agentCalls(t *testing.T, s *storetest.Server) []agentCall {
@@ -420,6 +422,59 @@ func TestRegistrarUpdateMapsTheStatusAndHeartbeatsKeepIt(t *testing.T) {
 		t.Fatalf("after Close an update is only kept: %v, %v", err, sent(agentCalls(t, s)[mark:]))
 	}
 	m.Close()
+}
+
+// TestRegistrationIsTheCoresByteForByte runs the shared cases
+// (tests/fixtures/consul/registration.json): the same instance gives the
+// same registration, body bytes included, in every language; and the
+// registrar sends exactly that body.
+func TestRegistrationIsTheCoresByteForByte(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(storetest.Root(), "tests", "fixtures", "consul", "registration.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Cases []struct {
+			Name             string
+			Instance         json.RawMessage
+			TTLS             uint64 `json:"ttl_s"`
+			DeregisterAfterS uint64 `json:"deregister_after_s"`
+			Expect           *waypost.ConsulRegistration
+			Error            waypost.Code
+		}
+	}
+	if err := json.Unmarshal(text, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range doc.Cases {
+		got, err := waypost.NewConsulRegistration(string(c.Instance), c.TTLS, c.DeregisterAfterS)
+		var we *waypost.Error
+		switch {
+		case c.Expect == nil && (!errors.As(err, &we) || we.Code != c.Error):
+			t.Errorf("%s: want %s, got %v", c.Name, c.Error, err)
+		case c.Expect != nil && (err != nil || got != *c.Expect):
+			t.Errorf("%s: got %+v, %v\nwant %+v", c.Name, got, err, *c.Expect)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	first := doc.Cases[0]
+	var in waypost.InstanceSpec
+	if err := json.Unmarshal(first.Instance, &in); err != nil {
+		t.Fatal(err)
+	}
+	s := storetest.Start(t, "")
+	r := &Registrar{Address: s.URL, Instance: in, TTL: time.Duration(first.TTLS) * time.Second,
+		DeregisterAfter: time.Duration(first.DeregisterAfterS) * time.Second}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	calls := agentCalls(t, s)
+	r.Close()
+	if calls[0].Path != "/v1/agent/service/register" || calls[0].Raw != first.Expect.Body {
+		t.Fatalf("sent %s %q\nwant %q", calls[0].Path, calls[0].Raw, first.Expect.Body)
+	}
 }
 
 func TestErrorsAreVisibleAndContextCloses(t *testing.T) {

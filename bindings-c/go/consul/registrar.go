@@ -17,14 +17,6 @@ import (
 // (Consul keeps it in the _service_maintenance:<id> check's Notes).
 const MaintenanceReason = "waypost: maintenance"
 
-// checkOf maps a source status to the TTL check's status and the heartbeat
-// that keeps it. Maintenance is the agent's maintenance mode on top of a
-// passing check: the instance is alive, only drained.
-var checkOf = map[string]struct{ status, verb string }{
-	"": {"passing", "pass"}, "passing": {"passing", "pass"}, "warning": {"warning", "warn"},
-	"critical": {"critical", "fail"}, "maintenance": {"passing", "pass"},
-}
-
 // Registrar registers Instance with the agent (PUT /v1/agent/service/register)
 // with a TTL check and DeregisterCriticalServiceAfter, passes the check
 // every TTL/3, registers again when the agent no longer knows it, and
@@ -36,7 +28,9 @@ var checkOf = map[string]struct{ status, verb string }{
 // which every later heartbeat keeps (warn / fail instead of pass);
 // "maintenance" turns on the agent's maintenance mode for the service
 // (reason MaintenanceReason), a later other status turns it off. Every
-// later registration sends the updated instance.
+// later registration sends the updated instance. The core builds the
+// registration (waypost.NewConsulRegistration), so every language sends
+// the same bytes.
 type Registrar struct {
 	Address         string
 	Instance        waypost.InstanceSpec // read at Start; change it later with Update
@@ -53,12 +47,11 @@ type Registrar struct {
 	// registration, a heartbeat and an Update never cross (the last
 	// instance written is the last one given).
 	writing     sync.Mutex
-	registered  bool   // under writing: Start registered it
-	stopped     bool   // under writing: Close has begun
-	body        string // under writing: the registration
-	status      string // under writing: the source status ("" is passing)
-	maintenance bool   // under writing: maintenance mode turned on
-	stale       bool   // under writing: an update not yet all sent
+	registered  bool                       // under writing: Start registered it
+	stopped     bool                       // under writing: Close has begun
+	reg         waypost.ConsulRegistration // under writing: what is sent
+	maintenance bool                       // under writing: maintenance mode turned on
+	stale       bool                       // under writing: an update not yet all sent
 
 	mu            sync.Mutex
 	registrations int
@@ -77,14 +70,12 @@ func NewRegistrar(address string, instance waypost.InstanceSpec) *Registrar {
 	return &Registrar{Address: address, Instance: instance}
 }
 
-func seconds(d time.Duration) string {
-	return fmt.Sprintf("%ds", int64((d+time.Second-1)/time.Second))
+// seconds is d in whole seconds, rounded up.
+func seconds(d time.Duration) uint64 {
+	return uint64((d + time.Second - 1) / time.Second)
 }
 
 func (r *Registrar) prepare() error {
-	if r.Instance.ID == "" || r.Instance.Service == "" {
-		return errors.New("consul: Registrar.Instance needs ID and Service")
-	}
 	if r.TTL < 0 || r.DeregisterAfter < 0 {
 		return errors.New("consul: Registrar.TTL and DeregisterAfter must not be negative")
 	}
@@ -97,40 +88,25 @@ func (r *Registrar) prepare() error {
 	if r.Timeout == 0 {
 		r.Timeout = 2 * time.Second
 	}
-	body, err := r.registration(r.Instance, "")
+	reg, err := r.registration(r.Instance, "")
 	if err != nil {
 		return err
 	}
-	r.body, r.status = body, ""
+	r.reg = reg
 	r.server, err = newServer(r.Address, r.Token, r.CAFile, r.Timeout)
 	return err
 }
 
-// registration is the body of PUT /v1/agent/service/register for in with
-// its TTL check starting in status's check status.
-func (r *Registrar) registration(in waypost.InstanceSpec, status string) (string, error) {
-	check, ok := checkOf[status]
-	if !ok {
-		return "", fmt.Errorf("consul: status %q: expected passing, warning, critical or maintenance", status)
+// registration is what the core says to send for in with status.
+func (r *Registrar) registration(in waypost.InstanceSpec, status string) (waypost.ConsulRegistration, error) {
+	entry, err := json.Marshal(struct {
+		waypost.InstanceSpec
+		Status string `json:"status,omitempty"`
+	}{in, status})
+	if err != nil {
+		return waypost.ConsulRegistration{}, err
 	}
-	weight := in.Weight
-	if weight == 0 {
-		weight = 1
-	}
-	body := map[string]any{
-		"ID": in.ID, "Name": in.Service, "Address": in.Address, "Port": in.Port,
-		"Tags": append([]string{}, in.Tags...), "Meta": in.Meta,
-		"Weights": map[string]uint32{"Passing": weight, "Warning": 1},
-		"Check": map[string]string{
-			"CheckID": "service:" + in.ID, "Name": "waypost TTL for " + in.ID, "TTL": seconds(r.TTL),
-			"Status": check.status, "DeregisterCriticalServiceAfter": seconds(r.DeregisterAfter),
-		},
-	}
-	if in.Zone != "" {
-		body["Locality"] = map[string]string{"Zone": in.Zone}
-	}
-	b, err := json.Marshal(body)
-	return string(b), err
+	return waypost.NewConsulRegistration(string(entry), seconds(r.TTL), seconds(r.DeregisterAfter))
 }
 
 // Update replaces the registration with instance and status ("" or
@@ -148,13 +124,13 @@ func (r *Registrar) Update(ctx context.Context, instance waypost.InstanceSpec, s
 		return fmt.Errorf("consul: Update keeps the instance %s/%s (same ID and Service), got %s/%s",
 			r.Instance.Service, r.Instance.ID, instance.Service, instance.ID)
 	}
-	body, err := r.registration(instance, status)
+	reg, err := r.registration(instance, status)
 	if err != nil {
 		return err
 	}
 	r.writing.Lock()
 	defer r.writing.Unlock()
-	r.body, r.status = body, status
+	r.reg = reg
 	if !r.registered || r.stopped {
 		return nil
 	}
@@ -212,12 +188,6 @@ func (r *Registrar) must(ctx context.Context, path, body string) error {
 	return err
 }
 
-// checkPath is the heartbeat: the TTL check's kept status (pass, warn or
-// fail); r.writing is held.
-func (r *Registrar) checkPath() string {
-	return "/v1/agent/check/" + checkOf[r.status].verb + "/service:" + url.PathEscape(r.Instance.ID)
-}
-
 // register registers the instance as it is now: the registration, the
 // check's status (an agent that knew the check keeps its old one),
 // maintenance mode on, or off when it was on (a registration anew may
@@ -225,16 +195,16 @@ func (r *Registrar) checkPath() string {
 // next heartbeat does it again. r.writing is held.
 func (r *Registrar) register(ctx context.Context) error {
 	r.stale = true
-	if err := r.must(ctx, "/v1/agent/service/register", r.body); err != nil {
+	if err := r.must(ctx, "/v1/agent/service/register", r.reg.Body); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.registrations++
 	r.mu.Unlock()
-	if err := r.must(ctx, r.checkPath(), ""); err != nil {
+	if err := r.must(ctx, r.reg.HeartbeatPath, ""); err != nil {
 		return err
 	}
-	if want := r.status == "maintenance"; want || r.maintenance {
+	if want := r.reg.Maintenance; want || r.maintenance {
 		query := url.Values{"enable": {fmt.Sprint(want)}}
 		if want {
 			query.Set("reason", MaintenanceReason)
@@ -258,7 +228,7 @@ func (r *Registrar) beat(ctx context.Context) error {
 		if err := r.register(ctx); err != nil {
 			return err
 		}
-	} else if status, err := r.put(ctx, r.checkPath(), ""); err != nil {
+	} else if status, err := r.put(ctx, r.reg.HeartbeatPath, ""); err != nil {
 		return err
 	} else if status == 404 {
 		if err := r.register(ctx); err != nil {

@@ -583,6 +583,26 @@ static void test_sources(void) {
   waypost_registry_free(reg);
 }
 
+/* The Consul registration: no registry, the body and paths as text (the
+ * Go suite holds every case of tests/fixtures/consul/registration.json). */
+static void test_consul_registration(void) {
+  char *reg = NULL;
+  EXPECT_OK(waypost_consul_registration(
+      "{\"id\":\"web 1\",\"service\":\"web\",\"address\":\"h\",\"port\":80,\"status\":\"critical\"}", 10, 60, &reg, e));
+  CHECK(reg != NULL && strstr(reg, "\"heartbeat_path\":\"/v1/agent/check/fail/service:web%201\"") != NULL);
+  CHECK(strstr(reg, "\"maintenance\":false") != NULL && strstr(reg, "\\\"TTL\\\":\\\"10s\\\"") != NULL);
+  waypost_string_free(reg);
+  reg = (char *)1;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_consul_registration(
+      "{\"id\":\"a\",\"service\":\"web\",\"address\":\"h\",\"port\":80,\"status\":\"draining\"}", 10, 60, &reg, e));
+  CHECK(reg == NULL);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_consul_registration(
+      "{\"id\":\"a\",\"service\":\"web\",\"address\":\"h\",\"port\":80}", 0, 60, &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_consul_registration(BAD_UTF8, 10, 60, &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_consul_registration(NULL, 10, 60, &reg, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_consul_registration("{}", 10, 60, NULL, e));
+}
+
 /* A pick and the fields of what it picked in one locked call: the JSON comes
  * back unless the caller's bitset holds the slot at the current epoch. */
 static void test_pick_fields(void) {
@@ -1067,6 +1087,7 @@ int main(void) {
   test_forced_panic();
   test_threads_share_a_registry();
   test_sources();
+  test_consul_registration();
   test_pick_fields();
   test_threads_load_adds_up();
   test_picker_basics();

@@ -13,6 +13,7 @@ __all__ = [
     "Picker",
     "Registry",
     "__version__",
+    "consul_registration",
 ]
 
 __version__: str
@@ -319,3 +320,10 @@ class Registry:
     def __reduce__(self) -> tuple[Any, tuple[str]]: ...
     def _noop(self) -> None: ...
     def _check_invariants(self) -> Optional[str]: ...
+
+def consul_registration(instance: Mapping[str, Any], ttl_s: int, deregister_after_s: int) -> dict[str, Any]:
+    """What a Consul registrar sends for ``instance`` (the wire form plus an
+    optional ``status``) with a TTL check of ``ttl_s`` seconds, removed after
+    ``deregister_after_s`` seconds critical (SPEC §10.4): ``{"id", "service",
+    "check_id", "body", "heartbeat_path", "maintenance"}``, ``body`` the JSON
+    text of ``PUT /v1/agent/service/register``."""

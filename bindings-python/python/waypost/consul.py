@@ -11,7 +11,9 @@
 - ``Registrar`` registers one instance with the local agent
   (``PUT /v1/agent/service/register``) with a TTL check and
   ``DeregisterCriticalServiceAfter``, passes the check every TTL/3, registers
-  again when the agent forgot it, and deregisters on a clean stop.
+  again when the agent forgot it, and deregisters on a clean stop. The core
+  builds the registration (``consul_registration``: the body, the heartbeat,
+  maintenance on or off), so every language sends the same bytes.
   ``update(instance)`` changes it in place; its ``status`` maps the way the
   core reads it back (SPEC §10.4): ``warning`` / ``critical`` become the TTL
   check's status (every heartbeat keeps it), ``maintenance`` the agent's
@@ -22,7 +24,6 @@ healthy again), ``.status`` and an ``on_error`` callback.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -32,7 +33,7 @@ from typing import Any, Mapping, Optional
 
 from ._mirror import ChangeCallback, ErrorCallback, MirrorLoop
 from ._store_http import Server, StoreError
-from ._waypost import Registry
+from ._waypost import Registry, consul_registration
 from .helpers import Clock
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8500"
@@ -124,48 +125,9 @@ class Mirror(MirrorLoop):
         self._ok()
 
 
-#: A source status (the instance's ``status``) → the TTL check's status and
-#: the heartbeat that keeps it. Maintenance is the agent's own maintenance
-#: mode on top of a passing check: the instance is alive, only drained.
-_CHECK = {"passing": ("passing", "pass"), "warning": ("warning", "warn"),
-          "critical": ("critical", "fail"), "maintenance": ("passing", "pass")}
-
 #: The ``reason`` given with maintenance mode (Consul keeps it in the
 #: ``_service_maintenance:<id>`` check's ``Notes``).
 MAINTENANCE_REASON = "waypost: maintenance"
-
-
-def _status(instance: Mapping[str, Any]) -> str:
-    status = instance.get("status", "passing")
-    if status not in _CHECK:
-        raise ValueError(f"instance: status {status!r}: expected passing, warning, critical or maintenance")
-    return str(status)
-
-
-def _registration(instance: Mapping[str, Any], ttl_s: int, deregister_after_s: int) -> tuple[str, str, bytes]:
-    ident, service = instance.get("id"), instance.get("service")
-    if not isinstance(ident, str) or not ident or not isinstance(service, str) or not service:
-        raise ValueError("instance: needs string `id` and `service` (the instance wire form)")
-    status = _status(instance)
-    body: dict[str, Any] = {
-        "ID": ident,
-        "Name": service,
-        "Address": instance.get("address", ""),
-        "Port": instance.get("port", 0),
-        "Tags": list(instance.get("tags") or []),
-        "Meta": dict(instance.get("meta") or {}),
-        "Weights": {"Passing": instance.get("weight", 1), "Warning": 1},
-        "Check": {
-            "CheckID": f"service:{ident}",
-            "Name": f"waypost TTL for {ident}",
-            "TTL": f"{ttl_s}s",
-            "Status": _CHECK[status][0],
-            "DeregisterCriticalServiceAfter": f"{deregister_after_s}s",
-        },
-    }
-    if instance.get("zone"):
-        body["Locality"] = {"Zone": instance["zone"]}
-    return ident, service, json.dumps(body).encode()
 
 
 class Registrar:
@@ -203,13 +165,12 @@ class Registrar:
         timeout_s: float = 2.0,
         on_error: Optional[ErrorCallback] = None,
     ) -> None:
-        if not isinstance(ttl_s, int) or ttl_s < 1:
-            raise ValueError("ttl_s: a whole number of seconds >= 1")
-        if not isinstance(deregister_after_s, int) or deregister_after_s < 1:
-            raise ValueError("deregister_after_s: a whole number of seconds >= 1")
-        self.id, self.service, self._body = _registration(instance, ttl_s, deregister_after_s)
+        # The core builds the registration (SPEC §10.4) and judges the
+        # instance, its status and the durations.
+        self._registration = consul_registration(instance, ttl_s, deregister_after_s)
+        self.id: str = self._registration["id"]
+        self.service: str = self._registration["service"]
         self.instance = dict(instance)
-        self._source_status = _status(instance)
         self.ttl_s = ttl_s
         self.deregister_after_s = deregister_after_s
         self.on_error = on_error
@@ -254,11 +215,6 @@ class Registrar:
         self._must(f"/v1/agent/service/maintenance/{self._service_path}?{query}")
         self._maintenance = on
 
-    def _check_path(self) -> str:
-        """The heartbeat: the TTL check's kept status (pass, warn or fail)."""
-        verb = _CHECK[self._source_status][1]
-        return f"/v1/agent/check/{verb}/" + urllib.parse.quote(f"service:{self.id}", safe=":")
-
     def _register(self) -> None:
         """Registers the instance as it is now: the registration, the
         check's status (an agent that knew the check keeps its old one),
@@ -266,10 +222,10 @@ class Registrar:
         may have dropped it: turned on again). Until all of it went
         through, the next heartbeat does it again. ``_writing`` is held."""
         self._stale = True
-        self._must("/v1/agent/service/register", self._body)
+        self._must("/v1/agent/service/register", self._registration["body"].encode())
         self.registrations += 1
-        self._must(self._check_path())
-        want = self._source_status == "maintenance"
+        self._must(self._registration["heartbeat_path"])
+        want: bool = self._registration["maintenance"]
         if want or self._maintenance:
             self._set_maintenance(want)
         self._stale = False
@@ -278,7 +234,7 @@ class Registrar:
         with self._writing:
             if self._stop.is_set():
                 return
-            if self._stale or self._put(self._check_path()) == 404:
+            if self._stale or self._put(self._registration["heartbeat_path"]) == 404:
                 self._register()
             self.heartbeats += 1
 
@@ -290,12 +246,13 @@ class Registrar:
         ``start()`` or after ``close()`` it is only kept. When the agent
         cannot be reached or refuses it raises ``ConsulError`` (the instance
         is kept and the heartbeat thread sends it once the agent answers)."""
-        ident, service, body = _registration(instance, self.ttl_s, self.deregister_after_s)
+        registration = consul_registration(instance, self.ttl_s, self.deregister_after_s)
+        ident, service = registration["id"], registration["service"]
         if (ident, service) != (self.id, self.service):
             raise ValueError(f"instance: update keeps the id {self.id!r} and service {self.service!r}, "
                              f"got {ident!r} in {service!r}")
         with self._writing:
-            self.instance, self._body, self._source_status = dict(instance), body, _status(instance)
+            self.instance, self._registration = dict(instance), registration
             if not self._registered or self._stop.is_set():
                 return
             self._register()

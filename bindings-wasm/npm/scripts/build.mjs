@@ -100,6 +100,9 @@ for (const store of ["etcd", "consul", "k8s"]) {
     platform: "node",
     target: "node18",
     logLevel: "error",
+    // The package's own entry (the registrar's consulRegistration): one
+    // module instance shared with the caller's `require("waypost")`.
+    external: ["waypost"],
   });
 }
 

@@ -9,10 +9,14 @@
 // query return at once): two requests start at least `minIntervalMs` apart.
 // ConsulRegistrar: PUT /v1/agent/service/register with a TTL check and
 // DeregisterCriticalServiceAfter, the check passed every TTL/3, registered
-// again when the agent forgot it, deregistered on close. `update(instance)`
-// changes it in place; its `status` maps the way the core reads it back
-// (SPEC §10.4): warning / critical become the TTL check's status (every
-// heartbeat keeps it), maintenance the agent's service maintenance mode.
+// again when the agent forgot it, deregistered on close. The core builds
+// the registration (`consulRegistration`: the body, the heartbeat,
+// maintenance on or off), so every language sends the same bytes; it
+// needs Node's module. `update(instance)` changes it in place; its `status`
+// maps the way the core reads it back (SPEC §10.4): warning / critical
+// become the TTL check's status (every heartbeat keeps it), maintenance the
+// agent's service maintenance mode.
+import { consulRegistration } from "waypost";
 import { MirrorLoop, Server, StoreError, Listeners, sleep } from "./store-http.js";
 
 export const DEFAULT_ADDRESS = "http://127.0.0.1:8500";
@@ -75,40 +79,8 @@ export class ConsulMirror extends MirrorLoop {
   }
 }
 
-// A source status (the instance's `status`) → the TTL check's status and the
-// heartbeat that keeps it. Maintenance is the agent's maintenance mode on top
-// of a passing check: the instance is alive, only drained.
-const CHECK = {
-  passing: ["passing", "pass"], warning: ["warning", "warn"],
-  critical: ["critical", "fail"], maintenance: ["passing", "pass"],
-};
-
 /** The `reason` given with maintenance mode (the `_service_maintenance:<id>` check's Notes). */
 export const MAINTENANCE_REASON = "waypost: maintenance";
-
-function sourceStatus(instance) {
-  const status = instance?.status ?? "passing";
-  if (!Object.hasOwn(CHECK, status)) {
-    throw new TypeError(`instance: status ${JSON.stringify(status)}: expected passing, warning, critical or maintenance`);
-  }
-  return status;
-}
-
-function registration(instance, ttl, deregisterAfter) {
-  const { id, service } = instance ?? {};
-  if (typeof id !== "string" || id === "" || typeof service !== "string" || service === "") {
-    throw new TypeError("instance: needs string `id` and `service` (the instance wire form)");
-  }
-  const status = sourceStatus(instance);
-  const body = {
-    ID: id, Name: service, Address: instance.address ?? "", Port: instance.port ?? 0,
-    Tags: [...(instance.tags ?? [])], Meta: { ...(instance.meta ?? {}) },
-    Weights: { Passing: instance.weight ?? 1, Warning: 1 },
-    Check: { CheckID: `service:${id}`, Name: `waypost TTL for ${id}`, TTL: `${ttl}s`, Status: CHECK[status][0], DeregisterCriticalServiceAfter: `${deregisterAfter}s` },
-  };
-  if (instance.zone) body.Locality = { Zone: instance.zone };
-  return JSON.stringify(body);
-}
 
 /**
  * Registers `instance` (the wire form) with the agent at `address` and
@@ -127,13 +99,11 @@ function registration(instance, ttl, deregisterAfter) {
  */
 export class ConsulRegistrar {
   constructor({ address, instance, ttl = 10, deregisterAfter = 60, token, timeoutMs = 2000, signal, onError } = {}) {
-    if (!Number.isInteger(ttl) || ttl < 1) throw new TypeError("ttl: a whole number of seconds >= 1");
-    if (!Number.isInteger(deregisterAfter) || deregisterAfter < 1) throw new TypeError("deregisterAfter: a whole number of seconds >= 1");
-    this.body = registration(instance, ttl, deregisterAfter);
-    this.id = instance.id;
-    this.service = instance.service;
+    // The core judges the instance, its status and the durations.
+    this.registration = consulRegistration(instance, ttl, deregisterAfter);
+    this.id = this.registration.id;
+    this.service = this.registration.service;
     this.instance = instance;
-    this.sourceStatus = sourceStatus(instance);
     this.ttl = ttl;
     this.deregisterAfter = deregisterAfter;
     // The registrar's writes to the agent, one after another, so a
@@ -175,9 +145,6 @@ export class ConsulRegistrar {
     if (await this.put(path, body) !== 200) throw new ConsulError(`consul ${this.endpoint}: PUT ${path} answered HTTP 404`, { endpoint: this.endpoint, path, status: 404 });
   }
 
-  /** The heartbeat: the TTL check's kept status (pass, warn or fail). */
-  checkPath() { return `/v1/agent/check/${CHECK[this.sourceStatus][1]}/service:${encodeURIComponent(this.id)}`; }
-
   /**
    * Registers the instance as it is now: the registration, the check's
    * status (an agent that knew the check keeps its old one), maintenance
@@ -187,10 +154,10 @@ export class ConsulRegistrar {
    */
   async register() {
     this.stale = true;
-    await this.must("/v1/agent/service/register", this.body);
+    await this.must("/v1/agent/service/register", this.registration.body);
     this.registrations += 1;
-    await this.must(this.checkPath());
-    const want = this.sourceStatus === "maintenance";
+    await this.must(this.registration.heartbeatPath);
+    const want = this.registration.maintenance;
     if (want || this.maintenance) {
       const query = want ? `enable=true&reason=${encodeURIComponent(MAINTENANCE_REASON)}` : "enable=false";
       await this.must(`/v1/agent/service/maintenance/${encodeURIComponent(this.id)}?${query}`);
@@ -200,7 +167,7 @@ export class ConsulRegistrar {
   }
 
   async beat() {
-    if (this.stale || await this.put(this.checkPath()) === 404) await this.register();
+    if (this.stale || await this.put(this.registration.heartbeatPath) === 404) await this.register();
     this.heartbeats += 1;
   }
 
@@ -221,21 +188,19 @@ export class ConsulRegistrar {
    * the agent answers).
    */
   update(instance) {
-    let body;
+    let registration;
     try {
-      body = registration(instance, this.ttl, this.deregisterAfter);
+      registration = consulRegistration(instance, this.ttl, this.deregisterAfter);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (instance.id !== this.id || instance.service !== this.service) {
+    if (registration.id !== this.id || registration.service !== this.service) {
       return Promise.reject(new TypeError(`instance: update keeps the id ${JSON.stringify(this.id)} and service ${JSON.stringify(this.service)}, ` +
-        `got ${JSON.stringify(instance.id)} in ${JSON.stringify(instance.service)}`));
+        `got ${JSON.stringify(registration.id)} in ${JSON.stringify(registration.service)}`));
     }
-    const status = sourceStatus(instance);
     return this.serial(async () => {
       this.instance = instance;
-      this.body = body;
-      this.sourceStatus = status;
+      this.registration = registration;
       if (!this.registered || this.stopper.signal.aborted) return;
       await this.register();
     });

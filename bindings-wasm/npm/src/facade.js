@@ -675,3 +675,26 @@ export class Registry {
     return h;
   }
 }
+
+// A core for the calls that use no registry state (the Consul registration).
+let stateless = null;
+
+function seconds(name, value) {
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number of seconds, got ${describe(value)}`);
+  return String(value);
+}
+
+/**
+ * What a Consul registrar sends the agent for `instance` (the instance wire
+ * form, camelCase or snake_case, plus an optional `status`) with a TTL check
+ * of `ttl` seconds that Consul removes after `deregisterAfter` seconds
+ * critical (SPEC §10.4): `{id, service, checkId, body, heartbeatPath,
+ * maintenance}`, `body` the text of PUT /v1/agent/service/register. Built by
+ * Node's module only (browser.js answers with an error).
+ */
+export function consulRegistration(instance, ttl, deregisterAfter) {
+  const entry = utf8.encode(json("instance", wire("instance", instance)));
+  const [a, b] = [seconds("ttl", ttl), seconds("deregisterAfter", deregisterAfter)];
+  stateless ??= made(new RegistryCore("{}"));
+  return camelCopy(JSON.parse(some(stateless, stateless.source(6, a, b, entry, 0, 0))));
+}

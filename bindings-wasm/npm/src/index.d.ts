@@ -227,6 +227,28 @@ export const ERROR_CODES: readonly ErrorCode[];
 /** The version of the core this package was built from. */
 export function version(): string;
 
+/** What a Consul registrar sends the agent for one instance (SPEC §10.4). */
+export interface ConsulRegistration {
+  id: string;
+  service: string;
+  /** The TTL check's id, `service:<id>`. */
+  checkId: string;
+  /** The text to PUT to /v1/agent/service/register. */
+  body: string;
+  /** The heartbeat that keeps the check's status: /v1/agent/check/<pass|warn|fail>/service:<id>. */
+  heartbeatPath: string;
+  /** The agent's maintenance mode for the service is on (status "maintenance"). */
+  maintenance: boolean;
+}
+
+/**
+ * The registration the core builds for `instance` (the wire form plus an
+ * optional `status`: passing, warning, critical or maintenance) with a TTL
+ * check of `ttl` seconds, removed after `deregisterAfter` seconds critical
+ * (each 1-86400). Node only: in a browser it throws.
+ */
+export function consulRegistration(instance: object, ttl: number, deregisterAfter: number): ConsulRegistration;
+
 /** A source's verdict on one of its instances (SPEC §10.1). */
 export type SourceStatus =
   // BEGIN GENERATED SourceStatus (make gen: the core's name table)

@@ -9,7 +9,7 @@ import { readFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Registry } from "../dist/node.js";
+import { Registry, consulRegistration } from "../dist/node.js";
 import { ConsulMirror, ConsulRegistrar, ConsulError } from "../dist/consul.js";
 import { K8sMirror, KubernetesError } from "../dist/k8s.js";
 
@@ -268,7 +268,8 @@ test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () 
     mark = (await agentCalls(s)).length;
     await assert.rejects(r.update({ ...inst, id: "pay-4" }), TypeError); // another instance
     await assert.rejects(r.update({ ...inst, service: "web" }), TypeError);
-    await assert.rejects(r.update({ ...inst, status: "draining" }), TypeError);
+    // A bad status is the core's verdict, the typed error of every binding.
+    await assert.rejects(r.update({ ...inst, status: "draining" }), { name: "WaypostError", code: "invalid_argument" });
     assert.ok(!(await agentCalls(s)).slice(mark).some((c) => c.path === "/v1/agent/service/register"));
     assert.equal(r.instance, inst);
     assert.equal(r.error, null);
@@ -280,6 +281,34 @@ test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () 
     assert.equal(r.instance.status, "critical");
     await m.close();
     await noOpenConnections(s);
+  } finally {
+    await s.close();
+  }
+});
+
+// The shared cases (tests/fixtures/consul/registration.json): the same
+// instance gives the same registration, body bytes included, in every
+// language; and the registrar sends exactly that body.
+test("consulRegistration is the core's, byte for byte, and the registrar sends its body", async () => {
+  const { cases } = JSON.parse(readFileSync(join(FIXTURES, "consul", "registration.json"), "utf8"));
+  for (const c of cases) {
+    const build = () => consulRegistration(c.instance, c.ttl_s, c.deregister_after_s);
+    if (c.error !== undefined) {
+      assert.throws(build, { name: "WaypostError", code: c.error }, c.name);
+      continue;
+    }
+    const e = c.expect;
+    assert.deepEqual(build(), { id: e.id, service: e.service, checkId: e.check_id, body: e.body, heartbeatPath: e.heartbeat_path, maintenance: e.maintenance }, c.name);
+  }
+  const s = await startServer();
+  try {
+    const [first] = cases;
+    const r = new ConsulRegistrar({ address: s.url, instance: first.instance, ttl: first.ttl_s, deregisterAfter: first.deregister_after_s });
+    await r.start();
+    const calls = await agentCalls(s);
+    await r.close();
+    assert.equal(calls[0].path, "/v1/agent/service/register");
+    assert.equal(calls[0].raw, first.expect.body);
   } finally {
     await s.close();
   }
@@ -301,7 +330,7 @@ test("Consul helpers: errors are visible, AbortSignal closes", async () => {
   await m.close();
   assert.equal(m.status, "stopped");
   await assert.rejects(new ConsulRegistrar({ address: dead, instance: { id: "a", service: "b", address: "x", port: 1 } }).start(), ConsulError);
-  assert.throws(() => new ConsulRegistrar({ address: dead, instance: { id: "a" } }), TypeError);
+  assert.throws(() => new ConsulRegistrar({ address: dead, instance: { id: "a" } }), { name: "WaypostError", code: "invalid_argument" });
 });
 
 const SLICE_LIST = JSON.parse(readFileSync(join(FIXTURES, "k8s", "endpointslice-list.json"), "utf8"));

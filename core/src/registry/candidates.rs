@@ -8,9 +8,9 @@
 //! the same candidates, weights and smooth-WRR state (a candidate that left
 //! and came back between two picks keeps its state, as it did when every
 //! change rebuilt the table at the next pick) — so picks do not change.
-//! What cannot be updated in place is rebuilt lazily: the alias table at
-//! the first weighted-random pick after a change (its columns depend on
-//! every weight), the smooth-WRR period table when the state next passes
+//! What cannot be updated in place is rebuilt lazily: the running sums of
+//! weights too uneven for the rejection draw at the first weighted-random
+//! pick after a change (every sum after a changed weight moves), the smooth-WRR period table when the state next passes
 //! through zero (§5.1). A change of the rule that chooses the candidates
 //! (another priority tier, a tier without healthy members, panic) rebuilds
 //! the table.
@@ -21,8 +21,12 @@ use core::cmp::Ordering;
 use super::entry::NOT_CANDIDATE;
 use super::service::{Candidates, PeriodState, PENDING_MAX};
 use super::{Entry, Registry, Slot};
-use crate::balancer::{rendezvous, rendezvous_score, AliasTable, BUCKET_BITS, WEIGHT_SCALE};
+use crate::balancer::{
+    rejection_draw, rendezvous, rendezvous_score, running_sums, weighted_draw, WeightClasses,
+    BUCKET_BITS, WEIGHT_SCALE,
+};
 use crate::health::Health;
+use crate::rng::Rng;
 
 /// Which members a service's candidate table holds (SPEC §5 without a
 /// zone or filter), chosen by the members per tier and health and by the
@@ -163,7 +167,8 @@ impl Candidates {
     fn weights_change(&mut self) {
         self.settle_wrr();
         self.period = PeriodState::Unknown;
-        self.alias_fresh = false;
+        self.prefix_fresh = false;
+        self.draw_bound = None;
     }
 
     fn insert_at(&mut self, pos: usize, slot: u32, generation: u32, weight: u32) {
@@ -183,6 +188,7 @@ impl Candidates {
         self.slots.insert(pos, slot);
         self.generations.insert(pos, generation);
         self.weights.insert(pos, weight);
+        self.classes.add(weight);
         if !self.current.is_empty() {
             self.current.insert(pos, 0);
         }
@@ -204,9 +210,9 @@ impl Candidates {
             self.generations.remove(pos);
         }
         if pos < self.weights.len() {
-            self.total = self
-                .total
-                .saturating_sub(u64::from(self.weights.remove(pos)));
+            let w = self.weights.remove(pos);
+            self.classes.remove(w);
+            self.total = self.total.saturating_sub(u64::from(w));
         }
         if pos < self.current.len() {
             self.current.remove(pos);
@@ -221,6 +227,8 @@ impl Candidates {
                 self.edits
                     .push(super::table_parts::Edit::Reweight(pos as u32, weight));
                 self.total = self.total - u64::from(w) + u64::from(weight);
+                self.classes.remove(w);
+                self.classes.add(weight);
                 if let Some(x) = self.weights.get_mut(pos) {
                     *x = weight;
                 }
@@ -254,18 +262,53 @@ impl Candidates {
         self.log_start = self.seq + 1;
     }
 
-    /// Builds the alias table if the weights changed since it was built.
+    /// A weighted-random position (SPEC §5.3): the rejection draw while
+    /// the weights are within its bound, else (or after too many refusals)
+    /// the running sums, made again if the weights changed since.
     #[inline]
-    pub fn ensure_alias(&mut self) {
-        if !self.alias_fresh {
-            self.build_alias();
+    pub fn weighted_draw(&mut self, rng: &mut Rng) -> Option<usize> {
+        let bound = self.rejection_bound();
+        if bound > 0 {
+            if let Some(i) = rejection_draw(rng, &self.weights, bound) {
+                return Some(i);
+            }
+        }
+        self.ensure_prefix();
+        weighted_draw(rng, &self.prefix)
+    }
+
+    /// The rejection draw's bound of the current weights (0: too uneven
+    /// for it).
+    #[inline]
+    pub fn rejection_bound(&mut self) -> u64 {
+        match self.draw_bound {
+            Some(b) => b,
+            None => {
+                let b = self.classes.bound(self.weights.len(), self.total);
+                self.draw_bound = Some(b);
+                b
+            }
         }
     }
 
+    /// The running sums a published table needs: made when the weights
+    /// are too uneven for the rejection draw; empty otherwise.
+    #[cfg(feature = "pickers")]
+    pub fn prefix_for_tables(&mut self) -> Vec<u64> {
+        if self.rejection_bound() > 0 {
+            return Vec::new();
+        }
+        self.ensure_prefix();
+        self.prefix.clone()
+    }
+
+    /// Makes the running sums if the weights changed since they were made.
     #[inline(never)]
-    fn build_alias(&mut self) {
-        self.alias = AliasTable::new(&self.weights);
-        self.alias_fresh = true;
+    fn ensure_prefix(&mut self) {
+        if !self.prefix_fresh {
+            self.prefix = running_sums(&self.weights);
+            self.prefix_fresh = true;
+        }
     }
 }
 
@@ -404,11 +447,11 @@ impl Registry {
         }
         old.settle_wrr();
         let mut c = Candidates {
-            // The period and alias table depend on the weights alone:
+            // The period and running sums depend on the weights alone:
             // `reweigh` keeps them when they come out the same.
             weights: core::mem::take(&mut old.weights),
-            alias: core::mem::take(&mut old.alias),
-            alias_fresh: old.alias_fresh,
+            prefix: core::mem::take(&mut old.prefix),
+            prefix_fresh: old.prefix_fresh,
             period: core::mem::take(&mut old.period),
             ramp_until: old.ramp_until,
             buckets: core::mem::take(&mut old.buckets),
@@ -480,6 +523,8 @@ impl Registry {
             c.weights.push(w);
         }
         c.total = sum;
+        c.classes = WeightClasses::of(&c.weights);
+        c.draw_bound = None;
         let changed = c.weights != old_weights;
         if changed || c.weights_at != clock || c.ramp_until > 0 {
             c.clear_memo();
@@ -492,7 +537,7 @@ impl Registry {
             c.period = PeriodState::Walk;
         }
         if changed {
-            c.alias_fresh = false;
+            c.prefix_fresh = false;
             #[cfg(feature = "pickers")]
             c.edits.reset();
         }

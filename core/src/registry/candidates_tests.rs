@@ -161,7 +161,7 @@ fn run(reg: &mut Registry, op: &Op, now: u64) -> String {
 }
 
 /// A service's caches as a comparable value (the smooth-WRR state written
-/// out; the period and alias tables are caches of the weights).
+/// out; the period table and running sums are caches of the weights).
 /// `weights_at` only when `when` (a rebuild made later reads a later clock).
 /// A service whose tables wait for its next pick shows none (a service
 /// without members is never picked from).
@@ -172,12 +172,13 @@ fn tables(reg: &Registry, when: bool) -> Vec<Option<String>> {
             let c = &s.candidates;
             (!s.dirty).then(|| {
                 format!(
-                    "{} {:?} {:?} {:?} {} {:?} {:?} ramp {} at {} {:?}",
+                    "{} {:?} {:?} {:?} {} {:?} {:?} {:?} ramp {} at {} {:?}",
                     s.name,
                     c.slots,
                     c.generations,
                     c.weights,
                     c.total,
+                    c.classes,
                     c.wrr_current(),
                     s.healthy,
                     c.ramp_until,

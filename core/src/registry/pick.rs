@@ -444,10 +444,7 @@ impl Registry {
         let pos = match strategy {
             Strategy::RoundRobin => svc.rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
-            Strategy::WeightedRandom => {
-                c.ensure_alias();
-                c.alias.draw(&mut self.rng)?
-            }
+            Strategy::WeightedRandom => c.weighted_draw(&mut self.rng)?,
             Strategy::WeightedRoundRobin => c.smooth_next(c.ramp_until > 0)?,
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {

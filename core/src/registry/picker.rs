@@ -1,7 +1,7 @@
 //! Worker-local pickers (SPEC §5.2): picks that never touch the registry.
 //!
 //! The registry publishes, per service, an immutable [`PickTable`] (the
-//! candidates in order, their weights, the alias table, the instances' hash
+//! candidates in order, their weights, their running sums when uneven, the instances' hash
 //! inputs, the smooth-WRR period, the panic flag) and a generation counter
 //! shared with every picker of the service. A [`Picker`] keeps its own
 //! round-robin and smooth-WRR positions and its own RNG stream, reads only
@@ -25,8 +25,8 @@ use super::service::RoundRobin;
 use super::table_parts::Parts;
 use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
-    key_bucket, rendezvous, smooth_wrr, two_choices, weighted_draw, AliasTable, SmoothPeriod,
-    Strategy, BUCKET_BITS,
+    key_bucket, rejection_draw_by, rendezvous, running_sum_draw, smooth_wrr, two_choices,
+    weighted_draw, SmoothPeriod, Strategy, BUCKET_BITS,
 };
 use crate::config::{MAX_ID_BYTES, MAX_KEY_BYTES};
 use crate::error::{Error, Result};
@@ -71,13 +71,12 @@ pub struct PickTable {
     /// The registry's candidate-table change the parts include.
     pub(super) edits_at: u64,
     pub(super) total: u64,
-    /// Alias table of `weights`, for weighted random over every
-    /// candidate; carried once some picker of the service drew so (until
-    /// then a picker builds it for itself).
-    pub(super) alias: Option<Arc<AliasTable>>,
-    /// Prefix sums of `weights`, for weighted random over a table built
-    /// with options (empty otherwise): the registry's own filtered picks
-    /// draw from prefix sums, unfiltered ones from the alias table.
+    /// The rejection draw's bound over the weights (0: running sums draw).
+    pub(super) bound: u64,
+    /// Running sums of the weights when `bound` is 0: always in a table
+    /// built with options; in one of every candidate (weights too uneven
+    /// for the rejection draw) once some picker of the service drew
+    /// weighted random, else empty (a picker then sums the weights itself).
     pub(super) prefix: Vec<u64>,
     /// Every member's generation, in-flight counter, revision, registered
     /// fields and hash input: shared with later tables while the service's
@@ -154,10 +153,10 @@ impl PickTable {
         self.members.get(handle).map(|m| &*m.counter)
     }
 
-    /// Whether it lacks a period or an alias table that pickers asked for.
-    pub(super) fn lacks(&self, wrr_used: bool, alias_used: bool) -> bool {
+    /// Whether it lacks a period or running sums that pickers asked for.
+    pub(super) fn lacks(&self, wrr_used: bool, sums_used: bool) -> bool {
         (wrr_used && !self.period_settled)
-            || (alias_used && self.options.is_none() && self.alias.is_none())
+            || (sums_used && self.bound == 0 && self.prefix.is_empty() && !self.is_empty())
     }
 }
 
@@ -190,11 +189,8 @@ pub struct Picker {
     buckets_table: u64,
     /// The table has no period yet and smooth WRR was asked for.
     wants_period: bool,
-    /// The alias table of a table that carries none (id of its table),
-    /// and the wish that later tables carry it.
-    alias: AliasTable,
-    alias_table: u64,
-    wants_alias: bool,
+    /// A weighted-random draw asked for the running sums its table lacks.
+    wants_sums: bool,
     /// Something besides the signal may call for a refresh (a wish for
     /// the period, a ramping weight, held outcomes): one test on the hot path.
     local: bool,
@@ -229,7 +225,7 @@ impl Picker {
     #[inline(never)]
     fn local_due(&self, now: u64) -> bool {
         self.wants_period
-            || self.wants_alias
+            || self.wants_sums
             || (self.table.ramping && now > self.table.weights_at)
             || (!self.outcomes.is_empty()
                 && (self.outcomes.len() >= PICKER_OUTCOME_BATCH
@@ -314,20 +310,18 @@ impl Picker {
         Ok(match strategy {
             Strategy::RoundRobin => Some(self.rr.next(len)),
             Strategy::Random => Some(self.rng.below(len as u64) as usize),
-            Strategy::WeightedRandom if t.prefix.is_empty() => match &t.alias {
-                Some(alias) => alias.draw(&mut self.rng),
-                None => {
-                    // The same table the registry would build: the draw
-                    // does not depend on who built it.
-                    if self.alias_table != t.id {
-                        self.alias = AliasTable::new(&t.parts.weights());
-                        self.alias_table = t.id;
-                    }
-                    self.wants_alias = true;
-                    self.local = true;
-                    self.alias.draw(&mut self.rng)
-                }
-            },
+            Strategy::WeightedRandom if t.bound > 0 => {
+                rejection_draw_by(&mut self.rng, len, t.bound, |i| {
+                    t.parts.weight(i).map_or(0, u64::from)
+                })
+                .or_else(|| running_sum_draw(&mut self.rng, &t.parts.weights()))
+            }
+            Strategy::WeightedRandom if t.prefix.is_empty() => {
+                // The same answer as the running sums the table lacks.
+                self.wants_sums = true;
+                self.local = true;
+                running_sum_draw(&mut self.rng, &t.parts.weights())
+            }
             Strategy::WeightedRandom => weighted_draw(&mut self.rng, &t.prefix),
             Strategy::WeightedRoundRobin => match &t.period {
                 Some(period) => period.get(self.wrr.next(period.len())),
@@ -523,9 +517,7 @@ impl Registry {
             buckets: Vec::new(),
             buckets_table: 0,
             wants_period: false,
-            alias: AliasTable::default(),
-            alias_table: 0,
-            wants_alias: false,
+            wants_sums: false,
             local,
             outcomes: Vec::new(),
             outcomes_since: 0,
@@ -565,10 +557,10 @@ impl Registry {
         }
         svc.metrics.pick_failures += core::mem::take(&mut picker.failures);
         let wants_period = core::mem::take(&mut picker.wants_period);
-        let wants_alias = core::mem::take(&mut picker.wants_alias);
+        let wants_sums = core::mem::take(&mut picker.wants_sums);
         svc.publication.wrr_used |= wants_period;
-        svc.publication.alias_used |= wants_alias;
-        let force = wants_period || wants_alias;
+        svc.publication.sums_used |= wants_sums;
+        let force = wants_period || wants_sums;
         let options = picker.table.options.clone();
         let (_, table) = self.publish(idx, options.as_ref(), force);
         picker.local = table.ramping;

@@ -1,7 +1,7 @@
 //! Publishing a service's candidate tables for its pickers (SPEC §5.2).
 //!
 //! A table has two kinds of parts. What depends on the candidate set (the
-//! candidates' handles and weights, the alias and period tables) is copied
+//! candidates' handles and weights, the draw bound, running sums and period) is copied
 //! from the registry's own candidate table, whose arrays are contiguous
 //! and already up to date (`candidates.rs`). What depends only on the
 //! service's members — the slot index, every member's generation,
@@ -23,7 +23,7 @@ use super::service::PeriodState;
 use super::slot_trie::SlotTrie;
 use super::table_parts::Parts;
 use super::{Handle, PickOptions, Registry};
-use crate::balancer::SmoothPeriod;
+use crate::balancer::{running_sums, SmoothPeriod};
 use crate::instance::Instance;
 
 /// What the registry keeps per service for its pickers. A cloned registry
@@ -39,8 +39,9 @@ pub(crate) struct Publication {
     /// Some picker asked for smooth WRR: tables carry the period.
     pub wrr_used: bool,
     /// Some picker drew weighted random from every candidate: unfiltered
-    /// tables carry the alias table.
-    pub alias_used: bool,
+    /// tables of weights too uneven for the rejection draw carry the
+    /// running sums.
+    pub sums_used: bool,
     /// Moves when an instance joins or leaves the service or its
     /// registered fields are replaced: [`Members`] built at another
     /// version are stale.
@@ -157,7 +158,7 @@ pub(super) struct Wanted<'a> {
 impl Registry {
     /// The latest table of service `idx` for `options`, built anew when
     /// the service changed since the last one (or `force`d, to add a
-    /// period or an alias table some picker asked for).
+    /// period or running sums some picker asked for).
     pub(super) fn publish(
         &mut self,
         idx: u32,
@@ -172,15 +173,15 @@ impl Registry {
             .signal
             .get_or_insert_with(|| Arc::new(AtomicU64::new(1)))
             .clone();
-        let (wrr_used, alias_used) = (svc.publication.wrr_used, svc.publication.alias_used);
+        let (wrr_used, sums_used) = (svc.publication.wrr_used, svc.publication.sums_used);
         let at = svc
             .publication
             .tables
             .iter()
             .position(|t| t.options.as_deref() == options.map(|o| &**o));
         let current = at.and_then(|i| svc.publication.tables.get(i));
-        if force && current.is_some_and(|t| t.lacks(wrr_used, alias_used)) {
-            // A table with a period or an alias table replaces one of the
+        if force && current.is_some_and(|t| t.lacks(wrr_used, sums_used)) {
+            // A table with a period or running sums replaces one of the
             // same candidates: move the signal so every picker takes it.
             svc.publication.changed();
         }
@@ -225,7 +226,7 @@ impl Registry {
         let members = self.table_members(idx, donor);
         let base_load = self.table_load(idx, donor);
         let publication = &self.services[idx as usize].publication;
-        let (wrr_used, alias_used) = (publication.wrr_used, publication.alias_used);
+        let (wrr_used, sums_used) = (publication.wrr_used, publication.sums_used);
         let (parts, edits_at, total, prefix, ramping, weights_at) = match wanted.options {
             None => {
                 let c = &self.services[idx as usize].candidates;
@@ -278,13 +279,7 @@ impl Registry {
                     && slots
                         .iter()
                         .any(|&s| self.entry(s).healthy_since.saturating_add(window) > clock);
-                let prefix: Vec<u64> = weights
-                    .iter()
-                    .scan(0u64, |sum, &w| {
-                        *sum += w;
-                        Some(*sum)
-                    })
-                    .collect();
+                let prefix = running_sums(&weights);
                 let total = prefix.last().copied().unwrap_or(0);
                 let handles = slots.iter().map(|&index| Handle {
                     index,
@@ -299,15 +294,15 @@ impl Registry {
                 (parts, 0, total, prefix, ramping, clock)
             }
         };
-        let alias = match (wanted.options, wanted.previous) {
-            (Some(_), _) => None,
-            _ if !alias_used => None,
-            (None, Some(p)) if p.alias.is_some() && p.parts.same_weights(&parts) => p.alias.clone(),
-            (None, _) => {
+        let (bound, prefix) = match wanted.options {
+            None => {
                 let c = &mut self.services[idx as usize].candidates;
-                c.ensure_alias();
-                Some(Arc::new(c.alias.clone()))
+                match c.rejection_bound() {
+                    0 if sums_used => (0, c.prefix_for_tables()),
+                    bound => (bound, Vec::new()),
+                }
             }
+            Some(_) => (0, prefix),
         };
         let c = &self.services[idx as usize].candidates;
         let (period, period_settled) = if ramping {
@@ -343,7 +338,7 @@ impl Registry {
             parts,
             edits_at,
             total,
-            alias,
+            bound,
             prefix,
             members,
             base_load,

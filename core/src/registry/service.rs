@@ -20,7 +20,7 @@ impl Publication {
 }
 use super::candidates::Rule;
 use super::{Entry, Registry};
-use crate::balancer::{AliasTable, SmoothPeriod};
+use crate::balancer::{SmoothPeriod, WeightClasses};
 use crate::events::EventKind;
 use crate::health::Health;
 use crate::metrics::ServiceMetrics;
@@ -40,10 +40,17 @@ pub(crate) struct Candidates {
     pub weights: Vec<u32>,
     /// Sum of `weights`.
     pub total: u64,
-    /// Alias table of `weights` (weighted random in O(1)), valid while
-    /// `alias_fresh`: built at the first weighted-random pick after a change.
-    pub alias: AliasTable,
-    pub alias_fresh: bool,
+    /// How many weights fall in each power-of-two class: the rejection
+    /// draw's bound follows a change without a walk.
+    pub classes: WeightClasses,
+    /// The rejection draw's bound (0: weights too uneven for it); `None`
+    /// until the first weighted-random pick after a change.
+    pub draw_bound: Option<u64>,
+    /// Running sums of `weights`, for the weighted-random draw of weights
+    /// too uneven for the rejection draw, valid while `prefix_fresh`: made
+    /// at the first such pick after a change.
+    pub prefix: Vec<u64>,
+    pub prefix_fresh: bool,
     /// Smooth-WRR `current`, parallel to `slots`; empty (all zeros) until
     /// the first smooth-WRR pick, so a service that never makes one does
     /// not move it on every change.

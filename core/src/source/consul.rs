@@ -32,10 +32,16 @@ use crate::config::MAX_PORT;
 use crate::error::{Error, ErrorCode, Result};
 use crate::json::{describe, get, Json, ObjectWriter};
 use entry::read_entries;
+#[cfg(feature = "consul-registration")]
+pub use register::{ConsulRegistration, MAX_CONSUL_CHECK_S};
 
 mod entry;
 #[cfg(test)]
 pub(super) mod fuzz;
+#[cfg(feature = "consul-registration")]
+mod register;
+#[cfg(all(test, feature = "consul-registration"))]
+mod register_tests;
 #[cfg(test)]
 mod tests;
 
