@@ -106,7 +106,7 @@ pub(crate) struct Members {
 }
 
 /// One member as a table keeps it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Member {
     pub generation: u32,
     /// Calls in flight begun through pickers (shared by every picker).
@@ -124,7 +124,7 @@ impl Members {
     #[inline]
     pub fn get(&self, handle: Handle) -> Option<&Member> {
         let m = self.by_slot.get(handle.index())?;
-        (m.generation == handle.generation()).then_some(&**m)
+        (m.generation == handle.generation()).then_some(m)
     }
 }
 
@@ -390,7 +390,7 @@ impl Registry {
 
     /// Slot `s` as a table keeps it, if it holds a member of service `idx`
     /// (its fields taken from `donor` while its revision holds).
-    fn table_member(&mut self, idx: u32, s: u32, donor: Option<&Members>) -> Option<Arc<Member>> {
+    fn table_member(&mut self, idx: u32, s: u32, donor: Option<&Members>) -> Option<Member> {
         let slot = self.slots.get_mut(s as usize)?;
         let generation = slot.generation;
         let e = slot.entry.as_deref_mut().filter(|e| e.service_idx == idx)?;
@@ -409,13 +409,13 @@ impl Registry {
             Some(m) if m.revision == e.revision => m.fields.clone(),
             _ => Arc::new(e.instance.clone()),
         };
-        Some(Arc::new(Member {
+        Some(Member {
             generation,
             counter,
             revision: e.revision,
             fields,
             id_hash: e.id_hash,
-        }))
+        })
     }
 
     /// Whether `members` describes service `idx`'s members (a check of
