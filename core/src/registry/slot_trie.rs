@@ -11,20 +11,29 @@ const BITS: u32 = 5;
 const FAN: usize = 1 << BITS;
 const MASK: u32 = (1 << BITS) - 1;
 
-// An inner node takes a leaf's size, but inner nodes are about one in 32
-// of all nodes; boxing the leaves would add a read to every lookup.
-#[allow(clippy::large_enum_variant)]
+/// A node: inner nodes and leaves are allocations of their own sizes.
 #[derive(Debug)]
-enum Node<T> {
-    Leaf([Option<T>; FAN]),
-    Inner([Option<Arc<Node<T>>>; FAN]),
+enum Link<T> {
+    Inner(Arc<[Option<Link<T>>; FAN]>),
+    Leaf(Arc<[Option<T>; FAN]>),
 }
 
-impl<T: Clone> Clone for Node<T> {
-    fn clone(&self) -> Node<T> {
+impl<T> Clone for Link<T> {
+    fn clone(&self) -> Link<T> {
         match self {
-            Node::Leaf(v) => Node::Leaf(v.clone()),
-            Node::Inner(v) => Node::Inner(v.clone()),
+            Link::Inner(a) => Link::Inner(a.clone()),
+            Link::Leaf(a) => Link::Leaf(a.clone()),
+        }
+    }
+}
+
+impl<T> Link<T> {
+    /// An empty node of the given height (0: a leaf).
+    fn empty(height: u32) -> Link<T> {
+        if height == 0 {
+            Link::Leaf(Arc::new(core::array::from_fn(|_| None)))
+        } else {
+            Link::Inner(Arc::new(core::array::from_fn(|_| None)))
         }
     }
 }
@@ -32,7 +41,7 @@ impl<T: Clone> Clone for Node<T> {
 /// Slot → value, shared by path copying.
 #[derive(Debug)]
 pub(crate) struct SlotTrie<T> {
-    root: Option<Arc<Node<T>>>,
+    root: Option<Link<T>>,
     /// Levels of inner nodes above the leaves.
     depth: u32,
     len: usize,
@@ -75,13 +84,13 @@ impl<T: Clone> SlotTrie<T> {
         if !self.fits(slot) {
             return None;
         }
-        let mut node = self.root.as_deref()?;
+        let mut node = self.root.as_ref()?;
         let mut level = self.depth;
         loop {
             let at = ((slot >> (BITS * level)) & MASK) as usize;
             match node {
-                Node::Inner(children) => node = children.get(at)?.as_deref()?,
-                Node::Leaf(values) => return values.get(at)?.as_ref(),
+                Link::Inner(children) => node = children.get(at)?.as_ref()?,
+                Link::Leaf(values) => return values.get(at)?.as_ref(),
             }
             level = level.checked_sub(1)?;
         }
@@ -94,40 +103,27 @@ impl<T: Clone> SlotTrie<T> {
             return;
         }
         while !self.fits(slot) {
-            let mut children: [Option<Arc<Node<T>>>; FAN] = Default::default();
-            children[0] = self.root.take();
-            self.root = Some(Arc::new(Node::Inner(children)));
+            let mut children: [Option<Link<T>>; FAN] = core::array::from_fn(|_| None);
+            if let Some(first) = children.first_mut() {
+                *first = self.root.take();
+            }
+            self.root = Some(Link::Inner(Arc::new(children)));
             self.depth += 1;
         }
         let depth = self.depth;
-        let leaf = || Node::Leaf(Default::default());
-        let root = self.root.get_or_insert_with(|| {
-            Arc::new(if depth == 0 {
-                leaf()
-            } else {
-                Node::Inner(Default::default())
-            })
-        });
-        let mut node = Arc::make_mut(root);
+        let mut node = self.root.get_or_insert_with(|| Link::empty(depth));
         let mut level = depth;
         loop {
             let at = ((slot >> (BITS * level)) & MASK) as usize;
             match node {
-                Node::Inner(children) => {
-                    let Some(child) = children.get_mut(at) else {
+                Link::Inner(children) => {
+                    let Some(child) = Arc::make_mut(children).get_mut(at) else {
                         return;
                     };
-                    let child = child.get_or_insert_with(|| {
-                        Arc::new(if level == 1 {
-                            leaf()
-                        } else {
-                            Node::Inner(Default::default())
-                        })
-                    });
-                    node = Arc::make_mut(child);
+                    node = child.get_or_insert_with(|| Link::empty(level.saturating_sub(1)));
                 }
-                Node::Leaf(values) => {
-                    if let Some(v) = values.get_mut(at) {
+                Link::Leaf(values) => {
+                    if let Some(v) = Arc::make_mut(values).get_mut(at) {
                         match (v.is_some(), value.is_some()) {
                             (false, true) => self.len += 1,
                             (true, false) => self.len -= 1,
