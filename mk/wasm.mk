@@ -19,11 +19,9 @@ wasm_profile = \
 wasm_raw = $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/$1/waypost_wasm.wasm
 # The browser's module (dist/waypost_wasm_bg.wasm), under a size budget:
 # size-first ("z") for every crate but this binding (3), whose exports
-# inline the core's hot paths. The core's pick path is marked for inlining
-# where "z" would otherwise leave a call per step: measured, pick at 1 000
-# runs 31 ns at "z" against 37-41 ns at 3, and the module is 25% smaller;
-# heartbeat goes from ~35 to ~50 ns (budget 120). "s" or "z" for the
-# binding makes pick 30-70% slower.
+# inline the core's hot paths; the core's pick path is marked for inlining
+# where "z" would otherwise leave a call per step. Why these levels and not
+# others: BENCHMARKS.md, "WebAssembly (Node)", the opt-level table.
 WASM_PROFILE := wasm-release
 WASM_PROFILE_FLAGS := $(call wasm_profile,$(WASM_PROFILE),"z") \
   --config 'profile.$(WASM_PROFILE).package.waypost-wasm.opt-level=3'
@@ -31,11 +29,9 @@ WASM_RAW := $(call wasm_raw,$(WASM_PROFILE))
 # The module Node loads (dist/waypost_wasm_node.wasm): a server does not pay
 # for bytes, so it is built for speed, every crate at opt-level 3 with the
 # core's `record-reader` (the etcd range walk), and wasm-opt only strips and
-# minifies it (its -O2/-O3 made the etcd feed no faster). From the same
-# crate and glue as the browser's module: build.mjs checks that the two
-# have the same glue and the same minified names. A 10 000-key etcd range
-# fed in sync: ~16 ms against ~55 ms in the browser's module, ~9 ms native
-# (BENCHMARKS.md). It alone also builds the Consul registration
+# minifies it (BENCHMARKS.md, "Node loads a module built for speed"). From
+# the same crate and glue as the browser's module: build.mjs checks that the
+# two have the same glue and the same minified names. It alone also builds the Consul registration
 # (`consul-registration`, what waypost/consul's registrar sends): through
 # an op of an export both modules have, so the glue stays one and the
 # browser's module does not grow.
@@ -54,15 +50,15 @@ wasm-deps:
 	@cd $(WASM_NPM) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 	  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 
-# wasm-opt --low-memory-unused (~1% smaller): Rust puts a 1 MiB stack below
-# its data, growing down, so the low 1 KiB is only reached by a stack that
-# has already overflowed. Functions that differ only in constants are
-# merged first, then the control flow is flattened and rebuilt from scratch
-# (--flatten --rereloop) and optimized (-Oz -Oz), twice: 0.9 KB gzipped
-# less than -Oz alone. Pick, heartbeat and WRR, measured in alternating
-# processes against the -Oz build, are unchanged. The import and export names are
-# minified (0.45 KB gzipped): build.mjs renames them in the glue from the
-# map wasm-opt prints (build/names.json) and checks the imports by it.
+# wasm-opt --low-memory-unused is safe: Rust puts a 1 MiB stack below its
+# data, growing down, so the low 1 KiB is only reached by a stack that has
+# already overflowed. Functions that differ only in constants are merged
+# first, then the control flow is flattened and rebuilt from scratch
+# (--flatten --rereloop) and optimized (-Oz -Oz), twice; what each step
+# saves and costs is in BENCHMARKS.md ("WebAssembly (Node)", the size
+# steps). The import and export names are minified: build.mjs renames them
+# in the glue from the map wasm-opt prints (build/names.json) and checks the
+# imports by it.
 wasm: wasm-deps tools-rust tools-wasm-bindgen
 	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_PROFILE) $(WASM_PROFILE_FLAGS)
 	cargo build --quiet -p waypost-wasm --target wasm32-unknown-unknown --profile $(WASM_NODE_PROFILE) $(WASM_NODE_PROFILE_FLAGS)

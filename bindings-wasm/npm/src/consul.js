@@ -69,7 +69,7 @@ export class ConsulMirror extends MirrorLoop {
     const answer = await this.server.request(req.method, req.path, { body: req.body, signal, timeoutMs: blocking ? BLOCKING_READ_MS : undefined });
     if (signal.aborted) return;
     try {
-      this.feed(answer.text, answer.status, answer.headers.get("x-consul-index") ?? undefined);
+      this.feed(answer.bytes, answer.status, answer.headers.get("x-consul-index") ?? undefined);
     } catch (e) {
       if (answer.status === 200) throw e;
       throw new ConsulError(`consul ${this.endpoint}: ${req.path} answered HTTP ${answer.status}: ${answer.text.slice(0, 300).trim()}`,

@@ -109,11 +109,24 @@ export async function send(url, init, ca) {
         headers: { get: (k) => { const v = res.headers[k.toLowerCase()]; return Array.isArray(v) ? v[0] : v ?? null; } },
         body: web,
         text: async () => { let s = ""; const d = new TextDecoder(); for await (const c of web) s += d.decode(c, { stream: true }); return s + d.decode(); },
+        bytes: async () => { const parts = []; for await (const c of web) parts.push(c); return Buffer.concat(parts); },
       });
     });
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/**
+ * A unary answer as the helpers keep it: the body's bytes as they came (the
+ * core reads UTF-8 bytes, so a mirror feeds them on without decoding and
+ * encoding them again: ~2 ms of a 10 000-key range) and its text when
+ * something asks (an error message, a JSON answer of the helper's own).
+ */
+export async function unary(res) {
+  const bytes = res.bytes ? await res.bytes() : new Uint8Array(await res.arrayBuffer());
+  let text;
+  return { status: res.status, headers: res.headers, bytes, get text() { return (text ??= new TextDecoder().decode(bytes)); } };
 }
 
 /**
@@ -175,7 +188,7 @@ export class Endpoints {
           keep = true;
           return { status: res.status, stream: new Stream(res, controller, url, () => signal?.removeEventListener("abort", onAbort)) };
         }
-        return { status: res.status, text: await res.text(), headers: res.headers };
+        return await unary(res);
       } catch (e) {
         if (signal?.aborted) throw new EtcdError(`etcd ${url}: ${path}: closed`, { endpoint: url, path, cause: e });
         failures.push(`${url}: ${controller.signal.aborted ? "timed out" : describe(e)}`);

@@ -224,7 +224,7 @@ export class EtcdMirror extends MirrorLoop {
       { endpoint: this.endpoint, path: req.path, status: answer.status });
     let report;
     try {
-      report = this.feed(answer.text, answer.status);
+      report = this.feed(answer.bytes, answer.status);
     } catch (e) {
       if (answer.status === 200) throw e;
       throw failed(); // a failed request the core does not use: name the endpoint

@@ -90,7 +90,7 @@ export class K8sMirror extends MirrorLoop {
     if (answer.stream === undefined) {
       let report;
       try {
-        report = this.feed(answer.text, answer.status);
+        report = this.feed(answer.bytes, answer.status);
       } catch (e) {
         throw answer.status === 200 ? e : this.fail(req.path, answer, e);
       }

@@ -2,7 +2,7 @@
 // loop every mirror (etcd, Consul, Kubernetes) runs. Internal to
 // waypost/etcd, waypost/consul and waypost/k8s. Calls go through `send`
 // (node:http/node:https in Node, fetch elsewhere).
-import { Listeners, Stream, send, sleep } from "./etcd-http.js";
+import { Listeners, Stream, send, sleep, unary } from "./etcd-http.js";
 
 export { Listeners, sleep };
 
@@ -70,7 +70,7 @@ export class Server {
         keep = true;
         return { status: 200, stream: new Stream(res, controller, this.url, () => signal?.removeEventListener("abort", onAbort)) };
       }
-      return { status: res.status, headers: res.headers, text: await res.text() };
+      return await unary(res);
     } catch (e) {
       if (signal?.aborted) throw this.error(`${this.what} ${this.url}: ${method} ${path}: closed`, { path, cause: e });
       throw this.error(`${this.what} ${this.url}: ${method} ${path}: ${controller.signal.aborted ? "timed out" : describe(e)}`, { path, cause: e });
