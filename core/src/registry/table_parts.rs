@@ -82,9 +82,13 @@ pub(crate) struct Part {
     weights: Vec<u32>,
 }
 
-/// A table's candidates in shared parts.
+/// A table's candidates in shared parts. A table of one part keeps it in
+/// `flat` instead, read without a pointer of its own (every change copies
+/// such a part anyway).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Parts {
+    flat: Part,
+    /// Two parts or more (else empty, and `flat` holds the candidates).
     parts: Vec<Arc<Part>>,
     /// The position of each part's first candidate.
     starts: Vec<u32>,
@@ -118,14 +122,32 @@ impl Parts {
             out.parts.push(Arc::new(part));
             at = end;
         }
-        out.index();
+        out.settle();
         out
     }
 
     /// Applies logged changes in order (see [`Parts::apply`]).
     pub fn apply_all(&mut self, edits: &[Edit]) {
+        if edits.is_empty() {
+            return;
+        }
+        if self.parts.is_empty() {
+            self.parts.push(Arc::new(core::mem::take(&mut self.flat)));
+            self.starts = vec![0];
+        }
         for &e in edits {
             self.apply(e);
+        }
+        self.settle();
+    }
+
+    /// Keeps one part in `flat`, and builds the page index of several.
+    fn settle(&mut self) {
+        if self.parts.len() == 1 {
+            if let Some(only) = self.parts.pop() {
+                self.flat = Arc::try_unwrap(only).unwrap_or_else(|shared| Part::clone(&shared));
+            }
+            self.starts.clear();
         }
         self.index();
     }
@@ -154,7 +176,7 @@ impl Parts {
     #[inline(always)]
     fn locate(&self, pos: usize) -> Option<(&Part, usize)> {
         match &*self.parts {
-            [only] => Some((only, pos)),
+            [] => Some((&self.flat, pos)),
             parts => {
                 let mut p = *self.pages.get(pos / PAGE)? as usize;
                 if self.starts.get(p + 1).is_some_and(|&s| s as usize <= pos) {
@@ -182,16 +204,15 @@ impl Parts {
 
     /// Handles and weights in order.
     pub fn iter(&self) -> impl Iterator<Item = (Handle, u32)> + '_ {
-        self.parts
-            .iter()
+        core::iter::once(&self.flat)
+            .chain(self.parts.iter().map(|p| &**p))
             .flat_map(|p| p.handles.iter().copied().zip(p.weights.iter().copied()))
     }
 
     /// The weights in order, in one slice.
     pub fn weights(&self) -> Cow<'_, [u32]> {
         match &*self.parts {
-            [] => Cow::Borrowed(&[]),
-            [only] => Cow::Borrowed(&only.weights),
+            [] => Cow::Borrowed(&self.flat.weights),
             parts => Cow::Owned(
                 parts
                     .iter()
