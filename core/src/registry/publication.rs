@@ -229,7 +229,9 @@ impl Registry {
         let (wrr_used, sums_used) = (publication.wrr_used, publication.sums_used);
         let (parts, edits_at, total, prefix, ramping, weights_at) = match wanted.options {
             None => {
-                let c = &self.services[idx as usize].candidates;
+                let c = &mut self.services[idx as usize].candidates;
+                c.edits.on = true;
+                let c = &*c;
                 let edits = wanted
                     .previous
                     .and_then(|p| Some((p, c.edits.since(p.edits_at)?)));

@@ -43,6 +43,10 @@ pub(crate) struct EditLog {
     seq: u64,
     from: u64,
     edits: Vec<Edit>,
+    /// A table was published from this candidate table: keep the changes
+    /// (until then only count them, so a service without pickers keeps
+    /// no log).
+    pub on: bool,
 }
 
 impl EditLog {
@@ -53,7 +57,7 @@ impl EditLog {
 
     #[inline]
     pub fn push(&mut self, edit: Edit) {
-        if self.edits.len() >= LOG_MAX {
+        if !self.on || self.edits.len() >= LOG_MAX {
             self.reset();
         } else {
             self.seq += 1;
@@ -390,7 +394,14 @@ mod tests {
 
     #[test]
     fn a_log_reaches_back_to_its_start_only() {
-        let mut log = EditLog::default();
+        let mut off = EditLog::default();
+        off.push(Edit::Remove(0));
+        assert_eq!(off.since(0), None);
+        assert_eq!(off.since(off.seq()), Some(&[][..]));
+        let mut log = EditLog {
+            on: true,
+            ..EditLog::default()
+        };
         log.push(Edit::Remove(0));
         log.push(Edit::Remove(1));
         assert_eq!(log.since(0), Some(&[Edit::Remove(0), Edit::Remove(1)][..]));
