@@ -236,11 +236,7 @@ impl Registry {
                     .previous
                     .and_then(|p| Some((p, c.edits.since(p.edits_at)?)));
                 let parts = match edits {
-                    Some((p, edits)) => {
-                        let mut parts = p.parts.clone();
-                        parts.apply_all(edits);
-                        parts
-                    }
+                    Some((p, edits)) => p.parts.brought_forward(edits),
                     None => Parts::cut(
                         c.slots
                             .iter()

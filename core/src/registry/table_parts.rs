@@ -130,8 +130,31 @@ impl Parts {
         out
     }
 
+    /// These parts with `edits` applied, sharing what they leave. A table
+    /// of one part is copied once, with room for what comes in.
+    pub fn brought_forward(&self, edits: &[Edit]) -> Parts {
+        let mut out = if self.parts.is_empty() {
+            let room = self.len + edits.len();
+            let mut flat = Part {
+                handles: Vec::with_capacity(room),
+                weights: Vec::with_capacity(room),
+            };
+            flat.handles.extend_from_slice(&self.flat.handles);
+            flat.weights.extend_from_slice(&self.flat.weights);
+            Parts {
+                flat,
+                len: self.len,
+                ..Parts::default()
+            }
+        } else {
+            self.clone()
+        };
+        out.apply_all(edits);
+        out
+    }
+
     /// Applies logged changes in order (see [`Parts::apply`]).
-    pub fn apply_all(&mut self, edits: &[Edit]) {
+    fn apply_all(&mut self, edits: &[Edit]) {
         if edits.is_empty() {
             return;
         }
@@ -380,7 +403,7 @@ mod tests {
                     }
                     Edit::Reweight(p, w) => flat[p as usize].1 = w,
                 }
-                parts.apply_all(&[edit]);
+                parts = parts.brought_forward(&[edit]);
                 assert_eq!(parts.iter().collect::<Vec<_>>(), flat, "round {round}");
                 assert_eq!(parts.len(), flat.len());
                 for (i, &(hd, w)) in flat.iter().enumerate() {
