@@ -254,10 +254,17 @@ impl Picker {
     #[inline(always)]
     pub fn pick_entry(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Picked<'_>> {
         let len = self.table.parts.len();
-        let pos = if strategy == Strategy::RoundRobin && len > 0 {
-            Some(self.rr.next(len))
-        } else {
-            self.pick_other(strategy, key.filter(|k| !k.is_empty()))?
+        let key = key.filter(|k| !k.is_empty());
+        // The usual picks without a key answer here; every other case (and
+        // the key's checks) in `pick_other`, with the same answers.
+        // (A key is checked there for every strategy, as the registry's own
+        // pick checks it.)
+        let pos = match (strategy, &self.table.period) {
+            _ if len == 0 || key.is_some() => self.pick_other(strategy, key)?,
+            (Strategy::RoundRobin, _) => Some(self.rr.next(len)),
+            (Strategy::Random, _) => Some(self.rng.below(len as u64) as usize),
+            (Strategy::WeightedRoundRobin, Some(period)) => period.get(self.wrr.next(period.len())),
+            _ => self.pick_other(strategy, key)?,
         };
         match pos.and_then(|p| Some((p, self.table.parts.handle(p)?))) {
             Some((position, handle)) => {

@@ -495,3 +495,27 @@ fn weighted_random_draws_the_same_with_or_without_carried_running_sums() -> Resu
     assert!(!b.needs_refresh(0));
     Ok(())
 }
+
+#[test]
+fn a_key_is_checked_for_every_strategy_as_the_registry_checks_it() -> Result<()> {
+    let mut reg = registry(3, &[1, 2, 3]);
+    let mut picker = reg.picker("api")?;
+    let long = "k".repeat(MAX_KEY_BYTES + 1);
+    for strategy in Strategy::ALL {
+        let by_picker = picker.pick(strategy, Some(&long)).map(|_| ());
+        let options = PickOptions {
+            key: Some(long.clone()),
+            ..PickOptions::default()
+        };
+        let by_registry = reg.pick("api", strategy, &options, 0).map(|_| ());
+        assert_eq!(by_picker, by_registry, "{strategy:?}");
+        assert!(by_picker.is_err(), "{strategy:?}");
+        // Without a key (or an empty one) every strategy but consistent
+        // hashing picks.
+        for key in [None, Some("")] {
+            let plain = picker.pick(strategy, key);
+            assert_eq!(plain.is_ok(), strategy != Strategy::ConsistentHash, "{strategy:?}");
+        }
+    }
+    Ok(())
+}

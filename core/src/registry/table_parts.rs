@@ -217,16 +217,32 @@ impl Parts {
         }
     }
 
+    /// The handle at `pos`. A one-part table answers from `flat` with one
+    /// bounds check, as a flat table did (`flat` is empty once there are
+    /// parts, so its check fails over to them).
     #[inline(always)]
     pub fn handle(&self, pos: usize) -> Option<Handle> {
+        match self.flat.handles.get(pos) {
+            Some(&h) => Some(h),
+            None => self.handle_in_parts(pos),
+        }
+    }
+
+    #[inline(never)]
+    fn handle_in_parts(&self, pos: usize) -> Option<Handle> {
         let (part, i) = self.locate(pos)?;
         part.handles.get(i).copied()
     }
 
     #[inline]
     pub fn weight(&self, pos: usize) -> Option<u32> {
-        let (part, i) = self.locate(pos)?;
-        part.weights.get(i).copied()
+        match self.flat.weights.get(pos) {
+            Some(&w) => Some(w),
+            None => {
+                let (part, i) = self.locate(pos)?;
+                part.weights.get(i).copied()
+            }
+        }
     }
 
     /// Handles and weights in order.
