@@ -173,6 +173,23 @@ fn options_for(strategy: Strategy) -> PickOptions {
     }
 }
 
+/// An instance in the middle of the id order of `fleet(n)`'s "api".
+fn joiner(n: usize) -> InstanceSpec {
+    let mut s = spec("api", n / 2);
+    s.id = format!("api-{:07}x", n / 2);
+    s
+}
+
+/// Registers `joiner` when it is absent, deregisters it when present.
+fn join_or_leave(reg: &mut Registry, joiner: &InstanceSpec, present: &mut bool) {
+    *present = !*present;
+    if *present {
+        reg.register(joiner.clone(), 1).unwrap();
+    } else {
+        reg.deregister(&joiner.id, 1).unwrap();
+    }
+}
+
 /// One change to one instance, then one `discover` or `pick`: what a reader
 /// pays right after a mirror changed membership. Each figure has its floor
 /// beside it: the same call with no change before it, in the same run.
@@ -207,20 +224,11 @@ fn after_a_change(c: &mut Criterion) {
             })
         });
         // A new instance in the middle of the id order, then gone again.
-        let joiner = {
-            let mut s = spec("api", n / 2);
-            s.id = format!("api-{:07}x", n / 2);
-            s
-        };
+        let joiner = joiner(n);
         let mut present = false;
         group.bench_with_input(BenchmarkId::new("discover/join_or_leave", n), &n, |b, _| {
             b.iter(|| {
-                present = !present;
-                if present {
-                    reg.register(joiner.clone(), 1).unwrap();
-                } else {
-                    reg.deregister(&joiner.id, 1).unwrap();
-                }
+                join_or_leave(&mut reg, &joiner, &mut present);
                 black_box(reg.discover("api", &opts, 1).unwrap().len())
             })
         });
@@ -247,6 +255,71 @@ fn after_a_change(c: &mut Criterion) {
                 },
             );
         }
+    }
+    group.finish();
+}
+
+/// One change to one instance (the middle one drained or back), then a
+/// picker's refresh: the publication of the service's next table, as a
+/// worker pays it under the registry's lock. Beside it, same run: the
+/// refresh with no change (the floor), and the registry's own `pick`
+/// after the same change (what the change costs without pickers).
+fn publication(c: &mut Criterion) {
+    let mut group = c.benchmark_group("publication");
+    for n in [1_000, 100_000] {
+        let mut reg = fleet(n);
+        let id = format!("api-{:07}", n / 2);
+        let mut picker = reg.picker("api").unwrap();
+        let mut on = false;
+        group.bench_with_input(BenchmarkId::new("refresh/floor", n), &n, |b, _| {
+            b.iter(|| reg.refresh_picker(black_box(&mut picker), 1).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("refresh/drain", n), &n, |b, _| {
+            b.iter(|| {
+                on = !on;
+                reg.drain(&id, on, 1).unwrap();
+                reg.refresh_picker(black_box(&mut picker), 1).unwrap()
+            })
+        });
+        let o = PickOptions::default();
+        group.bench_with_input(BenchmarkId::new("registry_pick/drain", n), &n, |b, _| {
+            b.iter(|| {
+                on = !on;
+                reg.drain(&id, on, 1).unwrap();
+                black_box(reg.pick("api", Strategy::RoundRobin, &o, 1).unwrap())
+            })
+        });
+        // The picks themselves, from the table of the last refresh.
+        for strategy in [
+            Strategy::RoundRobin,
+            Strategy::Random,
+            Strategy::LeastRequest,
+        ] {
+            group.bench_with_input(
+                BenchmarkId::new(format!("picker_pick/{}", strategy.as_str()), n),
+                &n,
+                |b, _| b.iter(|| black_box(picker.pick(strategy, None).unwrap())),
+            );
+        }
+        // A join or a leave changes the member list itself.
+        let joiner = joiner(n);
+        let mut present = false;
+        group.bench_with_input(BenchmarkId::new("refresh/join_or_leave", n), &n, |b, _| {
+            b.iter(|| {
+                join_or_leave(&mut reg, &joiner, &mut present);
+                reg.refresh_picker(black_box(&mut picker), 1).unwrap()
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("registry_pick/join_or_leave", n),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    join_or_leave(&mut reg, &joiner, &mut present);
+                    black_box(reg.pick("api", Strategy::RoundRobin, &o, 1).unwrap())
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -285,6 +358,6 @@ fn resilience(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(20);
-    targets = picks, membership, discovery, after_a_change, resilience
+    targets = picks, membership, discovery, after_a_change, publication, resilience
 }
 criterion_main!(benches);

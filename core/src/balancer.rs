@@ -266,7 +266,20 @@ pub(crate) fn rejection_draw<W: Copy + Into<u64>>(
     weights: &[W],
     bound: u64,
 ) -> Option<usize> {
-    let n = weights.len() as u64;
+    rejection_draw_by(rng, weights.len(), bound, |i| {
+        weights.get(i).map_or(0, |&w| w.into())
+    })
+}
+
+/// [`rejection_draw`] over `n` weights read by position.
+#[inline]
+pub(crate) fn rejection_draw_by(
+    rng: &mut Rng,
+    n: usize,
+    bound: u64,
+    weight: impl Fn(usize) -> u64,
+) -> Option<usize> {
+    let n = n as u64;
     if n == 0 || !bound.is_power_of_two() {
         return None;
     }
@@ -276,7 +289,7 @@ pub(crate) fn rejection_draw<W: Copy + Into<u64>>(
     for _ in 0..REJECTION_TRIES {
         let x = rng.below(span);
         let i = (x >> shift) as usize;
-        if x & (bound - 1) < weights.get(i).map_or(0, |&w| w.into()) {
+        if x & (bound - 1) < weight(i) {
             return Some(i);
         }
     }

@@ -176,6 +176,15 @@ impl Candidates {
             return;
         }
         self.weights_change();
+        #[cfg(feature = "pickers")]
+        self.edits.push(super::table_parts::Edit::Insert(
+            pos as u32,
+            super::Handle {
+                index: slot,
+                generation,
+            },
+            weight,
+        ));
         self.slots.insert(pos, slot);
         self.generations.insert(pos, generation);
         self.weights.insert(pos, weight);
@@ -193,6 +202,9 @@ impl Candidates {
             return;
         }
         self.weights_change();
+        #[cfg(feature = "pickers")]
+        self.edits
+            .push(super::table_parts::Edit::Remove(pos as u32));
         self.slots.remove(pos);
         if pos < self.generations.len() {
             self.generations.remove(pos);
@@ -211,6 +223,9 @@ impl Candidates {
         match self.weights.get(pos) {
             Some(&w) if w != weight => {
                 self.weights_change();
+                #[cfg(feature = "pickers")]
+                self.edits
+                    .push(super::table_parts::Edit::Reweight(pos as u32, weight));
                 self.total = self.total - u64::from(w) + u64::from(weight);
                 self.classes.remove(w);
                 self.classes.add(weight);
@@ -441,8 +456,12 @@ impl Registry {
             ramp_until: old.ramp_until,
             buckets: core::mem::take(&mut old.buckets),
             rule,
+            #[cfg(feature = "pickers")]
+            edits: core::mem::take(&mut old.edits),
             ..Candidates::default()
         };
+        #[cfg(feature = "pickers")]
+        c.edits.reset();
         let mut next = 0;
         for &s in &members {
             let survivor = old.slots.get(next) == Some(&s);
@@ -519,6 +538,8 @@ impl Registry {
         }
         if changed {
             c.prefix_fresh = false;
+            #[cfg(feature = "pickers")]
+            c.edits.reset();
         }
         self.services[idx as usize].candidates = c;
     }

@@ -12,9 +12,15 @@ pub(crate) mod entry_status {
 mod pick;
 #[cfg(feature = "pickers")]
 mod picker;
+#[cfg(feature = "pickers")]
+mod publication;
 mod reports;
 mod service;
+#[cfg(feature = "pickers")]
+mod slot_trie;
 mod sources;
+#[cfg(feature = "pickers")]
+mod table_parts;
 mod time;
 
 use alloc::collections::BinaryHeap;
@@ -134,6 +140,10 @@ pub struct Registry {
     /// Picker tables published so far (each one's id).
     #[cfg(feature = "pickers")]
     pub(crate) publications: u64,
+    /// Moves whenever a call begins or ends through the registry: picker
+    /// tables read the registry's in-flight counts again after it moved.
+    #[cfg(feature = "pickers")]
+    pub(crate) load_moves: u64,
     /// The service the last by-name lookup found (`u32::MAX`: none yet).
     /// Callers usually pick from the same service over and over; checking
     /// it first skips the hash lookup. Service indexes never change, so
@@ -209,6 +219,8 @@ impl Registry {
             pickers: 0,
             #[cfg(feature = "pickers")]
             publications: 0,
+            #[cfg(feature = "pickers")]
+            load_moves: 0,
             recent_service: u32::MAX,
             detached: Box::new(Entry::detached()),
             source_names: Vec::new(),

@@ -20,11 +20,13 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::service::{PeriodState, RoundRobin};
+use super::publication::{BaseLoad, Member, Members};
+use super::service::RoundRobin;
+use super::table_parts::Parts;
 use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
-    key_bucket, rejection_bound, rejection_draw, rendezvous, running_sum_draw, running_sums,
-    smooth_wrr, two_choices, weighted_draw, SmoothPeriod, Strategy, BUCKET_BITS,
+    key_bucket, rejection_draw_by, rendezvous, running_sum_draw, smooth_wrr, two_choices,
+    weighted_draw, SmoothPeriod, Strategy, BUCKET_BITS,
 };
 use crate::config::{MAX_ID_BYTES, MAX_KEY_BYTES};
 use crate::error::{Error, Result};
@@ -43,80 +45,48 @@ pub const PICKER_OUTCOME_CAP: usize = 4096;
 /// Tables alive in this process (a diagnostic for leak tests).
 static TABLES_ALIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// What the registry keeps per service for its pickers. A cloned registry
-/// starts without pickers, so the copy gets an empty publication.
-#[derive(Debug, Default)]
-pub(crate) struct Publication {
-    /// Moves on every change to the service's candidate set.
-    signal: Option<Arc<AtomicU64>>,
-    /// The latest table handed out for each set of options (none: the
-    /// unfiltered one); a table no picker holds is dropped at the next
-    /// publication.
-    tables: Vec<Arc<PickTable>>,
-    /// Some picker asked for smooth WRR: tables carry the period.
-    wrr_used: bool,
-}
-
-impl Clone for Publication {
-    fn clone(&self) -> Publication {
-        Publication::default()
-    }
-}
-
-impl Publication {
-    /// The candidate set may have changed.
-    #[inline]
-    pub fn changed(&self) {
-        if let Some(signal) = &self.signal {
-            signal.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
 /// One published, immutable candidate table of a service.
 #[derive(Debug)]
 pub struct PickTable {
-    service: u32,
-    name: Arc<str>,
+    pub(super) service: u32,
+    pub(super) name: Arc<str>,
     /// The zone and filter it was built for; `None`: every candidate.
-    options: Option<Arc<PickOptions>>,
+    pub(super) options: Option<Arc<PickOptions>>,
     /// Unique per registry: picker-local caches are keyed by it.
-    id: u64,
+    pub(super) id: u64,
     /// The signal value it was built at.
-    generation: u64,
+    pub(super) generation: u64,
     /// When the weights were computed (registry clock).
-    weights_at: u64,
+    pub(super) weights_at: u64,
     /// The registry's membership epoch at publication.
-    membership_epoch: u64,
+    pub(super) membership_epoch: u64,
     /// Some weight is still ramping (slow start): stale once time moves.
-    ramping: bool,
+    pub(super) ramping: bool,
     /// The service has members (else picks fail with `unknown_service`).
-    known: bool,
-    panic: bool,
-    /// The candidates, in id order.
-    handles: Vec<Handle>,
-    weights: Vec<u64>,
-    total: u64,
-    /// The rejection draw's bound over `weights` (0: `prefix` draws).
-    bound: u64,
-    /// Running sums of `weights` when `bound` is 0 (a table built with
-    /// options, or weights too uneven for the rejection draw), else empty.
-    prefix: Vec<u64>,
-    id_hashes: Vec<u64>,
-    /// Calls begun through the registry at publication, parallel to `slots`.
-    base_load: Vec<u64>,
-    /// Each candidate's position in `members` (its in-flight counter).
-    candidate_member: Vec<u32>,
-    /// Member slot → position in `members` (`u32::MAX`: not a member).
-    by_slot: Vec<u32>,
-    /// Every member's generation and in-flight counter.
-    members: Vec<(u32, Arc<AtomicU64>)>,
-    /// Every member's revision and registered fields, parallel to
-    /// `members`: shared with later tables while unchanged.
-    fields: Vec<(u64, Arc<Instance>)>,
-    period: Option<Arc<SmoothPeriod>>,
+    pub(super) known: bool,
+    pub(super) panic: bool,
+    /// The candidates, in id order, and their weights (at most
+    /// 10 000 × 1 000 each): parts shared with the table before.
+    pub(super) parts: Parts,
+    /// The registry's candidate-table change the parts include.
+    pub(super) edits_at: u64,
+    pub(super) total: u64,
+    /// The rejection draw's bound over the weights (0: running sums draw).
+    pub(super) bound: u64,
+    /// Running sums of the weights when `bound` is 0: always in a table
+    /// built with options; in one of every candidate (weights too uneven
+    /// for the rejection draw) once some picker of the service drew
+    /// weighted random, else empty (a picker then sums the weights itself).
+    pub(super) prefix: Vec<u64>,
+    /// Every member's generation, in-flight counter, revision, registered
+    /// fields and hash input: shared with later tables while the service's
+    /// members and their fields are unchanged.
+    pub(super) members: Arc<Members>,
+    /// Calls begun through the registry per member at publication.
+    pub(super) base_load: Arc<BaseLoad>,
+    pub(super) period: Option<Arc<SmoothPeriod>>,
     /// The period was built or judged too large: pickers stop asking.
-    period_settled: bool,
+    pub(super) period_settled: bool,
 }
 
 impl Drop for PickTable {
@@ -128,11 +98,11 @@ impl Drop for PickTable {
 impl PickTable {
     /// Candidates in the table.
     pub fn len(&self) -> usize {
-        self.handles.len()
+        self.parts.len()
     }
     /// True when no instance is a candidate.
     pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
+        self.parts.len() == 0
     }
     /// Whether smooth WRR reads a period table (O(1)) rather than walking.
     pub fn has_period(&self) -> bool {
@@ -160,33 +130,39 @@ impl PickTable {
     }
     /// The candidate at `position`.
     pub fn handle(&self, position: usize) -> Option<Handle> {
-        self.handles.get(position).copied()
+        self.parts.handle(position)
     }
     /// The registered fields of the candidate at `position`, as they were
     /// when the table was published: they stay readable when the instance
     /// is removed or replaced later.
     pub fn instance(&self, position: usize) -> Option<&Arc<Instance>> {
-        self.member_fields(position).map(|(_, f)| f)
+        self.member(position).map(|m| &m.fields)
     }
     /// The revision of the candidate at `position` (it changes only when
     /// the instance's fields do): with its handle, a host-side cache key.
     pub fn revision(&self, position: usize) -> Option<u64> {
-        self.member_fields(position).map(|(r, _)| *r)
+        self.member(position).map(|m| m.revision)
     }
 
     #[inline]
-    fn member_fields(&self, position: usize) -> Option<&(u64, Arc<Instance>)> {
-        let member = *self.candidate_member.get(position)?;
-        self.fields.get(member as usize)
+    fn member(&self, position: usize) -> Option<&Member> {
+        self.members.get(self.parts.handle(position)?)
     }
 
     fn counter(&self, handle: Handle) -> Option<&AtomicU64> {
-        let at = *self.by_slot.get(handle.index as usize)?;
-        match self.members.get(at as usize) {
-            Some((generation, counter)) if *generation == handle.generation => Some(counter),
-            _ => None,
-        }
+        self.members.get(handle).map(|m| &*m.counter)
     }
+
+    /// Whether it lacks a period or running sums that pickers asked for.
+    pub(super) fn lacks(&self, wrr_used: bool, sums_used: bool) -> bool {
+        (wrr_used && !self.period_settled)
+            || (sums_used && self.bound == 0 && self.prefix.is_empty() && !self.is_empty())
+    }
+}
+
+/// A table was made (see [`pick_tables_alive`]).
+pub(super) fn table_born() {
+    TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A worker-local picker for one service: see the module documentation and
@@ -203,14 +179,18 @@ pub struct Picker {
     rng: Rng,
     rr: RoundRobin,
     wrr: RoundRobin,
-    /// Smooth-WRR `current` when the table has no period (id of its table).
+    /// Smooth-WRR `current` when the table has no period, and the
+    /// table's weights (id of their table).
     walk: Vec<i64>,
+    walk_weights: Vec<u32>,
     walk_table: u64,
     /// Consistent-hash winners per bucket (id of their table).
     buckets: Vec<u32>,
     buckets_table: u64,
     /// The table has no period yet and smooth WRR was asked for.
     wants_period: bool,
+    /// A weighted-random draw asked for the running sums its table lacks.
+    wants_sums: bool,
     /// Something besides the signal may call for a refresh (a wish for
     /// the period, a ramping weight, held outcomes): one test on the hot path.
     local: bool,
@@ -245,6 +225,7 @@ impl Picker {
     #[inline(never)]
     fn local_due(&self, now: u64) -> bool {
         self.wants_period
+            || self.wants_sums
             || (self.table.ramping && now > self.table.weights_at)
             || (!self.outcomes.is_empty()
                 && (self.outcomes.len() >= PICKER_OUTCOME_BATCH
@@ -272,13 +253,20 @@ impl Picker {
     /// As [`Picker::pick`].
     #[inline(always)]
     pub fn pick_entry(&mut self, strategy: Strategy, key: Option<&str>) -> Result<Picked<'_>> {
-        let len = self.table.handles.len();
-        let pos = if strategy == Strategy::RoundRobin && len > 0 {
-            Some(self.rr.next(len))
-        } else {
-            self.pick_other(strategy, key.filter(|k| !k.is_empty()))?
+        let len = self.table.parts.len();
+        let key = key.filter(|k| !k.is_empty());
+        // The usual picks without a key answer here; every other case (and
+        // the key's checks) in `pick_other`, with the same answers.
+        // (A key is checked there for every strategy, as the registry's own
+        // pick checks it.)
+        let pos = match (strategy, &self.table.period) {
+            _ if len == 0 || key.is_some() => self.pick_other(strategy, key)?,
+            (Strategy::RoundRobin, _) => Some(self.rr.next(len)),
+            (Strategy::Random, _) => Some(self.rng.below(len as u64) as usize),
+            (Strategy::WeightedRoundRobin, Some(period)) => period.get(self.wrr.next(period.len())),
+            _ => self.pick_other(strategy, key)?,
         };
-        match pos.and_then(|p| Some((p, *self.table.handles.get(p)?))) {
+        match pos.and_then(|p| Some((p, self.table.parts.handle(p)?))) {
             Some((position, handle)) => {
                 if let Some(n) = self.picks.get_mut(strategy as usize) {
                     *n += 1;
@@ -319,7 +307,7 @@ impl Picker {
             }
         }
         let t = &*self.table;
-        let len = t.handles.len();
+        let len = t.parts.len();
         if len == 0 {
             if strategy == Strategy::ConsistentHash && key.is_none() {
                 return Err(Error::invalid("key", "consistent_hash needs a key"));
@@ -330,8 +318,16 @@ impl Picker {
             Strategy::RoundRobin => Some(self.rr.next(len)),
             Strategy::Random => Some(self.rng.below(len as u64) as usize),
             Strategy::WeightedRandom if t.bound > 0 => {
-                rejection_draw(&mut self.rng, &t.weights, t.bound)
-                    .or_else(|| running_sum_draw(&mut self.rng, &t.weights))
+                rejection_draw_by(&mut self.rng, len, t.bound, |i| {
+                    t.parts.weight(i).map_or(0, u64::from)
+                })
+                .or_else(|| running_sum_draw(&mut self.rng, &t.parts.weights()))
+            }
+            Strategy::WeightedRandom if t.prefix.is_empty() => {
+                // The same answer as the running sums the table lacks.
+                self.wants_sums = true;
+                self.local = true;
+                running_sum_draw(&mut self.rng, &t.parts.weights())
             }
             Strategy::WeightedRandom => weighted_draw(&mut self.rng, &t.prefix),
             Strategy::WeightedRoundRobin => match &t.period {
@@ -344,23 +340,22 @@ impl Picker {
                     if self.walk_table != t.id {
                         self.walk.clear();
                         self.walk.resize(len, 0);
+                        self.walk_weights = t.parts.weights().into_owned();
                         self.walk_table = t.id;
                     }
-                    smooth_wrr(&t.weights, &mut self.walk, t.total)
+                    smooth_wrr(&self.walk_weights, &mut self.walk, t.total)
                 }
             },
             Strategy::FirstAvailable => Some(0),
             Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
-                let base = t.base_load.get(i).copied().unwrap_or(0);
-                let shared = t
-                    .candidate_member
-                    .get(i)
-                    .and_then(|&m| t.members.get(m as usize))
-                    .map_or(0, |(_, c)| c.load(Ordering::Relaxed));
-                (
-                    base.saturating_add(shared),
-                    t.weights.get(i).copied().unwrap_or(0),
-                )
+                let load = t.parts.handle(i).map_or(0, |h| {
+                    let shared = t
+                        .members
+                        .get(h)
+                        .map_or(0, |m| m.counter.load(Ordering::Relaxed));
+                    t.base_load.get(h).saturating_add(shared)
+                });
+                (load, t.parts.weight(i).map_or(0, u64::from))
             }),
             Strategy::ConsistentHash => {
                 let Some(key) = key else {
@@ -378,7 +373,9 @@ impl Picker {
                     _ => {
                         let pos = rendezvous(
                             bucket,
-                            t.id_hashes.iter().copied().zip(t.weights.iter().copied()),
+                            t.parts.iter().map(|(h, w)| {
+                                (t.members.get(h).map_or(0, |m| m.id_hash), u64::from(w))
+                            }),
                         );
                         if let (true, Some(p), Some(slot)) =
                             (memo, pos, self.buckets.get_mut(bucket as usize))
@@ -522,10 +519,12 @@ impl Registry {
             rr,
             wrr,
             walk: Vec::new(),
+            walk_weights: Vec::new(),
             walk_table: 0,
             buckets: Vec::new(),
             buckets_table: 0,
             wants_period: false,
+            wants_sums: false,
             local,
             outcomes: Vec::new(),
             outcomes_since: 0,
@@ -564,195 +563,17 @@ impl Registry {
             *total += core::mem::take(n);
         }
         svc.metrics.pick_failures += core::mem::take(&mut picker.failures);
-        let force = core::mem::take(&mut picker.wants_period);
-        if force {
-            svc.publication.wrr_used = true;
-        }
+        let wants_period = core::mem::take(&mut picker.wants_period);
+        let wants_sums = core::mem::take(&mut picker.wants_sums);
+        svc.publication.wrr_used |= wants_period;
+        svc.publication.sums_used |= wants_sums;
+        let force = wants_period || wants_sums;
         let options = picker.table.options.clone();
         let (_, table) = self.publish(idx, options.as_ref(), force);
         picker.local = table.ramping;
         picker.seen = table.generation;
         picker.table = table;
         Ok(())
-    }
-
-    /// The latest table of service `idx` for `options`, built anew when
-    /// the service changed since the last one (or `force`d, to add a period).
-    fn publish(
-        &mut self,
-        idx: u32,
-        options: Option<&Arc<PickOptions>>,
-        force: bool,
-    ) -> (Arc<AtomicU64>, Arc<PickTable>) {
-        self.ensure_candidates(idx);
-        let clock = self.clock;
-        let svc = &mut self.services[idx as usize];
-        let signal = svc
-            .publication
-            .signal
-            .get_or_insert_with(|| Arc::new(AtomicU64::new(1)))
-            .clone();
-        let wrr_used = svc.publication.wrr_used;
-        let at = svc
-            .publication
-            .tables
-            .iter()
-            .position(|t| t.options.as_deref() == options.map(|o| &**o));
-        let current = at.and_then(|i| svc.publication.tables.get(i));
-        if force && current.is_some_and(|t| !t.period_settled) {
-            // A table with a period replaces one of the same candidates:
-            // move the signal so every picker takes it.
-            svc.publication.changed();
-        }
-        let generation = signal.load(Ordering::Acquire);
-        if let Some(t) = current {
-            let weights_fresh = match options {
-                None => t.weights_at == svc.candidates.weights_at,
-                Some(_) => !t.ramping || t.weights_at == clock,
-            };
-            if t.generation == generation && weights_fresh {
-                return (signal, t.clone());
-            }
-        }
-        let previous = at.map(|i| svc.publication.tables.swap_remove(i));
-        let table =
-            Arc::new(self.build_table(idx, options, generation, previous.as_deref(), wrr_used));
-        let publication = &mut self.services[idx as usize].publication;
-        // Tables no picker holds any more are dropped (built again if asked for).
-        publication.tables.retain(|t| Arc::strong_count(t) > 1);
-        publication.tables.push(table.clone());
-        (signal, table)
-    }
-
-    fn build_table(
-        &mut self,
-        idx: u32,
-        options: Option<&Arc<PickOptions>>,
-        generation: u64,
-        previous: Option<&PickTable>,
-        wrr_used: bool,
-    ) -> PickTable {
-        let clock = self.clock;
-        let members = self.services[idx as usize].members.clone();
-        for &s in &members {
-            let e = self.entry_mut(s);
-            if e.load.shared_inflight.is_none() {
-                e.load.shared_inflight = Some(Arc::new(AtomicU64::new(0)));
-            }
-        }
-        let mut by_slot =
-            vec![u32::MAX; members.iter().map(|&s| s as usize + 1).max().unwrap_or(0)];
-        let mut member_counters = Vec::with_capacity(members.len());
-        let mut fields = Vec::with_capacity(members.len());
-        // Fields are rendered once per revision: later tables share them.
-        let donor = previous.or_else(|| {
-            self.services[idx as usize]
-                .publication
-                .tables
-                .first()
-                .map(|t| &**t)
-        });
-        for (i, &s) in members.iter().enumerate() {
-            if let Some(b) = by_slot.get_mut(s as usize) {
-                *b = i as u32;
-            }
-            let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
-            let entry = self.entry(s);
-            let counter = entry.load.shared_inflight.clone().unwrap_or_default();
-            let kept = donor.and_then(|d| {
-                let at = *d.by_slot.get(s as usize)? as usize;
-                match (d.members.get(at), d.fields.get(at)) {
-                    (Some((g, _)), Some((r, f))) if *g == generation && *r == entry.revision => {
-                        Some(f.clone())
-                    }
-                    _ => None,
-                }
-            });
-            let fields_now = kept.unwrap_or_else(|| Arc::new(entry.instance.clone()));
-            fields.push((entry.revision, fields_now));
-            member_counters.push((generation, counter));
-        }
-        let prefix = match options {
-            None => self.services[idx as usize].candidates.prefix_for_tables(),
-            Some(_) => Vec::new(),
-        };
-        let c = &self.services[idx as usize].candidates;
-        let (slots, weights, prefix, ramping, weights_at) = match options {
-            None => (
-                c.slots.clone(),
-                c.weights.iter().map(|&w| u64::from(w)).collect(),
-                prefix,
-                c.ramp_until > clock,
-                c.weights_at,
-            ),
-            Some(o) => {
-                let subset = self.subset(idx, o);
-                let (slots, weights) = self.subset_weights(idx, &subset);
-                let window = self.config.slow_start_ms;
-                let ramping = window > 0
-                    && slots
-                        .iter()
-                        .any(|&s| self.entry(s).healthy_since.saturating_add(window) > clock);
-                let prefix = running_sums(&weights);
-                (slots, weights, prefix, ramping, clock)
-            }
-        };
-        let c = &self.services[idx as usize].candidates;
-        let (period, period_settled) = if ramping {
-            (None, true)
-        } else {
-            match (&c.period, previous) {
-                (PeriodState::Table(p), _) if options.is_none() => (Some(p.clone()), true),
-                (_, Some(p)) if p.weights == weights && (p.period_settled || !wrr_used) => {
-                    (p.period.clone(), p.period_settled)
-                }
-                _ if wrr_used => (SmoothPeriod::build(&weights).map(Arc::new), true),
-                _ => (None, false),
-            }
-        };
-        let total = weights.iter().sum();
-        let max = weights.iter().copied().max().unwrap_or(0);
-        self.publications += 1;
-        TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
-        let svc = &self.services[idx as usize];
-        PickTable {
-            service: idx,
-            name: svc.name.clone(),
-            options: options.cloned(),
-            id: self.publications,
-            generation,
-            weights_at,
-            membership_epoch: self.membership_epoch,
-            ramping,
-            known: !members.is_empty(),
-            panic: svc.panic,
-            handles: slots
-                .iter()
-                .map(|&index| Handle {
-                    index,
-                    generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
-                })
-                .collect(),
-            total,
-            bound: match options {
-                None => rejection_bound(weights.len(), total, max),
-                Some(_) => None,
-            }
-            .unwrap_or(0),
-            weights,
-            prefix,
-            id_hashes: slots.iter().map(|&s| self.entry(s).id_hash).collect(),
-            base_load: slots.iter().map(|&s| self.entry(s).load.inflight).collect(),
-            candidate_member: slots
-                .iter()
-                .map(|&s| by_slot.get(s as usize).copied().unwrap_or(u32::MAX))
-                .collect(),
-            by_slot,
-            members: member_counters,
-            fields,
-            period,
-            period_settled,
-        }
     }
 }
 

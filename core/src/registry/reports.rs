@@ -152,6 +152,7 @@ impl Registry {
         check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
+        self.load_moved();
         let entry = self.entry_mut(slot);
         entry.load.inflight = entry.load.inflight.saturating_add(1);
         Ok(())
@@ -166,6 +167,7 @@ impl Registry {
         check_name("id", id, MAX_ID_BYTES)?;
         self.advance(now);
         let slot = self.slot_of(id)?;
+        self.load_moved();
         let entry = self.entry_mut(slot);
         entry.load.inflight = entry.load.inflight.saturating_sub(1);
         Ok(())
@@ -178,6 +180,7 @@ impl Registry {
     /// `not_found` when the handle no longer names a registered instance.
     pub fn begin_handle(&mut self, handle: super::Handle) -> Result<()> {
         let slot = self.slot_of_handle(handle)?;
+        self.load_moved();
         let entry = self.entry_mut(slot);
         entry.load.inflight = entry.load.inflight.saturating_add(1);
         Ok(())
@@ -190,8 +193,18 @@ impl Registry {
     /// `not_found` when the handle no longer names a registered instance.
     pub fn end_handle(&mut self, handle: super::Handle) -> Result<()> {
         let slot = self.slot_of_handle(handle)?;
+        self.load_moved();
         let entry = self.entry_mut(slot);
         entry.load.inflight = entry.load.inflight.saturating_sub(1);
         Ok(())
+    }
+
+    /// A call began or ended through the registry.
+    #[inline(always)]
+    fn load_moved(&mut self) {
+        #[cfg(feature = "pickers")]
+        {
+            self.load_moves = self.load_moves.wrapping_add(1);
+        }
     }
 }

@@ -4,7 +4,7 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 
 #[cfg(feature = "pickers")]
-use super::picker::Publication;
+use super::publication::Publication;
 
 /// Without pickers there is nothing to publish.
 #[cfg(not(feature = "pickers"))]
@@ -15,6 +15,8 @@ pub(crate) struct Publication;
 impl Publication {
     #[inline(always)]
     pub fn changed(&self) {}
+    #[inline(always)]
+    pub fn members_changed(&mut self, _slot: u32) {}
 }
 use super::candidates::Rule;
 use super::{Entry, Registry};
@@ -75,6 +77,9 @@ pub(crate) struct Candidates {
     /// While `Some(p)`, the smooth-WRR state is step `p` of `period` and
     /// `current` is out of date ([`Candidates::settle_wrr`] writes it).
     pub wrr_at: Option<usize>,
+    /// The changes made to `slots` and `weights`, for picker tables.
+    #[cfg(feature = "pickers")]
+    pub edits: super::table_parts::EditLog,
 }
 
 /// Whether a candidate table has its smooth-WRR period table.
@@ -325,6 +330,7 @@ impl Registry {
         service.member_ids.insert(pos, id);
         service.counts[health as usize] += 1;
         service.modify_index = index;
+        service.publication.members_changed(slot);
         self.note_member(service_idx, slot);
     }
 
@@ -367,6 +373,7 @@ impl Registry {
             service.ejected -= 1;
         }
         service.modify_index = index;
+        service.publication.members_changed(slot);
         self.unlist_candidate(service_idx, slot, entry);
         #[cfg(test)]
         if self.reference {
@@ -376,7 +383,9 @@ impl Registry {
 
     /// The fields of member `slot` were replaced.
     pub(crate) fn service_touch(&mut self, service_idx: u32, slot: u32, index: u64) {
-        self.services[service_idx as usize].modify_index = index;
+        let service = &mut self.services[service_idx as usize];
+        service.modify_index = index;
+        service.publication.members_changed(slot);
         self.note_member(service_idx, slot);
     }
 
