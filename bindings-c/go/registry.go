@@ -92,15 +92,29 @@ func (r *Registry) Close() {
 // Register adds an instance, or replaces the fields of the one with the
 // same id and service (renewing its lease).
 func (r *Registry) Register(spec InstanceSpec, now time.Time) (Handle, error) {
-	w, err := spec.wire()
+	text, err := spec.EntryJSON("")
 	if err != nil {
 		return 0, err
 	}
-	text, err := json.Marshal(w)
-	if err != nil {
-		return 0, newError(CodeInvalidArgument, "invalid argument `instance`: "+err.Error())
-	}
 	return r.RegisterJSON(string(text), now)
+}
+
+// EntryJSON is the spec in the instance wire form (SPEC §2: durations as
+// `ttl_ms` and `check_interval_ms`), with `"status"` when status is not
+// empty: what a registrar writes to a store and a source entry reads.
+func (spec InstanceSpec) EntryJSON(status string) ([]byte, error) {
+	w, err := spec.wire()
+	if err != nil {
+		return nil, err
+	}
+	text, err := json.Marshal(struct {
+		instanceWire
+		Status string `json:"status,omitempty"`
+	}{w, status})
+	if err != nil {
+		return nil, newError(CodeInvalidArgument, "invalid argument `instance`: "+err.Error())
+	}
+	return text, nil
 }
 
 // RegisterJSON registers an instance given as a JSON object with the SPEC §2

@@ -409,3 +409,23 @@ func TestGoroutinesShareOneRegistry(t *testing.T) {
 	_, err = reg.Pick("pool", Random, nil, at(rounds))
 	wantCode(t, err, CodeUnknownService)
 }
+
+// A registrar writes the wire form: durations in ms, the status beside them.
+func TestEntryJSONIsTheWireForm(t *testing.T) {
+	spec := InstanceSpec{ID: "a", Service: "api", Address: "10.0.0.1", Port: 80, TTL: 5 * time.Second, CheckInterval: 250 * time.Millisecond}
+	got, err := spec.EntryJSON("warning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"a","service":"api","address":"10.0.0.1","port":80,"ttl_ms":5000,"check_interval_ms":250,"status":"warning"}`
+	if string(got) != want {
+		t.Fatalf("EntryJSON = %s, want %s", got, want)
+	}
+	plain, err := InstanceSpec{ID: "a", Service: "api", Address: "h", Port: 1}.EntryJSON("")
+	if err != nil || string(plain) != `{"id":"a","service":"api","address":"h","port":1}` {
+		t.Fatalf("EntryJSON = %s, %v", plain, err)
+	}
+	if _, err := (InstanceSpec{ID: "a", Service: "api", Address: "h", Port: 1, TTL: -time.Second}).EntryJSON(""); err == nil {
+		t.Fatal("a negative TTL was accepted")
+	}
+}

@@ -2,7 +2,6 @@ package consul
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -99,10 +98,7 @@ func (r *Registrar) prepare() error {
 
 // registration is what the core says to send for in with status.
 func (r *Registrar) registration(in waypost.InstanceSpec, status string) (waypost.ConsulRegistration, error) {
-	entry, err := json.Marshal(struct {
-		waypost.InstanceSpec
-		Status string `json:"status,omitempty"`
-	}{in, status})
+	entry, err := in.EntryJSON(status)
 	if err != nil {
 		return waypost.ConsulRegistration{}, err
 	}

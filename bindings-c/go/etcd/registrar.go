@@ -115,10 +115,7 @@ func encodeValue(spec waypost.InstanceSpec, status string) (string, error) {
 		last := len(known) - 1
 		return "", fmt.Errorf("etcd: status %q: expected %s or %s", status, strings.Join(known[:last], ", "), known[last])
 	}
-	b, err := json.Marshal(struct {
-		waypost.InstanceSpec
-		Status string `json:"status,omitempty"`
-	}{spec, status})
+	b, err := spec.EntryJSON(status)
 	return string(b), err
 }
 
