@@ -514,7 +514,11 @@ fn a_key_is_checked_for_every_strategy_as_the_registry_checks_it() -> Result<()>
         // hashing picks.
         for key in [None, Some("")] {
             let plain = picker.pick(strategy, key);
-            assert_eq!(plain.is_ok(), strategy != Strategy::ConsistentHash, "{strategy:?}");
+            assert_eq!(
+                plain.is_ok(),
+                strategy != Strategy::ConsistentHash,
+                "{strategy:?}"
+            );
         }
     }
     Ok(())
