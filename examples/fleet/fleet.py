@@ -10,6 +10,7 @@ import collections
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,7 +28,30 @@ def ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out on its own (outgoing
+    connections, binds to port 0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port free now, chosen below the kernel's ephemeral range: the demo
+    picks every port before it starts the processes, and a port from that
+    range could meanwhile become the local port of some outgoing connection
+    (a gateway once failed to bind so)."""
+    low = min(_ephemeral_low(), 65536)
+    if low > 12000:
+        for _ in range(200):
+            port = random.randrange(10000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -100,7 +100,21 @@ def test_interrupt(tmp: Path) -> None:
     print("demo-test: Ctrl-C in the middle stops everything")
 
 
+def test_ports_outside_the_ephemeral_range() -> None:
+    """The demo's ports are chosen below the range the kernel hands out to
+    outgoing connections, so none can be taken before its process binds it."""
+    sys.path.insert(0, str(ROOT / "examples/fleet"))
+    import fleet
+
+    low = fleet._ephemeral_low()
+    ports = [fleet.free_port() for _ in range(100)]
+    if low > 12000:
+        assert all(10000 <= p < low for p in ports), (low, ports)
+    print(f"demo-test: ports below the ephemeral range ({min(ports)}..{max(ports)} < {low})")
+
+
 if __name__ == "__main__":
+    test_ports_outside_the_ephemeral_range()
     with tempfile.TemporaryDirectory() as tmp:
         test_story(Path(tmp))
         test_interrupt(Path(tmp))
