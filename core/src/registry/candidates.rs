@@ -136,7 +136,7 @@ pub(super) fn rendezvous_among<W: Copy + Into<u64>>(
 }
 
 /// A weight as the table keeps it (weights are at most 10 000 × 1 000).
-fn table_weight(w: u64) -> u32 {
+pub(super) fn table_weight(w: u64) -> u32 {
     u32::try_from(w).unwrap_or(u32::MAX)
 }
 
@@ -291,13 +291,10 @@ impl Candidates {
         }
     }
 
-    /// The running sums a published table needs: made when the weights
-    /// are too uneven for the rejection draw; empty otherwise.
+    /// A copy of the running sums for a published table (made if the
+    /// weights changed since).
     #[cfg(feature = "pickers")]
     pub fn prefix_for_tables(&mut self) -> Vec<u64> {
-        if self.rejection_bound() > 0 {
-            return Vec::new();
-        }
         self.ensure_prefix();
         self.prefix.clone()
     }

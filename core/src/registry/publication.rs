@@ -18,6 +18,7 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::candidates::table_weight;
 use super::picker::{table_born, PickTable};
 use super::service::PeriodState;
 use super::slot_trie::SlotTrie;
@@ -283,11 +284,7 @@ impl Registry {
                     index,
                     generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
                 });
-                // Weights are at most 10 000 × 1 000: `u32` holds them.
-                let weights: Vec<u32> = weights
-                    .iter()
-                    .map(|&w| u32::try_from(w).unwrap_or(u32::MAX))
-                    .collect();
+                let weights: Vec<u32> = weights.iter().map(|&w| table_weight(w)).collect();
                 let parts = Parts::cut(handles, &weights);
                 (parts, 0, total, prefix, ramping, clock)
             }
