@@ -923,12 +923,12 @@ impl Registry {
                 counts[e.health as usize] += 1;
                 ejected += u32::from(e.inputs.ejected);
             }
-            let member_ids = slots
+            let member_ids: Vec<Arc<str>> = slots
                 .iter()
                 .map(|&s| self.entry(s).instance.id.clone())
                 .collect();
             let service = &mut self.services[idx];
-            service.member_ids = member_ids;
+            service.member_ids = crate::registry::IdSearch::from_sorted(member_ids);
             service.members = slots;
             service.counts = counts;
             service.ejected = ejected;

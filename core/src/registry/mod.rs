@@ -3,6 +3,7 @@
 use crate::prelude::*;
 mod candidates;
 mod entry;
+mod id_index;
 mod invariants;
 mod mirrors;
 mod names;
@@ -40,6 +41,7 @@ use crate::rng::Rng;
 use crate::source::SourceStatus;
 
 pub(crate) use entry::{Entry, Hold};
+pub(crate) use id_index::IdSearch;
 pub use pick::{DiscoverOptions, Discovery, Pick, PickOptions};
 #[cfg(feature = "pickers")]
 pub use picker::{

@@ -19,8 +19,9 @@ impl Publication {
     pub fn members_changed(&mut self, _slot: u32) {}
 }
 use super::candidates::Rule;
+use super::id_index::{IdIndex, IdSearch};
 use super::smooth_index::Held;
-#[cfg(feature = "smooth-index")]
+#[cfg(feature = "large-services")]
 use super::smooth_index::{hold, SmoothIndex};
 use super::{Entry, Registry};
 use crate::balancer::{SmoothPeriod, WeightClasses};
@@ -86,7 +87,7 @@ pub(crate) struct Candidates {
     pub smooth: Option<Held>,
     /// The index was refused for these weights (too many distinct ones):
     /// walk until they change.
-    #[cfg(feature = "smooth-index")]
+    #[cfg(feature = "large-services")]
     pub smooth_refused: bool,
     /// The changes made to `slots` and `weights`, for picker tables.
     #[cfg(feature = "pickers")]
@@ -108,7 +109,7 @@ pub(crate) enum PeriodState {
 impl Candidates {
     /// The slot of the next smooth-WRR winner (without the index, every
     /// table walks or steps through its period table).
-    #[cfg(not(feature = "smooth-index"))]
+    #[cfg(not(feature = "large-services"))]
     #[inline(always)]
     pub fn smooth_slot(&mut self, ramping: bool) -> Option<u32> {
         let pos = self.smooth_next(ramping)?;
@@ -118,7 +119,7 @@ impl Candidates {
     /// The slot of the next smooth-WRR winner: from the index of a large
     /// table (built at its first pick), else as [`Candidates::smooth_next`]
     /// finds it. Every path gives the walk's answers.
-    #[cfg(feature = "smooth-index")]
+    #[cfg(feature = "large-services")]
     #[inline(always)]
     pub fn smooth_slot(&mut self, ramping: bool) -> Option<u32> {
         match self.period_next() {
@@ -129,7 +130,7 @@ impl Candidates {
 
     /// [`Candidates::smooth_slot`] when the state is not a step of the
     /// period table.
-    #[cfg(feature = "smooth-index")]
+    #[cfg(feature = "large-services")]
     #[inline(never)]
     fn smooth_slot_off_period(&mut self, ramping: bool) -> Option<u32> {
         if ramping {
@@ -153,7 +154,7 @@ impl Candidates {
     /// The weights changed: an index refused for the old ones may fit.
     #[inline(always)]
     pub fn index_may_fit(&mut self) {
-        #[cfg(feature = "smooth-index")]
+        #[cfg(feature = "large-services")]
         {
             self.smooth_refused = false;
         }
@@ -289,7 +290,7 @@ impl Candidates {
 
 /// The fewest candidates a table keeps a smooth-WRR index for (tests
 /// lower it, to hold the index to the walk on small tables).
-#[cfg(feature = "smooth-index")]
+#[cfg(feature = "large-services")]
 #[inline(always)]
 fn index_min() -> usize {
     #[cfg(test)]
@@ -347,9 +348,8 @@ pub(crate) struct Service {
     pub name: Arc<str>,
     /// Member slots in id order.
     pub members: Vec<u32>,
-    /// The members' ids, parallel to `members`: searching them touches one
-    /// allocation per comparison instead of three.
-    pub member_ids: Vec<Arc<str>>,
+    /// The members' ids, parallel to `members` (`id_index.rs`).
+    pub member_ids: IdIndex,
     /// Members by public health, indexed by `Health as usize`.
     pub counts: [u32; 5],
     /// Instances with an ejection in force (outlier detection).
@@ -379,7 +379,7 @@ impl Service {
         Service {
             name,
             members: Vec::new(),
-            member_ids: Vec::new(),
+            member_ids: IdIndex::default(),
             counts: [0; 5],
             ejected: 0,
             panic: false,
@@ -440,12 +440,7 @@ impl Registry {
     /// Where `id` is or would go among a service's members (id order);
     /// appending past the last member, the usual case, skips the search.
     fn member_position(&self, service_idx: u32, id: &str) -> Result<usize, usize> {
-        let ids = &self.services[service_idx as usize].member_ids;
-        match ids.last() {
-            Some(last) if **last < *id => Err(ids.len()),
-            None => Err(0),
-            _ => ids.binary_search_by(|m| (**m).cmp(id)),
-        }
+        self.services[service_idx as usize].member_ids.search(id)
     }
 
     pub(crate) fn service_add_member(&mut self, service_idx: u32, slot: u32, index: u64) {

@@ -31,14 +31,14 @@ pub(crate) const INDEX_MIN: usize = 4097;
 const _: () = assert!((INDEX_MIN as u64) * (INDEX_MIN as u64) > PERIOD_WORK_MAX);
 const _: () = assert!(((INDEX_MIN - 1) as u64) * ((INDEX_MIN - 1) as u64) <= PERIOD_WORK_MAX);
 
-#[cfg(feature = "smooth-index")]
+#[cfg(feature = "large-services")]
 pub(crate) use imp::SmoothIndex;
 
 /// How a candidate table holds its index.
-#[cfg(feature = "smooth-index")]
+#[cfg(feature = "large-services")]
 pub(crate) type Held = alloc::boxed::Box<SmoothIndex>;
 
-#[cfg(feature = "smooth-index")]
+#[cfg(feature = "large-services")]
 #[inline]
 pub(crate) fn hold(index: SmoothIndex) -> Held {
     alloc::boxed::Box::new(index)
@@ -46,14 +46,14 @@ pub(crate) fn hold(index: SmoothIndex) -> Held {
 
 /// Without the feature there is no index: no value of this type exists,
 /// so every table walks and the code that keeps an index is left out.
-#[cfg(not(feature = "smooth-index"))]
+#[cfg(not(feature = "large-services"))]
 #[derive(Debug, Clone)]
 pub(crate) enum SmoothIndex {}
 
-#[cfg(not(feature = "smooth-index"))]
+#[cfg(not(feature = "large-services"))]
 pub(crate) type Held = SmoothIndex;
 
-#[cfg(not(feature = "smooth-index"))]
+#[cfg(not(feature = "large-services"))]
 impl SmoothIndex {
     pub fn insert(&mut self, _l: Option<u32>, _r: Option<u32>, _s: u32, _w: u32) -> bool {
         match *self {}
@@ -78,10 +78,10 @@ impl SmoothIndex {
     }
 }
 
-#[cfg(not(feature = "smooth-index"))]
+#[cfg(not(feature = "large-services"))]
 use crate::prelude::*;
 
-#[cfg(feature = "smooth-index")]
+#[cfg(feature = "large-services")]
 mod imp {
     use crate::prelude::*;
     use alloc::collections::BTreeSet;
@@ -426,7 +426,7 @@ mod imp {
     }
 }
 
-#[cfg(all(test, feature = "smooth-index"))]
+#[cfg(all(test, feature = "large-services"))]
 mod tests {
     use super::*;
     use crate::balancer::smooth_wrr;
