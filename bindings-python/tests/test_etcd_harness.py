@@ -41,7 +41,7 @@ def test_ports_below_the_ephemeral_range() -> None:
     """etcd binds its ports after they are chosen; one from the range the
     kernel hands to outgoing connections could be taken meanwhile."""
     low = ephemeral_low()
-    ports = [free_port() for _ in range(100)]
+    ports = [free_port() for _ in range(1000)]
     assert len(set(ports)) == len(ports)
     if low > 12000:
         assert all(10000 <= p < low for p in ports), (low, ports)

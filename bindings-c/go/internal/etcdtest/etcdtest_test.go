@@ -66,7 +66,7 @@ func TestClusterCarriesOnWithoutItsLeader(t *testing.T) {
 func TestPortsBelowTheEphemeralRange(t *testing.T) {
 	low := EphemeralLow()
 	seen := map[int]bool{}
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 1000; i++ {
 		p := FreePort(t)
 		if seen[p] {
 			t.Fatalf("port %d given twice", p)
