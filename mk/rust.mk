@@ -5,7 +5,8 @@ BENCH_TARGETS += rust-bench
 .PHONY: rust-test rust-lint rust-bench gen gen-check
 
 # The bindings' copies of the core's tables (the C config struct and limits,
-# Go's Config, the Python and TypeScript keyword lists, the name tables):
+# Go's Config, the Python and TypeScript keyword lists, the name tables, the
+# instance's fields as registered and as read back):
 # `make gen` rewrites them, gen-check fails when one is stale.
 gen:
 	cargo run --quiet -p waypost-gen -- --write

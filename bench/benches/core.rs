@@ -56,9 +56,6 @@ fn picks(c: &mut Criterion) {
         let mut reg = fleet(n);
         let opts = PickOptions::default();
         for strategy in Strategy::ALL {
-            if strategy == Strategy::WeightedRoundRobin && n > 1_000 {
-                continue; // O(n) by definition; measured at 10 and 1 000.
-            }
             let opts = if strategy == Strategy::ConsistentHash {
                 PickOptions {
                     key: Some("user-1234".into()),

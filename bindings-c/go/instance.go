@@ -40,24 +40,6 @@ func (h *Health) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Instance is the registered fields of an instance. Values returned by
-// Pick and Discover are shared and cached: treat them as read-only.
-type Instance struct {
-	Handle        Handle // zero when read with Get (by id)
-	ID            string
-	Service       string
-	Address       string
-	Port          uint16
-	Weight        uint32
-	Tags          []string
-	Meta          map[string]string
-	Zone          string
-	Priority      uint8
-	TTL           time.Duration // 0: the registry's
-	CheckInterval time.Duration // 0: no active check
-	Source        string        // the source that owns it (SPEC §10.1); "" when local
-}
-
 // InstanceStatus is an instance with its dynamic state at the time asked.
 type InstanceStatus struct {
 	Instance
@@ -79,10 +61,10 @@ type InstanceStatus struct {
 	Held bool
 }
 
-// wireInstance is the JSON wire form shared by every binding: the spec's
-// fields (generated from the core's table), then the status.
+// wireInstance is the JSON wire form shared by every binding: the
+// instance's fields (generated from the core's table), then the status.
 type wireInstance struct {
-	instanceWire
+	instanceRead
 	Health              Health  `json:"health"`
 	ModifyIndex         uint64  `json:"modify_index"`
 	Revision            uint64  `json:"revision"`
@@ -94,7 +76,6 @@ type wireInstance struct {
 	ConsecutiveFailures uint32  `json:"consecutive_failures"`
 	EjectedUntil        *uint64 `json:"ejected_until"`
 	LastCheck           *string `json:"last_check"`
-	Source              string  `json:"source"`
 	SourceStatus        string  `json:"status"`
 	Held                bool    `json:"held"`
 }
@@ -103,13 +84,7 @@ func msTime(v uint64) time.Time { return time.UnixMilli(int64(v)) }
 
 func (w *wireInstance) status() InstanceStatus {
 	s := InstanceStatus{
-		Instance: Instance{
-			ID: w.ID, Service: w.Service, Address: w.Address, Port: w.Port,
-			Weight: w.Weight, Tags: w.Tags, Meta: w.Meta, Zone: w.Zone, Priority: w.Priority,
-			TTL:           time.Duration(w.TTLMs) * time.Millisecond,
-			CheckInterval: time.Duration(w.CheckIntervalMs) * time.Millisecond,
-			Source:        w.Source,
-		},
+		Instance:            w.instance(),
 		Health:              w.Health,
 		ModifyIndex:         w.ModifyIndex,
 		Revision:            w.Revision,

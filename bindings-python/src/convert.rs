@@ -8,7 +8,9 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use waypost::json::{Json, Number, MAX_DEPTH};
-use waypost::{CheckStatus, Filter, InstanceKind, InstanceSpec, Strategy, INSTANCE_FIELDS};
+use waypost::{
+    CheckStatus, Filter, InstanceKind, InstanceSpec, Strategy, INSTANCE_FIELDS, INSTANCE_KEYS,
+};
 
 use crate::errors;
 use crate::names;
@@ -186,15 +188,17 @@ pub(crate) fn string_map(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<(S
 }
 
 /// An instance spec from `register`'s arguments, one per field of the
-/// core's table, in its order (`None`: not given). Each is converted by the
+/// core's table that a host registers, in its order (`None`: not given). Each is converted by the
 /// field's kind (a wrong Python type is a `TypeError`) and set through the
 /// core, which checks the rest. `None` given for an optional field is as if
 /// not given; for a required one it is the wrong type.
 pub(crate) fn instance_spec(
     py: Python<'_>,
-    args: [Option<&Bound<'_, PyAny>>; INSTANCE_FIELDS.len()],
+    args: [Option<&Bound<'_, PyAny>>; INSTANCE_KEYS.len()],
 ) -> PyResult<InstanceSpec> {
     let mut spec = InstanceSpec::new(String::new(), String::new(), String::new(), 0);
+    // The fields a host registers come first in the table; the read-only
+    // ones after them have no argument.
     for (field, arg) in INSTANCE_FIELDS.iter().zip(args) {
         let Some(obj) = arg.filter(|o| field.is_required() || !o.is_none()) else {
             continue;

@@ -29,23 +29,32 @@ fn repr(py: Python<'_>, text: &str) -> String {
 pub struct PyInstance {
     pub(crate) spec: InstanceSpec,
     handle_bits: u64,
+    // BEGIN GENERATED Instance members (make gen: the core's instance fields)
+    /// Unique id, 1–256 bytes, no control characters.
     #[pyo3(get)]
     id: Py<PyString>,
+    /// Service name, same rule as `id`.
     #[pyo3(get)]
     service: Py<PyString>,
+    /// Host name or IP, 1–256 bytes, no control characters.
     #[pyo3(get)]
     address: Py<PyString>,
+    /// Port, 1–65535.
     #[pyo3(get)]
     port: Py<PyInt>,
+    /// Weight, 1–10000 (default 1).
     #[pyo3(get)]
     weight: Py<PyInt>,
-    #[pyo3(get)]
-    priority: Py<PyInt>,
+    /// Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept.
     #[pyo3(get)]
     tags: Py<PyTuple>,
-    /// Locality, or None.
+    /// Locality for zone preference, up to 128 bytes; empty or unset is no zone.
     #[pyo3(get)]
     zone: Py<PyAny>,
+    /// Failover tier, 0–255, 0 preferred (default 0).
+    #[pyo3(get)]
+    priority: Py<PyInt>,
+    // END GENERATED Instance members
     /// The registry's handle of this registration (generation << 32 | slot).
     #[pyo3(get)]
     handle: Py<PyInt>,
@@ -71,17 +80,19 @@ impl PyInstance {
         let int = |n: u64| n.into_pyobject(py).map(|i| i.unbind());
         Ok(PyInstance {
             handle_bits: handle.to_bits(),
+            // BEGIN GENERATED Instance values (make gen: the core's instance fields)
             id: PyString::new(py, &spec.id).unbind(),
             service: PyString::new(py, &spec.service).unbind(),
             address: PyString::new(py, &spec.address).unbind(),
             port: int(spec.port.into())?,
             weight: int(spec.weight.into())?,
-            priority: int(spec.priority.into())?,
             tags: PyTuple::new(py, &spec.tags)?.unbind(),
             zone: match &spec.zone {
-                Some(z) => PyString::new(py, z).into_any().unbind(),
+                Some(v) => PyString::new(py, v).into_any().unbind(),
                 None => py.None(),
             },
+            priority: int(spec.priority.into())?,
+            // END GENERATED Instance values
             handle: int(handle.to_bits())?,
             spec,
         })
@@ -90,7 +101,9 @@ impl PyInstance {
 
 #[pymethods]
 impl PyInstance {
-    /// Metadata (a new dict on each access).
+    // BEGIN GENERATED Instance getters (make gen: the core's instance fields)
+    /// Up to 64 entries; key 1–128 bytes, value up to 512 bytes.
+    /// A new dict on each access.
     #[getter]
     fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
@@ -100,17 +113,18 @@ impl PyInstance {
         Ok(dict)
     }
 
-    /// Per-instance lease length in ms, or None (the registry's applies).
+    /// Lease length overriding the registry's `ttl_ms`, 1 ms – 1 day.
     #[getter]
     fn ttl_ms(&self) -> Option<u64> {
         self.spec.ttl_ms
     }
 
-    /// Active-check interval in ms, or None.
+    /// How often the host should run this instance's active check, 1 ms – 1 day; unset: no check.
     #[getter]
     fn check_interval_ms(&self) -> Option<u64> {
         self.spec.check_interval_ms
     }
+    // END GENERATED Instance getters
 
     /// The SPEC §2 fields as a dict (the wire form: unset optional fields are absent).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -135,9 +149,11 @@ pub struct PyInstanceView {
     #[pyo3(get)]
     instance: Py<PyInstance>,
     status: InstanceStatus,
-    /// The source that owns it (SPEC §10.1); `None` for a local instance.
+    // BEGIN GENERATED InstanceView members (make gen: the core's instance fields)
+    /// The source that owns it (SPEC §10.1), same rule as `id`; unset for a local instance.
     #[pyo3(get)]
     source: Option<String>,
+    // END GENERATED InstanceView members
 }
 
 impl PartialEq for PyInstanceView {

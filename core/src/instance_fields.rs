@@ -1,5 +1,6 @@
-//! The fields of an instance (SPEC §2), written once: the key list, the
-//! descriptors the bindings' generated code reads, the reader's slots and
+//! The fields of an instance (SPEC §2, and §10.1 for `source`), written
+//! once: the key list, the descriptors the bindings' generated code reads
+//! (what a host registers and what it reads back), the reader's slots and
 //! the bounds `InstanceSpec::validate` checks all come from this table.
 
 use crate::config::{
@@ -69,12 +70,17 @@ pub struct InstanceField {
     /// The name of the constant that gives the upper bound (one of
     /// [`LIMITS`](crate::LIMITS), `DAY_MS` or a type's `MAX`).
     pub limit: &'static str,
+    /// Whether only the registry sets it: the wire form of a registered
+    /// instance carries it, a host never registers it (the reader refuses
+    /// it, and [`INSTANCE_KEYS`] leaves it out).
+    pub read_only: bool,
     /// Its documentation line(s).
     pub doc: &'static str,
 }
 
 impl InstanceField {
-    /// The position in [`INSTANCE_FIELDS`] of the field named `key`.
+    /// The position in [`INSTANCE_FIELDS`] of the field named `key` that a
+    /// host registers (`None` for a read-only or unknown one).
     #[inline]
     pub fn position(key: &str) -> Option<usize> {
         INSTANCE_KEYS.iter().position(|k| *k == key)
@@ -86,28 +92,48 @@ impl InstanceField {
     }
 }
 
-macro_rules! instance_table {
-    ($(
-        $(#[doc = $doc:literal])*
-        $key:ident: $kind:ident, $default:expr, range($lo:expr, $hi:path);
-    )*) => {
-        /// The fields of an instance's wire form (SPEC §2), in documentation order.
-        pub const INSTANCE_KEYS: [&str; [$(stringify!($key)),*].len()] = [$(stringify!($key)),*];
-
-        /// Every instance field with its kind, default, bounds and
-        /// documentation, in documentation order: what the core's reader
-        /// and the bindings' generated code read.
-        pub const INSTANCE_FIELDS: [InstanceField; INSTANCE_KEYS.len()] = [$(InstanceField {
+/// One entry of [`INSTANCE_FIELDS`], as `instance_table!` reads it.
+macro_rules! instance_field {
+    ($read_only:literal, [$($doc:literal)*]
+     $key:ident: $kind:ident, $default:expr, range($lo:expr, $hi:path)) => {
+        InstanceField {
             key: stringify!($key),
             kind: InstanceKind::$kind,
             default: $default,
             range: ($lo as u64, $hi as u64),
             limit: stringify!($hi),
+            read_only: $read_only,
             doc: concat!($($doc, "\n"),*),
-        }),*];
+        }
+    };
+}
 
-        /// A field by name, for code that handles each field (a `match` on
-        /// it fails to compile when the table gains a field).
+macro_rules! instance_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $kind:ident, $default:expr, range($lo:expr, $hi:path);
+    )*
+    @read_only {$(
+        $(#[doc = $rdoc:literal])*
+        $rkey:ident: $rkind:ident, $rdefault:expr, range($rlo:expr, $rhi:path);
+    )*}) => {
+        /// The fields of an instance's wire form that a host registers
+        /// (SPEC §2), in documentation order: what the reader accepts.
+        pub const INSTANCE_KEYS: [&str; [$(stringify!($key)),*].len()] = [$(stringify!($key)),*];
+
+        /// Every instance field with its kind, default, bounds and
+        /// documentation, in the wire form's order: those a host registers
+        /// (in [`INSTANCE_KEYS`]'s order), then the read-only ones the
+        /// registry sets. What the core's reader and the bindings'
+        /// generated code read.
+        pub const INSTANCE_FIELDS: [InstanceField;
+            INSTANCE_KEYS.len() + [$(stringify!($rkey)),*].len()] = [
+            $(instance_field!(false, [$($doc)*] $key: $kind, $default, range($lo, $hi)),)*
+            $(instance_field!(true, [$($rdoc)*] $rkey: $rkind, $rdefault, range($rlo, $rhi)),)*
+        ];
+
+        /// A field a host registers, by name, for code that handles each
+        /// field (a `match` on it fails to compile when the table gains one).
         #[allow(non_camel_case_types)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(crate) enum Slot {
@@ -123,6 +149,8 @@ use InstanceDefault::{Empty, Required, Unset, Value};
 
 // A new field is one entry here, then the reader's `match`, the spec's
 // struct and writer (core/src/instance.rs), and `make gen` for the bindings.
+// A field only the registry sets goes under `@read_only`, then `Instance`'s
+// struct and writer.
 instance_table! {
     /// Unique id, 1–256 bytes, no control characters.
     id: Str, Required, range(1, MAX_ID_BYTES);
@@ -146,6 +174,10 @@ instance_table! {
     ttl_ms: U64, Unset, range(1, DAY_MS);
     /// How often the host should run this instance's active check, 1 ms – 1 day; unset: no check.
     check_interval_ms: U64, Unset, range(1, DAY_MS);
+    @read_only {
+        /// The source that owns it (SPEC §10.1), same rule as `id`; unset for a local instance.
+        source: Str, Unset, range(1, MAX_ID_BYTES);
+    }
 }
 
 /// Whether each field is required, by slot. The code the WebAssembly
@@ -199,6 +231,42 @@ mod tests {
         }
         assert_eq!(InstanceField::position("ttl_ms"), Some(9));
         assert_eq!(InstanceField::position("color"), None);
+        // A read-only field is in the table, not among the keys a host registers.
+        assert_eq!(InstanceField::position("source"), None);
+        let read_only: Vec<bool> = INSTANCE_FIELDS.iter().map(|f| f.read_only).collect();
+        assert_eq!(
+            read_only[..INSTANCE_KEYS.len()],
+            [false; INSTANCE_KEYS.len()]
+        );
+        assert!(read_only[INSTANCE_KEYS.len()..].iter().all(|r| *r));
+    }
+
+    #[test]
+    fn a_registered_instance_writes_every_field_in_the_table() {
+        // Every field away from its default, the read-only ones included.
+        let mut reg = crate::Registry::new(crate::Config::default()).ok();
+        let entry = r#"{"id":"a","service":"api","address":"h","port":80,"weight":2,
+            "tags":["t"],"meta":{"k":"v"},"zone":"z","priority":3,"check_interval_ms":1}"#;
+        let written = reg.as_mut().and_then(|reg| {
+            reg.source_put_json("etcd", entry, 0).ok()?;
+            reg.get("a", 0).ok().map(|view| view.instance.to_json())
+        });
+        let members = match written.as_deref().map(crate::json::Json::parse) {
+            Some(Ok(crate::json::Json::Object(members))) => members,
+            _ => Vec::new(),
+        };
+        let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+        // A source-owned instance has no lease length of its own (SPEC §10.1).
+        let expected: Vec<&str> = INSTANCE_FIELDS
+            .iter()
+            .map(|f| f.key)
+            .filter(|k| *k != "ttl_ms")
+            .collect();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            members.last().map(|(_, v)| v),
+            Some(&crate::json::Json::from("etcd"))
+        );
     }
 
     #[test]

@@ -26,28 +26,41 @@ _CheckArg = Union[CheckStatus, str]
 class Instance:
     """A registered instance: the fields it was registered with (SPEC §2)."""
 
+    # BEGIN GENERATED Instance properties (make gen: the core's instance fields)
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """Unique id, 1–256 bytes, no control characters."""
     @property
-    def service(self) -> str: ...
+    def service(self) -> str:
+        """Service name, same rule as `id`."""
     @property
-    def address(self) -> str: ...
+    def address(self) -> str:
+        """Host name or IP, 1–256 bytes, no control characters."""
     @property
-    def port(self) -> int: ...
+    def port(self) -> int:
+        """Port, 1–65535."""
     @property
-    def weight(self) -> int: ...
+    def weight(self) -> int:
+        """Weight, 1–10000 (default 1)."""
     @property
-    def priority(self) -> int: ...
+    def tags(self) -> tuple[str, ...]:
+        """Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept."""
     @property
-    def tags(self) -> tuple[str, ...]: ...
+    def meta(self) -> dict[str, str]:
+        """Up to 64 entries; key 1–128 bytes, value up to 512 bytes. A new dict on each access."""
     @property
-    def meta(self) -> dict[str, str]: ...
+    def zone(self) -> Optional[str]:
+        """Locality for zone preference, up to 128 bytes; empty or unset is no zone."""
     @property
-    def zone(self) -> Optional[str]: ...
+    def priority(self) -> int:
+        """Failover tier, 0–255, 0 preferred (default 0)."""
     @property
-    def ttl_ms(self) -> Optional[int]: ...
+    def ttl_ms(self) -> Optional[int]:
+        """Lease length overriding the registry's `ttl_ms`, 1 ms – 1 day."""
     @property
-    def check_interval_ms(self) -> Optional[int]: ...
+    def check_interval_ms(self) -> Optional[int]:
+        """How often the host should run this instance's active check, 1 ms – 1 day; unset: no check."""
+    # END GENERATED Instance properties
     @property
     def handle(self) -> int: ...
     def to_dict(self) -> dict[str, Any]: ...
@@ -86,9 +99,11 @@ class InstanceView:
     def ejected_until(self) -> Optional[int]: ...
     @property
     def last_check(self) -> Optional[CheckStatus]: ...
+    # BEGIN GENERATED InstanceView properties (make gen: the core's instance fields)
     @property
     def source(self) -> Optional[str]:
-        """The source that owns it (SPEC §10.1); None for a local instance."""
+        """The source that owns it (SPEC §10.1), same rule as `id`; unset for a local instance."""
+    # END GENERATED InstanceView properties
     @property
     def source_status(self) -> Optional[str]:
         """passing, warning, critical or maintenance for a source-owned instance."""

@@ -216,7 +216,10 @@ function randomSeed() {
 /** A frozen instance object from the core's JSON wire form (`instanceAt`). */
 function instanceOf(text) {
   const f = JSON.parse(text);
+  // Lists and maps frozen, an unset field null; a field the registry sets
+  // (a source-owned instance's `source`, SPEC §10.1) only when it is set.
   return Object.freeze({
+    // BEGIN GENERATED instance object (make gen: the core's instance fields)
     id: f.id,
     service: f.service,
     address: f.address,
@@ -228,8 +231,8 @@ function instanceOf(text) {
     priority: f.priority,
     ttlMs: f.ttl_ms ?? null,
     checkIntervalMs: f.check_interval_ms ?? null,
-    // Only a source-owned instance has one (SPEC §10.1).
     ...(f.source === undefined ? {} : { source: f.source }),
+    // END GENERATED instance object
   });
 }
 

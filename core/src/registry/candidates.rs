@@ -165,7 +165,8 @@ impl Candidates {
     /// period table (written back first, with the old weights), and the
     /// weight-derived tables are stale.
     fn weights_change(&mut self) {
-        self.settle_wrr();
+        self.settle_period();
+        self.index_may_fit();
         self.period = PeriodState::Unknown;
         self.prefix_fresh = false;
         self.draw_bound = None;
@@ -176,6 +177,12 @@ impl Candidates {
             return;
         }
         self.weights_change();
+        if let Some(index) = &mut self.smooth {
+            let left = pos.checked_sub(1).and_then(|p| self.slots.get(p)).copied();
+            if !index.insert(left, self.slots.get(pos).copied(), slot, weight) {
+                self.settle_index();
+            }
+        }
         #[cfg(feature = "pickers")]
         self.edits.push(super::table_parts::Edit::Insert(
             pos as u32,
@@ -202,6 +209,14 @@ impl Candidates {
             return;
         }
         self.weights_change();
+        if let (Some(index), Some(&s), Some(&w)) =
+            (&mut self.smooth, self.slots.get(pos), self.weights.get(pos))
+        {
+            if !index.remove(s, w) {
+                debug_assert!(false, "a candidate missing from the smooth-WRR index");
+                self.smooth = None;
+            }
+        }
         #[cfg(feature = "pickers")]
         self.edits
             .push(super::table_parts::Edit::Remove(pos as u32));
@@ -223,6 +238,11 @@ impl Candidates {
         match self.weights.get(pos) {
             Some(&w) if w != weight => {
                 self.weights_change();
+                if let (Some(index), Some(&s)) = (&mut self.smooth, self.slots.get(pos)) {
+                    if !index.reweight(s, w, weight) {
+                        self.settle_index();
+                    }
+                }
                 #[cfg(feature = "pickers")]
                 self.edits
                     .push(super::table_parts::Edit::Reweight(pos as u32, weight));
@@ -501,7 +521,9 @@ impl Registry {
         let clock = self.clock;
         let window = self.config.slow_start_ms;
         let mut c = core::mem::take(&mut self.services[idx as usize].candidates);
-        c.settle_wrr();
+        c.settle_period();
+        // The index follows the weights only while they stay as they are.
+        let index = c.smooth.take();
         let old_weights = core::mem::take(&mut c.weights);
         c.weights = Vec::with_capacity(old_weights.len());
         let was_ramping = c.ramp_until > 0;
@@ -523,6 +545,14 @@ impl Registry {
         c.classes = WeightClasses::of(&c.weights);
         c.draw_bound = None;
         let changed = c.weights != old_weights;
+        if let Some(index) = index {
+            if changed || c.ramp_until > 0 {
+                c.current = index.materialize(&c.slots, &old_weights);
+                c.index_may_fit();
+            } else {
+                c.smooth = Some(index);
+            }
+        }
         if changed || c.weights_at != clock || c.ramp_until > 0 {
             c.clear_memo();
         }
@@ -535,6 +565,7 @@ impl Registry {
         }
         if changed {
             c.prefix_fresh = false;
+            c.index_may_fit();
             #[cfg(feature = "pickers")]
             c.edits.reset();
         }

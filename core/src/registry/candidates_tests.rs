@@ -200,6 +200,32 @@ fn rebuilt(reg: &Registry) -> Registry {
     copy
 }
 
+/// Runs `ops` with the smooth-WRR index given to tables from `from`
+/// candidates up (as `INDEX_FROM`), then puts the default back.
+fn with_index_from<T>(from: usize, body: impl FnOnce() -> T) -> T {
+    use super::super::service::tests::INDEX_FROM;
+    INDEX_FROM.with(|n| n.set(from));
+    let out = body();
+    INDEX_FROM.with(|n| n.set(super::super::smooth_index::INDEX_MIN));
+    out
+}
+
+/// Every answer and snapshot of `ops` on one registry.
+fn transcript(seed: u64, panic: bool, slow: bool, ops: &[(Op, u8)]) -> Vec<String> {
+    let Ok(mut reg) = Registry::new(config(seed, panic, slow)) else {
+        return Vec::new();
+    };
+    let _ = reg.source_add("m", r#"{"kind":"etcd"}"#);
+    let mut now = 0u64;
+    let mut out = Vec::new();
+    for (op, dt) in ops {
+        now += u64::from(*dt);
+        out.push(run(&mut reg, op, now));
+        out.push(reg.snapshot());
+    }
+    out
+}
+
 fn check(seed: u64, panic: bool, slow: bool, ops: &[(Op, u8)]) -> Result<(), TestCaseError> {
     let mut fast = Registry::new(config(seed, panic, slow))
         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
@@ -253,8 +279,25 @@ proptest! {
         panic in any::<bool>(),
         slow in prop::bool::weighted(0.25),
         ops in prop::collection::vec((op(), 0u8..8), 1..120),
+        index in any::<bool>(),
     ) {
-        check(seed, panic, slow, &ops)?;
+        // With the index on every table, or (as in use) on none this small.
+        let from = if index { 2 } else { super::super::smooth_index::INDEX_MIN };
+        with_index_from(from, || check(seed, panic, slow, &ops))?;
+    }
+
+    /// The smooth-WRR index gives the walk's answers and state through
+    /// every kind of change, filtered picks and restores.
+    #[test]
+    fn the_smooth_index_answers_as_the_walk_does(
+        seed in any::<u64>(),
+        panic in any::<bool>(),
+        slow in prop::bool::weighted(0.25),
+        ops in prop::collection::vec((op(), 0u8..8), 1..120),
+    ) {
+        let walked = with_index_from(usize::MAX, || transcript(seed, panic, slow, &ops));
+        let indexed = with_index_from(2, || transcript(seed, panic, slow, &ops));
+        prop_assert_eq!(walked, indexed);
     }
 }
 

@@ -141,6 +141,15 @@ impl Registry {
             if service.panic != service.below_threshold(self.config.panic_threshold) {
                 return Err(format!("panic flag of `{}` is stale", service.name));
             }
+            if let Some(index) = &service.candidates.smooth {
+                let c = &service.candidates;
+                index
+                    .check(&c.slots, &c.weights)
+                    .map_err(|e| format!("smooth-WRR index of `{}`: {e}", service.name))?;
+                if !c.current.is_empty() {
+                    return Err(format!("`{}` keeps both smooth-WRR states", service.name));
+                }
+            }
             if !service.dirty {
                 let healthy: Vec<u32> = service
                     .members

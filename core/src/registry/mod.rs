@@ -18,6 +18,7 @@ mod reports;
 mod service;
 #[cfg(feature = "pickers")]
 mod slot_trie;
+mod smooth_index;
 mod sources;
 #[cfg(feature = "pickers")]
 mod table_parts;

@@ -445,7 +445,7 @@ impl Registry {
             Strategy::RoundRobin => svc.rr.next(len),
             Strategy::Random => self.rng.below(len as u64) as usize,
             Strategy::WeightedRandom => c.weighted_draw(&mut self.rng)?,
-            Strategy::WeightedRoundRobin => c.smooth_next(c.ramp_until > 0)?,
+            Strategy::WeightedRoundRobin => return c.smooth_slot(c.ramp_until > 0),
             Strategy::FirstAvailable => 0,
             Strategy::LeastRequest => {
                 let slots = &self.slots;
@@ -515,17 +515,14 @@ impl Registry {
                 match &subset {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
-                        c.settle_wrr();
-                        c.use_current();
-                        let mut current: Vec<i64> = p
-                            .iter()
-                            .map(|&i| c.current.get(i).copied().unwrap_or(0))
-                            .collect();
+                        c.settle_period();
+                        if c.smooth.is_none() {
+                            c.use_current();
+                        }
+                        let mut current: Vec<i64> = p.iter().map(|&i| c.wrr_state_at(i)).collect();
                         let pos = smooth_wrr(&weights, &mut current, total)?;
                         for (&i, v) in p.iter().zip(current) {
-                            if let Some(x) = c.current.get_mut(i) {
-                                *x = v;
-                            }
+                            c.set_wrr_state_at(i, v);
                         }
                         pos
                     }

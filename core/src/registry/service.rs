@@ -19,6 +19,9 @@ impl Publication {
     pub fn members_changed(&mut self, _slot: u32) {}
 }
 use super::candidates::Rule;
+use super::smooth_index::Held;
+#[cfg(feature = "smooth-index")]
+use super::smooth_index::{hold, SmoothIndex};
 use super::{Entry, Registry};
 use crate::balancer::{SmoothPeriod, WeightClasses};
 use crate::events::EventKind;
@@ -77,6 +80,14 @@ pub(crate) struct Candidates {
     /// While `Some(p)`, the smooth-WRR state is step `p` of `period` and
     /// `current` is out of date ([`Candidates::settle_wrr`] writes it).
     pub wrr_at: Option<usize>,
+    /// While `Some`, the smooth-WRR state of a table too large for a
+    /// period table, kept by weight (`smooth_index.rs`); `current` is
+    /// then empty. Joins, leaves and weight changes update it.
+    pub smooth: Option<Held>,
+    /// The index was refused for these weights (too many distinct ones):
+    /// walk until they change.
+    #[cfg(feature = "smooth-index")]
+    pub smooth_refused: bool,
     /// The changes made to `slots` and `weights`, for picker tables.
     #[cfg(feature = "pickers")]
     pub edits: super::table_parts::EditLog,
@@ -95,23 +106,119 @@ pub(crate) enum PeriodState {
 }
 
 impl Candidates {
+    /// The slot of the next smooth-WRR winner (without the index, every
+    /// table walks or steps through its period table).
+    #[cfg(not(feature = "smooth-index"))]
+    #[inline(always)]
+    pub fn smooth_slot(&mut self, ramping: bool) -> Option<u32> {
+        let pos = self.smooth_next(ramping)?;
+        self.slots.get(pos).copied()
+    }
+
+    /// The slot of the next smooth-WRR winner: from the index of a large
+    /// table (built at its first pick), else as [`Candidates::smooth_next`]
+    /// finds it. Every path gives the walk's answers.
+    #[cfg(feature = "smooth-index")]
+    #[inline(always)]
+    pub fn smooth_slot(&mut self, ramping: bool) -> Option<u32> {
+        match self.period_next() {
+            Some(winner) => winner.and_then(|p| self.slots.get(p).copied()),
+            None => self.smooth_slot_off_period(ramping),
+        }
+    }
+
+    /// [`Candidates::smooth_slot`] when the state is not a step of the
+    /// period table.
+    #[cfg(feature = "smooth-index")]
+    #[inline(never)]
+    fn smooth_slot_off_period(&mut self, ramping: bool) -> Option<u32> {
+        if ramping {
+            self.settle_index();
+        } else if let Some(index) = &mut self.smooth {
+            return index.pick(self.total);
+        } else if self.slots.len() >= index_min() && !self.smooth_refused && self.wrr_at.is_none() {
+            self.use_current();
+            match SmoothIndex::build(&self.slots, &self.weights, &self.current) {
+                Some(index) => {
+                    self.current = Vec::new();
+                    return self.smooth.insert(hold(index)).pick(self.total);
+                }
+                None => self.smooth_refused = true,
+            }
+        }
+        let pos = self.smooth_next(ramping)?;
+        self.slots.get(pos).copied()
+    }
+
+    /// The weights changed: an index refused for the old ones may fit.
+    #[inline(always)]
+    pub fn index_may_fit(&mut self) {
+        #[cfg(feature = "smooth-index")]
+        {
+            self.smooth_refused = false;
+        }
+    }
+
+    /// Writes the index's state back into `current` and drops the index
+    /// (before `slots` or `weights` change in a way it does not follow).
+    #[inline]
+    pub fn settle_index(&mut self) {
+        if let Some(index) = self.smooth.take() {
+            self.current = index.materialize(&self.slots, &self.weights);
+        }
+    }
+
+    /// The smooth-WRR `current` of position `pos` (a filtered pick reads
+    /// the candidates it draws from).
+    pub fn wrr_state_at(&self, pos: usize) -> i64 {
+        match (&self.smooth, self.slots.get(pos), self.weights.get(pos)) {
+            (Some(index), Some(&s), Some(&w)) => index.current(s, w).unwrap_or(0),
+            _ => self.current.get(pos).copied().unwrap_or(0),
+        }
+    }
+
+    /// Sets the smooth-WRR `current` of position `pos`.
+    pub fn set_wrr_state_at(&mut self, pos: usize, value: i64) {
+        match (&mut self.smooth, self.slots.get(pos), self.weights.get(pos)) {
+            (Some(index), Some(&s), Some(&w)) => {
+                let kept = index.set_current(s, w, value);
+                debug_assert!(kept, "a candidate missing from the smooth-WRR index");
+            }
+            _ => {
+                if let Some(x) = self.current.get_mut(pos) {
+                    *x = value;
+                }
+            }
+        }
+    }
+
     /// The next smooth-WRR winner: from the period table in O(1) while the
     /// state is a step of it, else by the walk. The walk hands over to the
     /// table whenever its state is back at all zeros (the start of the
     /// period), so both give the same sequence.
     #[inline]
     pub fn smooth_next(&mut self, ramping: bool) -> Option<usize> {
-        if let (Some(pos), PeriodState::Table(period)) = (self.wrr_at, &self.period) {
-            let winner = period.get(pos)?;
-            let next = pos + 1;
-            self.wrr_at = Some(if next == period.len() { 0 } else { next });
-            return Some(winner);
+        if let Some(winner) = self.period_next() {
+            return winner;
         }
         self.use_current();
         if !ramping && self.current.iter().all(|&c| c == 0) && self.enter_period() {
             return self.smooth_next(ramping);
         }
         crate::balancer::smooth_wrr(&self.weights, &mut self.current, self.total)
+    }
+
+    /// The next step of the period table while the state is one of its
+    /// steps (`None`: it is not).
+    #[inline(always)]
+    fn period_next(&mut self) -> Option<Option<usize>> {
+        let (Some(pos), PeriodState::Table(period)) = (self.wrr_at, &self.period) else {
+            return None;
+        };
+        let winner = period.get(pos);
+        let next = pos + 1;
+        self.wrr_at = Some(if next == period.len() { 0 } else { next });
+        Some(winner)
     }
 
     /// Builds the period table if it was not tried for these weights, and
@@ -146,9 +253,17 @@ impl Candidates {
     }
 
     /// Writes the smooth-WRR state back into `current` (before anything
-    /// reads or changes `current` or the weights).
+    /// reads or changes `current` or the weights), from the period table
+    /// or the index.
     #[inline]
     pub fn settle_wrr(&mut self) {
+        self.settle_period();
+        self.settle_index();
+    }
+
+    /// Writes the period table's step back into `current`.
+    #[inline]
+    pub fn settle_period(&mut self) {
         if let Some(pos) = self.wrr_at.take() {
             if let PeriodState::Table(p) = &self.period {
                 self.current = p.state_at(pos, &self.weights);
@@ -159,6 +274,9 @@ impl Candidates {
     /// The smooth-WRR `current`, parallel to `slots`, without changing
     /// the table (for snapshots).
     pub fn wrr_current(&self) -> alloc::borrow::Cow<'_, [i64]> {
+        if let Some(index) = &self.smooth {
+            return alloc::borrow::Cow::Owned(index.materialize(&self.slots, &self.weights));
+        }
         match (self.wrr_at, &self.period) {
             (Some(pos), PeriodState::Table(p)) => {
                 alloc::borrow::Cow::Owned(p.state_at(pos, &self.weights))
@@ -167,6 +285,17 @@ impl Candidates {
             _ => alloc::borrow::Cow::Borrowed(&self.current),
         }
     }
+}
+
+/// The fewest candidates a table keeps a smooth-WRR index for (tests
+/// lower it, to hold the index to the walk on small tables).
+#[cfg(feature = "smooth-index")]
+#[inline(always)]
+fn index_min() -> usize {
+    #[cfg(test)]
+    return tests::INDEX_FROM.with(|n| n.get());
+    #[cfg(not(test))]
+    super::smooth_index::INDEX_MIN
 }
 
 /// The round-robin counter `c` of SPEC §5, with `c mod len` kept so the
@@ -421,6 +550,12 @@ pub(crate) mod tests {
     /// must match). Both modes give the same answers, so other tests
     /// running meanwhile are unaffected.
     pub(crate) static WALK_ONLY: AtomicBool = AtomicBool::new(false);
+
+    std::thread_local! {
+        /// The fewest candidates given a smooth-WRR index on this thread.
+        pub(crate) static INDEX_FROM: core::cell::Cell<usize> =
+            const { core::cell::Cell::new(super::super::smooth_index::INDEX_MIN) };
+    }
 
     fn transcript(seed: u64) -> Vec<String> {
         let mut rng = crate::rng::Rng::from_seed(seed);

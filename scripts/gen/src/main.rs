@@ -15,6 +15,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 mod config;
 mod instance;
+mod instance_read;
 mod names;
 
 /// Where one piece of generated text goes.
@@ -99,6 +100,7 @@ fn run(write: bool) -> Result<Vec<String>, String> {
     for (target, body) in config::outputs()
         .into_iter()
         .chain(instance::outputs())
+        .chain(instance_read::outputs())
         .chain(names::outputs())
     {
         let (path, old, new) = apply(&root, &target, body)?;
