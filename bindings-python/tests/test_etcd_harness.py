@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import socket
 
-from etcd_harness import EtcdCluster, EtcdServer
+from etcd_harness import EtcdCluster, EtcdServer, ephemeral_low, free_port
 
 
 def test_single_member_survives_sigkill_and_restart_on_its_data() -> None:
@@ -35,3 +35,13 @@ def test_cluster_carries_on_without_its_leader() -> None:
         assert cluster.wait_leader() in rest
         rest[0].client.put("/h/k2", "v2")
         assert rest[1].client.get_prefix("/h/") == {"/h/k": "v", "/h/k2": "v2"}
+
+
+def test_ports_below_the_ephemeral_range() -> None:
+    """etcd binds its ports after they are chosen; one from the range the
+    kernel hands to outgoing connections could be taken meanwhile."""
+    low = ephemeral_low()
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+    if low > 12000:
+        assert all(10000 <= p < low for p in ports), (low, ports)

@@ -37,11 +37,14 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free now, chosen below the kernel's ephemeral range: the demo
-    picks every port before it starts the processes, and a port from that
-    range could meanwhile become the local port of some outgoing connection
-    (a gateway once failed to bind so)."""
+    """A port free now, chosen below the kernel's ephemeral range and never
+    given twice: the demo picks every port before it starts the processes,
+    and a port from that range could meanwhile become the local port of some
+    outgoing connection (a gateway once failed to bind so)."""
     low = min(_ephemeral_low(), 65536)
     if low > 12000:
         for _ in range(200):
@@ -51,6 +54,8 @@ def free_port() -> int:
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
+            if port not in _given:
+                _given.add(port)
                 return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -107,7 +107,8 @@ def test_ports_outside_the_ephemeral_range() -> None:
     import fleet
 
     low = fleet._ephemeral_low()
-    ports = [fleet.free_port() for _ in range(100)]
+    ports = [fleet.free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports), "a port given twice"
     if low > 12000:
         assert all(10000 <= p < low for p in ports), (low, ports)
     print(f"demo-test: ports below the ephemeral range ({min(ports)}..{max(ports)} < {low})")

@@ -19,16 +19,43 @@ process.on("exit", () => {
   }
 });
 
-/** A port the kernel had free a moment ago (listen on port 0). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+/** The lowest port the kernel hands out on its own (outgoing connections, binds to port 0). */
+export function ephemeralLow() {
+  try {
+    const low = parseInt(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0], 10);
+    if (Number.isInteger(low)) return low;
+  } catch { /* no such file: Linux's default */ }
+  return 32768;
+}
+
+const given = new Set();
+const bindsOn = (port) => new Promise((resolve) => {
+  const srv = createServer();
+  srv.once("error", () => resolve(0));
+  srv.listen(port, "127.0.0.1", () => {
+    const bound = srv.address().port;
+    srv.close(() => resolve(bound));
   });
+});
+
+/**
+ * A port free now, chosen below the kernel's ephemeral range and never given
+ * twice: etcd binds it later, and a port from that range could meanwhile
+ * become the local port of an outgoing connection (a member dialling its
+ * peers, say).
+ */
+export async function freePort() {
+  const low = Math.min(ephemeralLow(), 65536);
+  for (let i = 0; low > 12000 && i < 200; i++) {
+    const port = 10000 + Math.floor(Math.random() * (low - 10000));
+    if (!given.has(port) && await bindsOn(port)) {
+      given.add(port);
+      return port;
+    }
+  }
+  const port = await bindsOn(0);
+  if (!port) throw new Error("no free port on 127.0.0.1");
+  return port;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { EtcdCluster, EtcdServer } from "./etcd-harness.mjs";
+import { EtcdCluster, EtcdServer, ephemeralLow, freePort } from "./etcd-harness.mjs";
 
 test("a member survives SIGKILL and restarts on its data", async () => {
   const etcd = new EtcdServer();
@@ -39,4 +39,14 @@ test("a cluster carries on without its leader", async () => {
   } finally {
     await cluster.close();
   }
+});
+
+test("ports are chosen below the ephemeral range", async () => {
+  // etcd binds its ports after they are chosen; one from the range the
+  // kernel hands to outgoing connections could be taken meanwhile.
+  const low = ephemeralLow();
+  const ports = [];
+  for (let i = 0; i < 1000; i++) ports.push(await freePort());
+  assert.equal(new Set(ports).size, ports.length);
+  if (low > 12000) assert.ok(ports.every((p) => p >= 10000 && p < low), `${low}: ${ports}`);
 });

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,9 +35,50 @@ func Binary() string {
 	return "/usr/bin/etcd"
 }
 
-// FreePort is a port the kernel had free a moment ago.
+// EphemeralLow is the lowest port the kernel hands out on its own (outgoing
+// connections, binds to port 0).
+func EphemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		if low, err := strconv.Atoi(f[0]); err == nil {
+			return low
+		}
+	}
+	return 32768
+}
+
+// given holds the ports FreePort has chosen; its own source because Go
+// 1.19 seeds math/rand's global one the same in every process, and the
+// test binaries of several packages run at once.
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+	rand  *rand.Rand
+}{ports: map[int]bool{}, rand: rand.New(rand.NewSource(time.Now().UnixNano() ^ int64(os.Getpid())<<32))}
+
+// FreePort is a port free now, chosen below the kernel's ephemeral range and
+// never given twice in this process: etcd binds it later, and a port from
+// that range could meanwhile become the local port of an outgoing
+// connection (a member dialling its peers, say).
 func FreePort(t testing.TB) int {
 	t.Helper()
+	given.Lock()
+	defer given.Unlock()
+	low := EphemeralLow()
+	if low > 65536 {
+		low = 65536
+	}
+	for i := 0; low > 12000 && i < 200; i++ {
+		port := 10000 + given.rand.Intn(low-10000)
+		if given.ports[port] {
+			continue
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			given.ports[port] = true
+			return port
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

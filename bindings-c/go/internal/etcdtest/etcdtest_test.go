@@ -60,3 +60,20 @@ func TestClusterCarriesOnWithoutItsLeader(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 }
+
+// etcd binds its ports after they are chosen; one from the range the kernel
+// hands to outgoing connections could be taken meanwhile.
+func TestPortsBelowTheEphemeralRange(t *testing.T) {
+	low := EphemeralLow()
+	seen := map[int]bool{}
+	for i := 0; i < 1000; i++ {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d given twice", p)
+		}
+		seen[p] = true
+		if low > 12000 && (p < 10000 || p >= low) {
+			t.Fatalf("port %d, not in [10000, %d)", p, low)
+		}
+	}
+}
