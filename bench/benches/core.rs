@@ -286,11 +286,14 @@ fn publication(c: &mut Criterion) {
                 black_box(reg.pick("api", Strategy::RoundRobin, &o, 1).unwrap())
             })
         });
-        // The picks themselves, from the table of the last refresh.
+        // The picks themselves, from the table of the last refresh (smooth
+        // WRR: without the period table, which only a refresh after the
+        // first such pick brings).
         for strategy in [
             Strategy::RoundRobin,
             Strategy::Random,
             Strategy::LeastRequest,
+            Strategy::WeightedRoundRobin,
         ] {
             group.bench_with_input(
                 BenchmarkId::new(format!("picker_pick/{}", strategy.as_str()), n),

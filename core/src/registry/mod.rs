@@ -19,6 +19,8 @@ mod reports;
 mod service;
 #[cfg(feature = "pickers")]
 mod slot_trie;
+#[cfg(feature = "pickers")]
+mod smooth_groups;
 mod smooth_index;
 mod sources;
 #[cfg(feature = "pickers")]

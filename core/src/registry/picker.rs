@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::publication::{BaseLoad, Member, Members};
 use super::service::RoundRobin;
+use super::smooth_groups::SmoothGroups;
 use super::table_parts::Parts;
 use super::{Handle, Pick, PickOptions, Registry};
 use crate::balancer::{
@@ -165,6 +166,40 @@ pub(super) fn table_born() {
     TABLES_ALIVE.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A picker's smooth-WRR state over a table without a period table, from
+/// zeros: by weight (O(D) per pick) unless the table has too many distinct
+/// weights, which walk every candidate.
+#[derive(Debug, Clone, Default)]
+enum Walk {
+    #[default]
+    None,
+    Groups(SmoothGroups),
+    Every {
+        current: Vec<i64>,
+        weights: Vec<u32>,
+    },
+}
+
+impl Walk {
+    fn of(weights: &[u32]) -> Walk {
+        match SmoothGroups::build(weights) {
+            Some(groups) => Walk::Groups(groups),
+            None => Walk::Every {
+                current: vec![0; weights.len()],
+                weights: weights.to_vec(),
+            },
+        }
+    }
+
+    fn next(&mut self, total: u64) -> Option<usize> {
+        match self {
+            Walk::None => None,
+            Walk::Groups(groups) => groups.next(),
+            Walk::Every { current, weights } => smooth_wrr(weights, current, total),
+        }
+    }
+}
+
 /// A worker-local picker for one service: see the module documentation and
 /// SPEC §5.2. `Send`, not shared: one thread at a time uses it. Aligned to
 /// a cache line, so pickers of different threads placed side by side in
@@ -179,10 +214,8 @@ pub struct Picker {
     rng: Rng,
     rr: RoundRobin,
     wrr: RoundRobin,
-    /// Smooth-WRR `current` when the table has no period, and the
-    /// table's weights (id of their table).
-    walk: Vec<i64>,
-    walk_weights: Vec<u32>,
+    /// Smooth-WRR state when the table has no period (id of its table).
+    walk: Walk,
     walk_table: u64,
     /// Consistent-hash winners per bucket (id of their table).
     buckets: Vec<u32>,
@@ -338,12 +371,10 @@ impl Picker {
                         self.local = true;
                     }
                     if self.walk_table != t.id {
-                        self.walk.clear();
-                        self.walk.resize(len, 0);
-                        self.walk_weights = t.parts.weights().into_owned();
+                        self.walk = Walk::of(&t.parts.weights());
                         self.walk_table = t.id;
                     }
-                    smooth_wrr(&self.walk_weights, &mut self.walk, t.total)
+                    self.walk.next(t.total)
                 }
             },
             Strategy::FirstAvailable => Some(0),
@@ -518,8 +549,7 @@ impl Registry {
             rng,
             rr,
             wrr,
-            walk: Vec::new(),
-            walk_weights: Vec::new(),
+            walk: Walk::default(),
             walk_table: 0,
             buckets: Vec::new(),
             buckets_table: 0,
