@@ -87,6 +87,27 @@ fn picks(c: &mut Criterion) {
             black_box(reg.pick("api", Strategy::ConsistentHash, &o, 1).unwrap())
         })
     });
+    // Smooth WRR over 1 000 instances of 64 distinct weights: the period
+    // (about 32 000 steps) times 1 000 candidates is past the period
+    // table's limit (SPEC §5.1).
+    let mut reg = fleet(0);
+    for i in 0..1_000 {
+        let mut s = spec("api", i);
+        s.weight = 1 + (i % 64) as u32;
+        reg.register(s, 0).unwrap();
+    }
+    let o = PickOptions::default();
+    group.bench_function(
+        BenchmarkId::new("weighted_round_robin_64_weights", 1_000),
+        |b| {
+            b.iter(|| {
+                black_box(
+                    reg.pick("api", Strategy::WeightedRoundRobin, &o, 1)
+                        .unwrap(),
+                )
+            })
+        },
+    );
     group.finish();
 }
 

@@ -22,7 +22,7 @@ use super::candidates::Rule;
 use super::id_index::{IdIndex, IdSearch};
 use super::smooth_index::Held;
 #[cfg(feature = "large-services")]
-use super::smooth_index::{hold, SmoothIndex};
+use super::smooth_index::{hold, SmoothIndex, WALKED_INDEX_MIN};
 use super::{Entry, Registry};
 use crate::balancer::{SmoothPeriod, WeightClasses};
 use crate::events::EventKind;
@@ -137,7 +137,7 @@ impl Candidates {
             self.settle_index();
         } else if let Some(index) = &mut self.smooth {
             return index.pick(self.total);
-        } else if self.slots.len() >= index_min() && !self.smooth_refused && self.wrr_at.is_none() {
+        } else if self.wants_index() {
             self.use_current();
             match SmoothIndex::build(&self.slots, &self.weights, &self.current) {
                 Some(index) => {
@@ -149,6 +149,19 @@ impl Candidates {
         }
         let pos = self.smooth_next(ramping)?;
         self.slots.get(pos).copied()
+    }
+
+    /// Whether a smooth-WRR index should be tried: for a table no period
+    /// table can serve (past 4 096 candidates, or past 256 once the period
+    /// table was refused for these weights), unless refused
+    /// for these weights already.
+    #[cfg(feature = "large-services")]
+    fn wants_index(&self) -> bool {
+        let n = self.slots.len();
+        let walks = matches!(self.period, PeriodState::Walk);
+        (n >= index_min() || (walks && n >= WALKED_INDEX_MIN))
+            && !self.smooth_refused
+            && self.wrr_at.is_none()
     }
 
     /// The weights changed: an index refused for the old ones may fit.
@@ -593,6 +606,42 @@ pub(crate) mod tests {
             }
         }
         out
+    }
+
+    /// A table the period table was refused for gets the index past 256
+    /// candidates; one the period table serves keeps it.
+    #[cfg(feature = "large-services")]
+    #[test]
+    fn a_refused_period_hands_large_tables_to_the_index() {
+        // Weights 1, 11, 21, …: 300 of them sum to about 95 000, a period
+        // of 95 000 steps × 300 candidates, past the table's limit; 7
+        // distinct ones sum to about 9 000, within it.
+        for (n, weights, indexed) in [(300, 64, true), (300, 7, false), (250, 64, false)] {
+            let mut reg = Registry::default();
+            for i in 0..n {
+                let mut spec = InstanceSpec::new(format!("i{i:04}"), "svc", "10.0.0.1", 80);
+                spec.weight = 1 + 10 * (i % weights) as u32;
+                assert!(reg.register(spec, 0).is_ok());
+            }
+            for _ in 0..3 {
+                let p = reg.pick(
+                    "svc",
+                    Strategy::WeightedRoundRobin,
+                    &PickOptions::default(),
+                    0,
+                );
+                assert!(p.is_ok());
+            }
+            let c = &reg.services[0].candidates;
+            assert_eq!(
+                c.smooth.is_some(),
+                indexed,
+                "{n} candidates, {weights} weights"
+            );
+            // The period table was refused exactly where the weights are 64.
+            let refused = matches!(c.period, PeriodState::Walk) || c.smooth.is_some();
+            assert_eq!(refused, weights == 64, "{n} candidates, {weights} weights");
+        }
     }
 
     #[test]

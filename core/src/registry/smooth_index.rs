@@ -17,16 +17,23 @@
 //! back to the walk (which builds the index again, relabelled, at its
 //! next pick).
 //!
-//! Only tables the period table can never serve use it: a period has at
-//! least one step per candidate, so past [`INDEX_MIN`] candidates period
-//! × candidates is past [`PERIOD_WORK_MAX`]. Smaller tables keep the
-//! period table and the walk exactly as before.
+//! Tables the period table can never serve use it: a period has at least
+//! one step per candidate, so past [`INDEX_MIN`] candidates period ×
+//! candidates is past [`PERIOD_WORK_MAX`]. So do tables of more than
+//! [`WALKED_INDEX_MIN`] whose weights the period table was refused for
+//! (a period past its limits). Other tables keep the period table and the
+//! walk exactly as before.
 
 use crate::balancer::PERIOD_WORK_MAX;
 
 /// The fewest candidates an index is built for: the smallest `n` with
 /// `n × n > PERIOD_WORK_MAX`.
 pub(crate) const INDEX_MIN: usize = 4097;
+
+/// The fewest candidates an index is built for once the period table was
+/// refused for their weights (below it, a walk costs about as much as a
+/// pick from the index).
+pub(crate) const WALKED_INDEX_MIN: usize = 256;
 
 const _: () = assert!((INDEX_MIN as u64) * (INDEX_MIN as u64) > PERIOD_WORK_MAX);
 const _: () = assert!(((INDEX_MIN - 1) as u64) * ((INDEX_MIN - 1) as u64) <= PERIOD_WORK_MAX);
