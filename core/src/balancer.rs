@@ -374,7 +374,7 @@ impl WeightClasses {
 pub(crate) fn two_choices(
     rng: &mut Rng,
     len: usize,
-    load: impl Fn(usize) -> (u64, u64),
+    mut load: impl FnMut(usize) -> (u64, u64),
 ) -> Option<usize> {
     match len {
         0 => None,

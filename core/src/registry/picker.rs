@@ -220,6 +220,10 @@ pub struct Picker {
     /// Consistent-hash winners per bucket (id of their table).
     buckets: Vec<u32>,
     buckets_table: u64,
+    /// The in-flight counters of the positions least_request looked at,
+    /// by position (id of their table): a second look skips the member map.
+    counters: Vec<Option<Arc<AtomicU64>>>,
+    counters_table: u64,
     /// The table has no period yet and smooth WRR was asked for.
     wants_period: bool,
     /// A weighted-random draw asked for the running sums its table lacks.
@@ -378,16 +382,29 @@ impl Picker {
                 }
             },
             Strategy::FirstAvailable => Some(0),
-            Strategy::LeastRequest => two_choices(&mut self.rng, len, |i| {
-                let load = t.parts.handle(i).map_or(0, |h| {
-                    let shared = t
-                        .members
-                        .get(h)
-                        .map_or(0, |m| m.counter.load(Ordering::Relaxed));
-                    t.base_load.get(h).saturating_add(shared)
-                });
-                (load, t.parts.weight(i).map_or(0, u64::from))
-            }),
+            Strategy::LeastRequest => {
+                if self.counters_table != t.id {
+                    self.counters.clear();
+                    self.counters.resize(len, None);
+                    self.counters_table = t.id;
+                }
+                let counters = &mut self.counters;
+                two_choices(&mut self.rng, len, |i| {
+                    let counter = counters.get_mut(i).and_then(|known| {
+                        if known.is_none() {
+                            let member = t.parts.handle(i).and_then(|h| t.members.get(h));
+                            *known = member.map(|m| m.counter.clone());
+                        }
+                        known.as_deref()
+                    });
+                    let mut load = counter.map_or(0, |c| c.load(Ordering::Relaxed));
+                    if !t.base_load.is_empty() {
+                        let base = t.parts.handle(i).map_or(0, |h| t.base_load.get(h));
+                        load = load.saturating_add(base);
+                    }
+                    (load, t.parts.weight(i).map_or(0, u64::from))
+                })
+            }
             Strategy::ConsistentHash => {
                 let Some(key) = key else {
                     return Err(Error::invalid("key", "consistent_hash needs a key"));
@@ -553,6 +570,8 @@ impl Registry {
             walk_table: 0,
             buckets: Vec::new(),
             buckets_table: 0,
+            counters: Vec::new(),
+            counters_table: 0,
             wants_period: false,
             wants_sums: false,
             local,

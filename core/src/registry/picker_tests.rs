@@ -158,6 +158,32 @@ fn in_flight_counts_are_shared_by_pickers_and_the_registry() -> Result<()> {
     Ok(())
 }
 
+/// A least-request pick reads the counters of the table it picks from:
+/// after a change moves members to other positions, the counts follow the
+/// members, not the positions.
+#[test]
+fn in_flight_counts_follow_members_to_new_positions() -> Result<()> {
+    let mut reg = registry(2, &[1]);
+    let mut a = reg.picker("api")?;
+    let b = reg.picker("api")?;
+    let busy = reg.handle_of("api-001").ok_or(Error::not_found("x"))?;
+    for _ in 0..5 {
+        assert!(b.begin(busy));
+    }
+    for _ in 0..10 {
+        assert_ne!(a.pick(Strategy::LeastRequest, None)?.handle, busy);
+    }
+    // api-000 leaves and api-002 joins: the busy member moves from
+    // position 1 to position 0 of a table of the same length.
+    reg.deregister("api-000", 1)?;
+    reg.register(InstanceSpec::new("api-002", "api", "10.0.0.1", 80), 1)?;
+    reg.refresh_picker(&mut a, 1)?;
+    for _ in 0..10 {
+        assert_ne!(a.pick(Strategy::LeastRequest, None)?.handle, busy);
+    }
+    Ok(())
+}
+
 #[test]
 fn another_registrys_picker_is_refused() -> Result<()> {
     let mut one = registry(2, &[1]);

@@ -138,6 +138,12 @@ pub(crate) struct BaseLoad {
 }
 
 impl BaseLoad {
+    /// No call begun through the registry is in flight.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.load.is_empty()
+    }
+
     #[inline]
     pub fn get(&self, handle: Handle) -> u64 {
         match self.load.binary_search_by_key(&handle, |&(h, _)| h) {
