@@ -191,6 +191,13 @@ type ConsulRegistration struct {
 	HeartbeatPath string `json:"heartbeat_path"`
 	// Maintenance: the agent's maintenance mode for the service is on.
 	Maintenance bool `json:"maintenance"`
+	// DeregisterPath removes the service at once: /v1/agent/service/deregister/<id>.
+	DeregisterPath string `json:"deregister_path"`
+	// MaintenanceOnPath turns the agent's maintenance mode on:
+	// /v1/agent/service/maintenance/<id>?enable=true&reason=waypost%3A%20maintenance.
+	MaintenanceOnPath string `json:"maintenance_on_path"`
+	// MaintenanceOffPath turns it off: /v1/agent/service/maintenance/<id>?enable=false.
+	MaintenanceOffPath string `json:"maintenance_off_path"`
 }
 
 // NewConsulRegistration is the registration of entryJSON (the instance wire

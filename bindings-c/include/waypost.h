@@ -1198,7 +1198,9 @@ waypost_status waypost_registry_source_feed(const waypost_registry *registry,
  * `"status"`) with a TTL check of `ttl_s` seconds that Consul removes
  * after `deregister_after_s` seconds critical (SPEC §10.4, Consul
  * registration): `{"id", "service", "check_id", "body", "heartbeat_path",
- * "maintenance"}`, `body` the text of `PUT /v1/agent/service/register`.
+ * "maintenance", "deregister_path", "maintenance_on_path",
+ * "maintenance_off_path"}`, `body` the text of `PUT
+ * /v1/agent/service/register`, each path ready to `PUT`.
  * Needs no registry. Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (a bad
  * instance or status, or a duration outside 1–86400 s).
  *

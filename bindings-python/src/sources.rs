@@ -78,7 +78,8 @@ pub(crate) fn request<'py>(py: Python<'py>, r: &SourceRequest) -> PyResult<Bound
 /// instance wire form plus an optional `status`) with a TTL check of
 /// `ttl_s` seconds, deregistered after `deregister_after_s` seconds
 /// critical (SPEC §10.4, Consul registration): `{"id", "service",
-/// "check_id", "body", "heartbeat_path", "maintenance"}`.
+/// "check_id", "body", "heartbeat_path", "maintenance", "deregister_path",
+/// "maintenance_on_path", "maintenance_off_path"}`.
 #[pyfunction]
 pub(crate) fn consul_registration<'py>(
     py: Python<'py>,

@@ -247,7 +247,7 @@ def test_consul_registrar_update_maps_status_and_heartbeats_keep_it(server: Stor
             r.update(dict(inst, status="maintenance"))
             assert sent(from_update(server, mark))[:3] == [
                 "PUT /v1/agent/service/register", beat_pass,
-                "PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A+maintenance"]
+                "PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A%20maintenance"]
             eventually(lambda: health(reg, "pay", "pay-3") == "draining", 5, "maintenance → draining")
             assert reg.get("pay-3").to_dict()["status"] == "maintenance"
             time.sleep(1.2)
@@ -305,7 +305,8 @@ def test_consul_registration_is_the_cores_byte_for_byte() -> None:
             continue
         got = waypost._waypost.consul_registration(*args)
         assert got == case["expect"], case["name"]
-        assert list(got) == ["id", "service", "check_id", "body", "heartbeat_path", "maintenance"]
+        assert list(got) == ["id", "service", "check_id", "body", "heartbeat_path", "maintenance",
+                             "deregister_path", "maintenance_on_path", "maintenance_off_path"]
     with StoreServer() as s:
         first = cases[0]
         r = consul.Registrar(s.url, first["instance"], ttl_s=first["ttl_s"],
@@ -314,6 +315,22 @@ def test_consul_registration_is_the_cores_byte_for_byte() -> None:
             calls = agent_calls(s)
         assert calls[0]["path"] == "/v1/agent/service/register"
         assert calls[0]["raw"] == first["expect"]["body"]
+    # The paths, escaping included: registered, drained, back to passing, closed.
+    with StoreServer() as s:
+        for case in cases:
+            if "expect" not in case:
+                continue
+            e, mark = case["expect"], len(agent_calls(s))
+            passing = dict(case["instance"], status="passing")
+            with consul.Registrar(s.url, passing, ttl_s=10, deregister_after_s=case["deregister_after_s"]) as r:
+                r.update(dict(passing, status="maintenance"))
+                r.update(passing)
+            beat = "/v1/agent/check/pass/" + e["heartbeat_path"].rsplit("/", 1)[1]
+            assert [c["path"] for c in agent_calls(s)[mark:]] == [
+                "/v1/agent/service/register", beat,
+                "/v1/agent/service/register", beat, e["maintenance_on_path"],
+                "/v1/agent/service/register", beat, e["maintenance_off_path"],
+                e["deregister_path"]], case["name"]
 
 
 def test_consul_registrant_that_dies_goes_critical_then_away(server: StoreServer) -> None:

@@ -99,7 +99,7 @@ pub use snapshot::SNAPSHOT_FORMAT;
 #[doc(hidden)]
 pub use source::etcd_readers_agree;
 #[cfg(feature = "consul-registration")]
-pub use source::{ConsulRegistration, MAX_CONSUL_CHECK_S};
+pub use source::{ConsulRegistration, CONSUL_MAINTENANCE_REASON, MAX_CONSUL_CHECK_S};
 pub use source::{
     Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport, DEFAULT_ETCD_PREFIX,
 };

@@ -352,7 +352,7 @@ func TestRegistrarUpdateMapsTheStatusAndHeartbeatsKeepIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := fmt.Sprint(first(sent(fromUpdate(t, s, mark)), 3)), fmt.Sprint([]string{"PUT /v1/agent/service/register", beatPass,
-		"PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A+maintenance"}); got != want {
+		"PUT /v1/agent/service/maintenance/pay-3?enable=true&reason=waypost%3A%20maintenance"}); got != want {
 		t.Fatalf("sent %s, want %s", got, want)
 	}
 	storetest.Eventually(t, 5*time.Second, "maintenance → draining", func() bool { return at().Health == "draining" })
@@ -474,6 +474,43 @@ func TestRegistrationIsTheCoresByteForByte(t *testing.T) {
 	r.Close()
 	if calls[0].Path != "/v1/agent/service/register" || calls[0].Raw != first.Expect.Body {
 		t.Fatalf("sent %s %q\nwant %q", calls[0].Path, calls[0].Raw, first.Expect.Body)
+	}
+
+	// The paths, escaping included: registered, drained, back to passing, closed.
+	for _, c := range doc.Cases {
+		if c.Expect == nil {
+			continue
+		}
+		if err := json.Unmarshal(c.Instance, &in); err != nil {
+			t.Fatal(err)
+		}
+		mark := len(agentCalls(t, s))
+		r := &Registrar{Address: s.URL, Instance: in, TTL: 10 * time.Second,
+			DeregisterAfter: time.Duration(c.DeregisterAfterS) * time.Second}
+		if err := r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, status := range []string{"maintenance", ""} {
+			if err := r.Update(context.Background(), in, status); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e := c.Expect
+		beat := "/v1/agent/check/pass/" + e.HeartbeatPath[strings.LastIndex(e.HeartbeatPath, "/")+1:]
+		var got []string
+		for _, call := range agentCalls(t, s)[mark:] {
+			got = append(got, call.Path)
+		}
+		want := []string{"/v1/agent/service/register", beat,
+			"/v1/agent/service/register", beat, e.MaintenanceOnPath,
+			"/v1/agent/service/register", beat, e.MaintenanceOffPath,
+			e.DeregisterPath}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: sent %q\nwant %q", c.Name, got, want)
+		}
 	}
 }
 

@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
 	"example.invalid/waypost"
 	"example.invalid/waypost/internal/storehttp"
 )
-
-// MaintenanceReason is the reason a Registrar gives with maintenance mode
-// (Consul keeps it in the _service_maintenance:<id> check's Notes).
-const MaintenanceReason = "waypost: maintenance"
 
 // Registrar registers Instance with the agent (PUT /v1/agent/service/register)
 // with a TTL check and DeregisterCriticalServiceAfter, passes the check
@@ -26,7 +21,7 @@ const MaintenanceReason = "waypost: maintenance"
 // reads it back: "warning" and "critical" are the TTL check's status,
 // which every later heartbeat keeps (warn / fail instead of pass);
 // "maintenance" turns on the agent's maintenance mode for the service
-// (reason MaintenanceReason), a later other status turns it off. Every
+// (reason "waypost: maintenance"), a later other status turns it off. Every
 // later registration sends the updated instance. The core builds the
 // registration (waypost.NewConsulRegistration), so every language sends
 // the same bytes.
@@ -201,11 +196,11 @@ func (r *Registrar) register(ctx context.Context) error {
 		return err
 	}
 	if want := r.reg.Maintenance; want || r.maintenance {
-		query := url.Values{"enable": {fmt.Sprint(want)}}
+		path := r.reg.MaintenanceOffPath
 		if want {
-			query.Set("reason", MaintenanceReason)
+			path = r.reg.MaintenanceOnPath
 		}
-		if err := r.must(ctx, "/v1/agent/service/maintenance/"+url.PathEscape(r.Instance.ID)+"?"+query.Encode(), ""); err != nil {
+		if err := r.must(ctx, path, ""); err != nil {
 			return err
 		}
 		r.maintenance = want
@@ -312,9 +307,10 @@ func (r *Registrar) Close() error {
 		<-r.done
 		r.writing.Lock()
 		r.stopped = true
+		path := r.reg.DeregisterPath
 		r.writing.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*r.Timeout)
-		_, err := r.put(ctx, "/v1/agent/service/deregister/"+url.PathEscape(r.Instance.ID), "")
+		_, err := r.put(ctx, path, "")
 		cancel()
 		r.server.Close()
 		r.mu.Lock()

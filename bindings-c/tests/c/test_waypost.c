@@ -591,6 +591,9 @@ static void test_consul_registration(void) {
       "{\"id\":\"web 1\",\"service\":\"web\",\"address\":\"h\",\"port\":80,\"status\":\"critical\"}", 10, 60, &reg, e));
   CHECK(reg != NULL && strstr(reg, "\"heartbeat_path\":\"/v1/agent/check/fail/service:web%201\"") != NULL);
   CHECK(strstr(reg, "\"maintenance\":false") != NULL && strstr(reg, "\\\"TTL\\\":\\\"10s\\\"") != NULL);
+  CHECK(strstr(reg, "\"deregister_path\":\"/v1/agent/service/deregister/web%201\"") != NULL);
+  CHECK(strstr(reg, "\"maintenance_on_path\":\"/v1/agent/service/maintenance/web%201?enable=true&reason=waypost%3A%20maintenance\"") != NULL);
+  CHECK(strstr(reg, "\"maintenance_off_path\":\"/v1/agent/service/maintenance/web%201?enable=false\"") != NULL);
   waypost_string_free(reg);
   reg = (char *)1;
   EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_consul_registration(

@@ -342,5 +342,6 @@ def consul_registration(instance: Mapping[str, Any], ttl_s: int, deregister_afte
     """What a Consul registrar sends for ``instance`` (the wire form plus an
     optional ``status``) with a TTL check of ``ttl_s`` seconds, removed after
     ``deregister_after_s`` seconds critical (SPEC §10.4): ``{"id", "service",
-    "check_id", "body", "heartbeat_path", "maintenance"}``, ``body`` the JSON
-    text of ``PUT /v1/agent/service/register``."""
+    "check_id", "body", "heartbeat_path", "maintenance", "deregister_path",
+    "maintenance_on_path", "maintenance_off_path"}``, ``body`` the JSON text
+    of ``PUT /v1/agent/service/register``, each path ready to ``PUT``."""

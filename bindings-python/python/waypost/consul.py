@@ -13,7 +13,8 @@
   ``DeregisterCriticalServiceAfter``, passes the check every TTL/3, registers
   again when the agent forgot it, and deregisters on a clean stop. The core
   builds the registration (``consul_registration``: the body, the heartbeat,
-  maintenance on or off), so every language sends the same bytes.
+  maintenance on or off and the paths that turn it, the deregister), so
+  every language sends the same bytes.
   ``update(instance)`` changes it in place; its ``status`` maps the way the
   core reads it back (SPEC §10.4): ``warning`` / ``critical`` become the TTL
   check's status (every heartbeat keeps it), ``maintenance`` the agent's
@@ -125,11 +126,6 @@ class Mirror(MirrorLoop):
         self._ok()
 
 
-#: The ``reason`` given with maintenance mode (Consul keeps it in the
-#: ``_service_maintenance:<id>`` check's ``Notes``).
-MAINTENANCE_REASON = "waypost: maintenance"
-
-
 class Registrar:
     """Registers ``instance`` (the wire form: ``{"id", "service",
     "address", "port", ...}``) with the Consul agent at ``address`` and
@@ -149,7 +145,7 @@ class Registrar:
     it back: ``warning`` and ``critical`` are the TTL check's status, which
     every later heartbeat keeps (``warn`` / ``fail`` instead of ``pass``);
     ``maintenance`` turns on the agent's maintenance mode for the service
-    (reason ``MAINTENANCE_REASON``), a later other status turns it off.
+    (reason ``waypost: maintenance``), a later other status turns it off.
     Every later registration sends the updated instance.
     """
 
@@ -193,10 +189,6 @@ class Registrar:
     def endpoint(self) -> str:
         return self._server.url
 
-    @property
-    def _service_path(self) -> str:
-        return urllib.parse.quote(self.id, safe="")
-
     def _put(self, path: str, body: bytes = b"") -> int:
         status, _, data = self._server.request("PUT", path, body)
         if status not in (200, 404):
@@ -210,11 +202,6 @@ class Registrar:
             raise ConsulError(f"consul {self.endpoint}: PUT {path} answered HTTP 404", endpoint=self.endpoint,
                               path=path, status=404)
 
-    def _set_maintenance(self, on: bool) -> None:
-        query = urllib.parse.urlencode({"enable": "true", "reason": MAINTENANCE_REASON} if on else {"enable": "false"})
-        self._must(f"/v1/agent/service/maintenance/{self._service_path}?{query}")
-        self._maintenance = on
-
     def _register(self) -> None:
         """Registers the instance as it is now: the registration, the
         check's status (an agent that knew the check keeps its old one),
@@ -227,7 +214,8 @@ class Registrar:
         self._must(self._registration["heartbeat_path"])
         want: bool = self._registration["maintenance"]
         if want or self._maintenance:
-            self._set_maintenance(want)
+            self._must(self._registration["maintenance_on_path" if want else "maintenance_off_path"])
+            self._maintenance = want
         self._stale = False
 
     def _beat(self) -> None:
@@ -302,7 +290,7 @@ class Registrar:
         with self._writing:
             self._registered = False
             try:
-                self._put("/v1/agent/service/deregister/" + self._service_path)
+                self._put(self._registration["deregister_path"])
             except (StoreError, OSError) as e:
                 self.error = e
         self.status = "stopped"
@@ -319,4 +307,4 @@ class Registrar:
         self.close()
 
 
-__all__ = ["ConsulError", "DEFAULT_ADDRESS", "MAINTENANCE_REASON", "Mirror", "Registrar"]
+__all__ = ["ConsulError", "DEFAULT_ADDRESS", "Mirror", "Registrar"]

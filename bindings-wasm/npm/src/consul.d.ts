@@ -27,9 +27,6 @@ export interface InstanceWire {
   [extra: string]: unknown;
 }
 
-/** The `reason` a registrar gives with maintenance mode. */
-export declare const MAINTENANCE_REASON: "waypost: maintenance";
-
 /** A source status: what a mirror reads back as passing / degraded / unhealthy / draining. */
 export type SourceStatus = "passing" | "warning" | "critical" | "maintenance";
 

@@ -11,7 +11,8 @@
 // DeregisterCriticalServiceAfter, the check passed every TTL/3, registered
 // again when the agent forgot it, deregistered on close. The core builds
 // the registration (`consulRegistration`: the body, the heartbeat,
-// maintenance on or off), so every language sends the same bytes; it
+// maintenance on or off and the paths that turn it, the deregister), so
+// every language sends the same bytes; it
 // needs Node's module. `update(instance)` changes it in place; its `status`
 // maps the way the core reads it back (SPEC §10.4): warning / critical
 // become the TTL check's status (every heartbeat keeps it), maintenance the
@@ -79,9 +80,6 @@ export class ConsulMirror extends MirrorLoop {
   }
 }
 
-/** The `reason` given with maintenance mode (the `_service_maintenance:<id>` check's Notes). */
-export const MAINTENANCE_REASON = "waypost: maintenance";
-
 /**
  * Registers `instance` (the wire form) with the agent at `address` and
  * keeps its TTL check passing every `ttl`/3 seconds until `close()`, which
@@ -93,7 +91,7 @@ export const MAINTENANCE_REASON = "waypost: maintenance";
  * (default "passing") maps as the core's Consul reader reads it back:
  * "warning" and "critical" are the TTL check's status, which every later
  * heartbeat keeps (warn / fail instead of pass); "maintenance" turns on the
- * agent's maintenance mode for the service (reason MAINTENANCE_REASON), a
+ * agent's maintenance mode for the service (reason "waypost: maintenance"), a
  * later other status turns it off. Every later registration sends the
  * updated instance.
  */
@@ -159,8 +157,7 @@ export class ConsulRegistrar {
     await this.must(this.registration.heartbeatPath);
     const want = this.registration.maintenance;
     if (want || this.maintenance) {
-      const query = want ? `enable=true&reason=${encodeURIComponent(MAINTENANCE_REASON)}` : "enable=false";
-      await this.must(`/v1/agent/service/maintenance/${encodeURIComponent(this.id)}?${query}`);
+      await this.must(want ? this.registration.maintenanceOnPath : this.registration.maintenanceOffPath);
       this.maintenance = want;
     }
     this.stale = false;
@@ -258,7 +255,7 @@ export class ConsulRegistrar {
     this.registered = false;
     try {
       // null, not undefined: the stopper has aborted, and this call must still go out.
-      await this.put(`/v1/agent/service/deregister/${encodeURIComponent(this.id)}`, "", null);
+      await this.put(this.registration.deregisterPath, "", null);
     } catch (e) {
       this.error = e;
     }

@@ -692,7 +692,8 @@ function seconds(name, value) {
  * form, camelCase or snake_case, plus an optional `status`) with a TTL check
  * of `ttl` seconds that Consul removes after `deregisterAfter` seconds
  * critical (SPEC §10.4): `{id, service, checkId, body, heartbeatPath,
- * maintenance}`, `body` the text of PUT /v1/agent/service/register. Built by
+ * maintenance, deregisterPath, maintenanceOnPath, maintenanceOffPath}`,
+ * `body` the text of PUT /v1/agent/service/register. Built by
  * Node's module only (browser.js answers with an error).
  */
 export function consulRegistration(instance, ttl, deregisterAfter) {

@@ -250,6 +250,12 @@ export interface ConsulRegistration {
   heartbeatPath: string;
   /** The agent's maintenance mode for the service is on (status "maintenance"). */
   maintenance: boolean;
+  /** What removes the service at once: /v1/agent/service/deregister/<id>. */
+  deregisterPath: string;
+  /** What turns maintenance mode on: /v1/agent/service/maintenance/<id>?enable=true&reason=waypost%3A%20maintenance. */
+  maintenanceOnPath: string;
+  /** What turns it off: /v1/agent/service/maintenance/<id>?enable=false. */
+  maintenanceOffPath: string;
 }
 
 /**

@@ -288,8 +288,8 @@ test("ConsulRegistrar.update maps the status, and heartbeats keep it", async () 
 
 // The shared cases (tests/fixtures/consul/registration.json): the same
 // instance gives the same registration, body bytes included, in every
-// language; and the registrar sends exactly that body.
-test("consulRegistration is the core's, byte for byte, and the registrar sends its body", async () => {
+// language; and the registrar sends exactly that body and those paths.
+test("consulRegistration is the core's, byte for byte, and the registrar sends its body and paths", async () => {
   const { cases } = JSON.parse(readFileSync(join(FIXTURES, "consul", "registration.json"), "utf8"));
   for (const c of cases) {
     const build = () => consulRegistration(c.instance, c.ttl_s, c.deregister_after_s);
@@ -298,7 +298,9 @@ test("consulRegistration is the core's, byte for byte, and the registrar sends i
       continue;
     }
     const e = c.expect;
-    assert.deepEqual(build(), { id: e.id, service: e.service, checkId: e.check_id, body: e.body, heartbeatPath: e.heartbeat_path, maintenance: e.maintenance }, c.name);
+    assert.deepEqual(build(), { id: e.id, service: e.service, checkId: e.check_id, body: e.body, heartbeatPath: e.heartbeat_path,
+      maintenance: e.maintenance, deregisterPath: e.deregister_path, maintenanceOnPath: e.maintenance_on_path,
+      maintenanceOffPath: e.maintenance_off_path }, c.name);
   }
   const s = await startServer();
   try {
@@ -309,6 +311,23 @@ test("consulRegistration is the core's, byte for byte, and the registrar sends i
     await r.close();
     assert.equal(calls[0].path, "/v1/agent/service/register");
     assert.equal(calls[0].raw, first.expect.body);
+    // The paths, escaping included: registered, drained, back to passing, closed.
+    for (const c of cases.filter((c) => c.expect !== undefined)) {
+      const e = c.expect;
+      const mark = (await agentCalls(s)).length;
+      const passing = { ...c.instance, status: "passing" };
+      const r = new ConsulRegistrar({ address: s.url, instance: passing, ttl: 10, deregisterAfter: c.deregister_after_s });
+      await r.start();
+      await r.update({ ...passing, status: "maintenance" });
+      await r.update(passing);
+      await r.close();
+      const beat = "/v1/agent/check/pass/" + e.heartbeat_path.slice(e.heartbeat_path.lastIndexOf("/") + 1);
+      assert.deepEqual((await agentCalls(s)).slice(mark).map((call) => call.path), [
+        "/v1/agent/service/register", beat,
+        "/v1/agent/service/register", beat, e.maintenance_on_path,
+        "/v1/agent/service/register", beat, e.maintenance_off_path,
+        e.deregister_path], c.name);
+    }
   } finally {
     await s.close();
   }

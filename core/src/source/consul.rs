@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::json::{describe, get, Json, ObjectWriter};
 use entry::read_entries;
 #[cfg(feature = "consul-registration")]
-pub use register::{ConsulRegistration, MAX_CONSUL_CHECK_S};
+pub use register::{ConsulRegistration, CONSUL_MAINTENANCE_REASON, MAX_CONSUL_CHECK_S};
 
 mod entry;
 #[cfg(test)]

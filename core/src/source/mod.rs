@@ -22,7 +22,7 @@ use crate::json::{describe, get, write_array, Json, ObjectWriter};
 
 pub(crate) mod consul;
 #[cfg(feature = "consul-registration")]
-pub use consul::{ConsulRegistration, MAX_CONSUL_CHECK_S};
+pub use consul::{ConsulRegistration, CONSUL_MAINTENANCE_REASON, MAX_CONSUL_CHECK_S};
 pub(crate) mod k8s;
 #[cfg(test)]
 mod tests;

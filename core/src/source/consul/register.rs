@@ -3,8 +3,11 @@
 //!
 //! Each binding's registrar only moves bytes: it sends [`ConsulRegistration::body`]
 //! to `PUT /v1/agent/service/register`, puts [`ConsulRegistration::heartbeat_path`]
-//! every TTL/3, and turns the agent's maintenance mode on or off as
-//! [`ConsulRegistration::maintenance`] says. The status maps so that the
+//! every TTL/3, turns the agent's maintenance mode on or off as
+//! [`ConsulRegistration::maintenance`] says (with
+//! [`ConsulRegistration::maintenance_on_path`] /
+//! [`ConsulRegistration::maintenance_off_path`]), and leaves with
+//! [`ConsulRegistration::deregister_path`]. The status maps so that the
 //! mirror ([`super::ConsulMirror`]) reads back the status it was given.
 
 use crate::prelude::*;
@@ -18,6 +21,10 @@ use crate::source::{SourceEntry, SourceStatus};
 /// The longest TTL and `DeregisterCriticalServiceAfter`, in seconds: a day,
 /// as every duration setting.
 pub const MAX_CONSUL_CHECK_S: u64 = DAY_MS / 1000;
+
+/// The `reason` a registrar gives with the agent's maintenance mode (Consul
+/// keeps it in the `_service_maintenance:<id>` check's `Notes`).
+pub const CONSUL_MAINTENANCE_REASON: &str = "waypost: maintenance";
 
 /// What a registrar sends for one instance: built by
 /// [`ConsulRegistration::new`], every binding sends these bytes.
@@ -37,6 +44,16 @@ pub struct ConsulRegistration {
     /// Whether the agent's maintenance mode for the service is on
     /// (status `maintenance`).
     pub maintenance: bool,
+    /// What leaves at once on a clean stop:
+    /// `/v1/agent/service/deregister/<id percent-encoded>`.
+    pub deregister_path: String,
+    /// What turns the agent's maintenance mode on:
+    /// `/v1/agent/service/maintenance/<id>?enable=true&reason=<reason>`,
+    /// the reason [`CONSUL_MAINTENANCE_REASON`], both percent-encoded.
+    pub maintenance_on_path: String,
+    /// What turns it off again:
+    /// `/v1/agent/service/maintenance/<id>?enable=false`.
+    pub maintenance_off_path: String,
 }
 
 impl ConsulRegistration {
@@ -91,6 +108,13 @@ impl ConsulRegistration {
         let check_id = text!("service:", spec.id.as_str());
         let mut heartbeat_path = text!("/v1/agent/check/", verb, "/service:");
         escape(&mut heartbeat_path, &spec.id);
+        let mut deregister_path = String::from("/v1/agent/service/deregister/");
+        escape(&mut deregister_path, &spec.id);
+        let mut maintenance_off_path = String::from("/v1/agent/service/maintenance/");
+        escape(&mut maintenance_off_path, &spec.id);
+        let mut maintenance_on_path = text!(maintenance_off_path.as_str(), "?enable=true&reason=");
+        escape(&mut maintenance_on_path, CONSUL_MAINTENANCE_REASON);
+        maintenance_off_path.push_str("?enable=false");
 
         let mut body = String::new();
         let mut w = ObjectWriter::new(&mut body);
@@ -132,11 +156,15 @@ impl ConsulRegistration {
             body,
             heartbeat_path,
             maintenance,
+            deregister_path,
+            maintenance_on_path,
+            maintenance_off_path,
         })
     }
 
     /// The registration as a JSON object for the bindings: `{"id",
-    /// "service", "check_id", "body", "heartbeat_path", "maintenance"}`,
+    /// "service", "check_id", "body", "heartbeat_path", "maintenance",
+    /// "deregister_path", "maintenance_on_path", "maintenance_off_path"}`,
     /// `body` as a string (the bytes to send).
     pub fn to_json(&self) -> String {
         let mut out = String::new();
@@ -147,6 +175,9 @@ impl ConsulRegistration {
         w.str("body", &self.body);
         w.str("heartbeat_path", &self.heartbeat_path);
         w.bool("maintenance", self.maintenance);
+        w.str("deregister_path", &self.deregister_path);
+        w.str("maintenance_on_path", &self.maintenance_on_path);
+        w.str("maintenance_off_path", &self.maintenance_off_path);
         w.end();
         out
     }

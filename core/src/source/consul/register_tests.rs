@@ -47,6 +47,15 @@ fn maps_every_field_in_the_documented_order() -> TestResult {
     assert_eq!(r.check_id, "service:pay-1");
     assert_eq!(r.heartbeat_path, "/v1/agent/check/pass/service:pay-1");
     assert!(!r.maintenance);
+    assert_eq!(r.deregister_path, "/v1/agent/service/deregister/pay-1");
+    assert_eq!(
+        r.maintenance_on_path,
+        "/v1/agent/service/maintenance/pay-1?enable=true&reason=waypost%3A%20maintenance"
+    );
+    assert_eq!(
+        r.maintenance_off_path,
+        "/v1/agent/service/maintenance/pay-1?enable=false"
+    );
     Ok(())
 }
 
@@ -97,13 +106,33 @@ fn each_status_maps_to_a_check_status_a_heartbeat_and_maintenance() -> TestResul
 }
 
 #[test]
-fn the_id_is_escaped_in_the_heartbeat_path_only() -> TestResult {
-    let entry = r#"{"id": "a b/c:d?é", "service": "pay", "address": "h", "port": 1}"#;
+fn the_id_is_escaped_in_the_paths_only() -> TestResult {
+    let entry = r#"{"id": "a b/c:d?é&+", "service": "pay", "address": "h", "port": 1}"#;
     let r = ConsulRegistration::new(entry, 10, 60)?;
+    let id = "a%20b%2Fc%3Ad%3F%C3%A9%26%2B";
     assert_eq!(
         r.heartbeat_path,
-        "/v1/agent/check/pass/service:a%20b%2Fc%3Ad%3F%C3%A9"
+        format!("/v1/agent/check/pass/service:{id}")
     );
+    assert_eq!(
+        r.deregister_path,
+        format!("/v1/agent/service/deregister/{id}")
+    );
+    // One escaping for the id and the reason: a space is `%20`, never `+`.
+    assert_eq!(
+        r.maintenance_on_path,
+        format!("/v1/agent/service/maintenance/{id}?enable=true&reason=waypost%3A%20maintenance")
+    );
+    assert_eq!(
+        r.maintenance_off_path,
+        format!("/v1/agent/service/maintenance/{id}?enable=false")
+    );
+    assert_eq!(CONSUL_MAINTENANCE_REASON, "waypost: maintenance");
+    let r = ConsulRegistration::new(
+        r#"{"id": "a b/c:d?é", "service": "pay", "address": "h", "port": 1}"#,
+        10,
+        60,
+    )?;
     assert_eq!(r.check_id, "service:a b/c:d?é");
     assert_eq!(
         at(&body(&r)?, &["Check", "CheckID"])?.as_str(),
@@ -248,7 +277,10 @@ fn to_json_carries_the_body_as_text() -> TestResult {
             "check_id",
             "body",
             "heartbeat_path",
-            "maintenance"
+            "maintenance",
+            "deregister_path",
+            "maintenance_on_path",
+            "maintenance_off_path"
         ]
     );
     assert_eq!(
@@ -309,6 +341,12 @@ proptest::proptest! {
             let body = Json::parse(&r.body).map_err(proptest::test_runner::TestCaseError::fail)?;
             proptest::prop_assert_eq!(body.get("ID").and_then(Json::as_str), Some(r.id.as_str()));
             proptest::prop_assert!(r.heartbeat_path.starts_with("/v1/agent/check/"));
+            // Every path is one segment per piece: the id never adds a `/`, `?` or `&`.
+            for path in [&r.heartbeat_path, &r.deregister_path, &r.maintenance_on_path, &r.maintenance_off_path] {
+                proptest::prop_assert_eq!(path.matches('/').count(), 5, "{}", path);
+                proptest::prop_assert!(path.bytes().all(|b| b.is_ascii_graphic()), "{}", path);
+            }
+            proptest::prop_assert_eq!(r.maintenance_on_path.matches('&').count(), 1);
             proptest::prop_assert!(Json::parse(&r.to_json()).is_ok());
         }
     }
