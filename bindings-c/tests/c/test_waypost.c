@@ -3,7 +3,6 @@
  * registry that instances keep entering and leaving. Run under valgrind and
  * under -fsanitize=address,undefined by `make c-test`. */
 #define _POSIX_C_SOURCE 200809L
-#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1014,9 +1013,19 @@ static size_t heap_in_use(size_t *slack) {
     *slack = 0;
     return leaked + dubious + reachable + suppressed;
   }
-  struct mallinfo2 m = mallinfo2();
-  *slack = 4096;
-  return m.uordblks + m.hblkhd; /* small chunks and mmapped ones */
+  *slack = 0;
+  return 0; /* no count to trust: see test_footprint_returns_after_churn */
+#endif
+}
+
+/* Whether heap_in_use counts the heap: under ASan or valgrind. glibc's own
+ * figures (mallinfo2) count the chunks its per-thread caches hold after a
+ * free as in use, so they drift by kilobytes between equal rounds. */
+static int heap_counted(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  return 1;
+#else
+  return RUNNING_ON_VALGRIND;
 #endif
 }
 
@@ -1034,6 +1043,10 @@ static int within(size_t a, size_t b, size_t slack) {
  * WAYPOST_FOOTPRINT_PER_ROUND sets their size (100000: a million in all). */
 static void test_footprint_returns_after_churn(void) {
   enum { ROUNDS = 10, SERVICES = 50 };
+  if (!heap_counted()) {
+    printf("footprint: skipped (the heap is counted under valgrind or ASan; make c-unit runs both)\n");
+    return;
+  }
   const char *asked = getenv("WAYPOST_FOOTPRINT_PER_ROUND");
   const unsigned per_round = asked ? (unsigned)strtoul(asked, NULL, 10) : RUNNING_ON_VALGRIND ? 2000 : 20000;
   char id[32], service[32];
