@@ -632,10 +632,10 @@ impl Registry {
             let live = table
                 .slots
                 .iter()
-                .zip(&table.generations)
                 .zip(current.iter())
-                .filter_map(|((&slot, &generation), &current)| {
-                    Some((self.live_entry(slot, generation)?, current))
+                .filter_map(|(&slot, &current)| {
+                    let entry = self.slots.get(slot as usize)?.entry.as_deref()?;
+                    Some((entry, current))
                 });
             write_array(w.key("candidates"), live, |out, (e, current)| {
                 out.push('[');
@@ -750,7 +750,6 @@ impl Registry {
                 }
             }
             let table = &mut reg.services[i].candidates;
-            table.generations = vec![0; slots.len()];
             table.slots = slots;
             table.current = current;
         }

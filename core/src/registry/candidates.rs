@@ -156,9 +156,7 @@ impl Candidates {
     /// internal index is corrupt; a rebuild then repairs them).
     fn is_parallel(&self) -> bool {
         let n = self.slots.len();
-        self.generations.len() == n
-            && self.weights.len() == n
-            && (self.current.len() == n || self.current.is_empty())
+        self.weights.len() == n && (self.current.len() == n || self.current.is_empty())
     }
 
     /// The weights are about to change: the smooth-WRR state leaves the
@@ -192,8 +190,9 @@ impl Candidates {
             },
             weight,
         ));
+        #[cfg(not(feature = "pickers"))]
+        let _ = generation;
         self.slots.insert(pos, slot);
-        self.generations.insert(pos, generation);
         self.weights.insert(pos, weight);
         self.classes.add(weight);
         if !self.current.is_empty() {
@@ -221,9 +220,6 @@ impl Candidates {
         self.edits
             .push(super::table_parts::Edit::Remove(pos as u32));
         self.slots.remove(pos);
-        if pos < self.generations.len() {
-            self.generations.remove(pos);
-        }
         if pos < self.weights.len() {
             let w = self.weights.remove(pos);
             self.classes.remove(w);
@@ -484,7 +480,6 @@ impl Registry {
             let survivor = old.slots.get(next) == Some(&s);
             let state = old.current.get(next).copied().filter(|_| survivor);
             next += usize::from(survivor);
-            let generation = self.slots.get(s as usize).map_or(0, |x| x.generation);
             let Some(e) = member_mut(&mut self.slots, s, idx) else {
                 continue;
             };
@@ -492,7 +487,6 @@ impl Registry {
             if rule.admits(e.instance.priority, e.health) {
                 e.cand_since = 0;
                 c.slots.push(s);
-                c.generations.push(generation);
                 c.current.push(state.unwrap_or(0));
             }
         }

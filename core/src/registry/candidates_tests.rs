@@ -172,10 +172,9 @@ fn tables(reg: &Registry, when: bool) -> Vec<Option<String>> {
             let c = &s.candidates;
             (!s.dirty).then(|| {
                 format!(
-                    "{} {:?} {:?} {:?} {} {:?} {:?} {:?} ramp {} at {} {:?}",
+                    "{} {:?} {:?} {} {:?} {:?} {:?} ramp {} at {} {:?}",
                     s.name,
                     c.slots,
-                    c.generations,
                     c.weights,
                     c.total,
                     c.classes,

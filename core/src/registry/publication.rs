@@ -244,26 +244,26 @@ impl Registry {
                     .and_then(|p| Some((p, c.edits.since(p.edits_at)?)));
                 let parts = match edits {
                     Some((p, edits)) => p.parts.brought_forward(edits),
+                    // A candidate is always a live member (a removal leaves
+                    // the table at once), so its slot's generation is its.
                     None => Parts::cut(
-                        c.slots
-                            .iter()
-                            .zip(&c.generations)
-                            .map(|(&index, &generation)| Handle { index, generation }),
+                        c.slots.iter().map(|&index| Handle {
+                            index,
+                            generation: self.slots.get(index as usize).map_or(0, |x| x.generation),
+                        }),
                         &c.weights,
                     ),
                 };
                 debug_assert!(
                     parts.len() == c.slots.len()
-                        && c.slots.len() == c.generations.len()
-                        && parts
-                            .iter()
-                            .zip(c.slots.iter().zip(&c.generations).zip(&c.weights))
-                            .all(|((h, w), ((&s, &g), &cw))| {
+                        && parts.iter().zip(c.slots.iter().zip(&c.weights)).all(
+                            |((h, w), (&s, &cw))| {
                                 h.index == s
-                                    && h.generation == g
                                     && w == cw
-                                    && self.slots.get(s as usize).map(|x| x.generation) == Some(g)
-                            }),
+                                    && self.slots.get(s as usize).map(|x| x.generation)
+                                        == Some(h.generation)
+                            }
+                        ),
                     "a table's parts differ from the registry's candidates"
                 );
                 let ramping = c.ramp_until > clock;

@@ -36,8 +36,6 @@ use crate::metrics::ServiceMetrics;
 pub(crate) struct Candidates {
     /// Slots in id order.
     pub slots: Vec<u32>,
-    /// Slot generations when the table was built, parallel to `slots`.
-    pub generations: Vec<u32>,
     /// Effective weights (thousandths), parallel to `slots`: at most
     /// 10 000 × 1 000, so `u32` holds them, and a change moves half as
     /// many bytes of them.

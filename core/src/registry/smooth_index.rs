@@ -33,6 +33,7 @@ pub(crate) const INDEX_MIN: usize = 4097;
 /// The fewest candidates an index is built for once the period table was
 /// refused for their weights (below it, a walk costs about as much as a
 /// pick from the index).
+#[cfg(feature = "large-services")]
 pub(crate) const WALKED_INDEX_MIN: usize = 256;
 
 const _: () = assert!((INDEX_MIN as u64) * (INDEX_MIN as u64) > PERIOD_WORK_MAX);
