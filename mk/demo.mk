@@ -51,7 +51,7 @@ demo-sim:
 	cargo run --quiet --release -p waypost-examples --bin fleet
 
 demo-test: demo-deps wasm-deps tools-python
-	cd examples/fleet && MYPYPATH=. python3 -m mypy --strict --no-incremental --cache-dir=/dev/null \
+	cd examples/fleet && MYPYPATH=.:../../tests/fakes python3 -m mypy --strict --no-incremental --cache-dir=/dev/null \
 	  --python-executable $(DEMO_PY) *.py ../../tests/fleet/demo_test.py ../../tests/fleet/picks.py
 	cd examples/fleet/go && $(DEMO_GO_ENV) go vet .
 	timeout 300 $(DEMO_PY) tests/fleet/demo_test.py

@@ -14,17 +14,21 @@ import atexit
 import base64
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "fakes"))
+# Ports below the ephemeral range, chosen the same way as the fleet demo's.
+from ports import ephemeral_low as ephemeral_low, free_port as free_port  # noqa: E402
 
 ETCD = os.environ.get("WAYPOST_ETCD", "/usr/bin/etcd")
 
@@ -40,41 +44,6 @@ def _kill_all() -> None:
 
 
 atexit.register(_kill_all)
-
-
-def ephemeral_low() -> int:
-    """The lowest port the kernel hands out on its own (outgoing
-    connections, binds to port 0)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now, chosen below the kernel's ephemeral range and never
-    given twice: etcd binds it later, and a port from that range could
-    meanwhile become the local port of an outgoing connection (a member
-    dialling its peers, say)."""
-    low = min(ephemeral_low(), 65536)
-    if low > 12000:
-        for _ in range(200):
-            port = random.randrange(10000, low)
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            if port not in _given:
-                _given.add(port)
-                return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def b64(text: str) -> str:

@@ -153,6 +153,12 @@ pub(crate) fn smooth_wrr<W: Copy + Into<u64>>(
 /// as a table: 4 MiB of positions at most.
 pub(crate) const PERIOD_MAX: u64 = 1 << 20;
 
+/// Most distinct weights smooth WRR keeps its candidates grouped by (the
+/// registry's index, a picker's groups): a pick compares one candidate per
+/// weight, so past this the walk is as cheap.
+#[cfg(any(feature = "pickers", feature = "large-services"))]
+pub(crate) const WEIGHT_GROUPS_MAX: usize = 64;
+
 /// Largest `period × candidates` a table is built for: building walks the
 /// whole period once, so this bounds the work of one build (about 10 ms).
 pub(crate) const PERIOD_WORK_MAX: u64 = 1 << 24;

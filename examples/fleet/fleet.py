@@ -10,10 +10,9 @@ import collections
 import contextlib
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -21,45 +20,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
+# Ports below the ephemeral range (tests/fakes/ports.py, which the etcd
+# test harness uses too): the demo picks every port before it starts the
+# processes, and a gateway once failed to bind one an outgoing connection took.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "fakes"))
+from ports import ephemeral_low as ephemeral_low, free_port as free_port  # noqa: E402
+
 SERVICES = {"python": "hello-python", "node": "hello-node", "go": "hello-go"}
 RATE = 50  # requests per second through the gateway, all services together
 
 def ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _ephemeral_low() -> int:
-    """The lowest port the kernel hands out on its own (outgoing
-    connections, binds to port 0)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now, chosen below the kernel's ephemeral range and never
-    given twice: the demo picks every port before it starts the processes,
-    and a port from that range could meanwhile become the local port of some
-    outgoing connection (a gateway once failed to bind so)."""
-    low = min(_ephemeral_low(), 65536)
-    if low > 12000:
-        for _ in range(200):
-            port = random.randrange(10000, low)
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            if port not in _given:
-                _given.add(port)
-                return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str, timeout: float = 2.0) -> Any:

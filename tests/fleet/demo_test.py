@@ -106,7 +106,7 @@ def test_ports_outside_the_ephemeral_range() -> None:
     sys.path.insert(0, str(ROOT / "examples/fleet"))
     import fleet
 
-    low = fleet._ephemeral_low()
+    low = fleet.ephemeral_low()
     ports = [fleet.free_port() for _ in range(1000)]
     assert len(set(ports)) == len(ports), "a port given twice"
     if low > 12000:

@@ -542,7 +542,6 @@ impl Registry {
         if let Some(index) = index {
             if changed || c.ramp_until > 0 {
                 c.current = index.materialize(&c.slots, &old_weights);
-                c.index_may_fit();
             } else {
                 c.smooth = Some(index);
             }

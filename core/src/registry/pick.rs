@@ -516,9 +516,7 @@ impl Registry {
                     Subset::Positions(p) => {
                         let c = &mut self.services[idx as usize].candidates;
                         c.settle_period();
-                        if c.smooth.is_none() {
-                            c.use_current();
-                        }
+                        c.use_current();
                         let mut current: Vec<i64> = p.iter().map(|&i| c.wrr_state_at(i)).collect();
                         let pos = smooth_wrr(&weights, &mut current, total)?;
                         for (&i, v) in p.iter().zip(current) {

@@ -200,6 +200,35 @@ impl Walk {
     }
 }
 
+/// What a picker works out from one table, each part at its first use,
+/// and forgets when the table changes.
+#[derive(Debug, Default)]
+struct Memos {
+    /// The id of the table they belong to.
+    table: u64,
+    /// Smooth-WRR state when the table has no period.
+    walk: Walk,
+    /// Consistent-hash winners per bucket.
+    buckets: Vec<u32>,
+    /// The in-flight counters of the positions least_request looked at,
+    /// by position: a second look skips the member map.
+    counters: Vec<Option<Arc<AtomicU64>>>,
+}
+
+impl Memos {
+    /// The memos of table `id`, emptied first if they were another's.
+    #[inline]
+    fn of(&mut self, id: u64) -> &mut Memos {
+        if self.table != id {
+            self.table = id;
+            self.walk = Walk::None;
+            self.buckets.clear();
+            self.counters.clear();
+        }
+        self
+    }
+}
+
 /// A worker-local picker for one service: see the module documentation and
 /// SPEC §5.2. `Send`, not shared: one thread at a time uses it. Aligned to
 /// a cache line, so pickers of different threads placed side by side in
@@ -214,16 +243,8 @@ pub struct Picker {
     rng: Rng,
     rr: RoundRobin,
     wrr: RoundRobin,
-    /// Smooth-WRR state when the table has no period (id of its table).
-    walk: Walk,
-    walk_table: u64,
-    /// Consistent-hash winners per bucket (id of their table).
-    buckets: Vec<u32>,
-    buckets_table: u64,
-    /// The in-flight counters of the positions least_request looked at,
-    /// by position (id of their table): a second look skips the member map.
-    counters: Vec<Option<Arc<AtomicU64>>>,
-    counters_table: u64,
+    /// What the picker worked out from its current table.
+    memos: Memos,
     /// The table has no period yet and smooth WRR was asked for.
     wants_period: bool,
     /// A weighted-random draw asked for the running sums its table lacks.
@@ -374,21 +395,19 @@ impl Picker {
                         self.wants_period = true;
                         self.local = true;
                     }
-                    if self.walk_table != t.id {
-                        self.walk = Walk::of(&t.parts.weights());
-                        self.walk_table = t.id;
+                    let memos = self.memos.of(t.id);
+                    if let Walk::None = memos.walk {
+                        memos.walk = Walk::of(&t.parts.weights());
                     }
-                    self.walk.next(t.total)
+                    memos.walk.next(t.total)
                 }
             },
             Strategy::FirstAvailable => Some(0),
             Strategy::LeastRequest => {
-                if self.counters_table != t.id {
-                    self.counters.clear();
-                    self.counters.resize(len, None);
-                    self.counters_table = t.id;
+                let counters = &mut self.memos.of(t.id).counters;
+                if counters.is_empty() {
+                    counters.resize(len, None);
                 }
-                let counters = &mut self.counters;
                 two_choices(&mut self.rng, len, |i| {
                     let counter = counters.get_mut(i).and_then(|known| {
                         if known.is_none() {
@@ -411,12 +430,11 @@ impl Picker {
                 };
                 let bucket = key_bucket(key);
                 let memo = !t.ramping;
-                if memo && self.buckets_table != t.id {
-                    self.buckets.clear();
-                    self.buckets.resize(1 << BUCKET_BITS, u32::MAX);
-                    self.buckets_table = t.id;
+                let buckets = &mut self.memos.of(t.id).buckets;
+                if memo && buckets.is_empty() {
+                    buckets.resize(1 << BUCKET_BITS, u32::MAX);
                 }
-                match self.buckets.get(bucket as usize) {
+                match buckets.get(bucket as usize) {
                     Some(&cached) if memo && cached != u32::MAX => Some(cached as usize),
                     _ => {
                         let pos = rendezvous(
@@ -426,7 +444,7 @@ impl Picker {
                             }),
                         );
                         if let (true, Some(p), Some(slot)) =
-                            (memo, pos, self.buckets.get_mut(bucket as usize))
+                            (memo, pos, buckets.get_mut(bucket as usize))
                         {
                             *slot = p as u32;
                         }
@@ -566,12 +584,7 @@ impl Registry {
             rng,
             rr,
             wrr,
-            walk: Walk::default(),
-            walk_table: 0,
-            buckets: Vec::new(),
-            buckets_table: 0,
-            counters: Vec::new(),
-            counters_table: 0,
+            memos: Memos::default(),
             wants_period: false,
             wants_sums: false,
             local,

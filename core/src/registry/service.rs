@@ -157,9 +157,7 @@ impl Candidates {
     fn wants_index(&self) -> bool {
         let n = self.slots.len();
         let walks = matches!(self.period, PeriodState::Walk);
-        (n >= index_min() || (walks && n >= WALKED_INDEX_MIN))
-            && !self.smooth_refused
-            && self.wrr_at.is_none()
+        (n >= index_min() || (walks && n >= WALKED_INDEX_MIN)) && !self.smooth_refused
     }
 
     /// The weights changed: an index refused for the old ones may fit.
@@ -256,10 +254,14 @@ impl Candidates {
         }
     }
 
-    /// Gives `current` its place for every candidate (zeros) if it has none.
+    /// Gives `current` its place for every candidate (zeros) if it has none
+    /// and no index holds the state.
     #[inline]
     pub fn use_current(&mut self) {
-        if self.current.len() != self.slots.len() && self.current.is_empty() {
+        if self.current.len() != self.slots.len()
+            && self.current.is_empty()
+            && self.smooth.is_none()
+        {
             self.current = vec![0; self.slots.len()];
         }
     }

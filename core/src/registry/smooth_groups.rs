@@ -10,10 +10,8 @@
 //! that candidate of each weight (the largest `current`, then the lowest
 //! position, as the walk does) and counts one more pick for its weight.
 
+use crate::balancer::WEIGHT_GROUPS_MAX as GROUPS_MAX;
 use crate::prelude::*;
-
-/// Most distinct weights kept in groups; more walk.
-const GROUPS_MAX: usize = 64;
 
 /// The candidates of one weight, in table order, and where that weight's
 /// turn is: after k wins of n candidates, `next` is `k mod n` and `spent`

@@ -95,8 +95,7 @@ mod imp {
     use alloc::collections::BTreeSet;
     use core::cmp::Reverse;
 
-    /// Most distinct weights an index keeps; more walk.
-    const GROUPS_MAX: usize = 64;
+    use crate::balancer::WEIGHT_GROUPS_MAX as GROUPS_MAX;
 
     /// The gap between the labels of a new index.
     const LABEL_GAP: u64 = 1 << 32;

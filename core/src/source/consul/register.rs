@@ -106,15 +106,20 @@ impl ConsulRegistration {
         };
         let spec = &entry.spec;
         let check_id = text!("service:", spec.id.as_str());
-        let mut heartbeat_path = text!("/v1/agent/check/", verb, "/service:");
-        escape(&mut heartbeat_path, &spec.id);
-        let mut deregister_path = String::from("/v1/agent/service/deregister/");
-        escape(&mut deregister_path, &spec.id);
-        let mut maintenance_off_path = String::from("/v1/agent/service/maintenance/");
-        escape(&mut maintenance_off_path, &spec.id);
-        let mut maintenance_on_path = text!(maintenance_off_path.as_str(), "?enable=true&reason=");
-        escape(&mut maintenance_on_path, CONSUL_MAINTENANCE_REASON);
-        maintenance_off_path.push_str("?enable=false");
+        // `head` and then `tail`, percent-encoded.
+        let escaped = |head: String, tail: &str| {
+            let mut path = head;
+            escape(&mut path, tail);
+            path
+        };
+        let heartbeat_path = escaped(text!("/v1/agent/check/", verb, "/service:"), &spec.id);
+        let deregister_path = escaped("/v1/agent/service/deregister/".into(), &spec.id);
+        let maintenance_path = escaped("/v1/agent/service/maintenance/".into(), &spec.id);
+        let maintenance_on_path = escaped(
+            text!(maintenance_path.as_str(), "?enable=true&reason="),
+            CONSUL_MAINTENANCE_REASON,
+        );
+        let maintenance_off_path = text!(maintenance_path.as_str(), "?enable=false");
 
         let mut body = String::new();
         let mut w = ObjectWriter::new(&mut body);
