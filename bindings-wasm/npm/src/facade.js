@@ -576,7 +576,8 @@ export class Registry {
    */
   sourceFeed(name, body, now, { status = 200, index } = {}) {
     text("name", name);
-    // Bytes go in as they are (the module checks they are UTF-8).
+    // Bytes go in as they are: a gRPC answer is binary, and the core
+    // checks that a text payload is UTF-8.
     if (typeof body === "string") body = utf8.encode(body);
     else if (!(body instanceof Uint8Array)) throw new TypeError(`body must be a string or bytes, got ${describe(body)}`);
     if (!Number.isInteger(status) || status < 0 || status > 65535) throw invalid("status", `${status} is not an HTTP status`);
