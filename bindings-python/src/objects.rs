@@ -196,58 +196,49 @@ impl PyInstanceView {
     fn health<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         names::get(py).health(py, self.status.health)
     }
-
     /// Index of the last event concerning this instance.
     #[getter]
     fn modify_index(&self) -> u64 {
         self.status.modify_index
     }
-
     /// Index of its registration or latest update (changes only when its fields change).
     #[getter]
     fn revision(&self) -> u64 {
         self.status.revision
     }
-
     /// When it was first registered.
     /// In ms on the registry clock.
     #[getter]
     fn registered_at(&self) -> u64 {
         self.status.registered_at
     }
-
     /// When its lease was last renewed.
     /// In ms on the registry clock.
     #[getter]
     fn last_renewal(&self) -> u64 {
         self.status.last_renewal
     }
-
     /// The lease is expired at any later instant; a source-owned instance has no lease.
     /// In ms on the registry clock; 2**64 - 1 when there is none.
     #[getter]
     fn lease_deadline(&self) -> u64 {
         self.status.lease_deadline
     }
-
     /// Weight after slow start.
     #[getter]
     fn effective_weight(&self) -> f64 {
         self.status.effective_weight
     }
-
     /// Calls begun and not yet ended.
     #[getter]
     fn inflight(&self) -> u64 {
         self.status.inflight
     }
-
     /// Call failures in a row (outlier detection).
     #[getter]
     fn consecutive_failures(&self) -> u32 {
         self.status.consecutive_failures
     }
-
     /// When the current ejection ends, while ejected.
     /// In ms on the registry clock.
     /// None when unset.
@@ -255,14 +246,12 @@ impl PyInstanceView {
     fn ejected_until(&self) -> Option<u64> {
         self.status.ejected_until
     }
-
     /// The last active-check result reported.
     /// None when unset.
     #[getter]
     fn last_check<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         self.status.last_check.map(|v| names::get(py).check(py, v))
     }
-
     /// The owning source's verdict, for a source-owned instance (SPEC §10.1).
     /// One of passing, warning, critical or maintenance.
     /// None when unset.
@@ -270,7 +259,6 @@ impl PyInstanceView {
     fn source_status(&self) -> Option<&'static str> {
         self.status.source_status.map(|v| v.as_str())
     }
-
     /// Whether a removal its source asked for is held back (SPEC §10.3).
     #[getter]
     fn held(&self) -> bool {

@@ -160,7 +160,7 @@ fn python_doc(f: &StatusField) -> String {
 
 /// `InstanceView`'s getters of the status fields.
 fn python_getters() -> String {
-    let mut getters = Vec::new();
+    let mut s = String::new();
     for f in &STATUS_FIELDS {
         let field = f.field;
         // A name becomes one of the module's enums (Health, CheckStatus),
@@ -191,14 +191,13 @@ fn python_getters() -> String {
         } else {
             (ty.to_string(), convert(&format!("self.status.{field}")))
         };
-        let mut s = comment(&python_doc(f), "    /// ");
+        s += &comment(&python_doc(f), "    /// ");
         let _ = writeln!(
             s,
             "    #[getter]\n    fn {field}{params} -> {ty} {{\n        {body}\n    }}"
         );
-        getters.push(s);
     }
-    getters.join("\n")
+    s
 }
 
 /// The stub's properties of `InstanceView`'s status.
