@@ -570,7 +570,8 @@ export class Registry {
 
   /**
    * Hands source `name` what its last request brought back (a whole
-   * response, or one message of a stream; a string or UTF-8 bytes), with
+   * response, or one message of a stream; a string, or bytes: UTF-8 text or
+   * a binary answer such as etcd's gRPC range, read by Node's module), with
    * `{status = 200, index}`; returns the report (`resync: true`: the next
    * request reads everything again).
    */

@@ -319,11 +319,17 @@ export interface SourceRequest {
   body: string;
   /** Feed each message of the answer on its own. */
   stream: boolean;
+  /**
+   * A gRPC unary call over HTTP/2: `path` is the method, `body` the base64
+   * of the length-prefixed request message; feed the answer's bytes back
+   * as they came.
+   */
+  grpc?: true;
 }
 
 /** Options of `sourceAdd`. */
 export type SourceOptions =
-  | { kind: "etcd"; prefix?: string }
+  | { kind: "etcd"; prefix?: string; /** Read the range over gRPC (Node's module only). */ grpc?: boolean }
   | { kind: "consul"; service: string }
   | { kind: "k8s"; namespace: string; service: string; port?: string };
 
