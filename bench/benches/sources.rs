@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use waypost::{Config, PickOptions, Registry, SourceEntry, Strategy};
 
-use waypost_bench::etcd::{entry, range_payload, watch_payload, N};
+use waypost_bench::etcd::{entry, range_grpc_payload, range_payload, watch_payload, N};
 
 fn entries(changed_every: usize) -> Vec<SourceEntry> {
     (0..N)
@@ -135,6 +135,40 @@ fn sources(c: &mut Criterion) {
             },
             |mut m| {
                 let r = m.source_feed("etcd", &range, 0, 200, None).unwrap();
+                assert_eq!(r.added as usize, N);
+                m
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The same range as etcd's gRPC API answers it (`"grpc": true`).
+    let grpc = range_grpc_payload();
+    eprintln!("etcd gRPC range answer: {} keys, {} bytes", N, grpc.len());
+    let mut by_grpc = registry();
+    by_grpc
+        .source_add("etcd", r#"{"kind":"etcd","grpc":true}"#)
+        .unwrap();
+    by_grpc
+        .source_feed_bytes("etcd", &grpc, 0, 200, None)
+        .unwrap();
+    group.bench_function("etcd_range_grpc_10000_read_and_reconciled_unchanged", |b| {
+        b.iter(|| {
+            let r = by_grpc
+                .source_feed_bytes("etcd", &grpc, 1, 200, None)
+                .unwrap();
+            assert_eq!(r.unchanged as usize, N);
+        })
+    });
+    group.bench_function("etcd_range_grpc_10000_into_empty_registry", |b| {
+        b.iter_batched(
+            || {
+                let mut m = registry();
+                m.source_add("etcd", r#"{"kind":"etcd","grpc":true}"#)
+                    .unwrap();
+                m
+            },
+            |mut m| {
+                let r = m.source_feed_bytes("etcd", &grpc, 0, 200, None).unwrap();
                 assert_eq!(r.added as usize, N);
                 m
             },

@@ -52,6 +52,51 @@ pub mod etcd {
         )
     }
 
+    /// The same range as etcd's gRPC API answers it: a `RangeResponse`
+    /// (header, then each kv with its key, revisions, version, value and
+    /// lease) behind the 5-byte gRPC message prefix.
+    pub fn range_grpc_payload() -> Vec<u8> {
+        fn varint(mut n: u64, out: &mut Vec<u8>) {
+            while n >= 0x80 {
+                out.push((n & 0x7f) as u8 | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        }
+        fn bytes(field: u64, data: &[u8], out: &mut Vec<u8>) {
+            varint(field << 3 | 2, out);
+            varint(data.len() as u64, out);
+            out.extend_from_slice(data);
+        }
+        fn int(field: u64, n: u64, out: &mut Vec<u8>) {
+            varint(field << 3, out);
+            varint(n, out);
+        }
+        let mut message = Vec::new();
+        let mut header = Vec::new();
+        for (field, n) in [(1, 1), (2, 2), (3, 10), (4, 2)] {
+            int(field, n, &mut header);
+        }
+        bytes(1, &header, &mut message);
+        for i in 0..N {
+            let e = entry(i, 8080);
+            let key = format!("/waypost/services/api/{}", e.spec.id);
+            let mut kv = Vec::new();
+            bytes(1, key.as_bytes(), &mut kv);
+            int(2, 2, &mut kv);
+            int(3, 5, &mut kv);
+            int(4, 1, &mut kv);
+            bytes(5, e.spec.to_json().as_bytes(), &mut kv);
+            int(6, 7_587_869_812_316_352_005, &mut kv);
+            bytes(2, &kv, &mut message);
+        }
+        int(4, N as u64, &mut message);
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        framed
+    }
+
     /// A watch message with one PUT event: instance 7 on `port`.
     pub fn watch_payload(port: u16, revision: u64) -> String {
         format!(
