@@ -6,7 +6,7 @@ BENCH_TARGETS += rust-bench
 
 # The bindings' copies of the core's tables (the C config struct and limits,
 # Go's Config, the Python and TypeScript keyword lists, the name tables, the
-# instance's fields as registered and as read back):
+# instance's fields as registered and as read back, and its status):
 # `make gen` rewrites them, gen-check fails when one is stale.
 gen:
 	cargo run --quiet -p waypost-gen -- --write

@@ -36,7 +36,7 @@ WASM_RAW := $(call wasm_raw,$(WASM_PROFILE))
 # an op of an export both modules have, so the glue stays one and the
 # browser's module does not grow.
 WASM_NODE_PROFILE := wasm-node
-WASM_NODE_PROFILE_FLAGS := $(call wasm_profile,$(WASM_NODE_PROFILE),3) --features record-reader,consul-registration,large-services
+WASM_NODE_PROFILE_FLAGS := $(call wasm_profile,$(WASM_NODE_PROFILE),3) --features record-reader,consul-registration,large-services,etcd-grpc
 WASM_NODE_RAW := $(call wasm_raw,$(WASM_NODE_PROFILE))
 WASM_MINIFY := --strip-debug --strip-producers --strip-target-features --minify-imports-and-exports-and-modules
 

@@ -40,71 +40,7 @@ func (h *Health) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// InstanceStatus is an instance with its dynamic state at the time asked.
-type InstanceStatus struct {
-	Instance
-	Health              Health
-	ModifyIndex         uint64
-	Revision            uint64
-	RegisteredAt        time.Time
-	LastRenewal         time.Time
-	LeaseDeadline       time.Time
-	EffectiveWeight     float64
-	Inflight            uint64
-	ConsecutiveFailures uint32
-	EjectedUntil        time.Time // zero unless ejected
-	LastCheck           string    // "", "pass", "warn" or "fail"
-	// SourceStatus is the source's verdict for a source-owned instance
-	// ("passing", "warning", "critical", "maintenance"), else "".
-	SourceStatus string
-	// Held: a removal its source asked for is held back (SPEC §10.3).
-	Held bool
-}
-
-// wireInstance is the JSON wire form shared by every binding: the
-// instance's fields (generated from the core's table), then the status.
-type wireInstance struct {
-	instanceRead
-	Health              Health  `json:"health"`
-	ModifyIndex         uint64  `json:"modify_index"`
-	Revision            uint64  `json:"revision"`
-	RegisteredAt        uint64  `json:"registered_at"`
-	LastRenewal         uint64  `json:"last_renewal"`
-	LeaseDeadline       uint64  `json:"lease_deadline"`
-	EffectiveWeight     float64 `json:"effective_weight"`
-	Inflight            uint64  `json:"inflight"`
-	ConsecutiveFailures uint32  `json:"consecutive_failures"`
-	EjectedUntil        *uint64 `json:"ejected_until"`
-	LastCheck           *string `json:"last_check"`
-	SourceStatus        string  `json:"status"`
-	Held                bool    `json:"held"`
-}
-
 func msTime(v uint64) time.Time { return time.UnixMilli(int64(v)) }
-
-func (w *wireInstance) status() InstanceStatus {
-	s := InstanceStatus{
-		Instance:            w.instance(),
-		Health:              w.Health,
-		ModifyIndex:         w.ModifyIndex,
-		Revision:            w.Revision,
-		RegisteredAt:        msTime(w.RegisteredAt),
-		LastRenewal:         msTime(w.LastRenewal),
-		LeaseDeadline:       msTime(w.LeaseDeadline),
-		EffectiveWeight:     w.EffectiveWeight,
-		Inflight:            w.Inflight,
-		ConsecutiveFailures: w.ConsecutiveFailures,
-		SourceStatus:        w.SourceStatus,
-		Held:                w.Held,
-	}
-	if w.EjectedUntil != nil {
-		s.EjectedUntil = msTime(*w.EjectedUntil)
-	}
-	if w.LastCheck != nil {
-		s.LastCheck = *w.LastCheck
-	}
-	return s
-}
 
 // Get returns an instance with its status at now.
 func (r *Registry) Get(id string, now time.Time) (InstanceStatus, error) {

@@ -5,6 +5,7 @@ import "C"
 
 import (
 	"time"
+	"unsafe"
 )
 
 // Report is what one reconcile call did (SPEC §10.2).
@@ -30,12 +31,16 @@ type Rejected struct {
 }
 
 // Request is what a mirror's host sends next (SPEC §10.4). With Stream,
-// each message of the answer is fed on its own.
+// each message of the answer is fed on its own. With GRPC it is a gRPC
+// unary call over HTTP/2: Path is the method, Body the base64 of the
+// length-prefixed request message, and the answer's bytes are fed back as
+// they came.
 type Request struct {
 	Method string `json:"method"`
 	Path   string `json:"path"`
 	Body   string `json:"body"`
 	Stream bool   `json:"stream"`
+	GRPC   bool   `json:"grpc,omitempty"`
 }
 
 // strings3 runs f with C copies of up to three string arguments.
@@ -152,10 +157,17 @@ func (r *Registry) SourceRequest(name string) (Request, error) {
 }
 
 // SourceFeed hands source name what its last request brought back: body (a
-// whole response, or one message of a stream), the HTTP status and the
-// store's index header ("" for none). A report with Resync means the next
-// request reads everything again.
+// whole response, or one message of a stream: text, or the bytes of a
+// binary answer such as etcd's gRPC range, NUL bytes included), the HTTP
+// status and the store's index header ("" for none). A report with Resync
+// means the next request reads everything again.
 func (r *Registry) SourceFeed(name, body string, now time.Time, status int, index string) (Report, error) {
+	return r.SourceFeedBytes(name, []byte(body), now, status, index)
+}
+
+// SourceFeedBytes is SourceFeed for a body held as bytes (no copy into a
+// string first).
+func (r *Registry) SourceFeedBytes(name string, body []byte, now time.Time, status int, index string) (Report, error) {
 	t, err := ms(now)
 	if err != nil {
 		return Report{}, err
@@ -163,15 +175,21 @@ func (r *Registry) SourceFeed(name, body string, now time.Time, status int, inde
 	if status < 0 || status > 65535 {
 		return Report{}, newError(CodeInvalidArgument, "invalid argument `status`: not an HTTP status")
 	}
-	n := 2
+	n := 1
 	if index != "" {
-		n = 3
+		n = 2
 	}
 	var rep Report
-	err = strings3([3]string{"name", "body", "index"}, [3]string{name, body, index}, n, func(a, b, c *C.char) error {
+	err = strings3([3]string{"name", "index"}, [3]string{name, index}, n, func(a, c, _ *C.char) error {
+		// The body goes by pointer and length (it may hold NUL bytes); C
+		// reads it only during the call, and it holds no Go pointers.
+		var p *C.uint8_t
+		if len(body) > 0 {
+			p = (*C.uint8_t)(unsafe.Pointer(&body[0]))
+		}
 		var e error
 		rep, e = r.reportCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
-			return C.waypost_registry_source_feed(r.ptr, a, b, t, C.uint16_t(status), c, out, ce)
+			return C.waypost_registry_source_feed_bytes(r.ptr, a, p, C.size_t(len(body)), t, C.uint16_t(status), c, out, ce)
 		})
 		return e
 	})

@@ -2,6 +2,8 @@ package waypost
 
 import (
 	"errors"
+	"os"
+	"reflect"
 	"testing"
 )
 
@@ -52,4 +54,52 @@ func TestSourceMirrorCallsAndBadInput(t *testing.T) {
 	if !errors.As(err, &we) {
 		t.Fatalf("want a waypost error, got %v", err)
 	}
+}
+
+// A gRPC range answer is binary (it starts with a NUL byte): it reaches the
+// core whole, and reads as the gateway's answer of the same range.
+func TestGRPCRangeAnswerIsFedAsBytes(t *testing.T) {
+	grpc, err := os.ReadFile("../../tests/fixtures/etcd-grpc/range.grpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateway, err := os.ReadFile("../../tests/fixtures/etcd-grpc/range-gateway.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byGRPC, byJSON := newFleet(t), newFleet(t)
+	if err := byGRPC.SourceAdd("etcd", `{"kind":"etcd","grpc":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := byJSON.SourceAdd("etcd", `{"kind":"etcd"}`); err != nil {
+		t.Fatal(err)
+	}
+	req, err := byGRPC.SourceRequest("etcd")
+	if err != nil || !req.GRPC || req.Stream || req.Path != "/etcdserverpb.KV/Range" {
+		t.Fatalf("%+v %v", req, err)
+	}
+	a, err := byGRPC.SourceFeedBytes("etcd", grpc, at(1), 200, "")
+	if err != nil || a.Added != 4 || len(a.Rejected) != 0 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	b, err := byJSON.SourceFeed("etcd", string(gateway), at(1), 200, "")
+	if err != nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("gRPC %+v, gateway %+v %v", a, b, err)
+	}
+	// The string form carries the NUL bytes too.
+	again := newFleet(t)
+	if err := again.SourceAdd("etcd", `{"kind":"etcd","grpc":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := again.SourceFeed("etcd", string(grpc), at(1), 200, ""); err != nil || c.Added != 4 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	wr, err := byGRPC.SourceRequest("etcd")
+	if err != nil || wr.GRPC || !wr.Stream {
+		t.Fatalf("the watch is the gateway's: %+v %v", wr, err)
+	}
+	_, err = byGRPC.SourceFeedBytes("etcd", grpc[:len(grpc)-1], at(2), 200, "")
+	wantCode(t, err, CodeInvalidArgument)
+	_, err = byGRPC.SourceFeedBytes("etcd", nil, at(2), 200, "")
+	wantCode(t, err, CodeInvalidArgument)
 }

@@ -1193,6 +1193,27 @@ waypost_status waypost_registry_source_feed(const waypost_registry *registry,
                                             waypost_error **out_err);
 
 /**
+ * `waypost_registry_source_feed` for a payload of `body_len` bytes that
+ * may be binary (etcd's gRPC range answer, SPEC §10.4) or hold NUL bytes;
+ * a text payload must still be UTF-8. `body` may be NULL when `body_len`
+ * is 0.
+ *
+ * # Safety
+ * `registry` live; `name` NUL-terminated; `body` valid for reads of
+ * `body_len` bytes; `index` NULL or NUL-terminated; `out_report_json`
+ * writable; `out_err` NULL or writable.
+ */
+waypost_status waypost_registry_source_feed_bytes(const waypost_registry *registry,
+                                                  const char *name,
+                                                  const uint8_t *body,
+                                                  size_t body_len,
+                                                  uint64_t now_ms,
+                                                  uint16_t status,
+                                                  const char *index,
+                                                  char **out_report_json,
+                                                  waypost_error **out_err);
+
+/**
  * Sets `*out_registration_json` to what a Consul registrar sends the
  * local agent for `entry_json` (the instance wire form plus an optional
  * `"status"`) with a TTL check of `ttl_s` seconds that Consul removes

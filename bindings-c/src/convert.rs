@@ -50,6 +50,25 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str,
     })
 }
 
+/// A borrowed byte buffer of `len` bytes (NULL only when `len` is 0).
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes for the call.
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<&'a [u8], Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: non-NULL and valid for `len` bytes by the function contract.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
 /// An optional borrowed UTF-8 string argument (NULL = absent).
 ///
 /// # Safety

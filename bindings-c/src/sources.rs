@@ -7,7 +7,7 @@
 use std::ffi::c_char;
 
 use crate::convert::{owned, Cleared};
-use crate::error::{ffi, waypost_error, waypost_status};
+use crate::error::{ffi, waypost_error, waypost_status, Failure};
 use crate::registry::waypost_registry;
 use waypost_core::ConsulRegistration;
 
@@ -172,11 +172,78 @@ pub unsafe extern "C" fn waypost_registry_source_feed(
          body: &str,
          index: Option<&str>,
          out_report_json: Cleared<c_char>| {
-            let report = registry
-                .lock()?
-                .reg
-                .source_feed(name, body, now_ms, status, index)?;
-            out_report_json.set(owned(report.to_json())?);
+            let feed = Feed {
+                name,
+                body: body.as_bytes(),
+                now_ms,
+                status,
+                index,
+            };
+            feed.into(registry, out_report_json)?;
+        }
+    )
+}
+
+/// One `source_feed` call, its arguments converted.
+struct Feed<'a> {
+    name: &'a str,
+    body: &'a [u8],
+    now_ms: u64,
+    status: u16,
+    index: Option<&'a str>,
+}
+
+impl Feed<'_> {
+    fn into(self, registry: &waypost_registry, out: Cleared<c_char>) -> Result<(), Failure> {
+        let report = registry.lock()?.reg.source_feed_bytes(
+            self.name,
+            self.body,
+            self.now_ms,
+            self.status,
+            self.index,
+        )?;
+        out.set(owned(report.to_json())?);
+        Ok(())
+    }
+}
+
+/// `waypost_registry_source_feed` for a payload of `body_len` bytes that
+/// may be binary (etcd's gRPC range answer, SPEC §10.4) or hold NUL bytes;
+/// a text payload must still be UTF-8. `body` may be NULL when `body_len`
+/// is 0.
+///
+/// # Safety
+/// `registry` live; `name` NUL-terminated; `body` valid for reads of
+/// `body_len` bytes; `index` NULL or NUL-terminated; `out_report_json`
+/// writable; `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn waypost_registry_source_feed_bytes(
+    registry: *const waypost_registry,
+    name: *const c_char,
+    body: *const u8,
+    body_len: usize,
+    now_ms: u64,
+    status: u16,
+    index: *const c_char,
+    out_report_json: *mut *mut c_char,
+    out_err: *mut *mut waypost_error,
+) -> waypost_status {
+    ffi!(
+        out_err,
+        |registry: &waypost_registry,
+         name: &str,
+         index: Option<&str>,
+         out_report_json: Cleared<c_char>| {
+            // SAFETY: as the function contract.
+            let body = unsafe { crate::convert::bytes(body, body_len, "body") }?;
+            let feed = Feed {
+                name,
+                body,
+                now_ms,
+                status,
+                index,
+            };
+            feed.into(registry, out_report_json)?;
         }
     )
 }

@@ -190,6 +190,7 @@ impl PyInstanceView {
     fn service(&self, py: Python<'_>) -> Py<PyString> {
         self.instance.get().service.clone_ref(py)
     }
+    // BEGIN GENERATED InstanceView status (make gen: the core's status fields)
     /// Public health.
     #[getter]
     fn health<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
@@ -200,22 +201,25 @@ impl PyInstanceView {
     fn modify_index(&self) -> u64 {
         self.status.modify_index
     }
-    /// Index of its registration or latest update.
+    /// Index of its registration or latest update (changes only when its fields change).
     #[getter]
     fn revision(&self) -> u64 {
         self.status.revision
     }
-    /// When it was first registered (ms).
+    /// When it was first registered.
+    /// In ms on the registry clock.
     #[getter]
     fn registered_at(&self) -> u64 {
         self.status.registered_at
     }
-    /// When its lease was last renewed (ms).
+    /// When its lease was last renewed.
+    /// In ms on the registry clock.
     #[getter]
     fn last_renewal(&self) -> u64 {
         self.status.last_renewal
     }
-    /// The lease is expired at any instant after this one (ms).
+    /// The lease is expired at any later instant; a source-owned instance has no lease.
+    /// In ms on the registry clock; 2**64 - 1 when there is none.
     #[getter]
     fn lease_deadline(&self) -> u64 {
         self.status.lease_deadline
@@ -235,28 +239,32 @@ impl PyInstanceView {
     fn consecutive_failures(&self) -> u32 {
         self.status.consecutive_failures
     }
-    /// When the current ejection ends (ms), or None.
+    /// When the current ejection ends, while ejected.
+    /// In ms on the registry clock.
+    /// None when unset.
     #[getter]
     fn ejected_until(&self) -> Option<u64> {
         self.status.ejected_until
     }
-    /// The last active-check result reported, or None.
+    /// The last active-check result reported.
+    /// None when unset.
     #[getter]
     fn last_check<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        self.status.last_check.map(|c| names::get(py).check(py, c))
+        self.status.last_check.map(|v| names::get(py).check(py, v))
     }
-
-    /// The source's verdict (`passing`, `warning`, `critical`,
-    /// `maintenance`) for a source-owned instance, else None.
+    /// The owning source's verdict, for a source-owned instance (SPEC §10.1).
+    /// One of passing, warning, critical or maintenance.
+    /// None when unset.
     #[getter]
     fn source_status(&self) -> Option<&'static str> {
-        self.status.source_status.map(|s| s.as_str())
+        self.status.source_status.map(|v| v.as_str())
     }
     /// Whether a removal its source asked for is held back (SPEC §10.3).
     #[getter]
     fn held(&self) -> bool {
         self.status.held
     }
+    // END GENERATED InstanceView status
 
     /// The wire form shared by every binding: SPEC §2 fields plus status.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -497,7 +497,8 @@ impl PyRegistry {
     }
 
     /// Hands source `name` what its last request brought back (a whole
-    /// response or one stream message; `str` or UTF-8 `bytes`) and returns
+    /// response or one stream message; `str`, or `bytes`: UTF-8 text or a
+    /// binary answer such as etcd's gRPC range) and returns
     /// the report; `"resync": True` means the next request reads everything
     /// again; `status` is the HTTP status (default 200), `index` the
     /// store's index header. Payloads are applied with the GIL released.
@@ -512,7 +513,7 @@ impl PyRegistry {
         index: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let name = string(name, "name")?;
-        let body = sources::body(py, body)?;
+        let body = sources::body(body)?;
         let now = now_arg(py, now)?;
         let status = match status {
             Some(s) => uint_as::<u16>(py, s, "status")?,
@@ -521,7 +522,7 @@ impl PyRegistry {
         let index = opt_string(index, "index")?;
         let report = self.detached(py, |st| {
             st.reg
-                .source_feed(&name, &body, now, status, index.as_deref())
+                .source_feed_bytes(&name, &body, now, status, index.as_deref())
         })?;
         sources::report(py, &errors::check(py, report)?)
     }

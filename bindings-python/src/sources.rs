@@ -23,20 +23,14 @@ pub(crate) fn object_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -
     Ok(Json::Object(convert::json_object(py, mapping, field)?).to_json())
 }
 
-/// A payload given as `str` or UTF-8 `bytes`.
-pub(crate) fn body(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<String> {
+/// A payload given as `str` or `bytes` (text the core requires to be
+/// UTF-8, or a binary answer: etcd's gRPC range).
+pub(crate) fn body(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(s.to_cow()?.into_owned());
+        return Ok(s.to_cow()?.into_owned().into_bytes());
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return match std::str::from_utf8(b.as_bytes()) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(e) => Err(errors::invalid(
-                py,
-                "body",
-                format!("not valid UTF-8 after byte {}", e.valid_up_to()),
-            )),
-        };
+        return Ok(b.as_bytes().to_vec());
     }
     Err(type_error("body", "str or bytes", obj))
 }
@@ -64,13 +58,17 @@ pub(crate) fn report<'py>(py: Python<'py>, r: &SyncReport) -> PyResult<Bound<'py
     Ok(d.into_any())
 }
 
-/// A request as a dict: `{"method", "path", "body", "stream"}`.
+/// A request as a dict: `{"method", "path", "body", "stream"}`, plus
+/// `"grpc": True` for a gRPC call.
 pub(crate) fn request<'py>(py: Python<'py>, r: &SourceRequest) -> PyResult<Bound<'py, PyAny>> {
     let d = PyDict::new(py);
     d.set_item("method", r.method)?;
     d.set_item("path", &r.path)?;
     d.set_item("body", &r.body)?;
     d.set_item("stream", r.stream)?;
+    if r.grpc {
+        d.set_item("grpc", true)?;
+    }
     Ok(d.into_any())
 }
 

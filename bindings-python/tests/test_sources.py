@@ -1,6 +1,7 @@
 """The sources API (SPEC §10) through Python: conversions, reports, errors."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,6 +64,25 @@ def test_mirror_declaration_and_requests() -> None:
         reg.source_add("x", {"kind": "nope"})
     with pytest.raises(waypost.InvalidArgumentError):
         reg.source_feed("etcd", "{}", now=1)
+
+
+def test_a_grpc_range_answer_is_fed_as_bytes() -> None:
+    fixtures = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "etcd-grpc"
+    by_grpc = waypost.Registry(seed=1)
+    by_grpc.source_add("etcd", {"kind": "etcd", "grpc": True})
+    req = by_grpc.source_request("etcd")
+    assert req["path"] == "/etcdserverpb.KV/Range" and req["grpc"] is True and req["stream"] is False
+    report = by_grpc.source_feed("etcd", (fixtures / "range.grpc").read_bytes(), now=1)
+    assert report["added"] == 4 and report["rejected"] == []
+    by_json = waypost.Registry(seed=1)
+    by_json.source_add("etcd", {"kind": "etcd"})
+    assert "grpc" not in by_json.source_request("etcd")
+    assert by_json.source_feed("etcd", (fixtures / "range-gateway.json").read_text(), now=1) == report
+    assert by_grpc.get("api-a").instance.port == by_json.get("api-a").instance.port == 8080
+    # The watch that follows is the gateway's stream.
+    assert by_grpc.source_request("etcd") == by_json.source_request("etcd")
+    with pytest.raises(waypost.InvalidArgumentError):
+        by_grpc.source_feed("etcd", b"\x00\x00\x00\x00\x09\x0a", now=2)  # cut short
 
 
 def test_wrong_types_are_type_errors() -> None:

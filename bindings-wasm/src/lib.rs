@@ -376,9 +376,10 @@ impl RegistryCore {
     /// answer the registration (the browser's module leaves it out for size
     /// and reads 6 as 5). Each is one core call; the answer is the
     /// report or request as JSON ("" for `source_add`), or `undefined` with
-    /// the error kept for `takeError`. `c` comes as UTF-8 bytes: copied in
-    /// whole, where a string is copied a character at a time while it is
-    /// ASCII (most of a 3 MB etcd answer).
+    /// the error kept for `takeError`. `c` comes as bytes: copied in whole,
+    /// where a string is copied a character at a time while it is ASCII
+    /// (most of a 3 MB etcd answer); a payload may be binary (etcd's gRPC
+    /// range answer), every other argument is UTF-8 text.
     pub fn source(
         &mut self,
         op: u8,
@@ -389,6 +390,14 @@ impl RegistryCore {
         status: u16,
     ) -> Option<String> {
         let (r, now) = (&mut self.inner, ms(now));
+        // A payload goes in as bytes where it may be binary (etcd's gRPC
+        // range answer, read only by Node's module).
+        #[cfg(feature = "etcd-grpc")]
+        if op > 4 && !(cfg!(feature = "consul-registration") && op == 6) {
+            let index = (!b.is_empty()).then_some(b);
+            let answer = r.source_feed_bytes(a, c, now, status, index);
+            return kept(&mut self.error, answer.map(|x| x.to_json()));
+        }
         let Ok(c) = core::str::from_utf8(c) else {
             let invalid = waypost::Error::InvalidArgument {
                 field: "body".to_owned(),

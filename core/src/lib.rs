@@ -70,6 +70,7 @@ mod rng;
 mod snapshot;
 mod sort;
 mod source;
+mod status_fields;
 
 pub use balancer::{fnv1a64, Strategy};
 pub use config::{
@@ -103,6 +104,7 @@ pub use source::{ConsulRegistration, CONSUL_MAINTENANCE_REASON, MAX_CONSUL_CHECK
 pub use source::{
     Rejected, SourceEntry, SourceKind, SourceRequest, SourceStatus, SyncReport, DEFAULT_ETCD_PREFIX,
 };
+pub use status_fields::{StatusField, StatusKind, StatusPresence, STATUS_FIELDS};
 
 /// The crate version, as every binding reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -578,6 +578,40 @@ static void test_sources(void) {
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_sync(reg, "etcd", "api", NULL, 6, &report, e));
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_source_feed(reg, "etcd-m", "{}", 6, 200, NULL, NULL, e));
   EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_source_add(NULL, "x", "{}", e));
+
+  /* The range over gRPC: a binary answer, NUL bytes included. The message
+   * is a RangeResponse {header {revision 9}, kvs [{key "/g/web/w2", value
+   * {"address":"h","port":2}}]} behind its 5-byte prefix. */
+  EXPECT_OK(waypost_registry_source_add(reg, "etcd-g", "{\"kind\":\"etcd\",\"prefix\":\"/g\",\"grpc\":true}", e));
+  EXPECT_OK(waypost_registry_source_request(reg, "etcd-g", &request, e));
+  CHECK(strstr(request, "\"path\":\"/etcdserverpb.KV/Range\"") != NULL && strstr(request, "\"grpc\":true") != NULL);
+  waypost_string_free(request);
+  static const char value[] = "{\"address\":\"h\",\"port\":2}";
+  unsigned char answer[64] = {0};
+  size_t n = 5;
+  const unsigned char header[] = {0x0a, 0x02, 0x18, 0x09};
+  memcpy(answer + n, header, sizeof header);
+  n += sizeof header;
+  answer[n++] = 0x12;
+  answer[n++] = (unsigned char)(2 + 9 + 2 + (sizeof value - 1));
+  answer[n++] = 0x0a;
+  answer[n++] = 9;
+  memcpy(answer + n, "/g/web/w2", 9);
+  n += 9;
+  answer[n++] = 0x2a;
+  answer[n++] = (unsigned char)(sizeof value - 1);
+  memcpy(answer + n, value, sizeof value - 1);
+  n += sizeof value - 1;
+  answer[4] = (unsigned char)(n - 5);
+  EXPECT_OK(waypost_registry_source_feed_bytes(reg, "etcd-g", answer, n, 7, 200, NULL, &report, e));
+  CHECK(report != NULL && strstr(report, "\"added\":1") != NULL);
+  waypost_string_free(report);
+  /* The same answer through the NUL-terminated call stops at its first
+   * byte: an empty text, not JSON. */
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT,
+             waypost_registry_source_feed(reg, "etcd-g", (const char *)answer, 8, 200, NULL, &report, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_registry_source_feed_bytes(reg, "etcd-g", answer, n - 1, 8, 200, NULL, &report, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_registry_source_feed_bytes(reg, "etcd-g", NULL, 3, 8, 200, NULL, &report, e));
   check_usable(reg);
   waypost_registry_free(reg);
 }

@@ -77,39 +77,52 @@ class InstanceView:
     def id(self) -> str: ...
     @property
     def service(self) -> str: ...
-    @property
-    def health(self) -> Health: ...
-    @property
-    def modify_index(self) -> int: ...
-    @property
-    def revision(self) -> int: ...
-    @property
-    def registered_at(self) -> int: ...
-    @property
-    def last_renewal(self) -> int: ...
-    @property
-    def lease_deadline(self) -> int: ...
-    @property
-    def effective_weight(self) -> float: ...
-    @property
-    def inflight(self) -> int: ...
-    @property
-    def consecutive_failures(self) -> int: ...
-    @property
-    def ejected_until(self) -> Optional[int]: ...
-    @property
-    def last_check(self) -> Optional[CheckStatus]: ...
     # BEGIN GENERATED InstanceView properties (make gen: the core's instance fields)
     @property
     def source(self) -> Optional[str]:
         """The source that owns it (SPEC §10.1), same rule as `id`; unset for a local instance."""
     # END GENERATED InstanceView properties
+    # BEGIN GENERATED InstanceView status (make gen: the core's status fields)
+    @property
+    def health(self) -> Health:
+        """Public health."""
+    @property
+    def modify_index(self) -> int:
+        """Index of the last event concerning this instance."""
+    @property
+    def revision(self) -> int:
+        """Index of its registration or latest update (changes only when its fields change)."""
+    @property
+    def registered_at(self) -> int:
+        """When it was first registered. In ms on the registry clock."""
+    @property
+    def last_renewal(self) -> int:
+        """When its lease was last renewed. In ms on the registry clock."""
+    @property
+    def lease_deadline(self) -> int:
+        """The lease is expired at any later instant; a source-owned instance has no lease. In ms on the registry clock; 2**64 - 1 when there is none."""
+    @property
+    def effective_weight(self) -> float:
+        """Weight after slow start."""
+    @property
+    def inflight(self) -> int:
+        """Calls begun and not yet ended."""
+    @property
+    def consecutive_failures(self) -> int:
+        """Call failures in a row (outlier detection)."""
+    @property
+    def ejected_until(self) -> Optional[int]:
+        """When the current ejection ends, while ejected. In ms on the registry clock. None when unset."""
+    @property
+    def last_check(self) -> Optional[CheckStatus]:
+        """The last active-check result reported. None when unset."""
     @property
     def source_status(self) -> Optional[str]:
-        """passing, warning, critical or maintenance for a source-owned instance."""
+        """The owning source's verdict, for a source-owned instance (SPEC §10.1). One of passing, warning, critical or maintenance. None when unset."""
     @property
     def held(self) -> bool:
-        """A removal its source asked for is held back (SPEC §10.3)."""
+        """Whether a removal its source asked for is held back (SPEC §10.3)."""
+    # END GENERATED InstanceView status
     def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, other: object, /) -> bool: ...
 

@@ -570,13 +570,15 @@ export class Registry {
 
   /**
    * Hands source `name` what its last request brought back (a whole
-   * response, or one message of a stream; a string or UTF-8 bytes), with
+   * response, or one message of a stream; a string, or bytes: UTF-8 text or
+   * a binary answer such as etcd's gRPC range, read by Node's module), with
    * `{status = 200, index}`; returns the report (`resync: true`: the next
    * request reads everything again).
    */
   sourceFeed(name, body, now, { status = 200, index } = {}) {
     text("name", name);
-    // Bytes go in as they are (the module checks they are UTF-8).
+    // Bytes go in as they are: a gRPC answer is binary, and the core
+    // checks that a text payload is UTF-8.
     if (typeof body === "string") body = utf8.encode(body);
     else if (!(body instanceof Uint8Array)) throw new TypeError(`body must be a string or bytes, got ${describe(body)}`);
     if (!Number.isInteger(status) || status < 0 || status > 65535) throw invalid("status", `${status} is not an HTTP status`);

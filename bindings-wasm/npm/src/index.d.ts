@@ -154,17 +154,34 @@ export interface Instance {
 /** An instance with its status at the registry clock (`get`). */
 export interface InstanceState {
   instance: Instance;
+  // BEGIN GENERATED InstanceState status (make gen: the core's status fields)
+  /** Public health. */
   health: Health;
+  /** Index of the last event concerning this instance. */
   modifyIndex: number;
+  /** Index of its registration or latest update (changes only when its fields change). */
   revision: number;
+  /** When it was first registered. In ms. */
   registeredAt: number;
+  /** When its lease was last renewed. In ms. */
   lastRenewal: number;
-  leaseDeadline: number;
+  /** The lease is expired at any later instant; a source-owned instance has no lease. In ms. */
+  leaseDeadline?: number;
+  /** Weight after slow start. */
   effectiveWeight: number;
+  /** Calls begun and not yet ended. */
   inflight: number;
+  /** Call failures in a row (outlier detection). */
   consecutiveFailures: number;
+  /** When the current ejection ends, while ejected. In ms. */
   ejectedUntil: number | null;
+  /** The last active-check result reported. */
   lastCheck: CheckStatus | null;
+  /** The owning source's verdict, for a source-owned instance (SPEC §10.1). */
+  status?: SourceStatus;
+  /** Whether a removal its source asked for is held back (SPEC §10.3). */
+  held?: boolean;
+  // END GENERATED InstanceState status
 }
 
 /** The result of a pick (frozen and cached: compare by identity freely). */
@@ -302,11 +319,17 @@ export interface SourceRequest {
   body: string;
   /** Feed each message of the answer on its own. */
   stream: boolean;
+  /**
+   * A gRPC unary call over HTTP/2: `path` is the method, `body` the base64
+   * of the length-prefixed request message; feed the answer's bytes back
+   * as they came.
+   */
+  grpc?: true;
 }
 
 /** Options of `sourceAdd`. */
 export type SourceOptions =
-  | { kind: "etcd"; prefix?: string }
+  | { kind: "etcd"; prefix?: string; /** Read the range over gRPC (Node's module only). */ grpc?: boolean }
   | { kind: "consul"; service: string }
   | { kind: "k8s"; namespace: string; service: string; port?: string };
 

@@ -57,3 +57,22 @@ test("wrong types are TypeErrors and leave the registry usable", () => {
   assert.throws(() => reg.sourceAdd("etcd", "x"), TypeError);
   assert.equal(reg.sync("etcd", "api", [entry(1)], 5).added, 1);
 });
+
+test("an etcd range answer over gRPC is fed as bytes and reads as the gateway's", async () => {
+  const { readFileSync } = await import("node:fs");
+  const dir = new URL("../../../tests/fixtures/etcd-grpc/", import.meta.url);
+  const byGrpc = new Registry({ seed: 1 });
+  byGrpc.sourceAdd("etcd", { kind: "etcd", grpc: true });
+  const req = byGrpc.sourceRequest("etcd");
+  assert.equal(req.path, "/etcdserverpb.KV/Range");
+  assert.equal(req.grpc, true);
+  assert.equal(req.stream, false);
+  const a = byGrpc.sourceFeed("etcd", new Uint8Array(readFileSync(new URL("range.grpc", dir))), 1);
+  assert.equal(a.added, 4);
+  const byJson = new Registry({ seed: 1 });
+  byJson.sourceAdd("etcd", { kind: "etcd" });
+  assert.equal("grpc" in byJson.sourceRequest("etcd"), false);
+  assert.deepEqual(byJson.sourceFeed("etcd", readFileSync(new URL("range-gateway.json", dir), "utf8"), 1), a);
+  assert.deepEqual(byGrpc.sourceRequest("etcd"), byJson.sourceRequest("etcd")); // the watch: the gateway's
+  assert.throws(() => byGrpc.sourceFeed("etcd", new Uint8Array([0, 0, 0, 0, 9, 10]), 2), (e) => e.code === "invalid_argument");
+});

@@ -230,7 +230,8 @@ impl Entry {
     }
 }
 
-/// The dynamic state of an instance at the registry clock.
+/// The dynamic state of an instance at the registry clock. Its fields'
+/// wire keys, kinds and presence are [`STATUS_FIELDS`](crate::STATUS_FIELDS).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstanceStatus {
@@ -290,7 +291,8 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl InstanceStatus {
-    /// Appends the status members (wire form, snake_case keys) to an open object.
+    /// Appends the status members (wire form, snake_case keys) to an open
+    /// object, in `STATUS_FIELDS`'s order and presence (a test holds it).
     pub(crate) fn write_members(&self, w: &mut ObjectWriter) {
         w.str("health", self.health.as_str());
         w.u64("modify_index", self.modify_index);

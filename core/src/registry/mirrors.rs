@@ -27,6 +27,12 @@ pub(crate) trait Adapter: Debug + Send + Sync {
     fn request(&self) -> SourceRequest;
     /// Reads one payload; on `Err` the adapter is unchanged.
     fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed>;
+    /// Reads one payload as bytes: text (refused unless UTF-8), or what
+    /// only some adapters read, a binary answer (etcd's gRPC range).
+    #[cfg(feature = "etcd-grpc")]
+    fn feed_bytes(&mut self, body: &[u8], status: u16, index: Option<&str>) -> Result<Feed> {
+        self.feed(crate::source::utf8(body)?, status, index)
+    }
     /// Appends the adapter's progress as a JSON object.
     fn write_state(&self, out: &mut String);
     /// Takes up the progress [`Adapter::write_state`] wrote.
@@ -35,9 +41,10 @@ pub(crate) trait Adapter: Debug + Send + Sync {
     fn boxed_clone(&self) -> Box<dyn Adapter>;
 }
 
-/// The adapters share one shape; this forwards to each one's own methods.
+/// The adapters share one shape; this forwards to each one's own methods
+/// (and with `bytes`, to its own reading of a payload as bytes).
 macro_rules! adapter {
-    ($t:ty) => {
+    ($t:ty $(, $bytes:ident)?) => {
         impl Adapter for $t {
             fn request(&self) -> SourceRequest {
                 <$t>::request(self)
@@ -45,6 +52,11 @@ macro_rules! adapter {
             fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
                 <$t>::feed(self, body, status, index)
             }
+            $(
+                fn feed_bytes(&mut self, body: &[u8], status: u16, index: Option<&str>) -> Result<Feed> {
+                    <$t>::$bytes(self, body, status, index)
+                }
+            )?
             fn write_state(&self, out: &mut String) {
                 <$t>::write_state(self, out)
             }
@@ -58,6 +70,9 @@ macro_rules! adapter {
     };
 }
 
+#[cfg(feature = "etcd-grpc")]
+adapter!(Etcd, feed_bytes);
+#[cfg(not(feature = "etcd-grpc"))]
 adapter!(Etcd);
 adapter!(ConsulMirror);
 adapter!(K8sMirror);
@@ -65,7 +80,7 @@ adapter!(K8sMirror);
 /// A new adapter for `kind`.
 fn adapter(kind: &SourceKind) -> Box<dyn Adapter> {
     match kind {
-        SourceKind::Etcd { prefix } => Box::new(Etcd::new(prefix.clone())),
+        SourceKind::Etcd { prefix, grpc } => Box::new(Etcd::new(prefix.clone(), *grpc)),
         SourceKind::Consul { service } => Box::new(ConsulMirror::new(service)),
         SourceKind::K8s {
             namespace,
@@ -252,13 +267,47 @@ impl Registry {
         status: u16,
         index: Option<&str>,
     ) -> Result<SyncReport> {
+        #[cfg(feature = "etcd-grpc")]
+        return self.feed_mirror(name, now, |a| a.feed_bytes(body.as_bytes(), status, index));
+        #[cfg(not(feature = "etcd-grpc"))]
+        self.feed_mirror(name, now, |a| a.feed(body, status, index))
+    }
+
+    /// [`Registry::source_feed`] for a payload as bytes: what a gRPC call
+    /// answers (etcd's range read with `"grpc": true`), or text not yet
+    /// checked to be UTF-8 (a text payload that is not is refused as
+    /// `invalid_argument` for `body`).
+    ///
+    /// # Errors
+    /// As [`Registry::source_feed`].
+    pub fn source_feed_bytes(
+        &mut self,
+        name: &str,
+        body: &[u8],
+        now: u64,
+        status: u16,
+        index: Option<&str>,
+    ) -> Result<SyncReport> {
+        #[cfg(feature = "etcd-grpc")]
+        return self.feed_mirror(name, now, |a| a.feed_bytes(body, status, index));
+        #[cfg(not(feature = "etcd-grpc"))]
+        self.source_feed(name, crate::source::utf8(body)?, now, status, index)
+    }
+
+    /// Applies what mirror `name`'s adapter reads from a payload.
+    fn feed_mirror(
+        &mut self,
+        name: &str,
+        now: u64,
+        read: impl FnOnce(&mut dyn Adapter) -> Result<Feed>,
+    ) -> Result<SyncReport> {
         self.read_mirrors()?;
         let mirror = self
             .mirrors
             .iter_mut()
             .find(|m| *m.name == *name)
             .ok_or_else(|| unknown_source(name))?;
-        let feed = mirror.adapter.feed(body, status, index)?;
+        let feed = read(&mut *mirror.adapter)?;
         let src = mirror.name.clone();
         self.advance(now);
         let mut report = self.apply_changes(&src, feed.changes);

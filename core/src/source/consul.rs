@@ -85,6 +85,7 @@ impl ConsulMirror {
             path,
             body: String::new(),
             stream: false,
+            grpc: false,
         }
     }
 

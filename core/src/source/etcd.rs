@@ -1,7 +1,8 @@
 //! The etcd v3 adapter (SPEC §10.4): the JSON gateway's `/v3/kv/range` and
-//! `/v3/watch` payloads read into changes, and the mirror's state machine
-//! (read the prefix, watch from the next revision, read again after a
-//! compaction or a canceled watch).
+//! `/v3/watch` payloads (and, with `grpc`, the gRPC API's range answer,
+//! `etcd/grpc.rs`) read into changes, and the mirror's state machine (read
+//! the prefix, watch from the next revision, read again after a compaction
+//! or a canceled watch).
 //!
 //! Gateway conventions (etcd 3.4 `api_grpc_gateway.md`, protobuf JSON
 //! mapping): byte fields are base64, int64 fields are strings, fields at
@@ -16,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::instance::InstanceSpec;
 use crate::json::{describe, get, Json, ObjectWriter};
 
+#[cfg(feature = "etcd-grpc")]
+mod grpc;
 #[cfg(feature = "record-reader")]
 mod record;
 mod reference;
@@ -58,6 +61,8 @@ pub(crate) struct Etcd {
     revision: u64,
     /// Whether the next request is the watch (else the range read).
     watching: bool,
+    /// Whether the range is read over gRPC (else the JSON gateway).
+    grpc: bool,
 }
 
 /// Where in a payload a problem is, for `invalid_argument`.
@@ -79,21 +84,35 @@ fn flag(v: Option<&Json>) -> bool {
 }
 
 impl Etcd {
-    pub fn new(prefix: String) -> Etcd {
+    pub fn new(prefix: String, grpc: bool) -> Etcd {
         Etcd {
             prefix,
             revision: 0,
             watching: false,
+            grpc,
         }
     }
 
-    /// The body members naming the key range: every key under `prefix/`.
-    fn write_range(&self, w: &mut ObjectWriter) {
+    /// The key range: every key from `prefix/` up to `prefix0` (the prefix
+    /// with its last byte plus one: `/` + 1 is `0`).
+    fn key_range(&self) -> (Vec<u8>, Vec<u8>) {
         let mut start = self.prefix.clone().into_bytes();
         start.push(b'/');
         let mut end = self.prefix.clone().into_bytes();
-        // The prefix with its last byte plus one: `/` + 1 is `0`.
         end.push(b'0');
+        (start, end)
+    }
+
+    /// Without the `etcd-grpc` feature the range is always the gateway's
+    /// (the option is refused).
+    #[cfg(not(feature = "etcd-grpc"))]
+    fn grpc_request(&self) -> Option<SourceRequest> {
+        None
+    }
+
+    /// The body members naming the key range.
+    fn write_range(&self, w: &mut ObjectWriter) {
+        let (start, end) = self.key_range();
         w.str("key", &base64::encode(&start));
         w.str("range_end", &base64::encode(&end));
     }
@@ -114,7 +133,10 @@ impl Etcd {
                 path: "/v3/watch".into(),
                 body,
                 stream: true,
+                grpc: false,
             }
+        } else if let Some(request) = self.grpc_request() {
+            request
         } else {
             self.write_range(&mut w);
             w.end();
@@ -123,6 +145,7 @@ impl Etcd {
                 path: "/v3/kv/range".into(),
                 body,
                 stream: false,
+                grpc: false,
             }
         }
     }
@@ -336,14 +359,22 @@ impl Etcd {
         &self,
         coded: Option<&str>,
         buf: &'b mut Vec<u8>,
-    ) -> core::result::Result<(&'b str, &'b str, &'b str), (Option<String>, Error)> {
+    ) -> core::result::Result<(&'b str, &'b str, &'b str), KeyFailure> {
         let Some(coded) = coded else {
             return Err((None, bad("key", "expected a base64 string")));
         };
         if !base64::decode_into(coded, buf) {
             return Err((None, bad("key", "not base64")));
         }
-        let Ok(key) = core::str::from_utf8(buf) else {
+        self.split_key(buf)
+    }
+
+    /// A key's bytes split into `(key, service, id)`.
+    fn split_key<'b>(
+        &self,
+        raw: &'b [u8],
+    ) -> core::result::Result<(&'b str, &'b str, &'b str), KeyFailure> {
+        let Ok(key) = core::str::from_utf8(raw) else {
             return Err((None, bad("key", "not UTF-8")));
         };
         let rest = key
@@ -410,6 +441,27 @@ impl Etcd {
                 )))
             }
         };
+        Etcd::entry_of(text, service, id).map_err(fail)
+    }
+
+    /// What a kv says from its key and value as raw bytes (a gRPC answer).
+    #[cfg(feature = "etcd-grpc")]
+    fn record_of_bytes(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> core::result::Result<Record, Failure> {
+        let (key, service, id) = self.split_key(key).map_err(|(k, e)| (k, None, e))?;
+        let fail = |e: Error| (Some(String::from(key)), Some(String::from(id)), e);
+        let text = match value {
+            Some(v) => core::str::from_utf8(v).map_err(|_| fail(bad("value", "not UTF-8")))?,
+            None => "",
+        };
+        Etcd::entry_of(text, service, id).map_err(fail)
+    }
+
+    /// What a value's text says about instance `id` of `service`.
+    fn entry_of(text: &str, service: &str, id: &str) -> Result<Record> {
         #[cfg(feature = "record-reader")]
         if let Some(entry) = record::wire_entry(text, service, id) {
             return Ok(Record::Put(entry));
@@ -417,14 +469,14 @@ impl Etcd {
         let members = match Json::parse(text) {
             Ok(Json::Object(members)) => members,
             Ok(other) => {
-                return Err(fail(bad(
+                return Err(bad(
                     "value",
                     &text!("expected a JSON object, got ", describe(&other)),
-                )))
+                ))
             }
-            Err(e) => return Err(fail(bad("value", &text!("not valid JSON: ", e)))),
+            Err(e) => return Err(bad("value", &text!("not valid JSON: ", e))),
         };
-        value_record(members, service, id).map_err(fail)
+        value_record(members, service, id)
     }
 
     /// Appends the mirror's progress: `{"revision", "watching"}`.
@@ -645,7 +697,7 @@ mod tests {
 
     #[test]
     fn requests() -> Result<()> {
-        let mut m = Etcd::new("/p".into());
+        let mut m = Etcd::new("/p".into(), false);
         let r = m.request();
         assert_eq!(r.path, "/v3/kv/range");
         // "/p/" and "/p0"

@@ -109,6 +109,7 @@ impl K8sMirror {
             path,
             body: String::new(),
             stream,
+            grpc: false,
         }
     }
 

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use waypost::{InstanceDefault, InstanceField, InstanceKind, INSTANCE_FIELDS};
 
 use crate::instance::{go_type, is_duration, registered, GO_HEADER};
-use crate::{comment, go_field, lower_camel, Target, GOFMT};
+use crate::{comment, go_field, lower_camel, stub_property, Target, GOFMT};
 
 const OBJECTS: &str = "bindings-python/src/objects.rs";
 const STUB: &str = "bindings-python/python/waypost/_waypost.pyi";
@@ -113,13 +113,18 @@ fn stored(f: &InstanceField) -> bool {
     !(f.kind == InstanceKind::StrMap || (is_integer(f) && optional(f)))
 }
 
-/// The field's documentation as Rust doc lines (Python's `__doc__`).
-fn python_doc(f: &InstanceField) -> String {
-    let mut s = comment(f.doc, "    /// ");
+/// The field's documentation in Python.
+fn python_text(f: &InstanceField) -> String {
+    let mut s = f.doc.to_string();
     if f.kind == InstanceKind::StrMap {
-        s += "    /// A new dict on each access.\n";
+        s += "A new dict on each access.\n";
     }
     s
+}
+
+/// The field's documentation as Rust doc lines (Python's `__doc__`).
+fn python_doc(f: &InstanceField) -> String {
+    comment(&python_text(f), "    /// ")
 }
 
 /// `PyInstance`'s members: the fields it keeps as Python objects.
@@ -203,21 +208,7 @@ fn stub(view: bool) -> String {
             InstanceKind::StrMap => "dict[str, str]",
             _ => "int",
         };
-        let ty = if optional(f) {
-            format!("Optional[{ty}]")
-        } else {
-            ty.to_string()
-        };
-        let doc = python_doc(f)
-            .lines()
-            .map(|l| l.trim_start_matches("    /// "))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let _ = writeln!(
-            s,
-            "    @property\n    def {}(self) -> {ty}:\n        \"\"\"{doc}\"\"\"",
-            f.key
-        );
+        s += &stub_property(f.key, ty, optional(f), &python_text(f));
     }
     s
 }

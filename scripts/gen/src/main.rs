@@ -17,6 +17,7 @@ mod config;
 mod instance;
 mod instance_read;
 mod names;
+mod status;
 
 /// Where one piece of generated text goes.
 pub enum Target {
@@ -102,6 +103,7 @@ fn run(write: bool) -> Result<Vec<String>, String> {
         .chain(instance::outputs())
         .chain(instance_read::outputs())
         .chain(names::outputs())
+        .chain(status::outputs())
     {
         let (path, old, new) = apply(&root, &target, body)?;
         if old == new {
@@ -177,6 +179,29 @@ pub fn comment(doc: &str, prefix: &str) -> String {
         .filter(|l| !l.is_empty())
         .map(|l| format!("{prefix}{l}\n"))
         .collect()
+}
+
+/// The documentation on one line.
+pub fn one_line(doc: &str) -> String {
+    doc.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A read-only property of a Python stub, `Optional` when it may be None,
+/// with its documentation on one line as the docstring.
+pub fn stub_property(name: &str, ty: &str, optional: bool, doc: &str) -> String {
+    let ty = if optional {
+        format!("Optional[{ty}]")
+    } else {
+        ty.to_string()
+    };
+    format!(
+        "    @property\n    def {name}(self) -> {ty}:\n        \"\"\"{}\"\"\"\n",
+        one_line(doc)
+    )
 }
 
 #[cfg(test)]

@@ -126,3 +126,39 @@ fn the_fixtures_read_as_the_reference_reads_them() {
     }
     assert!(n >= 10, "the etcd fixtures are missing");
 }
+
+/// A real etcd's answer over gRPC and its gateway's answer of the same
+/// range (tests/fixtures/etcd-grpc) read alike.
+#[test]
+fn a_grpc_range_from_etcd_reads_as_its_gateway_answer() {
+    let dir = format!("{}/../fixtures/etcd-grpc", env!("CARGO_MANIFEST_DIR"));
+    let grpc = std::fs::read(format!("{dir}/range.grpc")).unwrap();
+    let json = std::fs::read_to_string(format!("{dir}/range-gateway.json")).unwrap();
+    let mut by_grpc = Registry::new(Config::default()).unwrap();
+    by_grpc
+        .source_add("etcd", r#"{"kind":"etcd","grpc":true}"#)
+        .unwrap();
+    let mut by_json = mirror();
+    let a = by_grpc
+        .source_feed_bytes("etcd", &grpc, 0, 200, None)
+        .unwrap();
+    let b = by_json.source_feed("etcd", &json, 0, 200, None).unwrap();
+    assert_eq!((a.added, a.rejected.len()), (4, 0));
+    assert_eq!(a.to_json(), b.to_json());
+    assert_eq!(
+        by_grpc.snapshot().replace(r#","grpc":true"#, ""),
+        by_json.snapshot()
+    );
+    assert_eq!(
+        by_grpc.get("api-a", 0).unwrap().instance.to_json(),
+        r#"{"id":"api-a","service":"api","address":"10.0.0.1","port":8080,"weight":2,"tags":["v1"],"meta":{"rack":"r1"},"zone":"eu-1","priority":0,"source":"etcd"}"#
+    );
+    // The watch starts after the answer's revision (6: four puts and the
+    // key outside the prefix, after etcd's first revision).
+    let watch = by_grpc.source_request("etcd").unwrap();
+    assert!(
+        watch.body.contains(r#""start_revision":"7""#),
+        "{}",
+        watch.body
+    );
+}

@@ -1,7 +1,8 @@
 //! Fuzzing on the stable toolchain: a time-budgeted `proptest` run over
 //! every reader (`Json::parse`, `Registry::restore`, the instance, config
-//! and filter readers, the etcd payload reader against its reference) and
-//! over random operation sequences.
+//! and filter readers, every mirror's payload reader on raw bytes — the
+//! etcd gRPC answer's among them — and the etcd JSON reader against its
+//! reference) and over random operation sequences.
 //!
 //! Inputs are mutations (byte flips, cuts, insertions, splices of another
 //! file) of the checked-in corpus in `tests/fuzz/corpus/` (of this crate),
@@ -194,6 +195,27 @@ fn read_everything(bytes: &[u8]) -> Result<(), TestCaseError> {
             reg.check_invariants().map_err(TestCaseError::fail)?;
         }
         Err(e) => prop_assert_eq!(e.code(), ErrorCode::InvalidArgument),
+    }
+    // Every mirror on the bytes as they came (a gRPC answer is binary) and
+    // behind a gRPC message prefix: a typed error leaves it as it was.
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    framed.extend_from_slice(bytes);
+    for body in [bytes, &framed[..]] {
+        for options in [
+            r#"{"kind":"etcd","grpc":true}"#,
+            r#"{"kind":"consul","service":"api"}"#,
+            r#"{"kind":"k8s","service":"api"}"#,
+        ] {
+            let mut reg = Registry::new(Config::default()).unwrap();
+            reg.source_add("s", options).unwrap();
+            let before = reg.snapshot();
+            if let Err(e) = reg.source_feed_bytes("s", body, 0, 200, None) {
+                prop_assert_eq!(e.code(), ErrorCode::InvalidArgument);
+                prop_assert_eq!(reg.snapshot(), before);
+            }
+            reg.check_invariants().map_err(TestCaseError::fail)?;
+        }
     }
     match Registry::restore(&text) {
         Ok(mut reg) => {

@@ -13,6 +13,7 @@ import {
   type RegistryEvent,
   type ResolvedConfig,
   type ServiceMetrics,
+  type SourceStatus,
   type Strategy,
 } from "waypost";
 
@@ -79,12 +80,18 @@ import { EtcdError, EtcdMirror, EtcdRegistrar } from "waypost/etcd";
   const stream: boolean = request.stream;
   const fed = reg.sourceFeed("etcd", new Uint8Array(2), 3, { status: 200 });
   const resync: boolean = fed.resync || reg.sourceDelete("etcd", "a").resync || fed.changed;
+  // A source-owned instance has a verdict and no lease; `held` only when true.
+  const owned: InstanceState = reg.get("b", 3);
+  const verdict: SourceStatus | undefined = owned.status;
+  const held: boolean = owned.held ?? false;
+  // @ts-expect-error: the wire form leaves the deadline out when there is no lease
+  const deadline: number = owned.leaseDeadline;
   // @ts-expect-error: a status the core does not know
   reg.sync("etcd", "api", [{ id: "a", service: "api", address: "h", port: 1, status: "down" }]);
   const r = new EtcdRegistrar({ endpoints: ["http://127.0.0.1:2379"], instance: { id: "a", service: "api", address: "h", port: 1 }, ttl: 5 });
   const m = new EtcdMirror({ endpoints: "http://127.0.0.1:2379", registry: reg, signal: AbortSignal.timeout(10), cacheFile: "/tmp/x" });
   m.on("change", (rep) => rep.changed && rep.added).on("error", (e) => e instanceof EtcdError);
-  void Promise.all([r.start(), m.start()]).then(([reg2, mirror]) => [reg2.grantedTtl, mirror.revision, added, rejectedCode, stream, resync]);
+  void Promise.all([r.start(), m.start()]).then(([reg2, mirror]) => [reg2.grantedTtl, mirror.revision, added, rejectedCode, stream, resync, verdict, held, deadline]);
 }
 
 // The Consul and Kubernetes helpers.

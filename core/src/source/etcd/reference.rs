@@ -31,6 +31,7 @@ pub fn etcd_readers_agree(
         prefix: prefix.into(),
         revision,
         watching,
+        grpc: false,
     };
     let mut reference = mirror.clone();
     let read = mirror.feed(body, 200, None);
