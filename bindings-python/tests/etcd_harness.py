@@ -180,15 +180,19 @@ def range_keys(answer: bytes) -> list[str]:
     return [pb_fields(kv)[1][0].decode() for kv in pb_fields(answer[5:]).get(2, [])]  # kvs, key
 
 
-def put_many(client: EtcdClient, prefix: str, n: int, size: int) -> list[str]:
-    """``n`` keys in transactions of 128 puts (etcd's default --max-txn-ops)."""
-    keys = [f"{prefix}/k{i:05d}" for i in range(n)]
-    value = base64.b64encode(b"v" * size).decode()
-    for i in range(0, n, 128):
-        ops = [{"request_put": {"key": base64.b64encode(k.encode()).decode(), "value": value}} for k in keys[i:i + 128]]
+def put_all(client: EtcdClient, items: list[tuple[str, str]]) -> None:
+    """Writes (key, value) pairs in transactions of 128 puts (etcd's
+    default --max-txn-ops)."""
+    for i in range(0, len(items), 128):
+        ops = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in items[i:i + 128]]
         client.call("/v3/kv/txn", {"success": ops})
-    return keys
 
+
+def put_many(client: EtcdClient, prefix: str, n: int, size: int) -> list[str]:
+    """``n`` keys ``<prefix>/k<i>``, each value ``size`` bytes."""
+    keys = [f"{prefix}/k{i:05d}" for i in range(n)]
+    put_all(client, [(k, "v" * size) for k in keys])
+    return keys
 
 
 class EtcdServer:

@@ -88,17 +88,16 @@ func min(a, b int) int {
 	return b
 }
 
-// putMany writes n keys <prefix>/k<i> in transactions of 128 puts (etcd's
-// default --max-txn-ops), each value size bytes.
-func putMany(t *testing.T, c *etcdtest.Client, prefix string, n, size int) []string {
+// putMany writes n keys key(i) = value(i) in transactions of 128 puts
+// (etcd's default --max-txn-ops); it answers the keys in order.
+func putMany(t *testing.T, c *etcdtest.Client, n int, key, value func(i int) string) []string {
 	t.Helper()
 	keys := []string{}
 	for i := 0; i < n; i += 128 {
 		var ops []map[string]any
 		for j := i; j < n && j < i+128; j++ {
-			k := fmt.Sprintf("%s/k%05d", prefix, j)
-			keys = append(keys, k)
-			ops = append(ops, map[string]any{"request_put": map[string]string{"key": etcdtest.B64(k), "value": etcdtest.B64(strings.Repeat("v", size))}})
+			keys = append(keys, key(j))
+			ops = append(ops, map[string]any{"request_put": map[string]string{"key": etcdtest.B64(key(j)), "value": etcdtest.B64(value(j))}})
 		}
 		var out map[string]any
 		if err := c.Call("/v3/kv/txn", map[string]any{"success": ops}, &out); err != nil {
@@ -106,6 +105,12 @@ func putMany(t *testing.T, c *etcdtest.Client, prefix string, n, size int) []str
 		}
 	}
 	return keys
+}
+
+// putPlain writes n keys <prefix>/k<i>, each value size bytes.
+func putPlain(t *testing.T, c *etcdtest.Client, prefix string, n, size int) []string {
+	return putMany(t, c, n, func(i int) string { return fmt.Sprintf("%s/k%05d", prefix, i) },
+		func(int) string { return strings.Repeat("v", size) })
 }
 
 func within(t *testing.T, d time.Duration) context.Context {
@@ -118,7 +123,7 @@ func TestGRPCUnaryAgainstEtcd(t *testing.T) {
 	etcd := store(t)
 	noLeaks(t)
 	t.Run("three keys", func(t *testing.T) {
-		want := putMany(t, etcd.Client(), "/g3", 3, 10)
+		want := putPlain(t, etcd.Client(), "/g3", 3, 10)
 		answer, err := grpcUnary(within(t, 5*time.Second), etcd.Endpoint(), nil, rangePath, rangeRequest("/g3"))
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +133,7 @@ func TestGRPCUnaryAgainstEtcd(t *testing.T) {
 		}
 	})
 	t.Run("3000 keys span many DATA frames", func(t *testing.T) {
-		want := putMany(t, etcd.Client(), "/g3000", 3000, 100)
+		want := putPlain(t, etcd.Client(), "/g3000", 3000, 100)
 		answer, err := grpcUnary(within(t, 10*time.Second), etcd.Endpoint(), nil, rangePath, rangeRequest("/g3000"))
 		if err != nil {
 			t.Fatal(err)

@@ -97,7 +97,7 @@ func TestGRPCUnaryOverTLS(t *testing.T) {
 	}
 	etcd := etcdtest.StartTLS(t, certs)
 	noLeaks(t)
-	want := putMany(t, etcd.Client(), "/gtls", 3, 10)
+	want := putPlain(t, etcd.Client(), "/gtls", 3, 10)
 	cfg, err := storehttp.TLSConfig("etcd", certs.CA)
 	if err != nil {
 		t.Fatal(err)
