@@ -109,12 +109,13 @@ class Scripted:
     """One connection of HTTP/2: reads the client's whole request, writes
     ``script``, half-closes, then gathers what else the client sends."""
 
-    def __init__(self, script: bytes) -> None:
+    def __init__(self, script: bytes, preface: bool = True) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1)
         self.port = self.sock.getsockname()[1]
-        self.script = script
+        # The server's preface: an empty SETTINGS frame.
+        self.script = frame(SETTINGS, 0, 0) + script if preface else script
         self.rest: Optional[bytes] = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -163,13 +164,15 @@ SCRIPTS = [
     ("too big a frame", "FRAME_SIZE_ERROR", b"\0\x40\x01\0\0\0\0\0\x01"),
     ("interrupted header block", "interrupted", frame(HEADERS, 0, 1, b"\x88") + frame(DATA, 0, 1, MSG)),
     ("closed early", "closed the connection", HEAD + frame(DATA, 0, 1, MSG)),
+    ("HTTP/1.1", "does not speak HTTP/2", b"HTTP/1.1 400 Bad Request\r\n\r\n"),
+    ("no SETTINGS first", "does not speak HTTP/2", HEAD),
     ("too big an answer", "exceeds 8 bytes", HEAD + frame(DATA, 0, 1, MSG) + frame(DATA, END_STREAM, 1, b"d")),
 ]
 
 
 @pytest.mark.parametrize("name,want,script", SCRIPTS, ids=[s[0] for s in SCRIPTS])
 def test_frame_rules(name: str, want: bytes | str, script: bytes) -> None:
-    server = Scripted(script)
+    server = Scripted(script, preface=name not in ("HTTP/1.1", "no SETTINGS first"))
     c = call(server.port, RANGE, MSG, max_size=8)
     if isinstance(want, bytes):
         assert c.run() == want

@@ -238,7 +238,7 @@ def test_an_endpoint_without_grpc_is_reported_and_failed_over(etcd: EtcdServer, 
         errors: list[Exception] = []
         with Mirror([http1], waypost.Registry(), prefix=prefix, on_error=errors.append) as m:
             eventually(lambda: m.error is not None, 5, "an error reported")
-            assert isinstance(m.error, EtcdError) and http1 in str(m.error) and "gRPC" in str(m.error)
+            assert isinstance(m.error, EtcdError) and http1 in str(m.error) and "does not speak HTTP/2" in str(m.error)
             assert not m.synced and errors
         reg = waypost.Registry(seed=7)
         with Mirror([http1, etcd.endpoint], reg, prefix=prefix) as m:

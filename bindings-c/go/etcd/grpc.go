@@ -147,8 +147,12 @@ func grpcRequestFrames(scheme, authority, path string, msg []byte) ([]byte, erro
 // call: its deadline or cancellation closes the connection.
 func grpcUnary(ctx context.Context, endpoint string, tlsConfig *tls.Config, path string, msg []byte) ([]byte, error) {
 	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return nil, fmt.Errorf("gRPC %s: expected http://host:port or https://host:port", endpoint)
+	}
+	addr := u.Host
+	if u.Port() == "" { // as net/http does for the gateway's calls
+		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
 	target := u.Scheme + "://" + u.Host + path
 	fail := func(err error) error {
@@ -169,7 +173,7 @@ func grpcUnary(ctx context.Context, endpoint string, tlsConfig *tls.Config, path
 		return nil, fail(err)
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -223,12 +227,19 @@ func grpcUnary(ctx context.Context, endpoint string, tlsConfig *tls.Config, path
 func h2Exchange(w io.Writer, r *bufio.Reader) ([]byte, error) {
 	var data []byte
 	var head [9]byte
+	first := true
 	openBlock := false // a header block waits for its CONTINUATION
 	ending := false    // that block's HEADERS carried END_STREAM
 	for {
 		if _, err := io.ReadFull(r, head[:]); err != nil {
 			return nil, closedEarly(err)
 		}
+		if first && (head[3] != frameSettings || head[4]&flagAck != 0) {
+			// The server's preface is a SETTINGS frame (RFC 9113 §3.4):
+			// anything else is a server or proxy without HTTP/2.
+			return nil, fmt.Errorf("the server does not speak HTTP/2 (its answer began %q)", head[:])
+		}
+		first = false
 		length := int(head[0])<<16 | int(head[1])<<8 | int(head[2])
 		kind, flags := head[3], head[4]
 		stream := binary.BigEndian.Uint32(head[5:]) & 0x7fffffff

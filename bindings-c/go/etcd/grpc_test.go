@@ -263,7 +263,10 @@ func TestGRPCUnaryFrameHandling(t *testing.T) {
 	trailers := appendFrame(nil, frameHeaders, flagEndStream, 1, []byte{0x40})
 	continuation := appendFrame(nil, frameContinuation, flagEndHeaders, 1, []byte{0x40})
 	ping := []byte("12345678")
-	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	// Each script begins with the server's preface, an empty SETTINGS frame.
+	cat := func(parts ...[]byte) []byte {
+		return bytes.Join(append([][]byte{appendFrame(nil, frameSettings, 0, 0, nil)}, parts...), nil)
+	}
 	padded := append(append([]byte{4}, msg[3:]...), 0, 0, 0, 0)
 	cases := []struct {
 		name, err string
@@ -290,7 +293,9 @@ func TestGRPCUnaryFrameHandling(t *testing.T) {
 		{"push", "PUSH_PROMISE", cat(appendFrame(nil, framePushPromise, flagEndHeaders, 1, []byte{0, 0, 0, 2, 0x88})), nil},
 		{"another stream", "stream 3", cat(appendFrame(nil, frameData, 0, 3, msg)), nil},
 		{"bad padding", "padding", cat(headers, appendFrame(nil, frameData, flagPadded, 1, []byte{9, 1, 2})), nil},
-		{"too big a frame", "FRAME_SIZE_ERROR", []byte{0, 0x40, 1, 0, 0, 0, 0, 0, 1}, nil},
+		{"too big a frame", "FRAME_SIZE_ERROR", cat([]byte{0, 0x40, 1, 0, 0, 0, 0, 0, 1}), nil},
+		{"HTTP/1.1", "does not speak HTTP/2", []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), nil},
+		{"no SETTINGS first", "does not speak HTTP/2", cat(headers)[9:], nil},
 		{"interrupted header block", "interrupted", cat(appendFrame(nil, frameHeaders, 0, 1, []byte{0x88}), appendFrame(nil, frameData, 0, 1, msg)), nil},
 		{"closed early", "closed the connection", cat(headers, appendFrame(nil, frameData, 0, 1, msg)), nil},
 	}

@@ -76,7 +76,7 @@ func TestMirrorEndpointWithoutGRPCFailsOver(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "an error reported", func() bool { return alone.Err() != nil })
 	var ee *Error
-	if err := alone.Err(); !errors.As(err, &ee) || !strings.Contains(err.Error(), http1.URL) || !strings.Contains(err.Error(), "gRPC") {
+	if err := alone.Err(); !errors.As(err, &ee) || !strings.Contains(err.Error(), http1.URL) || !strings.Contains(err.Error(), "does not speak HTTP/2") {
 		t.Fatalf("want an *etcd.Error naming the endpoint and gRPC: %v", err)
 	}
 	select {

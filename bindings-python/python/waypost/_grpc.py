@@ -254,10 +254,16 @@ class Call:
         """Reads frames until stream 1 ends, answering what HTTP/2 asks of
         a client on the way (RFC 9113 §6)."""
         data = bytearray()
+        first = True
         open_block = False   # a header block waits for its CONTINUATION
         ending = False       # that block's HEADERS carried END_STREAM
         while True:
             head = self._read(sock, 9)
+            if first and (head[3] != SETTINGS or head[4] & ACK):
+                # The server's preface is a SETTINGS frame (RFC 9113 §3.4):
+                # anything else is a server or proxy without HTTP/2.
+                raise self._fail(f"the server does not speak HTTP/2 (its answer began {head!r})")
+            first = False
             length = int.from_bytes(head[:3], "big")
             kind, flags = head[3], head[4]
             stream = int.from_bytes(head[5:9], "big") & 0x7FFF_FFFF
