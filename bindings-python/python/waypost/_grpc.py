@@ -125,7 +125,7 @@ def request_frames(scheme: str, authority: str, path: str, message: bytes) -> by
 class Call:
     """One unary call to ``path`` on ``host:port`` (https when ``secure``,
     with ``context``, default ``h2_context()``; it must offer ALPN ``h2``).
-    ``run()`` answers the DATA bytes or raises ``GrpcError`` (``OSError``);
+    ``run()`` (once) answers the DATA bytes or raises ``GrpcError`` (``OSError``);
     ``timeout`` bounds the whole call, ``abort()`` (from another thread)
     ends it at once."""
 

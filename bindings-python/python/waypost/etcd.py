@@ -265,7 +265,7 @@ class Mirror(MirrorLoop):
         self.prefix = prefix
         # Its own TLS context: an ALPN offer of h2 would turn the gateway's
         # HTTP/1.1 connections into HTTP/2 ones.
-        self._h2 = h2_context(ca_file) if ca_file is not None else None
+        self._h2 = h2_context(ca_file) if any(u.startswith("https://") for u in etcd.urls) else None
 
     def _failed(self, path: str, status: int, data: bytes) -> Exception:
         return EtcdError(f"{self._etcd.store} {self.endpoint}: {path} answered HTTP {status}: "
