@@ -5,6 +5,7 @@ package waypost
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,7 +279,16 @@ func (r *runner) run(step object, at time.Time) (object, error) {
 		if i, ok := step["index"].(string); ok {
 			index = i
 		}
-		rep, err := r.reg.SourceFeed(name, payloadText(payload), at, status, index)
+		body := []byte(payloadText(payload))
+		// A binary payload (a gRPC answer) comes as `body_base64`.
+		if coded, ok := step["body_base64"].(string); ok {
+			raw, err := base64.StdEncoding.DecodeString(coded)
+			if err != nil {
+				panic(fmt.Sprintf("body_base64: %v", err))
+			}
+			body = raw
+		}
+		rep, err := r.reg.SourceFeedBytes(name, body, at, status, index)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ previous ``events`` step), the same transcript lines, the same checks.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -117,9 +118,12 @@ class Runner:
         elif op == "source_request":
             out["request"] = reg.source_request(step["name"])
         elif op in FEED_NAMES:
-            payload = step["body"] if op == "source_feed" else step["payload"]
+            payload = step["body"] if op == "source_feed" and "body_base64" not in step else step.get("payload")
+            # A binary payload (a gRPC answer) comes as `body_base64`.
+            body: str | bytes = (base64.b64decode(step["body_base64"]) if "body_base64" in step
+                                 else payload_text(payload))
             out["report"] = reg.source_feed(
-                step.get("name", FEED_NAMES[op]), payload_text(payload), now=at,
+                step.get("name", FEED_NAMES[op]), body, now=at,
                 status=step.get("status", 200), index=step.get("index"),
             )
         elif op == "k8s_watch":

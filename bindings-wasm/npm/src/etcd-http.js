@@ -87,7 +87,7 @@ export class Stream {
   }
 }
 
-const IN_NODE = typeof process !== "undefined" && typeof process.versions?.node === "string";
+export const IN_NODE = typeof process !== "undefined" && typeof process.versions?.node === "string";
 
 /**
  * One call, answered in fetch's shape: in Node through node:http or
@@ -114,6 +114,55 @@ export async function send(url, init, ca) {
     });
     req.on("error", reject);
     req.end(body);
+  });
+}
+
+/**
+ * One gRPC unary call (Node only: browsers cannot make one) on an HTTP/2
+ * connection of its own, closed afterwards: `message` is the request's
+ * bytes, length prefix included; resolves to the answer's DATA bytes as
+ * they came (prefix included: the core checks and strips it). A failed
+ * call (an HTTP status other than 200, a `grpc-status` other than 0, a
+ * reset stream, no connection) rejects. `signal` aborts it.
+ */
+export async function grpcUnary(url, path, message, { signal, ca } = {}) {
+  const http2 = await import("node:http2");
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url, ca === undefined ? {} : { ca });
+    let settled = false;
+    const finish = (error, value) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      session.destroy();
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onAbort = () => finish(signal.reason ?? new Error("aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) return onAbort();
+    // The code and the words: "UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to
+    // verify the first certificate", "ECONNREFUSED: connect …".
+    const failed = (e) => finish(new Error(e.code && !e.message.startsWith(e.code) ? `${e.code}: ${e.message}` : e.message));
+    session.on("error", failed);
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    const chunks = [];
+    let head = {};
+    let tail = {};
+    req.on("response", (h) => { head = h; });
+    req.on("trailers", (t) => { tail = t; });
+    req.on("data", (c) => chunks.push(c));
+    req.on("error", failed);
+    req.on("end", () => {
+      const grpcStatus = tail["grpc-status"] ?? head["grpc-status"];
+      if (head[":status"] !== 200) return finish(new Error(`HTTP ${head[":status"]}`));
+      if (grpcStatus !== undefined && grpcStatus !== "0") {
+        const detail = decodeURIComponent(tail["grpc-message"] ?? head["grpc-message"] ?? "");
+        return finish(new Error(`gRPC status ${grpcStatus}${detail ? `: ${detail}` : ""}`));
+      }
+      finish(null, Buffer.concat(chunks));
+    });
+    req.end(message);
   });
 }
 
@@ -160,11 +209,13 @@ export class Endpoints {
 
   /**
    * Sends one request to the first member that answers below 500. Resolves
-   * to `{status, text}`, or for a 200 streamed answer `{status, stream}`.
-   * `signal` aborts everything (a close); the timeout applies until the
-   * headers arrive (and to the whole body of a unary call).
+   * to `{status, bytes, text}`, or for a 200 streamed answer `{status,
+   * stream}`. With `grpc`, `body` is the message's bytes and the call is a
+   * gRPC unary call (a member whose call fails counts as one that did not
+   * answer). `signal` aborts everything (a close); the timeout applies until
+   * the headers arrive (and to the whole body of a unary call).
    */
-  async request(method, path, body, { stream = false, signal, timeoutMs = this.timeoutMs } = {}) {
+  async request(method, path, body, { stream = false, signal, timeoutMs = this.timeoutMs, grpc = false } = {}) {
     const failures = [];
     for (let k = 0; k < this.urls.length; k += 1) {
       const i = (this.index + k) % this.urls.length;
@@ -176,8 +227,14 @@ export class Endpoints {
       const timer = setTimeout(() => controller.abort(new Error("timed out")), timeoutMs);
       let keep = false;
       try {
+        const ca = this.caFile !== undefined && url.startsWith("https:") ? await this.ca() : undefined;
+        if (grpc) {
+          const bytes = await grpcUnary(url, path, body, { signal: controller.signal, ca });
+          this.index = i;
+          return { status: 200, bytes, get text() { return ""; } };
+        }
         const init = { method, body: body === "" ? undefined : body, signal: controller.signal, headers: { "content-type": "application/json" } };
-        const res = await send(url + path, init, this.caFile !== undefined && url.startsWith("https:") ? await this.ca() : undefined);
+        const res = await send(url + path, init, ca);
         if (res.status >= 500) {
           const detail = (await res.text()).slice(0, 500).trim();
           failures.push(`${url}: HTTP ${res.status} ${detail}`);

@@ -130,6 +130,11 @@ export interface EtcdMirrorOptions {
   cacheFile?: string;
   /** At most one cache write per this many ms (default 5000). */
   cacheIntervalMs?: number;
+  /**
+   * Read the range over etcd's gRPC API (node:http2) rather than the JSON
+   * gateway: default true in Node; browsers cannot (false).
+   */
+  grpc?: boolean;
 }
 
 export type MirrorStatus = "idle" | "starting" | "synced" | "retrying" | "stopped";

@@ -10,7 +10,7 @@
 //
 // Several client URLs: a failing one is left for the next. Background
 // failures are visible: `error`, `status`, `on("error", fn)` / `onError`.
-import { EtcdError, Endpoints, Listeners, b64, sleep } from "./etcd-http.js";
+import { EtcdError, Endpoints, IN_NODE, Listeners, b64, sleep } from "./etcd-http.js";
 import { MirrorLoop, restoreCache } from "./store-http.js";
 
 export { EtcdError };
@@ -190,12 +190,18 @@ export class EtcdRegistrar {
  * registry's snapshot is written there after changes (a temporary file,
  * then a rename), at most every `cacheIntervalMs`, and on close;
  * `restoreCache(Registry, path)` gives the registry back, mirror state included.
+ *
+ * In Node the range is read over etcd's gRPC API (`node:http2`; several
+ * times faster than the gateway for a large prefix) unless `grpc: false`;
+ * the watch is the gateway's stream either way. Browsers read through the
+ * gateway.
  */
 export class EtcdMirror extends MirrorLoop {
   constructor({ endpoints, registry, prefix = DEFAULT_PREFIX, source = "etcd", now, timeoutMs = 2000, caFile, signal, onError, onChange,
-    cacheFile, cacheIntervalMs } = {}) {
+    cacheFile, cacheIntervalMs, grpc = IN_NODE } = {}) {
     if (registry === undefined || typeof registry.sourceFeed !== "function") throw new TypeError("registry: a waypost Registry");
-    super(new Endpoints(endpoints, timeoutMs, "etcd", { caFile }), { registry, source, options: { kind: "etcd", prefix }, now, signal, onError, onChange,
+    const options = grpc ? { kind: "etcd", prefix, grpc: true } : { kind: "etcd", prefix };
+    super(new Endpoints(endpoints, timeoutMs, "etcd", { caFile }), { registry, source, options, now, signal, onError, onChange,
       cacheFile, cacheIntervalMs, maxBackoffMs: 2000 });
     this.etcd = this.server;
     this.prefix = prefix;
@@ -214,7 +220,9 @@ export class EtcdMirror extends MirrorLoop {
 
   async step(signal) {
     const req = this.registry.sourceRequest(this.source);
-    const answer = await this.etcd.request(req.method, req.path, req.body, { stream: req.stream, signal });
+    // A gRPC call's body is the message's base64.
+    const body = req.grpc ? Uint8Array.from(atob(req.body), (c) => c.charCodeAt(0)) : req.body;
+    const answer = await this.etcd.request(req.method, req.path, body, { stream: req.stream, signal, grpc: req.grpc === true });
     if (answer.stream !== undefined) {
       const { stream } = answer;
       return this.watch(stream, (detail, cause) => new EtcdError(`etcd ${stream.endpoint}: ${detail}`,

@@ -230,3 +230,55 @@ test("start() rejects when closed first; an AbortSignal closes", async () => {
   await eventually(() => m.status === "stopped", 2000, "stopped");
   assert.throws(() => new EtcdMirror({ endpoints: ["http://127.0.0.1:1"], registry: {} }), TypeError);
 });
+
+test("reads the range over gRPC by default, through the gateway with grpc: false, to the same registry", async () => {
+  const prefix = fresh();
+  for (let i = 1; i <= 40; i++) await etcd.client.put(`${prefix}/api/api-${i}`, json(inst(i, { weight: 1 + (i % 3) })));
+  await etcd.client.put(`${prefix}/api/bad`, "not json");
+  const viaGrpc = new Registry({ seed: 7 });
+  const viaGateway = new Registry({ seed: 7 });
+  const a = new EtcdMirror({ endpoints: [etcd.endpoint], registry: viaGrpc, prefix });
+  const b = new EtcdMirror({ endpoints: [etcd.endpoint], registry: viaGateway, prefix, grpc: false });
+  try {
+    await Promise.all([a.start(), b.start()]);
+    assert.equal(ids(viaGrpc).length, 40);
+    assert.deepEqual(viaGrpc.discover("api", { all: true }).instances, viaGateway.discover("api", { all: true }).instances);
+    assert.match(viaGrpc.snapshot(), /"grpc":true/);
+    assert.doesNotMatch(viaGateway.snapshot(), /"grpc"/);
+    // Both follow the watch that comes after.
+    await etcd.client.delete(`${prefix}/api/api-3`);
+    await eventually(() => ids(viaGrpc).length === 39 && ids(viaGateway).length === 39, 5000, "the delete seen by both");
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test("a member that does not speak gRPC is passed over; alone, it is an error the mirror retries", async () => {
+  const http = await import("node:http");
+  // An HTTP/1.1 server: an HTTP/2 client's preface gets no answer it can use.
+  const plain = http.createServer((req, res) => { res.writeHead(404); res.end("no"); });
+  await new Promise((r) => plain.listen(0, "127.0.0.1", r));
+  const dud = `http://127.0.0.1:${plain.address().port}`;
+  const prefix = fresh();
+  await etcd.client.put(`${prefix}/api/api-1`, json(inst(1)));
+  const reg = new Registry({ seed: 7 });
+  const errors = [];
+  const failover = new EtcdMirror({ endpoints: [dud, etcd.endpoint], registry: reg, prefix, timeoutMs: 1000, onError: (e) => errors.push(e) });
+  const alone = new EtcdMirror({ endpoints: [dud], registry: new Registry({ seed: 7 }), prefix, timeoutMs: 500 });
+  const failed = new Promise((resolve) => alone.on("error", resolve));
+  try {
+    await failover.start();
+    assert.deepEqual(ids(reg), ["api-1"]);
+    assert.equal(failover.endpoint, etcd.endpoint);
+    alone.start().catch(() => {});
+    const e = await failed;
+    assert.equal(e.name, "EtcdError");
+    assert.match(e.message, /KV\/Range/);
+    assert.equal(alone.synced, false);
+  } finally {
+    failover.close();
+    alone.close();
+    plain.close();
+  }
+});

@@ -147,7 +147,11 @@ class Runner {
       case "consul_health":
       case "k8s_slices": {
         const payload = op === "source_feed" ? step.body : step.payload;
-        out.report = reg.sourceFeed(step.name ?? FEED_NAMES[op], payloadText(payload), at, { status: step.status ?? 200, index: step.index });
+        // A binary payload (a gRPC answer) comes as `body_base64`.
+        const body = typeof step.body_base64 === "string"
+          ? Uint8Array.from(atob(step.body_base64), (c) => c.charCodeAt(0))
+          : payloadText(payload);
+        out.report = reg.sourceFeed(step.name ?? FEED_NAMES[op], body, at, { status: step.status ?? 200, index: step.index });
         break;
       }
       case "k8s_watch": {
@@ -235,6 +239,31 @@ function checkExpect(name, i, expect, line) {
         fail(`unknown expectation \`${key}\``);
     }
   }
+}
+
+/**
+ * The features `doc` requires (its `requires` list) that the module behind
+ * `api` lacks: the browser's module is built without the etcd gRPC reader
+ * and refuses the option, so a runner there skips such a file.
+ */
+export function missingFeatures(api, doc) {
+  const probes = {
+    "etcd-grpc": (reg) => reg.sourceAdd("probe", { kind: "etcd", grpc: true }),
+  };
+  return (doc.requires ?? []).filter((feature) => {
+    const probe = probes[feature];
+    if (probe === undefined) return true;
+    const reg = new api.Registry({ seed: 0 });
+    try {
+      probe(reg);
+      return false;
+    } catch (e) {
+      if (!(e instanceof api.WaypostError)) throw e;
+      return true;
+    } finally {
+      reg.free();
+    }
+  });
 }
 
 /**

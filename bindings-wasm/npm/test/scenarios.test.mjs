@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as waypost from "../dist/node.js";
-import { runScenario } from "./scenario-runner.js";
+import { missingFeatures, runScenario } from "./scenario-runner.js";
 import { scenarioDir } from "./helpers.mjs";
 
 const dir = scenarioDir();
@@ -19,6 +19,8 @@ test("scenario directory has files", () => {
 for (const file of files) {
   test(`scenario ${file}`, () => {
     const doc = JSON.parse(readFileSync(join(dir, file), "utf8"));
+    // Node's module has every feature a file may require.
+    assert.deepEqual(missingFeatures(waypost, doc), []);
     const transcript = runScenario(waypost, file, doc);
     assert.equal(transcript.length, doc.steps.length);
     if (outDir) {

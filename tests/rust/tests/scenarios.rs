@@ -224,21 +224,27 @@ impl Runner {
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or(default_name);
-                let payload = if op == "source_feed" {
-                    step.get("body")
-                } else {
-                    step.get("payload")
-                }
-                .expect("a feed needs its body or payload");
-                let body = match payload {
-                    Value::String(text) => text.clone(),
-                    value => value.to_string(),
+                // A binary payload (a gRPC answer) comes as `body_base64`.
+                let body = match step.get("body_base64").and_then(Value::as_str) {
+                    Some(coded) => decode_base64(coded),
+                    None => {
+                        let payload = if op == "source_feed" {
+                            step.get("body")
+                        } else {
+                            step.get("payload")
+                        }
+                        .expect("a feed needs its body or payload");
+                        match payload {
+                            Value::String(text) => text.clone().into_bytes(),
+                            value => value.to_string().into_bytes(),
+                        }
+                    }
                 };
                 let status = step.get("status").and_then(Value::as_u64).unwrap_or(200);
                 let index = step.get("index").and_then(Value::as_str);
                 let report = self
                     .reg
-                    .source_feed(name, &body, at, status as u16, index)?;
+                    .source_feed_bytes(name, &body, at, status as u16, index)?;
                 out.insert("report".into(), json_of(&report.to_json()));
             }
             "k8s_watch" => {
@@ -332,6 +338,28 @@ fn check_expect(name: &str, i: usize, expect: &Map<String, Value>, line: &Map<St
             other => panic!("{ctx}: unknown expectation `{other}`"),
         }
     }
+}
+
+/// Standard base64, padded (what the vectors write).
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {text}"),
+    };
+    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').map(value).collect();
+    let mut out = Vec::new();
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
 }
 
 fn run_file(path: &Path) -> Vec<Value> {
