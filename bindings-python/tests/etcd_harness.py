@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,77 @@ class EtcdClient:
 
     def status(self) -> dict[str, Any]:
         return self.call("/v3/maintenance/status", {}, timeout=2.0)
+
+
+# A range read over gRPC, built and read by hand (no protobuf library).
+
+def pb_bytes(field: int, data: bytes) -> bytes:
+    """One length-delimited protobuf field (lengths below 2^14)."""
+    n = len(data)
+    size = bytes([n]) if n < 0x80 else bytes([0x80 | (n & 0x7F), n >> 7])
+    return bytes([field << 3 | 2]) + size + data
+
+
+def range_request(prefix: str) -> bytes:
+    """A framed etcdserverpb.RangeRequest of every key under ``prefix``."""
+    msg = pb_bytes(1, (prefix + "/").encode()) + pb_bytes(2, (prefix + "0").encode())
+    return b"\0" + struct.pack(">I", len(msg)) + msg
+
+
+def varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def pb_fields(data: bytes) -> dict[int, list[bytes]]:
+    """Every length-delimited field's bytes by number (others skipped)."""
+    out: dict[int, list[bytes]] = {}
+    i = 0
+    while i < len(data):
+        tag, i = varint(data, i)
+        wire = tag & 7
+        if wire == 0:
+            _, i = varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            n, i = varint(data, i)
+            assert i + n <= len(data), "truncated field"
+            out.setdefault(tag >> 3, []).append(data[i:i + n])
+            i += n
+        else:
+            raise AssertionError(f"wire type {wire}")
+    assert i == len(data), "truncated message"
+    return out
+
+
+def range_keys(answer: bytes) -> list[str]:
+    """Checks the gRPC framing of a RangeResponse; its keys."""
+    assert answer[0] == 0 and struct.unpack(">I", answer[1:5])[0] == len(answer) - 5, answer[:16]
+    return [pb_fields(kv)[1][0].decode() for kv in pb_fields(answer[5:]).get(2, [])]  # kvs, key
+
+
+def put_all(client: EtcdClient, items: list[tuple[str, str]]) -> None:
+    """Writes (key, value) pairs in transactions of 128 puts (etcd's
+    default --max-txn-ops)."""
+    for i in range(0, len(items), 128):
+        ops = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in items[i:i + 128]]
+        client.call("/v3/kv/txn", {"success": ops})
+
+
+def put_many(client: EtcdClient, prefix: str, n: int, size: int) -> list[str]:
+    """``n`` keys ``<prefix>/k<i>``, each value ``size`` bytes."""
+    keys = [f"{prefix}/k{i:05d}" for i in range(n)]
+    put_all(client, [(k, "v" * size) for k in keys])
+    return keys
 
 
 class EtcdServer:

@@ -2,21 +2,23 @@
 a cluster losing its leader, the failover cache."""
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
 import waypost
-from etcd_harness import EtcdCluster, EtcdServer
-from waypost.etcd import Mirror, Registrar, restore_cache
+from etcd_harness import EtcdCluster, EtcdServer, put_all
+from waypost.etcd import EtcdError, Mirror, Registrar, restore_cache
 
 
 def inst(i: int, service: str = "api") -> dict[str, object]:
@@ -189,3 +191,59 @@ def test_failover_cache_serves_the_last_fleet_while_etcd_is_down(prefix: str, tm
             eventually(lambda: ids(restored) == ["api-2", "api-3"], 10, "reconciled")
             assert registered_counts(restored) == {"api-1": 1, "api-2": 1, "api-3": 1}
     assert restore_cache(str(tmp_path / "none.json")) is None
+
+
+def fleet_value(ident: str, i: int) -> str:
+    """The wire form of instance ``ident``, ``i`` giving it an address of its own."""
+    return json.dumps({"id": ident, "service": "api", "address": f"10.{i // 256}.{i % 256}.1", "port": 8080})
+
+
+@pytest.mark.parametrize("grpc", [True, False], ids=["grpc", "gateway"])
+def test_mirror_reads_the_range_over_grpc_by_default(etcd: EtcdServer, prefix: str, grpc: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 2000
+    put_all(etcd.client, [(f"{prefix}/api/api-{i}", fleet_value(f"api-{i}", i)) for i in range(n)])
+    reg = waypost.Registry(seed=7)
+    m = Mirror([etcd.endpoint], reg, prefix=prefix, grpc=grpc)
+    sent: list[str] = []
+    transport = m._etcd  # noqa: SLF001 - which of its calls carried the range
+    real_grpc, real_request = transport.grpc, transport.request
+
+    def grpc_call(path: str, message: bytes, context: Optional[ssl.SSLContext] = None) -> bytes:
+        sent.append("grpc " + path)
+        return real_grpc(path, message, context)
+
+    def gateway_call(method: str, path: str, body: str, timeout: Optional[float] = None) -> tuple[int, bytes]:
+        sent.append("gateway " + path)
+        return real_request(method, path, body, timeout)
+
+    monkeypatch.setattr(transport, "grpc", grpc_call)
+    monkeypatch.setattr(transport, "request", gateway_call)
+    with m:
+        assert m.wait_synced(10), m.error
+        assert len(ids(reg)) == n
+        etcd.client.put(f"{prefix}/api/api-new", fleet_value("api-new", n))
+        eventually(lambda: len(ids(reg)) == n + 1, 5, "the watch follows")
+    assert sent == (["grpc /etcdserverpb.KV/Range"] if grpc else ["gateway /v3/kv/range"])
+
+
+def test_an_endpoint_without_grpc_is_reported_and_failed_over(etcd: EtcdServer, prefix: str) -> None:
+    """An endpoint that answers HTTP/1.1 only: the gRPC range fails there, is
+    reported, and the mirror moves on to a member that answers."""
+    etcd.client.put(f"{prefix}/api/api-1", json.dumps(inst(1)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    http1 = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        errors: list[Exception] = []
+        with Mirror([http1], waypost.Registry(), prefix=prefix, on_error=errors.append) as m:
+            eventually(lambda: m.error is not None, 5, "an error reported")
+            assert isinstance(m.error, EtcdError) and http1 in str(m.error) and "does not speak HTTP/2" in str(m.error)
+            assert not m.synced and errors
+        reg = waypost.Registry(seed=7)
+        with Mirror([http1, etcd.endpoint], reg, prefix=prefix) as m:
+            assert m.wait_synced(5), m.error
+            assert ids(reg) == ["api-1"] and m.endpoint == etcd.endpoint
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,6 +3,7 @@ certificate from a throwaway CA made for the test (openssl CLI)."""
 from __future__ import annotations
 
 import shutil
+import ssl
 import tempfile
 import time
 from typing import Iterator
@@ -10,7 +11,8 @@ from typing import Iterator
 import pytest
 
 import waypost
-from etcd_harness import Certs, EtcdServer
+from etcd_harness import Certs, EtcdServer, put_many, range_keys, range_request
+from waypost._grpc import Call, GrpcError, h2_context
 from waypost.etcd import EtcdError, Mirror, Registrar
 
 API1 = {"id": "api-1", "service": "api", "address": "10.0.0.1", "port": 8080}
@@ -63,3 +65,18 @@ def test_without_the_ca_file_the_certificate_is_refused_visibly(tls_etcd: EtcdSe
 def test_a_missing_ca_file_is_an_etcd_error() -> None:
     with pytest.raises(EtcdError):
         Registrar(["https://127.0.0.1:1"], API1, ca_file="/nonexistent/ca.pem")
+
+
+def test_grpc_over_tls_offers_h2_and_verifies_the_server(tls_etcd: EtcdServer) -> None:
+    assert tls_etcd.tls is not None
+    want = put_many(tls_etcd.client, "/gtls", 3, 10)
+
+    def call(context: ssl.SSLContext | None) -> bytes:
+        return Call("127.0.0.1", tls_etcd.client_port, True, "/etcdserverpb.KV/Range", range_request("/gtls"),
+                    timeout=5, context=context).run()
+
+    assert range_keys(call(h2_context(tls_etcd.tls.ca))) == want
+    with pytest.raises(GrpcError, match="CERTIFICATE_VERIFY_FAILED"):
+        call(None)
+    with pytest.raises(GrpcError, match="ALPN"):  # a context that does not offer h2
+        call(ssl.create_default_context(cafile=tls_etcd.tls.ca))

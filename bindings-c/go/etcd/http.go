@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,7 @@ type endpoints struct {
 	urls    []string
 	timeout time.Duration
 	client  *http.Client
+	tls     *tls.Config // nil: the system's CAs
 
 	mu      sync.Mutex
 	current int
@@ -70,11 +72,12 @@ func newEndpoints(list []string, timeout time.Duration, caFile string) (*endpoin
 		e.urls = append(e.urls, u.Scheme+"://"+u.Host)
 	}
 	// An own transport, so closing it leaves no idle connection (nor goroutine) behind.
-	tls, err := storehttp.TLSConfig("etcd", caFile)
+	tlsConfig, err := storehttp.TLSConfig("etcd", caFile)
 	if err != nil {
 		return nil, err
 	}
-	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second, TLSClientConfig: tls}}
+	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second, TLSClientConfig: tlsConfig}}
+	e.tls = tlsConfig
 	return e, nil
 }
 
@@ -85,6 +88,25 @@ func (e *endpoints) cur() string {
 }
 
 func (e *endpoints) close() { e.client.CloseIdleConnections() }
+
+// order is the members to try, the current one first.
+func (e *endpoints) order() []int {
+	e.mu.Lock()
+	start := e.current
+	e.mu.Unlock()
+	out := make([]int, len(e.urls))
+	for k := range out {
+		out[k] = (start + k) % len(e.urls)
+	}
+	return out
+}
+
+// settle makes member i the current one: it answered.
+func (e *endpoints) settle(i int) {
+	e.mu.Lock()
+	e.current = i
+	e.mu.Unlock()
+}
 
 // answer is a reply: Body for a unary call, Stream for a 200 streamed one.
 type answer struct {
@@ -97,12 +119,8 @@ type answer struct {
 // do sends one request to the first member that answers below 500. The
 // timeout covers a whole unary call, or a stream until its headers.
 func (e *endpoints) do(ctx context.Context, method, path, body string, streamed bool) (*answer, error) {
-	e.mu.Lock()
-	start := e.current
-	e.mu.Unlock()
 	var failures []string
-	for k := range e.urls {
-		i := (start + k) % len(e.urls)
+	for _, i := range e.order() {
 		u := e.urls[i]
 		var rctx context.Context
 		var cancel context.CancelFunc
@@ -139,9 +157,7 @@ func (e *endpoints) do(ctx context.Context, method, path, body string, streamed 
 			failures = append(failures, fmt.Sprintf("%s: HTTP %d %s", u, resp.StatusCode, strings.TrimSpace(string(detail))))
 			continue
 		}
-		e.mu.Lock()
-		e.current = i
-		e.mu.Unlock()
+		e.settle(i)
 		if streamed && resp.StatusCode == 200 {
 			return &answer{Status: 200, Endpoint: u, Stream: storehttp.NewStream(resp.Body, cancel)}, nil
 		}
@@ -156,6 +172,30 @@ func (e *endpoints) do(ctx context.Context, method, path, body string, streamed 
 	}
 	return nil, &Error{Endpoint: strings.Join(e.urls, ", "), Path: path,
 		Message: fmt.Sprintf("etcd unreachable (%s %s): %s", method, path, strings.Join(failures, "; "))}
+}
+
+// grpc makes one gRPC unary call (grpcUnary), each on a new connection,
+// to the first member that answers it: the answer's message, framed. The
+// timeout bounds each member's whole call.
+func (e *endpoints) grpc(ctx context.Context, path string, msg []byte) ([]byte, error) {
+	var failures []string
+	for _, i := range e.order() {
+		u := e.urls[i]
+		cctx, cancel := context.WithTimeout(ctx, e.timeout)
+		data, err := grpcUnary(cctx, u, e.tls, path, msg)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &Error{Endpoint: u, Path: path, Message: fmt.Sprintf("etcd %s: %s: %v", u, path, ctx.Err())}
+			}
+			failures = append(failures, err.Error())
+			continue
+		}
+		e.settle(i)
+		return data, nil
+	}
+	return nil, &Error{Endpoint: strings.Join(e.urls, ", "), Path: path,
+		Message: fmt.Sprintf("etcd unreachable (gRPC %s): %s", path, strings.Join(failures, "; "))}
 }
 
 func unwrapURLError(err error) error {

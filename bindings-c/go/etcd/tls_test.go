@@ -9,6 +9,7 @@ import (
 
 	"example.invalid/waypost"
 	"example.invalid/waypost/internal/etcdtest"
+	"example.invalid/waypost/internal/storehttp"
 )
 
 // The helpers against a real etcd serving its clients over TLS, with a
@@ -86,4 +87,29 @@ func TestHelpersOverTLS(t *testing.T) {
 			t.Fatal("a missing CA file should be an error")
 		}
 	})
+}
+
+// The gRPC client against the same member: ALPN h2 over TLS, verified.
+func TestGRPCUnaryOverTLS(t *testing.T) {
+	certs := etcdtest.MakeCerts(t, t.TempDir())
+	if certs == nil {
+		t.Skip("no openssl CLI to make certificates")
+	}
+	etcd := etcdtest.StartTLS(t, certs)
+	noLeaks(t)
+	want := putPlain(t, etcd.Client(), "/gtls", 3, 10)
+	cfg, err := storehttp.TLSConfig("etcd", certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := grpcUnary(within(t, 5*time.Second), etcd.Endpoint(), cfg, rangePath, rangeRequest("/gtls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rangeKeys(t, answer); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("keys %v, want %v", got, want)
+	}
+	if _, err := grpcUnary(within(t, 5*time.Second), etcd.Endpoint(), nil, rangePath, rangeRequest("/gtls")); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("want the certificate refused: %v", err)
+	}
 }

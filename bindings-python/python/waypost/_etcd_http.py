@@ -11,6 +11,8 @@ import threading
 import urllib.parse
 from typing import Any, Callable, Optional, Sequence
 
+from ._grpc import Call
+
 
 class EtcdError(Exception):
     """A call to etcd failed. ``endpoint`` names the member (or members)
@@ -135,6 +137,7 @@ class Endpoints:
         self.last_headers: dict[str, str] = {}
         # The connection of the call in flight, so abort() can end a long wait.
         self._active: Optional[http.client.HTTPConnection] = None
+        self._active_grpc: Optional[Call] = None
         self._aborted = False
 
     @property
@@ -186,6 +189,9 @@ class Endpoints:
         with self._lock:
             self._aborted = True
             conn = self._active
+            grpc = self._active_grpc
+        if grpc is not None:
+            grpc.abort()
         sock = conn.sock if conn is not None else None
         if sock is not None:
             try:
@@ -226,6 +232,33 @@ class Endpoints:
             f"{self.store} unreachable ({method} {path}): " + "; ".join(failures),
             endpoint=", ".join(self.urls), path=path,
         )
+
+    def grpc(self, path: str, message: bytes, context: Optional[ssl.SSLContext] = None) -> bytes:
+        """One gRPC unary call (``waypost._grpc``), each on a new connection,
+        to the first member that answers it: the answer's message, framed.
+        ``timeout_s`` bounds each member's whole call; ``context`` must offer
+        ALPN ``h2`` (default: the system's CAs)."""
+        failures: list[str] = []
+        for i in self._order():
+            host, port, secure = self._hosts[i]
+            call = Call(host, port, secure, path, message, timeout=self.timeout_s, context=context)
+            with self._lock:
+                if self._aborted:
+                    failures.append(f"{self.urls[i]}: closed")
+                    break
+                self._active_grpc = call
+            try:
+                data = call.run()
+            except OSError as e:
+                failures.append(str(e))
+                continue
+            finally:
+                with self._lock:
+                    self._active_grpc = None
+            self._settle(i)
+            return data
+        raise EtcdError(f"{self.store} unreachable (gRPC {path}): " + "; ".join(failures),
+                        endpoint=", ".join(self.urls), path=path)
 
     def request(self, method: str, path: str, body: str, timeout: Optional[float] = None) -> tuple[int, bytes]:
         """Sends one request; answers (status, body) from the first member

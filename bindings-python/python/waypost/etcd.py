@@ -15,12 +15,14 @@ healthy again), ``.status`` and an ``on_error`` callback.
 """
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ._etcd_http import EtcdError, Endpoints, Stream, b64, tls_context
+from ._grpc import h2_context
 from ._mirror import ChangeCallback, MirrorLoop, restore_cache
 from ._waypost import Registry
 from .helpers import Clock
@@ -223,7 +225,10 @@ class Mirror(MirrorLoop):
     the mirror moves to the next endpoint and the watch resumes from the
     last applied revision (or everything is read again when the core says
     resync, e.g. after a compaction; ``https://`` endpoints are verified
-    against ``ca_file``, or the system's CAs). See ``MirrorLoop`` for ``lock``,
+    against ``ca_file``, or the system's CAs). The range is read over
+    etcd's gRPC API (HTTP/2, one connection per read), several times faster
+    than the JSON gateway for a large prefix; ``grpc=False`` reads it
+    through the gateway, as the watch always is. See ``MirrorLoop`` for ``lock``,
     ``error``, ``on_error``, ``on_change`` and the failover cache
     (``cache_path``; ``restore_cache(path)`` gives the registry back, mirror
     state included, so a restarted client serves the last known fleet while
@@ -246,14 +251,21 @@ class Mirror(MirrorLoop):
         cache_interval_s: float = 5.0,
         on_error: Optional[ErrorCallback] = None,
         on_change: Optional[ChangeCallback] = None,
+        grpc: bool = True,
     ) -> None:
         etcd = Endpoints(endpoints, timeout_s, "etcd", ssl_context=tls_context(ca_file) if ca_file is not None else None)
+        options: dict[str, Any] = {"kind": "etcd", "prefix": prefix}
+        if grpc:
+            options["grpc"] = True
         super().__init__(
-            etcd, registry, source, {"kind": "etcd", "prefix": prefix}, now=now,
+            etcd, registry, source, options, now=now,
             on_error=on_error, on_change=on_change, cache_path=cache_path, cache_interval_s=cache_interval_s,
         )
         self._etcd = etcd
         self.prefix = prefix
+        # Its own TLS context: an ALPN offer of h2 would turn the gateway's
+        # HTTP/1.1 connections into HTTP/2 ones.
+        self._h2 = h2_context(ca_file) if any(u.startswith("https://") for u in etcd.urls) else None
 
     def _failed(self, path: str, status: int, data: bytes) -> Exception:
         return EtcdError(f"{self._etcd.store} {self.endpoint}: {path} answered HTTP {status}: "
@@ -270,6 +282,13 @@ class Mirror(MirrorLoop):
 
     def _step(self) -> None:
         req = self._request()
+        if req.get("grpc"):
+            # Every failure is the transport's error (back off, next endpoint);
+            # the core reads the protobuf answer, framing included.
+            data = self._etcd.grpc(req["path"], base64.b64decode(req["body"]), self._h2)
+            if not self._answer(req["path"], data, 200)["resync"]:
+                self._ok()
+            return
         if req["stream"]:
             status, data, stream = self._etcd.stream(req["method"], req["path"], req["body"], None)
             if stream is not None:

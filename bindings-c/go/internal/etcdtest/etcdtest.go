@@ -291,6 +291,15 @@ func (s *Server) end(sig syscall.Signal) {
 	}
 }
 
+// Signal sends sig to the member's process (SIGSTOP freezes it: its
+// kernel still accepts connections, and nothing answers them).
+func (s *Server) Signal(sig syscall.Signal) error {
+	if !s.Running() {
+		return fmt.Errorf("etcd %s is not running", s.Name)
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
 // Stop is a clean stop (SIGTERM).
 func (s *Server) Stop() { s.end(syscall.SIGTERM) }
 

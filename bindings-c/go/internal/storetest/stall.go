@@ -31,36 +31,24 @@ func StartStall(t testing.TB) *Stall {
 	s := &Stall{Port: ln.Addr().(*net.TCPAddr).Port, ln: ln}
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	acceptEach(ln, &s.wg, func(c net.Conn) {
+		s.accepted.Add(1)
+		s.open.Add(1)
+		mu.Lock()
+		conns[c] = true
+		mu.Unlock()
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			if _, err := c.Read(buf); err != nil {
+				break // the client closed it (or the stall server stopped)
 			}
-			s.accepted.Add(1)
-			s.open.Add(1)
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						break // the client closed it (or the stall server stopped)
-					}
-				}
-				c.Close()
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				s.open.Add(-1)
-			}()
 		}
-	}()
+		c.Close()
+		mu.Lock()
+		delete(conns, c)
+		mu.Unlock()
+		s.open.Add(-1)
+	})
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
@@ -120,4 +108,24 @@ func (s *Stall) CloseWhileStalled(t *testing.T, start func(url string) (closeIt 
 		}
 	}
 	Eventually(t, 5*time.Second, "every connection the helper opened closed", func() bool { return s.Open() == 0 })
+}
+
+// acceptEach serves every connection ln accepts with handle, each in its
+// own goroutine counted in wg, until ln is closed.
+func acceptEach(ln net.Listener, wg *sync.WaitGroup, handle func(net.Conn)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c)
+			}()
+		}
+	}()
 }
