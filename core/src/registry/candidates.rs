@@ -90,7 +90,7 @@ impl Rule {
 const LOG_MAX: usize = 256;
 
 /// The entry in slot `s` if it is a member of service `idx`.
-fn member(slots: &[Slot], s: u32, idx: u32) -> Option<&Entry> {
+pub(super) fn member(slots: &[Slot], s: u32, idx: u32) -> Option<&Entry> {
     let e = slots.get(s as usize)?.entry.as_deref()?;
     (e.service_idx == idx).then_some(e)
 }
@@ -366,6 +366,7 @@ impl Registry {
         }
         let mut c = core::mem::take(&mut svc.candidates);
         let mut healthy = core::mem::take(&mut svc.healthy);
+        let keep_healthy = svc.keeps_healthy();
         let (clock, window) = (self.clock, self.config.slow_start_ms);
         for &s in &pending {
             let Some(e) = member(&self.slots, s, idx) else {
@@ -393,8 +394,10 @@ impl Registry {
             let Some(e) = member(&self.slots, s, idx) else {
                 continue;
             };
-            let is_healthy = e.health == Health::Healthy;
-            place(&mut healthy, &self.slots, s, &e.instance.id, is_healthy);
+            if keep_healthy {
+                let is_healthy = e.health == Health::Healthy;
+                place(&mut healthy, &self.slots, s, &e.instance.id, is_healthy);
+            }
             if joined {
                 let seq = c.stamp(s);
                 if let Some(e) = member_mut(&mut self.slots, s, idx) {
@@ -426,9 +429,11 @@ impl Registry {
         if let Ok(p) = position(&c.slots, &self.slots, id, Some(slot)) {
             c.remove_at(p);
         }
-        if let Ok(p) = position(&svc.healthy, &self.slots, id, Some(slot)) {
-            if p < svc.healthy.len() {
-                svc.healthy.remove(p);
+        if svc.keeps_healthy() {
+            if let Ok(p) = position(&svc.healthy, &self.slots, id, Some(slot)) {
+                if p < svc.healthy.len() {
+                    svc.healthy.remove(p);
+                }
             }
         }
         // The rule may have changed (and with slow start, the ramp end).
@@ -449,11 +454,11 @@ impl Registry {
         };
         let members = core::mem::take(&mut svc.members);
         let mut old = core::mem::take(&mut svc.candidates);
-        let panic = svc.panic;
+        let (panic, keep_healthy) = (svc.panic, svc.keeps_healthy());
         for &s in &members {
             if let Some(e) = member(&self.slots, s, idx) {
                 rule = rule.min(Rule::of(e.instance.priority, e.health, panic));
-                if e.health == Health::Healthy {
+                if keep_healthy && e.health == Health::Healthy {
                     healthy.push(s);
                 }
             }

@@ -337,3 +337,50 @@ fn hash_memos_follow_joins_and_leaves() -> crate::testing::TestResult {
     }
     Ok(())
 }
+
+/// A service read only through picks keeps no healthy list; its first
+/// discover of healthy members builds it, and every change after keeps it.
+#[test]
+fn the_healthy_list_is_kept_from_the_first_discover_on() -> crate::testing::TestResult {
+    let mut reg = Registry::new(config(5, false, false))?;
+    for i in 0..6u8 {
+        let op = Op::Register {
+            id: i,
+            weight: 1,
+            priority: 0,
+            zone: false,
+        };
+        run(&mut reg, &op, 1);
+    }
+    run(&mut reg, &Op::Drain(2, true), 2);
+    reg.pick("svc", Balancing::RoundRobin, &PickOptions::default(), 2)?;
+    let kept = |reg: &Registry| {
+        let svc = reg.services.iter().find(|s| &*s.name == "svc");
+        svc.map(|s| (s.healthy_kept, s.healthy.len()))
+    };
+    assert_eq!(kept(&reg), Some((false, 0)));
+    let ids = |reg: &mut Registry, now| -> crate::error::Result<Vec<String>> {
+        let d = reg.discover("svc", &DiscoverOptions::default(), now)?;
+        Ok(d.iter().map(|v| String::from(&*v.instance.id)).collect())
+    };
+    assert_eq!(ids(&mut reg, 3)?, ["i00", "i01", "i03", "i04", "i05"]);
+    assert_eq!(kept(&reg), Some((true, 5)));
+    run(&mut reg, &Op::Deregister(4), 4);
+    run(&mut reg, &Op::Drain(2, false), 4);
+    run(
+        &mut reg,
+        &Op::Register {
+            id: 9,
+            weight: 2,
+            priority: 0,
+            zone: false,
+        },
+        4,
+    );
+    assert_eq!(
+        ids(&mut reg, 5)?,
+        ["i00", "i01", "i02", "i03", "i05", "i09"]
+    );
+    reg.check_invariants()?;
+    Ok(())
+}

@@ -150,7 +150,7 @@ impl Registry {
                     return Err(format!("`{}` keeps both smooth-WRR states", service.name));
                 }
             }
-            if !service.dirty {
+            if !service.dirty && service.keeps_healthy() {
                 let healthy: Vec<u32> = service
                     .members
                     .iter()

@@ -162,6 +162,10 @@ impl Registry {
         self.advance(now);
         let idx = self.service_index(service)?;
         self.ensure_candidates(idx);
+        #[cfg(feature = "pickers")]
+        if !options.all && !self.services[idx as usize].healthy_kept {
+            self.keep_healthy(idx);
+        }
         let this: &Registry = self;
         let svc = &this.services[idx as usize];
         let source: &[u32] = if options.all {
@@ -354,6 +358,30 @@ impl Registry {
             service: String::from(&*service.name),
             detail: String::new(),
         }
+    }
+
+    /// Starts keeping service `idx`'s healthy list (its first discover of
+    /// healthy members): built once from the members, then kept up to
+    /// date with every change.
+    #[cfg(feature = "pickers")]
+    #[cold]
+    #[inline(never)]
+    fn keep_healthy(&mut self, idx: u32) {
+        let Some(svc) = self.services.get(idx as usize) else {
+            return;
+        };
+        let healthy: Vec<u32> = svc
+            .members
+            .iter()
+            .copied()
+            .filter(|&s| {
+                super::candidates::member(&self.slots, s, idx)
+                    .is_some_and(|e| e.health == Health::Healthy)
+            })
+            .collect();
+        let svc = &mut self.services[idx as usize];
+        svc.healthy = healthy;
+        svc.healthy_kept = true;
     }
 
     /// Rebuilds a service's caches after a change, and its weights while

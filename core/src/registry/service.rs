@@ -379,8 +379,13 @@ pub(crate) struct Service {
     /// (repeats allowed). Applied at the next pick or discover, so the
     /// table moves from one pick to the next as a rebuild would.
     pub pending: Vec<u32>,
-    /// Healthy members in id order (discover's default answer).
+    /// Healthy members in id order (discover's default answer). With
+    /// pickers, kept only from the service's first such discover on
+    /// (`healthy_kept`): a service read through picks and pickers alone
+    /// moves no list for it on a join or leave.
     pub healthy: Vec<u32>,
+    #[cfg(feature = "pickers")]
+    pub healthy_kept: bool,
     pub candidates: Candidates,
     pub metrics: ServiceMetrics,
     /// What pickers of this service read (empty until the first picker).
@@ -388,6 +393,16 @@ pub(crate) struct Service {
 }
 
 impl Service {
+    /// Whether the healthy list is kept up to date (always without
+    /// pickers).
+    #[inline(always)]
+    pub fn keeps_healthy(&self) -> bool {
+        #[cfg(feature = "pickers")]
+        return self.healthy_kept;
+        #[cfg(not(feature = "pickers"))]
+        true
+    }
+
     pub fn new(name: Arc<str>) -> Service {
         Service {
             name,
@@ -402,6 +417,8 @@ impl Service {
             full: true,
             pending: Vec::new(),
             healthy: Vec::new(),
+            #[cfg(feature = "pickers")]
+            healthy_kept: false,
             candidates: Candidates::default(),
             metrics: ServiceMetrics::default(),
             publication: Default::default(),
