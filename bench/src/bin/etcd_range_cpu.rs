@@ -2,14 +2,15 @@
 //! thread's, `CLOCK_THREAD_CPUTIME_ID`) rather than wall time, so
 //! that other processes on a shared machine do not count; beside the same
 //! floors as `benches/sources.rs` (the JSON tree reader alone on the same
-//! text, dropping 10 000 entries), timed the same way. POSIX only.
+//! text, dropping 10 000 entries), timed the same way; and the same range
+//! as etcd's gRPC API answers it (`"grpc": true`). POSIX only.
 //!
 //!   cargo run --release -p waypost-bench --bin etcd_range_cpu
 
 use std::hint::black_box;
 
 use waypost::{Config, Registry, SourceEntry};
-use waypost_bench::etcd::{entry, range_payload, watch_payload, N};
+use waypost_bench::etcd::{entry, range_grpc_payload, range_payload, watch_payload, N};
 
 /// This thread's CPU time so far, in nanoseconds.
 fn cpu_ns() -> u64 {
@@ -37,14 +38,22 @@ fn measure<T>(runs: usize, mut setup: impl FnMut() -> T, mut f: impl FnMut(T)) -
     (times[runs / 2], times[0])
 }
 
-fn mirror() -> Registry {
+fn mirror_with(options: &str) -> Registry {
     let mut reg = Registry::new(Config {
         seed: 42,
         ..Config::default()
     })
     .unwrap();
-    reg.source_add("etcd", r#"{"kind":"etcd"}"#).unwrap();
+    reg.source_add("etcd", options).unwrap();
     reg
+}
+
+fn mirror() -> Registry {
+    mirror_with(r#"{"kind":"etcd"}"#)
+}
+
+fn grpc_mirror() -> Registry {
+    mirror_with(r#"{"kind":"etcd","grpc":true}"#)
 }
 
 fn main() {
@@ -71,6 +80,25 @@ fn main() {
         let r = m.source_feed("etcd", &range, 0, 200, None).unwrap();
         assert_eq!(r.added as usize, N);
     });
+    let grpc = range_grpc_payload();
+    let mut grpc_synced = grpc_mirror();
+    grpc_synced
+        .source_feed_bytes("etcd", &grpc, 0, 200, None)
+        .unwrap();
+    let grpc_in_sync = measure(
+        runs,
+        || (),
+        |()| {
+            let r = grpc_synced
+                .source_feed_bytes("etcd", &grpc, 1, 200, None)
+                .unwrap();
+            assert_eq!(r.unchanged as usize, N);
+        },
+    );
+    let grpc_empty = measure(runs, grpc_mirror, |mut m| {
+        let r = m.source_feed_bytes("etcd", &grpc, 0, 200, None).unwrap();
+        assert_eq!(r.added as usize, N);
+    });
     let watches = [watch_payload(9090, 11), watch_payload(8080, 12)];
     let watch = measure(
         runs,
@@ -84,8 +112,9 @@ fn main() {
         },
     );
     println!(
-        "etcd range answer: {N} keys, {} bytes; CPU time of {runs} runs",
-        range.len()
+        "etcd range answer: {N} keys, {} bytes (over gRPC: {} bytes); CPU time of {runs} runs",
+        range.len(),
+        grpc.len()
     );
     for (name, (median, least), unit) in [
         (
@@ -96,6 +125,16 @@ fn main() {
         ("floor: dropping 10 000 entries", drops, "ms"),
         ("range fed, registry already in sync", in_sync, "ms"),
         ("range fed into an empty registry", empty, "ms"),
+        (
+            "the gRPC answer fed, registry already in sync",
+            grpc_in_sync,
+            "ms",
+        ),
+        (
+            "the gRPC answer fed into an empty registry",
+            grpc_empty,
+            "ms",
+        ),
         // 10 000 messages a run: ms per run is 0.1 µs per message.
         ("one watch message fed whole", watch, "µs"),
     ] {
