@@ -267,12 +267,6 @@ impl Registry {
         status: u16,
         index: Option<&str>,
     ) -> Result<SyncReport> {
-        // Text that starts like a gRPC message is read as one (SPEC §10.4);
-        // any other text goes to the adapter as it is, not checked again.
-        #[cfg(feature = "etcd-grpc")]
-        if matches!(body.as_bytes().first(), Some(0 | 1)) {
-            return self.feed_mirror(name, now, |a| a.feed_bytes(body.as_bytes(), status, index));
-        }
         self.feed_mirror(name, now, |a| a.feed(body, status, index))
     }
 

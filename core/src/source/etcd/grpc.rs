@@ -128,6 +128,12 @@ fn not_range(problem: &str) -> crate::error::Error {
     )
 }
 
+/// Whether a payload is a gRPC message: its prefix's flag byte, 0 or 1,
+/// where JSON never starts.
+pub(super) fn is_message(body: &[u8]) -> bool {
+    matches!(body.first(), Some(0 | 1))
+}
+
 /// The message behind the gRPC prefix: exactly one, uncompressed.
 fn message(body: &[u8]) -> Result<&[u8]> {
     let Some((head, message)) = body.split_first_chunk::<5>() else {
@@ -190,7 +196,7 @@ impl Etcd {
     /// As [`Etcd::feed`], and `invalid_argument` for a gRPC answer that is
     /// not one uncompressed range response.
     pub fn feed_bytes(&mut self, body: &[u8], status: u16, index: Option<&str>) -> Result<Feed> {
-        if matches!(body.first(), Some(0 | 1)) && (200..300).contains(&status) {
+        if is_message(body) && (200..300).contains(&status) {
             return self.grpc_range(body);
         }
         self.feed(crate::source::utf8(body)?, status, index)
@@ -215,7 +221,7 @@ impl Etcd {
     /// read as the JSON paths read one (a kv whose key or value is wrong is
     /// rejected, and a bad value keeps its instance); an answer that is not
     /// a range response at all changes nothing.
-    fn grpc_range(&mut self, body: &[u8]) -> Result<Feed> {
+    pub(super) fn grpc_range(&mut self, body: &[u8]) -> Result<Feed> {
         let mut fields = Fields::new(message(body)?);
         let mut revision = None;
         let mut kvs = Vec::new();
