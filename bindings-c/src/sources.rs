@@ -7,7 +7,7 @@
 use std::ffi::c_char;
 
 use crate::convert::{owned, Cleared};
-use crate::error::{ffi, waypost_error, waypost_status, Failure};
+use crate::error::{ffi, waypost_error, waypost_status};
 use crate::registry::waypost_registry;
 use waypost_core::ConsulRegistration;
 
@@ -172,39 +172,13 @@ pub unsafe extern "C" fn waypost_registry_source_feed(
          body: &str,
          index: Option<&str>,
          out_report_json: Cleared<c_char>| {
-            let feed = Feed {
-                name,
-                body: body.as_bytes(),
-                now_ms,
-                status,
-                index,
-            };
-            feed.into(registry, out_report_json)?;
+            let report = registry
+                .lock()?
+                .reg
+                .source_feed(name, body, now_ms, status, index)?;
+            out_report_json.set(owned(report.to_json())?);
         }
     )
-}
-
-/// One `source_feed` call, its arguments converted.
-struct Feed<'a> {
-    name: &'a str,
-    body: &'a [u8],
-    now_ms: u64,
-    status: u16,
-    index: Option<&'a str>,
-}
-
-impl Feed<'_> {
-    fn into(self, registry: &waypost_registry, out: Cleared<c_char>) -> Result<(), Failure> {
-        let report = registry.lock()?.reg.source_feed_bytes(
-            self.name,
-            self.body,
-            self.now_ms,
-            self.status,
-            self.index,
-        )?;
-        out.set(owned(report.to_json())?);
-        Ok(())
-    }
 }
 
 /// `waypost_registry_source_feed` for a payload of `body_len` bytes that
@@ -236,14 +210,11 @@ pub unsafe extern "C" fn waypost_registry_source_feed_bytes(
          out_report_json: Cleared<c_char>| {
             // SAFETY: as the function contract.
             let body = unsafe { crate::convert::bytes(body, body_len, "body") }?;
-            let feed = Feed {
-                name,
-                body,
-                now_ms,
-                status,
-                index,
-            };
-            feed.into(registry, out_report_json)?;
+            let report = registry
+                .lock()?
+                .reg
+                .source_feed_bytes(name, body, now_ms, status, index)?;
+            out_report_json.set(owned(report.to_json())?);
         }
     )
 }
