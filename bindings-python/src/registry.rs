@@ -520,9 +520,12 @@ impl PyRegistry {
             None => 200,
         };
         let index = opt_string(index, "index")?;
-        let report = self.detached(py, |st| {
-            st.reg
-                .source_feed_bytes(&name, &body, now, status, index.as_deref())
+        let index = index.as_deref();
+        let report = self.detached(py, |st| match &body {
+            sources::Body::Text(text) => st.reg.source_feed(&name, text, now, status, index),
+            sources::Body::Bytes(bytes) => {
+                st.reg.source_feed_bytes(&name, bytes, now, status, index)
+            }
         })?;
         sources::report(py, &errors::check(py, report)?)
     }

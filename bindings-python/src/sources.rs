@@ -1,6 +1,8 @@
 //! Conversions for the sources API (SPEC §10): entries in as JSON text for
 //! the core's `*_json` calls, reports and requests out as dicts.
 
+use std::borrow::Cow;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString};
 use waypost::json::Json;
@@ -23,14 +25,24 @@ pub(crate) fn object_json(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -
     Ok(Json::Object(convert::json_object(py, mapping, field)?).to_json())
 }
 
-/// A payload given as `str` or `bytes` (text the core requires to be
-/// UTF-8, or a binary answer: etcd's gRPC range).
-pub(crate) fn body(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// A payload as the caller gave it, borrowed: both are immutable and the
+/// caller holds them for the call, so the core reads them with the GIL
+/// released and nothing is copied.
+pub(crate) enum Body<'a> {
+    /// A `str`: text, already UTF-8.
+    Text(Cow<'a, str>),
+    /// `bytes`: text the core checks is UTF-8, or a binary answer (etcd's
+    /// gRPC range).
+    Bytes(&'a [u8]),
+}
+
+/// A payload given as `str` or `bytes`.
+pub(crate) fn body<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Body<'a>> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(s.to_cow()?.into_owned().into_bytes());
+        return Ok(Body::Text(s.to_cow()?));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
+        return Ok(Body::Bytes(b.as_bytes()));
     }
     Err(type_error("body", "str or bytes", obj))
 }
