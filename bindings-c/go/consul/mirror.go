@@ -115,7 +115,7 @@ func (m *Mirror) step(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.loop.Feed(string(a.Body), a.Status, a.Header.Get("X-Consul-Index")); err != nil {
+	if _, err := m.loop.Feed(a.Body, a.Status, a.Header.Get("X-Consul-Index")); err != nil {
 		if a.Status == 200 {
 			return err
 		}

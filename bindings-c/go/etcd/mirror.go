@@ -102,7 +102,7 @@ func (m *Mirror) step(ctx context.Context) error {
 		}
 		return m.loop.Watch(ctx, a.Stream, broke, false, true)
 	}
-	report, err := m.loop.Feed(string(a.Body), a.Status, "")
+	report, err := m.loop.Feed(a.Body, a.Status, "")
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (m *Mirror) grpcStep(ctx context.Context, req waypost.Request) error {
 	if err != nil {
 		return err
 	}
-	report, err := m.loop.Feed(string(data), 200, "")
+	report, err := m.loop.Feed(data, 200, "")
 	if err != nil {
 		return err
 	}

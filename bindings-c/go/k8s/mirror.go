@@ -149,7 +149,7 @@ func (m *Mirror) step(ctx context.Context) error {
 		return err
 	}
 	if a.Stream == nil {
-		report, err := m.loop.Feed(string(a.Body), a.Status, "")
+		report, err := m.loop.Feed(a.Body, a.Status, "")
 		if err != nil {
 			if a.Status == 200 {
 				return err

@@ -295,14 +295,14 @@ func (l *Loop) Request() (waypost.Request, error) {
 	return l.Registry.SourceRequest(l.Source)
 }
 
-// Feed hands one answer to the core.
-func (l *Loop) Feed(body string, status int, index string) (waypost.Report, error) {
+// Feed hands one answer to the core, as it came (no copy into a string).
+func (l *Loop) Feed(body []byte, status int, index string) (waypost.Report, error) {
 	now := time.Now()
 	if l.Now != nil {
 		now = l.Now()
 	}
 	l.lock.Lock()
-	report, err := l.Registry.SourceFeed(l.Source, body, now, status, index)
+	report, err := l.Registry.SourceFeedBytes(l.Source, body, now, status, index)
 	l.lock.Unlock()
 	changed := err == nil && report.Changed
 	l.mu.Lock()
@@ -343,7 +343,7 @@ func (l *Loop) Watch(ctx context.Context, s *Stream, broke func(error) error, en
 		if err != nil {
 			return broke(err)
 		}
-		report, err := l.Feed(string(line), 200, "")
+		report, err := l.Feed(line, 200, "")
 		if err != nil {
 			return err
 		}
