@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
 import ssl
 import threading
 import urllib.parse
 from typing import Any, Callable, Optional, Sequence
 
-from ._grpc import Call
+from ._grpc import Call, shut_down
 
 
 class EtcdError(Exception):
@@ -83,12 +82,7 @@ class Stream:
 
     def abort(self) -> None:
         """Unblocks a reader in another thread and closes the socket."""
-        sock = self.conn.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(self.conn.sock)
 
     def close(self) -> None:
         self.abort()
@@ -192,12 +186,7 @@ class Endpoints:
             grpc = self._active_grpc
         if grpc is not None:
             grpc.abort()
-        sock = conn.sock if conn is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(conn.sock if conn is not None else None)
 
     def _each(self, method: str, path: str, body: str, timeout: float, stream: bool) -> tuple[int, bytes, Optional[Stream]]:
         failures: list[str] = []

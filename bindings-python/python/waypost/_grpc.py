@@ -51,6 +51,16 @@ ERROR_CODES = {
 }
 
 
+def shut_down(sock: Optional[socket.socket]) -> None:
+    """Shuts a socket down both ways so a thread blocked on it wakes; an
+    error (the socket already closed) is ignored."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class GrpcError(OSError):
     """A gRPC call failed: the connection, the HTTP/2 exchange, or the
     server answered without a message. An ``OSError``, so every caller
@@ -162,11 +172,7 @@ class Call:
         with self._lock:
             self._aborted = True
             sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(sock)
 
     def _fail(self, detail: str) -> GrpcError:
         return GrpcError(f"gRPC {self.target}: {detail}")

@@ -4,13 +4,13 @@ can abort. Internal to ``waypost.consul`` and ``waypost.k8s``."""
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 import threading
 import urllib.parse
 from typing import Callable, Mapping, Optional, Union
 
 from ._etcd_http import HTTPSConnection, Stream
+from ._grpc import shut_down
 
 Connection = Union[http.client.HTTPConnection, http.client.HTTPSConnection]
 
@@ -155,12 +155,7 @@ class Server:
             self._closed = True
             conns = list(self._open)
         for conn in conns:
-            sock = conn.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut_down(conn.sock)
 
 
 class _Tracked(Stream):
