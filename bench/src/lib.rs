@@ -1,7 +1,9 @@
 //! Benchmarks of the waypost core: see `benches/`, and `src/bin/` for the
 //! ones that are not criterion's.
 
-// Base64 as the core's tests write it.
+// Base64 and protocol buffers as the core's tests write them.
+#[path = "../../core/tests/support/protobuf.rs"]
+mod protobuf;
 #[path = "../../core/tests/support/base64.rs"]
 mod support;
 
@@ -56,22 +58,7 @@ pub mod etcd {
     /// (header, then each kv with its key, revisions, version, value and
     /// lease) behind the 5-byte gRPC message prefix.
     pub fn range_grpc_payload() -> Vec<u8> {
-        fn varint(mut n: u64, out: &mut Vec<u8>) {
-            while n >= 0x80 {
-                out.push((n & 0x7f) as u8 | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-        }
-        fn bytes(field: u64, data: &[u8], out: &mut Vec<u8>) {
-            varint(field << 3 | 2, out);
-            varint(data.len() as u64, out);
-            out.extend_from_slice(data);
-        }
-        fn int(field: u64, n: u64, out: &mut Vec<u8>) {
-            varint(field << 3, out);
-            varint(n, out);
-        }
+        use crate::protobuf::{bytes_field as bytes, framed, varint_field as int};
         let mut message = Vec::new();
         let mut header = Vec::new();
         for (field, n) in [(1, 1), (2, 2), (3, 10), (4, 2)] {
@@ -91,10 +78,7 @@ pub mod etcd {
             bytes(2, &kv, &mut message);
         }
         int(4, N as u64, &mut message);
-        let mut framed = vec![0];
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&message);
-        framed
+        framed(&message)
     }
 
     /// A watch message with one PUT event: instance 7 on `port`.

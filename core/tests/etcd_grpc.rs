@@ -11,30 +11,11 @@ use waypost::{Config, Registry};
 #[path = "support/base64.rs"]
 mod support;
 use support::base64;
+#[path = "support/protobuf.rs"]
+mod protobuf;
+use protobuf::{bytes_field, framed, varint, varint_field};
 
 const PREFIX: &str = "/waypost/services";
-
-/// A protobuf varint.
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n & 0x7f) as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// A length-delimited field.
-fn bytes_field(number: u64, bytes: &[u8], out: &mut Vec<u8>) {
-    varint(number << 3 | 2, out);
-    varint(bytes.len() as u64, out);
-    out.extend_from_slice(bytes);
-}
-
-/// A varint field.
-fn varint_field(number: u64, n: u64, out: &mut Vec<u8>) {
-    varint(number << 3, out);
-    varint(n, out);
-}
 
 /// One kv as etcd writes it: key, revisions, version, value (left out when
 /// empty, as proto3 leaves out every field at its zero value), lease.
@@ -65,13 +46,6 @@ fn grpc_answer(revision: u64, kvs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     }
     varint_field(4, kvs.len() as u64, &mut message);
     framed(&message)
-}
-
-fn framed(message: &[u8]) -> Vec<u8> {
-    let mut out = vec![0];
-    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    out.extend_from_slice(message);
-    out
 }
 
 /// The gateway's JSON answer of the same range.
