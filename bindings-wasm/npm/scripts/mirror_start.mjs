@@ -23,7 +23,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 if (process.env.WAYPOST_WASM) {
   const { Registry, moduleFile } = await import("./module.mjs");
   const { EtcdMirror } = await import("../dist/etcd.js");
-  const { grpcUnary } = await import("../dist/etcd-http.js");
+  const { fromB64, grpcUnary } = await import("../dist/etcd-http.js");
   const { b64, prefixEnd } = await import("../test/etcd-harness.mjs");
   const endpoint = process.argv[2];
   const grpc = process.env.WAYPOST_GRPC === "1";
@@ -41,7 +41,7 @@ if (process.env.WAYPOST_WASM) {
   for (let r = 0; r < REPS; r++) {
     let t0 = process.hrtime.bigint();
     if (grpc) {
-      const message = Uint8Array.from(atob(grpcRequest.body), (c) => c.charCodeAt(0));
+      const message = fromB64(grpcRequest.body);
       const answer = await grpcUnary(endpoint, grpcRequest.path, message);
       if (answer.length < N * 50) throw new Error("short range answer");
     } else {

@@ -22,6 +22,11 @@ export function b64(text) {
   return btoa(bin);
 }
 
+/** The bytes base64 `text` stands for. */
+export function fromB64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
 /** The `range_end` of a prefix read: the prefix with its last byte + 1. */
 export function prefixEnd(prefix) {
   const raw = encoder.encode(prefix);

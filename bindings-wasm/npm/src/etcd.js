@@ -10,7 +10,7 @@
 //
 // Several client URLs: a failing one is left for the next. Background
 // failures are visible: `error`, `status`, `on("error", fn)` / `onError`.
-import { EtcdError, Endpoints, IN_NODE, Listeners, b64, sleep } from "./etcd-http.js";
+import { EtcdError, Endpoints, IN_NODE, Listeners, b64, fromB64, sleep } from "./etcd-http.js";
 import { MirrorLoop, restoreCache } from "./store-http.js";
 
 export { EtcdError };
@@ -221,7 +221,7 @@ export class EtcdMirror extends MirrorLoop {
   async step(signal) {
     const req = this.registry.sourceRequest(this.source);
     // A gRPC call's body is the message's base64.
-    const body = req.grpc ? Uint8Array.from(atob(req.body), (c) => c.charCodeAt(0)) : req.body;
+    const body = req.grpc ? fromB64(req.body) : req.body;
     const answer = await this.etcd.request(req.method, req.path, body, { stream: req.stream, signal, grpc: req.grpc === true });
     if (answer.stream !== undefined) {
       const { stream } = answer;
