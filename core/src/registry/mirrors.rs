@@ -42,15 +42,18 @@ pub(crate) trait Adapter: Debug + Send + Sync {
 }
 
 /// The adapters share one shape; this forwards to each one's own methods
-/// (and with `bytes`, to its own reading of a payload as bytes).
+/// (given, to its own readings of a payload as text and as bytes).
 macro_rules! adapter {
-    ($t:ty $(, $bytes:ident)?) => {
+    ($t:ty) => {
+        adapter!($t, feed);
+    };
+    ($t:ty, $text:ident $(, $bytes:ident)?) => {
         impl Adapter for $t {
             fn request(&self) -> SourceRequest {
                 <$t>::request(self)
             }
             fn feed(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
-                <$t>::feed(self, body, status, index)
+                <$t>::$text(self, body, status, index)
             }
             $(
                 fn feed_bytes(&mut self, body: &[u8], status: u16, index: Option<&str>) -> Result<Feed> {
@@ -71,7 +74,7 @@ macro_rules! adapter {
 }
 
 #[cfg(feature = "etcd-grpc")]
-adapter!(Etcd, feed_bytes);
+adapter!(Etcd, feed_text, feed_bytes);
 #[cfg(not(feature = "etcd-grpc"))]
 adapter!(Etcd);
 adapter!(ConsulMirror);

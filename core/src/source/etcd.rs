@@ -170,11 +170,6 @@ impl Etcd {
                 ),
             ));
         }
-        // Text can hold a gRPC answer too (it is rarely valid UTF-8).
-        #[cfg(feature = "etcd-grpc")]
-        if grpc::is_message(body.as_bytes()) {
-            return self.grpc_range(body.as_bytes());
-        }
         // The gateway writes `result` first in a watch message.
         let watch = body.trim_start().starts_with("{\"result\"");
         #[cfg(feature = "record-reader")]

@@ -128,10 +128,10 @@ fn not_range(problem: &str) -> crate::error::Error {
     )
 }
 
-/// Whether a payload is a gRPC message: its prefix's flag byte, 0 or 1,
-/// where JSON never starts.
-pub(super) fn is_message(body: &[u8]) -> bool {
-    matches!(body.first(), Some(0 | 1))
+/// Whether a payload is a gRPC answer to read: a 2xx status, and the
+/// message prefix's flag byte, 0 or 1, where JSON never starts.
+fn is_answer(body: &[u8], status: u16) -> bool {
+    matches!(body.first(), Some(0 | 1)) && (200..300).contains(&status)
 }
 
 /// The message behind the gRPC prefix: exactly one, uncompressed.
@@ -196,10 +196,23 @@ impl Etcd {
     /// As [`Etcd::feed`], and `invalid_argument` for a gRPC answer that is
     /// not one uncompressed range response.
     pub fn feed_bytes(&mut self, body: &[u8], status: u16, index: Option<&str>) -> Result<Feed> {
-        if is_message(body) && (200..300).contains(&status) {
+        if is_answer(body, status) {
             return self.grpc_range(body);
         }
         self.feed(crate::source::utf8(body)?, status, index)
+    }
+
+    /// Reads a text payload as [`Etcd::feed_bytes`] reads it: text can hold
+    /// a gRPC answer too (rarely: it is seldom UTF-8), anything else is
+    /// read as [`Etcd::feed`] reads it, without checking it again.
+    ///
+    /// # Errors
+    /// As [`Etcd::feed_bytes`].
+    pub fn feed_text(&mut self, body: &str, status: u16, index: Option<&str>) -> Result<Feed> {
+        if is_answer(body.as_bytes(), status) {
+            return self.grpc_range(body.as_bytes());
+        }
+        self.feed(body, status, index)
     }
 
     /// The range read as a gRPC call, when the mirror reads it so.
@@ -221,7 +234,7 @@ impl Etcd {
     /// read as the JSON paths read one (a kv whose key or value is wrong is
     /// rejected, and a bad value keeps its instance); an answer that is not
     /// a range response at all changes nothing.
-    pub(super) fn grpc_range(&mut self, body: &[u8]) -> Result<Feed> {
+    fn grpc_range(&mut self, body: &[u8]) -> Result<Feed> {
         let mut fields = Fields::new(message(body)?);
         let mut revision = None;
         let mut kvs = Vec::new();
