@@ -309,6 +309,29 @@ class EtcdServer:
         """SIGKILL: the crash case."""
         self._end(signal.SIGKILL)
 
+    def freeze(self, timeout: float = 5.0) -> None:
+        """SIGSTOP, then waits until every thread of etcd has stopped. The
+        kernel stops a process's threads one by one as each is scheduled, so
+        on a busy machine a thread can still answer a request after the
+        signal was sent: a test that needs a silent etcd waits for it."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
+        tasks = f"/proc/{self.proc.pid}/task"
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for tid in os.listdir(tasks):
+                try:
+                    with open(f"{tasks}/{tid}/stat") as f:
+                        states.append(f.read().rsplit(")", 1)[1].split()[0])
+                except OSError:  # a thread that ended meanwhile
+                    pass
+            if states and all(s in ("T", "t") for s in states):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"etcd's threads not all stopped after {timeout} s: {states}")
+            time.sleep(0.01)
+
     def restart(self) -> None:
         """Starts again on the same data directory and ports."""
         self.stop()

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -188,7 +187,7 @@ func TestGRPCUnaryEndsWithinItsContext(t *testing.T) {
 // connections break: the call fails then, long before its deadline.
 func TestGRPCUnaryEtcdKilledMidCall(t *testing.T) {
 	etcd := store(t)
-	if err := etcd.Signal(syscall.SIGSTOP); err != nil {
+	if err := etcd.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

@@ -300,6 +300,47 @@ func (s *Server) Signal(sig syscall.Signal) error {
 	return s.cmd.Process.Signal(sig)
 }
 
+// Freeze sends SIGSTOP and waits until every thread of the process has
+// stopped. The kernel stops a process's threads one by one as each is
+// scheduled, so on a busy machine a thread can still answer a request after
+// the signal was sent: a test that needs a silent etcd waits for it.
+func (s *Server) Freeze() error {
+	if err := s.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	tasks := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var states []string
+		entries, err := os.ReadDir(tasks)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(tasks, e.Name(), "stat"))
+			if err != nil { // a thread that ended meanwhile
+				continue
+			}
+			if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+				if f := strings.Fields(string(b[i+1:])); len(f) > 0 {
+					states = append(states, f[0])
+				}
+			}
+		}
+		stopped := len(states) > 0
+		for _, st := range states {
+			stopped = stopped && (st == "T" || st == "t")
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd %s: threads not all stopped after 5 s: %v", s.Name, states)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Stop is a clean stop (SIGTERM).
 func (s *Server) Stop() { s.end(syscall.SIGTERM) }
 
