@@ -1,7 +1,8 @@
 # Fuzzing on the stable toolchain (no nightly, so no cargo-fuzz here): a
 # time-budgeted proptest run of tests/rust/tests/fuzz.rs over Json::parse,
 # Registry::restore, the instance, config and filter readers, the etcd
-# payload reader (held to the whole-tree reader it replaced) and random
+# payload reader (held to the whole-tree reader it replaced), the gRPC
+# call's HTTP/2 reading (whole and byte by byte alike) and random
 # operation sequences, mutating the corpus in tests/rust/tests/fuzz/corpus/
 # and the etcd payloads in tests/fixtures/etcd/.
 # Failures are saved as seeds to tests/rust/tests/fuzz/regressions.txt

@@ -59,6 +59,8 @@ mod balancer;
 mod config;
 mod error;
 mod events;
+#[cfg(feature = "etcd-grpc")]
+mod grpc_call;
 mod health;
 mod instance;
 mod instance_fields;
@@ -80,6 +82,8 @@ pub use config::{
 };
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind, MAX_EVENT_INDEX};
+#[cfg(feature = "etcd-grpc")]
+pub use grpc_call::{GrpcCall, GrpcCallState, GRPC_MAX_ANSWER, GRPC_MAX_REQUEST};
 pub use health::{CheckStatus, Health};
 pub use instance::{
     Filter, Instance, InstanceDefault, InstanceField, InstanceKind, InstanceSpec, INSTANCE_FIELDS,

@@ -28,8 +28,8 @@ use waypost::json::Json;
 mod support;
 use support::base64;
 use waypost::{
-    CheckStatus, Config, DiscoverOptions, ErrorCode, Filter, InstanceSpec, PickOptions, Registry,
-    Strategy,
+    CheckStatus, Config, DiscoverOptions, ErrorCode, Filter, GrpcCall, InstanceSpec, PickOptions,
+    Registry, Strategy,
 };
 
 fn budget() -> Duration {
@@ -216,6 +216,22 @@ fn read_everything(bytes: &[u8]) -> Result<(), TestCaseError> {
             }
             reg.check_invariants().map_err(TestCaseError::fail)?;
         }
+    }
+    // The gRPC call's HTTP/2 reading: whole or byte by byte, the same.
+    let mut whole = GrpcCall::new("http", "h:1", "/p", b"", 0).unwrap();
+    let mut bytewise = GrpcCall::new("http", "h:1", "/p", b"", 0).unwrap();
+    for body in [bytes, &framed[..]] {
+        if body.is_empty() {
+            continue; // an empty read is the connection's end
+        }
+        whole.receive(body);
+        for b in body {
+            bytewise.receive(std::slice::from_ref(b));
+        }
+        prop_assert_eq!(whole.state(), bytewise.state());
+        prop_assert_eq!(whole.answer(), bytewise.answer());
+        prop_assert_eq!(whole.failure(), bytewise.failure());
+        prop_assert_eq!(whole.take_output(), bytewise.take_output());
     }
     match Registry::restore(&text) {
         Ok(mut reg) => {
