@@ -141,6 +141,35 @@ typedef enum {
 } waypost_status;
 
 /**
+ * Where a gRPC call stands.
+ */
+enum waypost_grpc_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The answer has not ended: read on.
+   */
+  WAYPOST_GRPC_STATE_WAITING = 0,
+  /**
+   * The answer is whole: `waypost_grpc_call_answer`.
+   */
+  WAYPOST_GRPC_STATE_ANSWERED = 1,
+  /**
+   * The call failed: `waypost_grpc_call_failure` says how.
+   */
+  WAYPOST_GRPC_STATE_FAILED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum waypost_grpc_state waypost_grpc_state;
+#else
+typedef uint32_t waypost_grpc_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Load-balancing strategy (SPEC §5); pass its integer value.
  */
 typedef enum {
@@ -223,6 +252,11 @@ typedef enum {
  * human message. Owned by the caller, released with `waypost_error_free`.
  */
 typedef struct waypost_error waypost_error;
+
+/**
+ * One gRPC unary call. Used by one thread at a time.
+ */
+typedef struct waypost_grpc_call waypost_grpc_call;
 
 /**
  * A picker for one service. Use it from one thread at a time (each worker
@@ -555,6 +589,91 @@ void waypost_error_free(waypost_error *error);
  * a static string; `"unknown"` for a value that is not a status.
  */
 const char *waypost_status_code(int32_t status);
+
+/**
+ * Starts a call of `path` at `authority` (`host:port`) over `scheme`
+ * (`"http"` or `"https"`; TLS and its ALPN `h2` offer are the host's) with
+ * `message`, the length-prefixed gRPC request (at most 65 535 bytes). The
+ * call fails once its answer exceeds `max_answer` bytes (0: 256 MiB, also
+ * the most). Free it with `waypost_grpc_call_free`. Errors:
+ * `INVALID_ARGUMENT` (another scheme; an empty authority or path, or one
+ * with a byte outside visible ASCII; a longer message), `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `scheme`, `authority` and `path` NUL-terminated; `message` valid for
+ * reads of `message_len` bytes (may be NULL when 0); `out_call` writable;
+ * `out_err` NULL or writable.
+ */
+waypost_status waypost_grpc_call_new(const char *scheme,
+                                     const char *authority,
+                                     const char *path,
+                                     const uint8_t *message,
+                                     size_t message_len,
+                                     size_t max_answer,
+                                     waypost_grpc_call **out_call,
+                                     waypost_error **out_err);
+
+/**
+ * Sets `*out_bytes` / `*out_len` to what the host must send now (length 0
+ * when nothing), borrowed until the next call on `call`: first the whole
+ * request, then the acknowledgements HTTP/2 asks for, and after the
+ * answer a goodbye that may be sent or dropped. Errors: `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `call` live and used by no other thread; `out_bytes` and `out_len`
+ * writable; `out_err` NULL or writable.
+ */
+waypost_status waypost_grpc_call_output(waypost_grpc_call *call,
+                                        const uint8_t **out_bytes,
+                                        size_t *out_len,
+                                        waypost_error **out_err);
+
+/**
+ * Reads what the server sent (`len` bytes as read, in any pieces; `len`
+ * 0: the server closed the connection) and sets `*out_state`. Send
+ * `waypost_grpc_call_output` after each. Errors: `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `call` live and used by no other thread; `data` valid for reads of
+ * `len` bytes (may be NULL when 0); `out_state` writable; `out_err` NULL
+ * or writable.
+ */
+waypost_status waypost_grpc_call_receive(waypost_grpc_call *call,
+                                         const uint8_t *data,
+                                         size_t len,
+                                         waypost_grpc_state *out_state,
+                                         waypost_error **out_err);
+
+/**
+ * Sets `*out_bytes` / `*out_len` to the answer (the DATA of the call's
+ * stream: a length-prefixed gRPC message), borrowed until `call` is
+ * freed; length 0 unless the call is answered. Errors: `NULL_ARGUMENT`.
+ *
+ * # Safety
+ * `call` live; `out_bytes` and `out_len` writable; `out_err` NULL or
+ * writable.
+ */
+waypost_status waypost_grpc_call_answer(const waypost_grpc_call *call,
+                                        const uint8_t **out_bytes,
+                                        size_t *out_len,
+                                        waypost_error **out_err);
+
+/**
+ * How the call failed, borrowed until `call` is freed (`""` unless it
+ * failed; `""` for NULL).
+ *
+ * # Safety
+ * `call` NULL or live and used by no other thread.
+ */
+const char *waypost_grpc_call_failure(waypost_grpc_call *call);
+
+/**
+ * Releases a call (NULL is fine).
+ *
+ * # Safety
+ * `call` NULL or from `waypost_grpc_call_new`, not used afterwards.
+ */
+void waypost_grpc_call_free(waypost_grpc_call *call);
 
 /**
  * Registers an instance with the required fields and every default (weight

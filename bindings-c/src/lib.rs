@@ -17,6 +17,8 @@
 //!   `WAYPOST_STATUS_PANIC`, a NULL required pointer
 //!   `WAYPOST_STATUS_NULL_ARGUMENT`, invalid UTF-8 or JSON and out-of-range
 //!   values `WAYPOST_STATUS_INVALID_ARGUMENT`.
+//! - a `waypost_grpc_call` (one gRPC unary call's HTTP/2, without I/O) is
+//!   used by one thread at a time.
 //! - time is `uint64_t now_ms` on every time-dependent call;
 //!   `waypost_now_ms()` reads the wall clock for hosts that want it.
 #![allow(non_camel_case_types)]
@@ -25,6 +27,7 @@
 mod config;
 mod convert;
 mod error;
+mod grpc;
 mod instances;
 mod names;
 mod pick;
@@ -42,6 +45,7 @@ use std::ffi::{c_char, CString};
 
 pub use config::waypost_config;
 pub use error::{waypost_error, waypost_status};
+pub use grpc::{waypost_grpc_call, waypost_grpc_state};
 pub use instances::{waypost_check_status, waypost_endpoint, waypost_handle, waypost_health};
 pub use pick::{
     waypost_discover_options, waypost_discovery, waypost_pick_known, waypost_pick_options,

@@ -309,3 +309,87 @@ fn miri_picker_entry_points() {
         waypost_picker_free(null_mut());
     }
 }
+
+#[test]
+fn miri_grpc_call_buffers() {
+    use crate::grpc::*;
+    unsafe {
+        let mut call: *mut waypost_grpc_call = null_mut();
+        let mut err: *mut waypost_error = null_mut();
+        let (scheme, authority, path) = (c("http"), c("h:1"), c("/p"));
+        let msg = [0u8, 0, 0, 0, 1, 7];
+        assert_eq!(
+            waypost_grpc_call_new(
+                p(&scheme),
+                p(&authority),
+                p(&path),
+                msg.as_ptr(),
+                msg.len(),
+                0,
+                &mut call,
+                &mut err
+            ),
+            waypost_status::Ok
+        );
+        let (mut out, mut len) = (null(), 0usize);
+        assert_eq!(
+            waypost_grpc_call_output(call, &mut out, &mut len, &mut err),
+            waypost_status::Ok
+        );
+        let sent = std::slice::from_raw_parts(out, len);
+        assert_eq!(&sent[len - msg.len()..], msg);
+        let mut answer = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
+        answer.extend([0, 0, 6, 0, 1, 0, 0, 0, 1]);
+        answer.extend(msg);
+        let mut state = waypost_grpc_state::Failed;
+        for piece in answer.chunks(5) {
+            assert_eq!(
+                waypost_grpc_call_receive(call, piece.as_ptr(), piece.len(), &mut state, &mut err),
+                waypost_status::Ok
+            );
+        }
+        assert_eq!(state, waypost_grpc_state::Answered);
+        assert_eq!(
+            waypost_grpc_call_answer(call, &mut out, &mut len, &mut err),
+            waypost_status::Ok
+        );
+        assert_eq!(std::slice::from_raw_parts(out, len), msg);
+        assert_eq!(
+            CStr::from_ptr(waypost_grpc_call_failure(call)).to_bytes(),
+            b""
+        );
+        assert_eq!(
+            failed(
+                waypost_grpc_call_receive(call, null(), 1, &mut state, &mut err),
+                err
+            ),
+            waypost_status::NullArgument
+        );
+        waypost_grpc_call_free(call);
+
+        assert_eq!(
+            waypost_grpc_call_new(
+                p(&scheme),
+                p(&authority),
+                p(&path),
+                null(),
+                0,
+                0,
+                &mut call,
+                &mut err
+            ),
+            waypost_status::Ok
+        );
+        let junk = b"HTTP/1.1 200 OK\r\n";
+        assert_eq!(
+            waypost_grpc_call_receive(call, junk.as_ptr(), junk.len(), &mut state, &mut err),
+            waypost_status::Ok
+        );
+        assert_eq!(state, waypost_grpc_state::Failed);
+        let failure = CStr::from_ptr(waypost_grpc_call_failure(call))
+            .to_str()
+            .unwrap();
+        assert!(failure.contains("does not speak HTTP/2"), "{failure}");
+        waypost_grpc_call_free(call);
+    }
+}

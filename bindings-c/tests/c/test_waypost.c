@@ -616,6 +616,75 @@ static void test_sources(void) {
   waypost_registry_free(reg);
 }
 
+/* The gRPC call's HTTP/2 without I/O: the request to send, an answer fed
+ * in two pieces, acknowledgements queued, the answer whole; a failure
+ * named; bad arguments typed. */
+static void test_grpc_call(void) {
+  static const unsigned char msg[] = {0, 0, 0, 0, 3, 'a', 'b', 'c'};
+  waypost_grpc_call *call = (waypost_grpc_call *)1;
+  EXPECT_OK(waypost_grpc_call_new("http", "127.0.0.1:2379", "/etcdserverpb.KV/Range", msg, sizeof msg, 0, &call, e));
+  CHECK(call != NULL);
+  const uint8_t *out = NULL;
+  size_t out_len = 0;
+  EXPECT_OK(waypost_grpc_call_output(call, &out, &out_len, e));
+  CHECK(out_len > 24 && memcmp(out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24) == 0);
+  CHECK(memcmp(out + out_len - sizeof msg, msg, sizeof msg) == 0);
+  EXPECT_OK(waypost_grpc_call_output(call, &out, &out_len, e));
+  CHECK(out_len == 0);
+  /* SETTINGS, PING, then DATA ending the stream, cut inside the PING. */
+  static const unsigned char answer[] = {
+      0, 0, 0, 4, 0, 0, 0, 0, 0,
+      0, 0, 8, 6, 0, 0, 0, 0, 0, '1', '2', '3', '4', '5', '6', '7', '8',
+      0, 0, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 3, 'a', 'b', 'c'};
+  waypost_grpc_state state = WAYPOST_GRPC_STATE_FAILED;
+  EXPECT_OK(waypost_grpc_call_receive(call, answer, 20, &state, e));
+  CHECK(state == WAYPOST_GRPC_STATE_WAITING);
+  EXPECT_OK(waypost_grpc_call_output(call, &out, &out_len, e));
+  CHECK(out_len == 9 && out[3] == 4 && out[4] == 1); /* the SETTINGS ack */
+  const uint8_t *got = NULL;
+  size_t got_len = 1;
+  EXPECT_OK(waypost_grpc_call_answer(call, &got, &got_len, e));
+  CHECK(got_len == 0);
+  EXPECT_OK(waypost_grpc_call_receive(call, answer + 20, sizeof answer - 20, &state, e));
+  CHECK(state == WAYPOST_GRPC_STATE_ANSWERED);
+  EXPECT_OK(waypost_grpc_call_output(call, &out, &out_len, e));
+  CHECK(out_len == 17 + 17 && out[3] == 6 && out[4] == 1 && out[17 + 3] == 7); /* PING ack, GOAWAY */
+  EXPECT_OK(waypost_grpc_call_answer(call, &got, &got_len, e));
+  CHECK(got_len == sizeof msg && memcmp(got, msg, sizeof msg) == 0);
+  CHECK(strcmp(waypost_grpc_call_failure(call), "") == 0);
+  waypost_grpc_call_free(call);
+
+  EXPECT_OK(waypost_grpc_call_new("https", "h:1", "/p", NULL, 0, 8, &call, e));
+  EXPECT_OK(waypost_grpc_call_receive(call, (const uint8_t *)"HTTP/1.1 400 Bad Request\r\n", 26, &state, e));
+  CHECK(state == WAYPOST_GRPC_STATE_FAILED);
+  CHECK(strstr(waypost_grpc_call_failure(call), "does not speak HTTP/2") != NULL);
+  EXPECT_OK(waypost_grpc_call_answer(call, &got, &got_len, e));
+  CHECK(got_len == 0);
+  waypost_grpc_call_free(call);
+  EXPECT_OK(waypost_grpc_call_new("http", "h:1", "/p", NULL, 0, 0, &call, e));
+  EXPECT_OK(waypost_grpc_call_receive(call, NULL, 0, &state, e));
+  CHECK(state == WAYPOST_GRPC_STATE_FAILED && strstr(waypost_grpc_call_failure(call), "closed the connection") != NULL);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_grpc_call_receive(call, NULL, 3, &state, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_grpc_call_receive(NULL, answer, 3, &state, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_grpc_call_output(call, NULL, &out_len, e));
+  waypost_grpc_call_free(call);
+
+  call = (waypost_grpc_call *)1;
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_grpc_call_new("ftp", "h:1", "/p", NULL, 0, 0, &call, e));
+  CHECK(call == NULL);
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_grpc_call_new("http", "h 1", "/p", NULL, 0, 0, &call, e));
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_grpc_call_new("http", "h:1", BAD_UTF8, NULL, 0, 0, &call, e));
+  static unsigned char big[65536];
+  EXPECT_ERR(WAYPOST_STATUS_INVALID_ARGUMENT, waypost_grpc_call_new("http", "h:1", "/p", big, sizeof big, 0, &call, e));
+  EXPECT_OK(waypost_grpc_call_new("http", "h:1", "/p", big, sizeof big - 1, 0, &call, e));
+  waypost_grpc_call_free(call);
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_grpc_call_new("http", "h:1", "/p", NULL, 3, 0, &call, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_grpc_call_new(NULL, "h:1", "/p", NULL, 0, 0, &call, e));
+  EXPECT_ERR(WAYPOST_STATUS_NULL_ARGUMENT, waypost_grpc_call_new("http", "h:1", "/p", NULL, 0, 0, NULL, e));
+  CHECK(strcmp(waypost_grpc_call_failure(NULL), "") == 0);
+  waypost_grpc_call_free(NULL);
+}
+
 /* The Consul registration: no registry, the body and paths as text (the
  * Go suite holds every case of tests/fixtures/consul/registration.json). */
 static void test_consul_registration(void) {
@@ -1138,6 +1207,7 @@ int main(void) {
   test_threads_share_a_registry();
   test_sources();
   test_consul_registration();
+  test_grpc_call();
   test_pick_fields();
   test_threads_load_adds_up();
   test_picker_basics();
