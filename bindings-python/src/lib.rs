@@ -9,6 +9,7 @@
 
 mod convert;
 mod errors;
+mod grpc;
 mod names;
 mod objects;
 mod picker;
@@ -32,6 +33,7 @@ fn waypost_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::PyDiscovery>()?;
     m.add_class::<objects::PyPickResult>()?;
     m.add_class::<objects::PyEvent>()?;
+    m.add_class::<grpc::PyGrpcCall>()?;
     m.add_function(wrap_pyfunction!(sources::consul_registration, m)?)?;
     Ok(())
 }

@@ -13,10 +13,11 @@ from typing import Iterator, Optional
 import pytest
 
 from etcd_harness import EtcdServer, free_port, put_many, range_keys, range_request
-from waypost._grpc import (
+from h2_frames import (
     ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING, PREFACE,
-    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, Call, GrpcError, frame,
+    PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame,
 )
+from waypost._grpc import Call, GrpcError
 
 RANGE = "/etcdserverpb.KV/Range"
 
@@ -183,3 +184,27 @@ def test_frame_rules(name: str, want: bytes | str, script: bytes) -> None:
         with pytest.raises(GrpcError, match=want):
             c.run()
         server.sent()
+
+
+def test_the_core_call_without_a_socket() -> None:
+    """``waypost._waypost.GrpcCall``: what to send, an answer in pieces,
+    the acknowledgement queued, a closed connection, typed bad arguments."""
+    from waypost import InvalidArgumentError
+    from waypost._waypost import GrpcCall
+
+    c = GrpcCall("http", "127.0.0.1:2379", RANGE, MSG)
+    out = c.take_output()
+    assert out.startswith(PREFACE) and out.endswith(MSG) and c.take_output() == b""
+    answer = frame(SETTINGS, 0, 0) + HEAD + frame(DATA, END_STREAM, 1, MSG)
+    assert c.receive(answer[:5]) == "waiting" and c.answer == b""
+    assert c.receive(answer[5:12]) == "waiting" and c.take_output() == frame(SETTINGS, ACK, 0)
+    assert c.receive(answer[12:]) == "answered" == c.state
+    assert c.answer == MSG and c.failure == "" and c.take_output() == frame(GOAWAY, 0, 0, bytes(8))
+
+    c = GrpcCall("https", "h:1", "/p", b"", max_answer=8)
+    assert c.receive(b"") == "failed" and "closed the connection" in c.failure
+    for args in [("ftp", "h:1", "/p", b""), ("http", "", "/p", b""), ("http", "h:1", "/p", bytes(65_536))]:
+        with pytest.raises(InvalidArgumentError):
+            GrpcCall(*args)
+    with pytest.raises(TypeError):
+        GrpcCall("http", "h:1", "/p", "text")  # type: ignore[arg-type]

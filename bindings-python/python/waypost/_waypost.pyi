@@ -1,5 +1,5 @@
 """Type stubs of the extension module ``waypost._waypost``."""
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union, final, overload
+from typing import Any, Iterator, Literal, Mapping, Optional, Sequence, Union, final, overload
 
 from ._enums import CheckStatus, EventType, Health, Strategy
 
@@ -7,6 +7,7 @@ __all__ = [
     "SNAPSHOT_FORMAT",
     "Discovery",
     "Event",
+    "GrpcCall",
     "Instance",
     "InstanceView",
     "PickResult",
@@ -365,3 +366,20 @@ def consul_registration(instance: Mapping[str, Any], ttl_s: int, deregister_afte
     "check_id", "body", "heartbeat_path", "maintenance", "deregister_path",
     "maintenance_on_path", "maintenance_off_path"}``, ``body`` the JSON text
     of ``PUT /v1/agent/service/register``, each path ready to ``PUT``."""
+
+@final
+class GrpcCall:
+    """One gRPC unary call's HTTP/2 without I/O (SPEC §10.4): send
+    ``take_output()``, hand every read to ``receive`` (``b""``: the server
+    closed the connection) and send ``take_output()`` after each, until
+    the state is not ``"waiting"``."""
+
+    def __new__(cls, scheme: str, authority: str, path: str, message: bytes, max_answer: int = 0) -> "GrpcCall": ...
+    def take_output(self) -> bytes: ...
+    def receive(self, data: bytes) -> Literal["waiting", "answered", "failed"]: ...
+    @property
+    def state(self) -> Literal["waiting", "answered", "failed"]: ...
+    @property
+    def answer(self) -> bytes: ...
+    @property
+    def failure(self) -> str: ...
