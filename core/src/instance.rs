@@ -8,87 +8,13 @@ use crate::config::{range, MAX_ID_BYTES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTE
 use crate::error::{Error, Result};
 use crate::instance_fields::{bounds, field, key, kind_max, Slot, REQUIRED, SLOTS};
 pub use crate::instance_fields::{
-    InstanceDefault, InstanceField, InstanceKind, INSTANCE_FIELDS, INSTANCE_KEYS,
+    InstanceDefault, InstanceField, InstanceKind, InstanceSpec, INSTANCE_FIELDS, INSTANCE_KEYS,
 };
 use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
 use crate::meta::Meta;
 use crate::InstanceStatus;
 
-/// What a host registers: the fields of SPEC §2.
-///
-/// Optional fields take their defaults; [`InstanceSpec::validate`] (run by
-/// `register`) checks every rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct InstanceSpec {
-    /// Unique id, 1–256 bytes, no control characters.
-    pub id: String,
-    /// Service name, same rule as `id`.
-    pub service: String,
-    /// Host name or IP, 1–256 bytes, no control characters.
-    pub address: String,
-    /// Port, 1–65535.
-    pub port: u16,
-    /// Weight, 1–10000.
-    #[cfg_attr(feature = "serde", serde(default = "default_weight"))]
-    pub weight: u32,
-    /// Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub tags: Vec<String>,
-    /// Up to 64 entries; key 1–128 bytes, value up to 512 bytes.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub meta: Meta,
-    /// Locality for zone preference, up to 128 bytes.
-    #[cfg_attr(
-        feature = "serde",
-        serde(default, skip_serializing_if = "Option::is_none")
-    )]
-    pub zone: Option<String>,
-    /// Failover tier, 0 preferred.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub priority: u8,
-    /// Lease length overriding the registry's, 1 ms – 1 day.
-    #[cfg_attr(
-        feature = "serde",
-        serde(default, skip_serializing_if = "Option::is_none")
-    )]
-    pub ttl_ms: Option<u64>,
-    /// How often the host should run this instance's active check, 1 ms – 1 day.
-    #[cfg_attr(
-        feature = "serde",
-        serde(default, skip_serializing_if = "Option::is_none")
-    )]
-    pub check_interval_ms: Option<u64>,
-}
-
-#[cfg(feature = "serde")]
-fn default_weight() -> u32 {
-    1
-}
-
 impl InstanceSpec {
-    /// A spec with the required fields and every default.
-    pub fn new(
-        id: impl Into<String>,
-        service: impl Into<String>,
-        address: impl Into<String>,
-        port: u16,
-    ) -> Self {
-        InstanceSpec {
-            id: id.into(),
-            service: service.into(),
-            address: address.into(),
-            port,
-            weight: 1,
-            tags: Vec::new(),
-            meta: Meta::new(),
-            zone: None,
-            priority: 0,
-            ttl_ms: None,
-            check_interval_ms: None,
-        }
-    }
-
     /// Parses a JSON object with the SPEC §2 field names.
     ///
     /// # Errors

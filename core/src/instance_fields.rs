@@ -3,6 +3,8 @@
 //! (what a host registers and what it reads back), the reader's slots and
 //! the bounds `InstanceSpec::validate` checks all come from this table.
 
+use crate::prelude::*;
+
 use crate::config::{
     DAY_MS, MAX_ID_BYTES, MAX_META, MAX_PORT, MAX_TAGS, MAX_WEIGHT, MAX_ZONE_BYTES,
 };
@@ -108,10 +110,58 @@ macro_rules! instance_field {
     };
 }
 
+/// The Rust type of a field of `kind` that always has a value.
+macro_rules! field_type {
+    (Str) => { String };
+    (StrList) => { Vec<String> };
+    (StrMap) => { crate::meta::Meta };
+    (U8) => { u8 };
+    (U16) => { u16 };
+    (U32) => { u32 };
+    (U64) => { u64 };
+}
+
+/// The Rust type of an optional field: `Option` when it may be unset.
+macro_rules! optional_type {
+    ($kind:ident Unset) => { Option<field_type!($kind)> };
+    ($kind:ident $default:ident) => { field_type!($kind) };
+}
+
+/// An optional field's value when a host leaves it out.
+macro_rules! optional_default {
+    (Unset) => {
+        None
+    };
+    (Empty) => {
+        Default::default()
+    };
+    (Value($value:expr)) => {
+        $value
+    };
+}
+
+/// How `InstanceSpec::new` takes a required field, and makes it a value.
+macro_rules! required_param {
+    (Str) => { impl Into<String> };
+    (U16) => { u16 };
+}
+macro_rules! required_value {
+    (Str, $v:ident) => {
+        $v.into()
+    };
+    (U16, $v:ident) => {
+        $v
+    };
+}
+
 macro_rules! instance_table {
-    ($(
+    (@required {$(
+        $(#[doc = $qdoc:literal])*
+        $qkey:ident: $qkind:ident, range($qlo:expr, $qhi:path);
+    )*}
+    $(
         $(#[doc = $doc:literal])*
-        $key:ident: $kind:ident, $default:expr, range($lo:expr, $hi:path);
+        $key:ident: $kind:ident, $default:ident $(($value:expr))?, range($lo:expr, $hi:path);
     )*
     @read_only {$(
         $(#[doc = $rdoc:literal])*
@@ -119,7 +169,8 @@ macro_rules! instance_table {
     )*}) => {
         /// The fields of an instance's wire form that a host registers
         /// (SPEC §2), in documentation order: what the reader accepts.
-        pub const INSTANCE_KEYS: [&str; [$(stringify!($key)),*].len()] = [$(stringify!($key)),*];
+        pub const INSTANCE_KEYS: [&str; [$(stringify!($qkey),)* $(stringify!($key)),*].len()] =
+            [$(stringify!($qkey),)* $(stringify!($key)),*];
 
         /// Every instance field with its kind, default, bounds and
         /// documentation, in the wire form's order: those a host registers
@@ -128,7 +179,8 @@ macro_rules! instance_table {
         /// generated code read.
         pub const INSTANCE_FIELDS: [InstanceField;
             INSTANCE_KEYS.len() + [$(stringify!($rkey)),*].len()] = [
-            $(instance_field!(false, [$($doc)*] $key: $kind, $default, range($lo, $hi)),)*
+            $(instance_field!(false, [$($qdoc)*] $qkey: $qkind, Required, range($qlo, $qhi)),)*
+            $(instance_field!(false, [$($doc)*] $key: $kind, $default $(($value))?, range($lo, $hi)),)*
             $(instance_field!(true, [$($rdoc)*] $rkey: $rkind, $rdefault, range($rlo, $rhi)),)*
         ];
 
@@ -137,29 +189,107 @@ macro_rules! instance_table {
         #[allow(non_camel_case_types)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(crate) enum Slot {
+            $($qkey,)*
             $($key,)*
         }
 
         /// Every slot, in the table's order.
-        pub(crate) const SLOTS: [Slot; INSTANCE_KEYS.len()] = [$(Slot::$key),*];
+        pub(crate) const SLOTS: [Slot; INSTANCE_KEYS.len()] = [$(Slot::$qkey,)* $(Slot::$key),*];
+
+        /// What a host registers: the fields of SPEC §2.
+        ///
+        /// Optional fields take their defaults; [`InstanceSpec::validate`]
+        /// (run by `register`) checks every rule. With the `serde` feature
+        /// it (de)serialises as the wire form, through [`InstanceSpecWire`]
+        /// (a missing required field is `invalid_argument`).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        #[cfg_attr(
+            feature = "serde",
+            serde(try_from = "InstanceSpecWire", into = "InstanceSpecWire")
+        )]
+        pub struct InstanceSpec {
+            $($(#[doc = $qdoc])* pub $qkey: field_type!($qkind),)*
+            $($(#[doc = $doc])* pub $key: optional_type!($kind $default),)*
+        }
+
+        impl InstanceSpec {
+            /// A spec with the required fields and every default.
+            pub fn new($($qkey: required_param!($qkind)),*) -> Self {
+                InstanceSpec {
+                    $($qkey: required_value!($qkind, $qkey),)*
+                    $($key: optional_default!($default $(($value))?),)*
+                }
+            }
+        }
+
+        /// The wire form of an [`InstanceSpec`] as serde sees it: every
+        /// field optional, left out when unset.
+        #[cfg(feature = "serde")]
+        #[derive(serde::Serialize, serde::Deserialize)]
+        pub struct InstanceSpecWire {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                $qkey: Option<field_type!($qkind)>,
+            )*
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                $key: Option<field_type!($kind)>,
+            )*
+        }
+
+        #[cfg(feature = "serde")]
+        impl TryFrom<InstanceSpecWire> for InstanceSpec {
+            type Error = crate::Error;
+
+            fn try_from(wire: InstanceSpecWire) -> crate::Result<InstanceSpec> {
+                let mut spec = InstanceSpec::new(
+                    $(wire.$qkey.ok_or_else(|| {
+                        crate::Error::invalid(stringify!($qkey), "is required")
+                    })?),*
+                );
+                $(instance_table!(@read spec, wire, $key, $default);)*
+                Ok(spec)
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl From<InstanceSpec> for InstanceSpecWire {
+            fn from(spec: InstanceSpec) -> InstanceSpecWire {
+                InstanceSpecWire {
+                    $($qkey: Some(spec.$qkey),)*
+                    $($key: instance_table!(@write spec, $key, $default),)*
+                }
+            }
+        }
     };
+    (@read $spec:ident, $wire:ident, $key:ident, Unset) => { $spec.$key = $wire.$key };
+    (@read $spec:ident, $wire:ident, $key:ident, $default:ident) => {
+        if let Some(v) = $wire.$key {
+            $spec.$key = v;
+        }
+    };
+    (@write $spec:ident, $key:ident, Unset) => { $spec.$key };
+    (@write $spec:ident, $key:ident, $default:ident) => { Some($spec.$key) };
 }
 
 use InstanceDefault::{Empty, Required, Unset, Value};
 
-// A new field is one entry here, then the reader's `match`, the spec's
-// struct and writer (core/src/instance.rs), and `make gen` for the bindings.
-// A field only the registry sets goes under `@read_only`, then `Instance`'s
-// struct and writer.
+// A new field is one entry here, then the reader's `match` and the writer
+// (core/src/instance.rs), and `make gen` for the bindings: the table
+// yields `InstanceSpec`, its `new` and its serde form. A field only the
+// registry sets goes under `@read_only`, then `Instance`'s struct and writer.
 instance_table! {
-    /// Unique id, 1–256 bytes, no control characters.
-    id: Str, Required, range(1, MAX_ID_BYTES);
-    /// Service name, same rule as `id`.
-    service: Str, Required, range(1, MAX_ID_BYTES);
-    /// Host name or IP, 1–256 bytes, no control characters.
-    address: Str, Required, range(1, MAX_ID_BYTES);
-    /// Port, 1–65535.
-    port: U16, Required, range(1, MAX_PORT);
+    @required {
+        /// Unique id, 1–256 bytes, no control characters.
+        id: Str, range(1, MAX_ID_BYTES);
+        /// Service name, same rule as `id`.
+        service: Str, range(1, MAX_ID_BYTES);
+        /// Host name or IP, 1–256 bytes, no control characters.
+        address: Str, range(1, MAX_ID_BYTES);
+        /// Port, 1–65535.
+        port: U16, range(1, MAX_PORT);
+    }
     /// Weight, 1–10000 (default 1).
     weight: U32, Value(1), range(1, MAX_WEIGHT);
     /// Up to 64 tags of 1–256 bytes; duplicates are dropped, order kept.
@@ -220,7 +350,6 @@ pub(crate) const fn bounds(slot: Slot) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prelude::*;
     use alloc::string::ToString;
 
     #[test]

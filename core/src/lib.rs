@@ -89,6 +89,8 @@ pub use instance::{
     Filter, Instance, InstanceDefault, InstanceField, InstanceKind, InstanceSpec, INSTANCE_FIELDS,
     INSTANCE_KEYS,
 };
+#[cfg(feature = "serde")]
+pub use instance_fields::InstanceSpecWire;
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;

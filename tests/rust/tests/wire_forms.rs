@@ -88,8 +88,11 @@ proptest! {
         same_text(&spec.to_json(), &spec);
         let back = InstanceSpec::from_json(&spec.to_json());
         if spec.validate().is_ok() {
-            prop_assert_eq!(back.unwrap(), spec);
+            prop_assert_eq!(back.unwrap(), spec.clone());
         }
+        // serde reads the wire form back too (through the table's wire struct).
+        let read: InstanceSpec = serde_json::from_str(&spec.to_json()).unwrap();
+        prop_assert_eq!(read, spec);
     }
 
     #[test]
@@ -197,4 +200,24 @@ fn a_view_written_from_its_parts_is_the_views_wire_form() {
     }
     assert!(written.iter().any(|v| v.contains(r#""source":"etcd""#)));
     assert!(written.iter().any(|v| v.contains(r#""held":true"#)));
+}
+
+#[test]
+fn serde_fills_the_tables_defaults_and_requires_the_required_fields() {
+    let spec: InstanceSpec =
+        serde_json::from_str(r#"{"id":"a","service":"s","address":"h","port":80,"zone":null}"#)
+            .unwrap();
+    assert_eq!(spec, InstanceSpec::new("a", "s", "h", 80));
+    assert_eq!(spec.weight, 1);
+    for missing in ["id", "service", "address", "port"] {
+        let mut fields = serde_json::json!({"id": "a", "service": "s", "address": "h", "port": 80});
+        fields.as_object_mut().unwrap().remove(missing);
+        let err = serde_json::from_value::<InstanceSpec>(fields)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(missing) && err.contains("is required"),
+            "{err}"
+        );
+    }
 }
