@@ -200,7 +200,7 @@ macro_rules! instance_table {
         ///
         /// Optional fields take their defaults; [`InstanceSpec::validate`]
         /// (run by `register`) checks every rule. With the `serde` feature
-        /// it (de)serialises as the wire form, through [`InstanceSpecWire`]
+        /// it (de)serialises as the wire form, through `InstanceSpecWire`
         /// (a missing required field is `invalid_argument`).
         #[derive(Debug, Clone, PartialEq, Eq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
