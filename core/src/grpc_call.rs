@@ -8,17 +8,18 @@
 //!
 //! Each call is one connection, closed afterwards, which keeps the client
 //! small: the request's headers are HPACK literals without indexing (no
-//! tables to keep), the answer's headers are never decoded (a fresh
-//! connection has no dynamic-table state that later frames would need), and
-//! the windows are opened wide at once, so an answer of up to 2 GiB needs
-//! no flow control. The answer is the DATA of the call's stream,
-//! concatenated: the length-prefixed gRPC message, its 5-byte prefix
-//! included. A call whose answer carries no DATA failed: gRPC reports an
-//! error in trailers alone.
+//! tables to keep), the answer's headers are read only to name a failure
+//! (`:status`, `grpc-status`, `grpc-message`: [`hpack`]), and the windows
+//! are opened wide at once, so an answer of up to 2 GiB needs no flow
+//! control. The answer is the DATA of the call's stream, concatenated: the
+//! length-prefixed gRPC message, its 5-byte prefix included. A call whose
+//! answer carries no DATA, or whose headers say it failed, failed.
 
 use crate::prelude::*;
 
 use crate::error::{Error, Result};
+
+mod hpack;
 
 /// The largest request message: the stream's send window before the
 /// server's SETTINGS, so a request needs no flow control (an etcd range
@@ -56,6 +57,10 @@ const DEFAULT_WINDOW: u32 = 65_535;
 const MAX_FRAME: usize = 16_384;
 /// The one stream a call opens.
 const STREAM: u32 = 1;
+/// The most of one header block the call keeps to read (a longer one is
+/// not read: see [`hpack`]).
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+const PRIORITY_FLAG: u8 = 0x20;
 
 const ERROR_CODES: [&str; 14] = [
     "NO_ERROR",
@@ -109,6 +114,10 @@ pub struct GrpcCall {
     open_block: bool,
     /// That block's HEADERS carried END_STREAM.
     ending: bool,
+    /// The header block being gathered.
+    block: Vec<u8>,
+    /// What the answer's headers said.
+    headers: hpack::Headers,
 }
 
 fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
@@ -244,6 +253,8 @@ impl GrpcCall {
             first: true,
             open_block: false,
             ending: false,
+            block: Vec::new(),
+            headers: hpack::Headers::new(),
         })
     }
 
@@ -359,6 +370,10 @@ impl GrpcCall {
     }
 
     fn answered(&mut self) {
+        if let Some(failure) = self.headers.failure() {
+            self.fail(failure);
+            return;
+        }
         if self.answer.is_empty() {
             self.fail(
                 "the answer has no message (gRPC sent only a status: the call failed)".to_owned(),
@@ -433,12 +448,26 @@ impl GrpcCall {
                     ));
                     return;
                 }
+                let mut fragment = payload;
                 if kind == HEADERS {
                     self.ending = flags & END_STREAM != 0;
+                    fragment = headers_fragment(flags, payload).unwrap_or_else(|| {
+                        self.headers.stop();
+                        &[]
+                    });
+                }
+                if self.block.len() + fragment.len() > MAX_HEADER_BLOCK {
+                    self.headers.stop();
+                } else {
+                    self.block.extend_from_slice(fragment);
                 }
                 self.open_block = flags & END_HEADERS == 0;
-                if self.ending && !self.open_block {
-                    self.answered();
+                if !self.open_block {
+                    self.headers.read(&self.block);
+                    self.block.clear();
+                    if self.ending {
+                        self.answered();
+                    }
                 }
             }
             DATA => {
@@ -476,4 +505,20 @@ impl GrpcCall {
             _ => {}
         }
     }
+}
+
+/// A HEADERS frame's header block fragment: its payload without padding
+/// and priority fields (RFC 9113 §6.2); `None` when those exceed it.
+fn headers_fragment(flags: u8, payload: &[u8]) -> Option<&[u8]> {
+    let mut rest = payload;
+    let mut pad = 0;
+    if flags & PADDED != 0 {
+        let (&n, tail) = rest.split_first()?;
+        pad = usize::from(n);
+        rest = tail;
+    }
+    if flags & PRIORITY_FLAG != 0 {
+        rest = rest.get(5..)?;
+    }
+    rest.get(..rest.len().checked_sub(pad)?)
 }

@@ -227,6 +227,77 @@ fn scripts() -> Vec<Script> {
             Err("exceeds 8 bytes"),
         ),
         (
+            "trailers only, with a gRPC status",
+            cat(&[
+                settings(),
+                f(
+                    HEADERS,
+                    END_HEADERS | END_STREAM,
+                    1,
+                    &trailers("12", "unknown method Nope"),
+                ),
+            ]),
+            Err("gRPC status 12 (UNIMPLEMENTED): unknown method Nope"),
+        ),
+        (
+            "a message, then a failing status in two frames",
+            {
+                let t = trailers("13", "broken%21");
+                cat(&[
+                    settings(),
+                    head.clone(),
+                    f(DATA, 0, 1, MSG),
+                    f(HEADERS, END_STREAM, 1, &t[..5]),
+                    f(CONTINUATION, END_HEADERS, 1, &t[5..]),
+                ])
+            },
+            Err("gRPC status 13 (INTERNAL): broken!"),
+        ),
+        (
+            "a message, then status 0",
+            cat(&[
+                settings(),
+                head.clone(),
+                f(DATA, 0, 1, MSG),
+                f(HEADERS, END_HEADERS | END_STREAM, 1, &trailers("0", "")),
+            ]),
+            Ok(MSG.to_vec()),
+        ),
+        (
+            "an HTTP error, padded and with priority",
+            cat(&[
+                settings(),
+                f(
+                    HEADERS,
+                    END_HEADERS | PADDED | 0x20,
+                    1,
+                    b"\x02\0\0\0\0\x10\x48\x03503\0\0",
+                ),
+                f(DATA, END_STREAM, 1, MSG),
+            ]),
+            Err("HTTP status 503"),
+        ),
+        (
+            "headers that do not decode are not read",
+            cat(&[
+                settings(),
+                f(HEADERS, END_HEADERS, 1, b"\x80"),
+                f(DATA, 0, 1, MSG),
+                f(HEADERS, END_HEADERS | END_STREAM, 1, &trailers("13", "")),
+            ]),
+            Ok(MSG.to_vec()),
+        ),
+        (
+            "padding past a HEADERS frame stops the reading",
+            cat(&[
+                settings(),
+                f(HEADERS, END_HEADERS | PADDED, 1, b"\x09\x88"),
+                f(DATA, 0, 1, MSG),
+                f(HEADERS, END_HEADERS | END_STREAM, 1, &trailers("13", "")),
+            ]),
+            Ok(MSG.to_vec()),
+        ),
+        (
             "HTTP/1.1",
             b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
             Err("does not speak HTTP/2"),
@@ -242,6 +313,19 @@ fn scripts() -> Vec<Script> {
             Err("does not speak HTTP/2"),
         ),
     ]
+}
+
+/// A trailer block: `grpc-status` and `grpc-message` as literals with
+/// incremental indexing (what gRPC servers send).
+fn trailers(status: &str, message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in [("grpc-status", status), ("grpc-message", message)] {
+        out.extend([0x40, name.len() as u8]);
+        out.extend(name.bytes());
+        out.push(value.len() as u8);
+        out.extend(value.bytes());
+    }
+    out
 }
 
 fn outcome(c: &GrpcCall) -> core::result::Result<Vec<u8>, String> {

@@ -144,10 +144,10 @@ func TestGRPCUnaryAgainstEtcd(t *testing.T) {
 			t.Fatalf("%d keys, want %d", len(got), len(want))
 		}
 	})
-	t.Run("a method etcd does not serve has no message", func(t *testing.T) {
+	t.Run("a method etcd does not serve fails with its gRPC status", func(t *testing.T) {
 		_, err := grpcUnary(within(t, 5*time.Second), etcd.Endpoint(), nil, "/etcdserverpb.KV/Nope", rangeRequest("/g3"))
-		if err == nil || !strings.Contains(err.Error(), "no message") || !strings.Contains(err.Error(), etcd.Endpoint()) {
-			t.Fatalf("want the no-message error naming the endpoint: %v", err)
+		if err == nil || !strings.Contains(err.Error(), "gRPC status 12 (UNIMPLEMENTED): unknown method Nope") || !strings.Contains(err.Error(), etcd.Endpoint()) {
+			t.Fatalf("want the gRPC status naming the endpoint: %v", err)
 		}
 	})
 	t.Run("a closed port", func(t *testing.T) {

@@ -217,13 +217,20 @@ fn read_everything(bytes: &[u8]) -> Result<(), TestCaseError> {
             reg.check_invariants().map_err(TestCaseError::fail)?;
         }
     }
-    // The gRPC call's HTTP/2 reading: whole or byte by byte, the same.
-    let mut whole = GrpcCall::new("http", "h:1", "/p", b"", 0).unwrap();
-    let mut bytewise = GrpcCall::new("http", "h:1", "/p", b"", 0).unwrap();
-    for body in [bytes, &framed[..]] {
+    // The gRPC call's HTTP/2 reading: whole or byte by byte, the same; the
+    // bytes as they came, and as a header block after the server's SETTINGS
+    // (what the HPACK reading sees).
+    let mut headers = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let block = &bytes[..bytes.len().min(16_384)];
+    headers.extend_from_slice(&(block.len() as u32).to_be_bytes()[1..]);
+    headers.extend_from_slice(&[1, 4 | 1, 0, 0, 0, 1]);
+    headers.extend_from_slice(block);
+    for body in [bytes, &framed[..], &headers[..]] {
         if body.is_empty() {
             continue; // an empty read is the connection's end
         }
+        let mut whole = GrpcCall::new("http", "h:1", "/p", b"", 0).unwrap();
+        let mut bytewise = GrpcCall::new("http", "h:1", "/p", b"", 0).unwrap();
         whole.receive(body);
         for b in body {
             bytewise.receive(std::slice::from_ref(b));
