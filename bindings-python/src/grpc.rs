@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use waypost::{GrpcCall, GrpcCallState};
 
-use crate::errors;
+use crate::{convert, errors};
 
 fn state_name(state: GrpcCallState) -> &'static str {
     match state {
@@ -31,16 +31,23 @@ impl PyGrpcCall {
     /// request; it fails once the answer exceeds ``max_answer`` bytes (0:
     /// 256 MiB, also the most). ``InvalidArgumentError`` for a bad value.
     #[new]
-    #[pyo3(signature = (scheme, authority, path, message, max_answer = 0))]
+    #[pyo3(signature = (scheme, authority, path, message, max_answer = None))]
     fn new(
         py: Python<'_>,
-        scheme: &str,
-        authority: &str,
-        path: &str,
+        scheme: &Bound<'_, PyAny>,
+        authority: &Bound<'_, PyAny>,
+        path: &Bound<'_, PyAny>,
         message: &[u8],
-        max_answer: usize,
+        max_answer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let call = GrpcCall::new(scheme, authority, path, message, max_answer);
+        let scheme = convert::string(scheme, "scheme")?;
+        let authority = convert::string(authority, "authority")?;
+        let path = convert::string(path, "path")?;
+        let max_answer = match max_answer {
+            Some(n) => convert::uint_as::<usize>(py, n, "max_answer")?,
+            None => 0,
+        };
+        let call = GrpcCall::new(&scheme, &authority, &path, message, max_answer);
         Ok(PyGrpcCall {
             call: errors::check(py, call)?,
         })

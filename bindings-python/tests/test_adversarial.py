@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import waypost
+from waypost._waypost import GrpcCall
 
 NUMBERS: list[Any] = [0, -1, 1, 2**31, 2**32, 2**53 + 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1,
                       math.nan, math.inf, -math.inf, 1.5, -0.0, 1e308, True, False]
@@ -75,6 +76,11 @@ def calls(reg: waypost.Registry, v: Any) -> Iterator[Callable[[], Any]]:
     yield lambda: reg.service_modify_index(v)
     yield lambda: waypost.Registry.restore(v)
     yield lambda: v in reg
+    # The gRPC call's HTTP/2, without a registry: each argument, then bytes received.
+    grpc_args: list[Any] = ["http", "h:1", "/p", b"\0\0\0\0\0", 0]
+    for i in range(len(grpc_args)):
+        yield partial(GrpcCall, *grpc_args[:i], v, *grpc_args[i + 1:])
+    yield lambda: GrpcCall(*grpc_args).receive(v)
     for key in ("ttl_ms", "evict_after_ms", "seed", "check_rise", "panic_threshold", "event_retention",
                 "self_preservation_threshold", "max_ejection_percent"):
         yield partial(waypost.Registry, **{key: v})
