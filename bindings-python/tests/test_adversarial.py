@@ -78,9 +78,10 @@ def calls(reg: waypost.Registry, v: Any) -> Iterator[Callable[[], Any]]:
     yield lambda: v in reg
     # The gRPC call's HTTP/2, without a registry: each argument, then bytes received.
     grpc_args: list[Any] = ["http", "h:1", "/p", b"\0\0\0\0\0", 0]
+    new_call: Callable[..., GrpcCall] = GrpcCall
     for i in range(len(grpc_args)):
-        yield partial(GrpcCall, *grpc_args[:i], v, *grpc_args[i + 1:])
-    yield lambda: GrpcCall(*grpc_args).receive(v)
+        yield partial(new_call, *grpc_args[:i], v, *grpc_args[i + 1:])
+    yield lambda: new_call(*grpc_args).receive(v)
     for key in ("ttl_ms", "evict_after_ms", "seed", "check_rise", "panic_threshold", "event_retention",
                 "self_preservation_threshold", "max_ejection_percent"):
         yield partial(waypost.Registry, **{key: v})
