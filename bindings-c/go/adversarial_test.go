@@ -189,7 +189,28 @@ func stringCalls(reg *Registry, s string) []hostileCall {
 		{"SourceFeed.name", func() error { return ignore(reg.SourceFeed(s, `{"header":{"revision":"1"}}`, now, 200, "")) }},
 		{"SourceFeed.body", func() error { return ignore(reg.SourceFeed("etcd", s, now, 200, "")) }},
 		{"SourceFeed.index", func() error { return ignore(reg.SourceFeed("etcd", `{"header":{"revision":"1"}}`, now, 200, s)) }},
+		{"NewGRPCCall.scheme", func() error { return grpcCall(s, "h:1", "/p", nil) }},
+		{"NewGRPCCall.authority", func() error { return grpcCall("http", s, "/p", nil) }},
+		{"NewGRPCCall.path", func() error { return grpcCall("http", "h:1", s, nil) }},
+		{"NewGRPCCall.message", func() error { return grpcCall("http", "h:1", "/p", []byte(s)) }},
+		{"GRPCCall.Receive", func() error { return grpcCall("http", "h:1", "/p", nil, []byte(s)) }},
 	}
+}
+
+// grpcCall makes a gRPC call's HTTP/2 and hands it reads: a bad argument
+// is an error; whatever is read, the call answers a state.
+func grpcCall(scheme, authority, path string, msg []byte, reads ...[]byte) error {
+	call, err := NewGRPCCall(scheme, authority, path, msg, 0)
+	if err != nil {
+		return err
+	}
+	defer call.Close()
+	_ = call.Output()
+	for _, r := range reads {
+		call.Receive(r)
+	}
+	_, _ = call.Answer(), call.Failure()
+	return nil
 }
 
 func closeIf(r *Registry) {
@@ -354,6 +375,13 @@ func uint32Calls(reg *Registry, v uint32) []hostileCall {
 
 func intCalls(reg *Registry, status int) []hostileCall {
 	return []hostileCall{
+		{"NewGRPCCall.maxAnswer", func() error {
+			call, err := NewGRPCCall("http", "h:1", "/p", nil, status)
+			if err == nil {
+				call.Close()
+			}
+			return err
+		}},
 		{"SourceFeed.status", func() error {
 			return ignore(reg.SourceFeed("etcd", `{"header":{"revision":"1"}}`, at(5), status, ""))
 		}},
