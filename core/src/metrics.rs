@@ -80,24 +80,9 @@ fn escape(value: &str, out: &mut String) {
     }
 }
 
+// Written from the registry's public readings (`service_metrics`,
+// `registry_metrics`, `len`) only.
 impl Registry {
-    /// Metrics of every service that has instances, in name order.
-    pub fn service_metrics(&self) -> Vec<ServiceMetricsView> {
-        let mut views: Vec<ServiceMetricsView> = self
-            .services
-            .iter()
-            .filter(|s| !s.members.is_empty() || s.metrics != ServiceMetrics::default())
-            .map(|s| ServiceMetricsView {
-                service: String::from(&*s.name),
-                instances: s.counts,
-                panic: s.panic,
-                counters: s.metrics.clone(),
-            })
-            .collect();
-        crate::sort::sort_by(&mut views, |a, b| a.service < b.service);
-        views
-    }
-
     /// Every metric in the Prometheus text exposition format (version 0.0.4),
     /// ready to serve at `/metrics`.
     pub fn render_metrics(&self) -> String {
@@ -201,7 +186,7 @@ impl Registry {
         put!(
             &mut out,
             "waypost_pick_failures_total{service=\"\",code=\"unknown_service\"} ",
-            self.metrics.unknown_service_picks,
+            self.registry_metrics().unknown_service_picks,
             "\n"
         );
         let counters: [Counter; 6] = [
@@ -252,7 +237,7 @@ impl Registry {
             "gauge",
             "Instances in the registry.",
         );
-        put!(&mut out, "waypost_registry_instances ", self.total, "\n");
+        put!(&mut out, "waypost_registry_instances ", self.len(), "\n");
         family(
             &mut out,
             "waypost_registry_services",

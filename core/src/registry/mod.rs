@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventLog};
 use crate::health::{Health, HealthInputs};
 use crate::instance::{check_name, Instance, InstanceSpec};
-use crate::metrics::RegistryMetrics;
+use crate::metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 use crate::rng::Rng;
 use crate::source::SourceStatus;
 
@@ -252,6 +252,28 @@ impl Registry {
     /// Index of the latest event (0 before any).
     pub fn last_index(&self) -> u64 {
         self.events.last_index()
+    }
+
+    /// Metrics of every service that has instances, in name order.
+    pub fn service_metrics(&self) -> Vec<ServiceMetricsView> {
+        let mut views: Vec<ServiceMetricsView> = self
+            .services
+            .iter()
+            .filter(|s| !s.members.is_empty() || s.metrics != ServiceMetrics::default())
+            .map(|s| ServiceMetricsView {
+                service: String::from(&*s.name),
+                instances: s.counts,
+                panic: s.panic,
+                counters: s.metrics.clone(),
+            })
+            .collect();
+        crate::sort::sort_by(&mut views, |a, b| a.service < b.service);
+        views
+    }
+
+    /// The registry-wide counters.
+    pub fn registry_metrics(&self) -> &RegistryMetrics {
+        &self.metrics
     }
 
     /// Number of registered instances.
