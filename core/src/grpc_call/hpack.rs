@@ -258,8 +258,11 @@ impl Headers {
                 // Indexed field.
                 let index = integer(&mut block, 7)?;
                 let (name, value) = self.field(index)?;
-                let (name, value) = (name.to_vec(), value.to_vec());
-                self.learn(&name, value);
+                // Only the three names are kept: nothing else is copied.
+                if let Some(slot) = Headers::slot(name) {
+                    let value = value.to_vec();
+                    *self.kept(slot) = Some(value);
+                }
             } else if first & 0xe0 == 0x20 {
                 // Dynamic table size update.
                 let size = integer(&mut block, 5)?;
@@ -290,12 +293,24 @@ impl Headers {
         Some(())
     }
 
+    /// Which of the kept headers `name` is.
+    fn slot(name: &[u8]) -> Option<usize> {
+        [&b":status"[..], b"grpc-status", b"grpc-message"]
+            .iter()
+            .position(|n| *n == name)
+    }
+
+    fn kept(&mut self, slot: usize) -> &mut Option<Vec<u8>> {
+        match slot {
+            0 => &mut self.status,
+            1 => &mut self.grpc_status,
+            _ => &mut self.grpc_message,
+        }
+    }
+
     fn learn(&mut self, name: &[u8], value: Vec<u8>) {
-        match name {
-            b":status" => self.status = Some(value),
-            b"grpc-status" => self.grpc_status = Some(value),
-            b"grpc-message" => self.grpc_message = Some(value),
-            _ => {}
+        if let Some(slot) = Headers::slot(name) {
+            *self.kept(slot) = Some(value);
         }
     }
 }
