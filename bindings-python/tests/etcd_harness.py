@@ -320,7 +320,12 @@ class EtcdServer:
         deadline = time.monotonic() + timeout
         while True:
             states = []
-            for tid in os.listdir(tasks):
+            try:
+                tids = os.listdir(tasks)
+            except OSError:  # no /proc to ask: give the threads a second
+                time.sleep(1)
+                return
+            for tid in tids:
                 try:
                     with open(f"{tasks}/{tid}/stat") as f:
                         states.append(f.read().rsplit(")", 1)[1].split()[0])
