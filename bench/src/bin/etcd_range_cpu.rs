@@ -3,13 +3,15 @@
 //! that other processes on a shared machine do not count; beside the same
 //! floors as `benches/sources.rs` (the JSON tree reader alone on the same
 //! text, dropping 10 000 entries), timed the same way; and the same range
-//! as etcd's gRPC API answers it (`"grpc": true`). POSIX only.
+//! as etcd's gRPC API answers it (`"grpc": true`), and that answer read
+//! out of its HTTP/2 frames by the core's `GrpcCall` beside copying the
+//! same bytes. POSIX only.
 //!
 //!   cargo run --release -p waypost-bench --bin etcd_range_cpu
 
 use std::hint::black_box;
 
-use waypost::{Config, Registry, SourceEntry};
+use waypost::{Config, GrpcCall, GrpcCallState, Registry, SourceEntry};
 use waypost_bench::etcd::{entry, range_grpc_payload, range_payload, watch_payload, N};
 
 /// This thread's CPU time so far, in nanoseconds.
@@ -99,6 +101,43 @@ fn main() {
         let r = m.source_feed_bytes("etcd", &grpc, 0, 200, None).unwrap();
         assert_eq!(r.added as usize, N);
     });
+    // The gRPC answer as a server sends it: SETTINGS, HEADERS, DATA
+    // frames of 16 KiB, trailers; read in 64 KiB pieces, as a socket gives them.
+    let mut wire = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let frame = |out: &mut Vec<u8>, kind: u8, flags: u8, payload: &[u8]| {
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(&[kind, flags, 0, 0, 0, 1]);
+        out.extend_from_slice(payload);
+    };
+    frame(&mut wire, 1, 4, &[0x88]);
+    for chunk in grpc.chunks(16_384) {
+        frame(&mut wire, 0, 0, chunk);
+    }
+    frame(&mut wire, 1, 5, b"\x40\x0bgrpc-status\x010");
+    let http2 = measure(
+        runs,
+        || (),
+        |()| {
+            let mut call =
+                GrpcCall::new("http", "127.0.0.1:2379", "/etcdserverpb.KV/Range", b"", 0).unwrap();
+            for piece in wire.chunks(65_536) {
+                call.receive(piece);
+            }
+            assert_eq!(call.state(), GrpcCallState::Answered);
+            assert_eq!(black_box(call.take_answer()).len(), grpc.len());
+        },
+    );
+    let copy = measure(
+        runs,
+        || (),
+        |()| {
+            let mut out = Vec::new();
+            for piece in wire.chunks(65_536) {
+                out.extend_from_slice(piece);
+            }
+            black_box(out);
+        },
+    );
     let watches = [watch_payload(9090, 11), watch_payload(8080, 12)];
     let watch = measure(
         runs,
@@ -135,6 +174,12 @@ fn main() {
             grpc_empty,
             "ms",
         ),
+        (
+            "floor: copying the gRPC answer's HTTP/2 bytes in 64 KiB pieces",
+            copy,
+            "ms",
+        ),
+        ("the gRPC answer read out of its HTTP/2 frames", http2, "ms"),
         // 10 000 messages a run: ms per run is 0.1 µs per message.
         ("one watch message fed whole", watch, "µs"),
     ] {
