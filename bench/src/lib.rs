@@ -1,7 +1,9 @@
 //! Benchmarks of the waypost core: see `benches/`, and `src/bin/` for the
 //! ones that are not criterion's.
 
-// Base64 and protocol buffers as the core's tests write them.
+// Base64, protocol buffers and HTTP/2 as the core's tests write them.
+#[path = "../../core/tests/support/h2.rs"]
+mod h2;
 #[path = "../../core/tests/support/protobuf.rs"]
 mod protobuf;
 #[path = "../../core/tests/support/base64.rs"]
@@ -79,6 +81,25 @@ pub mod etcd {
         }
         int(4, N as u64, &mut message);
         framed(&message)
+    }
+
+    /// A gRPC `answer` as a server sends it on the call's stream: its
+    /// SETTINGS, HEADERS (`:status 200`), the answer in DATA frames of
+    /// 16 KiB, and trailers (`grpc-status 0`).
+    pub fn grpc_served(answer: &[u8]) -> Vec<u8> {
+        use crate::h2::{frame, literal, DATA, END_HEADERS, END_STREAM, HEADERS, SETTINGS};
+        let mut out = frame(SETTINGS, 0, 0, &[]);
+        out.extend(frame(HEADERS, END_HEADERS, 1, &[0x88]));
+        for chunk in answer.chunks(16_384) {
+            out.extend(frame(DATA, 0, 1, chunk));
+        }
+        out.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &literal("grpc-status", "0"),
+        ));
+        out
     }
 
     /// A watch message with one PUT event: instance 7 on `port`.

@@ -6,32 +6,15 @@
 use proptest::prelude::*;
 use waypost::{Error, GrpcCall, GrpcCallState, GRPC_MAX_REQUEST};
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PUSH_PROMISE: u8 = 0x5;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
+#[path = "support/h2.rs"]
+mod h2;
+use h2::frame as f;
+use h2::*;
+
 const MAX_WINDOW: u32 = 0x7fff_ffff;
 const DEFAULT_WINDOW: u32 = 65_535;
 
 const MSG: &[u8] = b"\0\0\0\0\x03abc";
-
-fn f(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    out.extend([kind, flags]);
-    out.extend(stream.to_be_bytes());
-    out.extend(payload);
-    out
-}
 
 fn call() -> GrpcCall {
     let mut c = GrpcCall::new("http", "127.0.0.1:2379", "/etcdserverpb.KV/Range", MSG, 8).unwrap();
@@ -269,7 +252,7 @@ fn scripts() -> Vec<Script> {
                 settings(),
                 f(
                     HEADERS,
-                    END_HEADERS | PADDED | 0x20,
+                    END_HEADERS | PADDED | PRIORITY,
                     1,
                     b"\x02\0\0\0\0\x10\x48\x03503\0\0",
                 ),
@@ -315,17 +298,14 @@ fn scripts() -> Vec<Script> {
     ]
 }
 
-/// A trailer block: `grpc-status` and `grpc-message` as literals with
-/// incremental indexing (what gRPC servers send).
+/// A trailer block: `grpc-status` and `grpc-message`, as gRPC servers
+/// send them.
 fn trailers(status: &str, message: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in [("grpc-status", status), ("grpc-message", message)] {
-        out.extend([0x40, name.len() as u8]);
-        out.extend(name.bytes());
-        out.push(value.len() as u8);
-        out.extend(value.bytes());
-    }
-    out
+    [
+        literal("grpc-status", status),
+        literal("grpc-message", message),
+    ]
+    .concat()
 }
 
 fn outcome(c: &GrpcCall) -> core::result::Result<Vec<u8>, String> {

@@ -12,7 +12,9 @@
 use std::hint::black_box;
 
 use waypost::{Config, GrpcCall, GrpcCallState, Registry, SourceEntry};
-use waypost_bench::etcd::{entry, range_grpc_payload, range_payload, watch_payload, N};
+use waypost_bench::etcd::{
+    entry, grpc_served, range_grpc_payload, range_payload, watch_payload, N,
+};
 
 /// This thread's CPU time so far, in nanoseconds.
 fn cpu_ns() -> u64 {
@@ -101,19 +103,8 @@ fn main() {
         let r = m.source_feed_bytes("etcd", &grpc, 0, 200, None).unwrap();
         assert_eq!(r.added as usize, N);
     });
-    // The gRPC answer as a server sends it: SETTINGS, HEADERS, DATA
-    // frames of 16 KiB, trailers; read in 64 KiB pieces, as a socket gives them.
-    let mut wire = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
-    let frame = |out: &mut Vec<u8>, kind: u8, flags: u8, payload: &[u8]| {
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-        out.extend_from_slice(&[kind, flags, 0, 0, 0, 1]);
-        out.extend_from_slice(payload);
-    };
-    frame(&mut wire, 1, 4, &[0x88]);
-    for chunk in grpc.chunks(16_384) {
-        frame(&mut wire, 0, 0, chunk);
-    }
-    frame(&mut wire, 1, 5, b"\x40\x0bgrpc-status\x010");
+    // Read in 64 KiB pieces, as a socket gives them.
+    let wire = grpc_served(&grpc);
     let http2 = measure(
         runs,
         || (),

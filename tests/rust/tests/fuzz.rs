@@ -24,6 +24,8 @@ use proptest::strategy::Strategy as _;
 use proptest::test_runner::{Config as RunConfig, FileFailurePersistence, TestRunner};
 use waypost::json::Json;
 
+#[path = "../../../core/tests/support/h2.rs"]
+mod h2;
 #[path = "../../../core/tests/support/base64.rs"]
 mod support;
 use support::base64;
@@ -220,11 +222,14 @@ fn read_everything(bytes: &[u8]) -> Result<(), TestCaseError> {
     // The gRPC call's HTTP/2 reading: whole or byte by byte, the same; the
     // bytes as they came, and as a header block after the server's SETTINGS
     // (what the HPACK reading sees).
-    let mut headers = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
     let block = &bytes[..bytes.len().min(16_384)];
-    headers.extend_from_slice(&(block.len() as u32).to_be_bytes()[1..]);
-    headers.extend_from_slice(&[1, 4 | 1, 0, 0, 0, 1]);
-    headers.extend_from_slice(block);
+    let mut headers = h2::frame(h2::SETTINGS, 0, 0, &[]);
+    headers.extend(h2::frame(
+        h2::HEADERS,
+        h2::END_HEADERS | h2::END_STREAM,
+        1,
+        block,
+    ));
     for body in [bytes, &framed[..], &headers[..]] {
         if body.is_empty() {
             continue; // an empty read is the connection's end

@@ -93,10 +93,10 @@ fn response_blocks_of_rfc_7541_evict() {
 
 /// A literal header field with incremental indexing and a new name.
 fn literal(name: &str, value: &str) -> Vec<u8> {
-    let mut out = vec![0x40, name.len() as u8];
-    out.extend_from_slice(name.as_bytes());
-    out.push(value.len() as u8);
-    out.extend_from_slice(value.as_bytes());
+    let mut out = Vec::new();
+    put_integer(&mut out, 0x40, 6, 0);
+    put_string(&mut out, name.as_bytes(), false, &[]);
+    put_string(&mut out, value.as_bytes(), false, &[]);
     out
 }
 
