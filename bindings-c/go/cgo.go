@@ -75,3 +75,12 @@ func keepAlive(r *Registry) { runtime.KeepAlive(r) }
 
 // cgoFloor makes the cheapest possible cgo call (benchmarks compare with it).
 func cgoFloor() { C.wp_noop() }
+
+// bytePtr is b's first byte for C to read during one call (b holds no Go
+// pointers), or nil for an empty b.
+func bytePtr(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}

@@ -51,15 +51,6 @@ func NewGRPCCall(scheme, authority, path string, msg []byte, maxAnswer int) (*GR
 	return call, nil
 }
 
-// bytePtr is b's first byte for C to read during one call (b holds no Go
-// pointers), or nil for an empty b.
-func bytePtr(b []byte) *C.uint8_t {
-	if len(b) == 0 {
-		return nil
-	}
-	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
-}
-
 // Output is what to send now (empty when nothing): first the request, then
 // the acknowledgements HTTP/2 asks for, and after the answer a goodbye
 // that may be sent or dropped.

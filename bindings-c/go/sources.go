@@ -3,10 +3,7 @@ package waypost
 // #include "bridge.h"
 import "C"
 
-import (
-	"time"
-	"unsafe"
-)
+import "time"
 
 // Report is what one reconcile call did (SPEC §10.2).
 type Report struct {
@@ -181,12 +178,8 @@ func (r *Registry) SourceFeedBytes(name string, body []byte, now time.Time, stat
 	}
 	var rep Report
 	err = strings3([3]string{"name", "index"}, [3]string{name, index}, n, func(a, c, _ *C.char) error {
-		// The body goes by pointer and length (it may hold NUL bytes); C
-		// reads it only during the call, and it holds no Go pointers.
-		var p *C.uint8_t
-		if len(body) > 0 {
-			p = (*C.uint8_t)(unsafe.Pointer(&body[0]))
-		}
+		// The body goes by pointer and length (it may hold NUL bytes).
+		p := bytePtr(body)
 		var e error
 		rep, e = r.reportCall(func(out **C.char, ce **C.waypost_error) C.waypost_status {
 			return C.waypost_registry_source_feed_bytes(r.ptr, a, p, C.size_t(len(body)), t, C.uint16_t(status), c, out, ce)

@@ -4,17 +4,9 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use waypost::{GrpcCall, GrpcCallState};
+use waypost::GrpcCall;
 
 use crate::{convert, errors};
-
-fn state_name(state: GrpcCallState) -> &'static str {
-    match state {
-        GrpcCallState::Waiting => "waiting",
-        GrpcCallState::Answered => "answered",
-        GrpcCallState::Failed => "failed",
-    }
-}
 
 /// One gRPC unary call: send ``take_output()``, hand every read to
 /// ``receive`` (``b""``: the server closed the connection) and send
@@ -57,20 +49,18 @@ impl PyGrpcCall {
     /// acknowledgements HTTP/2 asks for, after the answer a goodbye that
     /// may be dropped.
     fn take_output<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let out = PyBytes::new(py, self.call.output());
-        self.call.clear_output();
-        out
+        PyBytes::new(py, &self.call.take_output())
     }
 
     /// Reads what the server sent; answers the state.
     fn receive(&mut self, data: &[u8]) -> &'static str {
-        state_name(self.call.receive(data))
+        self.call.receive(data).as_str()
     }
 
     /// ``"waiting"``, ``"answered"`` or ``"failed"``.
     #[getter]
     fn state(&self) -> &'static str {
-        state_name(self.call.state())
+        self.call.state().as_str()
     }
 
     /// The answer's DATA (the length-prefixed gRPC message); ``b""``

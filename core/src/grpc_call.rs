@@ -97,6 +97,17 @@ pub enum GrpcCallState {
     Failed,
 }
 
+impl GrpcCallState {
+    /// `"waiting"`, `"answered"` or `"failed"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GrpcCallState::Waiting => "waiting",
+            GrpcCallState::Answered => "answered",
+            GrpcCallState::Failed => "failed",
+        }
+    }
+}
+
 /// One gRPC unary call (see the module's text).
 #[derive(Debug)]
 pub struct GrpcCall {
@@ -268,17 +279,6 @@ impl GrpcCall {
     /// optional, and a failure to send it changes nothing.
     pub fn take_output(&mut self) -> Vec<u8> {
         core::mem::take(&mut self.out)
-    }
-
-    /// The bytes to send now, borrowed; [`GrpcCall::clear_output`] once
-    /// they are sent.
-    pub fn output(&self) -> &[u8] {
-        &self.out
-    }
-
-    /// Forgets the bytes [`GrpcCall::output`] showed.
-    pub fn clear_output(&mut self) {
-        self.out.clear();
     }
 
     /// The answer: the DATA of the call's stream once it is

@@ -18,7 +18,7 @@ const MSG: &[u8] = b"\0\0\0\0\x03abc";
 
 fn call() -> GrpcCall {
     let mut c = GrpcCall::new("http", "127.0.0.1:2379", "/etcdserverpb.KV/Range", MSG, 8).unwrap();
-    c.clear_output();
+    c.take_output();
     c
 }
 
@@ -428,13 +428,12 @@ fn what_the_call_sends() {
     script.extend(f(SETTINGS, ACK, 0, b""));
     assert_eq!(c.receive(&script), GrpcCallState::Waiting);
     assert_eq!(
-        frames(c.output()),
+        frames(&c.take_output()),
         [
             (SETTINGS, ACK, 0, vec![]),
             (PING, ACK, 0, b"12345678".to_vec())
         ]
     );
-    c.clear_output();
     assert_eq!(
         c.receive(&f(DATA, END_STREAM, 1, MSG)),
         GrpcCallState::Answered

@@ -18,9 +18,6 @@ from typing import Optional
 
 from ._waypost import GrpcCall
 
-# The largest answer a call reads unless told less (the core's bound too).
-MAX_ANSWER = 256 * 1024 * 1024
-
 
 def shut_down(sock: Optional[socket.socket]) -> None:
     """Shuts a socket down both ways so a thread blocked on it wakes; an
@@ -52,7 +49,8 @@ class Call:
     with ``context``, default ``h2_context()``; it must offer ALPN ``h2``).
     ``run()`` (once) answers the DATA bytes or raises ``GrpcError`` (``OSError``);
     ``timeout`` bounds the whole call, ``abort()`` (from another thread)
-    ends it at once."""
+    ends it at once; an answer over ``max_size`` bytes fails it (0: the
+    core's bound, 256 MiB)."""
 
     def __init__(
         self,
@@ -65,7 +63,7 @@ class Call:
         timeout: float,
         context: Optional[ssl.SSLContext] = None,
         authority: Optional[str] = None,
-        max_size: int = MAX_ANSWER,
+        max_size: int = 0,
     ) -> None:
         self.host, self.port, self.secure, self.path = host, port, secure, path
         self.authority = authority or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
