@@ -512,7 +512,9 @@ impl<'a> Walker<'a> {
         self.r.skip().ok()
     }
 
-    /// A non-negative integer (`None` for any other value, too).
+    /// A non-negative integer. `None` for any other value too, and then
+    /// the walk is over: a value that did not read leaves the walker
+    /// inside it.
     pub(crate) fn uint(&mut self) -> Option<u64> {
         self.value()?.as_u64()
     }

@@ -276,3 +276,21 @@ fn the_generators_reach_both_outcomes() {
         "{entries} {rejected} {errors}"
     );
 }
+
+#[test]
+fn a_header_value_that_does_not_read_ends_the_walk() {
+    // The walk once read `header.revision`'s broken object as "no
+    // integer" and went on from inside it, taking the inner `"revision":
+    // 13` for the header's: the mirror accepted a body `parse` refuses.
+    let body = r#"{"kvs":[],"header":{"revision":{"x","revision":13},"count":"0"}"#;
+    assert!(waypost::json::Json::parse(body).is_err());
+    for watching in [false, true] {
+        if let Err(e) = etcd_readers_agree(PREFIX, 3, watching, body) {
+            panic!("{e}");
+        }
+    }
+    let mut reg = waypost::Registry::new(waypost::Config::default()).unwrap();
+    reg.source_add("etcd", r#"{"kind":"etcd"}"#).unwrap();
+    let e = reg.source_feed("etcd", body, 0, 200, None).unwrap_err();
+    assert_eq!(e.code(), waypost::ErrorCode::InvalidArgument, "{e}");
+}
