@@ -417,7 +417,7 @@ impl PyRegistry {
             .cast::<PyMapping>()
             .map_err(|_| convert::type_error("spec", "a mapping", spec))?;
         let map = convert::json_object(py, mapping, "spec")?;
-        let spec = errors::check(py, InstanceSpec::from_object(&map))?;
+        let spec = errors::check(py, InstanceSpec::from_object(map))?;
         let now = now_arg(py, now)?;
         self.register_core(py, spec, now)
     }

@@ -3,7 +3,7 @@
 use crate::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::json::{describe, Json, ObjectWriter};
+use crate::json::{describe, Json, Object, ObjectWriter};
 
 /// One day in milliseconds: the upper bound of every duration setting.
 pub const DAY_MS: u64 = 86_400_000;
@@ -224,6 +224,12 @@ enum Field<'c> {
     Flag(&'c mut bool),
 }
 
+/// The error for a key that is no configuration key.
+#[cold]
+fn unknown_key(key: &str) -> Error {
+    Error::invalid(key, "unknown configuration key")
+}
+
 /// `invalid_argument` naming `key` unless `v` is within `lo..=hi`.
 pub(crate) fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
     if v < lo || v > hi {
@@ -251,19 +257,31 @@ impl Config {
         let value = Json::parse(text)
             .map_err(|e| Error::invalid("config", text!("not valid JSON: ", e)))?;
         match value {
-            Json::Object(members) => Config::from_object(&members),
+            Json::Object(members) => Config::from_object(members),
             _ => Err(Error::invalid("config", "must be a JSON object")),
         }
     }
 
     /// Like [`Config::from_json`], from the members of a parsed JSON object.
+    /// A repeated key counts once, with its last value.
     ///
     /// # Errors
-    /// As [`Config::from_json`].
-    pub fn from_object(members: &[(String, Json)]) -> Result<Config> {
+    /// As [`Config::from_json`]; with several faults, the first of the keys
+    /// in [`CONFIG_KEYS`] order, then an unknown key, then a range.
+    pub fn from_object(members: Vec<(String, Json)>) -> Result<Config> {
+        Config::from_members(Object::new(members))
+    }
+
+    /// The configuration reader proper, on the core's object reader.
+    pub(crate) fn from_members(mut object: Object) -> Result<Config> {
         let mut config = Config::default();
-        for (key, value) in members {
-            config.set(key, value)?;
+        for key in CONFIG_KEYS {
+            if let Some(value) = object.take(key) {
+                config.set(key, &value)?;
+            }
+        }
+        if let Some(unknown) = object.unknown() {
+            return Err(unknown_key(unknown));
         }
         config.validate()?;
         Ok(config)
@@ -298,7 +316,7 @@ impl Config {
                 .ok_or_else(|| Error::invalid(key, text!("must be a number, got ", describe(v))))
         };
         let Some(field) = self.field(key) else {
-            return Err(Error::invalid(key, "unknown configuration key"));
+            return Err(unknown_key(key));
         };
         match field {
             Field::U64(f) => *f = uint(value)?,

@@ -10,7 +10,7 @@ use crate::instance_fields::{bounds, field, key, kind_max, Slot, REQUIRED, SLOTS
 pub use crate::instance_fields::{
     InstanceDefault, InstanceField, InstanceKind, InstanceSpec, INSTANCE_FIELDS, INSTANCE_KEYS,
 };
-use crate::json::{describe, get, write_array, write_str, Json, ObjectWriter};
+use crate::json::{describe, write_array, write_str, Json, Object, ObjectWriter};
 use crate::meta::Meta;
 use crate::InstanceStatus;
 
@@ -19,35 +19,42 @@ impl InstanceSpec {
     ///
     /// # Errors
     /// `invalid_argument` naming the field at fault (missing, unknown, wrong
-    /// type or out of range).
+    /// type or out of range); with several faults, the first in
+    /// the reader's field order, then an unknown field, then a rule
+    /// (SPEC §8).
     pub fn from_json(text: &str) -> Result<InstanceSpec> {
         let value = Json::parse(text)
             .map_err(|e| Error::invalid("instance", text!("not valid JSON: ", e)))?;
         match value {
-            Json::Object(members) => InstanceSpec::from_object(&members),
+            Json::Object(members) => InstanceSpec::from_object(members),
             _ => Err(Error::invalid("instance", "must be a JSON object")),
         }
     }
 
-    /// Like [`InstanceSpec::from_json`], from the members of a parsed JSON object.
+    /// Like [`InstanceSpec::from_json`], from the members of a parsed JSON
+    /// object. A repeated key counts once, with its last value.
     ///
     /// # Errors
     /// As [`InstanceSpec::from_json`].
-    pub fn from_object(map: &[(String, Json)]) -> Result<InstanceSpec> {
-        for (key, _) in map {
-            if InstanceField::position(key).is_none() {
-                return Err(unknown_field(key));
-            }
-        }
+    pub fn from_object(members: Vec<(String, Json)>) -> Result<InstanceSpec> {
+        InstanceSpec::from_members(Object::new(members))
+    }
+
+    /// The instance reader proper, on an object a caller may already have
+    /// taken its own members out of (a source entry's `status`).
+    pub(crate) fn from_members(mut object: Object) -> Result<InstanceSpec> {
         let mut spec = InstanceSpec::new(String::new(), String::new(), String::new(), 0);
         for slot in READ_ORDER {
-            match get(map, key(slot)) {
+            match object.take(key(slot)) {
                 None | Some(Json::Null) if REQUIRED.get(slot as usize) == Some(&true) => {
                     return Err(Error::invalid(key(slot), "is required"))
                 }
                 None | Some(Json::Null) => {}
-                Some(v) => spec.read(slot, v)?,
+                Some(v) => spec.read(slot, &v)?,
             }
+        }
+        if let Some(unknown) = object.unknown() {
+            return Err(unknown_field(unknown));
         }
         spec.validate()?;
         Ok(spec)
@@ -73,13 +80,12 @@ impl InstanceSpec {
     /// Reads one present field's value, of the type its kind says.
     fn read(&mut self, slot: Slot, v: &Json) -> Result<()> {
         let key = key(slot);
-        let string = || json_string(key, v);
         let uint = |max: u64| json_uint(key, v, max);
         // Each narrowing below is within the kind's range, checked by `uint`.
         match slot {
-            Slot::id => self.id = string()?,
-            Slot::service => self.service = string()?,
-            Slot::address => self.address = string()?,
+            Slot::id => self.id = json_string(key, v)?,
+            Slot::service => self.service = json_string(key, v)?,
+            Slot::address => self.address = json_string(key, v)?,
             Slot::port => self.port = uint(const { kind_max(Slot::port) })? as u16,
             Slot::weight => self.weight = uint(const { kind_max(Slot::weight) })? as u32,
             Slot::tags => {
@@ -112,7 +118,7 @@ impl InstanceSpec {
                     }
                 }
             }
-            Slot::zone => self.zone = Some(string()?),
+            Slot::zone => self.zone = Some(json_string(key, v)?),
             Slot::priority => self.priority = uint(const { kind_max(Slot::priority) })? as u8,
             Slot::ttl_ms => self.ttl_ms = Some(uint(const { kind_max(Slot::ttl_ms) })?),
             Slot::check_interval_ms => {
@@ -563,7 +569,8 @@ impl Filter {
     ///
     /// # Errors
     /// `invalid_argument` (field `filter`) for malformed JSON, an unknown
-    /// key, or a tag or value that is not a string.
+    /// key, or a tag or value that is not a string (with several faults:
+    /// `tags`, then `meta`, then an unknown key).
     pub fn from_json(text: &str) -> Result<Filter> {
         const FIELD: &str = "filter";
         let value =
@@ -571,57 +578,50 @@ impl Filter {
         let Json::Object(members) = value else {
             return Err(Error::invalid(FIELD, "must be a JSON object"));
         };
-        // When a key repeats, the last value counts and the earlier ones
-        // are as if absent (as everywhere the core reads JSON).
-        let last = |name: &str| members.iter().rposition(|(k, _)| k == name);
-        let (last_tags, last_meta) = (last("tags"), last("meta"));
+        let mut object = Object::new(members);
         let mut filter = Filter::default();
-        for (i, (key, value)) in members.into_iter().enumerate() {
-            match (key.as_str(), value) {
-                ("tags", _) if Some(i) != last_tags => {}
-                ("meta", _) if Some(i) != last_meta => {}
-                ("tags", Json::Array(items)) => {
-                    for item in items {
-                        match item {
-                            Json::String(tag) => filter.tags.push(tag),
-                            other => {
-                                return Err(Error::invalid(
-                                    FIELD,
-                                    text!("tags: ", describe(&other), " is not a string"),
-                                ))
-                            }
+        match object.take("tags") {
+            None => {}
+            Some(Json::Array(items)) => {
+                for item in items {
+                    match item {
+                        Json::String(tag) => filter.tags.push(tag),
+                        other => {
+                            return Err(Error::invalid(
+                                FIELD,
+                                text!("tags: ", describe(&other), " is not a string"),
+                            ))
                         }
                     }
-                }
-                ("meta", Json::Object(entries)) => {
-                    // A repeated metadata key keeps its last value.
-                    Meta::check_count(entries.len())?;
-                    let mut meta = Meta::new();
-                    for (k, v) in entries {
-                        match v {
-                            Json::String(v) => {
-                                meta.insert(k, v);
-                            }
-                            other => {
-                                return Err(Error::invalid(
-                                    FIELD,
-                                    text!("meta.", k, ": ", describe(&other), " is not a string"),
-                                ))
-                            }
-                        }
-                    }
-                    filter.meta = meta.into_iter().collect();
-                }
-                ("tags", _) => {
-                    return Err(Error::invalid(FIELD, "tags must be an array of strings"))
-                }
-                ("meta", _) => {
-                    return Err(Error::invalid(FIELD, "meta must be an object of strings"))
-                }
-                (other, _) => {
-                    return Err(Error::invalid(FIELD, text!("unknown key `", other, "`")))
                 }
             }
+            Some(_) => return Err(Error::invalid(FIELD, "tags must be an array of strings")),
+        }
+        match object.take("meta") {
+            None => {}
+            Some(Json::Object(entries)) => {
+                // A repeated metadata key keeps its last value.
+                Meta::check_count(entries.len())?;
+                let mut meta = Meta::new();
+                for (k, v) in entries {
+                    match v {
+                        Json::String(v) => {
+                            meta.insert(k, v);
+                        }
+                        other => {
+                            return Err(Error::invalid(
+                                FIELD,
+                                text!("meta.", k, ": ", describe(&other), " is not a string"),
+                            ))
+                        }
+                    }
+                }
+                filter.meta = meta.into_iter().collect();
+            }
+            Some(_) => return Err(Error::invalid(FIELD, "meta must be an object of strings")),
+        }
+        if let Some(unknown) = object.unknown() {
+            return Err(Error::invalid(FIELD, text!("unknown key `", unknown, "`")));
         }
         Ok(filter)
     }

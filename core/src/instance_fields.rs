@@ -425,7 +425,7 @@ mod tests {
         };
         let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, INSTANCE_KEYS);
-        let read = crate::InstanceSpec::from_object(&members);
+        let read = crate::InstanceSpec::from_object(members);
         assert_eq!(read.as_ref(), Ok(&spec));
     }
 

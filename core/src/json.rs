@@ -17,7 +17,12 @@
 
 use crate::prelude::*;
 use alloc::borrow::Cow;
+mod fields;
 mod float;
+mod object;
+
+pub(crate) use fields::{Fields, Problems};
+pub(crate) use object::Object;
 
 /// Deepest nesting of arrays and objects the reader accepts.
 pub const MAX_DEPTH: usize = 128;

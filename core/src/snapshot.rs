@@ -7,9 +7,7 @@
 use crate::prelude::*;
 use alloc::collections::BinaryHeap;
 use alloc::sync::Arc;
-use core::cell::Cell;
 use core::cmp::Reverse;
-use core::str::FromStr;
 
 use crate::balancer::fnv1a64;
 use crate::config::Config;
@@ -17,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventLog};
 use crate::health::{CheckStatus, Health, HealthInputs};
 use crate::instance::{Instance, InstanceSpec};
-use crate::json::{describe, write_array, write_i64, write_str, Json, ObjectWriter};
+use crate::json::{
+    describe, write_array, write_i64, write_str, Fields, Json, ObjectWriter, Problems,
+};
 use crate::metrics::{RegistryMetrics, ServiceMetrics};
 use crate::registry::{Entry, Registry, Service, Slot};
 use crate::rng::Rng;
@@ -91,223 +91,16 @@ fn bad(what: String) -> Error {
     Error::InvalidSnapshot(what)
 }
 
-/// The first problem found while reading a document.
-///
-/// Reading does not stop at a problem: it is noted (the first one wins)
-/// and every later read yields a default, so the whole document is read in
-/// straight-line code and judged once at the end. The message is the same
-/// as if reading had stopped there, and the WebAssembly module carries no
-/// early-return path (with its drop glue) per field.
-#[derive(Default)]
-struct Problems {
-    first: Cell<Option<String>>,
-}
-
-impl Problems {
-    #[cold]
-    #[inline(never)]
-    fn note(&self, message: String) {
-        let first = self.first.take();
-        self.first.set(first.or(Some(message)));
-    }
-
-    fn first_is_none(&self) -> bool {
-        let first = self.first.take();
-        let none = first.is_none();
-        self.first.set(first);
-        none
-    }
-
-    fn verdict(&self) -> Result<()> {
-        match self.first.take() {
-            Some(message) => Err(bad(message)),
-            None => Ok(()),
-        }
+/// The problems noted while reading, as the snapshot's error.
+fn verdict(problems: &Problems) -> Result<()> {
+    match problems.take_first() {
+        Some(message) => Err(bad(message)),
+        None => Ok(()),
     }
 }
 
-/// A JSON object being taken apart field by field.
-struct Fields<'p> {
-    members: Vec<(String, Json)>,
-    path: String,
-    problems: &'p Problems,
-}
-
-// Accessors stay out of line (`#[inline(never)]`): they are called from
-// dozens of places on a cold path, and inlining them multiplies the size
-// of the WebAssembly module.
-impl<'p> Fields<'p> {
-    #[inline(never)]
-    fn of(problems: &'p Problems, value: Json, path: String) -> Fields<'p> {
-        let members = match value {
-            Json::Object(members) => members,
-            other => {
-                problems.note(text!(
-                    if path.is_empty() { "document" } else { &path },
-                    ": expected an object, got ",
-                    describe(&other)
-                ));
-                Vec::new()
-            }
-        };
-        Fields {
-            members,
-            path,
-            problems,
-        }
-    }
-
-    #[inline(never)]
-    fn at(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            text!(self.path, ".", key)
-        }
-    }
-
-    #[inline(never)]
-    fn expected(&self, key: &str, what: &str, got: &Json) {
-        self.problems.note(text!(
-            self.at(key),
-            ": expected ",
-            what,
-            ", got ",
-            describe(got)
-        ));
-    }
-
-    /// Takes a member out (the last, if repeated); `None` when absent.
-    #[inline(never)]
-    fn optional(&mut self, key: &str) -> Option<Json> {
-        let mut found = None;
-        self.members.retain_mut(|(k, v)| {
-            if k == key {
-                found = Some(core::mem::replace(v, Json::Null));
-                false
-            } else {
-                true
-            }
-        });
-        found
-    }
-
-    /// Takes a member out; `null` (and a problem) when absent.
-    #[inline(never)]
-    fn raw(&mut self, key: &str) -> Json {
-        match self.optional(key) {
-            Some(v) => v,
-            None => {
-                self.problems
-                    .note(text!(self.at(key), ": missing field `", key, "`"));
-                Json::Null
-            }
-        }
-    }
-
-    #[inline(never)]
-    fn object(&mut self, key: &str) -> Fields<'p> {
-        let path = self.at(key);
-        let value = self.raw(key);
-        Fields::of(self.problems, value, path)
-    }
-
-    /// The members of an object-valued member, for a parser of its own.
-    #[inline(never)]
-    fn members(&mut self, key: &str) -> Vec<(String, Json)> {
-        match self.raw(key) {
-            Json::Object(members) => members,
-            other => {
-                self.expected(key, "an object", &other);
-                Vec::new()
-            }
-        }
-    }
-
-    /// A name (health, check status, event type) parsed by its type's
-    /// `FromStr`; `fallback` when it is unknown.
-    fn named<T: FromStr>(&self, key: &str, what: &str, name: &str, fallback: T) -> T {
-        name.parse().unwrap_or_else(|_| {
-            self.problems
-                .note(text!(self.at(key), ": unknown ", what, " `", name, "`"));
-            fallback
-        })
-    }
-
-    #[inline(never)]
-    fn u64(&mut self, key: &str) -> u64 {
-        let v = self.raw(key);
-        v.as_u64().unwrap_or_else(|| {
-            self.expected(key, "a non-negative integer", &v);
-            0
-        })
-    }
-
-    #[inline(never)]
-    fn u32(&mut self, key: &str) -> u32 {
-        let n = self.u64(key);
-        u32::try_from(n).unwrap_or_else(|_| {
-            self.problems
-                .note(text!(self.at(key), ": ", n, " is too large"));
-            0
-        })
-    }
-
-    #[inline(never)]
-    fn i64(&mut self, key: &str) -> i64 {
-        let v = self.raw(key);
-        v.as_i64().unwrap_or_else(|| {
-            self.expected(key, "an integer", &v);
-            0
-        })
-    }
-
-    #[inline(never)]
-    fn bool(&mut self, key: &str) -> bool {
-        let v = self.raw(key);
-        v.as_bool().unwrap_or_else(|| {
-            self.expected(key, "a boolean", &v);
-            false
-        })
-    }
-
-    #[inline(never)]
-    fn string(&mut self, key: &str) -> String {
-        match self.raw(key) {
-            Json::String(s) => s,
-            other => {
-                self.expected(key, "a string", &other);
-                String::new()
-            }
-        }
-    }
-
-    #[inline(never)]
-    fn opt_u64(&mut self, key: &str) -> Option<u64> {
-        match self.optional(key) {
-            None | Some(Json::Null) => None,
-            Some(v) => {
-                let n = v.as_u64();
-                if n.is_none() {
-                    self.expected(key, "a non-negative integer or null", &v);
-                }
-                n
-            }
-        }
-    }
-
-    #[inline(never)]
-    fn opt_str(&mut self, key: &str) -> Option<String> {
-        match self.optional(key) {
-            None | Some(Json::Null) => None,
-            Some(Json::String(s)) => Some(s),
-            Some(other) => {
-                self.expected(key, "a string or null", &other);
-                None
-            }
-        }
-    }
-
+// The snapshot's own named values, read through the core's object reader.
+impl Fields<'_> {
     #[inline(never)]
     fn health(&mut self, key: &str) -> Health {
         let name = self.string(key);
@@ -323,50 +116,6 @@ impl<'p> Fields<'p> {
                 self.expected(key, "a string", &other);
                 None
             }
-        }
-    }
-
-    /// An array's items, each with its path (`key[i]`).
-    #[inline(never)]
-    fn list(&mut self, key: &str) -> Vec<(String, Json)> {
-        let path = self.at(key);
-        match self.raw(key) {
-            Json::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (text!(path, "[", i, "]"), v))
-                .collect(),
-            other => {
-                self.problems
-                    .note(text!(path, ": expected an array, got ", describe(&other)));
-                Vec::new()
-            }
-        }
-    }
-
-    /// An array of objects, each taken apart by `item`.
-    fn each<T>(&mut self, key: &str, mut item: impl FnMut(Fields<'p>) -> T) -> Vec<T> {
-        let problems = self.problems;
-        self.list(key)
-            .into_iter()
-            .map(|(path, value)| item(Fields::of(problems, value, path)))
-            .collect()
-    }
-
-    /// Notes a member nobody asked for.
-    #[inline(never)]
-    fn done(self) {
-        if let Some((key, _)) = self.members.first() {
-            self.problems.note(text!(
-                if self.path.is_empty() {
-                    "document"
-                } else {
-                    &self.path
-                },
-                ": unknown field `",
-                key,
-                "`"
-            ));
         }
     }
 }
@@ -496,7 +245,7 @@ fn instance(mut f: Fields) -> Option<InstanceDoc> {
     let source = sources::take_source(&mut members);
     // A missing or mistyped `instance` is already noted: skip its parser.
     let spec = if f.problems.first_is_none() {
-        InstanceSpec::from_object(&members)
+        InstanceSpec::from_members(members)
             .map_err(|e| f.problems.note(text!(f.at("instance"), ": ", e)))
             .ok()
     } else {
@@ -528,7 +277,7 @@ impl SnapshotDoc {
         }
         let members = top.members("config");
         let config = if problems.first_is_none() {
-            Config::from_object(&members)
+            Config::from_members(members)
                 .map_err(|e| problems.note(text!("config: ", e)))
                 .unwrap_or_default()
         } else {
@@ -561,7 +310,7 @@ impl SnapshotDoc {
         let mirrors = sources::read_mirrors(&mut top);
         let recent_removals = sources::read_recent_removals(&mut top);
         top.done();
-        problems.verdict()?;
+        verdict(&problems)?;
         Ok(SnapshotDoc {
             config,
             clock,
@@ -722,7 +471,7 @@ impl Registry {
         reg.recent_removals
             .restore(doc.recent_removals, doc.config.self_preservation_window_ms);
         // Every service is in place (candidate tables below index them).
-        problems.verdict()?;
+        verdict(&problems)?;
         reg.rebuild_indexes();
         if let Some(problem) = sources::holds_problem(&reg) {
             problems.note(problem);
@@ -753,7 +502,7 @@ impl Registry {
             table.slots = slots;
             table.current = current;
         }
-        problems.verdict()?;
+        verdict(&problems)?;
         reg.check_restored()?;
         Ok(reg)
     }

@@ -270,3 +270,69 @@ proptest! {
         );
     }
 }
+
+/// The field an `invalid_argument` names, or the snapshot error's text.
+fn fault<T: core::fmt::Debug>(read: Result<T, waypost::Error>) -> String {
+    match read {
+        Ok(v) => format!("read: {v:?}"),
+        Err(waypost::Error::InvalidArgument { field, .. }) => field,
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn every_object_reader_lets_the_last_value_of_a_key_count_alone() {
+    // An earlier value is not read at all: a bad one does not fail a
+    // document whose last value is good.
+    let config = waypost::Config::from_json(r#"{"ttl_ms": "x", "ttl_ms": 5000}"#);
+    assert_eq!(config.map(|c| c.ttl_ms), Ok(5000));
+    let spec = waypost::InstanceSpec::from_json(
+        r#"{"id":"a","service":"s","address":"h","port":"x","port":8,"weight":"y","weight":3}"#,
+    );
+    assert_eq!(spec.map(|s| (s.port, s.weight)), Ok((8, 3)));
+    let filter = waypost::Filter::from_json(r#"{"tags": 5, "tags": ["b"], "meta": 1, "meta": {}}"#);
+    assert_eq!(filter.map(|f| f.tags), Ok(vec!["b".to_owned()]));
+    let entry = waypost::SourceEntry::from_json(
+        r#"{"status":"bad","status":"warning","id":"a","service":"s","address":"h","port":1}"#,
+    );
+    assert_eq!(entry.map(|e| e.status), Ok(waypost::SourceStatus::Warning));
+}
+
+#[test]
+fn an_object_with_several_faults_gets_the_first_in_the_readers_order() {
+    // Known fields in the reader's order, then the first unknown member,
+    // then the rules between fields (SPEC §8).
+    let spec = |text: &str| fault(waypost::InstanceSpec::from_json(text));
+    let base = r#""id":"a","service":"s","address":"h""#;
+    assert_eq!(
+        spec(&format!(r#"{{"zz":1,{base},"weight":"w","port":"p"}}"#)),
+        "port"
+    );
+    assert_eq!(
+        spec(&format!(r#"{{"zz":1,{base},"port":1,"tags":5}}"#)),
+        "tags"
+    );
+    assert_eq!(spec(&format!(r#"{{"yy":1,{base},"port":1,"zz":1}}"#)), "yy");
+    assert_eq!(spec(&format!(r#"{{{base},"port":0,"zz":1}}"#)), "zz");
+    assert_eq!(spec(&format!(r#"{{{base},"port":0}}"#)), "port");
+    let config = |text: &str| fault(waypost::Config::from_json(text));
+    assert_eq!(
+        config(r#"{"zz": 1, "evict_after_ms": "x", "ttl_ms": "y"}"#),
+        "ttl_ms"
+    );
+    assert_eq!(config(r#"{"zz": 1, "ttl_ms": 5}"#), "zz");
+    let filter = |text: &str| {
+        waypost::Filter::from_json(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(filter(r#"{"zz": 1, "meta": 2, "tags": 3}"#).contains("tags must be"));
+    assert!(filter(r#"{"zz": 1, "meta": 2}"#).contains("meta must be"));
+    assert!(filter(r#"{"zz": 1, "yy": 2}"#).contains("unknown key `zz`"));
+    let entry = |text: &str| fault(waypost::SourceEntry::from_json(text));
+    assert_eq!(
+        entry(&format!(r#"{{"zz":1,{base},"port":"p","status":5}}"#)),
+        "status"
+    );
+}

@@ -7,19 +7,16 @@
 
 use crate::prelude::*;
 
-use super::{Fields, InstanceDoc};
-use crate::json::{Json, ObjectWriter};
+use super::InstanceDoc;
+use crate::json::{Fields, Json, Object, ObjectWriter};
 use crate::registry::{Entry, Hold, Registry};
 use crate::source::SourceStatus;
 
 /// Takes the `"source"` member out of an instance's wire form (the
 /// instance parser does not know it).
 #[inline(never)]
-pub(super) fn take_source(members: &mut Vec<(String, Json)>) -> Json {
-    match members.iter().position(|(k, _)| k == "source") {
-        Some(pos) => members.remove(pos).1,
-        None => Json::Null,
-    }
+pub(super) fn take_source(members: &mut Object) -> Json {
+    members.take("source").unwrap_or(Json::Null)
 }
 
 /// An optional member naming one of `names`: its position.

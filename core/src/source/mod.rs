@@ -18,7 +18,7 @@ pub use etcd::etcd_readers_agree;
 use crate::config::MAX_PREFIX_BYTES;
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
-use crate::json::{describe, get, write_array, Json, ObjectWriter};
+use crate::json::{describe, get, write_array, Json, Object, ObjectWriter};
 
 pub(crate) mod consul;
 #[cfg(feature = "consul-registration")]
@@ -177,33 +177,20 @@ impl SourceEntry {
     ///
     /// # Errors
     /// As [`SourceEntry::from_json`].
-    pub fn from_object(mut members: Vec<(String, Json)>) -> Result<SourceEntry, Error> {
-        let mut status = SourceStatus::Passing;
-        let mut problem = None;
-        members.retain(|(key, value)| match key.as_str() {
-            "status" => {
-                match value {
-                    Json::String(s) => match s.parse() {
-                        Ok(s) => status = s,
-                        Err(e) => problem = Some(e),
-                    },
-                    Json::Null => {}
-                    other => {
-                        problem = Some(Error::invalid(
-                            "status",
-                            text!("must be a string, got ", describe(other)),
-                        ))
-                    }
-                }
-                false
+    pub fn from_object(members: Vec<(String, Json)>) -> Result<SourceEntry, Error> {
+        let mut object = Object::new(members);
+        let status = match object.take("status") {
+            None | Some(Json::Null) => SourceStatus::Passing,
+            Some(Json::String(s)) => s.parse()?,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "status",
+                    text!("must be a string, got ", describe(&other)),
+                ))
             }
-            "source" => false,
-            _ => true,
-        });
-        if let Some(e) = problem {
-            return Err(e);
-        }
-        let spec = InstanceSpec::from_object(&members)?;
+        };
+        object.take("source");
+        let spec = InstanceSpec::from_members(object)?;
         Ok(SourceEntry { spec, status })
     }
 }

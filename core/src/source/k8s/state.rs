@@ -105,7 +105,7 @@ impl K8sMirror {
                 Some([Json::Object(spec), Json::String(status)]) => (spec, status),
                 _ => return Err(text!(at(), ": must be [instance, status]")),
             };
-            let spec = InstanceSpec::from_object(spec).map_err(|e| text!(at(), ": ", e))?;
+            let spec = InstanceSpec::from_object(spec.clone()).map_err(|e| text!(at(), ": ", e))?;
             if spec.service != self.service {
                 return Err(text!(at(), ": service is not `", self.service, "`"));
             }
