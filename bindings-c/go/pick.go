@@ -272,7 +272,7 @@ func (r *Registry) Discover(service string, opts *DiscoverOptions, now time.Time
 	key := discoverKey{service, all}
 	if hasFilter == 0 {
 		if c, ok := r.listings.Load(key); ok {
-			if c := c.(*listing); c.epoch == epoch && c.index == index {
+			if c := c.(*listing); c.index == index {
 				return c.copy(), nil
 			}
 		}
@@ -289,24 +289,24 @@ func (r *Registry) Discover(service string, opts *DiscoverOptions, now time.Time
 		d.Health = append(d.Health, Health(buf.health[i]))
 	}
 	if hasFilter == 0 && complete {
-		c := &listing{epoch: epoch, index: index, d: d}
+		c := &listing{index: index, d: d}
 		r.listings.Store(key, c)
 		return c.copy(), nil
 	}
 	return d, nil
 }
 
-// An unfiltered listing is the same while the membership epoch and the
-// service's modify index are: it is kept and copied out instead of being
-// rebuilt instance by instance.
+// An unfiltered listing is the same while the service's discover stamp
+// (its modify index) is (SPEC 5.4): it is kept and copied out instead of
+// being rebuilt instance by instance.
 type discoverKey struct {
 	service string
 	all     bool
 }
 
 type listing struct {
-	epoch, index uint64
-	d            Discovery
+	index uint64
+	d     Discovery
 }
 
 func (l *listing) copy() Discovery {

@@ -491,8 +491,8 @@ typedef struct {
    */
   uint64_t membership_epoch;
   /**
-   * The service's modify index (its last change): with the membership
-   * epoch, a cache key for the listing.
+   * The service's discover stamp (its modify index): an unfiltered
+   * listing taken at the same stamp is the same (SPEC §5.4).
    */
   uint64_t modify_index;
 } waypost_discovery;

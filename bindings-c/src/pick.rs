@@ -81,8 +81,8 @@ pub struct waypost_discovery {
     pub panic: bool,
     /// Membership epoch at the time of the call.
     pub membership_epoch: u64,
-    /// The service's modify index (its last change): with the membership
-    /// epoch, a cache key for the listing.
+    /// The service's discover stamp (its modify index): an unfiltered
+    /// listing taken at the same stamp is the same (SPEC §5.4).
     pub modify_index: u64,
 }
 

@@ -23,7 +23,7 @@ use crate::names;
 use crate::objects::{PyDiscovery, PyEvent, PyInstance, PyInstanceView, PyPickResult};
 use crate::picker::PyPicker;
 use crate::sources;
-use crate::state::{DiscoveryKey, Lookup, Pending, State};
+use crate::state::{Lookup, Pending, State};
 
 /// A pick's instance (to resolve) and panic flag.
 type Picked = (Option<Lookup>, bool);
@@ -681,21 +681,16 @@ impl PyRegistry {
         let cacheable = options.filter.is_empty();
         enum Found {
             Cached(Py<PyDiscovery>),
-            Fresh(Vec<(Option<Lookup>, Health)>, bool, Option<DiscoveryKey>),
+            Fresh(Vec<(Option<Lookup>, Health)>, bool, Option<u64>),
         }
         let found = self.with(py, |st| -> waypost::Result<Found> {
             let mut key = None;
             if cacheable {
-                let panic = st.reg.discover(&name, &options, now)?.panic;
-                let k = DiscoveryKey {
-                    epoch: st.reg.membership_epoch(),
-                    modify_index: st.reg.service_modify_index(&name)?,
-                    panic,
-                };
-                if let Some(d) = st.cached_discovery(py, &name, all, k) {
+                let stamp = st.reg.discover_stamp(&name, now)?;
+                if let Some(d) = st.cached_discovery(py, &name, all, stamp) {
                     return Ok(Found::Cached(d));
                 }
-                key = Some(k);
+                key = Some(stamp);
             }
             let d = st.reg.discover(&name, &options, now)?;
             let panic = d.panic;
@@ -727,7 +722,7 @@ impl PyRegistry {
                 )?;
                 if let Some(k) = key {
                     let old =
-                        self.with(py, |st| st.store_discovery(name, all, k, d.clone_ref(py)))?;
+                        self.with(py, |st| st.store_discovery(&name, all, k, d.clone_ref(py)))?;
                     drop(old);
                 }
                 Ok(d)

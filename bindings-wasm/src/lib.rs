@@ -455,17 +455,15 @@ impl RegistryCore {
         Some(out)
     }
 
-    /// Advances the clock to `now` and returns the service's modify index
-    /// (-1 when it has no instances): the facade reuses its last `discover`
-    /// answer while this is unchanged, since every change a discover can
-    /// show (membership, fields, health, panic) moves that index.
+    /// Advances the clock to `now` and returns the service's discover
+    /// stamp (`Registry::discover_stamp`; -1 when the service has no
+    /// instances or its name is malformed): the facade reuses its last
+    /// unfiltered `discover` answer while this is unchanged (SPEC §5.4).
     #[wasm_bindgen(js_name = discoverToken)]
     pub fn discover_token(&mut self, service: &str, now: f64) -> f64 {
-        // The events of the advance stay in the log (`eventsSince`).
-        let _ = self.inner.tick(ms(now));
         self.inner
-            .service_modify_index(service)
-            .map_or(-1.0, |index| index as f64)
+            .discover_stamp(service, ms(now))
+            .map_or(-1.0, |stamp| stamp as f64)
     }
 
     /// Advances the clock; returns how many events that produced (fetch

@@ -272,6 +272,48 @@ proptest! {
         prop_assert_eq!(restored.render_metrics(), original.render_metrics());
     }
 
+    /// The host caches of SPEC §5.4 never answer with a stale object: a
+    /// kept discover answer or instance object is the one a fresh call
+    /// would build.
+    #[test]
+    fn host_caches_never_answer_stale(config in config(), steps in ops()) {
+        let mut reg = Registry::new(config).unwrap();
+        let mut answers = waypost::DiscoverAnswers::<String>::default();
+        let mut objects = waypost::InstanceObjects::<String>::default();
+        let mut now = 0u64;
+        for (dt, op) in &steps {
+            now += u64::from(*dt);
+            apply(&mut reg, op, now);
+            for s in 0..3u8 {
+                let Ok(stamp) = reg.discover_stamp(&service(s), now) else { continue };
+                for all in [false, true] {
+                    let options = DiscoverOptions { all, ..DiscoverOptions::default() };
+                    let d = reg.discover(&service(s), &options, now).unwrap();
+                    let fresh = format!(
+                        "{:?} {}",
+                        d.iter().map(|v| (v.instance.to_json(), v.status.health)).collect::<Vec<_>>(),
+                        d.panic
+                    );
+                    if let Some(kept) = answers.get(&service(s), all, stamp) {
+                        prop_assert_eq!(kept, &fresh, "stale answer after {:?} at {}", op, now);
+                    }
+                    answers.insert(&service(s), all, stamp, fresh);
+                }
+            }
+            for i in 0..24u8 {
+                let Some(handle) = reg.handle_of(&id(i)) else { continue };
+                let fresh = reg.view_handle(handle).unwrap().instance.to_json();
+                match objects.get(&reg, handle) {
+                    Some(kept) => prop_assert_eq!(kept, &fresh, "stale object after {:?}", op),
+                    None => {
+                        let stamp = reg.instance_stamp(handle).unwrap();
+                        objects.insert(stamp, fresh);
+                    }
+                }
+            }
+        }
+    }
+
     /// Panic reports beside health and never rewrites it.
     #[test]
     fn panic_never_changes_reported_health(config in config(), steps in ops()) {

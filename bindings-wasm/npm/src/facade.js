@@ -309,8 +309,9 @@ export class Registry {
   #refs = new Map();
   #lastService = undefined;
   #lastRef = undefined;
-  // The last unfiltered discover answer per service, with the service's
-  // modify index it was computed at (any change a discover shows moves it).
+  // The last unfiltered discover answer per service, with the core's
+  // discover stamp it was taken at (SPEC §5.4: any change a discover shows
+  // moves it).
   #listed = new Map();
   #listedAll = new Map();
 
@@ -481,8 +482,9 @@ export class Registry {
     }
     const t = time(now);
     const memo = filter === undefined ? (all ? this.#listedAll : this.#listed) : undefined;
+    let token = -1;
     if (memo !== undefined) {
-      const token = this.#core.discoverToken(service, t);
+      token = this.#core.discoverToken(service, t);
       const last = memo.get(service);
       if (last !== undefined && last.token === token && token >= 0) {
         return { instances: last.instances.slice(), health: last.health.slice(), panic: last.panic };
@@ -501,8 +503,8 @@ export class Registry {
       health[i] = HEALTH_BY_CODE[v & 7];
     }
     const panic = (out[0] & 1) === 1;
-    if (memo !== undefined) {
-      memo.set(service, { token: must(this.#core, this.#core.serviceModifyIndex(service)), instances, health, panic });
+    if (memo !== undefined && token >= 0) {
+      memo.set(service, { token, instances, health, panic });
       return { instances: instances.slice(), health: health.slice(), panic };
     }
     return { instances, health, panic };

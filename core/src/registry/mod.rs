@@ -491,6 +491,19 @@ impl Registry {
         self.slot_of_handle(handle).ok().map(|slot| self.view(slot))
     }
 
+    /// What a host object built from `handle`'s instance now is built
+    /// from (SPEC §5.4, [`InstanceObjects`](crate::InstanceObjects));
+    /// `None` when the handle names no instance (removed, or its slot
+    /// reused).
+    pub fn instance_stamp(&self, handle: Handle) -> Option<crate::InstanceStamp> {
+        let view = self.view_handle(handle)?;
+        Some(crate::InstanceStamp::new(
+            handle,
+            view.status.revision,
+            self.membership_epoch,
+        ))
+    }
+
     /// The handle of a registered id.
     pub fn handle_of(&self, id: &str) -> Option<Handle> {
         let slot = *self.by_id.get(id)?;
