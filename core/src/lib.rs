@@ -70,7 +70,6 @@ mod meta;
 mod metrics;
 mod registry;
 mod rng;
-mod snapshot;
 mod sort;
 mod source;
 mod status_fields;
@@ -96,6 +95,7 @@ pub use instance_fields::InstanceSpecWire;
 pub use meta::Meta;
 pub use metrics::{RegistryMetrics, ServiceMetrics, ServiceMetricsView};
 pub use registry::entry_status::InstanceStatus;
+pub use registry::SNAPSHOT_FORMAT;
 #[cfg(feature = "pickers")]
 pub use registry::{
     pick_tables_alive, PickTable, Picked, Picker, PICKER_OUTCOME_BATCH, PICKER_OUTCOME_CAP,
@@ -104,7 +104,6 @@ pub use registry::{
 pub use registry::{
     DiscoverOptions, Discovery, Handle, InstanceView, Pick, PickOptions, Registry, ServiceRef,
 };
-pub use snapshot::SNAPSHOT_FORMAT;
 #[doc(hidden)]
 pub use source::etcd_readers_agree;
 #[cfg(feature = "consul-registration")]

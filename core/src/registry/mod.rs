@@ -22,6 +22,7 @@ mod slot_trie;
 #[cfg(feature = "pickers")]
 mod smooth_groups;
 mod smooth_index;
+mod snapshot;
 mod sources;
 #[cfg(feature = "pickers")]
 mod table_parts;
@@ -51,6 +52,7 @@ pub use picker::{
     PICKER_OUTCOME_DELAY_MS,
 };
 pub(crate) use service::{RoundRobin, Service};
+pub use snapshot::SNAPSHOT_FORMAT;
 
 /// A stable handle to a registered instance: its slot and the slot's
 /// generation, so a reused slot is never mistaken for its previous occupant.
