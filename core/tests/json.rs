@@ -296,6 +296,9 @@ fn every_object_reader_lets_the_last_value_of_a_key_count_alone() {
         r#"{"status":"bad","status":"warning","id":"a","service":"s","address":"h","port":1}"#,
     );
     assert_eq!(entry.map(|e| e.status), Ok(waypost::SourceStatus::Warning));
+    let options =
+        waypost::SourceKind::from_json(r#"{"kind": 1, "kind": "consul", "service": "api"}"#);
+    assert_eq!(options.map(|k| k.name()), Ok("consul"));
 }
 
 #[test]
@@ -335,4 +338,14 @@ fn an_object_with_several_faults_gets_the_first_in_the_readers_order() {
         entry(&format!(r#"{{"zz":1,{base},"port":"p","status":5}}"#)),
         "status"
     );
+    let options = |text: &str| fault(waypost::SourceKind::from_json(text));
+    assert_eq!(
+        options(r#"{"zz": 1, "kind": "etcd", "prefix": 5}"#),
+        "prefix"
+    );
+    assert_eq!(
+        options(r#"{"zz": 1, "kind": "etcd", "prefix": "/p"}"#),
+        "zz"
+    );
+    assert_eq!(options(r#"{"zz": 1, "kind": "nope"}"#), "kind");
 }

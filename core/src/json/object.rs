@@ -3,9 +3,11 @@
 //! A reader takes each member it knows out by key; whatever is left at the
 //! end is what it did not know. A repeated key counts once, with its last
 //! value: taking it drops the earlier ones, as if they were absent. The
-//! instance, configuration, filter and snapshot readers are built on this;
-//! the snapshot's [`Fields`](super::Fields) adds paths and collected
-//! problems on top.
+//! instance, configuration, filter, source entry, mirror options and
+//! snapshot readers are built on this; the snapshot's
+//! [`Fields`](super::Fields) adds paths and collected problems on top.
+//! Store payloads, read from borrowed trees, look members up with
+//! [`get`](super::get) by the same last-value rule.
 
 use crate::prelude::*;
 

@@ -18,7 +18,7 @@ pub use etcd::etcd_readers_agree;
 use crate::config::MAX_PREFIX_BYTES;
 use crate::error::{Error, ErrorCode};
 use crate::instance::InstanceSpec;
-use crate::json::{describe, get, write_array, Json, Object, ObjectWriter};
+use crate::json::{describe, write_array, Json, Object, ObjectWriter};
 
 pub(crate) mod consul;
 #[cfg(feature = "consul-registration")]
@@ -306,44 +306,27 @@ impl SourceKind {
     /// …, "service": …, "port": …}`.
     ///
     /// # Errors
-    /// `invalid_argument` naming the option at fault.
+    /// `invalid_argument` naming the option at fault: `kind`, then the
+    /// kind's options, then an option the kind does not have.
     pub fn from_json(text: &str) -> Result<SourceKind, Error> {
-        let members = match Json::parse(text) {
-            Ok(Json::Object(members)) => members,
+        let mut object = match Json::parse(text) {
+            Ok(Json::Object(members)) => Object::new(members),
             Ok(_) => return Err(Error::invalid("options", "must be a JSON object")),
             Err(e) => return Err(Error::invalid("options", text!("not valid JSON: ", e))),
         };
-        let text_of = |key: &str, default: Option<&str>| -> Result<String, Error> {
-            match get(&members, key) {
-                Some(Json::String(s)) => Ok(s.clone()),
+        let mut text_of = |key: &str, default: Option<&str>| -> Result<String, Error> {
+            match object.take(key) {
+                Some(Json::String(s)) => Ok(s),
                 None | Some(Json::Null) => default
                     .map(String::from)
                     .ok_or_else(|| Error::invalid(key, "is required")),
                 Some(other) => Err(Error::invalid(
                     key,
-                    text!("must be a string, got ", describe(other)),
+                    text!("must be a string, got ", describe(&other)),
                 )),
             }
         };
         let kind = text_of("kind", None)?;
-        let allowed: &[&str] = match kind.as_str() {
-            "etcd" if cfg!(feature = "etcd-grpc") => &["kind", "prefix", "grpc"],
-            "etcd" => &["kind", "prefix"],
-            "consul" => &["kind", "service"],
-            "k8s" => &["kind", "namespace", "service", "port"],
-            _ => {
-                return Err(Error::invalid(
-                    "kind",
-                    text!("`", kind, "` is not one of etcd, consul, k8s"),
-                ))
-            }
-        };
-        if let Some((key, _)) = members.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            return Err(Error::invalid(
-                key.as_str(),
-                text!("unknown option for kind ", kind),
-            ));
-        }
         let source = match kind.as_str() {
             "etcd" => {
                 let prefix = text_of("prefix", Some(DEFAULT_ETCD_PREFIX))?;
@@ -360,13 +343,13 @@ impl SourceKind {
                 }
                 // Without the feature `grpc` is an unknown option.
                 #[cfg(feature = "etcd-grpc")]
-                let grpc = match get(&members, "grpc") {
+                let grpc = match object.take("grpc") {
                     None | Some(Json::Null) => false,
-                    Some(Json::Bool(b)) => *b,
+                    Some(Json::Bool(b)) => b,
                     Some(other) => {
                         return Err(Error::invalid(
                             "grpc",
-                            text!("must be a boolean, got ", describe(other)),
+                            text!("must be a boolean, got ", describe(&other)),
                         ))
                     }
                 };
@@ -380,12 +363,21 @@ impl SourceKind {
             "consul" => SourceKind::Consul {
                 service: text_of("service", None)?,
             },
-            _ => SourceKind::K8s {
+            "k8s" => SourceKind::K8s {
                 namespace: text_of("namespace", Some("default"))?,
                 service: text_of("service", None)?,
                 port: text_of("port", Some(""))?,
             },
+            _ => {
+                return Err(Error::invalid(
+                    "kind",
+                    text!("`", kind, "` is not one of etcd, consul, k8s"),
+                ))
+            }
         };
+        if let Some(key) = object.unknown() {
+            return Err(Error::invalid(key, text!("unknown option for kind ", kind)));
+        }
         Ok(source)
     }
 
