@@ -425,10 +425,16 @@ pub fn write_array<T>(
 /// it expects and builds no tree of it (the etcd reader). Each step checks
 /// exactly what [`Json::parse`] checks, with the same nesting limit, so a
 /// document walked to its end is one `parse` accepts; a step answers `None`
-/// at the first problem (ask `parse` for the message then).
+/// at the first problem (ask `parse` for the message then). A value that
+/// does not read leaves the walk inside it, so every later step answers
+/// `None` too, and [`Walker::end`] never passes: a caller that reads past
+/// a `None` cannot take the broken value's insides for the document's.
 #[cfg(feature = "record-reader")]
 pub(crate) struct Walker<'a> {
     r: Reader<'a>,
+    /// A value did not read: the walk stands at the end of the text, so
+    /// every step finds nothing, and `end` does not pass.
+    broken: bool,
 }
 
 #[cfg(feature = "record-reader")]
@@ -443,6 +449,7 @@ impl<'a> Walker<'a> {
                 depth: 0,
                 keep: &[],
             },
+            broken: false,
         }
     }
 
@@ -504,29 +511,40 @@ impl<'a> Walker<'a> {
         if self.peek() != Some(b'"') {
             return None;
         }
-        self.r.string().ok()
+        let read = self.r.string();
+        self.kept(read)
     }
 
     /// Any value, as a tree.
     pub(crate) fn value(&mut self) -> Option<Json> {
-        self.r.value().ok()
+        let read = self.r.value();
+        self.kept(read)
     }
 
     /// Passes over a value (a string without copying it).
     pub(crate) fn skip(&mut self) -> Option<()> {
-        self.r.skip().ok()
+        let read = self.r.skip();
+        self.kept(read)
     }
 
-    /// A non-negative integer. `None` for any other value too, and then
-    /// the walk is over: a value that did not read leaves the walker
-    /// inside it.
+    /// A non-negative integer (`None` for any other value, too).
     pub(crate) fn uint(&mut self) -> Option<u64> {
         self.value()?.as_u64()
     }
 
-    /// Whether only whitespace is left.
+    /// Whether only whitespace is left (never after a value that did not
+    /// read).
     pub(crate) fn end(&mut self) -> Option<()> {
-        self.peek().is_none().then_some(())
+        (self.peek().is_none() && !self.broken).then_some(())
+    }
+
+    /// A value read, or the walk broken for good when it did not read.
+    fn kept<T>(&mut self, read: Result<T, String>) -> Option<T> {
+        if read.is_err() {
+            self.r.pos = self.r.bytes.len();
+            self.broken = true;
+        }
+        read.ok()
     }
 }
 

@@ -63,9 +63,7 @@ fn header_revision(w: &mut Walker<'_>) -> Option<u64> {
         if &*name == "revision" {
             revision = match w.peek()? {
                 b'"' => w.str()?.parse::<u64>().ok(),
-                // A value that does not read ends the walk (`?`); one that
-                // reads but is no integer leaves the revision unknown.
-                _ => w.value()?.as_u64(),
+                _ => w.uint(),
             };
         } else {
             w.skip()?;
