@@ -10,7 +10,7 @@ use std::cell::{Cell, UnsafeCell};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use waypost::{Handle, Picker};
+use waypost::{Handle, InstanceObjects, Picker};
 
 use crate::convert::{self, now as now_arg, opt_string, uint};
 use crate::errors;
@@ -96,9 +96,9 @@ pub(crate) struct State {
     /// `PickResult` objects of that table, by candidate position (the
     /// panic flag is the table's).
     results: Vec<Option<Py<PyPickResult>>>,
-    /// Instance objects by slot with their handle and revision: carried
+    /// Instance objects by slot, under the core's rule (SPEC §5.4): carried
     /// from table to table while the instance is unchanged.
-    by_slot: Vec<Option<(u64, u64, Py<PyInstance>)>>,
+    by_slot: InstanceObjects<Py<PyInstance>>,
 }
 
 impl State {
@@ -109,7 +109,7 @@ impl State {
             table: 0,
             by_position: Vec::new(),
             results: Vec::new(),
-            by_slot: Vec::new(),
+            by_slot: InstanceObjects::default(),
         }
     }
 
@@ -161,11 +161,8 @@ impl State {
             self.results.clear();
             self.results.resize_with(table.len(), || None);
         }
-        let (Some(handle), Some(revision), Some(instance)) = (
-            table.handle(position),
-            table.revision(position),
-            table.instance(position),
-        ) else {
+        let (Some(stamp), Some(instance)) = (table.stamp(position), table.instance(position))
+        else {
             return Err(errors::map(
                 py,
                 waypost::Error::NotFound {
@@ -173,18 +170,11 @@ impl State {
                 },
             ));
         };
-        let slot = handle.index() as usize;
-        let bits = handle.to_bits();
-        let object = match self.by_slot.get(slot) {
-            Some(Some((h, r, object))) if *h == bits && *r == revision => object.clone_ref(py),
-            _ => {
-                let object = Py::new(py, PyInstance::new(py, instance.to_spec(), handle)?)?;
-                if slot >= self.by_slot.len() {
-                    self.by_slot.resize_with(slot + 1, || None);
-                }
-                if let Some(entry) = self.by_slot.get_mut(slot) {
-                    *entry = Some((bits, revision, object.clone_ref(py)));
-                }
+        let object = match self.by_slot.get_at(stamp) {
+            Some(object) => object.clone_ref(py),
+            None => {
+                let object = Py::new(py, PyInstance::new(py, instance.to_spec(), stamp.handle())?)?;
+                drop(self.by_slot.insert(stamp, object.clone_ref(py)));
                 object
             }
         };

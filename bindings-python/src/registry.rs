@@ -11,8 +11,8 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use waypost::json::Json;
 use waypost::{
-    Config, ConfigKind, DiscoverOptions, Error, Filter, Handle, Health, InstanceSpec, PickOptions,
-    Registry, ServiceRef, Strategy, CONFIG_FIELDS, CONFIG_KEYS,
+    Config, ConfigKind, DiscoverOptions, DiscoverStamp, Error, Filter, Handle, Health,
+    InstanceSpec, PickOptions, Registry, ServiceRef, Strategy, CONFIG_FIELDS, CONFIG_KEYS,
 };
 
 use crate::convert::{
@@ -681,13 +681,13 @@ impl PyRegistry {
         let cacheable = options.filter.is_empty();
         enum Found {
             Cached(Py<PyDiscovery>),
-            Fresh(Vec<(Option<Lookup>, Health)>, bool, Option<u64>),
+            Fresh(Vec<(Option<Lookup>, Health)>, bool, Option<DiscoverStamp>),
         }
         let found = self.with(py, |st| -> waypost::Result<Found> {
             let mut key = None;
             if cacheable {
                 let stamp = st.reg.discover_stamp(&name, now)?;
-                if let Some(d) = st.cached_discovery(py, &name, all, stamp) {
+                if let Some(d) = st.cached_discovery(py, stamp, all) {
                     return Ok(Found::Cached(d));
                 }
                 key = Some(stamp);
@@ -721,8 +721,7 @@ impl PyRegistry {
                     ),
                 )?;
                 if let Some(k) = key {
-                    let old =
-                        self.with(py, |st| st.store_discovery(&name, all, k, d.clone_ref(py)))?;
+                    let old = self.with(py, |st| st.store_discovery(k, all, d.clone_ref(py)))?;
                     drop(old);
                 }
                 Ok(d)

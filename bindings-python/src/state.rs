@@ -6,7 +6,8 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use waypost::{
-    DiscoverAnswers, Handle, InstanceObjects, InstanceSpec, InstanceStamp, Registry, ServiceRef,
+    DiscoverAnswers, DiscoverStamp, Handle, InstanceObjects, InstanceSpec, InstanceStamp, Registry,
+    ServiceRef,
 };
 
 use crate::objects::{PyDiscovery, PyInstance};
@@ -65,28 +66,23 @@ impl State {
         self.instances.insert(pending.stamp, object.clone_ref(py))
     }
 
-    /// The kept discover answer of `service` at `stamp`
-    /// (`Registry::discover_stamp`).
+    /// The kept discover answer at `stamp` (`Registry::discover_stamp`).
     pub fn cached_discovery(
         &self,
         py: Python<'_>,
-        service: &str,
+        stamp: DiscoverStamp,
         all: bool,
-        stamp: u64,
     ) -> Option<Py<PyDiscovery>> {
-        self.discoveries
-            .get(service, all, stamp)
-            .map(|d| d.clone_ref(py))
+        self.discoveries.get(stamp, all).map(|d| d.clone_ref(py))
     }
 
     pub fn store_discovery(
         &mut self,
-        service: &str,
+        stamp: DiscoverStamp,
         all: bool,
-        stamp: u64,
         object: Py<PyDiscovery>,
     ) -> Option<Py<PyDiscovery>> {
-        self.discoveries.insert(service, all, stamp, object)
+        self.discoveries.insert(stamp, all, object)
     }
 }
 

@@ -463,7 +463,7 @@ impl RegistryCore {
     pub fn discover_token(&mut self, service: &str, now: f64) -> f64 {
         self.inner
             .discover_stamp(service, ms(now))
-            .map_or(-1.0, |stamp| stamp as f64)
+            .map_or(-1.0, |stamp| stamp.modify_index() as f64)
     }
 
     /// Advances the clock; returns how many events that produced (fetch

@@ -85,7 +85,7 @@ pub use events::{Event, EventKind, MAX_EVENT_INDEX};
 #[cfg(feature = "etcd-grpc")]
 pub use grpc_call::{GrpcCall, GrpcCallState, GRPC_MAX_ANSWER, GRPC_MAX_REQUEST};
 pub use health::{CheckStatus, Health};
-pub use host_cache::{DiscoverAnswers, InstanceObjects, InstanceStamp};
+pub use host_cache::{DiscoverAnswers, DiscoverStamp, InstanceObjects, InstanceStamp};
 pub use instance::{
     Filter, Instance, InstanceDefault, InstanceField, InstanceKind, InstanceSpec, INSTANCE_FIELDS,
     INSTANCE_KEYS,

@@ -294,10 +294,10 @@ proptest! {
                         d.iter().map(|v| (v.instance.to_json(), v.status.health)).collect::<Vec<_>>(),
                         d.panic
                     );
-                    if let Some(kept) = answers.get(&service(s), all, stamp) {
+                    if let Some(kept) = answers.get(stamp, all) {
                         prop_assert_eq!(kept, &fresh, "stale answer after {:?} at {}", op, now);
                     }
-                    answers.insert(&service(s), all, stamp, fresh);
+                    answers.insert(stamp, all, fresh);
                 }
             }
             for i in 0..24u8 {

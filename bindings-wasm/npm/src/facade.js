@@ -486,7 +486,7 @@ export class Registry {
     if (memo !== undefined) {
       token = this.#core.discoverToken(service, t);
       const last = memo.get(service);
-      if (last !== undefined && last.token === token && token >= 0) {
+      if (last !== undefined && last.token === token) {
         return { instances: last.instances.slice(), health: last.health.slice(), panic: last.panic };
       }
     }

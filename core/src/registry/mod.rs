@@ -540,11 +540,17 @@ impl Registry {
     /// # Errors
     /// `unknown_service` when it has no instances.
     pub fn service_modify_index(&self, service: &str) -> Result<u64> {
+        self.service_stamp(service).map(|s| s.modify_index())
+    }
+
+    /// The service with its modify index; `unknown_service` when it has
+    /// no instances.
+    pub(crate) fn service_stamp(&self, service: &str) -> Result<crate::DiscoverStamp> {
         self.service_by_name
             .get(service)
-            .map(|&i| &self.services[i as usize])
-            .filter(|s| !s.members.is_empty())
-            .map(|s| s.modify_index)
+            .map(|&i| (i, &self.services[i as usize]))
+            .filter(|(_, s)| !s.members.is_empty())
+            .map(|(i, s)| crate::DiscoverStamp::new(ServiceRef(i), s.modify_index))
             .ok_or_else(|| Error::unknown_service(service))
     }
 

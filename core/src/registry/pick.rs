@@ -145,19 +145,20 @@ impl Registry {
         }
     }
 
-    /// Advances to `now` and gives the counter an unfiltered discover
-    /// answer of `service` is kept under (SPEC §5.4,
+    /// Advances to `now` and gives what an unfiltered discover answer of
+    /// `service` is kept under (SPEC §5.4,
     /// [`DiscoverAnswers`](crate::DiscoverAnswers)): two answers with the
     /// same `all` taken at the same stamp are equal, instance fields,
-    /// health and panic flag included. It is the service's modify index.
+    /// health and panic flag included. The stamp is the service with its
+    /// modify index.
     ///
     /// # Errors
     /// `invalid_argument` for a malformed name; `unknown_service` when the
     /// service has no instance.
-    pub fn discover_stamp(&mut self, service: &str, now: u64) -> Result<u64> {
+    pub fn discover_stamp(&mut self, service: &str, now: u64) -> Result<crate::DiscoverStamp> {
         check_name("service", service, MAX_ID_BYTES)?;
         self.advance(now);
-        self.service_modify_index(service)
+        self.service_stamp(service)
     }
 
     /// Lists a service's instances in id order: the healthy ones, or with

@@ -144,6 +144,17 @@ impl PickTable {
     pub fn revision(&self, position: usize) -> Option<u64> {
         self.member(position).map(|m| m.revision)
     }
+    /// What a host object built from the candidate at `position` is built
+    /// from (SPEC §5.4, [`InstanceObjects::get_at`](crate::InstanceObjects::get_at)).
+    pub fn stamp(&self, position: usize) -> Option<crate::InstanceStamp> {
+        let handle = self.parts.handle(position)?;
+        let revision = self.members.get(handle)?.revision;
+        Some(crate::InstanceStamp::new(
+            handle,
+            revision,
+            self.membership_epoch,
+        ))
+    }
 
     #[inline]
     fn member(&self, position: usize) -> Option<&Member> {
