@@ -511,20 +511,26 @@ impl<'a> Walker<'a> {
         if self.peek() != Some(b'"') {
             return None;
         }
-        let read = self.r.string();
-        self.kept(read)
+        match self.r.string() {
+            Ok(s) => Some(s),
+            Err(_) => self.broke(),
+        }
     }
 
     /// Any value, as a tree.
     pub(crate) fn value(&mut self) -> Option<Json> {
-        let read = self.r.value();
-        self.kept(read)
+        match self.r.value() {
+            Ok(v) => Some(v),
+            Err(_) => self.broke(),
+        }
     }
 
     /// Passes over a value (a string without copying it).
     pub(crate) fn skip(&mut self) -> Option<()> {
-        let read = self.r.skip();
-        self.kept(read)
+        match self.r.skip() {
+            Ok(()) => Some(()),
+            Err(_) => self.broke(),
+        }
     }
 
     /// A non-negative integer (`None` for any other value, too).
@@ -538,13 +544,13 @@ impl<'a> Walker<'a> {
         (self.peek().is_none() && !self.broken).then_some(())
     }
 
-    /// A value read, or the walk broken for good when it did not read.
-    fn kept<T>(&mut self, read: Result<T, String>) -> Option<T> {
-        if read.is_err() {
-            self.r.pos = self.r.bytes.len();
-            self.broken = true;
-        }
-        read.ok()
+    /// Breaks the walk for good: a value did not read.
+    #[cold]
+    #[inline(never)]
+    fn broke<T>(&mut self) -> Option<T> {
+        self.r.pos = self.r.bytes.len();
+        self.broken = true;
+        None
     }
 }
 
